@@ -1,0 +1,221 @@
+//! `haneul.toml`: every option with its default, overridable from the environment.
+//!
+//! An environment variable `HANEUL_<SECTION>__<KEY>` (or `HANEUL_<KEY>` for top-level keys)
+//! overrides the file; its value is read as a TOML value when it parses as one (numbers,
+//! booleans) and as a string otherwise. Unknown keys are an error, so typos do not pass silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read config file {path}")]
+    Read { path: PathBuf, #[source] err: std::io::Error },
+    #[error("invalid config file {path}")]
+    Parse { path: PathBuf, #[source] err: toml::de::Error },
+    #[error("invalid configuration")]
+    Invalid { #[source] err: toml::de::Error },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where databases, keys and generated credentials live.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the API services listen on.
+    pub bind: String,
+    /// Host name or address written into catalog endpoints and `clouds.yaml`.
+    pub public_host: String,
+    /// `tracing` filter, e.g. `info` or `haneul=debug,sqlx=warn`.
+    pub log: String,
+    /// Largest accepted request body, in bytes (Keystone's default).
+    pub max_request_body_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub port: u16,
+    /// Database URL: `sqlite:///path/identity.db` or `postgres://user:pw@host/db`.
+    /// Empty means `identity.db` in the data directory.
+    pub database_url: String,
+    /// Token lifetime in seconds.
+    pub token_expiration: u64,
+    /// Extra seconds a token may be used after expiry to be exchanged (`allow_expired`).
+    pub allow_expired_window: u64,
+    /// bcrypt cost for new password hashes (Keystone's default is 12).
+    pub password_hash_rounds: u32,
+    /// Number of token keys kept: primary, secondaries and the staged key.
+    pub max_active_keys: usize,
+    /// Directory of token keys; empty means `fernet-keys` in the data directory.
+    pub key_repository: String,
+    /// Region the bootstrap creates and catalog entries use.
+    pub region: String,
+    /// Password of the bootstrap `admin` user; empty means generate one on first start.
+    pub admin_password: String,
+    /// oslo.policy overrides (YAML or JSON); empty means `policy.yaml` in the data directory.
+    /// A missing file means the defaults. The file is re-read when it changes.
+    pub policy_file: String,
+    /// Most entries a list call returns (`truncated` is set past it); 0 means no limit.
+    pub list_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/haneul"),
+            server: ServerConfig::default(),
+            identity: IdentityConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "0.0.0.0".into(),
+            public_host: "127.0.0.1".into(),
+            log: "info".into(),
+            max_request_body_size: 114_688,
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            port: 5000,
+            database_url: String::new(),
+            token_expiration: 3600,
+            allow_expired_window: 172_800,
+            password_hash_rounds: 12,
+            max_active_keys: 3,
+            key_repository: String::new(),
+            region: "RegionOne".into(),
+            admin_password: String::new(),
+            policy_file: String::new(),
+            list_limit: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` if given (a missing default file is fine), then applies `env` overrides.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Read { path: p.into(), err })?;
+                text.parse::<toml::Table>().map_err(|err| ConfigError::Parse { path: p.into(), err })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env);
+        toml::Value::Table(table).try_into().map_err(|err| ConfigError::Invalid { err })
+    }
+
+    /// The identity database URL, defaulting to SQLite in the data directory.
+    pub fn identity_database_url(&self) -> String {
+        if self.identity.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("identity.db").display())
+        } else {
+            self.identity.database_url.clone()
+        }
+    }
+
+    pub fn key_repository(&self) -> PathBuf {
+        if self.identity.key_repository.is_empty() {
+            self.data_dir.join("fernet-keys")
+        } else {
+            PathBuf::from(&self.identity.key_repository)
+        }
+    }
+
+    pub fn policy_file(&self) -> PathBuf {
+        if self.identity.policy_file.is_empty() {
+            self.data_dir.join("policy.yaml")
+        } else {
+            PathBuf::from(&self.identity.policy_file)
+        }
+    }
+
+    /// Base URL of a service on this host, as written into the catalog.
+    pub fn public_url(&self, port: u16) -> String {
+        let host = &self.server.public_host;
+        if host.contains(':') && !host.starts_with('[') {
+            format!("http://[{host}]:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "HANEUL_";
+
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
+    for (key, raw) in env {
+        let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
+        // The binary's own flags (HANEUL_CONFIG, HANEUL_DATA_DIR handled by clap) are not config keys
+        // except data_dir, which is both.
+        if rest == "CONFIG" {
+            continue;
+        }
+        let value = raw
+            .parse::<toml::Value>()
+            .ok()
+            .or_else(|| format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")))
+            .unwrap_or(toml::Value::String(raw.clone()));
+        match rest.split_once("__") {
+            Some((section, field)) => {
+                let section = section.to_ascii_lowercase();
+                let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = entry {
+                    t.insert(field.to_ascii_lowercase(), value);
+                }
+            }
+            None => {
+                table.insert(rest.to_ascii_lowercase(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.identity.port, 5000);
+        assert_eq!(c.identity.password_hash_rounds, 12);
+        assert_eq!(c.identity_database_url(), "sqlite:///var/lib/haneul/identity.db");
+    }
+
+    #[test]
+    fn environment_overrides_sections_and_top_level_keys() {
+        let env = vec![
+            ("HANEUL_IDENTITY__PORT".to_string(), "15000".to_string()),
+            ("HANEUL_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("HANEUL_SERVER__PUBLIC_HOST".to_string(), "10.1.2.3".to_string()),
+            ("OTHER".to_string(), "1".to_string()),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.identity.port, 15000);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.server.public_host, "10.1.2.3");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let env = vec![("HANEUL_IDENTITY__PROT".to_string(), "1".to_string())];
+        assert!(Config::load(None, env).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The `haneul` binary: the all-in-one cloud (`serve`), first-time setup (`bootstrap`) and
+//! operator commands (`token-keys rotate`).
+//!
+//! This crate only wires things together: configuration, logging, which services a process
+//! runs and on which ports. Every rule lives in a service crate.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use haneul_core::config::Config;
+use haneul_identity::bootstrap::{bootstrap, CatalogEntry};
+use haneul_identity::token::KeyRepository;
+use haneul_identity::Identity;
+
+const DEFAULT_CONFIG: &str = "/etc/haneul/haneul.toml";
+
+#[derive(Parser)]
+#[command(name = "haneul", version, about = "A private cloud that speaks the OpenStack APIs")]
+struct Cli {
+    /// Configuration file (default: /etc/haneul/haneul.toml when it exists, else built-in defaults).
+    #[arg(long, global = true, env = "HANEUL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (databases, token keys, generated credentials); overrides the config file.
+    #[arg(long, global = true, env = "HANEUL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the all-in-one cloud: every configured API service in this process.
+    Serve,
+    /// Create the default domain, admin and demo projects and users, roles and catalog;
+    /// write keystonerc_admin, keystonerc_demo and clouds.yaml. Safe to run again.
+    Bootstrap,
+    /// Manage the keys that seal tokens.
+    TokenKeys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Promote the staged key to primary and stage a new one; old keys keep validating
+    /// until they age out of `identity.max_active_keys`.
+    Rotate,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+    };
+    let mut cfg = Config::load(path.as_deref(), std::env::vars()).context("loading configuration")?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{},sqlx=warn", cfg.server.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .init();
+}
+
+/// The services this process serves, as the catalog lists them.
+fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
+    vec![CatalogEntry { kind: "identity", name: "keystone", url: format!("{}/v3", cfg.public_url(cfg.identity.port)) }]
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg = load_config(&cli)?;
+    init_logging(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve => rt.block_on(serve(cfg)),
+        Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
+        Command::TokenKeys { action: KeysAction::Rotate } => {
+            let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);
+            let primary = repo.rotate().context("rotating token keys")?;
+            println!("Token keys in {} rotated: key {primary} is now primary; running services pick it up within seconds.", repo.dir().display());
+            Ok(())
+        }
+    }
+}
+
+async fn open_and_bootstrap(cfg: &Config) -> anyhow::Result<Arc<Identity>> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let ident = Identity::open(cfg).await.context("opening the identity service")?;
+    let report = bootstrap(&ident, &cfg.data_dir, &cfg.identity.admin_password, &catalog(cfg)).await.context("bootstrap")?;
+    if report.created {
+        println!("haneul is set up.");
+        if let Some(pw) = &report.admin_password {
+            println!("  admin password: {pw}");
+        }
+        println!("  credentials:    source {}", report.keystonerc.display());
+        println!("  clouds.yaml:    {}  (clouds: haneul, haneul-admin, haneul-system-admin)", report.clouds_yaml.display());
+        println!("  try:            source {} && openstack token issue", report.keystonerc.display());
+    }
+    Ok(ident)
+}
+
+async fn run_bootstrap(cfg: Config) -> anyhow::Result<()> {
+    let ident = open_and_bootstrap(&cfg).await?;
+    let _ = ident;
+    println!("bootstrap complete; credentials in {}", cfg.data_dir.join("keystonerc_admin").display());
+    Ok(())
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let ident = open_and_bootstrap(&cfg).await?;
+    let addr = format!("{}:{}", cfg.server.bind, cfg.identity.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
+
+    // Keys rotated by `haneul token-keys rotate` are picked up without a restart.
+    let keys_ident = ident.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match keys_ident.reload_keys_if_changed() {
+                Ok(true) => tracing::info!("token keys reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "token keys could not be reloaded"),
+            }
+            if let Some(e) = keys_ident.policy.take_reload_error() {
+                tracing::warn!(error = %e, "policy file not reloaded; keeping the previous rules");
+            }
+        }
+    });
+    let prune_ident = ident.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = prune_ident.prune_revocations().await {
+                tracing::warn!(error = ?e, "pruning revocation events failed");
+            }
+        }
+    });
+
+    tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "identity service listening");
+    haneul_core::http::serve(listener, app, shutdown_signal()).await.context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

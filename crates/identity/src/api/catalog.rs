@@ -1,0 +1,394 @@
+//! The service catalog: regions, services, endpoints, and the catalog a token carries.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use haneul_core::http::Json as Body;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, with_extra, ApiResult, Ctx, Params};
+use crate::model::{Endpoint, Extra, Model, Region, Service};
+use crate::service::{new_id, Error};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/regions", get(list_regions).post(create_region))
+        .route("/regions/{id}", get(get_region).patch(update_region).delete(delete_region).put(put_region))
+        .route("/services", get(list_services).post(create_service))
+        .route("/services/{id}", get(get_service).patch(update_service).delete(delete_service))
+        .route("/endpoints", get(list_endpoints).post(create_endpoint))
+        .route("/endpoints/{id}", get(get_endpoint).patch(update_endpoint).delete(delete_endpoint))
+}
+
+/// The catalog for a token: enabled services with their enabled endpoints.
+pub fn catalog_for(m: &Model, _project_id: Option<&str>) -> Vec<Value> {
+    m.services
+        .values()
+        .filter(|s| s.enabled)
+        .map(|s| {
+            let endpoints: Vec<Value> = m
+                .endpoints
+                .values()
+                .filter(|e| e.enabled && e.service_id == s.id)
+                .map(|e| json!({"id": e.id, "interface": e.interface, "region": e.region_id, "region_id": e.region_id, "url": e.url}))
+                .collect();
+            json!({"id": s.id, "type": s.kind, "name": s.name.clone().unwrap_or_default(), "endpoints": endpoints})
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------ regions
+
+fn render_region(ident: &Ctx, r: &Region) -> Value {
+    with_extra(
+        json!({"id": r.id, "description": r.description, "parent_region_id": r.parent_region_id, "links": self_link(ident, &format!("regions/{}", r.id))}),
+        &r.extra,
+    )
+}
+
+#[derive(Deserialize)]
+struct RegionBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parent_region_id: Option<String>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+async fn list_regions(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_regions", &json!({}))?;
+    let m = ident.model();
+    let items = m
+        .regions
+        .values()
+        .filter(|r| params.get("parent_region_id").is_none_or(|p| r.parent_region_id.as_deref() == Some(p.as_str())))
+        .map(|r| render_region(&ident, r))
+        .collect();
+    Ok(list_response(&ident, "regions", items, "regions"))
+}
+
+async fn get_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_region", &json!({}))?;
+    let m = ident.model();
+    let r = m.regions.get(&id).ok_or_else(|| not_found("region", &id))?;
+    Ok(Json(json!({"region": render_region(&ident, r)})).into_response())
+}
+
+async fn create_region(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    let b: RegionBody = parse("region", member(body, "region")?)?;
+    let id = b.id.clone().unwrap_or_else(new_id);
+    store_region(ident, auth, id, b, true).await
+}
+
+async fn put_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: RegionBody = parse("region", member(body, "region")?)?;
+    if b.id.as_ref().is_some_and(|x| x != &id) {
+        return Err(haneul_core::ApiError::bad_request("The region id in the body does not match the URL."));
+    }
+    store_region(ident, auth, id, b, true).await
+}
+
+async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody, create: bool) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:create_region", &json!({}))?;
+    super::check_name("region/id", &id, 255)?;
+    let region = Region { id: id.clone(), description: b.description.unwrap_or_default(), parent_region_id: b.parent_region_id, extra: b.extra };
+    let saved = ident
+        .write(|t| {
+            if create && t.m.regions.contains_key(&id) {
+                return Err(Error::Conflict(format!("Conflict occurred attempting to store region - Duplicate ID, {id}.")));
+            }
+            if let Some(p) = &region.parent_region_id {
+                if !t.m.regions.contains_key(p) {
+                    return Err(Error::not_found("region", p.clone()));
+                }
+            }
+            t.put(region)
+        })
+        .await?;
+    Ok(created(json!({"region": render_region(&ident, &saved)})))
+}
+
+async fn update_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:update_region", &json!({}))?;
+    let b: RegionBody = parse("region", member(body, "region")?)?;
+    let saved = ident
+        .write(|t| {
+            let mut r = (**t.m.regions.get(&id).ok_or_else(|| Error::not_found("region", id.clone()))?).clone();
+            if let Some(d) = b.description {
+                r.description = d;
+            }
+            if let Some(p) = b.parent_region_id {
+                if p == id || !t.m.regions.contains_key(&p) {
+                    return Err(Error::validation(format!("Invalid parent region {p}.")));
+                }
+                r.parent_region_id = Some(p);
+            }
+            r.extra.extend(b.extra);
+            t.put(r)
+        })
+        .await?;
+    Ok(Json(json!({"region": render_region(&ident, &saved)})).into_response())
+}
+
+async fn delete_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:delete_region", &json!({}))?;
+    ident
+        .write(|t| {
+            if !t.m.regions.contains_key(&id) {
+                return Err(Error::not_found("region", id.clone()));
+            }
+            if t.m.regions.values().any(|r| r.parent_region_id.as_deref() == Some(&id)) {
+                return Err(Error::Forbidden(format!("Unable to delete region {id} because it or its child regions have associated endpoints.")));
+            }
+            t.delete::<Region>(&id);
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+// ----------------------------------------------------------------------------------- services
+
+fn render_service(ident: &Ctx, s: &Service) -> Value {
+    let mut v = json!({"id": s.id, "type": s.kind, "enabled": s.enabled, "links": self_link(ident, &format!("services/{}", s.id))});
+    if let Some(n) = &s.name {
+        v["name"] = json!(n);
+    }
+    if let Some(d) = &s.description {
+        v["description"] = json!(d);
+    }
+    with_extra(v, &s.extra)
+}
+
+#[derive(Deserialize)]
+struct ServiceBody {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+async fn list_services(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_services", &json!({}))?;
+    let m = ident.model();
+    let items = m
+        .services
+        .values()
+        .filter(|s| params.get("type").is_none_or(|t| &s.kind == t))
+        .filter(|s| params.get("name").is_none_or(|n| s.name.as_ref() == Some(n)))
+        .map(|s| render_service(&ident, s))
+        .collect();
+    Ok(list_response(&ident, "services", items, "services"))
+}
+
+async fn get_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_service", &json!({}))?;
+    let m = ident.model();
+    let s = m.services.get(&id).ok_or_else(|| not_found("service", &id))?;
+    Ok(Json(json!({"service": render_service(&ident, s)})).into_response())
+}
+
+async fn create_service(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:create_service", &json!({}))?;
+    let b: ServiceBody = parse("service", member(body, "service")?)?;
+    let kind = b.kind.ok_or_else(|| haneul_core::ApiError::bad_request("'type' is a required property"))?;
+    super::check_name("type", &kind, 255)?;
+    let s = Service { id: new_id(), kind, name: b.name, description: b.description, enabled: b.enabled.unwrap_or(true), extra: b.extra };
+    let saved = ident.write(|t| t.put(s)).await?;
+    Ok(created(json!({"service": render_service(&ident, &saved)})))
+}
+
+async fn update_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:update_service", &json!({}))?;
+    let b: ServiceBody = parse("service", member(body, "service")?)?;
+    let saved = ident
+        .write(|t| {
+            let mut s = (**t.m.services.get(&id).ok_or_else(|| Error::not_found("service", id.clone()))?).clone();
+            if let Some(k) = b.kind {
+                s.kind = k;
+            }
+            if b.name.is_some() {
+                s.name = b.name;
+            }
+            if b.description.is_some() {
+                s.description = b.description;
+            }
+            if let Some(e) = b.enabled {
+                s.enabled = e;
+            }
+            s.extra.extend(b.extra);
+            t.put(s)
+        })
+        .await?;
+    Ok(Json(json!({"service": render_service(&ident, &saved)})).into_response())
+}
+
+async fn delete_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:delete_service", &json!({}))?;
+    ident
+        .write(|t| {
+            t.delete::<Service>(&id).ok_or_else(|| Error::not_found("service", id.clone()))?;
+            t.delete_where::<Endpoint>(|e| e.service_id == id);
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------------- endpoints
+
+fn render_endpoint(ident: &Ctx, e: &Endpoint) -> Value {
+    with_extra(
+        json!({
+            "id": e.id, "interface": e.interface, "service_id": e.service_id, "region_id": e.region_id,
+            "region": e.region_id, "url": e.url, "enabled": e.enabled,
+            "links": self_link(ident, &format!("endpoints/{}", e.id)),
+        }),
+        &e.extra,
+    )
+}
+
+#[derive(Deserialize)]
+struct EndpointBody {
+    #[serde(default)]
+    interface: Option<String>,
+    #[serde(default)]
+    service_id: Option<String>,
+    #[serde(default)]
+    region_id: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+fn check_interface(i: &str) -> ApiResult<()> {
+    match i {
+        "public" | "internal" | "admin" => Ok(()),
+        _ => Err(haneul_core::ApiError::bad_request(format!("Invalid input for field 'interface': '{i}' does not match '^(?:admin|internal|public)$'"))),
+    }
+}
+
+fn check_url(u: &str) -> ApiResult<()> {
+    let ok = u.contains("://") && u.len() <= 225 && !u.trim().is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(haneul_core::ApiError::bad_request(format!("Invalid input for field 'url': '{u}' is not a URL")))
+    }
+}
+
+async fn list_endpoints(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_endpoints", &json!({}))?;
+    let m = ident.model();
+    let items = m
+        .endpoints
+        .values()
+        .filter(|e| params.get("interface").is_none_or(|i| &e.interface == i))
+        .filter(|e| params.get("service_id").is_none_or(|s| &e.service_id == s))
+        .filter(|e| params.get("region_id").is_none_or(|r| e.region_id.as_ref() == Some(r)))
+        .map(|e| render_endpoint(&ident, e))
+        .collect();
+    Ok(list_response(&ident, "endpoints", items, "endpoints"))
+}
+
+async fn get_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_endpoint", &json!({}))?;
+    let m = ident.model();
+    let e = m.endpoints.get(&id).ok_or_else(|| not_found("endpoint", &id))?;
+    Ok(Json(json!({"endpoint": render_endpoint(&ident, e)})).into_response())
+}
+
+async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:create_endpoint", &json!({}))?;
+    let b: EndpointBody = parse("endpoint", member(body, "endpoint")?)?;
+    let interface = b.interface.ok_or_else(|| haneul_core::ApiError::bad_request("'interface' is a required property"))?;
+    check_interface(&interface)?;
+    let service_id = b.service_id.ok_or_else(|| haneul_core::ApiError::bad_request("'service_id' is a required property"))?;
+    let url = b.url.ok_or_else(|| haneul_core::ApiError::bad_request("'url' is a required property"))?;
+    check_url(&url)?;
+    let region_id = b.region_id.or(b.region);
+    let e = Endpoint { id: new_id(), service_id, interface, region_id, url, enabled: b.enabled.unwrap_or(true), extra: b.extra };
+    let saved = ident
+        .write(|t| {
+            if !t.m.services.contains_key(&e.service_id) {
+                return Err(Error::validation(format!("Could not find service: {}.", e.service_id)));
+            }
+            if let Some(r) = &e.region_id {
+                if !t.m.regions.contains_key(r) {
+                    return Err(Error::validation(format!("Could not find region: {r}.")));
+                }
+            }
+            t.put(e)
+        })
+        .await?;
+    Ok(created(json!({"endpoint": render_endpoint(&ident, &saved)})))
+}
+
+async fn update_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:update_endpoint", &json!({}))?;
+    let b: EndpointBody = parse("endpoint", member(body, "endpoint")?)?;
+    if let Some(i) = &b.interface {
+        check_interface(i)?;
+    }
+    if let Some(u) = &b.url {
+        check_url(u)?;
+    }
+    let saved = ident
+        .write(|t| {
+            let mut e = (**t.m.endpoints.get(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?).clone();
+            if let Some(i) = b.interface {
+                e.interface = i;
+            }
+            if let Some(s) = b.service_id {
+                if !t.m.services.contains_key(&s) {
+                    return Err(Error::validation(format!("Could not find service: {s}.")));
+                }
+                e.service_id = s;
+            }
+            if let Some(r) = b.region_id.or(b.region) {
+                if !t.m.regions.contains_key(&r) {
+                    return Err(Error::validation(format!("Could not find region: {r}.")));
+                }
+                e.region_id = Some(r);
+            }
+            if let Some(u) = b.url {
+                e.url = u;
+            }
+            if let Some(en) = b.enabled {
+                e.enabled = en;
+            }
+            e.extra.extend(b.extra);
+            t.put(e)
+        })
+        .await?;
+    Ok(Json(json!({"endpoint": render_endpoint(&ident, &saved)})).into_response())
+}
+
+async fn delete_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:delete_endpoint", &json!({}))?;
+    ident
+        .write(|t| {
+            t.delete::<Endpoint>(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?;
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+

@@ -1,0 +1,404 @@
+//! `/v3/projects`, with the project hierarchy and project tags.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use haneul_core::http::Json as Body;
+use haneul_core::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use crate::model::{Assignment, Extra, Model, Project, RevocationEvent, TargetKind};
+use crate::service::{new_id, Error};
+
+/// Keystone's default `max_project_tree_depth`.
+const MAX_DEPTH: usize = 5;
+const MAX_TAGS: usize = 80;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/projects", get(list).post(create))
+        .route("/projects/{id}", get(show).patch(update).delete(delete))
+        .route("/projects/{id}/tags", get(list_tags).put(replace_tags).delete(clear_tags))
+        .route("/projects/{id}/tags/{tag}", get(check_tag).put(add_tag).delete(remove_tag))
+}
+
+pub fn render(ident: &Ctx, p: &Project) -> Value {
+    with_extra(
+        json!({
+            "id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
+            "enabled": p.enabled, "parent_id": p.parent_id.clone().unwrap_or_else(|| p.domain_id.clone()),
+            "is_domain": false, "tags": p.tags, "options": p.options,
+            "links": self_link(ident, &format!("projects/{}", p.id)),
+        }),
+        &p.extra,
+    )
+}
+
+fn target(p: &Project) -> Value {
+    json!({"target": {"project": {"id": p.id, "domain_id": p.domain_id}}})
+}
+
+#[derive(Deserialize)]
+struct ProjectBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain_id: Option<String>,
+    #[serde(default)]
+    parent_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    is_domain: Option<bool>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    options: Option<Extra>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+fn check_tags(tags: &[String]) -> ApiResult<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad_request(format!("Invalid input for field 'tags': at most {MAX_TAGS} tags are allowed")));
+    }
+    for t in tags {
+        check_tag_name(t)?;
+    }
+    Ok(())
+}
+
+fn check_tag_name(t: &str) -> ApiResult<()> {
+    if t.is_empty() || t.chars().count() > 255 || t.contains('/') || t.contains(',') {
+        return Err(ApiError::bad_request(format!("Invalid input for field 'tags': '{t}' is not a valid tag")));
+    }
+    Ok(())
+}
+
+fn tag_filter(params: &Params, tags: &[String]) -> bool {
+    let split = |k: &str| params.get(k).map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>());
+    if let Some(all) = split("tags") {
+        if !all.iter().all(|t| tags.contains(t)) {
+            return false;
+        }
+    }
+    if let Some(any) = split("tags-any") {
+        if !any.iter().any(|t| tags.contains(t)) {
+            return false;
+        }
+    }
+    if let Some(all) = split("not-tags") {
+        if all.iter().all(|t| tags.contains(t)) {
+            return false;
+        }
+    }
+    if let Some(any) = split("not-tags-any") {
+        if any.iter().any(|t| tags.contains(t)) {
+            return false;
+        }
+    }
+    true
+}
+
+async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    let domain_filter = params.get("domain_id").cloned();
+    enforce(&ident, &auth.0, "identity:list_projects", &json!({"target": {"domain_id": domain_filter}}))?;
+    let m = ident.model();
+    let items = m
+        .projects
+        .values()
+        .filter(|p| domain_filter.as_ref().is_none_or(|d| &p.domain_id == d))
+        .filter(|p| text_filter(&params, "name", &p.name))
+        .filter(|p| params.get("enabled").is_none_or(|e| p.enabled == query_bool(e)))
+        .filter(|p| params.get("parent_id").is_none_or(|pid| p.parent_id.as_deref().unwrap_or(&p.domain_id) == pid))
+        .filter(|_| params.get("is_domain").is_none_or(|v| !query_bool(v)))
+        .filter(|p| tag_filter(&params, &p.tags))
+        .map(|p| render(&ident, p))
+        .collect();
+    Ok(list_response(&ident, "projects", items, "projects"))
+}
+
+fn parents_as_list(ident: &Ctx, m: &Model, p: &Project) -> Vec<Value> {
+    m.project_parents(p).iter().map(|pp| json!({"project": render(ident, pp)})).collect()
+}
+
+fn parents_as_ids(m: &Model, p: &Project) -> Value {
+    let mut out = Value::Null;
+    for pp in m.project_parents(p).iter().rev() {
+        out = json!({ pp.id.clone(): out });
+    }
+    out
+}
+
+fn subtree_as_ids(m: &Model, id: &str) -> Value {
+    let children: Vec<_> = m.projects.values().filter(|c| c.parent_id.as_deref() == Some(id)).collect();
+    if children.is_empty() {
+        return Value::Null;
+    }
+    let mut map = serde_json::Map::new();
+    for c in children {
+        map.insert(c.id.clone(), subtree_as_ids(m, &c.id));
+    }
+    Value::Object(map)
+}
+
+async fn show(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, params: Params) -> ApiResult {
+    let m = ident.model();
+    let p = m.projects.get(&id);
+    let t = p.map(|p| target(p)).unwrap_or_else(|| json!({"target": {"project": {"id": id}}}));
+    enforce(&ident, &auth.0, "identity:get_project", &t)?;
+    let p = p.ok_or_else(|| not_found("project", &id))?;
+    let mut v = render(&ident, p);
+    if params.contains_key("parents_as_list") {
+        v["parents"] = json!(parents_as_list(&ident, &m, p));
+    } else if params.contains_key("parents_as_ids") {
+        v["parents"] = parents_as_ids(&m, p);
+    }
+    if params.contains_key("subtree_as_list") {
+        let sub: Vec<Value> = m.project_subtree(&p.id).iter().map(|c| json!({"project": render(&ident, c)})).collect();
+        v["subtree"] = json!(sub);
+    } else if params.contains_key("subtree_as_ids") {
+        v["subtree"] = subtree_as_ids(&m, &p.id);
+    }
+    Ok(Json(json!({"project": v})).into_response())
+}
+
+async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    let b: ProjectBody = parse("project", member(body, "project")?)?;
+    if b.id.is_some() {
+        return Err(ApiError::bad_request("Invalid input for field 'id': a project's id cannot be chosen."));
+    }
+    if b.is_domain == Some(true) {
+        return Err(ApiError::bad_request("Projects acting as domains are not supported; create a domain instead."));
+    }
+    let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    check_name("name", &name, 64)?;
+    if let Some(tags) = &b.tags {
+        check_tags(tags)?;
+    }
+    let m = ident.model();
+    // The parent may be a project, or a domain (a top-level project).
+    let (domain_id, parent_id) = match &b.parent_id {
+        Some(pid) if m.projects.contains_key(pid) => {
+            let parent = &m.projects[pid];
+            if b.domain_id.as_ref().is_some_and(|d| d != &parent.domain_id) {
+                return Err(ApiError::bad_request("A project must be in the domain of its parent."));
+            }
+            (parent.domain_id.clone(), Some(pid.clone()))
+        }
+        Some(pid) if m.domains.contains_key(pid) => (pid.clone(), None),
+        Some(pid) => return Err(ApiError::not_found(format!("Could not find project: {pid}."))),
+        None => {
+            let d = b.domain_id.clone().or_else(|| auth.0.domain_id().map(str::to_string));
+            let d = d.unwrap_or_else(|| auth.0.user_domain.id.clone());
+            (d, None)
+        }
+    };
+    if !m.domains.contains_key(&domain_id) {
+        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
+    }
+    let project = Project {
+        id: new_id(),
+        name,
+        domain_id,
+        parent_id,
+        description: b.description.unwrap_or_default(),
+        enabled: b.enabled.unwrap_or(true),
+        tags: b.tags.unwrap_or_default(),
+        options: b.options.unwrap_or_default(),
+        extra: b.extra,
+    };
+    enforce(&ident, &auth.0, "identity:create_project", &target(&project))?;
+    if let Some(pid) = &project.parent_id {
+        let parent = &m.projects[pid];
+        if !parent.enabled {
+            return Err(ApiError::forbidden(format!("Cannot create project, since its parent {pid} is disabled.")));
+        }
+        if m.project_parents(parent).len() + 2 > MAX_DEPTH {
+            return Err(ApiError::forbidden(format!("Max hierarchy depth reached for {pid} branch.")));
+        }
+    }
+    let saved = ident
+        .write(|t| {
+            if t.m.projects.values().any(|p| p.domain_id == project.domain_id && p.name == project.name) {
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : {}.",
+                    project.name
+                )));
+            }
+            t.put(project)
+        })
+        .await?;
+    Ok(created(json!({"project": render(&ident, &saved)})))
+}
+
+async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: ProjectBody = parse("project", member(body, "project")?)?;
+    {
+        let m = ident.model();
+        let p = m.projects.get(&id).ok_or_else(|| not_found("project", &id))?;
+        enforce(&ident, &auth.0, "identity:update_project", &target(p))?;
+        if b.domain_id.as_ref().is_some_and(|d| d != &p.domain_id) {
+            return Err(ApiError::bad_request("Cannot change the domain_id of a project."));
+        }
+        if b.parent_id.as_ref().is_some_and(|x| x != p.parent_id.as_ref().unwrap_or(&p.domain_id)) {
+            return Err(ApiError::forbidden("Cannot change the parent_id of a project."));
+        }
+        if b.is_domain == Some(true) || b.id.as_ref().is_some_and(|v| v.as_str() != Some(id.as_str())) {
+            return Err(ApiError::bad_request("Cannot change the id or is_domain of a project."));
+        }
+    }
+    if let Some(n) = &b.name {
+        check_name("name", n, 64)?;
+    }
+    if let Some(tags) = &b.tags {
+        check_tags(tags)?;
+    }
+    let saved = ident
+        .write(|t| {
+            let mut p = (**t.m.projects.get(&id).ok_or_else(|| Error::not_found("project", id.clone()))?).clone();
+            if let Some(n) = b.name {
+                if t.m.projects.values().any(|x| x.id != id && x.domain_id == p.domain_id && x.name == n) {
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : {n}."
+                    )));
+                }
+                p.name = n;
+            }
+            if let Some(d) = b.description {
+                p.description = d;
+            }
+            if let Some(tags) = b.tags {
+                p.tags = tags;
+            }
+            if let Some(o) = b.options {
+                p.options.extend(o);
+            }
+            if let Some(e) = b.enabled {
+                if p.enabled && !e {
+                    if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(&id) && c.enabled) {
+                        return Err(Error::Forbidden(format!("Cannot disable project {id} since its subtree contains enabled projects.")));
+                    }
+                    t.revoke(RevocationEvent { project_id: Some(id.clone()), ..Default::default() });
+                }
+                if !p.enabled && e {
+                    if let Some(parent) = p.parent_id.as_ref().and_then(|pid| t.m.projects.get(pid)) {
+                        if !parent.enabled {
+                            return Err(Error::Forbidden(format!("Cannot enable project {id} since it has disabled parents.")));
+                        }
+                    }
+                }
+                p.enabled = e;
+            }
+            p.extra.extend(b.extra);
+            t.put(p)
+        })
+        .await?;
+    Ok(Json(json!({"project": render(&ident, &saved)})).into_response())
+}
+
+async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    {
+        let m = ident.model();
+        let p = m.projects.get(&id).ok_or_else(|| not_found("project", &id))?;
+        enforce(&ident, &auth.0, "identity:delete_project", &target(p))?;
+    }
+    ident
+        .write(|t| {
+            if !t.m.projects.contains_key(&id) {
+                return Err(Error::not_found("project", id.clone()));
+            }
+            if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(&id)) {
+                return Err(Error::Forbidden(format!(
+                    "Cannot delete the project {id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree."
+                )));
+            }
+            t.delete_where::<Assignment>(|a| a.target_kind == TargetKind::Project && a.target_id == id);
+            t.delete::<Project>(&id);
+            t.revoke(RevocationEvent { project_id: Some(id.clone()), ..Default::default() });
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+// ------------------------------------------------------------------------------------- tags
+
+async fn tags_of(ident: &Ctx, auth: &Auth, id: &str, rule: &str) -> ApiResult<Project> {
+    let m = ident.model();
+    let p = m.projects.get(id).ok_or_else(|| not_found("project", id))?;
+    enforce(ident, &auth.0, rule, &target(p))?;
+    Ok((**p).clone())
+}
+
+async fn list_tags(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let p = tags_of(&ident, &auth, &id, "identity:list_project_tags").await?;
+    Ok(Json(json!({"tags": p.tags, "links": self_link(&ident, &format!("projects/{id}/tags"))})).into_response())
+}
+
+async fn check_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
+    let p = tags_of(&ident, &auth, &id, "identity:get_project_tag").await?;
+    if p.tags.contains(&tag) {
+        Ok(no_content())
+    } else {
+        Err(not_found("project tag", &tag))
+    }
+}
+
+async fn save_tags(ident: &Ctx, id: &str, tags: Vec<String>) -> ApiResult<Project> {
+    check_tags(&tags)?;
+    let saved = ident
+        .write(|t| {
+            let mut p = (**t.m.projects.get(id).ok_or_else(|| Error::not_found("project", id.to_string()))?).clone();
+            p.tags = tags;
+            t.put(p)
+        })
+        .await?;
+    Ok((*saved).clone())
+}
+
+async fn replace_tags(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    tags_of(&ident, &auth, &id, "identity:update_project_tags").await?;
+    let tags: Vec<String> = body
+        .get("tags")
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("'tags' is a required property"))
+        .and_then(|v| serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("Invalid input for field 'tags': {e}"))))?;
+    let p = save_tags(&ident, &id, tags).await?;
+    Ok(Json(json!({"tags": p.tags, "links": self_link(&ident, &format!("projects/{id}/tags"))})).into_response())
+}
+
+async fn clear_tags(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    tags_of(&ident, &auth, &id, "identity:delete_project_tags").await?;
+    save_tags(&ident, &id, vec![]).await?;
+    Ok(no_content())
+}
+
+async fn add_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
+    let p = tags_of(&ident, &auth, &id, "identity:create_project_tag").await?;
+    check_tag_name(&tag)?;
+    let mut tags = p.tags;
+    if !tags.contains(&tag) {
+        tags.push(tag);
+    }
+    save_tags(&ident, &id, tags).await?;
+    Ok(created(json!({"links": self_link(&ident, &format!("projects/{id}/tags"))})))
+}
+
+async fn remove_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
+    let p = tags_of(&ident, &auth, &id, "identity:delete_project_tag").await?;
+    if !p.tags.contains(&tag) {
+        return Err(not_found("project tag", &tag));
+    }
+    let tags = p.tags.into_iter().filter(|t| t != &tag).collect();
+    save_tags(&ident, &id, tags).await?;
+    Ok(no_content())
+}

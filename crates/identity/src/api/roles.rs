@@ -1,0 +1,601 @@
+//! `/v3/roles`, implied roles, grants (role assignments on projects, domains and the system,
+//! direct and inherited) and `/v3/role_assignments`.
+
+use std::collections::HashMap;
+
+use axum::extract::{MatchedPath, Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use haneul_core::http::Json as Body;
+use haneul_core::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
+use crate::service::{effective_assignments, new_id, Error};
+
+pub fn routes() -> Router<Ctx> {
+    let grant = || put(put_grant).get(check_grant).head(check_grant).delete(delete_grant);
+    Router::new()
+        .route("/roles", get(list).post(create))
+        .route("/roles/{id}", get(show).patch(update).delete(delete))
+        .route("/roles/{prior}/implies", get(list_implied))
+        .route("/roles/{prior}/implies/{implied}", put(put_implied).get(get_implied).head(check_implied).delete(delete_implied))
+        .route("/role_inferences", get(role_inferences))
+        .route("/role_assignments", get(role_assignments))
+        .route("/projects/{target}/users/{actor}/roles", get(list_grants))
+        .route("/projects/{target}/users/{actor}/roles/{role}", grant())
+        .route("/projects/{target}/groups/{actor}/roles", get(list_grants))
+        .route("/projects/{target}/groups/{actor}/roles/{role}", grant())
+        .route("/domains/{target}/users/{actor}/roles", get(list_grants))
+        .route("/domains/{target}/users/{actor}/roles/{role}", grant())
+        .route("/domains/{target}/groups/{actor}/roles", get(list_grants))
+        .route("/domains/{target}/groups/{actor}/roles/{role}", grant())
+        .route("/system/users/{actor}/roles", get(list_grants))
+        .route("/system/users/{actor}/roles/{role}", grant())
+        .route("/system/groups/{actor}/roles", get(list_grants))
+        .route("/system/groups/{actor}/roles/{role}", grant())
+        .route("/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/OS-INHERIT/domains/{target}/users/{actor}/roles/{role}/inherited_to_projects", grant())
+        .route("/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/OS-INHERIT/domains/{target}/groups/{actor}/roles/{role}/inherited_to_projects", grant())
+        .route("/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/OS-INHERIT/projects/{target}/users/{actor}/roles/{role}/inherited_to_projects", grant())
+        .route("/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/OS-INHERIT/projects/{target}/groups/{actor}/roles/{role}/inherited_to_projects", grant())
+}
+
+pub fn render(ident: &Ctx, r: &Role) -> Value {
+    let mut v = json!({"id": r.id, "name": r.name, "domain_id": r.domain_id, "options": r.options, "links": self_link(ident, &format!("roles/{}", r.id))});
+    if let Some(d) = &r.description {
+        v["description"] = json!(d);
+    }
+    with_extra(v, &r.extra)
+}
+
+fn brief(ident: &Ctx, r: &Role) -> Value {
+    json!({"id": r.id, "name": r.name, "links": self_link(ident, &format!("roles/{}", r.id))})
+}
+
+fn role_target(r: &Role) -> Value {
+    json!({"target": {"role": {"id": r.id, "name": r.name, "domain_id": r.domain_id}}})
+}
+
+/// Domain-specific roles have their own rule names.
+fn rule(r_domain: Option<&str>, action: &str) -> String {
+    match r_domain {
+        Some(_) => format!("identity:{action}_domain_role"),
+        None => format!("identity:{action}_role"),
+    }
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain_id: Option<Option<String>>,
+    #[serde(default)]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    options: Option<Extra>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    let domain = params.get("domain_id").cloned();
+    let rule_name = if domain.is_some() { "identity:list_domain_roles" } else { "identity:list_roles" };
+    enforce(&ident, &auth.0, rule_name, &json!({"target": {"domain_id": domain}}))?;
+    let m = ident.model();
+    let items = m
+        .roles
+        .values()
+        .filter(|r| r.domain_id == domain)
+        .filter(|r| text_filter(&params, "name", &r.name))
+        .map(|r| render(&ident, r))
+        .collect();
+    Ok(list_response(&ident, "roles", items, "roles"))
+}
+
+async fn show(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let m = ident.model();
+    let r = m.roles.get(&id);
+    let (rn, t) = match r {
+        Some(r) => (rule(r.domain_id.as_deref(), "get"), role_target(r)),
+        None => ("identity:get_role".into(), json!({"target": {"role": {"id": id}}})),
+    };
+    enforce(&ident, &auth.0, &rn, &t)?;
+    let r = r.ok_or_else(|| not_found("role", &id))?;
+    Ok(Json(json!({"role": render(&ident, r)})).into_response())
+}
+
+async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    let b: RoleBody = parse("role", member(body, "role")?)?;
+    if b.id.is_some() {
+        return Err(ApiError::bad_request("Invalid input for field 'id': a role's id cannot be chosen."));
+    }
+    let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    check_name("name", &name, 255)?;
+    let domain_id = b.domain_id.flatten();
+    enforce(&ident, &auth.0, &rule(domain_id.as_deref(), "create"), &json!({"target": {"role": {"name": name, "domain_id": domain_id}}}))?;
+    if let Some(d) = &domain_id {
+        if !ident.model().domains.contains_key(d) {
+            return Err(ApiError::not_found(format!("Could not find domain: {d}.")));
+        }
+    }
+    let role = Role { id: new_id(), name, domain_id, description: b.description.flatten(), options: b.options.unwrap_or_default(), extra: b.extra };
+    let saved = ident
+        .write(|t| {
+            if t.m.roles.values().any(|r| r.domain_id == role.domain_id && r.name == role.name) {
+                return Err(Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {}.", role.name)));
+            }
+            t.put(role)
+        })
+        .await?;
+    Ok(created(json!({"role": render(&ident, &saved)})))
+}
+
+async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: RoleBody = parse("role", member(body, "role")?)?;
+    {
+        let m = ident.model();
+        let r = m.roles.get(&id).ok_or_else(|| not_found("role", &id))?;
+        enforce(&ident, &auth.0, &rule(r.domain_id.as_deref(), "update"), &role_target(r))?;
+        if b.domain_id.as_ref().is_some_and(|d| d != &r.domain_id) {
+            return Err(ApiError::bad_request("Cannot change the domain_id of a role."));
+        }
+    }
+    if let Some(n) = &b.name {
+        check_name("name", n, 255)?;
+    }
+    let saved = ident
+        .write(|t| {
+            let mut r = (**t.m.roles.get(&id).ok_or_else(|| Error::not_found("role", id.clone()))?).clone();
+            if let Some(n) = b.name {
+                if t.m.roles.values().any(|x| x.id != id && x.domain_id == r.domain_id && x.name == n) {
+                    return Err(Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {n}.")));
+                }
+                r.name = n;
+            }
+            if let Some(d) = b.description {
+                r.description = d;
+            }
+            if let Some(o) = b.options {
+                r.options.extend(o);
+            }
+            r.extra.extend(b.extra);
+            t.put(r)
+        })
+        .await?;
+    Ok(Json(json!({"role": render(&ident, &saved)})).into_response())
+}
+
+async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    {
+        let m = ident.model();
+        let r = m.roles.get(&id).ok_or_else(|| not_found("role", &id))?;
+        enforce(&ident, &auth.0, &rule(r.domain_id.as_deref(), "delete"), &role_target(r))?;
+    }
+    ident
+        .write(|t| {
+            t.delete::<Role>(&id).ok_or_else(|| Error::not_found("role", id.clone()))?;
+            t.delete_where::<Assignment>(|a| a.role_id == id);
+            t.delete_where::<ImpliedRole>(|ir| ir.prior_role_id == id || ir.implied_role_id == id);
+            t.revoke(RevocationEvent { role_id: Some(id.clone()), ..Default::default() });
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+// ------------------------------------------------------------------------------ implied roles
+
+fn inference(ident: &Ctx, m: &Model, prior: &str, implied: &str) -> ApiResult<Value> {
+    let p = m.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
+    let i = m.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
+    Ok(json!({
+        "role_inference": {"prior_role": brief(ident, p), "implies": brief(ident, i)},
+        "links": self_link(ident, &format!("roles/{prior}/implies/{implied}")),
+    }))
+}
+
+async fn put_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:create_implied_role", &json!({}))?;
+    ident
+        .write(|t| {
+            let p = t.m.roles.get(&prior).ok_or_else(|| Error::not_found("role", prior.clone()))?.clone();
+            let i = t.m.roles.get(&implied).ok_or_else(|| Error::not_found("role", implied.clone()))?.clone();
+            if i.domain_id.is_some() {
+                return Err(Error::Forbidden(format!("{implied} is a domain-specific role; it cannot be implied.")));
+            }
+            if p.id == i.id || t.m.expand_implied([implied.clone()]).contains(&prior) {
+                return Err(Error::Forbidden(format!("Implying {implied} from {prior} would make a cycle of implied roles.")));
+            }
+            t.put(ImpliedRole::new(&prior, &implied)).map(|_| ())
+        })
+        .await?;
+    let m = ident.model();
+    Ok(created(inference(&ident, &m, &prior, &implied)?))
+}
+
+fn find_inference(m: &Model, prior: &str, implied: &str) -> ApiResult<()> {
+    m.roles.get(prior).ok_or_else(|| not_found("role", prior))?;
+    m.roles.get(implied).ok_or_else(|| not_found("role", implied))?;
+    if m.implied_roles.contains_key(&format!("{prior}/{implied}")) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("{prior} does not imply {implied}.")))
+    }
+}
+
+async fn get_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_implied_role", &json!({}))?;
+    let m = ident.model();
+    find_inference(&m, &prior, &implied)?;
+    Ok(Json(inference(&ident, &m, &prior, &implied)?).into_response())
+}
+
+async fn check_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:check_implied_role", &json!({}))?;
+    find_inference(&ident.model(), &prior, &implied)?;
+    Ok(no_content())
+}
+
+async fn delete_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:delete_implied_role", &json!({}))?;
+    find_inference(&ident.model(), &prior, &implied)?;
+    ident
+        .write(|t| {
+            t.delete::<ImpliedRole>(&format!("{prior}/{implied}"));
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+fn implies_of(ident: &Ctx, m: &Model, prior: &Role) -> Value {
+    let implies: Vec<Value> = m
+        .implied_roles
+        .values()
+        .filter(|ir| ir.prior_role_id == prior.id)
+        .filter_map(|ir| m.roles.get(&ir.implied_role_id))
+        .map(|r| brief(ident, r))
+        .collect();
+    json!({"prior_role": brief(ident, prior), "implies": implies})
+}
+
+async fn list_implied(State(ident): State<Ctx>, auth: Auth, Path(prior): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_implied_roles", &json!({}))?;
+    let m = ident.model();
+    let p = m.roles.get(&prior).ok_or_else(|| not_found("role", &prior))?;
+    Ok(Json(json!({"role_inference": implies_of(&ident, &m, p), "links": self_link(&ident, &format!("roles/{prior}/implies"))})).into_response())
+}
+
+async fn role_inferences(State(ident): State<Ctx>, auth: Auth) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_role_inference_rules", &json!({}))?;
+    let m = ident.model();
+    let mut priors: Vec<&String> = m.implied_roles.values().map(|ir| &ir.prior_role_id).collect();
+    priors.sort();
+    priors.dedup();
+    let items: Vec<Value> = priors.into_iter().filter_map(|p| m.roles.get(p)).map(|p| implies_of(&ident, &m, p)).collect();
+    Ok(Json(json!({"role_inferences": items, "links": self_link(&ident, "role_inferences")})).into_response())
+}
+
+// ------------------------------------------------------------------------------------- grants
+
+/// Which grant a URL names.
+struct GrantPath {
+    target_kind: TargetKind,
+    target_id: String,
+    actor_kind: ActorKind,
+    actor_id: String,
+    inherited: bool,
+}
+
+fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> GrantPath {
+    let tpl = matched.as_str();
+    let target_kind = if tpl.contains("/system/") {
+        TargetKind::System
+    } else if tpl.contains("/projects/") {
+        TargetKind::Project
+    } else {
+        TargetKind::Domain
+    };
+    GrantPath {
+        target_id: if target_kind == TargetKind::System { "all".into() } else { p.get("target").cloned().unwrap_or_default() },
+        target_kind,
+        actor_kind: if tpl.contains("/groups/") { ActorKind::Group } else { ActorKind::User },
+        actor_id: p.get("actor").cloned().unwrap_or_default(),
+        inherited: tpl.contains("OS-INHERIT"),
+    }
+}
+
+/// Checks the policy for a grant call and that everything it names exists.
+fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str>, action: &str) -> ApiResult<()> {
+    let m = ident.model();
+    let actor_name = match g.actor_kind {
+        ActorKind::User => "user",
+        ActorKind::Group => "group",
+    };
+    let actor_domain = match g.actor_kind {
+        ActorKind::User => m.users.get(&g.actor_id).map(|u| u.domain_id.clone()),
+        ActorKind::Group => m.groups.get(&g.actor_id).map(|x| x.domain_id.clone()),
+    };
+    let role = role_id.and_then(|r| m.roles.get(r));
+    let mut target = json!({
+        actor_name: {"id": g.actor_id, "domain_id": actor_domain},
+        "role": {"id": role_id, "name": role.map(|r| r.name.clone()), "domain_id": role.and_then(|r| r.domain_id.clone())},
+    });
+    let rule = match g.target_kind {
+        TargetKind::System => format!("identity:{action}_system_grant_for_{actor_name}"),
+        TargetKind::Project => {
+            target["project"] = json!({"id": g.target_id, "domain_id": m.projects.get(&g.target_id).map(|p| p.domain_id.clone())});
+            format!("identity:{action}_grant")
+        }
+        TargetKind::Domain => {
+            target["domain"] = json!({"id": g.target_id});
+            format!("identity:{action}_grant")
+        }
+    };
+    let rule = if action == "list" && g.target_kind != TargetKind::System { "identity:list_grants".into() } else { rule };
+    let rule = if action == "create" && g.target_kind != TargetKind::System { "identity:create_grant".into() } else { rule };
+    enforce(ident, &auth.0, &rule, &json!({"target": target}))?;
+    match g.actor_kind {
+        ActorKind::User if !m.users.contains_key(&g.actor_id) => return Err(not_found("user", &g.actor_id)),
+        ActorKind::Group if !m.groups.contains_key(&g.actor_id) => return Err(not_found("group", &g.actor_id)),
+        _ => {}
+    }
+    match g.target_kind {
+        TargetKind::Project if !m.projects.contains_key(&g.target_id) => return Err(not_found("project", &g.target_id)),
+        TargetKind::Domain if !m.domains.contains_key(&g.target_id) => return Err(not_found("domain", &g.target_id)),
+        _ => {}
+    }
+    if let Some(r) = role_id {
+        let role = m.roles.get(r).ok_or_else(|| not_found("role", r))?;
+        if let Some(rd) = &role.domain_id {
+            let target_domain = match g.target_kind {
+                TargetKind::Project => m.projects.get(&g.target_id).map(|p| p.domain_id.clone()),
+                TargetKind::Domain => Some(g.target_id.clone()),
+                TargetKind::System => None,
+            };
+            if target_domain.as_ref() != Some(rd) {
+                return Err(ApiError::forbidden(format!("The role {r} belongs to domain {rd} and cannot be granted outside it.")));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn put_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+    let g = grant_path(&matched, &p);
+    let role = p.get("role").cloned().unwrap_or_default();
+    authorize_grant(&ident, &auth, &g, Some(&role), "create")?;
+    let a = Assignment::new(g.actor_kind, &g.actor_id, g.target_kind, &g.target_id, &role, g.inherited);
+    ident.write(|t| t.put(a).map(|_| ())).await?;
+    Ok(no_content())
+}
+
+async fn check_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+    let g = grant_path(&matched, &p);
+    let role = p.get("role").cloned().unwrap_or_default();
+    authorize_grant(&ident, &auth, &g, Some(&role), "check")?;
+    let a = Assignment::new(g.actor_kind, &g.actor_id, g.target_kind, &g.target_id, &role, g.inherited);
+    if ident.model().assignments.contains_key(&a.id) {
+        Ok(no_content())
+    } else {
+        Err(not_found("role assignment", &role))
+    }
+}
+
+async fn delete_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+    let g = grant_path(&matched, &p);
+    let role = p.get("role").cloned().unwrap_or_default();
+    authorize_grant(&ident, &auth, &g, Some(&role), "revoke")?;
+    let a = Assignment::new(g.actor_kind.clone(), &g.actor_id, g.target_kind.clone(), &g.target_id, &role, g.inherited);
+    ident
+        .write(|t| {
+            t.delete::<Assignment>(&a.id).ok_or_else(|| Error::not_found("role assignment", role.clone()))?;
+            if g.actor_kind == ActorKind::User {
+                let mut ev = RevocationEvent { user_id: Some(g.actor_id.clone()), ..Default::default() };
+                match g.target_kind {
+                    TargetKind::Project if !g.inherited => ev.project_id = Some(g.target_id.clone()),
+                    _ => {}
+                }
+                t.revoke(ev);
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+async fn list_grants(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+    let g = grant_path(&matched, &p);
+    authorize_grant(&ident, &auth, &g, None, "list")?;
+    let m = ident.model();
+    let items = m
+        .assignments
+        .values()
+        .filter(|a| a.actor_kind == g.actor_kind && a.actor_id == g.actor_id && a.target_kind == g.target_kind && a.target_id == g.target_id && a.inherited == g.inherited)
+        .filter_map(|a| m.roles.get(&a.role_id))
+        .map(|r| render(&ident, r))
+        .collect();
+    let path = matched.as_str().trim_start_matches("/v3/").to_string();
+    Ok(list_response(&ident, "roles", items, &path))
+}
+
+// ---------------------------------------------------------------------------- role_assignments
+
+fn scope_value(m: &Model, kind: &TargetKind, id: &str, inherited: bool, names: bool) -> Value {
+    let mut s = match kind {
+        TargetKind::Project => {
+            let mut p = json!({"id": id});
+            if names {
+                if let Some(pr) = m.projects.get(id) {
+                    p["name"] = json!(pr.name);
+                    p["domain"] = json!({"id": pr.domain_id, "name": m.domains.get(&pr.domain_id).map(|d| d.name.clone())});
+                }
+            }
+            json!({"project": p})
+        }
+        TargetKind::Domain => {
+            let mut d = json!({"id": id});
+            if names {
+                d["name"] = json!(m.domains.get(id).map(|d| d.name.clone()));
+            }
+            json!({"domain": d})
+        }
+        TargetKind::System => json!({"system": {"all": true}}),
+    };
+    if inherited {
+        s["OS-INHERIT:inherited_to"] = json!("projects");
+    }
+    s
+}
+
+fn actor_value(m: &Model, kind: &ActorKind, id: &str, names: bool) -> (String, Value) {
+    let (key, name, domain) = match kind {
+        ActorKind::User => ("user", m.users.get(id).map(|u| u.name.clone()), m.users.get(id).map(|u| u.domain_id.clone())),
+        ActorKind::Group => ("group", m.groups.get(id).map(|g| g.name.clone()), m.groups.get(id).map(|g| g.domain_id.clone())),
+    };
+    let mut v = json!({"id": id});
+    if names {
+        v["name"] = json!(name);
+        if let Some(d) = domain {
+            v["domain"] = json!({"id": d, "name": m.domains.get(&d).map(|x| x.name.clone())});
+        }
+    }
+    (key.into(), v)
+}
+
+fn role_value(m: &Model, id: &str, names: bool) -> Value {
+    let mut v = json!({"id": id});
+    if names {
+        if let Some(r) = m.roles.get(id) {
+            v["name"] = json!(r.name);
+            if let Some(d) = &r.domain_id {
+                v["domain"] = json!({"id": d, "name": m.domains.get(d).map(|x| x.name.clone())});
+            }
+        }
+    }
+    v
+}
+
+fn assignment_link(ident: &Ctx, a: &Assignment) -> String {
+    let actor = match a.actor_kind {
+        ActorKind::User => "users",
+        ActorKind::Group => "groups",
+    };
+    let base = &ident.settings.public_url;
+    match (&a.target_kind, a.inherited) {
+        (TargetKind::System, _) => format!("{base}/v3/system/{actor}/{}/roles/{}", a.actor_id, a.role_id),
+        (TargetKind::Project, false) => format!("{base}/v3/projects/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id),
+        (TargetKind::Domain, false) => format!("{base}/v3/domains/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id),
+        (TargetKind::Project, true) => {
+            format!("{base}/v3/OS-INHERIT/projects/{}/{actor}/{}/roles/{}/inherited_to_projects", a.target_id, a.actor_id, a.role_id)
+        }
+        (TargetKind::Domain, true) => {
+            format!("{base}/v3/OS-INHERIT/domains/{}/{actor}/{}/roles/{}/inherited_to_projects", a.target_id, a.actor_id, a.role_id)
+        }
+    }
+}
+
+async fn role_assignments(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    let flag = |k: &str| params.get(k).is_some_and(|v| v.is_empty() || super::query_bool(v));
+    let domain_filter = params.get("scope.domain.id").cloned();
+    enforce(&ident, &auth.0, "identity:list_role_assignments", &json!({"target": {"domain_id": domain_filter}}))?;
+    let effective = flag("effective");
+    let names = flag("include_names");
+    let subtree = flag("include_subtree");
+    if effective && params.contains_key("group.id") {
+        return Err(ApiError::bad_request("Combining effective and group filter will always result in an empty list."));
+    }
+    if subtree && !params.contains_key("scope.project.id") {
+        return Err(ApiError::bad_request("scope.project.id must be specified if include_subtree is also specified"));
+    }
+    let m = ident.model();
+    let mut projects: Option<Vec<String>> = params.get("scope.project.id").map(|p| vec![p.clone()]);
+    if subtree {
+        if let Some(p) = params.get("scope.project.id") {
+            let mut all = vec![p.clone()];
+            all.extend(m.project_subtree(p).iter().map(|x| x.id.clone()));
+            projects = Some(all);
+        }
+    }
+    let want_system = params.get("scope.system").is_some();
+    let inherited_filter = params.get("scope.OS-INHERIT:inherited_to").is_some();
+    let scope_ok = |kind: &TargetKind, id: &str, inherited: bool| -> bool {
+        if let Some(ps) = &projects {
+            if !(*kind == TargetKind::Project && ps.iter().any(|p| p == id)) {
+                return false;
+            }
+        }
+        if let Some(d) = &domain_filter {
+            if !(*kind == TargetKind::Domain && id == d) {
+                return false;
+            }
+        }
+        if want_system && *kind != TargetKind::System {
+            return false;
+        }
+        if inherited_filter && !inherited {
+            return false;
+        }
+        true
+    };
+    let user_filter = params.get("user.id");
+    let group_filter = params.get("group.id");
+    let role_filter = params.get("role.id");
+    let mut items: Vec<Value> = Vec::new();
+    if effective {
+        for e in effective_assignments(&m) {
+            if !scope_ok(&e.target_kind, &e.target_id, false) || user_filter.is_some_and(|u| u != &e.user_id) || role_filter.is_some_and(|r| r != &e.role_id) {
+                continue;
+            }
+            if m.roles.get(&e.role_id).is_some_and(|r| r.domain_id.is_some()) {
+                continue;
+            }
+            let (_, user) = actor_value(&m, &ActorKind::User, &e.user_id, names);
+            let mut links = json!({"assignment": assignment_link(&ident, &e.source)});
+            if let Some(g) = &e.via_group {
+                links["membership"] = json!(format!("{}/v3/groups/{g}/users/{}", ident.settings.public_url, e.user_id));
+            }
+            if let Some(p) = &e.prior_role {
+                links["prior_role"] = json!(format!("{}/v3/roles/{p}", ident.settings.public_url));
+            }
+            items.push(json!({
+                "role": role_value(&m, &e.role_id, names),
+                "user": user,
+                "scope": scope_value(&m, &e.target_kind, &e.target_id, false, names),
+                "links": links,
+            }));
+        }
+        let mut seen = std::collections::HashSet::new();
+        items.retain(|v| seen.insert(v.to_string()));
+    } else {
+        for a in m.assignments.values() {
+            if !scope_ok(&a.target_kind, &a.target_id, a.inherited) || role_filter.is_some_and(|r| r != &a.role_id) {
+                continue;
+            }
+            match a.actor_kind {
+                ActorKind::User if group_filter.is_some() || user_filter.is_some_and(|u| u != &a.actor_id) => continue,
+                ActorKind::Group if user_filter.is_some() || group_filter.is_some_and(|g| g != &a.actor_id) => continue,
+                _ => {}
+            }
+            let (key, actor) = actor_value(&m, &a.actor_kind, &a.actor_id, names);
+            items.push(json!({
+                "role": role_value(&m, &a.role_id, names),
+                key: actor,
+                "scope": scope_value(&m, &a.target_kind, &a.target_id, a.inherited, names),
+                "links": {"assignment": assignment_link(&ident, a)},
+            }));
+        }
+    }
+    Ok(list_response(&ident, "role_assignments", items, "role_assignments"))
+}

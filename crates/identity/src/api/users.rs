@@ -1,0 +1,465 @@
+//! `/v3/users` and `/v3/groups`, group membership and self-service password change.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use haneul_core::auth::Auth;
+use haneul_core::http::Json as Body;
+use haneul_core::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use crate::model::{ActorKind, Assignment, Extra, Group, Membership, RevocationEvent, TargetKind, User};
+use crate::service::{effective_assignments, new_id, Error};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", get(show).patch(update).delete(delete))
+        .route("/users/{id}/password", post(change_password))
+        .route("/users/{id}/groups", get(user_groups))
+        .route("/users/{id}/projects", get(user_projects))
+        .route("/groups", get(list_groups).post(create_group))
+        .route("/groups/{id}", get(show_group).patch(update_group).delete(delete_group))
+        .route("/groups/{id}/users", get(group_users))
+        .route("/groups/{gid}/users/{uid}", put(add_member).get(check_member).head(check_member).delete(remove_member))
+}
+
+pub fn render(ident: &Ctx, u: &User) -> Value {
+    let mut v = json!({
+        "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
+        "password_expires_at": u.password_expires_at.map(super::auth::ts), "options": u.options,
+        "links": self_link(ident, &format!("users/{}", u.id)),
+    });
+    if let Some(p) = &u.default_project_id {
+        v["default_project_id"] = json!(p);
+    }
+    if let Some(d) = &u.description {
+        v["description"] = json!(d);
+    }
+    with_extra(v, &u.extra)
+}
+
+fn user_target(u: &User) -> Value {
+    json!({"target": {"user": {"id": u.id, "domain_id": u.domain_id}}})
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain_id: Option<String>,
+    #[serde(default)]
+    password: Option<Option<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    default_project_id: Option<Option<String>>,
+    #[serde(default)]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    options: Option<Extra>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    let domain_filter = params.get("domain_id").cloned().or_else(|| auth.0.domain_id().map(str::to_string));
+    enforce(&ident, &auth.0, "identity:list_users", &json!({"target": {"domain_id": domain_filter}}))?;
+    let m = ident.model();
+    let items = m
+        .users
+        .values()
+        .filter(|u| domain_filter.as_ref().is_none_or(|d| &u.domain_id == d))
+        .filter(|u| text_filter(&params, "name", &u.name))
+        .filter(|u| params.get("enabled").is_none_or(|e| u.enabled == query_bool(e)))
+        .map(|u| render(&ident, u))
+        .collect();
+    Ok(list_response(&ident, "users", items, "users"))
+}
+
+async fn show(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let m = ident.model();
+    let u = m.users.get(&id);
+    let t = u.map(|u| user_target(u)).unwrap_or_else(|| json!({"target": {"user": {"id": id}}}));
+    enforce(&ident, &auth.0, "identity:get_user", &t)?;
+    let u = u.ok_or_else(|| not_found("user", &id))?;
+    Ok(Json(json!({"user": render(&ident, u)})).into_response())
+}
+
+async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    let b: UserBody = parse("user", member(body, "user")?)?;
+    if b.id.is_some() {
+        return Err(ApiError::bad_request("Invalid input for field 'id': a user's id cannot be chosen."));
+    }
+    let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    check_name("name", &name, 255)?;
+    let domain_id = b
+        .domain_id
+        .or_else(|| auth.0.domain_id().map(str::to_string))
+        .unwrap_or_else(|| auth.0.user_domain.id.clone());
+    enforce(&ident, &auth.0, "identity:create_user", &json!({"target": {"user": {"domain_id": domain_id}}}))?;
+    if !ident.model().domains.contains_key(&domain_id) {
+        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
+    }
+    let password_hash = match b.password.flatten() {
+        Some(pw) => Some(ident.hash_password(pw).await?),
+        None => None,
+    };
+    let user = User {
+        id: new_id(),
+        name,
+        domain_id,
+        enabled: b.enabled.unwrap_or(true),
+        default_project_id: b.default_project_id.flatten(),
+        description: b.description.flatten(),
+        password_hash,
+        password_expires_at: None,
+        options: b.options.unwrap_or_default(),
+        extra: b.extra,
+        created_at: Utc::now(),
+    };
+    let saved = ident
+        .write(|t| {
+            if t.m.users.values().any(|u| u.domain_id == user.domain_id && u.name == user.name) {
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store user - Duplicate entry found with name {} at domain ID {}.",
+                    user.name, user.domain_id
+                )));
+            }
+            t.put(user)
+        })
+        .await?;
+    Ok(created(json!({"user": render(&ident, &saved)})))
+}
+
+async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: UserBody = parse("user", member(body, "user")?)?;
+    {
+        let m = ident.model();
+        let u = m.users.get(&id).ok_or_else(|| not_found("user", &id))?;
+        enforce(&ident, &auth.0, "identity:update_user", &user_target(u))?;
+        if b.domain_id.as_ref().is_some_and(|d| d != &u.domain_id) {
+            return Err(ApiError::bad_request("Cannot change the domain_id of a user."));
+        }
+        if b.id.as_ref().is_some_and(|v| v.as_str() != Some(id.as_str())) {
+            return Err(ApiError::bad_request("Cannot change the id of a user."));
+        }
+    }
+    if let Some(n) = &b.name {
+        check_name("name", n, 255)?;
+    }
+    let new_hash = match &b.password {
+        Some(Some(pw)) => Some(Some(ident.hash_password(pw.clone()).await?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let saved = ident
+        .write(|t| {
+            let mut u = (**t.m.users.get(&id).ok_or_else(|| Error::not_found("user", id.clone()))?).clone();
+            if let Some(n) = b.name {
+                if t.m.users.values().any(|x| x.id != id && x.domain_id == u.domain_id && x.name == n) {
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store user - Duplicate entry found with name {n} at domain ID {}.",
+                        u.domain_id
+                    )));
+                }
+                u.name = n;
+            }
+            if let Some(p) = b.default_project_id {
+                u.default_project_id = p;
+            }
+            if let Some(d) = b.description {
+                u.description = d;
+            }
+            if let Some(o) = b.options {
+                u.options.extend(o);
+            }
+            let mut revoke = false;
+            if let Some(h) = new_hash {
+                u.password_hash = h;
+                revoke = true;
+            }
+            if let Some(e) = b.enabled {
+                revoke |= u.enabled && !e;
+                u.enabled = e;
+            }
+            if revoke {
+                t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
+            }
+            u.extra.extend(b.extra);
+            t.put(u)
+        })
+        .await?;
+    Ok(Json(json!({"user": render(&ident, &saved)})).into_response())
+}
+
+async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    {
+        let m = ident.model();
+        let u = m.users.get(&id).ok_or_else(|| not_found("user", &id))?;
+        enforce(&ident, &auth.0, "identity:delete_user", &user_target(u))?;
+    }
+    ident
+        .write(|t| {
+            t.delete::<User>(&id).ok_or_else(|| Error::not_found("user", id.clone()))?;
+            t.delete_where::<Membership>(|m| m.user_id == id);
+            t.delete_where::<Assignment>(|a| a.actor_kind == ActorKind::User && a.actor_id == id);
+            t.delete_where::<crate::model::Credential>(|c| c.user_id == id);
+            t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    password: String,
+    original_password: String,
+}
+
+async fn change_password(State(ident): State<Ctx>, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: PasswordChange = parse("user", member(body, "user")?)?;
+    let user = ident.model().users.get(&id).cloned().ok_or_else(|| not_found("user", &id))?;
+    let ok = match &user.password_hash {
+        Some(h) => ident.verify_password(b.original_password, h.clone()).await,
+        None => false,
+    };
+    if !ok || !user.enabled {
+        return Err(Error::unauthorized().into());
+    }
+    let hash = ident.hash_password(b.password).await?;
+    ident
+        .write(|t| {
+            let mut u = (**t.m.users.get(&id).ok_or_else(|| Error::not_found("user", id.clone()))?).clone();
+            u.password_hash = Some(hash);
+            t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
+            t.put(u)
+        })
+        .await?;
+    Ok(no_content())
+}
+
+async fn user_groups(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let m = ident.model();
+    let u = m.users.get(&id);
+    let mut t = u.map(|u| user_target(u)).unwrap_or_else(|| json!({"target": {"user": {"id": id}}}));
+    t["user_id"] = json!(id);
+    enforce(&ident, &auth.0, "identity:list_groups_for_user", &t)?;
+    u.ok_or_else(|| not_found("user", &id))?;
+    let items = m.user_groups(&id).iter().filter_map(|g| m.groups.get(*g)).map(|g| render_group(&ident, g)).collect();
+    Ok(list_response(&ident, "groups", items, &format!("users/{id}/groups")))
+}
+
+async fn user_projects(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let m = ident.model();
+    let u = m.users.get(&id);
+    let t = u.map(|u| user_target(u)).unwrap_or_else(|| json!({"target": {"user": {"id": id}}}));
+    enforce(&ident, &auth.0, "identity:list_user_projects", &t)?;
+    u.ok_or_else(|| not_found("user", &id))?;
+    let mut ids: Vec<String> = effective_assignments(&m)
+        .into_iter()
+        .filter(|e| e.user_id == id && e.target_kind == TargetKind::Project)
+        .map(|e| e.target_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let items = ids.iter().filter_map(|p| m.projects.get(p)).map(|p| super::projects::render(&ident, p)).collect();
+    Ok(list_response(&ident, "projects", items, &format!("users/{id}/projects")))
+}
+
+// ------------------------------------------------------------------------------------ groups
+
+pub fn render_group(ident: &Ctx, g: &Group) -> Value {
+    with_extra(
+        json!({"id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description, "links": self_link(ident, &format!("groups/{}", g.id))}),
+        &g.extra,
+    )
+}
+
+fn group_target(g: &Group) -> Value {
+    json!({"target": {"group": {"id": g.id, "domain_id": g.domain_id}}})
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain_id: Option<String>,
+    #[serde(default)]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(flatten)]
+    extra: Extra,
+}
+
+async fn list_groups(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
+    let domain_filter = params.get("domain_id").cloned().or_else(|| auth.0.domain_id().map(str::to_string));
+    enforce(&ident, &auth.0, "identity:list_groups", &json!({"target": {"group": {"domain_id": domain_filter}}}))?;
+    let m = ident.model();
+    let items = m
+        .groups
+        .values()
+        .filter(|g| domain_filter.as_ref().is_none_or(|d| &g.domain_id == d))
+        .filter(|g| text_filter(&params, "name", &g.name))
+        .map(|g| render_group(&ident, g))
+        .collect();
+    Ok(list_response(&ident, "groups", items, "groups"))
+}
+
+async fn show_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    let m = ident.model();
+    let g = m.groups.get(&id);
+    let t = g.map(|g| group_target(g)).unwrap_or_else(|| json!({"target": {"group": {"id": id}}}));
+    enforce(&ident, &auth.0, "identity:get_group", &t)?;
+    let g = g.ok_or_else(|| not_found("group", &id))?;
+    Ok(Json(json!({"group": render_group(&ident, g)})).into_response())
+}
+
+async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
+    let b: GroupBody = parse("group", member(body, "group")?)?;
+    if b.id.is_some() {
+        return Err(ApiError::bad_request("Invalid input for field 'id': a group's id cannot be chosen."));
+    }
+    let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    check_name("name", &name, 64)?;
+    let domain_id = b
+        .domain_id
+        .or_else(|| auth.0.domain_id().map(str::to_string))
+        .unwrap_or_else(|| auth.0.user_domain.id.clone());
+    enforce(&ident, &auth.0, "identity:create_group", &json!({"target": {"group": {"domain_id": domain_id}}}))?;
+    if !ident.model().domains.contains_key(&domain_id) {
+        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
+    }
+    let g = Group { id: new_id(), name, domain_id, description: b.description.flatten().unwrap_or_default(), extra: b.extra };
+    let saved = ident
+        .write(|t| {
+            if t.m.groups.values().any(|x| x.domain_id == g.domain_id && x.name == g.name) {
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store group - Duplicate entry found with name {} at domain ID {}.",
+                    g.name, g.domain_id
+                )));
+            }
+            t.put(g)
+        })
+        .await?;
+    Ok(created(json!({"group": render_group(&ident, &saved)})))
+}
+
+async fn update_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+    let b: GroupBody = parse("group", member(body, "group")?)?;
+    {
+        let m = ident.model();
+        let g = m.groups.get(&id).ok_or_else(|| not_found("group", &id))?;
+        enforce(&ident, &auth.0, "identity:update_group", &group_target(g))?;
+        if b.domain_id.as_ref().is_some_and(|d| d != &g.domain_id) {
+            return Err(ApiError::bad_request("Cannot change the domain_id of a group."));
+        }
+    }
+    if let Some(n) = &b.name {
+        check_name("name", n, 64)?;
+    }
+    let saved = ident
+        .write(|t| {
+            let mut g = (**t.m.groups.get(&id).ok_or_else(|| Error::not_found("group", id.clone()))?).clone();
+            if let Some(n) = b.name {
+                if t.m.groups.values().any(|x| x.id != id && x.domain_id == g.domain_id && x.name == n) {
+                    return Err(Error::Conflict(format!("Conflict occurred attempting to store group - Duplicate entry found with name {n}.")));
+                }
+                g.name = n;
+            }
+            if let Some(d) = b.description {
+                g.description = d.unwrap_or_default();
+            }
+            g.extra.extend(b.extra);
+            t.put(g)
+        })
+        .await?;
+    Ok(Json(json!({"group": render_group(&ident, &saved)})).into_response())
+}
+
+async fn delete_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    {
+        let m = ident.model();
+        let g = m.groups.get(&id).ok_or_else(|| not_found("group", &id))?;
+        enforce(&ident, &auth.0, "identity:delete_group", &group_target(g))?;
+    }
+    ident
+        .write(|t| {
+            t.delete::<Group>(&id).ok_or_else(|| Error::not_found("group", id.clone()))?;
+            t.delete_where::<Membership>(|m| m.group_id == id);
+            t.delete_where::<Assignment>(|a| a.actor_kind == ActorKind::Group && a.actor_id == id);
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+async fn group_users(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, params: Params) -> ApiResult {
+    let m = ident.model();
+    let g = m.groups.get(&id);
+    let t = g.map(|g| group_target(g)).unwrap_or_else(|| json!({"target": {"group": {"id": id}}}));
+    enforce(&ident, &auth.0, "identity:list_users_in_group", &t)?;
+    g.ok_or_else(|| not_found("group", &id))?;
+    let items = m
+        .memberships
+        .values()
+        .filter(|ms| ms.group_id == id)
+        .filter_map(|ms| m.users.get(&ms.user_id))
+        .filter(|u| text_filter(&params, "name", &u.name))
+        .map(|u| render(&ident, u))
+        .collect();
+    Ok(list_response(&ident, "users", items, &format!("groups/{id}/users")))
+}
+
+/// Resolves a group and a user and checks `rule` on both.
+fn membership_target(ident: &Ctx, auth: &Auth, gid: &str, uid: &str, rule: &str) -> ApiResult<()> {
+    let m = ident.model();
+    let g = m.groups.get(gid);
+    let u = m.users.get(uid);
+    let t = json!({"target": {
+        "group": {"id": gid, "domain_id": g.map(|g| g.domain_id.clone())},
+        "user": {"id": uid, "domain_id": u.map(|u| u.domain_id.clone())},
+    }});
+    enforce(ident, &auth.0, rule, &t)?;
+    g.ok_or_else(|| not_found("group", gid))?;
+    u.ok_or_else(|| not_found("user", uid))?;
+    Ok(())
+}
+
+async fn add_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
+    membership_target(&ident, &auth, &gid, &uid, "identity:add_user_to_group")?;
+    ident.write(|t| t.put(Membership::new(&gid, &uid)).map(|_| ())).await?;
+    Ok(no_content())
+}
+
+async fn check_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
+    membership_target(&ident, &auth, &gid, &uid, "identity:check_user_in_group")?;
+    if ident.model().memberships.contains_key(&format!("{gid}/{uid}")) {
+        Ok(no_content())
+    } else {
+        Err(ApiError::not_found(format!("User '{uid}' not found in group '{gid}'.")))
+    }
+}
+
+async fn remove_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
+    membership_target(&ident, &auth, &gid, &uid, "identity:remove_user_from_group")?;
+    ident
+        .write(|t| {
+            t.delete::<Membership>(&format!("{gid}/{uid}"))
+                .ok_or_else(|| Error::NotFound { kind: "membership", id: format!("user {uid} in group {gid}") })?;
+            t.revoke(RevocationEvent { user_id: Some(uid.clone()), ..Default::default() });
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}

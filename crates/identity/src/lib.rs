@@ -1,0 +1,23 @@
+//! The identity service: OpenStack Keystone v3.
+//!
+//! Layers, top to bottom: [`api`] (routes, request and response shapes, policy checks) →
+//! [`service`] (the rules: authentication, role resolution, revocation) → [`model`] (the
+//! in-memory snapshot) and [`store`] (its tables).
+//!
+//! Invariants:
+//! - Reads see one consistent [`model::Model`] snapshot; a write builds the next snapshot,
+//!   persists its changes in one transaction, and only then publishes it. A failed write
+//!   leaves both the database and memory as they were.
+//! - Writes are serialized by one lock; password hashing happens before it is taken.
+//! - A token is valid only while its user, scope, domain and roles are; revocation events
+//!   and the current model are checked on every validation.
+
+pub mod api;
+pub mod bootstrap;
+pub mod policy_defaults;
+pub mod service;
+pub mod model;
+pub mod store;
+pub mod token;
+
+pub use service::{Error, Identity};

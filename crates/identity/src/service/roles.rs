@@ -1,0 +1,227 @@
+//! Role resolution: which roles a user holds on a target, through groups, inheritance down
+//! the project tree and implied roles.
+
+use std::collections::HashSet;
+
+use crate::model::{ActorKind, Assignment, Model, TargetKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleTarget<'a> {
+    Project(&'a str),
+    Domain(&'a str),
+    System,
+}
+
+/// Whether assignment `a` grants its role on `target` (before implied roles).
+fn applies(m: &Model, a: &Assignment, target: RoleTarget<'_>) -> bool {
+    match (target, &a.target_kind) {
+        (RoleTarget::System, TargetKind::System) => true,
+        (RoleTarget::Domain(d), TargetKind::Domain) => !a.inherited && a.target_id == d,
+        (RoleTarget::Project(p), TargetKind::Project) => {
+            if !a.inherited {
+                return a.target_id == p;
+            }
+            match m.projects.get(p) {
+                Some(proj) => m.project_parents(proj).iter().any(|pp| pp.id == a.target_id),
+                None => false,
+            }
+        }
+        (RoleTarget::Project(p), TargetKind::Domain) => {
+            a.inherited && m.projects.get(p).is_some_and(|proj| proj.domain_id == a.target_id)
+        }
+        _ => false,
+    }
+}
+
+/// The ids of the global roles `user_id` holds on `target`, implied roles included.
+/// Domain-specific roles never appear themselves, only the global roles they imply.
+pub fn user_roles(m: &Model, user_id: &str, target: RoleTarget<'_>) -> Vec<String> {
+    let groups: HashSet<&str> = m.user_groups(user_id).into_iter().collect();
+    let direct = m.assignments.values().filter(|a| {
+        let actor_ok = match a.actor_kind {
+            ActorKind::User => a.actor_id == user_id,
+            ActorKind::Group => groups.contains(a.actor_id.as_str()),
+        };
+        actor_ok && applies(m, a, target)
+    });
+    let ids: Vec<String> = direct.map(|a| a.role_id.clone()).collect();
+    m.expand_implied(ids)
+        .into_iter()
+        .filter(|r| m.roles.get(r).is_some_and(|role| role.domain_id.is_none()))
+        .collect()
+}
+
+/// One row of `GET /v3/role_assignments?effective`.
+#[derive(Clone, Debug)]
+pub struct EffectiveAssignment {
+    pub user_id: String,
+    pub role_id: String,
+    pub target_kind: TargetKind,
+    pub target_id: String,
+    /// The group the user holds it through.
+    pub via_group: Option<String>,
+    /// The role that implied this one.
+    pub prior_role: Option<String>,
+    /// The stored assignment it comes from.
+    pub source: std::sync::Arc<Assignment>,
+}
+
+/// Expands stored assignments into the user/role/target triples they grant: group members,
+/// projects below inherited targets, and implied roles.
+pub fn effective_assignments(m: &Model) -> Vec<EffectiveAssignment> {
+    let mut out = Vec::new();
+    for a in m.assignments.values() {
+        let actors: Vec<(String, Option<String>)> = match a.actor_kind {
+            ActorKind::User => vec![(a.actor_id.clone(), None)],
+            ActorKind::Group => m
+                .memberships
+                .values()
+                .filter(|ms| ms.group_id == a.actor_id)
+                .map(|ms| (ms.user_id.clone(), Some(a.actor_id.clone())))
+                .collect(),
+        };
+        let targets: Vec<(TargetKind, String)> = if !a.inherited {
+            vec![(a.target_kind.clone(), a.target_id.clone())]
+        } else {
+            match a.target_kind {
+                TargetKind::Domain => m
+                    .projects
+                    .values()
+                    .filter(|p| p.domain_id == a.target_id)
+                    .map(|p| (TargetKind::Project, p.id.clone()))
+                    .collect(),
+                TargetKind::Project => m
+                    .project_subtree(&a.target_id)
+                    .into_iter()
+                    .map(|p| (TargetKind::Project, p.id.clone()))
+                    .collect(),
+                TargetKind::System => vec![],
+            }
+        };
+        let mut roles: Vec<(String, Option<String>)> = vec![(a.role_id.clone(), None)];
+        for implied in m.expand_implied([a.role_id.clone()]) {
+            if implied != a.role_id {
+                let prior = m
+                    .implied_roles
+                    .values()
+                    .find(|ir| ir.implied_role_id == implied)
+                    .map(|ir| ir.prior_role_id.clone());
+                roles.push((implied, prior));
+            }
+        }
+        for (user_id, via_group) in &actors {
+            for (tk, tid) in &targets {
+                for (role_id, prior) in &roles {
+                    out.push(EffectiveAssignment {
+                        user_id: user_id.clone(),
+                        role_id: role_id.clone(),
+                        target_kind: tk.clone(),
+                        target_id: tid.clone(),
+                        via_group: via_group.clone(),
+                        prior_role: prior.clone(),
+                        source: a.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ImpliedRole, Membership, Project, Role};
+    use std::sync::Arc;
+
+    fn role(m: &mut Model, id: &str) {
+        m.roles.insert(
+            id.into(),
+            Arc::new(Role { id: id.into(), name: id.into(), domain_id: None, description: None, options: Default::default(), extra: Default::default() }),
+        );
+    }
+
+    fn project(m: &mut Model, id: &str, parent: Option<&str>) {
+        m.projects.insert(
+            id.into(),
+            Arc::new(Project {
+                id: id.into(),
+                name: id.into(),
+                domain_id: "d".into(),
+                parent_id: parent.map(Into::into),
+                description: String::new(),
+                enabled: true,
+                tags: vec![],
+                options: Default::default(),
+                extra: Default::default(),
+            }),
+        );
+    }
+
+    fn assign(m: &mut Model, a: Assignment) {
+        m.assignments.insert(a.id.clone(), Arc::new(a));
+    }
+
+    fn setup() -> Model {
+        let mut m = Model::default();
+        for r in ["admin", "member", "reader"] {
+            role(&mut m, r);
+        }
+        let ir = ImpliedRole::new("admin", "member");
+        m.implied_roles.insert(ir.id.clone(), Arc::new(ir));
+        let ir = ImpliedRole::new("member", "reader");
+        m.implied_roles.insert(ir.id.clone(), Arc::new(ir));
+        project(&mut m, "p1", None);
+        project(&mut m, "p2", Some("p1"));
+        m
+    }
+
+    #[test]
+    fn implied_roles_are_transitive() {
+        let mut m = setup();
+        assign(&mut m, Assignment::new(ActorKind::User, "u", TargetKind::Project, "p1", "admin", false));
+        let mut r = user_roles(&m, "u", RoleTarget::Project("p1"));
+        r.sort();
+        assert_eq!(r, vec!["admin", "member", "reader"]);
+    }
+
+    #[test]
+    fn inherited_project_assignment_applies_below_not_on_target() {
+        let mut m = setup();
+        assign(&mut m, Assignment::new(ActorKind::User, "u", TargetKind::Project, "p1", "reader", true));
+        assert!(user_roles(&m, "u", RoleTarget::Project("p1")).is_empty());
+        assert_eq!(user_roles(&m, "u", RoleTarget::Project("p2")), vec!["reader"]);
+    }
+
+    #[test]
+    fn group_assignment_reaches_members_only() {
+        let mut m = setup();
+        let ms = Membership::new("g", "u");
+        m.memberships.insert(ms.id.clone(), Arc::new(ms));
+        assign(&mut m, Assignment::new(ActorKind::Group, "g", TargetKind::Domain, "d", "reader", false));
+        assert_eq!(user_roles(&m, "u", RoleTarget::Domain("d")), vec!["reader"]);
+        assert!(user_roles(&m, "other", RoleTarget::Domain("d")).is_empty());
+    }
+
+    #[test]
+    fn inherited_domain_assignment_applies_to_its_projects() {
+        let mut m = setup();
+        assign(&mut m, Assignment::new(ActorKind::User, "u", TargetKind::Domain, "d", "member", true));
+        let mut r = user_roles(&m, "u", RoleTarget::Project("p2"));
+        r.sort();
+        assert_eq!(r, vec!["member", "reader"]);
+        assert!(user_roles(&m, "u", RoleTarget::Domain("d")).is_empty());
+    }
+
+    #[test]
+    fn effective_listing_expands_groups_and_implied_roles() {
+        let mut m = setup();
+        let ms = Membership::new("g", "u");
+        m.memberships.insert(ms.id.clone(), Arc::new(ms));
+        assign(&mut m, Assignment::new(ActorKind::Group, "g", TargetKind::Project, "p1", "member", false));
+        let e = effective_assignments(&m);
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|x| x.user_id == "u" && x.via_group.as_deref() == Some("g")));
+        assert!(e.iter().any(|x| x.role_id == "reader" && x.prior_role.as_deref() == Some("member")));
+    }
+}
