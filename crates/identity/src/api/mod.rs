@@ -67,7 +67,6 @@ pub fn validator(identity: Arc<Identity>) -> Arc<dyn TokenValidator> {
 /// All identity routes with their layers.
 pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
     let v3 = Router::new()
-        .route("/", get(version_v3))
         .merge(auth::routes())
         .merge(domains::routes())
         .merge(projects::routes())
@@ -77,6 +76,7 @@ pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
     let app = Router::new()
         .route("/", get(versions))
         .route("/v3", get(version_v3))
+        .route("/v3/", get(version_v3))
         .nest("/v3", v3)
         .with_state(identity.clone())
         .layer(auth_layer(validator(identity)));

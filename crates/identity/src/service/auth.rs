@@ -211,7 +211,8 @@ impl Identity {
                 (u, token::METHOD_PASSWORD, exp, None)
             }
             AuthMethod::Token { id } => {
-                let vt = self.validate_token(&id, false).map_err(|_| Error::unauthorized())?;
+                // A token that is not valid (any more) is "not found", as Keystone answers.
+                let vt = self.validate_token(&id, false)?;
                 if vt.payload.app_cred_id.is_some() || matches!(vt.payload.scope, PayloadScope::Trust { .. }) {
                     return Err(Error::Forbidden("A token from an application credential or a trust cannot be rescoped.".into()));
                 }

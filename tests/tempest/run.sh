@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs tempest's API tests for one service against a running haneul, with the unmodified
+# tempest from PyPI, and writes one status per test id.
+#
+# usage: tests/tempest/run.sh <regex> <auth_url> <admin_password> <out_dir>
+# env:   VENV (python venv with tempest), CONCURRENCY (default 2)
+# out:   <out_dir>/results.json ({test_id: success|fail|skip|not-run}), results.subunit, tempest.log
+set -euo pipefail
+regex=$1 auth_url=$2 password=$3 out=$4
+VENV=${VENV:-/var/cache/haneul-ci/venv}
+here=$(cd "$(dirname "$0")" && pwd)
+ws="$out/ws"
+rm -rf "$ws" "$out/workspaces.yaml"; mkdir -p "$out"
+
+# Keep tempest's own workspace registry out of the operator's home.
+export HOME="$out/home"; mkdir -p "$HOME"
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+tempest init --workspace-path "$out/workspaces.yaml" --name haneul "$ws" >/dev/null 2>&1
+mkdir -p "$ws/etc" "$ws/logs" "$ws/lock"
+export TEMPEST_CONFIG_DIR="$ws/etc" TEMPEST_CONFIG=tempest.conf
+
+cat > "$ws/etc/tempest.conf" <<CONF
+[DEFAULT]
+log_dir = $ws/logs
+log_file = tempest.log
+
+[oslo_concurrency]
+lock_path = $ws/lock
+
+[auth]
+use_dynamic_credentials = true
+admin_username = admin
+admin_password = $password
+admin_project_name = admin
+admin_domain_name = Default
+admin_user_domain_name = Default
+admin_project_domain_name = Default
+default_credentials_domain_name = Default
+create_isolated_networks = false
+tempest_roles =
+
+[identity]
+uri_v3 = $auth_url
+region = RegionOne
+catalog_type = identity
+v3_endpoint_type = public
+admin_role = admin
+default_domain_id = default
+admin_domain_scope = false
+use_system_token = false
+user_lockout_failure_attempts = 0
+user_lockout_duration = 0
+user_unique_last_password_count = 0
+user_minimum_password_age = 0
+
+[identity-feature-enabled]
+trust = true
+access_rules = true
+api_extensions = all
+security_compliance = false
+domain_specific_drivers = false
+immutable_user_source = false
+
+[service_available]
+nova = false
+neutron = false
+glance = false
+cinder = false
+swift = false
+horizon = false
+
+[enforce_scope]
+keystone = false
+CONF
+
+cd "$ws"
+tempest run --list-tests --regex "$regex" 2>/dev/null | grep '^tempest\.' > "$out/listed.txt" || true
+set +e
+tempest run --regex "$regex" --concurrency "${CONCURRENCY:-2}" --subunit > "$out/results.subunit" 2> "$out/tempest-run.err"
+set -e
+python3 "$here/subunit_to_json.py" "$out/listed.txt" < "$out/results.subunit" > "$out/results.json"
+cp "$ws/logs/tempest.log" "$out/tempest.log" 2>/dev/null || true
+python3 - "$out/results.json" <<'PY'
+import json, sys, collections
+r = json.load(open(sys.argv[1]))
+c = collections.Counter(r.values())
+print(f"tempest: {c['success']} passed, {c['fail']} failed, {c['skip']} skipped, {c['not-run']} not run, of {len(r)}")
+PY
