@@ -94,11 +94,12 @@ fn subject(ident: &Ctx, auth: &Auth, headers: &HeaderMap, params: &Params) -> Ap
         .ok_or_else(|| ApiError::bad_request("X-Subject-Token is required."))?
         .to_string();
     let allow_expired = params.get("allow_expired").is_some_and(|v| super::query_bool(v));
-    let vt = ident.validate_token(&token, allow_expired);
-    let subject_user = vt.as_ref().map(|v| v.ctx.user.id.clone()).unwrap_or_default();
-    let target = json!({"target": {"token": {"user_id": subject_user}}});
+    // As Keystone: an invalid subject token is a 404 before any policy check.
+    let vt = ident
+        .validate_token(&token, allow_expired)
+        .map_err(|_| ApiError::not_found("Could not find token: the token is invalid, expired or revoked."))?;
+    let target = json!({"target": {"token": {"user_id": vt.ctx.user.id}}});
     enforce(ident, &auth.0, "identity:validate_token", &target)?;
-    let vt = vt.map_err(|_| ApiError::not_found("Could not find token: the token is invalid, expired or revoked."))?;
     Ok((token, vt))
 }
 
@@ -125,10 +126,10 @@ async fn revoke(State(ident): State<Ctx>, auth: Auth, headers: HeaderMap) -> Api
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::bad_request("X-Subject-Token is required."))?;
-    let vt = ident.validate_token(token, false);
-    let subject_user = vt.as_ref().map(|v| v.ctx.user.id.clone()).unwrap_or_default();
-    enforce(&ident, &auth.0, "identity:revoke_token", &json!({"target": {"token": {"user_id": subject_user}}}))?;
-    let vt = vt.map_err(|_| ApiError::not_found("Could not find token: the token is invalid, expired or revoked."))?;
+    let vt = ident
+        .validate_token(token, false)
+        .map_err(|_| ApiError::not_found("Could not find token: the token is invalid, expired or revoked."))?;
+    enforce(&ident, &auth.0, "identity:revoke_token", &json!({"target": {"token": {"user_id": vt.ctx.user.id}}}))?;
     ident.revoke_token(&vt).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -141,7 +141,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     Ok(Json(json!({"domain": render(&ident, &saved)})).into_response())
 }
 
-async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+pub async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_domain", &json!({"target": {"domain": {"id": id}}}))?;
     ident
         .write(|t| {

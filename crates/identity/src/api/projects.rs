@@ -38,6 +38,15 @@ pub fn render(ident: &Ctx, p: &Project) -> Value {
     )
 }
 
+/// A domain seen through the projects API (`is_domain: true`), as Keystone shows it.
+fn render_domain(ident: &Ctx, d: &crate::model::Domain) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "domain_id": null, "description": d.description, "enabled": d.enabled,
+        "parent_id": null, "is_domain": true, "tags": d.tags, "options": d.options,
+        "links": self_link(ident, &format!("projects/{}", d.id)),
+    })
+}
+
 fn target(p: &Project) -> Value {
     json!({"target": {"project": {"id": p.id, "domain_id": p.domain_id}}})
 }
@@ -112,6 +121,16 @@ async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult
     let domain_filter = params.get("domain_id").cloned();
     enforce(&ident, &auth.0, "identity:list_projects", &json!({"target": {"domain_id": domain_filter}}))?;
     let m = ident.model();
+    if params.get("is_domain").is_some_and(|v| query_bool(v)) {
+        let items = m
+            .domains
+            .values()
+            .filter(|d| text_filter(&params, "name", &d.name))
+            .filter(|d| params.get("enabled").is_none_or(|e| d.enabled == query_bool(e)))
+            .map(|d| render_domain(&ident, d))
+            .collect();
+        return Ok(list_response(&ident, "projects", items, "projects"));
+    }
     let items = m
         .projects
         .values()
@@ -155,6 +174,9 @@ async fn show(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, para
     let p = m.projects.get(&id);
     let t = p.map(|p| target(p)).unwrap_or_else(|| json!({"target": {"project": {"id": id}}}));
     enforce(&ident, &auth.0, "identity:get_project", &t)?;
+    if let (None, Some(d)) = (p, m.domains.get(&id)) {
+        return Ok(Json(json!({"project": render_domain(&ident, d)})).into_response());
+    }
     let p = p.ok_or_else(|| not_found("project", &id))?;
     let mut v = render(&ident, p);
     if params.contains_key("parents_as_list") {
@@ -176,11 +198,33 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     if b.id.is_some() {
         return Err(ApiError::bad_request("Invalid input for field 'id': a project's id cannot be chosen."));
     }
-    if b.is_domain == Some(true) {
-        return Err(ApiError::bad_request("Projects acting as domains are not supported; create a domain instead."));
-    }
     let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_name("name", &name, 64)?;
+    if b.is_domain == Some(true) {
+        // A project acting as a domain is a domain, reachable through both APIs.
+        if b.parent_id.is_some() || b.domain_id.is_some() {
+            return Err(ApiError::bad_request("A project acting as a domain has no parent and no domain."));
+        }
+        enforce(&ident, &auth.0, "identity:create_domain", &json!({}))?;
+        let d = crate::model::Domain {
+            id: new_id(),
+            name,
+            description: b.description.unwrap_or_default(),
+            enabled: b.enabled.unwrap_or(true),
+            tags: b.tags.unwrap_or_default(),
+            options: b.options.unwrap_or_default(),
+            extra: b.extra,
+        };
+        let saved = ident
+            .write(|t| {
+                if t.m.domains.values().any(|x| x.name.eq_ignore_ascii_case(&d.name)) {
+                    return Err(Error::Conflict(format!("Conflict occurred attempting to store project - Duplicate entry found with name {}.", d.name)));
+                }
+                t.put(d)
+            })
+            .await?;
+        return Ok(created(json!({"project": render_domain(&ident, &saved)})));
+    }
     if let Some(tags) = &b.tags {
         check_tags(tags)?;
     }
@@ -242,6 +286,28 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
 
 async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
     let b: ProjectBody = parse("project", member(body, "project")?)?;
+    if !ident.model().projects.contains_key(&id) && ident.model().domains.contains_key(&id) {
+        enforce(&ident, &auth.0, "identity:update_domain", &json!({"target": {"domain": {"id": id}}}))?;
+        let saved = ident
+            .write(|t| {
+                let mut d = (**t.m.domains.get(&id).ok_or_else(|| Error::not_found("project", id.clone()))?).clone();
+                if let Some(n) = b.name {
+                    d.name = n;
+                }
+                if let Some(x) = b.description {
+                    d.description = x;
+                }
+                if let Some(e) = b.enabled {
+                    if d.enabled && !e {
+                        t.revoke(RevocationEvent { domain_id: Some(id.clone()), ..Default::default() });
+                    }
+                    d.enabled = e;
+                }
+                t.put(d)
+            })
+            .await?;
+        return Ok(Json(json!({"project": render_domain(&ident, &saved)})).into_response());
+    }
     {
         let m = ident.model();
         let p = m.projects.get(&id).ok_or_else(|| not_found("project", &id))?;
@@ -306,6 +372,9 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
 }
 
 async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
+    if !ident.model().projects.contains_key(&id) && ident.model().domains.contains_key(&id) {
+        return super::domains::delete(State(ident), auth, Path(id)).await;
+    }
     {
         let m = ident.model();
         let p = m.projects.get(&id).ok_or_else(|| not_found("project", &id))?;
@@ -390,7 +459,7 @@ async fn add_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(St
         tags.push(tag);
     }
     save_tags(&ident, &id, tags).await?;
-    Ok(created(json!({"links": self_link(&ident, &format!("projects/{id}/tags"))})))
+    Ok(axum::http::StatusCode::CREATED.into_response())
 }
 
 async fn remove_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {

@@ -333,6 +333,7 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
         "role": {"id": role_id, "name": role.map(|r| r.name.clone()), "domain_id": role.and_then(|r| r.domain_id.clone())},
     });
     let rule = match g.target_kind {
+        TargetKind::System if action == "list" => format!("identity:list_system_grants_for_{actor_name}"),
         TargetKind::System => format!("identity:{action}_system_grant_for_{actor_name}"),
         TargetKind::Project => {
             target["project"] = json!({"id": g.target_id, "domain_id": m.projects.get(&g.target_id).map(|p| p.domain_id.clone())});
