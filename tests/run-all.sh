@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, then the end-to-end suite (official OpenStack clients and
+# tempest against a running `haneul serve`) on SQLite and again on PostgreSQL.
+# Installs everything it needs (Debian packages, a Python venv from PyPI) on a fresh Debian
+# machine as root; caches downloads and the cargo target directory under $CACHE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${HANEUL_CI_CACHE:-/var/cache/haneul-ci}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+VENV=$CACHE/venv
+OUT=${HANEUL_TEST_OUT:-$(mktemp -d /tmp/haneul-test.XXXXXX)}
+mkdir -p "$CACHE" "$OUT"
+
+declare -a STAGES=()
+t0=$(date +%s)
+stage_start=$t0
+stage() {
+  local now; now=$(date +%s)
+  if [ -n "${CURRENT_STAGE:-}" ]; then
+    STAGES+=("$(printf '%-38s %5ss' "$CURRENT_STAGE" $((now - stage_start)))")
+  fi
+  CURRENT_STAGE=$1; stage_start=$now
+  printf '\n==== %s\n' "$1"
+}
+summary() {
+  local rc=$?
+  stage ""
+  printf '\n==== stage times\n'
+  printf '%s\n' "${STAGES[@]}"
+  printf '%-38s %5ss\n' "total" $(( $(date +%s) - t0 ))
+  printf 'logs and results: %s\n' "$OUT"
+  exit $rc
+}
+trap summary EXIT
+
+stage "install system packages"
+need_apt=()
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+stage "python venv (openstackclient, tempest)"
+req=$ROOT/tests/requirements.txt
+stamp=$VENV/.req-$(sha256sum "$req" | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r "$req"
+  touch "$stamp"
+fi
+export PATH=$VENV/bin:$PATH
+
+stage "cargo build --release"
+cargo build --release --workspace --all-targets --locked 2>&1 | tail -3
+BIN=$CARGO_TARGET_DIR/release/haneul
+
+stage "unit tests (cargo test)"
+cargo test --release --workspace --locked 2>&1 | tee "$OUT/cargo-test.log" | grep -E '^(test result|error|failures:|    [a-z_:]+$)' || true
+if grep -q '^test result: FAILED' "$OUT/cargo-test.log" || ! grep -q '^test result: ok' "$OUT/cargo-test.log"; then
+  echo "unit tests failed"; exit 1
+fi
+
+run_e2e() { # $1 = label; HANEUL_TEST_PG set means PostgreSQL, else SQLite
+  local label=$1
+  stage "e2e $label: pytest (openstack CLI, RBAC, bad input, restart)"
+  local rc
+  set +e
+  HANEUL_BIN=$BIN python -m pytest -q -p no:cacheprovider -rfE \
+    --junitxml="$OUT/e2e-$label.xml" tests/e2e > "$OUT/e2e-$label.log" 2>&1
+  rc=$?
+  set -e
+  tail -25 "$OUT/e2e-$label.log"
+  if [ "$rc" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
+  [ "$rc" -eq 0 ] || { echo "e2e $label failed"; exit 1; }
+
+  stage "e2e $label: tempest identity"
+  HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh '^tempest\.api\.identity' "$OUT/tempest-$label"
+  python tests/tempest/check.py tests/tempest/identity-pass.txt "$OUT/tempest-$label/results.json"
+}
+
+run_e2e sqlite
+
+stage "start PostgreSQL"
+export HANEUL_TEST_PG=$(tests/pg.sh start "$OUT/pg")
+trap 'tests/pg.sh stop "$OUT/pg" || true; summary' EXIT
+run_e2e postgres
