@@ -14,6 +14,9 @@ import urllib.request
 import uuid
 
 
+RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -34,7 +37,9 @@ class Server:
         self.binary = binary or os.environ["HANEUL_BIN"]
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="haneul-e2e-")
         self.port = free_port()
-        self.env = dict(os.environ)
+        # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
+        # every HANEUL_* variable as a config key and refuses unknown ones.
+        self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
         self.env.update({
             "HANEUL_DATA_DIR": self.data_dir,
             "HANEUL_IDENTITY__PORT": str(self.port),

@@ -91,6 +91,7 @@ pub const TABLES: &[&str] = &[
     "federation_protocols",
     "service_providers",
     "policies",
+    "consumers",
     "revocation_events",
 ];
 
@@ -321,12 +322,26 @@ pub struct Document {
     pub body: Extra,
 }
 
+/// A record kind stored as a [`Document`].
+pub trait DocRecord: Record {
+    fn doc(&self) -> &Document;
+    fn from_doc(d: Document) -> Self;
+}
+
 /// Typed wrappers so each document kind has its own table.
 macro_rules! document {
     ($name:ident, $table:literal, $field:ident) => {
         #[derive(Clone, Debug, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub Document);
+        impl DocRecord for $name {
+            fn doc(&self) -> &Document {
+                &self.0
+            }
+            fn from_doc(d: Document) -> Self {
+                $name(d)
+            }
+        }
         impl Record for $name {
             const TABLE: &'static str = $table;
             fn id(&self) -> &str {
@@ -345,9 +360,58 @@ macro_rules! document {
     };
 }
 
-document!(ApplicationCredential, "application_credentials", application_credentials);
-document!(AccessRule, "access_rules", access_rules);
-document!(Trust, "trusts", trusts);
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApplicationCredential {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub user_id: String,
+    pub project_id: String,
+    pub secret_hash: String,
+    /// As the client wrote it (clients compare the echo with what they sent).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Delegated role ids.
+    pub roles: Vec<String>,
+    pub unrestricted: bool,
+    #[serde(default)]
+    pub access_rules: Vec<String>,
+}
+record!(ApplicationCredential, "application_credentials", application_credentials, |a| Some(format!("{}/{}", a.user_id, a.name)));
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccessRule {
+    pub id: String,
+    pub user_id: String,
+    pub service: String,
+    pub path: String,
+    pub method: String,
+}
+record!(AccessRule, "access_rules", access_rules);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trust {
+    pub id: String,
+    pub trustor_user_id: String,
+    pub trustee_user_id: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    pub impersonation: bool,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub remaining_uses: Option<i64>,
+    /// Delegated role ids.
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub allow_redelegation: bool,
+    #[serde(default)]
+    pub redelegation_count: Option<i64>,
+    #[serde(default)]
+    pub redelegated_trust_id: Option<String>,
+}
+record!(Trust, "trusts", trusts);
 document!(EndpointGroup, "endpoint_groups", endpoint_groups);
 document!(ProjectEndpoint, "project_endpoints", project_endpoints);
 document!(RegisteredLimit, "registered_limits", registered_limits);
@@ -358,6 +422,7 @@ document!(Mapping, "mappings", mappings);
 document!(FederationProtocol, "federation_protocols", federation_protocols);
 document!(ServiceProvider, "service_providers", service_providers);
 document!(PolicyBlob, "policies", policies);
+document!(Consumer, "consumers", consumers);
 
 /// A revocation event: tokens matching every set field and issued at or before
 /// `issued_before` are invalid.
@@ -413,6 +478,7 @@ pub struct Model {
     pub federation_protocols: Table<FederationProtocol>,
     pub service_providers: Table<ServiceProvider>,
     pub policies: Table<PolicyBlob>,
+    pub consumers: Table<Consumer>,
     pub revocation_events: Table<RevocationEvent>,
 }
 

@@ -136,6 +136,7 @@ impl Store {
         self.load_table::<model::FederationProtocol>(&mut m).await?;
         self.load_table::<model::ServiceProvider>(&mut m).await?;
         self.load_table::<model::PolicyBlob>(&mut m).await?;
+        self.load_table::<model::Consumer>(&mut m).await?;
         self.load_table::<model::RevocationEvent>(&mut m).await?;
         Ok(m)
     }

@@ -63,6 +63,15 @@ pub fn render_token(ident: &Ctx, vt: &ValidToken, with_catalog: bool) -> Value {
             t["roles"] = json!(roles);
         }
     }
+    if let Some(ac) = &vt.app_cred {
+        t["application_credential"] = json!({"id": ac.id, "name": ac.name, "restricted": !ac.unrestricted});
+    }
+    if let Some(tr) = &vt.trust {
+        t["OS-TRUST:trust"] = json!({
+            "id": tr.id, "impersonation": tr.impersonation,
+            "trustee_user": {"id": tr.trustee_user_id}, "trustor_user": {"id": tr.trustor_user_id},
+        });
+    }
     if with_catalog && c.scope != Scope::Unscoped {
         let m = ident.model();
         t["catalog"] = json!(catalog_for(&m, c.project_id()));

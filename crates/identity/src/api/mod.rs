@@ -1,10 +1,14 @@
 //! The Keystone v3 HTTP API: routes, request parsing, policy checks and response shapes.
 
+mod appcreds;
 mod auth;
 mod catalog;
+mod credentials;
 mod domains;
 mod projects;
+mod registry;
 mod roles;
+mod trusts;
 mod users;
 
 use std::collections::HashMap;
@@ -72,7 +76,11 @@ pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
         .merge(projects::routes())
         .merge(users::routes())
         .merge(roles::routes())
-        .merge(catalog::routes());
+        .merge(catalog::routes())
+        .merge(registry::routes())
+        .merge(appcreds::routes())
+        .merge(credentials::routes())
+        .merge(trusts::routes());
     let app = Router::new()
         .route("/", get(versions))
         .route("/v3", get(version_v3))

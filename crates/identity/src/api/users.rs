@@ -212,6 +212,9 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
             t.delete_where::<Membership>(|m| m.user_id == id);
             t.delete_where::<Assignment>(|a| a.actor_kind == ActorKind::User && a.actor_id == id);
             t.delete_where::<crate::model::Credential>(|c| c.user_id == id);
+            t.delete_where::<crate::model::ApplicationCredential>(|a| a.user_id == id);
+            t.delete_where::<crate::model::AccessRule>(|r| r.user_id == id);
+            t.delete_where::<crate::model::Trust>(|tr| tr.trustor_user_id == id || tr.trustee_user_id == id);
             t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
             Ok(())
         })

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::roles::{user_roles, RoleTarget};
 use super::{Error, Identity, Result};
-use crate::model::{Model, Project, RevocationEvent, User};
+use crate::model::{ApplicationCredential, Model, Project, RevocationEvent, Trust, User};
 use crate::token::{self, audit_id_text, new_audit_id, Payload, PayloadScope, TokenError};
 
 /// `{"id": ...}` or `{"name": ..., "domain": {...}}` as Keystone's auth body names things.
@@ -181,6 +181,18 @@ pub struct ValidToken {
     pub payload: Payload,
     pub ctx: AuthContext,
     pub password_expires_at: Option<DateTime<Utc>>,
+    pub trust: Option<Arc<Trust>>,
+    pub app_cred: Option<Arc<ApplicationCredential>>,
+}
+
+/// Reads an expiry as clients send it: RFC 3339, or a naive ISO time taken as UTC.
+pub fn parse_expiry(s: Option<&str>) -> Option<DateTime<Utc>> {
+    let s = s?;
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let naive = s.trim_end_matches('Z');
+    chrono::NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
 }
 
 /// A freshly issued token.
@@ -197,6 +209,8 @@ impl Identity {
     /// Authenticates and issues a token.
     pub async fn issue_token(&self, method: AuthMethod, scope: AuthScope) -> Result<IssuedToken> {
         let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.settings.token_expiration).unwrap_or(chrono::Duration::hours(1));
+        let mut app_cred_id = None;
         let (user, methods, mut expires_at, parent_audit) = match method {
             AuthMethod::Password { user, password } => {
                 let u = self.find_auth_user(&user)?;
@@ -207,8 +221,7 @@ impl Identity {
                 if !ok {
                     return Err(Error::unauthorized());
                 }
-                let exp = now + chrono::Duration::from_std(self.settings.token_expiration).unwrap_or(chrono::Duration::hours(1));
-                (u, token::METHOD_PASSWORD, exp, None)
+                (u, token::METHOD_PASSWORD, now + ttl, None)
             }
             AuthMethod::Token { id } => {
                 // A token that is not valid (any more) is "not found", as Keystone answers.
@@ -220,26 +233,104 @@ impl Identity {
                 let chain = vt.payload.audit_ids.last().copied();
                 (u, vt.payload.methods | token::METHOD_TOKEN, vt.payload.expires_at, chain)
             }
-            AuthMethod::ApplicationCredential { .. } => {
-                return Err(Error::Unauthorized("Application credential authentication is not available yet.".into()));
+            AuthMethod::ApplicationCredential { id, name, user, secret } => {
+                let ac = self.find_app_cred(id.as_deref(), name.as_deref(), user.as_ref())?;
+                if !self.verify_password(secret, ac.secret_hash.clone()).await {
+                    return Err(Error::unauthorized());
+                }
+                let ac_expiry = parse_expiry(ac.expires_at.as_deref());
+                if ac_expiry.is_some_and(|e| e <= now) {
+                    return Err(Error::Unauthorized("The application credential has expired.".into()));
+                }
+                let scope_ok = match &scope {
+                    AuthScope::Default | AuthScope::Unscoped => true,
+                    AuthScope::Project { id: Some(p), .. } => p == &ac.project_id,
+                    _ => false,
+                };
+                if !scope_ok {
+                    return Err(Error::Unauthorized("An application credential token is scoped to the credential's project only.".into()));
+                }
+                let u = self.model().users.get(&ac.user_id).cloned().ok_or_else(Error::unauthorized)?;
+                app_cred_id = Some(ac.id.clone());
+                let exp = ac_expiry.map_or(now + ttl, |e| e.min(now + ttl));
+                (u, token::METHOD_APP_CRED, exp, None)
             }
         };
         let m = self.model();
         if !user.enabled || !m.domains.get(&user.domain_id).is_some_and(|d| d.enabled) {
             return Err(Error::unauthorized());
         }
-        let pscope = self.resolve_scope(&m, &user, scope)?;
-        if expires_at > now + chrono::Duration::days(3650) {
-            expires_at = now;
-        }
+        let (user_id, pscope) = match (&app_cred_id, scope) {
+            (Some(ac), _) => {
+                let project = m.application_credentials.get(ac).map(|a| a.project_id.clone()).unwrap_or_default();
+                (user.id.clone(), PayloadScope::Project(project))
+            }
+            (None, AuthScope::Trust { id }) => {
+                let trust = self.consume_trust(&id, &user.id).await?;
+                let as_user = if trust.impersonation { trust.trustor_user_id.clone() } else { user.id.clone() };
+                if let Some(e) = trust.expires_at {
+                    expires_at = expires_at.min(e);
+                }
+                let project_id = trust.project_id.clone().unwrap_or_default();
+                (as_user, PayloadScope::Trust { trust_id: trust.id.clone(), project_id })
+            }
+            (None, scope) => (user.id.clone(), self.resolve_scope(&m, &user, scope)?),
+        };
         let mut audit_ids = vec![new_audit_id()];
         if let Some(p) = parent_audit {
             audit_ids.push(p);
         }
-        let payload = Payload { methods, user_id: user.id.clone(), scope: pscope, issued_at: now, expires_at, audit_ids, app_cred_id: None };
+        let payload = Payload { methods, user_id, scope: pscope, issued_at: now, expires_at, audit_ids, app_cred_id };
         let id = self.keys().seal(&payload.encode());
-        let token = self.check_payload(&m, payload)?;
+        let m = self.model();
+        let token = self.check_payload(&m, payload).map_err(|e| match e {
+            Error::NotFound { .. } => Error::Unauthorized("The requested scope grants no roles.".into()),
+            other => other,
+        })?;
         Ok(IssuedToken { id, token })
+    }
+
+    fn find_app_cred(&self, id: Option<&str>, name: Option<&str>, user: Option<&NameOrId>) -> Result<Arc<ApplicationCredential>> {
+        let m = self.model();
+        let found = match (id, name, user) {
+            (Some(id), _, _) => m.application_credentials.get(id).cloned(),
+            (None, Some(name), Some(u)) => {
+                let user = self.find_auth_user(u)?;
+                m.application_credentials.values().find(|a| a.user_id == user.id && a.name == name).cloned()
+            }
+            _ => None,
+        };
+        found.ok_or_else(Error::unauthorized)
+    }
+
+    /// Checks that `trustee` may use trust `id` now, and uses it up once if it is limited.
+    async fn consume_trust(&self, id: &str, trustee: &str) -> Result<Arc<Trust>> {
+        let bad = || Error::Forbidden("The trust is not valid for this user.".into());
+        let trust = self.model().trusts.get(id).cloned().ok_or_else(|| Error::not_found("trust", id))?;
+        if trust.trustee_user_id != trustee {
+            return Err(bad());
+        }
+        if trust.expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(Error::not_found("trust", id));
+        }
+        let trustor_ok = self.model().users.get(&trust.trustor_user_id).is_some_and(|u| u.enabled);
+        if !trustor_ok {
+            return Err(bad());
+        }
+        if trust.remaining_uses.is_some() {
+            let id = id.to_string();
+            self.write(|t| {
+                let mut tr = (**t.m.trusts.get(&id).ok_or_else(|| Error::not_found("trust", id.clone()))?).clone();
+                match tr.remaining_uses {
+                    Some(n) if n <= 0 => return Err(Error::Forbidden("The trust has no uses left.".into())),
+                    Some(n) => tr.remaining_uses = Some(n - 1),
+                    None => {}
+                }
+                t.put(tr).map(|_| ())
+            })
+            .await?;
+        }
+        Ok(trust)
     }
 
     fn find_auth_user(&self, r: &NameOrId) -> Result<Arc<User>> {
@@ -340,6 +431,31 @@ impl Identity {
     fn check_payload(&self, m: &Model, payload: Payload) -> Result<ValidToken> {
         let invalid = || Error::not_found("token", "");
         let user = m.users.get(&payload.user_id).ok_or_else(invalid)?;
+        let app_cred = match &payload.app_cred_id {
+            Some(id) => {
+                let ac = m.application_credentials.get(id).ok_or_else(invalid)?;
+                if ac.user_id != user.id || parse_expiry(ac.expires_at.as_deref()).is_some_and(|e| e <= Utc::now()) {
+                    return Err(invalid());
+                }
+                Some(ac.clone())
+            }
+            None => None,
+        };
+        let trust = match &payload.scope {
+            PayloadScope::Trust { trust_id, .. } => {
+                let tr = m.trusts.get(trust_id).ok_or_else(invalid)?;
+                if tr.expires_at.is_some_and(|e| e <= Utc::now()) {
+                    return Err(invalid());
+                }
+                let trustee_ok = m.users.get(&tr.trustee_user_id).is_some_and(|u| u.enabled);
+                let trustor_ok = m.users.get(&tr.trustor_user_id).is_some_and(|u| u.enabled);
+                if !trustee_ok || !trustor_ok {
+                    return Err(invalid());
+                }
+                Some(tr.clone())
+            }
+            _ => None,
+        };
         let user_domain = m.domains.get(&user.domain_id).ok_or_else(invalid)?;
         if !user.enabled || !user_domain.enabled {
             return Err(invalid());
@@ -351,7 +467,16 @@ impl Identity {
                 if !p.enabled || !m.domains.get(&p.domain_id).is_some_and(|d| d.enabled) {
                     return Err(invalid());
                 }
-                let roles = user_roles(m, &user.id, RoleTarget::Project(pid));
+                let mut roles = user_roles(m, &user.id, RoleTarget::Project(pid));
+                if let Some(ac) = &app_cred {
+                    let delegated = m.expand_implied(ac.roles.iter().cloned());
+                    roles.retain(|r| delegated.contains(r));
+                }
+                if let Some(tr) = &trust {
+                    let trustor_roles = user_roles(m, &tr.trustor_user_id, RoleTarget::Project(pid));
+                    let delegated = m.expand_implied(tr.roles.iter().cloned());
+                    roles = trustor_roles.into_iter().filter(|r| delegated.contains(r)).collect();
+                }
                 let scope = Scope::Project { project: NamedRef { id: p.id.clone(), name: p.name.clone() }, domain: domain_ref(m, &p.domain_id) };
                 (scope, roles, Some(p))
             }
@@ -386,11 +511,11 @@ impl Identity {
             audit_ids: payload.audit_ids.iter().map(audit_id_text).collect(),
             issued_at: payload.issued_at,
             expires_at: payload.expires_at,
-            trust_id: None,
+            trust_id: trust.as_ref().map(|t| t.id.clone()),
             application_credential_id: payload.app_cred_id.clone(),
             is_admin_project,
         };
-        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx })
+        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx, trust, app_cred })
     }
 
     fn is_revoked(&self, m: &Model, p: &Payload, user_domain_id: &str, project: Option<&Project>, roles: &[String]) -> bool {

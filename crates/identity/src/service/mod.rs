@@ -15,7 +15,7 @@ use crate::model::{Model, Record, RevocationEvent};
 use crate::store::{Op, Store, StoreError};
 use crate::token::{KeyError, KeyRepository, KeyRing};
 
-pub use auth::{AuthMethod, AuthRequest, AuthScope, IssuedToken, NameOrId, ValidToken};
+pub use auth::{parse_expiry, AuthMethod, AuthRequest, AuthScope, IssuedToken, NameOrId, ValidToken};
 pub use roles::{effective_assignments, user_roles as roles_on, EffectiveAssignment, RoleTarget};
 
 /// What went wrong, in terms of the identity service; the API layer picks the status.

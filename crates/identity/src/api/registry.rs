@@ -1,0 +1,334 @@
+//! Resources that are stored records with little behaviour of their own: policies, OAuth1
+//! consumers, endpoint groups, federation identity providers, mappings and service
+//! providers. One table of [`Spec`]s drives their create/list/show/update/delete, so each
+//! has Keystone's shapes without a handler of its own.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use haneul_core::http::Json as Body;
+use haneul_core::ApiError;
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+
+use super::{created, enforce, list_response, member, no_content, not_found, ApiResult, Ctx, Params};
+use crate::model::{Consumer, DocRecord, Document, EndpointGroup, IdentityProvider, Mapping, PolicyBlob, ServiceProvider};
+use crate::service::{new_id, Error};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    /// A string or null.
+    OptStr,
+    Bool,
+    Object,
+    Array,
+    Any,
+}
+
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    /// JSON text of the value stored when the field is absent on create.
+    pub default: Option<&'static str>,
+}
+
+const fn f(name: &'static str, kind: Kind, required: bool, default: Option<&'static str>) -> Field {
+    Field { name, kind, required, default }
+}
+
+/// How one record kind appears in the API.
+pub struct Spec {
+    pub member: &'static str,
+    pub collection: &'static str,
+    /// Path below `/v3`, without leading slash.
+    pub path: &'static str,
+    /// Created with `PUT /path/{id}` (federation) rather than `POST /path`.
+    pub id_from_url: bool,
+    pub fields: &'static [Field],
+    pub filters: &'static [&'static str],
+    /// Generate and return a `secret` on create only (OAuth1 consumers).
+    pub secret_on_create: bool,
+}
+
+pub static POLICY: Spec = Spec {
+    member: "policy",
+    collection: "policies",
+    path: "policies",
+    id_from_url: false,
+    fields: &[f("blob", Kind::Str, true, None), f("type", Kind::Str, true, None)],
+    filters: &["type"],
+    secret_on_create: false,
+};
+
+pub static CONSUMER: Spec = Spec {
+    member: "consumer",
+    collection: "consumers",
+    path: "OS-OAUTH1/consumers",
+    id_from_url: false,
+    fields: &[f("description", Kind::OptStr, false, Some("null"))],
+    filters: &[],
+    secret_on_create: true,
+};
+
+pub static ENDPOINT_GROUP: Spec = Spec {
+    member: "endpoint_group",
+    collection: "endpoint_groups",
+    path: "OS-EP-FILTER/endpoint_groups",
+    id_from_url: false,
+    fields: &[
+        f("name", Kind::Str, true, None),
+        f("description", Kind::OptStr, false, Some("null")),
+        f("filters", Kind::Object, true, None),
+    ],
+    filters: &["name"],
+    secret_on_create: false,
+};
+
+pub static IDENTITY_PROVIDER: Spec = Spec {
+    member: "identity_provider",
+    collection: "identity_providers",
+    path: "OS-FEDERATION/identity_providers",
+    id_from_url: true,
+    fields: &[
+        f("enabled", Kind::Bool, false, Some("false")),
+        f("description", Kind::OptStr, false, Some("null")),
+        f("remote_ids", Kind::Array, false, Some("[]")),
+        f("domain_id", Kind::OptStr, false, None),
+        f("authorization_ttl", Kind::Any, false, Some("null")),
+    ],
+    filters: &["enabled", "id"],
+    secret_on_create: false,
+};
+
+pub static MAPPING: Spec = Spec {
+    member: "mapping",
+    collection: "mappings",
+    path: "OS-FEDERATION/mappings",
+    id_from_url: true,
+    fields: &[f("rules", Kind::Array, true, None), f("schema_version", Kind::Str, false, Some("\"1.0\""))],
+    filters: &[],
+    secret_on_create: false,
+};
+
+pub static SERVICE_PROVIDER: Spec = Spec {
+    member: "service_provider",
+    collection: "service_providers",
+    path: "OS-FEDERATION/service_providers",
+    id_from_url: true,
+    fields: &[
+        f("auth_url", Kind::Str, true, None),
+        f("sp_url", Kind::Str, true, None),
+        f("description", Kind::OptStr, false, Some("null")),
+        f("enabled", Kind::Bool, false, Some("false")),
+        f("relay_state_prefix", Kind::Str, false, Some("\"ss:mem:\"")),
+    ],
+    filters: &["enabled", "id"],
+    secret_on_create: false,
+};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .merge(doc_routes::<PolicyBlob>(&POLICY))
+        .merge(doc_routes::<Consumer>(&CONSUMER))
+        .merge(doc_routes::<EndpointGroup>(&ENDPOINT_GROUP))
+        .merge(doc_routes::<IdentityProvider>(&IDENTITY_PROVIDER))
+        .merge(doc_routes::<Mapping>(&MAPPING))
+        .merge(doc_routes::<ServiceProvider>(&SERVICE_PROVIDER))
+}
+
+fn doc_routes<T: DocRecord>(spec: &'static Spec) -> Router<Ctx> {
+    let coll = format!("/{}", spec.path);
+    let item = format!("/{}/{{id}}", spec.path);
+    let list_h = move |State(ident): State<Ctx>, auth: Auth, params: Params| async move { list::<T>(spec, ident, auth, params).await };
+    let show_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move { show::<T>(spec, ident, auth, id).await };
+    let head = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move {
+        show::<T>(spec, ident, auth, id).await.map(|_| axum::http::StatusCode::OK.into_response())
+    };
+    let create_post = move |State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>| async move { create::<T>(spec, ident, auth, None, body).await };
+    let create_put =
+        move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move { create::<T>(spec, ident, auth, Some(id), body).await };
+    let update_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move { update::<T>(spec, ident, auth, id, body).await };
+    let delete_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move { delete::<T>(spec, ident, auth, id).await };
+    let mut item_route = get(show_h).head(head).patch(update_h).delete(delete_h);
+    let mut coll_route = get(list_h);
+    if spec.id_from_url {
+        item_route = item_route.put(create_put);
+    } else {
+        coll_route = coll_route.post(create_post);
+    }
+    Router::new().route(&coll, coll_route).route(&item, item_route)
+}
+
+fn rule(spec: &Spec, action: &str) -> String {
+    match action {
+        "list" => format!("identity:list_{}", spec.collection),
+        a => format!("identity:{a}_{}", spec.member),
+    }
+}
+
+pub fn render(ident: &Ctx, spec: &Spec, d: &Document) -> Value {
+    let mut v = Value::Object(d.body.clone());
+    v["id"] = json!(d.id);
+    let url = format!("{}/v3/{}/{}", ident.settings.public_url, spec.path, d.id);
+    if spec.member == "identity_provider" {
+        v["links"] = json!({"self": url, "protocols": format!("{url}/protocols")});
+    } else {
+        v["links"] = json!({"self": url});
+    }
+    v
+}
+
+fn check_field(field: &Field, v: &Value) -> ApiResult<()> {
+    let ok = match field.kind {
+        Kind::Str => v.is_string(),
+        Kind::OptStr => v.is_string() || v.is_null(),
+        Kind::Bool => v.is_boolean(),
+        Kind::Object => v.is_object(),
+        Kind::Array => v.is_array(),
+        Kind::Any => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("Invalid input for field '{}': {v} is not of the expected type.", field.name)))
+    }
+}
+
+/// Validates a create or update body against the spec; unknown attributes are kept.
+fn validated(spec: &Spec, mut body: Map<String, Value>, create: bool) -> ApiResult<Map<String, Value>> {
+    body.remove("id");
+    body.remove("links");
+    for field in spec.fields {
+        match body.get(field.name) {
+            Some(v) => check_field(field, v)?,
+            None if create && field.required => return Err(ApiError::bad_request(format!("'{}' is a required property", field.name))),
+            None if create => {
+                if let Some(d) = field.default {
+                    body.insert(field.name.into(), serde_json::from_str(d).unwrap_or(Value::Null));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(body)
+}
+
+fn filter_ok(spec: &Spec, params: &Params, d: &Document) -> bool {
+    spec.filters.iter().all(|k| match params.get(*k) {
+        None => true,
+        Some(want) => {
+            let have = if *k == "id" { Some(Value::String(d.id.clone())) } else { d.body.get(*k).cloned() };
+            match have {
+                Some(Value::Bool(b)) => b == super::query_bool(want),
+                Some(Value::String(s)) => &s == want,
+                Some(other) => &other.to_string() == want,
+                None => false,
+            }
+        }
+    })
+}
+
+async fn list<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, params: Params) -> ApiResult {
+    enforce(&ident, &auth.0, &rule(spec, "list"), &json!({}))?;
+    let m = ident.model();
+    let items = T::table(&m).values().map(|r| r.doc()).filter(|d| filter_ok(spec, &params, d)).map(|d| render(&ident, spec, d)).collect();
+    Ok(list_response(&ident, spec.collection, items, spec.path))
+}
+
+async fn show<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: String) -> ApiResult {
+    enforce(&ident, &auth.0, &rule(spec, "get"), &json!({}))?;
+    let m = ident.model();
+    let d = T::table(&m).get(&id).ok_or_else(|| not_found(spec.member, &id))?;
+    Ok(Json(json!({ spec.member: render(&ident, spec, d.doc()) })).into_response())
+}
+
+async fn create<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, url_id: Option<String>, body: Value) -> ApiResult {
+    enforce(&ident, &auth.0, &rule(spec, "create"), &json!({}))?;
+    let mut obj = validated(spec, member(body, spec.member)?, true)?;
+    let id = url_id.unwrap_or_else(new_id);
+    super::check_name("id", &id, 255)?;
+    let mut secret = None;
+    if spec.secret_on_create {
+        let mut raw = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let s: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        obj.insert("secret_hash".into(), json!(ident.hash_password(s.clone()).await?));
+        secret = Some(s);
+    }
+    let is_idp = spec.member == "identity_provider";
+    let doc = Document { id: id.clone(), uniq: None, body: obj };
+    let saved = ident
+        .write(|t| {
+            if T::table(&t.m).contains_key(&id) {
+                return Err(Error::Conflict(format!("Conflict occurred attempting to store {} - Duplicate ID, {id}.", spec.member)));
+            }
+            let mut doc = doc;
+            if is_idp {
+                // An identity provider's users live in a domain of its own unless one is named.
+                match doc.body.get("domain_id").and_then(Value::as_str).map(str::to_string) {
+                    Some(d) if !t.m.domains.contains_key(&d) => return Err(Error::validation(format!("Could not find domain: {d}."))),
+                    Some(_) => {}
+                    None => {
+                        let domain = crate::model::Domain {
+                            id: new_id(),
+                            name: id.clone(),
+                            description: format!("Auto generated federated domain for Identity Provider: {id}"),
+                            enabled: true,
+                            tags: vec![],
+                            options: Default::default(),
+                            extra: Default::default(),
+                        };
+                        doc.body.insert("domain_id".into(), json!(domain.id));
+                        t.put(domain)?;
+                    }
+                }
+            }
+            t.put(T::from_doc(doc))
+        })
+        .await?;
+    let mut v = render(&ident, spec, saved.doc());
+    if let (Some(s), Value::Object(m)) = (secret, &mut v) {
+        m.remove("secret_hash");
+        m.insert("secret".into(), json!(s));
+    }
+    Ok(created(json!({ spec.member: v })))
+}
+
+async fn update<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: String, body: Value) -> ApiResult {
+    enforce(&ident, &auth.0, &rule(spec, "update"), &json!({}))?;
+    let obj = validated(spec, member(body, spec.member)?, false)?;
+    if spec.member == "identity_provider" && obj.contains_key("domain_id") {
+        return Err(ApiError::bad_request("Invalid input for field 'domain_id': an identity provider's domain cannot be changed."));
+    }
+    let saved = ident
+        .write(|t| {
+            let mut d = T::table(&t.m).get(&id).ok_or_else(|| Error::not_found(spec.member, id.clone()))?.doc().clone();
+            d.body.extend(obj);
+            t.put(T::from_doc(d))
+        })
+        .await?;
+    Ok(Json(json!({ spec.member: render(&ident, spec, saved.doc()) })).into_response())
+}
+
+async fn delete<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: String) -> ApiResult {
+    enforce(&ident, &auth.0, &rule(spec, "delete"), &json!({}))?;
+    let member = spec.member;
+    ident
+        .write(|t| {
+            t.delete::<T>(&id).ok_or_else(|| Error::not_found(member, id.clone()))?;
+            match member {
+                "endpoint_group" => t.delete_where::<crate::model::ProjectEndpoint>(|pe| pe.0.body.get("endpoint_group_id").and_then(Value::as_str) == Some(&id)),
+                "identity_provider" => {
+                    t.delete_where::<crate::model::FederationProtocol>(|p| p.0.body.get("idp_id").and_then(Value::as_str) == Some(&id))
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
