@@ -278,6 +278,14 @@ struct EndpointBody {
     extra: Extra,
 }
 
+/// Endpoints may name a region that does not exist yet; Keystone creates it.
+fn ensure_region(t: &mut crate::service::Txn, id: &str) -> Result<(), Error> {
+    if !t.m.regions.contains_key(id) {
+        t.put(Region { id: id.to_string(), description: String::new(), parent_region_id: None, extra: Default::default() })?;
+    }
+    Ok(())
+}
+
 fn check_interface(i: &str) -> ApiResult<()> {
     match i {
         "public" | "internal" | "admin" => Ok(()),
@@ -331,9 +339,7 @@ async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<
                 return Err(Error::validation(format!("Could not find service: {}.", e.service_id)));
             }
             if let Some(r) = &e.region_id {
-                if !t.m.regions.contains_key(r) {
-                    return Err(Error::validation(format!("Could not find region: {r}.")));
-                }
+                ensure_region(t, r)?;
             }
             t.put(e)
         })
@@ -363,9 +369,7 @@ async fn update_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<St
                 e.service_id = s;
             }
             if let Some(r) = b.region_id.or(b.region) {
-                if !t.m.regions.contains_key(&r) {
-                    return Err(Error::validation(format!("Could not find region: {r}.")));
-                }
+                ensure_region(t, &r)?;
                 e.region_id = Some(r);
             }
             if let Some(u) = b.url {

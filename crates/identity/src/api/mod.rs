@@ -4,6 +4,7 @@ mod appcreds;
 mod auth;
 mod catalog;
 mod credentials;
+mod domain_config;
 mod domains;
 mod projects;
 mod registry;
@@ -80,7 +81,8 @@ pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
         .merge(registry::routes())
         .merge(appcreds::routes())
         .merge(credentials::routes())
-        .merge(trusts::routes());
+        .merge(trusts::routes())
+        .merge(domain_config::routes());
     let app = Router::new()
         .route("/", get(versions))
         .route("/v3", get(version_v3))

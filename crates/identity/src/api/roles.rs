@@ -211,8 +211,8 @@ async fn put_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)
         .write(|t| {
             let p = t.m.roles.get(&prior).ok_or_else(|| Error::not_found("role", prior.clone()))?.clone();
             let i = t.m.roles.get(&implied).ok_or_else(|| Error::not_found("role", implied.clone()))?.clone();
-            if i.domain_id.is_some() {
-                return Err(Error::Forbidden(format!("{implied} is a domain-specific role; it cannot be implied.")));
+            if p.domain_id.is_none() && i.domain_id.is_some() {
+                return Err(Error::Forbidden(format!("A global role cannot imply the domain-specific role {implied}.")));
             }
             if p.id == i.id || t.m.expand_implied([implied.clone()]).contains(&prior) {
                 return Err(Error::Forbidden(format!("Implying {implied} from {prior} would make a cycle of implied roles.")));
