@@ -24,7 +24,8 @@ pub fn routes() -> Router<Ctx> {
 }
 
 /// The catalog for a token: enabled services with their enabled endpoints.
-pub fn catalog_for(m: &Model, _project_id: Option<&str>) -> Vec<Value> {
+pub fn catalog_for(m: &Model, project_id: Option<&str>) -> Vec<Value> {
+    let allowed = project_id.and_then(|p| super::endpoint_filter::allowed_endpoints(m, p));
     m.services
         .values()
         .filter(|s| s.enabled)
@@ -33,6 +34,7 @@ pub fn catalog_for(m: &Model, _project_id: Option<&str>) -> Vec<Value> {
                 .endpoints
                 .values()
                 .filter(|e| e.enabled && e.service_id == s.id)
+                .filter(|e| allowed.as_ref().is_none_or(|a| a.contains(&e.id)))
                 .map(|e| json!({"id": e.id, "interface": e.interface, "region": e.region_id, "region_id": e.region_id, "url": e.url}))
                 .collect();
             json!({"id": s.id, "type": s.kind, "name": s.name.clone().unwrap_or_default(), "endpoints": endpoints})
@@ -249,7 +251,7 @@ async fn delete_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Str
 
 // ---------------------------------------------------------------------------------- endpoints
 
-fn render_endpoint(ident: &Ctx, e: &Endpoint) -> Value {
+pub fn render_endpoint(ident: &Ctx, e: &Endpoint) -> Value {
     with_extra(
         json!({
             "id": e.id, "interface": e.interface, "service_id": e.service_id, "region_id": e.region_id,
@@ -390,6 +392,7 @@ async fn delete_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<St
     ident
         .write(|t| {
             t.delete::<Endpoint>(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?;
+            t.delete_where::<crate::model::ProjectEndpoint>(|pe| pe.0.body.get("endpoint_id").and_then(Value::as_str) == Some(&id));
             Ok(())
         })
         .await?;

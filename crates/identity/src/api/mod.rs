@@ -6,6 +6,8 @@ mod catalog;
 mod credentials;
 mod domain_config;
 mod domains;
+mod endpoint_filter;
+mod limits;
 mod projects;
 mod registry;
 mod roles;
@@ -82,7 +84,9 @@ pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
         .merge(appcreds::routes())
         .merge(credentials::routes())
         .merge(trusts::routes())
-        .merge(domain_config::routes());
+        .merge(domain_config::routes())
+        .merge(limits::routes())
+        .merge(endpoint_filter::routes());
     let app = Router::new()
         .route("/", get(versions))
         .route("/v3", get(version_v3))
@@ -128,7 +132,7 @@ pub fn enforce(ident: &Identity, ctx: &AuthContext, rule: &str, target: &Value) 
     }
 }
 
-fn without_nulls(v: &Value) -> Value {
+pub fn without_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), without_nulls(x))).collect()),
         other => other.clone(),

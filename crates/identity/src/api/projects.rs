@@ -391,6 +391,9 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
                 )));
             }
             t.delete_where::<Assignment>(|a| a.target_kind == TargetKind::Project && a.target_id == id);
+            let of_project = |d: &crate::model::Document| d.body.get("project_id").and_then(Value::as_str) == Some(id.as_str());
+            t.delete_where::<crate::model::ProjectEndpoint>(|pe| of_project(&pe.0));
+            t.delete_where::<crate::model::Limit>(|l| of_project(&l.0));
             t.delete::<Project>(&id);
             t.revoke(RevocationEvent { project_id: Some(id.clone()), ..Default::default() });
             Ok(())

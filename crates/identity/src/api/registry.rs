@@ -109,7 +109,7 @@ pub static MAPPING: Spec = Spec {
     collection: "mappings",
     path: "OS-FEDERATION/mappings",
     id_from_url: true,
-    fields: &[f("rules", Kind::Array, true, None), f("schema_version", Kind::Str, false, Some("\"1.0\""))],
+    fields: &[f("rules", Kind::Array, true, None), f("schema_version", Kind::OptStr, false, Some("\"1.0\""))],
     filters: &[],
     secret_on_create: false,
 };
@@ -131,7 +131,13 @@ pub static SERVICE_PROVIDER: Spec = Spec {
 };
 
 pub fn routes() -> Router<Ctx> {
+    let protocols = "/OS-FEDERATION/identity_providers/{idp}/protocols";
     Router::new()
+        .route(protocols, get(list_protocols))
+        .route(
+            "/OS-FEDERATION/identity_providers/{idp}/protocols/{id}",
+            get(show_protocol).put(create_protocol).patch(update_protocol).delete(delete_protocol),
+        )
         .merge(doc_routes::<PolicyBlob>(&POLICY))
         .merge(doc_routes::<Consumer>(&CONSUMER))
         .merge(doc_routes::<EndpointGroup>(&ENDPOINT_GROUP))
@@ -213,6 +219,9 @@ fn validated(spec: &Spec, mut body: Map<String, Value>, create: bool) -> ApiResu
             }
             None => {}
         }
+    }
+    if spec.member == "mapping" && create && body.get("schema_version").is_some_and(Value::is_null) {
+        body.insert("schema_version".into(), json!("1.0"));
     }
     Ok(body)
 }
@@ -327,6 +336,120 @@ async fn delete<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: S
                 }
                 _ => {}
             }
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+// ------------------------------------------------------------------------------- protocols
+
+fn protocol_id(idp: &str, id: &str) -> String {
+    format!("{idp}/{id}")
+}
+
+fn render_protocol(ident: &Ctx, d: &Document) -> Value {
+    let idp = d.body.get("idp_id").and_then(Value::as_str).unwrap_or_default();
+    let id = d.body.get("protocol_id").and_then(Value::as_str).unwrap_or_default();
+    let base = format!("{}/v3/OS-FEDERATION/identity_providers/{idp}", ident.settings.public_url);
+    json!({
+        "id": id,
+        "mapping_id": d.body.get("mapping_id"),
+        "remote_id_attribute": d.body.get("remote_id_attribute").cloned().unwrap_or(Value::Null),
+        "links": {"self": format!("{base}/protocols/{id}"), "identity_provider": base},
+    })
+}
+
+fn protocol_body(body: Value, create: bool) -> ApiResult<Map<String, Value>> {
+    let obj = member(body, "protocol")?;
+    let mut out = Map::new();
+    match obj.get("mapping_id") {
+        Some(Value::String(m)) => {
+            out.insert("mapping_id".into(), json!(m));
+        }
+        None if !create => {}
+        _ => return Err(ApiError::bad_request("'mapping_id' is a required property and must be a string.")),
+    }
+    match obj.get("remote_id_attribute") {
+        Some(v @ (Value::String(_) | Value::Null)) => {
+            out.insert("remote_id_attribute".into(), v.clone());
+        }
+        Some(_) => return Err(ApiError::bad_request("Invalid input for field 'remote_id_attribute': must be a string.")),
+        None => {}
+    }
+    Ok(out)
+}
+
+async fn list_protocols(State(ident): State<Ctx>, auth: Auth, Path(idp): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_protocols", &json!({}))?;
+    let m = ident.model();
+    if !m.identity_providers.contains_key(&idp) {
+        return Err(not_found("identity provider", &idp));
+    }
+    let items = m
+        .federation_protocols
+        .values()
+        .filter(|p| p.0.body.get("idp_id").and_then(Value::as_str) == Some(idp.as_str()))
+        .map(|p| render_protocol(&ident, &p.0))
+        .collect();
+    Ok(list_response(&ident, "protocols", items, &format!("OS-FEDERATION/identity_providers/{idp}/protocols")))
+}
+
+async fn show_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_protocol", &json!({}))?;
+    let m = ident.model();
+    let p = m.federation_protocols.get(&protocol_id(&idp, &id)).ok_or_else(|| not_found("federation protocol", &id))?;
+    Ok(Json(json!({"protocol": render_protocol(&ident, &p.0)})).into_response())
+}
+
+async fn create_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:create_protocol", &json!({}))?;
+    let mut obj = protocol_body(body, true)?;
+    super::check_name("id", &id, 64)?;
+    obj.insert("idp_id".into(), json!(idp));
+    obj.insert("protocol_id".into(), json!(id));
+    let doc = Document { id: protocol_id(&idp, &id), uniq: None, body: obj };
+    let saved = ident
+        .write(|t| {
+            if !t.m.identity_providers.contains_key(&idp) {
+                return Err(Error::not_found("identity provider", idp.clone()));
+            }
+            let mapping = doc.body.get("mapping_id").and_then(Value::as_str).unwrap_or_default().to_string();
+            if !t.m.mappings.contains_key(&mapping) {
+                return Err(Error::validation(format!("Could not find mapping: {mapping}.")));
+            }
+            if t.m.federation_protocols.contains_key(&doc.id) {
+                return Err(Error::Conflict(format!("Conflict occurred attempting to store federation_protocol - Duplicate ID, {id}.")));
+            }
+            t.put(crate::model::FederationProtocol(doc))
+        })
+        .await?;
+    Ok(created(json!({"protocol": render_protocol(&ident, &saved.0)})))
+}
+
+async fn update_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>, Body(body): Body<Value>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:update_protocol", &json!({}))?;
+    let patch = protocol_body(body, false)?;
+    let saved = ident
+        .write(|t| {
+            let mut d = t.m.federation_protocols.get(&protocol_id(&idp, &id)).ok_or_else(|| Error::not_found("federation protocol", id.clone()))?.0.clone();
+            if let Some(m) = patch.get("mapping_id").and_then(Value::as_str) {
+                if !t.m.mappings.contains_key(m) {
+                    return Err(Error::validation(format!("Could not find mapping: {m}.")));
+                }
+            }
+            d.body.extend(patch);
+            t.put(crate::model::FederationProtocol(d))
+        })
+        .await?;
+    Ok(Json(json!({"protocol": render_protocol(&ident, &saved.0)})).into_response())
+}
+
+async fn delete_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:delete_protocol", &json!({}))?;
+    ident
+        .write(|t| {
+            t.delete::<crate::model::FederationProtocol>(&protocol_id(&idp, &id)).ok_or_else(|| Error::not_found("federation protocol", id.clone()))?;
             Ok(())
         })
         .await?;

@@ -1,0 +1,210 @@
+//! OS-EP-FILTER: which endpoints a project's catalog shows, by direct association or through
+//! endpoint groups. A project with no association sees every enabled endpoint.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use serde_json::{json, Value};
+
+use super::{enforce, list_response, no_content, not_found, ApiResult, Ctx};
+use crate::model::{Document, Endpoint, EndpointGroup, Model, ProjectEndpoint};
+use crate::service::Error;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/OS-EP-FILTER/projects/{project}/endpoints", get(project_endpoints))
+        .route("/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}", get(check_ep).head(check_ep).put(add_ep).delete(remove_ep))
+        .route("/OS-EP-FILTER/endpoints/{endpoint}/projects", get(endpoint_projects))
+        .route("/OS-EP-FILTER/projects/{project}/endpoint_groups", get(project_groups))
+        .route("/OS-EP-FILTER/endpoint_groups/{group}/projects", get(group_projects))
+        .route("/OS-EP-FILTER/endpoint_groups/{group}/endpoints", get(group_endpoints))
+        .route("/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}", get(get_eg).head(get_eg).put(add_eg).delete(remove_eg))
+}
+
+fn ep_id(project: &str, endpoint: &str) -> String {
+    format!("ep:{project}/{endpoint}")
+}
+
+fn eg_id(project: &str, group: &str) -> String {
+    format!("eg:{project}/{group}")
+}
+
+fn field<'a>(d: &'a Document, k: &str) -> Option<&'a str> {
+    d.body.get(k).and_then(Value::as_str)
+}
+
+/// Whether an endpoint matches an endpoint group's filters (`service_id`, `region_id`, `interface`).
+pub fn group_matches(group: &EndpointGroup, e: &Endpoint) -> bool {
+    let Some(filters) = group.0.body.get("filters").and_then(Value::as_object) else { return false };
+    filters.iter().all(|(k, v)| {
+        let want = v.as_str();
+        match k.as_str() {
+            "service_id" => want == Some(e.service_id.as_str()),
+            "region_id" => want == e.region_id.as_deref(),
+            "interface" => want == Some(e.interface.as_str()),
+            _ => false,
+        }
+    })
+}
+
+/// The endpoints a project's catalog may show, or `None` when it has no associations.
+pub fn allowed_endpoints(m: &Model, project_id: &str) -> Option<Vec<String>> {
+    let assoc: Vec<&Document> = m.project_endpoints.values().map(|pe| &pe.0).filter(|d| field(d, "project_id") == Some(project_id)).collect();
+    if assoc.is_empty() {
+        return None;
+    }
+    let mut out: Vec<String> = assoc.iter().filter_map(|d| field(d, "endpoint_id")).map(str::to_string).collect();
+    for d in &assoc {
+        if let Some(g) = field(d, "endpoint_group_id").and_then(|g| m.endpoint_groups.get(g)) {
+            out.extend(m.endpoints.values().filter(|e| group_matches(g, e)).map(|e| e.id.clone()));
+        }
+    }
+    Some(out)
+}
+
+fn exists(m: &Model, project: &str, endpoint: Option<&str>, group: Option<&str>) -> ApiResult<()> {
+    if !m.projects.contains_key(project) {
+        return Err(not_found("project", project));
+    }
+    if let Some(e) = endpoint {
+        if !m.endpoints.contains_key(e) {
+            return Err(not_found("endpoint", e));
+        }
+    }
+    if let Some(g) = group {
+        if !m.endpoint_groups.contains_key(g) {
+            return Err(not_found("endpoint group", g));
+        }
+    }
+    Ok(())
+}
+
+async fn add_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:add_endpoint_to_project", &json!({}))?;
+    exists(&ident.model(), &project, Some(&endpoint), None)?;
+    let body = json!({"project_id": project, "endpoint_id": endpoint});
+    let doc = Document { id: ep_id(&project, &endpoint), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
+    ident.write(|t| t.put(ProjectEndpoint(doc)).map(|_| ())).await?;
+    Ok(no_content())
+}
+
+async fn check_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:check_endpoint_in_project", &json!({}))?;
+    let m = ident.model();
+    exists(&m, &project, Some(&endpoint), None)?;
+    if m.project_endpoints.contains_key(&ep_id(&project, &endpoint)) {
+        Ok(no_content())
+    } else {
+        Err(not_found("project endpoint", &format!("{endpoint} in {project}")))
+    }
+}
+
+async fn remove_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:remove_endpoint_from_project", &json!({}))?;
+    ident
+        .write(|t| {
+            t.delete::<ProjectEndpoint>(&ep_id(&project, &endpoint))
+                .ok_or_else(|| Error::not_found("project endpoint", format!("{endpoint} in {project}")))?;
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+async fn project_endpoints(State(ident): State<Ctx>, auth: Auth, Path(project): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_endpoints_for_project", &json!({}))?;
+    let m = ident.model();
+    exists(&m, &project, None, None)?;
+    let allowed = allowed_endpoints(&m, &project).unwrap_or_default();
+    let items = m.endpoints.values().filter(|e| allowed.contains(&e.id)).map(|e| super::catalog::render_endpoint(&ident, e)).collect();
+    Ok(list_response(&ident, "endpoints", items, &format!("OS-EP-FILTER/projects/{project}/endpoints")))
+}
+
+async fn endpoint_projects(State(ident): State<Ctx>, auth: Auth, Path(endpoint): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_projects_for_endpoint", &json!({}))?;
+    let m = ident.model();
+    if !m.endpoints.contains_key(&endpoint) {
+        return Err(not_found("endpoint", &endpoint));
+    }
+    let items = m
+        .project_endpoints
+        .values()
+        .filter(|pe| field(&pe.0, "endpoint_id") == Some(endpoint.as_str()))
+        .filter_map(|pe| field(&pe.0, "project_id").and_then(|p| m.projects.get(p)))
+        .map(|p| super::projects::render(&ident, p))
+        .collect();
+    Ok(list_response(&ident, "projects", items, &format!("OS-EP-FILTER/endpoints/{endpoint}/projects")))
+}
+
+async fn add_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:add_endpoint_group_to_project", &json!({}))?;
+    exists(&ident.model(), &project, None, Some(&group))?;
+    let body = json!({"project_id": project, "endpoint_group_id": group});
+    let doc = Document { id: eg_id(&project, &group), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
+    ident.write(|t| t.put(ProjectEndpoint(doc)).map(|_| ())).await?;
+    Ok(no_content())
+}
+
+async fn get_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:get_endpoint_group_in_project", &json!({}))?;
+    let m = ident.model();
+    exists(&m, &project, None, Some(&group))?;
+    if !m.project_endpoints.contains_key(&eg_id(&project, &group)) {
+        return Err(not_found("project endpoint group", &format!("{group} in {project}")));
+    }
+    let p = &m.projects[&project];
+    Ok((StatusCode::OK, Json(json!({"project": super::projects::render(&ident, p)}))).into_response())
+}
+
+async fn remove_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Path<(String, String)>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:remove_endpoint_group_from_project", &json!({}))?;
+    ident
+        .write(|t| {
+            t.delete::<ProjectEndpoint>(&eg_id(&project, &group))
+                .ok_or_else(|| Error::not_found("project endpoint group", format!("{group} in {project}")))?;
+            Ok(())
+        })
+        .await?;
+    Ok(no_content())
+}
+
+async fn project_groups(State(ident): State<Ctx>, auth: Auth, Path(project): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_endpoint_groups_for_project", &json!({}))?;
+    let m = ident.model();
+    exists(&m, &project, None, None)?;
+    let items = m
+        .project_endpoints
+        .values()
+        .filter(|pe| field(&pe.0, "project_id") == Some(project.as_str()))
+        .filter_map(|pe| field(&pe.0, "endpoint_group_id").and_then(|g| m.endpoint_groups.get(g)))
+        .map(|g| super::registry::render(&ident, &super::registry::ENDPOINT_GROUP, &g.0))
+        .collect();
+    Ok(list_response(&ident, "endpoint_groups", items, &format!("OS-EP-FILTER/projects/{project}/endpoint_groups")))
+}
+
+async fn group_projects(State(ident): State<Ctx>, auth: Auth, Path(group): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_projects_associated_with_endpoint_group", &json!({}))?;
+    let m = ident.model();
+    if !m.endpoint_groups.contains_key(&group) {
+        return Err(not_found("endpoint group", &group));
+    }
+    let items = m
+        .project_endpoints
+        .values()
+        .filter(|pe| field(&pe.0, "endpoint_group_id") == Some(group.as_str()))
+        .filter_map(|pe| field(&pe.0, "project_id").and_then(|p| m.projects.get(p)))
+        .map(|p| super::projects::render(&ident, p))
+        .collect();
+    Ok(list_response(&ident, "projects", items, &format!("OS-EP-FILTER/endpoint_groups/{group}/projects")))
+}
+
+async fn group_endpoints(State(ident): State<Ctx>, auth: Auth, Path(group): Path<String>) -> ApiResult {
+    enforce(&ident, &auth.0, "identity:list_endpoints_associated_with_endpoint_group", &json!({}))?;
+    let m = ident.model();
+    let g = m.endpoint_groups.get(&group).ok_or_else(|| not_found("endpoint group", &group))?;
+    let items = m.endpoints.values().filter(|e| group_matches(g, e)).map(|e| super::catalog::render_endpoint(&ident, e)).collect();
+    Ok(list_response(&ident, "endpoints", items, &format!("OS-EP-FILTER/endpoint_groups/{group}/endpoints")))
+}
