@@ -121,8 +121,9 @@ def test_cli_session_authenticated_with_application_credential(cli, api, server)
     project = api.new_project()
     user, password = api.new_user("member", project_id=project["id"])
     owner_env = server.os_env(user=user["name"], password=password, project=project["name"])
-    appcred = cli.json("application", "credential", "create", unique("appcred"), env=owner_env)
-    assert appcred["id"] and appcred["secret"], appcred
+    created = cli.json("application", "credential", "create", unique("appcred"), env=owner_env)
+    appcred = {k.lower(): v for k, v in created.items()}  # this command prints "ID", "Secret", ...
+    assert appcred.get("id") and appcred.get("secret"), created
 
     env = server.os_env(user=user["name"], password="unused", project=None)
     for k in ("OS_USERNAME", "OS_PASSWORD", "OS_USER_DOMAIN_NAME"):

@@ -123,7 +123,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
 
-    // Keys rotated by `haneul token-keys rotate` are picked up without a restart.
+    // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes
+    // on the same database, are picked up without a restart.
     let keys_ident = ident.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -133,6 +134,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Ok(true) => tracing::info!("token keys reloaded"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = ?e, "token keys could not be reloaded"),
+            }
+            match keys_ident.refresh().await {
+                Ok(true) => tracing::info!("identity data changed by another process; reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "identity data could not be refreshed"),
             }
             if let Some(e) = keys_ident.policy.take_reload_error() {
                 tracing::warn!(error = %e, "policy file not reloaded; keeping the previous rules");

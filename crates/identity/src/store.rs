@@ -9,6 +9,8 @@ use crate::model::{self, Model, Record};
 pub enum StoreError {
     #[error("a {table} row with the same unique key already exists")]
     Duplicate { table: &'static str },
+    #[error("another process changed the identity data since revision {expected}")]
+    Stale { expected: i64 },
     #[error("database error on table {table}")]
     Sql { table: &'static str, #[source] err: sqlx::Error },
     #[error("stored {table} row {id} is not valid")]
@@ -45,7 +47,15 @@ fn migrations() -> Vec<Migration> {
         .iter()
         .map(|t| format!("CREATE TABLE {t} (id TEXT PRIMARY KEY, uniq TEXT UNIQUE, data TEXT NOT NULL);"))
         .collect();
-    vec![Migration { version: 1, name: "initial identity tables", sql: Box::leak(sql.into_boxed_str()) }]
+    vec![
+        Migration { version: 1, name: "initial identity tables", sql: Box::leak(sql.into_boxed_str()) },
+        Migration {
+            version: 2,
+            name: "revision counter shared by processes on one database",
+            sql: "CREATE TABLE identity_revision (id INTEGER PRIMARY KEY, value BIGINT NOT NULL); \
+                  INSERT INTO identity_revision (id, value) VALUES (1, 0)",
+        },
+    ]
 }
 
 #[derive(Clone)]
@@ -64,10 +74,21 @@ impl Store {
         self.db.backend
     }
 
-    /// Writes `ops` in one transaction: all or nothing.
-    pub async fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
+    /// The revision of the stored data: every committed write adds one.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let row: (i64,) = sqlx::query_as("SELECT value FROM identity_revision WHERE id = 1")
+            .fetch_one(&self.db.pool)
+            .await
+            .map_err(|err| StoreError::Sql { table: "identity_revision", err })?;
+        Ok(row.0)
+    }
+
+    /// Writes `ops` in one transaction, all or nothing, if the data is still at revision
+    /// `base`; returns the new revision. The revision row also serializes writers from
+    /// several processes on one PostgreSQL database.
+    pub async fn apply(&self, base: i64, ops: &[Op]) -> Result<i64, StoreError> {
         if ops.is_empty() {
-            return Ok(());
+            return Ok(base);
         }
         let sql_err = |table: &'static str| {
             move |err: sqlx::Error| {
@@ -79,6 +100,14 @@ impl Store {
             }
         };
         let mut tx = self.db.pool.begin().await.map_err(sql_err("(begin)"))?;
+        let bumped = sqlx::query("UPDATE identity_revision SET value = value + 1 WHERE id = 1 AND value = $1")
+            .bind(base)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("identity_revision"))?;
+        if bumped.rows_affected() != 1 {
+            return Err(StoreError::Stale { expected: base });
+        }
         for op in ops {
             match op {
                 Op::Put { table, id, uniq, data } => {
@@ -105,7 +134,7 @@ impl Store {
             }
         }
         tx.commit().await.map_err(sql_err("(commit)"))?;
-        Ok(())
+        Ok(base + 1)
     }
 
     /// Reads every table into a fresh model.

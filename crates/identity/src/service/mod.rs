@@ -81,6 +81,8 @@ impl Settings {
 /// The identity service.
 pub struct Identity {
     model: RwLock<Arc<Model>>,
+    /// The database revision the model reflects.
+    revision: Mutex<i64>,
     write_lock: tokio::sync::Mutex<()>,
     store: Store,
     keys: RwLock<Arc<KeyRing>>,
@@ -149,11 +151,13 @@ impl Identity {
         key_repo.ensure()?;
         let keys = key_repo.load()?;
         let fingerprint = key_repo.fingerprint()?;
+        let revision = store.revision().await?;
         let model = store.load().await?;
         let policy = PolicyFile::new(config.policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::Internal(format!("policy could not be loaded: {e}")))?;
         Ok(Arc::new(Identity {
             model: RwLock::new(Arc::new(model)),
+            revision: Mutex::new(revision),
             write_lock: tokio::sync::Mutex::new(()),
             store,
             keys: RwLock::new(Arc::new(keys)),
@@ -170,18 +174,43 @@ impl Identity {
     }
 
     /// Runs `f` on a copy of the model; persists and publishes its changes if it succeeds.
+    ///
+    /// Another process writing to the same database between this process's last look and
+    /// the commit makes the write fail with a conflict (the client may retry); the model
+    /// is brought up to date first, so such races need two writers within milliseconds.
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
         let _guard = self.write_lock.lock().await;
+        self.refresh_locked().await?;
+        let base = *self.revision.lock().unwrap_or_else(|e| e.into_inner());
         let mut txn = Txn { m: (*self.model()).clone(), ops: Vec::new() };
         let r = f(&mut txn)?;
-        self.store.apply(&txn.ops).await.map_err(|e| match e {
+        let new_revision = self.store.apply(base, &txn.ops).await.map_err(|e| match e {
             StoreError::Duplicate { table } => {
                 Error::Conflict(format!("Conflict occurred attempting to store {} - Duplicate entry.", table.trim_end_matches('s')))
             }
+            StoreError::Stale { .. } => Error::Conflict("The identity data changed concurrently; retry the request.".into()),
             other => Error::Store(other),
         })?;
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(txn.m);
+        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = new_revision;
         Ok(r)
+    }
+
+    /// Reloads the model if another process sharing the database wrote to it.
+    pub async fn refresh(&self) -> Result<bool> {
+        let _guard = self.write_lock.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<bool> {
+        let current = self.store.revision().await?;
+        if current == *self.revision.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(false);
+        }
+        let model = self.store.load().await?;
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
+        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = current;
+        Ok(true)
     }
 
     pub fn keys(&self) -> Arc<KeyRing> {
