@@ -67,7 +67,8 @@ def assert_fault(resp, status, title=None):
     assert resp.status_code == status, (
         f"{resp.request.method} {resp.request.url}: expected {status}, got {resp.status_code}: {resp.text[:500]}")
     assert resp.headers.get("x-openstack-request-id", "").startswith("req-"), dict(resp.headers)
-    assert resp.headers.get("content-type", "").startswith("application/json"), dict(resp.headers)
+    assert resp.headers.get("content-type", "").startswith("application/json"), (
+        f"{resp.status_code} body is not JSON: {resp.headers.get('content-type')!r} {resp.text[:300]!r}")
     body = resp.json()
     assert set(body) == {"error"}, body
     err = body["error"]

@@ -2,12 +2,18 @@
 bytes never gets a 5xx, every refusal is Keystone's fault body, and the server stays up.
 Runs on a server of its own: failed password attempts must not touch the shared one."""
 import json
+import os
 import string
+import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from support import Api, HTTP_TIMEOUT
+
+# Hypothesis keeps caches in ./.hypothesis by default; keep them out of the repository.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "haneul-e2e-hypothesis"))
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
 json_values = st.recursive(

@@ -124,6 +124,8 @@ def test_cli_session_authenticated_with_application_credential(cli, api, server)
     created = cli.json("application", "credential", "create", unique("appcred"), env=owner_env)
     appcred = {k.lower(): v for k, v in created.items()}  # this command prints "ID", "Secret", ...
     assert appcred.get("id") and appcred.get("secret"), created
+    # The CLI sends "roles": [], which Keystone reads as "all the roles of the creating token".
+    assert {"member", "reader"} <= {r["name"] for r in appcred.get("roles") or []}, created
 
     env = server.os_env(user=user["name"], password="unused", project=None)
     for k in ("OS_USERNAME", "OS_PASSWORD", "OS_USER_DOMAIN_NAME"):

@@ -95,7 +95,7 @@ impl AuthContext {
 
 /// Turns a token into an [`AuthContext`].
 pub trait TokenValidator: Send + Sync + 'static {
-    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<AuthContext, ApiError>> + Send + 'a>>;
+    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>>;
 }
 
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
@@ -114,7 +114,7 @@ pub fn auth_layer(validator: Arc<dyn TokenValidator>) -> axum::middleware::FromF
             if let Some(token) = token {
                 match validator.validate(&token).await {
                     Ok(ctx) => {
-                        req.extensions_mut().insert(Arc::new(ctx));
+                        req.extensions_mut().insert(ctx);
                         req.extensions_mut().insert(RawToken(token));
                     }
                     Err(e) => return e.into_response(),

@@ -93,10 +93,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn open_and_bootstrap(cfg: &Config) -> anyhow::Result<Arc<Identity>> {
+async fn open_and_bootstrap(cfg: &Config, reset_password: bool) -> anyhow::Result<Arc<Identity>> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let ident = Identity::open(cfg).await.context("opening the identity service")?;
-    let report = bootstrap(&ident, &cfg.data_dir, &cfg.identity.admin_password, &catalog(cfg)).await.context("bootstrap")?;
+    let report = bootstrap(&ident, &cfg.data_dir, &cfg.identity.admin_password, reset_password, &catalog(cfg)).await.context("bootstrap")?;
     if report.created {
         println!("haneul is set up.");
         if let Some(pw) = &report.admin_password {
@@ -110,15 +110,14 @@ async fn open_and_bootstrap(cfg: &Config) -> anyhow::Result<Arc<Identity>> {
 }
 
 async fn run_bootstrap(cfg: Config) -> anyhow::Result<()> {
-    let ident = open_and_bootstrap(&cfg).await?;
-    let _ = ident;
+    open_and_bootstrap(&cfg, true).await?;
     println!("bootstrap complete; credentials in {}", cfg.data_dir.join("keystonerc_admin").display());
     Ok(())
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
-    let ident = open_and_bootstrap(&cfg).await?;
+    let ident = open_and_bootstrap(&cfg, false).await?;
     let addr = format!("{}:{}", cfg.server.bind, cfg.identity.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);

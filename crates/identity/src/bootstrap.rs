@@ -38,13 +38,24 @@ fn random_password() -> String {
 }
 
 /// Ensures the bootstrap resources exist and writes the credential files into `data_dir`.
-pub async fn bootstrap(ident: &Identity, data_dir: &Path, configured_password: &str, catalog: &[CatalogEntry]) -> Result<BootstrapReport> {
+///
+/// A configured password is set on an existing admin only when `reset_password` is true
+/// (`haneul bootstrap`), so that `serve` starts without a bcrypt round.
+pub async fn bootstrap(
+    ident: &Identity,
+    data_dir: &Path,
+    configured_password: &str,
+    reset_password: bool,
+    catalog: &[CatalogEntry],
+) -> Result<BootstrapReport> {
     let m = ident.model();
     let admin_exists = m.users.values().any(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin");
     let rc_path = data_dir.join("keystonerc_admin");
-    let (password, new_hash) = if !configured_password.is_empty() {
+    let (password, new_hash) = if !configured_password.is_empty() && (!admin_exists || reset_password) {
         let p = configured_password.to_string();
         (Some(p.clone()), Some(ident.hash_password(p).await?))
+    } else if !configured_password.is_empty() {
+        (Some(configured_password.to_string()), None)
     } else if !admin_exists {
         let p = random_password();
         (Some(p.clone()), Some(ident.hash_password(p).await?))

@@ -453,6 +453,8 @@ record!(RevocationEvent, "revocation_events", revocation_events);
 /// Everything the identity service knows, as one consistent snapshot.
 #[derive(Clone, Default)]
 pub struct Model {
+    /// Bumped by every published change; caches derived from a model key on it.
+    pub generation: u64,
     pub domains: Table<Domain>,
     pub projects: Table<Project>,
     pub users: Table<User>,

@@ -96,7 +96,7 @@ async fn issue(State(ident): State<Ctx>, params: Params, body: axum::body::Bytes
 }
 
 /// Validates `X-Subject-Token` on behalf of the caller.
-fn subject(ident: &Ctx, auth: &Auth, headers: &HeaderMap, params: &Params) -> ApiResult<(String, ValidToken)> {
+fn subject(ident: &Ctx, auth: &Auth, headers: &HeaderMap, params: &Params) -> ApiResult<(String, std::sync::Arc<ValidToken>)> {
     let token = headers
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())

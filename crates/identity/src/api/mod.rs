@@ -59,9 +59,9 @@ impl From<Error> for ApiError {
 struct Validator(Arc<Identity>);
 
 impl TokenValidator for Validator {
-    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<AuthContext, ApiError>> + Send + 'a>> {
+    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>> {
         Box::pin(async move {
-            self.0.validate_token(token, false).map(|vt| vt.ctx).map_err(|_| unauthenticated())
+            self.0.validate_token(token, false).map(|vt| vt.ctx.clone()).map_err(|_| unauthenticated())
         })
     }
 }

@@ -179,7 +179,7 @@ fn parse_scope(v: Option<Value>) -> Result<AuthScope> {
 #[derive(Clone, Debug)]
 pub struct ValidToken {
     pub payload: Payload,
-    pub ctx: AuthContext,
+    pub ctx: Arc<AuthContext>,
     pub password_expires_at: Option<DateTime<Utc>>,
     pub trust: Option<Arc<Trust>>,
     pub app_cred: Option<Arc<ApplicationCredential>>,
@@ -409,22 +409,47 @@ impl Identity {
 
     /// Validates a token against the keys, its expiry, revocation events and the current
     /// model. `allow_expired` accepts a token up to `allow_expired_window` past its expiry.
-    pub fn validate_token(&self, token: &str, allow_expired: bool) -> Result<ValidToken> {
+    ///
+    /// Results are cached per token for as long as the model and the key ring stay the same:
+    /// every change that could invalidate a token (revocation, a disabled user, a removed
+    /// role, a rotated-out key) publishes a new generation, which misses the cache.
+    pub fn validate_token(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidToken>> {
+        const CACHE_MAX: usize = 65_536;
+        let m = self.model();
+        let keys_gen = self.keys_generation.load(std::sync::atomic::Ordering::SeqCst);
+        let cached = {
+            let cache = self.token_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(token).filter(|(g, k, _)| *g == m.generation && *k == keys_gen).map(|(_, _, vt)| vt.clone())
+        };
+        let vt = match cached {
+            Some(vt) => vt,
+            None => {
+                let vt = Arc::new(self.validate_uncached(token, &m)?);
+                let mut cache = self.token_cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(token.to_string(), (m.generation, keys_gen, vt.clone()));
+                vt
+            }
+        };
+        let mut deadline = vt.payload.expires_at;
+        if allow_expired {
+            deadline += chrono::Duration::from_std(self.settings.allow_expired_window).unwrap_or_default();
+        }
+        if Utc::now() >= deadline {
+            return Err(Error::not_found("token", ""));
+        }
+        Ok(vt)
+    }
+
+    fn validate_uncached(&self, token: &str, m: &Model) -> Result<ValidToken> {
         let bytes = self.keys().open(token).map_err(|e: TokenError| {
             tracing::debug!(error = %e, "token rejected");
             Error::not_found("token", "")
         })?;
         let payload = Payload::decode(&bytes).map_err(|_| Error::not_found("token", ""))?;
-        let now = Utc::now();
-        let mut deadline = payload.expires_at;
-        if allow_expired {
-            deadline += chrono::Duration::from_std(self.settings.allow_expired_window).unwrap_or_default();
-        }
-        if now >= deadline {
-            return Err(Error::not_found("token", ""));
-        }
-        let m = self.model();
-        self.check_payload(&m, payload)
+        self.check_payload(m, payload)
     }
 
     /// Checks a decoded payload against the model and builds its context.
@@ -515,7 +540,7 @@ impl Identity {
             application_credential_id: payload.app_cred_id.clone(),
             is_admin_project,
         };
-        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx, trust, app_cred })
+        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx: Arc::new(ctx), trust, app_cred })
     }
 
     fn is_revoked(&self, m: &Model, p: &Payload, user_domain_id: &str, project: Option<&Project>, roles: &[String]) -> bool {

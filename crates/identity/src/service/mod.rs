@@ -88,6 +88,10 @@ pub struct Identity {
     keys: RwLock<Arc<KeyRing>>,
     key_repo: KeyRepository,
     key_fingerprint: Mutex<Vec<u32>>,
+    /// Bumped when the key ring changes.
+    keys_generation: std::sync::atomic::AtomicU64,
+    /// Tokens already validated against a given model and key ring.
+    token_cache: Mutex<std::collections::HashMap<String, (u64, u64, Arc<ValidToken>)>>,
     pub policy: PolicyFile,
     pub settings: Settings,
 }
@@ -163,6 +167,8 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             key_repo,
             key_fingerprint: Mutex::new(fingerprint),
+            keys_generation: std::sync::atomic::AtomicU64::new(0),
+            token_cache: Mutex::new(std::collections::HashMap::new()),
             policy,
             settings: Settings::from_config(config),
         }))
@@ -183,6 +189,7 @@ impl Identity {
         self.refresh_locked().await?;
         let base = *self.revision.lock().unwrap_or_else(|e| e.into_inner());
         let mut txn = Txn { m: (*self.model()).clone(), ops: Vec::new() };
+        txn.m.generation += 1;
         let r = f(&mut txn)?;
         let new_revision = self.store.apply(base, &txn.ops).await.map_err(|e| match e {
             StoreError::Duplicate { table } => {
@@ -207,7 +214,8 @@ impl Identity {
         if current == *self.revision.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(false);
         }
-        let model = self.store.load().await?;
+        let mut model = self.store.load().await?;
+        model.generation = self.model().generation + 1;
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
         *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = current;
         Ok(true)
@@ -226,6 +234,7 @@ impl Identity {
         }
         let ring = self.key_repo.load()?;
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        self.keys_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *current = fp;
         Ok(true)
     }
