@@ -117,12 +117,25 @@ pub fn auth_layer(validator: Arc<dyn TokenValidator>) -> axum::middleware::FromF
                         req.extensions_mut().insert(ctx);
                         req.extensions_mut().insert(RawToken(token));
                     }
-                    Err(e) => return e.into_response(),
+                    Err(e) => return reject_unread(req, e).await,
                 }
             }
             next.run(req).await
         }) as Pin<Box<dyn Future<Output = Response> + Send>>
     })
+}
+
+/// Answers `err` to a request whose body was not read. The body is drained first (up to
+/// 1 MiB) so that the client's keep-alive connection stays usable; past that the connection
+/// is closed, and the response says so.
+async fn reject_unread(req: Request, err: ApiError) -> Response {
+    const DRAIN_MAX: usize = 1 << 20;
+    let drained = axum::body::to_bytes(req.into_body(), DRAIN_MAX).await.is_ok();
+    let mut resp = err.into_response();
+    if !drained {
+        resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// The token the request was authenticated with.

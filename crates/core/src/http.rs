@@ -41,9 +41,22 @@ async fn finish_response(mut req: Request, next: Next, service: &'static str, st
 
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = render_fault(err.with_style(style), resp);
-    } else if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !is_json(&resp) {
-        let err = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.");
-        resp = render_fault(err.with_style(style), resp);
+    } else if (resp.status().is_client_error() || resp.status().is_server_error()) && !is_json(&resp) {
+        // A rejection from the framework itself (bad path parameter, body over the limit,
+        // wrong method): give it the service's fault body too.
+        let status = resp.status();
+        let message = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for the requested URL.".to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE => "Request is too large.".to_string(),
+            _ => {
+                let (parts, body) = resp.into_parts();
+                let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+                resp = Response::from_parts(parts, Body::empty());
+                let text = String::from_utf8_lossy(&text).trim().to_string();
+                if text.is_empty() { status.canonical_reason().unwrap_or("Error").to_string() } else { text }
+            }
+        };
+        resp = render_fault(ApiError::new(status, message).with_style(style), resp);
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);

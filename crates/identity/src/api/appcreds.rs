@@ -115,7 +115,9 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String
     let m = ident.model();
     let token_roles: Vec<String> = auth.0.roles.iter().map(|r| r.id.clone()).collect();
     let roles = match b.roles {
+        // No roles, or an empty list (as the openstack CLI sends), delegates all of the token's.
         None => token_roles.clone(),
+        Some(refs) if refs.is_empty() => token_roles.clone(),
         Some(refs) => {
             let mut out = Vec::new();
             for r in refs {

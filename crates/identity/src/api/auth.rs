@@ -8,7 +8,6 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use haneul_core::auth::{Auth, Scope};
 use haneul_core::error::ApiError;
-use haneul_core::http::parse_json;
 use serde_json::{json, Value};
 
 use super::catalog::catalog_for;
@@ -83,8 +82,7 @@ fn wants_catalog(params: &Params) -> bool {
     !params.contains_key("nocatalog")
 }
 
-async fn issue(State(ident): State<Ctx>, params: Params, body: axum::body::Bytes) -> ApiResult {
-    let req: AuthRequest = parse_json(&body)?;
+async fn issue(State(ident): State<Ctx>, params: Params, haneul_core::http::Json(req): haneul_core::http::Json<AuthRequest>) -> ApiResult {
     let (method, scope) = req.parse()?;
     let issued = ident.issue_token(method, scope).await?;
     let body = render_token(&ident, &issued.token, wants_catalog(&params));
