@@ -36,6 +36,7 @@ class Server:
     def __init__(self, binary=None, data_dir=None, extra_env=None):
         self.binary = binary or os.environ["HANEUL_BIN"]
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="haneul-e2e-")
+        os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.

@@ -3,7 +3,9 @@
 # tempest from PyPI, and writes one status per test id.
 #
 # usage: tests/tempest/run.sh <regex> <auth_url> <admin_password> <out_dir>
-# env:   VENV (python venv with tempest), CONCURRENCY (default 2)
+# env:   VENV (python venv with tempest), CONCURRENCY (default 2); SC_LOCKOUT_FAILURE_ATTEMPTS,
+#        SC_LOCKOUT_DURATION, SC_UNIQUE_LAST_PASSWORD_COUNT turn on the security compliance
+#        tests with the values the server was started with.
 # out:   <out_dir>/results.json ({test_id: success|fail|skip|not-run}), results.subunit, tempest.log
 set -euo pipefail
 regex=$1 auth_url=$2 password=$3 out=$4
@@ -49,16 +51,16 @@ admin_role = admin
 default_domain_id = default
 admin_domain_scope = false
 use_system_token = false
-user_lockout_failure_attempts = 0
-user_lockout_duration = 0
-user_unique_last_password_count = 0
+user_lockout_failure_attempts = ${SC_LOCKOUT_FAILURE_ATTEMPTS:-0}
+user_lockout_duration = ${SC_LOCKOUT_DURATION:-0}
+user_unique_last_password_count = ${SC_UNIQUE_LAST_PASSWORD_COUNT:-0}
 user_minimum_password_age = 0
 
 [identity-feature-enabled]
 trust = true
 access_rules = true
 api_extensions = all
-security_compliance = false
+security_compliance = $([ -n "${SC_LOCKOUT_FAILURE_ATTEMPTS:-}" ] && echo true || echo false)
 domain_specific_drivers = false
 immutable_user_source = false
 

@@ -11,9 +11,14 @@ from harness import Server  # noqa: E402
 
 script, regex, out = sys.argv[1:4]
 os.makedirs(out, exist_ok=True)
-srv = Server(data_dir=os.path.join(out, "data")).start()
+# Security compliance on, small enough for tempest's lockout test to wait out; run.sh
+# writes the same values into tempest.conf.
+compliance = {"LOCKOUT_FAILURE_ATTEMPTS": "2", "LOCKOUT_DURATION": "5", "UNIQUE_LAST_PASSWORD_COUNT": "2"}
+srv = Server(data_dir=os.path.join(out, "data"),
+             extra_env={f"HANEUL_IDENTITY__{k}": v for k, v in compliance.items()}).start()
 try:
-    rc = subprocess.call([script, regex, srv.auth_url, srv.admin_password, out])
+    env = dict(os.environ, **{f"SC_{k}": v for k, v in compliance.items()})
+    rc = subprocess.call([script, regex, srv.auth_url, srv.admin_password, out], env=env)
 finally:
     srv.stop()
     try:

@@ -66,6 +66,18 @@ pub struct IdentityConfig {
     pub policy_file: String,
     /// Most entries a list call returns (`truncated` is set past it); 0 means no limit.
     pub list_limit: usize,
+    /// Security compliance (Keystone's `[security_compliance]`): failed password
+    /// authentications before a user is locked out; 0 turns lockout off.
+    pub lockout_failure_attempts: u32,
+    /// Seconds a locked-out user stays locked.
+    pub lockout_duration: u64,
+    /// A new self-service password must differ from this many latest passwords (the current
+    /// one included); 0 or 1 turns the check off.
+    pub unique_last_password_count: usize,
+    /// Days a password must be kept before its user may change it again; 0 = no minimum.
+    pub minimum_password_age: u32,
+    /// Days after which a password expires; 0 = never.
+    pub password_expires_days: u32,
 }
 
 impl Default for Config {
@@ -103,6 +115,11 @@ impl Default for IdentityConfig {
             admin_password: String::new(),
             policy_file: String::new(),
             list_limit: 0,
+            lockout_failure_attempts: 0,
+            lockout_duration: 1800,
+            unique_last_password_count: 0,
+            minimum_password_age: 0,
+            password_expires_days: 0,
         }
     }
 }

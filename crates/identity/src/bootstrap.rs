@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
 use rand::Rng;
 
 use crate::model::{ActorKind, Assignment, Domain, Endpoint, ImpliedRole, Project, Region, Role, Service, TargetKind, User};
@@ -120,45 +119,23 @@ pub async fn bootstrap(
                 Some(u) => {
                     if let Some(h) = &new_hash {
                         let mut u = (**u).clone();
-                        u.password_hash = Some(h.clone());
+                        ident.set_password(&mut u, h.clone());
                         u.enabled = true;
                         t.put(u)?;
                     }
                     t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin").map(|u| u.id.clone()).unwrap_or_default()
                 }
                 None => {
-                    let u = User {
-                        id: new_id(),
-                        name: "admin".into(),
-                        domain_id: DEFAULT_DOMAIN.into(),
-                        enabled: true,
-                        default_project_id: Some(admin_project.clone()),
-                        description: None,
-                        password_hash: new_hash.clone(),
-                        password_expires_at: None,
-                        options: Default::default(),
-                        extra: Default::default(),
-                        created_at: Utc::now(),
-                    };
+                    let mut u = User::new(new_id(), "admin".into(), DEFAULT_DOMAIN.into(), new_hash.clone());
+                    u.default_project_id = Some(admin_project.clone());
                     t.put(u)?.id.clone()
                 }
             };
             let demo_user = match t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "demo") {
                 Some(u) => u.id.clone(),
                 None => {
-                    let u = User {
-                        id: new_id(),
-                        name: "demo".into(),
-                        domain_id: DEFAULT_DOMAIN.into(),
-                        enabled: true,
-                        default_project_id: Some(demo_project.clone()),
-                        description: None,
-                        password_hash: new_hash.clone(),
-                        password_expires_at: None,
-                        options: Default::default(),
-                        extra: Default::default(),
-                        created_at: Utc::now(),
-                    };
+                    let mut u = User::new(new_id(), "demo".into(), DEFAULT_DOMAIN.into(), new_hash.clone());
+                    u.default_project_id = Some(demo_project.clone());
                     t.put(u)?.id.clone()
                 }
             };

@@ -146,6 +146,16 @@ pub struct User {
     #[serde(default)]
     pub password_expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    pub password_created_at: Option<DateTime<Utc>>,
+    /// Earlier password hashes, newest first, kept for `unique_last_password_count`.
+    #[serde(default)]
+    pub password_history: Vec<String>,
+    /// Consecutive failed password authentications (counted only when lockout is on).
+    #[serde(default)]
+    pub failed_auth_count: u32,
+    #[serde(default)]
+    pub failed_auth_at: Option<DateTime<Utc>>,
+    #[serde(default)]
     pub options: Extra,
     /// Other attributes the client set (e.g. `email`), returned as given.
     #[serde(default)]
@@ -153,6 +163,33 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 record!(User, "users", users, |u| Some(format!("{}/{}", u.domain_id, u.name)));
+
+impl User {
+    /// A new user with the given password hash (or none) and no history.
+    pub fn new(id: String, name: String, domain_id: String, password_hash: Option<String>) -> User {
+        User {
+            id,
+            name,
+            domain_id,
+            enabled: true,
+            default_project_id: None,
+            description: None,
+            password_created_at: password_hash.as_ref().map(|_| Utc::now()),
+            password_hash,
+            password_expires_at: None,
+            password_history: Vec::new(),
+            failed_auth_count: 0,
+            failed_auth_at: None,
+            options: Default::default(),
+            extra: Default::default(),
+            created_at: Utc::now(),
+        }
+    }
+
+    pub fn option_set(&self, name: &str) -> bool {
+        self.options.get(name).and_then(serde_json::Value::as_bool) == Some(true)
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Group {

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::Utc;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
 use haneul_core::ApiError;
@@ -112,19 +111,15 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         Some(pw) => Some(ident.hash_password(pw).await?),
         None => None,
     };
-    let user = User {
-        id: new_id(),
-        name,
-        domain_id,
-        enabled: b.enabled.unwrap_or(true),
-        default_project_id: b.default_project_id.flatten(),
-        description: b.description.flatten(),
-        password_hash,
-        password_expires_at: None,
-        options: b.options.unwrap_or_default(),
-        extra: b.extra,
-        created_at: Utc::now(),
-    };
+    let mut user = User::new(new_id(), name, domain_id, None);
+    user.enabled = b.enabled.unwrap_or(true);
+    user.default_project_id = b.default_project_id.flatten();
+    user.description = b.description.flatten();
+    user.options = b.options.unwrap_or_default();
+    user.extra = b.extra;
+    if let Some(h) = password_hash {
+        ident.set_password(&mut user, h);
+    }
     let saved = ident
         .write(|t| {
             if t.m.users.values().any(|u| u.domain_id == user.domain_id && u.name == user.name) {
@@ -182,9 +177,16 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 u.options.extend(o);
             }
             let mut revoke = false;
-            if let Some(h) = new_hash {
-                u.password_hash = h;
-                revoke = true;
+            match new_hash {
+                Some(Some(h)) => {
+                    ident.set_password(&mut u, h);
+                    revoke = true;
+                }
+                Some(None) => {
+                    u.password_hash = None;
+                    revoke = true;
+                }
+                None => {}
             }
             if let Some(e) = b.enabled {
                 revoke |= u.enabled && !e;
@@ -238,11 +240,12 @@ async fn change_password(State(ident): State<Ctx>, Path(id): Path<String>, Body(
     if !ok || !user.enabled {
         return Err(Error::unauthorized().into());
     }
+    ident.check_password_change(&user, &b.password).await?;
     let hash = ident.hash_password(b.password).await?;
     ident
         .write(|t| {
             let mut u = (**t.m.users.get(&id).ok_or_else(|| Error::not_found("user", id.clone()))?).clone();
-            u.password_hash = Some(hash);
+            ident.set_password(&mut u, hash);
             t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
             t.put(u)
         })

@@ -214,12 +214,19 @@ impl Identity {
         let (user, methods, mut expires_at, parent_audit) = match method {
             AuthMethod::Password { user, password } => {
                 let u = self.find_auth_user(&user)?;
+                if self.locked_out(&u) {
+                    return Err(Error::Unauthorized(format!("The account is locked for user: {}.", u.id)));
+                }
                 let ok = match &u.password_hash {
                     Some(h) => self.verify_password(password, h.clone()).await,
                     None => false,
                 };
+                self.record_password_auth(&u.id, ok).await?;
                 if !ok {
                     return Err(Error::unauthorized());
+                }
+                if u.password_expires_at.is_some_and(|e| e <= now) && !u.option_set("ignore_password_expiry") {
+                    return Err(Error::Unauthorized(format!("The password is expired and needs to be changed for user: {}.", u.id)));
                 }
                 (u, token::METHOD_PASSWORD, now + ttl, None)
             }
