@@ -32,7 +32,8 @@ pub fn service_layers(router: Router, service: &'static str, style: FaultStyle, 
 
 async fn finish_response(mut req: Request, next: Next, service: &'static str, style: FaultStyle) -> Response {
     let started = Instant::now();
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    // From the thread-local generator: no system call per request.
+    let request_id = format!("req-{}", uuid::Builder::from_random_bytes(rand::random()).into_uuid());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -152,5 +153,10 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Responses are small and written whole; do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
