@@ -121,7 +121,7 @@ async fn update_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Stri
     let b: RegionBody = parse("region", member(body, "region")?)?;
     let saved = ident
         .write(|t| {
-            let mut r = (**t.m.regions.get(&id).ok_or_else(|| Error::not_found("region", id.clone()))?).clone();
+            let mut r = t.edit(&t.m.regions, "region", &id)?;
             if let Some(d) = b.description {
                 r.description = d;
             }
@@ -217,7 +217,7 @@ async fn update_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Str
     let b: ServiceBody = parse("service", member(body, "service")?)?;
     let saved = ident
         .write(|t| {
-            let mut s = (**t.m.services.get(&id).ok_or_else(|| Error::not_found("service", id.clone()))?).clone();
+            let mut s = t.edit(&t.m.services, "service", &id)?;
             if let Some(k) = b.kind {
                 s.kind = k;
             }
@@ -360,7 +360,7 @@ async fn update_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<St
     }
     let saved = ident
         .write(|t| {
-            let mut e = (**t.m.endpoints.get(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?).clone();
+            let mut e = t.edit(&t.m.endpoints, "endpoint", &id)?;
             if let Some(i) = b.interface {
                 e.interface = i;
             }

@@ -128,7 +128,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     }
     let saved = ident
         .write(|t| {
-            let mut c = (**t.m.credentials.get(&id).ok_or_else(|| Error::not_found("credential", id.clone()))?).clone();
+            let mut c = t.edit(&t.m.credentials, "credential", &id)?;
             if let Some(u) = b.user_id {
                 c.user_id = u;
             }

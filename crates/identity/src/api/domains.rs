@@ -112,7 +112,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     }
     let saved = ident
         .write(|t| {
-            let mut d = (**t.m.domains.get(&id).ok_or_else(|| Error::not_found("domain", id.clone()))?).clone();
+            let mut d = t.edit(&t.m.domains, "domain", &id)?;
             if let Some(n) = b.name {
                 if t.m.domains.values().any(|x| x.id != id && x.name.eq_ignore_ascii_case(&n)) {
                     return Err(Error::Conflict(format!("Conflict occurred attempting to store domain - Duplicate entry found with name {n}.")));

@@ -290,7 +290,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
         enforce(&ident, &auth.0, "identity:update_domain", &json!({"target": {"domain": {"id": id}}}))?;
         let saved = ident
             .write(|t| {
-                let mut d = (**t.m.domains.get(&id).ok_or_else(|| Error::not_found("project", id.clone()))?).clone();
+                let mut d = t.edit(&t.m.domains, "project", &id)?;
                 if let Some(n) = b.name {
                     d.name = n;
                 }
@@ -330,7 +330,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     }
     let saved = ident
         .write(|t| {
-            let mut p = (**t.m.projects.get(&id).ok_or_else(|| Error::not_found("project", id.clone()))?).clone();
+            let mut p = t.edit(&t.m.projects, "project", &id)?;
             if let Some(n) = b.name {
                 if t.m.projects.values().any(|x| x.id != id && x.domain_id == p.domain_id && x.name == n) {
                     return Err(Error::Conflict(format!(

@@ -156,7 +156,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     }
     let saved = ident
         .write(|t| {
-            let mut r = (**t.m.roles.get(&id).ok_or_else(|| Error::not_found("role", id.clone()))?).clone();
+            let mut r = t.edit(&t.m.roles, "role", &id)?;
             if let Some(n) = b.name {
                 if t.m.roles.values().any(|x| x.id != id && x.domain_id == r.domain_id && x.name == n) {
                     return Err(Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {n}.")));

@@ -157,7 +157,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     };
     let saved = ident
         .write(|t| {
-            let mut u = (**t.m.users.get(&id).ok_or_else(|| Error::not_found("user", id.clone()))?).clone();
+            let mut u = t.edit(&t.m.users, "user", &id)?;
             if let Some(n) = b.name {
                 if t.m.users.values().any(|x| x.id != id && x.domain_id == u.domain_id && x.name == n) {
                     return Err(Error::Conflict(format!(
@@ -244,7 +244,7 @@ async fn change_password(State(ident): State<Ctx>, Path(id): Path<String>, Body(
     let hash = ident.hash_password(b.password).await?;
     ident
         .write(|t| {
-            let mut u = (**t.m.users.get(&id).ok_or_else(|| Error::not_found("user", id.clone()))?).clone();
+            let mut u = t.edit(&t.m.users, "user", &id)?;
             ident.set_password(&mut u, hash);
             t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
             t.put(u)
@@ -376,7 +376,7 @@ async fn update_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Strin
     }
     let saved = ident
         .write(|t| {
-            let mut g = (**t.m.groups.get(&id).ok_or_else(|| Error::not_found("group", id.clone()))?).clone();
+            let mut g = t.edit(&t.m.groups, "group", &id)?;
             if let Some(n) = b.name {
                 if t.m.groups.values().any(|x| x.id != id && x.domain_id == g.domain_id && x.name == n) {
                     return Err(Error::Conflict(format!("Conflict occurred attempting to store group - Duplicate entry found with name {n}.")));

@@ -130,6 +130,11 @@ impl Txn {
         Ok(v)
     }
 
+    /// A copy of a record to change and `put` back; Keystone's 404 when it does not exist.
+    pub fn edit<T: Record>(&self, table: &crate::model::Table<T>, kind: &'static str, id: &str) -> Result<T> {
+        table.get(id).map(|v| (**v).clone()).ok_or_else(|| Error::not_found(kind, id))
+    }
+
     pub fn delete<T: Record>(&mut self, id: &str) -> Option<Arc<T>> {
         let old = T::table_mut(&mut self.m).remove(id);
         if old.is_some() {
