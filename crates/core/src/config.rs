@@ -2,11 +2,13 @@
 //!
 //! An environment variable `HANEUL_<SECTION>__<KEY>` (or `HANEUL_<KEY>` for top-level keys)
 //! overrides the file; its value is read as a TOML value when it parses as one (numbers,
-//! booleans) and as a string otherwise. Unknown keys are an error, so typos do not pass silently.
+//! booleans) and as a string otherwise. Unknown keys in the file are an error, so typos do not
+//! pass silently; `HANEUL_*` variables that name no option are reported and ignored (other
+//! tools share the prefix).
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -18,7 +20,7 @@ pub enum ConfigError {
     Invalid { #[source] err: toml::de::Error },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where databases, keys and generated credentials live.
@@ -27,7 +29,7 @@ pub struct Config {
     pub identity: IdentityConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the API services listen on.
@@ -40,7 +42,7 @@ pub struct ServerConfig {
     pub max_request_body_size: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     pub port: u16,
@@ -127,6 +129,14 @@ impl Default for IdentityConfig {
 impl Config {
     /// Reads `path` if given (a missing default file is fine), then applies `env` overrides.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        Self::load_reporting(path, env).map(|(c, _)| c)
+    }
+
+    /// As [`Config::load`], also returning the `HANEUL_*` variables that name no option.
+    pub fn load_reporting(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut table = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Read { path: p.into(), err })?;
@@ -134,8 +144,9 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        apply_env(&mut table, env);
-        toml::Value::Table(table).try_into().map_err(|err| ConfigError::Invalid { err })
+        let ignored = apply_env(&mut table, env);
+        let cfg = toml::Value::Table(table).try_into().map_err(|err| ConfigError::Invalid { err })?;
+        Ok((cfg, ignored))
     }
 
     /// The identity database URL, defaulting to SQLite in the data directory.
@@ -176,7 +187,10 @@ impl Config {
 
 const ENV_PREFIX: &str = "HANEUL_";
 
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
+/// Applies the overrides that name a known option; returns the names of the others.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    let known = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut ignored = Vec::new();
     for (key, raw) in env {
         let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
         // The binary's own flags (HANEUL_CONFIG, HANEUL_DATA_DIR handled by clap) are not config keys
@@ -189,6 +203,18 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
             .ok()
             .or_else(|| format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")))
             .unwrap_or(toml::Value::String(raw.clone()));
+        let (section, field) = match rest.split_once("__") {
+            Some((s, f)) => (Some(s.to_ascii_lowercase()), f.to_ascii_lowercase()),
+            None => (None, rest.to_ascii_lowercase()),
+        };
+        let is_known = match &section {
+            Some(s) => known.get(s).and_then(|t| t.as_table()).is_some_and(|t| t.contains_key(&field)),
+            None => known.get(&field).is_some_and(|v| !v.is_table()),
+        };
+        if !is_known {
+            ignored.push(key.clone());
+            continue;
+        }
         match rest.split_once("__") {
             Some((section, field)) => {
                 let section = section.to_ascii_lowercase();
@@ -202,6 +228,7 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
             }
         }
     }
+    ignored
 }
 
 #[cfg(test)]
@@ -231,8 +258,23 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_rejected() {
-        let env = vec![("HANEUL_IDENTITY__PROT".to_string(), "1".to_string())];
-        assert!(Config::load(None, env).is_err());
+    fn unknown_environment_keys_are_reported_not_applied() {
+        let env = vec![
+            ("HANEUL_IDENTITY__PROT".to_string(), "1".to_string()),
+            ("HANEUL_TEST_OUT".to_string(), "/tmp".to_string()),
+        ];
+        let (c, ignored) = Config::load_reporting(None, env).unwrap();
+        assert_eq!(c.identity.port, 5000);
+        assert_eq!(ignored, vec!["HANEUL_IDENTITY__PROT", "HANEUL_TEST_OUT"]);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("haneul-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("haneul.toml");
+        std::fs::write(&path, "[identity]\nprot = 1\n").unwrap();
+        assert!(Config::load(Some(&path), Vec::new()).is_err());
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -56,9 +56,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         Some(p) => Some(p.clone()),
         None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
     };
-    let mut cfg = Config::load(path.as_deref(), std::env::vars()).context("loading configuration")?;
+    let (mut cfg, ignored) = Config::load_reporting(path.as_deref(), std::env::vars()).context("loading configuration")?;
     if let Some(d) = &cli.data_dir {
         cfg.data_dir = d.clone();
+    }
+    for name in ignored {
+        eprintln!("haneul: ignoring environment variable {name}: it names no configuration option");
     }
     Ok(cfg)
 }
