@@ -47,6 +47,8 @@ pub struct AuthContext {
     pub application_credential_id: Option<String>,
     /// Whether the project scope is the cloud's admin project.
     pub is_admin_project: bool,
+    /// The policy credentials, built once per context (contexts are cached with their token).
+    pub creds: std::sync::OnceLock<Value>,
 }
 
 impl AuthContext {
@@ -72,11 +74,23 @@ impl AuthContext {
         self.scope == Scope::System
     }
 
-    /// The credentials as oslo.policy rules see them.
-    pub fn policy_credentials(&self) -> Value {
+    /// The credentials as oslo.policy rules see them, with the parts of the token Keystone's
+    /// rules reach through `token.*`.
+    pub fn policy_credentials(&self) -> &Value {
+        self.creds.get_or_init(|| self.build_credentials())
+    }
+
+    fn build_credentials(&self) -> Value {
         let (project_id, project_domain_id) = match &self.scope {
             Scope::Project { project, domain } => (Some(project.id.as_str()), Some(domain.id.as_str())),
             _ => (None, None),
+        };
+        let token = match &self.scope {
+            Scope::Project { project, domain } => {
+                json!({"project": {"id": project.id, "domain": {"id": domain.id}}, "is_admin_project": self.is_admin_project})
+            }
+            Scope::Domain(d) => json!({"domain": {"id": d.id}}),
+            _ => json!({}),
         };
         json!({
             "user_id": self.user.id,
@@ -88,7 +102,7 @@ impl AuthContext {
             "roles": self.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             "is_admin_project": self.is_admin_project,
             "trust_id": self.trust_id,
-            "token": {"is_admin_project": self.is_admin_project},
+            "token": token,
         })
     }
 }

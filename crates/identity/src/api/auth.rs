@@ -112,7 +112,11 @@ fn subject(ident: &Ctx, auth: &Auth, headers: &HeaderMap, params: &Params) -> Ap
 
 async fn validate(State(ident): State<Ctx>, auth: Auth, headers: HeaderMap, params: Params) -> ApiResult {
     let (token, vt) = subject(&ident, &auth, &headers, &params)?;
-    let mut resp = Json(render_token(&ident, &vt, wants_catalog(&params))).into_response();
+    let with_catalog = wants_catalog(&params);
+    let body = vt.rendered[usize::from(with_catalog)]
+        .get_or_init(|| serde_json::to_vec(&render_token(&ident, &vt, with_catalog)).unwrap_or_default())
+        .clone();
+    let mut resp = ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert("x-subject-token", v);
     }

@@ -95,14 +95,13 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
 async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult {
     let m = ident.model();
     let policy = ident.policy.current();
-    let mut creds = auth.0.policy_credentials();
-    creds["token"] = json!({});
+    let creds = auth.0.policy_credentials();
     let items = m
         .credentials
         .values()
         .filter(|c| params.get("user_id").is_none_or(|u| &c.user_id == u))
         .filter(|c| params.get("type").is_none_or(|t| &c.kind == t))
-        .filter(|c| policy.enforce("identity:list_credentials", &target(&c.user_id), &creds))
+        .filter(|c| policy.enforce("identity:list_credentials", &target(&c.user_id), creds))
         .map(|c| render(&ident, c))
         .collect();
     Ok(list_response(&ident, "credentials", items, "credentials"))

@@ -243,13 +243,12 @@ async fn list_limits(State(ident): State<Ctx>, auth: Auth, params: Params) -> Ap
     enforce(&ident, &auth.0, "identity:list_limits", &json!({}))?;
     let m = ident.model();
     let policy = ident.policy.current();
-    let mut creds = auth.0.policy_credentials();
-    creds["token"] = json!({});
+    let creds = auth.0.policy_credentials();
     let items = m
         .limits
         .values()
         .filter(|d| matches(&params, &d.0.body, &["service_id", "region_id", "resource_name", "project_id", "domain_id"]))
-        .filter(|d| policy.enforce("identity:get_limit", &super::without_nulls(&limit_target(&d.0.body, &m)), &creds))
+        .filter(|d| policy.enforce("identity:get_limit", &super::without_nulls(&limit_target(&d.0.body, &m)), creds))
         .map(|d| render(&ident, "limits", &d.0))
         .collect();
     Ok(list_response(&ident, "limits", items, "limits"))

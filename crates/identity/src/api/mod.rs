@@ -120,12 +120,11 @@ async fn version_v3(axum::extract::State(ident): axum::extract::State<Ctx>) -> R
 
 /// Checks `rule` for the caller against `target`; Keystone's 403 when denied.
 pub fn enforce(ident: &Identity, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    let mut creds = ctx.policy_credentials();
-    creds["token"] = token_creds(ctx);
+    let creds = ctx.policy_credentials();
     // An unknown target attribute is absent, not `None`: oslo.policy would render a Python
     // None as "None" and let `domain_id:%(target.domain_id)s` match a caller without a domain.
     let target = without_nulls(target);
-    if ident.policy.current().enforce(rule, &target, &creds) {
+    if ident.policy.current().enforce(rule, &target, creds) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("You are not authorized to perform the requested action: {rule}.")))
@@ -139,15 +138,6 @@ pub fn without_nulls(v: &Value) -> Value {
     }
 }
 
-/// The parts of the rendered token that Keystone's rules reach through `token.*`.
-fn token_creds(ctx: &AuthContext) -> Value {
-    use haneul_core::auth::Scope;
-    match &ctx.scope {
-        Scope::Project { project, domain } => json!({"project": {"id": project.id, "domain": {"id": domain.id}}, "is_admin_project": ctx.is_admin_project}),
-        Scope::Domain(d) => json!({"domain": {"id": d.id}}),
-        _ => json!({}),
-    }
-}
 
 pub fn self_link(ident: &Identity, path: &str) -> Value {
     json!({"self": format!("{}/v3/{}", ident.settings.public_url, path)})

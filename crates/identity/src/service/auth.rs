@@ -183,6 +183,8 @@ pub struct ValidToken {
     pub password_expires_at: Option<DateTime<Utc>>,
     pub trust: Option<Arc<Trust>>,
     pub app_cred: Option<Arc<ApplicationCredential>>,
+    /// The rendered validation body, without and with the catalog, made once per cached token.
+    pub rendered: [std::sync::OnceLock<Vec<u8>>; 2],
 }
 
 /// Reads an expiry as clients send it: RFC 3339, or a naive ISO time taken as UTC.
@@ -546,8 +548,9 @@ impl Identity {
             trust_id: trust.as_ref().map(|t| t.id.clone()),
             application_credential_id: payload.app_cred_id.clone(),
             is_admin_project,
+            creds: Default::default(),
         };
-        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx: Arc::new(ctx), trust, app_cred })
+        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx: Arc::new(ctx), trust, app_cred, rendered: Default::default() })
     }
 
     fn is_revoked(&self, m: &Model, p: &Payload, user_domain_id: &str, project: Option<&Project>, roles: &[String]) -> bool {
