@@ -109,14 +109,19 @@ impl AuthContext {
 
 /// Turns a token into an [`AuthContext`].
 pub trait TokenValidator: Send + Sync + 'static {
-    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>>;
+    fn validate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>>;
 }
 
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
 /// Validates `X-Auth-Token` when present and stores the context in the request; an invalid
 /// token is a 401 right away, a missing one is left to the handler (some calls need none).
-pub fn auth_layer(validator: Arc<dyn TokenValidator>) -> axum::middleware::FromFnLayer<
+pub fn auth_layer(
+    validator: Arc<dyn TokenValidator>,
+) -> axum::middleware::FromFnLayer<
     impl Fn(Request, Next) -> Pin<Box<dyn Future<Output = Response> + Send>> + Clone,
     (),
     (Request,),
@@ -163,12 +168,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Arc<AuthContext>>()
-            .cloned()
-            .map(Auth)
-            .ok_or_else(unauthenticated)
+        parts.extensions.get::<Arc<AuthContext>>().cloned().map(Auth).ok_or_else(unauthenticated)
     }
 }
 

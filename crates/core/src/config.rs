@@ -13,11 +13,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read config file {path}")]
-    Read { path: PathBuf, #[source] err: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
     #[error("invalid config file {path}")]
-    Parse { path: PathBuf, #[source] err: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        #[source]
+        err: toml::de::Error,
+    },
     #[error("invalid configuration")]
-    Invalid { #[source] err: toml::de::Error },
+    Invalid {
+        #[source]
+        err: toml::de::Error,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,18 +3,32 @@
 //! Queries are written once with `$1`-style placeholders, which both SQLite and PostgreSQL
 //! accept, and plain `TEXT`/`BIGINT` columns, so one set of migrations serves both.
 
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("failed to open database {url}")]
-    Open { url: String, #[source] err: sqlx::Error },
+    Open {
+        url: String,
+        #[source]
+        err: sqlx::Error,
+    },
     #[error("failed to create the directory of database {url}")]
-    CreateDir { url: String, #[source] err: std::io::Error },
+    CreateDir {
+        url: String,
+        #[source]
+        err: std::io::Error,
+    },
     #[error("migration {version} ({name}) of {service} failed")]
-    Migrate { service: String, version: i64, name: &'static str, #[source] err: sqlx::Error },
+    Migrate {
+        service: String,
+        version: i64,
+        name: &'static str,
+        #[source]
+        err: sqlx::Error,
+    },
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }

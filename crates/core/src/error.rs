@@ -33,13 +33,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            kind: None,
-            style: FaultStyle::Identity,
-            headers: Vec::new(),
-        }
+        ApiError { status, message: message.into(), kind: None, style: FaultStyle::Identity, headers: Vec::new() }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -134,7 +128,6 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
 
 #[cfg(test)]
 mod tests {

@@ -25,9 +25,7 @@ pub fn service_layers(router: Router, service: &'static str, style: FaultStyle, 
     router
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            finish_response(req, next, service, style)
-        }))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| finish_response(req, next, service, style)))
 }
 
 async fn finish_response(mut req: Request, next: Next, service: &'static str, style: FaultStyle) -> Response {
@@ -54,7 +52,11 @@ async fn finish_response(mut req: Request, next: Next, service: &'static str, st
                 let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
                 resp = Response::from_parts(parts, Body::empty());
                 let text = String::from_utf8_lossy(&text).trim().to_string();
-                if text.is_empty() { status.canonical_reason().unwrap_or("Error").to_string() } else { text }
+                if text.is_empty() {
+                    status.canonical_reason().unwrap_or("Error").to_string()
+                } else {
+                    text
+                }
             }
         };
         resp = render_fault(ApiError::new(status, message).with_style(style), resp);

@@ -65,7 +65,9 @@ pub fn negotiate(
         return Ok(max);
     }
     let v = Microversion::parse(&requested).ok_or_else(|| {
-        ApiError::bad_request(format!("API Version String {requested} is of invalid format. Must be of format MajorNum.MinorNum."))
+        ApiError::bad_request(format!(
+            "API Version String {requested} is of invalid format. Must be of format MajorNum.MinorNum."
+        ))
     })?;
     if v < min || v > max {
         return Err(ApiError::new(

@@ -47,22 +47,16 @@ pub fn paginate<T>(items: Vec<T>, id_of: impl Fn(&T) -> &str, q: &PageQuery, max
     };
     let total = items.len();
     let mut page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let next_marker = if page.len() == limit && start + limit < total {
-        page.last().map(|i| id_of(i).to_string())
-    } else {
-        None
-    };
+    let next_marker =
+        if page.len() == limit && start + limit < total { page.last().map(|i| id_of(i).to_string()) } else { None };
     page.shrink_to_fit();
     Ok(Page { items: page, next_marker })
 }
 
 /// The `next` link: `base` with the request's other query parameters, and the new marker.
 pub fn next_link(base: &str, query: &[(String, String)], marker: &str) -> String {
-    let mut parts: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k != "marker")
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
+    let mut parts: Vec<String> =
+        query.iter().filter(|(k, _)| k != "marker").map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     parts.push(format!("marker={}", encode(marker)));
     format!("{base}?{}", parts.join("&"))
 }

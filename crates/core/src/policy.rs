@@ -46,11 +46,7 @@ const MAX_NESTING: usize = 64;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyError {
     #[error("rule {rule:?}: invalid check string {check:?}: {reason}")]
-    InvalidRule {
-        rule: String,
-        check: String,
-        reason: String,
-    },
+    InvalidRule { rule: String, check: String, reason: String },
     #[error("rule {rule:?}: expected a check string, found {found}")]
     InvalidRuleValue { rule: String, found: &'static str },
     #[error("rule {rule:?} is defined twice in the defaults")]
@@ -58,15 +54,9 @@ pub enum PolicyError {
     #[error("policy overrides are not a mapping of rule name to check string: {reason}")]
     InvalidDocument { reason: String },
     #[error("policy file {}: {source}", .path.display())]
-    File {
-        path: PathBuf,
-        source: Box<PolicyError>,
-    },
+    File { path: PathBuf, source: Box<PolicyError> },
     #[error("cannot read policy file {}: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        source: Arc<std::io::Error>,
-    },
+    Io { path: PathBuf, source: Arc<std::io::Error> },
 }
 
 #[derive(Debug, Clone)]
@@ -119,10 +109,7 @@ impl Template {
                 rest = after;
                 continue;
             }
-            let (key, after) = rest
-                .strip_prefix('(')
-                .and_then(|r| r.split_once(')'))
-                .ok_or_else(bad)?;
+            let (key, after) = rest.strip_prefix('(').and_then(|r| r.split_once(')')).ok_or_else(bad)?;
             rest = after.strip_prefix('s').ok_or_else(bad)?;
             if !text.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text)));
@@ -207,9 +194,7 @@ fn creds_match(v: &Value, path: &[String], expected: &str) -> bool {
 }
 
 fn eq_lowercase(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
+    a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }
 
 enum Tok {
@@ -222,10 +207,7 @@ enum Tok {
 }
 
 fn is_quoted(s: &str) -> bool {
-    s.len() >= 2
-        && ['\'', '"']
-            .iter()
-            .any(|&q| s.starts_with(q) && s.ends_with(q))
+    s.len() >= 2 && ['\'', '"'].iter().any(|&q| s.starts_with(q) && s.ends_with(q))
 }
 
 /// oslo's `_parse_tokenize`: whitespace-split words with parentheses peeled off their ends.
@@ -258,20 +240,12 @@ fn parse_check(s: &str) -> Result<Node, String> {
         "!" => return Ok(Node::False),
         _ => {}
     }
-    let (kind, m) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} is not a check"))?;
+    let (kind, m) = s.split_once(':').ok_or_else(|| format!("{s:?} is not a check"))?;
     Ok(match kind {
-        "rule" => Node::Rule {
-            name: m.to_owned(),
-            resolved: None,
-        },
+        "rule" => Node::Rule { name: m.to_owned(), resolved: None },
         "role" => Node::Role(Template::parse(m)?),
         "http" | "https" => Node::External(s.to_owned()),
-        _ => Node::Generic {
-            left: parse_left(kind)?,
-            right: Template::parse(m)?,
-        },
+        _ => Node::Generic { left: parse_left(kind)?, right: Template::parse(m)? },
     })
 }
 
@@ -347,10 +321,7 @@ fn parse_rule(text: &str) -> Result<Node, String> {
     if text.is_empty() {
         return Ok(Node::True);
     }
-    let mut p = Parser {
-        toks: tokenize(text)?.into_iter().peekable(),
-        nesting: 0,
-    };
+    let mut p = Parser { toks: tokenize(text)?.into_iter().peekable(), nesting: 0 };
     let node = p.or()?;
     match p.toks.next() {
         None => Ok(node),
@@ -360,11 +331,7 @@ fn parse_rule(text: &str) -> Result<Node, String> {
 }
 
 fn invalid(rule: &str, check: &str, reason: String) -> PolicyError {
-    PolicyError::InvalidRule {
-        rule: rule.to_owned(),
-        check: check.to_owned(),
-        reason,
-    }
+    PolicyError::InvalidRule { rule: rule.to_owned(), check: check.to_owned(), reason }
 }
 
 fn yaml_kind(v: &Yaml) -> &'static str {
@@ -399,15 +366,10 @@ pub struct Policy {
 impl Policy {
     /// Builds a policy from `(rule name, check string)` defaults; an invalid one is an error.
     pub fn new(defaults: &[(&str, &str)]) -> Result<Policy, PolicyError> {
-        let mut p = Policy {
-            rules: Vec::with_capacity(defaults.len()),
-            index: HashMap::new(),
-        };
+        let mut p = Policy { rules: Vec::with_capacity(defaults.len()), index: HashMap::new() };
         for &(name, check) in defaults {
             if p.index.contains_key(name) {
-                return Err(PolicyError::DuplicateDefault {
-                    rule: name.to_owned(),
-                });
+                return Err(PolicyError::DuplicateDefault { rule: name.to_owned() });
             }
             let node = parse_rule(check).map_err(|r| invalid(name, check, r))?;
             p.insert(name, check.to_owned(), node);
@@ -419,9 +381,7 @@ impl Policy {
     /// A copy with the rules of `text` (policy.yaml or policy.json) replacing or adding rules.
     pub fn with_overrides(&self, text: &str) -> Result<Policy, PolicyError> {
         let doc = serde_yaml::from_str(text);
-        let doc = doc.map_err(|e| PolicyError::InvalidDocument {
-            reason: e.to_string(),
-        })?;
+        let doc = doc.map_err(|e| PolicyError::InvalidDocument { reason: e.to_string() })?;
         let map = match doc {
             Yaml::Null => return Ok(self.clone()),
             Yaml::Mapping(map) => map,
@@ -441,12 +401,7 @@ impl Policy {
                     let node = parse_rule(&s).map_err(|r| invalid(&name, &s, r))?;
                     (s, node)
                 }
-                v => {
-                    return Err(PolicyError::InvalidRuleValue {
-                        rule: name,
-                        found: yaml_kind(&v),
-                    })
-                }
+                v => return Err(PolicyError::InvalidRuleValue { rule: name, found: yaml_kind(&v) }),
             };
             p.insert(&name, source, node);
         }
@@ -455,11 +410,7 @@ impl Policy {
     }
 
     fn insert(&mut self, name: &str, source: String, node: Node) {
-        let rule = Rule {
-            name: name.to_owned(),
-            source,
-            node,
-        };
+        let rule = Rule { name: name.to_owned(), source, node };
         match self.index.get(name) {
             Some(&i) => self.rules[i] = rule,
             None => {
@@ -480,17 +431,12 @@ impl Policy {
             }
         }
         let default = self.index.get(DEFAULT_RULE).copied();
-        self.rules
-            .iter_mut()
-            .for_each(|r| walk(&mut r.node, &self.index, default));
+        self.rules.iter_mut().for_each(|r| walk(&mut r.node, &self.index, default));
     }
 
     /// Evaluates `rule`, or the default rule when `rule` is undefined; denies if neither is.
     pub fn enforce(&self, rule: &str, target: &Value, creds: &Value) -> bool {
-        let idx = self
-            .index
-            .get(rule)
-            .or_else(|| self.index.get(DEFAULT_RULE));
+        let idx = self.index.get(rule).or_else(|| self.index.get(DEFAULT_RULE));
         let rule = idx.and_then(|&i| self.rules.get(i));
         rule.is_some_and(|r| self.eval(&r.node, (target, creds), 0).unwrap_or(false))
     }
@@ -500,9 +446,7 @@ impl Policy {
         // The first check that settles an `and` (false) or an `or` (true), or an error.
         let settle = |ns: &[Node], settled: bool| {
             let mut results = ns.iter().map(|n| self.eval(n, req, depth));
-            results
-                .find(|r| !matches!(r, Ok(b) if *b != settled))
-                .unwrap_or(Ok(!settled))
+            results.find(|r| !matches!(r, Ok(b) if *b != settled)).unwrap_or(Ok(!settled))
         };
         Ok(match node {
             Node::True => true,
@@ -516,10 +460,9 @@ impl Policy {
                 Some(r) => self.eval(&r.node, req, depth + 1)?,
             },
             Node::Role(t) => match (t.render(target), creds.get("roles")) {
-                (Some(m), Some(Value::Array(roles))) => roles
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|r| eq_lowercase(r, &m)),
+                (Some(m), Some(Value::Array(roles))) => {
+                    roles.iter().filter_map(Value::as_str).any(|r| eq_lowercase(r, &m))
+                }
                 _ => false,
             },
             Node::Generic { left, right } => match (left, right.render(target)) {
@@ -532,10 +475,7 @@ impl Policy {
 
     /// The check string of `rule` as written.
     pub fn check_str(&self, rule: &str) -> Option<String> {
-        self.index
-            .get(rule)
-            .and_then(|&i| self.rules.get(i))
-            .map(|r| r.source.clone())
+        self.index.get(rule).and_then(|&i| self.rules.get(i)).map(|r| r.source.clone())
     }
 
     /// All rule names, defaults first, in definition order.
@@ -554,9 +494,7 @@ impl Policy {
             }
         }
         let mut out = Vec::new();
-        self.rules
-            .iter()
-            .for_each(|r| walk(&r.node, &r.name, &mut out));
+        self.rules.iter().for_each(|r| walk(&r.node, &r.name, &mut out));
         out
     }
 }
@@ -624,27 +562,19 @@ impl PolicyFile {
     pub fn current(&self) -> Arc<Policy> {
         let (now, due) = (self.now_ms(), self.next_check_ms.load(Ordering::Acquire));
         let next = now.saturating_add(millis(self.interval));
-        let claimed = now >= due
-            && (self.next_check_ms)
-                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok();
+        let claimed =
+            now >= due && (self.next_check_ms).compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed).is_ok();
         if claimed {
             if let Err(e) = self.reload() {
                 *lock(&self.error) = Some(e);
             }
         }
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Looks at the file now; `Ok(true)` when the policy in force changed.
     pub fn reload(&self) -> Result<bool, PolicyError> {
-        let io = |e| PolicyError::Io {
-            path: self.path.clone(),
-            source: Arc::new(e),
-        };
+        let io = |e| PolicyError::Io { path: self.path.clone(), source: Arc::new(e) };
         let mut seen = lock(&self.seen);
         let fingerprint = match std::fs::metadata(&self.path) {
             Ok(m) => Some((m.modified().map_err(io)?, m.len())),
@@ -660,10 +590,7 @@ impl PolicyFile {
                 let text = std::fs::read_to_string(&self.path).map_err(io)?;
                 // Remember a bad file too, so that it is reported once, not every interval.
                 *seen = fingerprint;
-                let file_error = |e| PolicyError::File {
-                    path: self.path.clone(),
-                    source: Box::new(e),
-                };
+                let file_error = |e| PolicyError::File { path: self.path.clone(), source: Box::new(e) };
                 self.defaults.with_overrides(&text).map_err(file_error)?
             }
         };
@@ -693,13 +620,10 @@ mod tests {
 
     /// One case a line: `allow|deny | check string | target JSON | creds JSON`.
     fn assert_table(table: &str) {
-        let json =
-            |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let json = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         for line in table.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let cols: Vec<&str> = line.split(" | ").collect();
-            let [verdict, check, target, creds] = cols[..] else {
-                panic!("malformed case {line:?}")
-            };
+            let [verdict, check, target, creds] = cols[..] else { panic!("malformed case {line:?}") };
             let got = policy(&[("r", check)]).enforce("r", &json(target), &json(creds));
             assert_eq!(got, verdict == "allow", "{line}");
         }
@@ -822,69 +746,31 @@ mod tests {
 
     #[test]
     fn rule_loops_deny_even_under_not() {
-        let p = policy(&[
-            ("a", "rule:b"),
-            ("b", "rule:a"),
-            ("n", "not rule:n"),
-            ("ok", "@ or rule:a"),
-        ]);
+        let p = policy(&[("a", "rule:b"), ("b", "rule:a"), ("n", "not rule:n"), ("ok", "@ or rule:a")]);
         assert!(!p.enforce("a", &json!({}), &json!({})));
         assert!(!p.enforce("n", &json!({}), &json!({})));
-        assert!(
-            p.enforce("ok", &json!({}), &json!({})),
-            "short-circuit never reaches the loop"
-        );
+        assert!(p.enforce("ok", &json!({}), &json!({})), "short-circuit never reaches the loop");
     }
 
     #[test]
     fn http_checks_parse_but_deny_and_are_reported() {
-        let p = policy(&[
-            ("a", "role:x or http://h.invalid/%(x)s"),
-            ("b", "https://h/c"),
-        ]);
+        let p = policy(&[("a", "role:x or http://h.invalid/%(x)s"), ("b", "https://h/c")]);
         assert!(!p.enforce("a", &json!({ "x": 1 }), &roles(&["y"])));
         assert!(!p.enforce("b", &json!({}), &json!({})));
         let found = p.unsupported_checks();
-        let found: Vec<_> = found
-            .iter()
-            .map(|(r, c)| (r.as_str(), c.as_str()))
-            .collect();
-        assert_eq!(
-            found,
-            [("a", "http://h.invalid/%(x)s"), ("b", "https://h/c")]
-        );
+        let found: Vec<_> = found.iter().map(|(r, c)| (r.as_str(), c.as_str())).collect();
+        assert_eq!(found, [("a", "http://h.invalid/%(x)s"), ("b", "https://h/c")]);
     }
 
     #[test]
     fn malformed_check_strings_are_rejected() {
         let deep = format!("{}@{}", "(".repeat(100), ")".repeat(100));
         let nots = "not ".repeat(10_000) + "@";
-        let bad = [
-            "   ",
-            "role:a and",
-            "or role:a",
-            "(role:a",
-            "role:a)",
-            "()",
-            "admin",
-            "not",
-        ];
-        let more = [
-            "role:a role:b",
-            "'quoted'",
-            "p:%(x)d",
-            "p:50%",
-            "p:%(x",
-            "'a:b",
-            &deep,
-            &nots,
-        ];
+        let bad = ["   ", "role:a and", "or role:a", "(role:a", "role:a)", "()", "admin", "not"];
+        let more = ["role:a role:b", "'quoted'", "p:%(x)d", "p:50%", "p:%(x", "'a:b", &deep, &nots];
         for check in bad.iter().chain(&more) {
             let err = Policy::new(&[("r", check)]).err();
-            assert!(
-                matches!(err, Some(PolicyError::InvalidRule { .. })),
-                "{check:?}: {err:?}"
-            );
+            assert!(matches!(err, Some(PolicyError::InvalidRule { .. })), "{check:?}: {err:?}");
         }
     }
 
@@ -923,10 +809,7 @@ mod tests {
         assert_eq!(json.rule_names().collect::<Vec<_>>(), ["get", "list"]);
         let refs = policy(&[("admin", "role:admin"), ("r", "rule:admin")]);
         let refs = refs.with_overrides("admin: role:boss");
-        assert!(
-            refs.is_ok_and(|p| p.enforce("r", &none, &roles(&["boss"]))),
-            "re-resolved"
-        );
+        assert!(refs.is_ok_and(|p| p.enforce("r", &none, &roles(&["boss"]))), "re-resolved");
         let empty = base.with_overrides("");
         assert!(empty.is_ok_and(|p| p.check_str("get").as_deref() == Some("role:admin")));
     }
@@ -934,31 +817,18 @@ mod tests {
     #[test]
     fn invalid_override_is_rejected_naming_the_rule() {
         let base = policy(&[("get", "@")]);
-        let err = base
-            .with_overrides("get: '@'\nbad_rule: 'role:a or'\n")
-            .err();
+        let err = base.with_overrides("get: '@'\nbad_rule: 'role:a or'\n").err();
         let shown = err.as_ref().map(ToString::to_string).unwrap_or_default();
-        assert!(
-            shown.starts_with("rule \"bad_rule\": invalid check string"),
-            "{shown}"
-        );
+        assert!(shown.starts_with("rule \"bad_rule\": invalid check string"), "{shown}");
         assert!(matches!(err, Some(PolicyError::InvalidRule { rule, .. }) if rule == "bad_rule"));
-        for (text, name) in [
-            ("num: 3", "num"),
-            ("nothing:", "nothing"),
-            ("l: [[role:a]]", "l"),
-        ] {
+        for (text, name) in [("num: 3", "num"), ("nothing:", "nothing"), ("l: [[role:a]]", "l")] {
             let err = base.with_overrides(text).err();
-            let named =
-                matches!(&err, Some(PolicyError::InvalidRuleValue { rule, .. }) if rule == name);
+            let named = matches!(&err, Some(PolicyError::InvalidRuleValue { rule, .. }) if rule == name);
             assert!(named, "{text:?}: {err:?}");
         }
         for text in ["- a\n- b", "{ open", "1: '@'"] {
             let err = base.with_overrides(text).err();
-            assert!(
-                matches!(err, Some(PolicyError::InvalidDocument { .. })),
-                "{text:?}: {err:?}"
-            );
+            assert!(matches!(err, Some(PolicyError::InvalidDocument { .. })), "{text:?}: {err:?}");
         }
     }
 
@@ -976,8 +846,8 @@ mod tests {
 
         fn write(&self, text: &str, mtime_secs: u64) {
             let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + mtime_secs);
-            let opened = std::fs::write(&self.0, text)
-                .and_then(|()| std::fs::File::options().write(true).open(&self.0));
+            let opened =
+                std::fs::write(&self.0, text).and_then(|()| std::fs::File::options().write(true).open(&self.0));
             let stamped = opened.and_then(|f| f.set_modified(mtime));
             stamped.unwrap_or_else(|e| panic!("{}: {e}", self.0.display()));
         }
@@ -1011,30 +881,15 @@ mod tests {
         assert!(pf.current().enforce("get", &json!({}), &roles(&["member"])));
 
         file.write("get: 'role:member and'\n", 20);
-        assert_eq!(
-            shown(&pf).as_deref(),
-            Some("role:member"),
-            "last good policy stays"
-        );
+        assert_eq!(shown(&pf).as_deref(), Some("role:member"), "last good policy stays");
         let err = pf.take_reload_error();
-        let names_get =
-            |e: &PolicyError| matches!(e, PolicyError::InvalidRule { rule, .. } if rule == "get");
-        assert!(
-            matches!(&err, Some(PolicyError::File { source, .. }) if names_get(source)),
-            "{err:?}"
-        );
+        let names_get = |e: &PolicyError| matches!(e, PolicyError::InvalidRule { rule, .. } if rule == "get");
+        assert!(matches!(&err, Some(PolicyError::File { source, .. }) if names_get(source)), "{err:?}");
         assert_eq!(shown(&pf).as_deref(), Some("role:member"));
-        assert!(
-            pf.take_reload_error().is_none(),
-            "a bad file is reported once"
-        );
+        assert!(pf.take_reload_error().is_none(), "a bad file is reported once");
 
         std::fs::remove_file(&file.0).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            shown(&pf).as_deref(),
-            Some("role:admin"),
-            "no file: the defaults"
-        );
+        assert_eq!(shown(&pf).as_deref(), Some("role:admin"), "no file: the defaults");
     }
 
     #[test]
@@ -1043,27 +898,17 @@ mod tests {
         file.write("get: role:reader\n", 0);
         let pf = open(&file).with_check_interval(Duration::from_secs(3600));
         file.write("get: role:member\n", 10);
-        assert_eq!(
-            shown(&pf).as_deref(),
-            Some("role:reader"),
-            "no look before the interval"
-        );
+        assert_eq!(shown(&pf).as_deref(), Some("role:reader"), "no look before the interval");
         assert!(matches!(pf.reload(), Ok(true)));
         assert_eq!(shown(&pf).as_deref(), Some("role:member"));
-        assert!(
-            matches!(pf.reload(), Ok(false)),
-            "an unchanged file is not read again"
-        );
+        assert!(matches!(pf.reload(), Ok(false)), "an unchanged file is not read again");
 
         // With the default one-second interval, the change shows up by itself.
         let pf = open(&file);
         file.write("get: '@'\n", 20);
         let deadline = Instant::now() + Duration::from_secs(10);
         while shown(&pf).as_deref() != Some("@") {
-            assert!(
-                Instant::now() < deadline,
-                "reload not seen before the deadline"
-            );
+            assert!(Instant::now() < deadline, "reload not seen before the deadline");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

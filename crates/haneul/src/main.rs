@@ -15,6 +15,8 @@ use haneul_identity::bootstrap::{bootstrap, CatalogEntry};
 use haneul_identity::token::KeyRepository;
 use haneul_identity::Identity;
 
+mod logging;
+
 const DEFAULT_CONFIG: &str = "/etc/haneul/haneul.toml";
 
 #[derive(Parser)]
@@ -56,7 +58,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         Some(p) => Some(p.clone()),
         None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
     };
-    let (mut cfg, ignored) = Config::load_reporting(path.as_deref(), std::env::vars()).context("loading configuration")?;
+    let (mut cfg, ignored) =
+        Config::load_reporting(path.as_deref(), std::env::vars()).context("loading configuration")?;
     if let Some(d) = &cli.data_dir {
         cfg.data_dir = d.clone();
     }
@@ -66,12 +69,16 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn init_logging(cfg: &Config) {
+fn init_logging(cfg: &Config) -> logging::BufferedStdout {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{},sqlx=warn", cfg.server.log));
+    let out = logging::BufferedStdout::start();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(out.clone())
         .init();
+    out
 }
 
 /// The services this process serves, as the catalog lists them.
@@ -82,31 +89,43 @@ fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = load_config(&cli)?;
-    init_logging(&cfg);
+    let log = init_logging(&cfg);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
+    let result = match cli.command {
         Command::Serve => rt.block_on(serve(cfg)),
         Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
         Command::TokenKeys { action: KeysAction::Rotate } => {
             let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);
             let primary = repo.rotate().context("rotating token keys")?;
-            println!("Token keys in {} rotated: key {primary} is now primary; running services pick it up within seconds.", repo.dir().display());
+            println!(
+                "Token keys in {} rotated: key {primary} is now primary; running services pick it up within seconds.",
+                repo.dir().display()
+            );
             Ok(())
         }
-    }
+    };
+    log.flush();
+    result
 }
 
 async fn open_and_bootstrap(cfg: &Config, reset_password: bool) -> anyhow::Result<Arc<Identity>> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let ident = Identity::open(cfg).await.context("opening the identity service")?;
-    let report = bootstrap(&ident, &cfg.data_dir, &cfg.identity.admin_password, reset_password, &catalog(cfg)).await.context("bootstrap")?;
+    let report = bootstrap(&ident, &cfg.data_dir, &cfg.identity.admin_password, reset_password, &catalog(cfg))
+        .await
+        .context("bootstrap")?;
     if report.created {
+        logging::flush();
         println!("haneul is set up.");
         if let Some(pw) = &report.admin_password {
             println!("  admin password: {pw}");
         }
         println!("  credentials:    source {}", report.keystonerc.display());
-        println!("  clouds.yaml:    {}  (clouds: haneul, haneul-admin, haneul-system-admin)", report.clouds_yaml.display());
+        println!(
+            "  clouds.yaml:    {}  (clouds: haneul, haneul-admin, haneul-system-admin)",
+            report.clouds_yaml.display()
+        );
         println!("  try:            source {} && openstack token issue", report.keystonerc.display());
     }
     Ok(ident)
@@ -120,9 +139,10 @@ async fn run_bootstrap(cfg: Config) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
-    let ident = open_and_bootstrap(&cfg, false).await?;
+    // Bind first: a port in use is reported before anything is written.
     let addr = format!("{}:{}", cfg.server.bind, cfg.identity.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let ident = open_and_bootstrap(&cfg, false).await?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
 
     // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
-use crate::model::{ActorKind, Assignment, Domain, Endpoint, ImpliedRole, Project, Region, Role, Service, TargetKind, User};
+use crate::model::{
+    ActorKind, Assignment, Domain, Endpoint, ImpliedRole, Project, Region, Role, Service, TargetKind, User,
+};
 use crate::service::{new_id, Error, Identity, Result};
 
 /// A service this process serves, to be put in the catalog.
@@ -83,7 +85,14 @@ pub async fn bootstrap(
                 let id = match t.m.role_by_name(name) {
                     Some(r) => r.id.clone(),
                     None => {
-                        let r = Role { id: new_id(), name: (*name).into(), domain_id: None, description: None, options: Default::default(), extra: Default::default() };
+                        let r = Role {
+                            id: new_id(),
+                            name: (*name).into(),
+                            domain_id: None,
+                            description: None,
+                            options: Default::default(),
+                            extra: Default::default(),
+                        };
                         t.put(r)?.id.clone()
                     }
                 };
@@ -123,7 +132,11 @@ pub async fn bootstrap(
                         u.enabled = true;
                         t.put(u)?;
                     }
-                    t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin").map(|u| u.id.clone()).unwrap_or_default()
+                    t.m.users
+                        .values()
+                        .find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin")
+                        .map(|u| u.id.clone())
+                        .unwrap_or_default()
                 }
                 None => {
                     let mut u = User::new(new_id(), "admin".into(), DEFAULT_DOMAIN.into(), new_hash.clone());
@@ -151,23 +164,38 @@ pub async fn bootstrap(
                 }
             }
             if !t.m.regions.contains_key(&region) {
-                t.put(Region { id: region.clone(), description: String::new(), parent_region_id: None, extra: Default::default() })?;
+                t.put(Region {
+                    id: region.clone(),
+                    description: String::new(),
+                    parent_region_id: None,
+                    extra: Default::default(),
+                })?;
             }
             for entry in &catalog {
                 let service_id = match t.m.services.values().find(|s| s.kind == entry.kind) {
                     Some(s) => s.id.clone(),
                     None => {
-                        let s = Service { id: new_id(), kind: entry.kind.into(), name: Some(entry.name.into()), description: None, enabled: true, extra: Default::default() };
+                        let s = Service {
+                            id: new_id(),
+                            kind: entry.kind.into(),
+                            name: Some(entry.name.into()),
+                            description: None,
+                            enabled: true,
+                            extra: Default::default(),
+                        };
                         t.put(s)?.id.clone()
                     }
                 };
                 for interface in ["public", "internal", "admin"] {
-                    let existing = t
-                        .m
-                        .endpoints
-                        .values()
-                        .find(|e| e.service_id == service_id && e.interface == interface && e.region_id.as_deref() == Some(region.as_str()))
-                        .map(|e| (**e).clone());
+                    let existing =
+                        t.m.endpoints
+                            .values()
+                            .find(|e| {
+                                e.service_id == service_id
+                                    && e.interface == interface
+                                    && e.region_id.as_deref() == Some(region.as_str())
+                            })
+                            .map(|e| (**e).clone());
                     match existing {
                         Some(mut e) if e.url != entry.url => {
                             e.url = entry.url.clone();
@@ -196,10 +224,18 @@ pub async fn bootstrap(
     let clouds_path = data_dir.join("clouds.yaml");
     if let Some(pw) = &password {
         write_private(&rc_path, &keystonerc(&auth_url, "admin", "admin", pw, &ident.settings.region))?;
-        write_private(&data_dir.join("keystonerc_demo"), &keystonerc(&auth_url, "demo", "demo", pw, &ident.settings.region))?;
+        write_private(
+            &data_dir.join("keystonerc_demo"),
+            &keystonerc(&auth_url, "demo", "demo", pw, &ident.settings.region),
+        )?;
         write_private(&clouds_path, &clouds_yaml(&auth_url, pw, &ident.settings.region))?;
     }
-    Ok(BootstrapReport { admin_password: if created { password } else { None }, keystonerc: rc_path, clouds_yaml: clouds_path, created })
+    Ok(BootstrapReport {
+        admin_password: if created { password } else { None },
+        keystonerc: rc_path,
+        clouds_yaml: clouds_path,
+        created,
+    })
 }
 
 fn read_rc_password(path: &Path) -> Option<String> {

@@ -14,9 +14,9 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod model;
 pub mod policy_defaults;
 pub mod service;
-pub mod model;
 pub mod store;
 pub mod token;
 

@@ -280,7 +280,14 @@ pub struct Assignment {
 record!(Assignment, "assignments", assignments);
 
 impl Assignment {
-    pub fn new(actor_kind: ActorKind, actor_id: &str, target_kind: TargetKind, target_id: &str, role_id: &str, inherited: bool) -> Self {
+    pub fn new(
+        actor_kind: ActorKind,
+        actor_id: &str,
+        target_kind: TargetKind,
+        target_id: &str,
+        role_id: &str,
+        inherited: bool,
+    ) -> Self {
         let id = format!("{actor_kind:?}/{actor_id}/{target_kind:?}/{target_id}/{role_id}/{inherited}").to_lowercase();
         Assignment {
             id,
@@ -415,7 +422,10 @@ pub struct ApplicationCredential {
     #[serde(default)]
     pub access_rules: Vec<String>,
 }
-record!(ApplicationCredential, "application_credentials", application_credentials, |a| Some(format!("{}/{}", a.user_id, a.name)));
+record!(ApplicationCredential, "application_credentials", application_credentials, |a| Some(format!(
+    "{}/{}",
+    a.user_id, a.name
+)));
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccessRule {

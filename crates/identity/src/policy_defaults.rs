@@ -346,10 +346,7 @@ mod tests {
         for (name, check) in DEFAULT_RULES {
             for part in check.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
                 if let Some(target) = part.strip_prefix("rule:") {
-                    assert!(
-                        names.contains(target),
-                        "{name} references unknown rule {target}"
-                    );
+                    assert!(names.contains(target), "{name} references unknown rule {target}");
                 }
             }
         }

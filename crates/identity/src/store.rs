@@ -12,9 +12,18 @@ pub enum StoreError {
     #[error("another process changed the identity data since revision {expected}")]
     Stale { expected: i64 },
     #[error("database error on table {table}")]
-    Sql { table: &'static str, #[source] err: sqlx::Error },
+    Sql {
+        table: &'static str,
+        #[source]
+        err: sqlx::Error,
+    },
     #[error("stored {table} row {id} is not valid")]
-    Corrupt { table: &'static str, id: String, #[source] err: serde_json::Error },
+    Corrupt {
+        table: &'static str,
+        id: String,
+        #[source]
+        err: serde_json::Error,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -179,7 +188,11 @@ impl Store {
         for row in rows {
             let id: String = row.try_get(0).map_err(|err| StoreError::Sql { table: T::TABLE, err })?;
             let data: String = row.try_get(1).map_err(|err| StoreError::Sql { table: T::TABLE, err })?;
-            let v: T = serde_json::from_str(&data).map_err(|err| StoreError::Corrupt { table: T::TABLE, id: id.clone(), err })?;
+            let v: T = serde_json::from_str(&data).map_err(|err| StoreError::Corrupt {
+                table: T::TABLE,
+                id: id.clone(),
+                err,
+            })?;
             table.insert(id, std::sync::Arc::new(v));
         }
         Ok(())

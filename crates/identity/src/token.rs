@@ -31,9 +31,17 @@ const PAYLOAD_VERSION: u8 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("failed to read key repository {path}")]
-    Read { path: PathBuf, #[source] err: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
     #[error("failed to write key repository {path}")]
-    Write { path: PathBuf, #[source] err: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
     #[error("key file {path} is not a valid Fernet key")]
     BadKey { path: PathBuf },
     #[error("key repository {path} holds no keys")]
@@ -175,7 +183,8 @@ impl KeyRepository {
         let indices = self.indices()?;
         let max = *indices.iter().max().unwrap_or(&0);
         let staged_path = self.dir.join("0");
-        let staged = fs::read_to_string(&staged_path).map_err(|err| KeyError::Read { path: staged_path.clone(), err })?;
+        let staged =
+            fs::read_to_string(&staged_path).map_err(|err| KeyError::Read { path: staged_path.clone(), err })?;
         let staged = FernetKey::decode(&staged).ok_or(KeyError::BadKey { path: staged_path })?;
         let primary = max + 1;
         self.write_key(primary, &staged)?;
@@ -285,7 +294,10 @@ pub enum PayloadScope {
     Domain(String),
     System,
     /// Scoped to the trust's project.
-    Trust { trust_id: String, project_id: String },
+    Trust {
+        trust_id: String,
+        project_id: String,
+    },
 }
 
 /// What a token says, before it is checked against the model.

@@ -35,7 +35,8 @@ fn render(ident: &Ctx, m: &Model, a: &ApplicationCredential) -> Value {
         .filter_map(|r| m.roles.get(r))
         .map(|r| json!({"id": r.id, "name": r.name, "domain_id": r.domain_id}))
         .collect();
-    let rules: Vec<Value> = a.access_rules.iter().filter_map(|r| m.access_rules.get(r)).map(|r| render_rule(r)).collect();
+    let rules: Vec<Value> =
+        a.access_rules.iter().filter_map(|r| m.access_rules.get(r)).map(|r| render_rule(r)).collect();
     json!({
         "id": a.id, "name": a.name, "description": a.description, "user_id": a.user_id,
         "project_id": a.project_id, "roles": roles, "unrestricted": a.unrestricted,
@@ -95,10 +96,17 @@ fn check_creator(ctx: &AuthContext, user_id: &str) -> ApiResult<String> {
     if ctx.trust_id.is_some() {
         return Err(ApiError::forbidden("A trust-scoped token cannot create application credentials."));
     }
-    ctx.project_id().map(str::to_string).ok_or_else(|| ApiError::forbidden("A project-scoped token is needed to create an application credential."))
+    ctx.project_id()
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::forbidden("A project-scoped token is needed to create an application credential."))
 }
 
-async fn create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn create(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(user_id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_application_credential", &owner_target(&user_id))?;
     let b: CreateBody = parse("application_credential", member(body, "application_credential")?)?;
     super::check_name("name", &b.name, 255)?;
@@ -106,7 +114,9 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String
     if let Some(ac_id) = &auth.0.application_credential_id {
         let m = ident.model();
         if !m.application_credentials.get(ac_id).is_some_and(|a| a.unrestricted) {
-            return Err(ApiError::forbidden("A restricted application credential cannot create application credentials."));
+            return Err(ApiError::forbidden(
+                "A restricted application credential cannot create application credentials.",
+            ));
         }
     }
     if b.expires_at.is_some() && parse_expiry(b.expires_at.as_deref()).is_none() {
@@ -126,9 +136,14 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String
                     (None, Some(n)) => m.role_by_name(n).cloned(),
                     _ => None,
                 };
-                let role = found.ok_or_else(|| ApiError::not_found(format!("Could not find role: {}.", r.id.or(r.name).unwrap_or_default())))?;
+                let role = found.ok_or_else(|| {
+                    ApiError::not_found(format!("Could not find role: {}.", r.id.or(r.name).unwrap_or_default()))
+                })?;
                 if !token_roles.contains(&role.id) {
-                    return Err(ApiError::forbidden(format!("You cannot delegate role {}: your token does not hold it.", role.name)));
+                    return Err(ApiError::forbidden(format!(
+                        "You cannot delegate role {}: your token does not hold it.",
+                        role.name
+                    )));
                 }
                 out.push(role.id.clone());
             }
@@ -210,7 +225,11 @@ async fn list(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String>,
 async fn show(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:get_application_credential", &owner_target(&user_id))?;
     let m = ident.model();
-    let a = m.application_credentials.get(&id).filter(|a| a.user_id == user_id).ok_or_else(|| not_found("application credential", &id))?;
+    let a = m
+        .application_credentials
+        .get(&id)
+        .filter(|a| a.user_id == user_id)
+        .ok_or_else(|| not_found("application credential", &id))?;
     Ok(Json(json!({"application_credential": render(&ident, &m, a)})).into_response())
 }
 
@@ -219,12 +238,17 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): Path<
     if let Some(ac_id) = &auth.0.application_credential_id {
         let m = ident.model();
         if !m.application_credentials.get(ac_id).is_some_and(|a| a.unrestricted) {
-            return Err(ApiError::forbidden("A restricted application credential cannot delete application credentials."));
+            return Err(ApiError::forbidden(
+                "A restricted application credential cannot delete application credentials.",
+            ));
         }
     }
     ident
         .write(|t| {
-            t.m.application_credentials.get(&id).filter(|a| a.user_id == user_id).ok_or_else(|| Error::not_found("application credential", id.clone()))?;
+            t.m.application_credentials
+                .get(&id)
+                .filter(|a| a.user_id == user_id)
+                .ok_or_else(|| Error::not_found("application credential", id.clone()))?;
             t.delete::<ApplicationCredential>(&id);
             t.revoke(RevocationEvent { application_credential_id: Some(id.clone()), ..Default::default() });
             Ok(())
@@ -267,7 +291,10 @@ async fn delete_rule(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): 
     enforce(&ident, &auth.0, "identity:delete_access_rule", &owner_target(&user_id))?;
     ident
         .write(|t| {
-            t.m.access_rules.get(&id).filter(|r| r.user_id == user_id).ok_or_else(|| Error::not_found("access rule", id.clone()))?;
+            t.m.access_rules
+                .get(&id)
+                .filter(|r| r.user_id == user_id)
+                .ok_or_else(|| Error::not_found("access rule", id.clone()))?;
             if t.m.application_credentials.values().any(|a| a.access_rules.contains(&id)) {
                 return Err(Error::Forbidden(format!("Access rule {id} is still used by an application credential.")));
             }

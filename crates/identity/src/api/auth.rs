@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::catalog::catalog_for;
 use super::{enforce, list_response, ApiResult, Ctx, Params};
-use crate::service::{AuthRequest, ValidToken};
-use crate::service::{effective_assignments, RoleTarget};
 use crate::model::TargetKind;
+use crate::service::{effective_assignments, RoleTarget};
+use crate::service::{AuthRequest, ValidToken};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -49,7 +49,8 @@ pub fn render_token(ident: &Ctx, vt: &ValidToken, with_catalog: bool) -> Value {
     match &c.scope {
         Scope::Unscoped => {}
         Scope::Project { project, domain } => {
-            t["project"] = json!({"id": project.id, "name": project.name, "domain": {"id": domain.id, "name": domain.name}});
+            t["project"] =
+                json!({"id": project.id, "name": project.name, "domain": {"id": domain.id, "name": domain.name}});
             t["is_domain"] = json!(false);
             t["roles"] = json!(roles);
         }
@@ -82,7 +83,11 @@ fn wants_catalog(params: &Params) -> bool {
     !params.contains_key("nocatalog")
 }
 
-async fn issue(State(ident): State<Ctx>, params: Params, haneul_core::http::Json(req): haneul_core::http::Json<AuthRequest>) -> ApiResult {
+async fn issue(
+    State(ident): State<Ctx>,
+    params: Params,
+    haneul_core::http::Json(req): haneul_core::http::Json<AuthRequest>,
+) -> ApiResult {
     let (method, scope) = req.parse()?;
     let issued = ident.issue_token(method, scope).await?;
     let body = render_token(&ident, &issued.token, wants_catalog(&params));
@@ -94,7 +99,12 @@ async fn issue(State(ident): State<Ctx>, params: Params, haneul_core::http::Json
 }
 
 /// Validates `X-Subject-Token` on behalf of the caller.
-fn subject(ident: &Ctx, auth: &Auth, headers: &HeaderMap, params: &Params) -> ApiResult<(String, std::sync::Arc<ValidToken>)> {
+fn subject(
+    ident: &Ctx,
+    auth: &Auth,
+    headers: &HeaderMap,
+    params: &Params,
+) -> ApiResult<(String, std::sync::Arc<ValidToken>)> {
     let token = headers
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())

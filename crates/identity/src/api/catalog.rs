@@ -9,7 +9,10 @@ use haneul_core::http::Json as Body;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, with_extra, ApiResult, Ctx, Params};
+use super::{
+    created, enforce, list_response, member, no_content, not_found, parse, self_link, with_extra, ApiResult, Ctx,
+    Params,
+};
 use crate::model::{Endpoint, Extra, Model, Region, Service};
 use crate::service::{new_id, Error};
 
@@ -88,7 +91,12 @@ async fn create_region(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Va
     store_region(ident, auth, id, b, true).await
 }
 
-async fn put_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn put_region(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     let b: RegionBody = parse("region", member(body, "region")?)?;
     if b.id.as_ref().is_some_and(|x| x != &id) {
         return Err(haneul_core::ApiError::bad_request("The region id in the body does not match the URL."));
@@ -99,11 +107,18 @@ async fn put_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>
 async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody, create: bool) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_region", &json!({}))?;
     super::check_name("region/id", &id, 255)?;
-    let region = Region { id: id.clone(), description: b.description.unwrap_or_default(), parent_region_id: b.parent_region_id, extra: b.extra };
+    let region = Region {
+        id: id.clone(),
+        description: b.description.unwrap_or_default(),
+        parent_region_id: b.parent_region_id,
+        extra: b.extra,
+    };
     let saved = ident
         .write(|t| {
             if create && t.m.regions.contains_key(&id) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store region - Duplicate ID, {id}.")));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store region - Duplicate ID, {id}."
+                )));
             }
             if let Some(p) = &region.parent_region_id {
                 if !t.m.regions.contains_key(p) {
@@ -116,7 +131,12 @@ async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody, create:
     Ok(created(json!({"region": render_region(&ident, &saved)})))
 }
 
-async fn update_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_region(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_region", &json!({}))?;
     let b: RegionBody = parse("region", member(body, "region")?)?;
     let saved = ident
@@ -146,7 +166,9 @@ async fn delete_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Stri
                 return Err(Error::not_found("region", id.clone()));
             }
             if t.m.regions.values().any(|r| r.parent_region_id.as_deref() == Some(&id)) {
-                return Err(Error::Forbidden(format!("Unable to delete region {id} because it or its child regions have associated endpoints.")));
+                return Err(Error::Forbidden(format!(
+                    "Unable to delete region {id} because it or its child regions have associated endpoints."
+                )));
             }
             t.delete::<Region>(&id);
             Ok(())
@@ -207,12 +229,24 @@ async fn create_service(State(ident): State<Ctx>, auth: Auth, Body(body): Body<V
     let b: ServiceBody = parse("service", member(body, "service")?)?;
     let kind = b.kind.ok_or_else(|| haneul_core::ApiError::bad_request("'type' is a required property"))?;
     super::check_name("type", &kind, 255)?;
-    let s = Service { id: new_id(), kind, name: b.name, description: b.description, enabled: b.enabled.unwrap_or(true), extra: b.extra };
+    let s = Service {
+        id: new_id(),
+        kind,
+        name: b.name,
+        description: b.description,
+        enabled: b.enabled.unwrap_or(true),
+        extra: b.extra,
+    };
     let saved = ident.write(|t| t.put(s)).await?;
     Ok(created(json!({"service": render_service(&ident, &saved)})))
 }
 
-async fn update_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_service(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_service", &json!({}))?;
     let b: ServiceBody = parse("service", member(body, "service")?)?;
     let saved = ident
@@ -283,7 +317,12 @@ struct EndpointBody {
 /// Endpoints may name a region that does not exist yet; Keystone creates it.
 fn ensure_region(t: &mut crate::service::Txn, id: &str) -> Result<(), Error> {
     if !t.m.regions.contains_key(id) {
-        t.put(Region { id: id.to_string(), description: String::new(), parent_region_id: None, extra: Default::default() })?;
+        t.put(Region {
+            id: id.to_string(),
+            description: String::new(),
+            parent_region_id: None,
+            extra: Default::default(),
+        })?;
     }
     Ok(())
 }
@@ -291,7 +330,9 @@ fn ensure_region(t: &mut crate::service::Txn, id: &str) -> Result<(), Error> {
 fn check_interface(i: &str) -> ApiResult<()> {
     match i {
         "public" | "internal" | "admin" => Ok(()),
-        _ => Err(haneul_core::ApiError::bad_request(format!("Invalid input for field 'interface': '{i}' does not match '^(?:admin|internal|public)$'"))),
+        _ => Err(haneul_core::ApiError::bad_request(format!(
+            "Invalid input for field 'interface': '{i}' does not match '^(?:admin|internal|public)$'"
+        ))),
     }
 }
 
@@ -328,13 +369,23 @@ async fn get_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Strin
 async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_endpoint", &json!({}))?;
     let b: EndpointBody = parse("endpoint", member(body, "endpoint")?)?;
-    let interface = b.interface.ok_or_else(|| haneul_core::ApiError::bad_request("'interface' is a required property"))?;
+    let interface =
+        b.interface.ok_or_else(|| haneul_core::ApiError::bad_request("'interface' is a required property"))?;
     check_interface(&interface)?;
-    let service_id = b.service_id.ok_or_else(|| haneul_core::ApiError::bad_request("'service_id' is a required property"))?;
+    let service_id =
+        b.service_id.ok_or_else(|| haneul_core::ApiError::bad_request("'service_id' is a required property"))?;
     let url = b.url.ok_or_else(|| haneul_core::ApiError::bad_request("'url' is a required property"))?;
     check_url(&url)?;
     let region_id = b.region_id.or(b.region);
-    let e = Endpoint { id: new_id(), service_id, interface, region_id, url, enabled: b.enabled.unwrap_or(true), extra: b.extra };
+    let e = Endpoint {
+        id: new_id(),
+        service_id,
+        interface,
+        region_id,
+        url,
+        enabled: b.enabled.unwrap_or(true),
+        extra: b.extra,
+    };
     let saved = ident
         .write(|t| {
             if !t.m.services.contains_key(&e.service_id) {
@@ -349,7 +400,12 @@ async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<
     Ok(created(json!({"endpoint": render_endpoint(&ident, &saved)})))
 }
 
-async fn update_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_endpoint(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_endpoint", &json!({}))?;
     let b: EndpointBody = parse("endpoint", member(body, "endpoint")?)?;
     if let Some(i) = &b.interface {
@@ -392,10 +448,11 @@ async fn delete_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<St
     ident
         .write(|t| {
             t.delete::<Endpoint>(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?;
-            t.delete_where::<crate::model::ProjectEndpoint>(|pe| pe.0.body.get("endpoint_id").and_then(Value::as_str) == Some(&id));
+            t.delete_where::<crate::model::ProjectEndpoint>(|pe| {
+                pe.0.body.get("endpoint_id").and_then(Value::as_str) == Some(&id)
+            });
             Ok(())
         })
         .await?;
     Ok(no_content())
 }
-

@@ -12,7 +12,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, with_extra, ApiResult, Ctx, Params};
+use super::{
+    created, enforce, list_response, member, no_content, not_found, parse, self_link, with_extra, ApiResult, Ctx,
+    Params,
+};
 use crate::model::{Credential, Extra};
 use crate::service::{new_id, Error};
 
@@ -55,7 +58,8 @@ struct CredentialBody {
 }
 
 fn ec2_access(blob: &str) -> ApiResult<String> {
-    let v: Value = serde_json::from_str(blob).map_err(|_| ApiError::bad_request("Invalid blob in credential: an ec2 blob must be JSON."))?;
+    let v: Value = serde_json::from_str(blob)
+        .map_err(|_| ApiError::bad_request("Invalid blob in credential: an ec2 blob must be JSON."))?;
     v.get("access")
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -71,7 +75,9 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     enforce(&ident, &auth.0, "identity:create_credential", &target(&user_id))?;
     let id = if kind == "ec2" {
         if b.project_id.is_none() {
-            return Err(ApiError::bad_request("Invalid input for field 'project_id': an ec2 credential needs a project."));
+            return Err(ApiError::bad_request(
+                "Invalid input for field 'project_id': an ec2 credential needs a project.",
+            ));
         }
         ec2_id(&ec2_access(&blob)?)
     } else {
@@ -84,7 +90,9 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     let saved = ident
         .write(|t| {
             if t.m.credentials.contains_key(&id) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store credential - Duplicate ID, {id}.")));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store credential - Duplicate ID, {id}."
+                )));
             }
             t.put(c)
         })
@@ -184,7 +192,12 @@ struct Ec2Body {
     tenant_id: String,
 }
 
-async fn ec2_create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn ec2_create(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(user_id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_create_credential", &ec2_target(&user_id))?;
     let b: Ec2Body = serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("Invalid input: {e}")))?;
     {
@@ -198,7 +211,14 @@ async fn ec2_create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<St
     }
     let access = new_id();
     let blob = json!({"access": access, "secret": new_id(), "trust_id": auth.0.trust_id}).to_string();
-    let c = Credential { id: ec2_id(&access), user_id, project_id: Some(b.tenant_id), kind: "ec2".into(), blob, extra: Default::default() };
+    let c = Credential {
+        id: ec2_id(&access),
+        user_id,
+        project_id: Some(b.tenant_id),
+        kind: "ec2".into(),
+        blob,
+        extra: Default::default(),
+    };
     let saved = ident.write(|t| t.put(c)).await?;
     Ok(created(json!({"credential": render_ec2(&ident, &saved)})))
 }
@@ -206,23 +226,39 @@ async fn ec2_create(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<St
 async fn ec2_list(State(ident): State<Ctx>, auth: Auth, Path(user_id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_list_credentials", &ec2_target(&user_id))?;
     let m = ident.model();
-    let items = m.credentials.values().filter(|c| c.user_id == user_id && c.kind == "ec2").map(|c| render_ec2(&ident, c)).collect();
+    let items = m
+        .credentials
+        .values()
+        .filter(|c| c.user_id == user_id && c.kind == "ec2")
+        .map(|c| render_ec2(&ident, c))
+        .collect();
     Ok(list_response(&ident, "credentials", items, &format!("users/{user_id}/credentials/OS-EC2")))
 }
 
 async fn ec2_show(State(ident): State<Ctx>, auth: Auth, Path((user_id, access)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_get_credential", &ec2_target(&user_id))?;
     let m = ident.model();
-    let c = m.credentials.get(&ec2_id(&access)).filter(|c| c.user_id == user_id && c.kind == "ec2").ok_or_else(|| not_found("credential", &access))?;
+    let c = m
+        .credentials
+        .get(&ec2_id(&access))
+        .filter(|c| c.user_id == user_id && c.kind == "ec2")
+        .ok_or_else(|| not_found("credential", &access))?;
     Ok(Json(json!({"credential": render_ec2(&ident, c)})).into_response())
 }
 
-async fn ec2_delete(State(ident): State<Ctx>, auth: Auth, Path((user_id, access)): Path<(String, String)>) -> ApiResult {
+async fn ec2_delete(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((user_id, access)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_delete_credential", &ec2_target(&user_id))?;
     let id = ec2_id(&access);
     ident
         .write(|t| {
-            t.m.credentials.get(&id).filter(|c| c.user_id == user_id && c.kind == "ec2").ok_or_else(|| Error::not_found("credential", access.clone()))?;
+            t.m.credentials
+                .get(&id)
+                .filter(|c| c.user_id == user_id && c.kind == "ec2")
+                .ok_or_else(|| Error::not_found("credential", access.clone()))?;
             t.delete::<Credential>(&id);
             Ok(())
         })

@@ -16,7 +16,7 @@ use haneul_core::ApiError;
 use serde_json::{json, Map, Value};
 
 use super::{enforce, no_content, not_found, ApiResult, Ctx};
-use crate::model::{DomainConfig, Document};
+use crate::model::{Document, DomainConfig};
 use crate::service::Error;
 
 /// Options an operator may set, with Keystone's defaults.
@@ -105,7 +105,9 @@ fn invalid(msg: String) -> ApiError {
 /// Checks a whole configuration: known groups, known options, each group an object.
 fn check(config: &Map<String, Value>) -> ApiResult<()> {
     for (group, opts) in config {
-        let opts = opts.as_object().ok_or_else(|| ApiError::bad_request(format!("Invalid input for field 'config/{group}': must be an object.")))?;
+        let opts = opts.as_object().ok_or_else(|| {
+            ApiError::bad_request(format!("Invalid input for field 'config/{group}': must be an object."))
+        })?;
         if defaults(group).is_none() {
             return Err(invalid(format!("group {group} is not supported")));
         }
@@ -176,7 +178,11 @@ async fn default_group(State(ident): State<Ctx>, auth: Auth, Path(group): Path<S
     Ok(Json(json!({"config": {group: d}})).into_response())
 }
 
-async fn default_option(State(ident): State<Ctx>, auth: Auth, Path((group, option)): Path<(String, String)>) -> ApiResult {
+async fn default_option(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((group, option)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:get_domain_config_default", &json!({}))?;
     let d = defaults(&group).ok_or_else(|| invalid(format!("group {group} is not supported")))?;
     let v = d.get(&option).ok_or_else(|| invalid(format!("option {option} in group {group} is not supported")))?;
@@ -232,7 +238,11 @@ fn group_of(config: &Map<String, Value>, id: &str, group: &str) -> ApiResult<Map
     if defaults(group).is_none() {
         return Err(invalid(format!("group {group} is not supported")));
     }
-    config.get(group).and_then(Value::as_object).cloned().ok_or_else(|| not_found("domain config group", &format!("{group} of {id}")))
+    config
+        .get(group)
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| not_found("domain config group", &format!("{group} of {id}")))
 }
 
 async fn show_group(State(ident): State<Ctx>, auth: Auth, Path((id, group)): Path<(String, String)>) -> ApiResult {
@@ -242,7 +252,12 @@ async fn show_group(State(ident): State<Ctx>, auth: Auth, Path((id, group)): Pat
     Ok(Json(json!({"config": {group: g}})).into_response())
 }
 
-async fn update_group(State(ident): State<Ctx>, auth: Auth, Path((id, group)): Path<(String, String)>, Body(body): Body<Value>) -> ApiResult {
+async fn update_group(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((id, group)): Path<(String, String)>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_domain_config", &json!({}))?;
     let patch = config_body(body)?;
     if patch.keys().any(|g| g != &group) {
@@ -265,7 +280,11 @@ async fn delete_group(State(ident): State<Ctx>, auth: Auth, Path((id, group)): P
     Ok(no_content())
 }
 
-async fn show_option(State(ident): State<Ctx>, auth: Auth, Path((id, group, option)): Path<(String, String, String)>) -> ApiResult {
+async fn show_option(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((id, group, option)): Path<(String, String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:get_domain_config", &json!({}))?;
     let config = visible(&stored(&ident, &id)?);
     let g = group_of(&config, &id, &group)?;
@@ -294,7 +313,11 @@ async fn update_option(
     Ok(Json(json!({"config": visible(&config)})).into_response())
 }
 
-async fn delete_option(State(ident): State<Ctx>, auth: Auth, Path((id, group, option)): Path<(String, String, String)>) -> ApiResult {
+async fn delete_option(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((id, group, option)): Path<(String, String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_domain_config", &json!({}))?;
     let mut config = stored(&ident, &id)?;
     let mut g = group_of(&config, &id, &group)?;

@@ -10,7 +10,10 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use super::{
+    check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
+    text_filter, with_extra, ApiResult, Ctx, Params,
+};
 use crate::model::{Assignment, Domain, Extra, Group, Project, RevocationEvent, Role, TargetKind, User};
 use crate::service::{new_id, Error};
 
@@ -74,7 +77,9 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     enforce(&ident, &auth.0, "identity:create_domain", &json!({}))?;
     let b: DomainBody = parse("domain", member(body, "domain")?)?;
     if b.id.is_some() {
-        return Err(ApiError::bad_request("Invalid input for field 'id': use explicit_domain_id to choose a domain's id."));
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'id': use explicit_domain_id to choose a domain's id.",
+        ));
     }
     let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_name("name", &name, 64)?;
@@ -90,10 +95,16 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     let saved = ident
         .write(|t| {
             if t.m.domains.contains_key(&d.id) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store domain - Duplicate ID, {}.", d.id)));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store domain - Duplicate ID, {}.",
+                    d.id
+                )));
             }
             if t.m.domains.values().any(|x| x.name.eq_ignore_ascii_case(&d.name)) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store domain - Duplicate entry found with name {}.", d.name)));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store domain - Duplicate entry found with name {}.",
+                    d.name
+                )));
             }
             t.put(d)
         })
@@ -115,7 +126,9 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
             let mut d = t.edit(&t.m.domains, "domain", &id)?;
             if let Some(n) = b.name {
                 if t.m.domains.values().any(|x| x.id != id && x.name.eq_ignore_ascii_case(&n)) {
-                    return Err(Error::Conflict(format!("Conflict occurred attempting to store domain - Duplicate entry found with name {n}.")));
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store domain - Duplicate entry found with name {n}."
+                    )));
                 }
                 d.name = n;
             }
@@ -147,12 +160,16 @@ pub async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>
         .write(|t| {
             let d = t.m.domains.get(&id).ok_or_else(|| Error::not_found("domain", id.clone()))?.clone();
             if d.enabled {
-                return Err(Error::Forbidden("Cannot delete a domain that is enabled, please disable it first.".into()));
+                return Err(Error::Forbidden(
+                    "Cannot delete a domain that is enabled, please disable it first.".into(),
+                ));
             }
-            let projects: Vec<String> = t.m.projects.values().filter(|p| p.domain_id == id).map(|p| p.id.clone()).collect();
+            let projects: Vec<String> =
+                t.m.projects.values().filter(|p| p.domain_id == id).map(|p| p.id.clone()).collect();
             let users: Vec<String> = t.m.users.values().filter(|u| u.domain_id == id).map(|u| u.id.clone()).collect();
             let groups: Vec<String> = t.m.groups.values().filter(|g| g.domain_id == id).map(|g| g.id.clone()).collect();
-            let roles: Vec<String> = t.m.roles.values().filter(|r| r.domain_id.as_deref() == Some(&id)).map(|r| r.id.clone()).collect();
+            let roles: Vec<String> =
+                t.m.roles.values().filter(|r| r.domain_id.as_deref() == Some(&id)).map(|r| r.id.clone()).collect();
             t.delete_where::<Assignment>(|a| {
                 (a.target_kind == TargetKind::Domain && a.target_id == id)
                     || (a.target_kind == TargetKind::Project && projects.contains(&a.target_id))
@@ -160,8 +177,12 @@ pub async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>
                     || groups.contains(&a.actor_id)
                     || roles.contains(&a.role_id)
             });
-            t.delete_where::<crate::model::Membership>(|ms| users.contains(&ms.user_id) || groups.contains(&ms.group_id));
-            t.delete_where::<crate::model::ImpliedRole>(|ir| roles.contains(&ir.prior_role_id) || roles.contains(&ir.implied_role_id));
+            t.delete_where::<crate::model::Membership>(|ms| {
+                users.contains(&ms.user_id) || groups.contains(&ms.group_id)
+            });
+            t.delete_where::<crate::model::ImpliedRole>(|ir| {
+                roles.contains(&ir.prior_role_id) || roles.contains(&ir.implied_role_id)
+            });
             t.delete_where::<Project>(|p| p.domain_id == id);
             t.delete_where::<User>(|u| u.domain_id == id);
             t.delete_where::<Group>(|g| g.domain_id == id);

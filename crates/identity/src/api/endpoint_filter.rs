@@ -16,12 +16,18 @@ use crate::service::Error;
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/OS-EP-FILTER/projects/{project}/endpoints", get(project_endpoints))
-        .route("/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}", get(check_ep).head(check_ep).put(add_ep).delete(remove_ep))
+        .route(
+            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
+            get(check_ep).head(check_ep).put(add_ep).delete(remove_ep),
+        )
         .route("/OS-EP-FILTER/endpoints/{endpoint}/projects", get(endpoint_projects))
         .route("/OS-EP-FILTER/projects/{project}/endpoint_groups", get(project_groups))
         .route("/OS-EP-FILTER/endpoint_groups/{group}/projects", get(group_projects))
         .route("/OS-EP-FILTER/endpoint_groups/{group}/endpoints", get(group_endpoints))
-        .route("/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}", get(get_eg).head(get_eg).put(add_eg).delete(remove_eg))
+        .route(
+            "/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}",
+            get(get_eg).head(get_eg).put(add_eg).delete(remove_eg),
+        )
 }
 
 fn ep_id(project: &str, endpoint: &str) -> String {
@@ -52,7 +58,8 @@ pub fn group_matches(group: &EndpointGroup, e: &Endpoint) -> bool {
 
 /// The endpoints a project's catalog may show, or `None` when it has no associations.
 pub fn allowed_endpoints(m: &Model, project_id: &str) -> Option<Vec<String>> {
-    let assoc: Vec<&Document> = m.project_endpoints.values().map(|pe| &pe.0).filter(|d| field(d, "project_id") == Some(project_id)).collect();
+    let assoc: Vec<&Document> =
+        m.project_endpoints.values().map(|pe| &pe.0).filter(|d| field(d, "project_id") == Some(project_id)).collect();
     if assoc.is_empty() {
         return None;
     }
@@ -86,12 +93,17 @@ async fn add_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)):
     enforce(&ident, &auth.0, "identity:add_endpoint_to_project", &json!({}))?;
     exists(&ident.model(), &project, Some(&endpoint), None)?;
     let body = json!({"project_id": project, "endpoint_id": endpoint});
-    let doc = Document { id: ep_id(&project, &endpoint), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
+    let doc =
+        Document { id: ep_id(&project, &endpoint), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
     ident.write(|t| t.put(ProjectEndpoint(doc)).map(|_| ())).await?;
     Ok(no_content())
 }
 
-async fn check_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
+async fn check_ep(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((project, endpoint)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:check_endpoint_in_project", &json!({}))?;
     let m = ident.model();
     exists(&m, &project, Some(&endpoint), None)?;
@@ -102,7 +114,11 @@ async fn check_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)
     }
 }
 
-async fn remove_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
+async fn remove_ep(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((project, endpoint)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:remove_endpoint_from_project", &json!({}))?;
     ident
         .write(|t| {
@@ -119,7 +135,12 @@ async fn project_endpoints(State(ident): State<Ctx>, auth: Auth, Path(project): 
     let m = ident.model();
     exists(&m, &project, None, None)?;
     let allowed = allowed_endpoints(&m, &project).unwrap_or_default();
-    let items = m.endpoints.values().filter(|e| allowed.contains(&e.id)).map(|e| super::catalog::render_endpoint(&ident, e)).collect();
+    let items = m
+        .endpoints
+        .values()
+        .filter(|e| allowed.contains(&e.id))
+        .map(|e| super::catalog::render_endpoint(&ident, e))
+        .collect();
     Ok(list_response(&ident, "endpoints", items, &format!("OS-EP-FILTER/projects/{project}/endpoints")))
 }
 
@@ -205,6 +226,11 @@ async fn group_endpoints(State(ident): State<Ctx>, auth: Auth, Path(group): Path
     enforce(&ident, &auth.0, "identity:list_endpoints_associated_with_endpoint_group", &json!({}))?;
     let m = ident.model();
     let g = m.endpoint_groups.get(&group).ok_or_else(|| not_found("endpoint group", &group))?;
-    let items = m.endpoints.values().filter(|e| group_matches(g, e)).map(|e| super::catalog::render_endpoint(&ident, e)).collect();
+    let items = m
+        .endpoints
+        .values()
+        .filter(|e| group_matches(g, e))
+        .map(|e| super::catalog::render_endpoint(&ident, e))
+        .collect();
     Ok(list_response(&ident, "endpoints", items, &format!("OS-EP-FILTER/endpoint_groups/{group}/endpoints")))
 }

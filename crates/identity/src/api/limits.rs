@@ -35,12 +35,19 @@ fn s<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 fn entries(body: Value, key: &str) -> ApiResult<Vec<Map<String, Value>>> {
-    let list = body.get(key).and_then(Value::as_array).ok_or_else(|| ApiError::bad_request(format!("'{key}' is a required property and must be a list.")))?;
+    let list = body
+        .get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request(format!("'{key}' is a required property and must be a list.")))?;
     if list.is_empty() {
         return Err(ApiError::bad_request(format!("Invalid input for field '{key}': [] is too short")));
     }
     list.iter()
-        .map(|e| e.as_object().cloned().ok_or_else(|| ApiError::bad_request(format!("Invalid input for field '{key}': each entry must be an object."))))
+        .map(|e| {
+            e.as_object().cloned().ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid input for field '{key}': each entry must be an object."))
+            })
+        })
         .collect()
 }
 
@@ -52,7 +59,9 @@ fn check_types(o: &Map<String, Value>, strings: &[&str], ints: &[&str]) -> ApiRe
     }
     for k in ints {
         if o.get(*k).is_some_and(|v| !v.as_i64().is_some_and(|n| n >= -1)) {
-            return Err(ApiError::bad_request(format!("Invalid input for field '{k}': must be an integer of at least -1.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field '{k}': must be an integer of at least -1."
+            )));
         }
     }
     Ok(())
@@ -72,7 +81,12 @@ fn check_refs(m: &Model, o: &Map<String, Value>) -> Result<(), Error> {
 }
 
 fn key(o: &Map<String, Value>) -> String {
-    format!("{}/{}/{}", s(o, "service_id").unwrap_or(""), s(o, "region_id").unwrap_or(""), s(o, "resource_name").unwrap_or(""))
+    format!(
+        "{}/{}/{}",
+        s(o, "service_id").unwrap_or(""),
+        s(o, "region_id").unwrap_or(""),
+        s(o, "resource_name").unwrap_or("")
+    )
 }
 
 // --------------------------------------------------------------------------- registered limits
@@ -130,7 +144,12 @@ async fn show_registered(State(ident): State<Ctx>, auth: Auth, Path(id): Path<St
     Ok(Json(json!({"registered_limit": render(&ident, "registered_limits", &d.0)})).into_response())
 }
 
-async fn update_registered(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_registered(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_registered_limit", &json!({}))?;
     let patch = super::member(body, "registered_limit")?;
     check_types(&patch, &["service_id", "region_id", "resource_name", "description"], &["default_limit"])?;
@@ -159,10 +178,13 @@ async fn delete_registered(State(ident): State<Ctx>, auth: Auth, Path(id): Path<
     enforce(&ident, &auth.0, "identity:delete_registered_limit", &json!({}))?;
     ident
         .write(|t| {
-            let d = t.m.registered_limits.get(&id).ok_or_else(|| Error::not_found("registered limit", id.clone()))?.clone();
+            let d =
+                t.m.registered_limits.get(&id).ok_or_else(|| Error::not_found("registered limit", id.clone()))?.clone();
             let k = key(&d.0.body);
             if t.m.limits.values().any(|l| key(&l.0.body) == k) {
-                return Err(Error::Forbidden("The registered limit is referenced by project limits; delete them first.".into()));
+                return Err(Error::Forbidden(
+                    "The registered limit is referenced by project limits; delete them first.".into(),
+                ));
             }
             t.delete::<RegisteredLimit>(&id);
             Ok(())
@@ -188,7 +210,11 @@ async fn create_limits(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Va
                 return Err(ApiError::bad_request(format!("'{k}' is a required property")));
             }
         }
-        check_types(&o, &["service_id", "region_id", "resource_name", "description", "project_id", "domain_id"], &["resource_limit"])?;
+        check_types(
+            &o,
+            &["service_id", "region_id", "resource_name", "description", "project_id", "domain_id"],
+            &["resource_limit"],
+        )?;
         let owner = match (s(&o, "project_id"), s(&o, "domain_id")) {
             (Some(p), None) => format!("project:{p}"),
             (None, Some(d)) => format!("domain:{d}"),
@@ -247,7 +273,9 @@ async fn list_limits(State(ident): State<Ctx>, auth: Auth, params: Params) -> Ap
     let items = m
         .limits
         .values()
-        .filter(|d| matches(&params, &d.0.body, &["service_id", "region_id", "resource_name", "project_id", "domain_id"]))
+        .filter(|d| {
+            matches(&params, &d.0.body, &["service_id", "region_id", "resource_name", "project_id", "domain_id"])
+        })
         .filter(|d| policy.enforce("identity:get_limit", &super::without_nulls(&limit_target(&d.0.body, &m)), creds))
         .map(|d| render(&ident, "limits", &d.0))
         .collect();
@@ -263,7 +291,12 @@ async fn show_limit(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>
     Ok(Json(json!({"limit": render(&ident, "limits", &d.0)})).into_response())
 }
 
-async fn update_limit(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_limit(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_limit", &json!({}))?;
     let patch = super::member(body, "limit")?;
     check_types(&patch, &["description"], &["resource_limit"])?;

@@ -43,9 +43,7 @@ impl From<Error> for ApiError {
             Error::NotFound { .. } => ApiError::not_found(e.to_string()),
             Error::Conflict(m) => ApiError::conflict(m),
             Error::Validation(m) => ApiError::bad_request(m),
-            Error::Unauthorized(m) => {
-                ApiError::unauthorized(m).with_header("www-authenticate", "Keystone uri=\"\"")
-            }
+            Error::Unauthorized(m) => ApiError::unauthorized(m).with_header("www-authenticate", "Keystone uri=\"\""),
             Error::Forbidden(m) => ApiError::forbidden(m),
             other => {
                 tracing::error!(error = ?other, "identity service failure");
@@ -59,10 +57,13 @@ impl From<Error> for ApiError {
 struct Validator(Arc<Identity>);
 
 impl TokenValidator for Validator {
-    fn validate<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>> {
-        Box::pin(async move {
-            self.0.validate_token(token, false).map(|vt| vt.ctx.clone()).map_err(|_| unauthenticated())
-        })
+    fn validate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, ApiError>> + Send + 'a>> {
+        Box::pin(
+            async move { self.0.validate_token(token, false).map(|vt| vt.ctx.clone()).map_err(|_| unauthenticated()) },
+        )
     }
 }
 
@@ -133,11 +134,12 @@ pub fn enforce(ident: &Identity, ctx: &AuthContext, rule: &str, target: &Value) 
 
 pub fn without_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), without_nulls(x))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k.clone(), without_nulls(x))).collect())
+        }
         other => other.clone(),
     }
 }
-
 
 pub fn self_link(ident: &Identity, path: &str) -> Value {
     json!({"self": format!("{}/v3/{}", ident.settings.public_url, path)})
@@ -184,7 +186,8 @@ pub fn member(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
 
 /// Parses a member object into a typed request, naming the field that is wrong.
 pub fn parse<T: serde::de::DeserializeOwned>(key: &str, obj: Map<String, Value>) -> ApiResult<T> {
-    serde_json::from_value(Value::Object(obj)).map_err(|e| ApiError::bad_request(format!("Invalid input for field '{key}': {e}")))
+    serde_json::from_value(Value::Object(obj))
+        .map_err(|e| ApiError::bad_request(format!("Invalid input for field '{key}': {e}")))
 }
 
 /// Keystone's name rules: a non-empty string of at most 255 characters, not only spaces.

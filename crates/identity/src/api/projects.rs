@@ -10,7 +10,10 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use super::{
+    check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
+    text_filter, with_extra, ApiResult, Ctx, Params,
+};
 use crate::model::{Assignment, Extra, Model, Project, RevocationEvent, TargetKind};
 use crate::service::{new_id, Error};
 
@@ -77,7 +80,9 @@ struct ProjectBody {
 
 fn check_tags(tags: &[String]) -> ApiResult<()> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad_request(format!("Invalid input for field 'tags': at most {MAX_TAGS} tags are allowed")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field 'tags': at most {MAX_TAGS} tags are allowed"
+        )));
     }
     for t in tags {
         check_tag_name(t)?;
@@ -218,7 +223,10 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         let saved = ident
             .write(|t| {
                 if t.m.domains.values().any(|x| x.name.eq_ignore_ascii_case(&d.name)) {
-                    return Err(Error::Conflict(format!("Conflict occurred attempting to store project - Duplicate entry found with name {}.", d.name)));
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store project - Duplicate entry found with name {}.",
+                        d.name
+                    )));
                 }
                 t.put(d)
             })
@@ -437,13 +445,20 @@ async fn save_tags(ident: &Ctx, id: &str, tags: Vec<String>) -> ApiResult<Projec
     Ok((*saved).clone())
 }
 
-async fn replace_tags(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn replace_tags(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     tags_of(&ident, &auth, &id, "identity:update_project_tags").await?;
     let tags: Vec<String> = body
         .get("tags")
         .cloned()
         .ok_or_else(|| ApiError::bad_request("'tags' is a required property"))
-        .and_then(|v| serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("Invalid input for field 'tags': {e}"))))?;
+        .and_then(|v| {
+            serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("Invalid input for field 'tags': {e}")))
+        })?;
     let p = save_tags(&ident, &id, tags).await?;
     Ok(Json(json!({"tags": p.tags, "links": self_link(&ident, &format!("projects/{id}/tags"))})).into_response())
 }

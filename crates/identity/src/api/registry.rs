@@ -14,7 +14,9 @@ use rand::RngCore;
 use serde_json::{json, Map, Value};
 
 use super::{created, enforce, list_response, member, no_content, not_found, ApiResult, Ctx, Params};
-use crate::model::{Consumer, DocRecord, Document, EndpointGroup, IdentityProvider, Mapping, PolicyBlob, ServiceProvider};
+use crate::model::{
+    Consumer, DocRecord, Document, EndpointGroup, IdentityProvider, Mapping, PolicyBlob, ServiceProvider,
+};
 use crate::service::{new_id, Error};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -149,16 +151,27 @@ pub fn routes() -> Router<Ctx> {
 fn doc_routes<T: DocRecord>(spec: &'static Spec) -> Router<Ctx> {
     let coll = format!("/{}", spec.path);
     let item = format!("/{}/{{id}}", spec.path);
-    let list_h = move |State(ident): State<Ctx>, auth: Auth, params: Params| async move { list::<T>(spec, ident, auth, params).await };
-    let show_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move { show::<T>(spec, ident, auth, id).await };
+    let list_h = move |State(ident): State<Ctx>, auth: Auth, params: Params| async move {
+        list::<T>(spec, ident, auth, params).await
+    };
+    let show_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move {
+        show::<T>(spec, ident, auth, id).await
+    };
     let head = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move {
         show::<T>(spec, ident, auth, id).await.map(|_| axum::http::StatusCode::OK.into_response())
     };
-    let create_post = move |State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>| async move { create::<T>(spec, ident, auth, None, body).await };
-    let create_put =
-        move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move { create::<T>(spec, ident, auth, Some(id), body).await };
-    let update_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move { update::<T>(spec, ident, auth, id, body).await };
-    let delete_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move { delete::<T>(spec, ident, auth, id).await };
+    let create_post = move |State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>| async move {
+        create::<T>(spec, ident, auth, None, body).await
+    };
+    let create_put = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move {
+        create::<T>(spec, ident, auth, Some(id), body).await
+    };
+    let update_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>| async move {
+        update::<T>(spec, ident, auth, id, body).await
+    };
+    let delete_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move {
+        delete::<T>(spec, ident, auth, id).await
+    };
     let mut item_route = get(show_h).head(head).patch(update_h).delete(delete_h);
     let mut coll_route = get(list_h);
     if spec.id_from_url {
@@ -200,7 +213,10 @@ fn check_field(field: &Field, v: &Value) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!("Invalid input for field '{}': {v} is not of the expected type.", field.name)))
+        Err(ApiError::bad_request(format!(
+            "Invalid input for field '{}': {v} is not of the expected type.",
+            field.name
+        )))
     }
 }
 
@@ -211,7 +227,9 @@ fn validated(spec: &Spec, mut body: Map<String, Value>, create: bool) -> ApiResu
     for field in spec.fields {
         match body.get(field.name) {
             Some(v) => check_field(field, v)?,
-            None if create && field.required => return Err(ApiError::bad_request(format!("'{}' is a required property", field.name))),
+            None if create && field.required => {
+                return Err(ApiError::bad_request(format!("'{}' is a required property", field.name)))
+            }
             None if create => {
                 if let Some(d) = field.default {
                     body.insert(field.name.into(), serde_json::from_str(d).unwrap_or(Value::Null));
@@ -244,7 +262,12 @@ fn filter_ok(spec: &Spec, params: &Params, d: &Document) -> bool {
 async fn list<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, params: Params) -> ApiResult {
     enforce(&ident, &auth.0, &rule(spec, "list"), &json!({}))?;
     let m = ident.model();
-    let items = T::table(&m).values().map(|r| r.doc()).filter(|d| filter_ok(spec, &params, d)).map(|d| render(&ident, spec, d)).collect();
+    let items = T::table(&m)
+        .values()
+        .map(|r| r.doc())
+        .filter(|d| filter_ok(spec, &params, d))
+        .map(|d| render(&ident, spec, d))
+        .collect();
     Ok(list_response(&ident, spec.collection, items, spec.path))
 }
 
@@ -255,7 +278,13 @@ async fn show<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: Str
     Ok(Json(json!({ spec.member: render(&ident, spec, d.doc()) })).into_response())
 }
 
-async fn create<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, url_id: Option<String>, body: Value) -> ApiResult {
+async fn create<T: DocRecord>(
+    spec: &'static Spec,
+    ident: Ctx,
+    auth: Auth,
+    url_id: Option<String>,
+    body: Value,
+) -> ApiResult {
     enforce(&ident, &auth.0, &rule(spec, "create"), &json!({}))?;
     let mut obj = validated(spec, member(body, spec.member)?, true)?;
     let id = url_id.unwrap_or_else(new_id);
@@ -273,13 +302,18 @@ async fn create<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, url_i
     let saved = ident
         .write(|t| {
             if T::table(&t.m).contains_key(&id) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store {} - Duplicate ID, {id}.", spec.member)));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store {} - Duplicate ID, {id}.",
+                    spec.member
+                )));
             }
             let mut doc = doc;
             if is_idp {
                 // An identity provider's users live in a domain of its own unless one is named.
                 match doc.body.get("domain_id").and_then(Value::as_str).map(str::to_string) {
-                    Some(d) if !t.m.domains.contains_key(&d) => return Err(Error::validation(format!("Could not find domain: {d}."))),
+                    Some(d) if !t.m.domains.contains_key(&d) => {
+                        return Err(Error::validation(format!("Could not find domain: {d}.")))
+                    }
                     Some(_) => {}
                     None => {
                         let domain = crate::model::Domain {
@@ -311,7 +345,9 @@ async fn update<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: S
     enforce(&ident, &auth.0, &rule(spec, "update"), &json!({}))?;
     let obj = validated(spec, member(body, spec.member)?, false)?;
     if spec.member == "identity_provider" && obj.contains_key("domain_id") {
-        return Err(ApiError::bad_request("Invalid input for field 'domain_id': an identity provider's domain cannot be changed."));
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'domain_id': an identity provider's domain cannot be changed.",
+        ));
     }
     let saved = ident
         .write(|t| {
@@ -330,10 +366,12 @@ async fn delete<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: S
         .write(|t| {
             t.delete::<T>(&id).ok_or_else(|| Error::not_found(member, id.clone()))?;
             match member {
-                "endpoint_group" => t.delete_where::<crate::model::ProjectEndpoint>(|pe| pe.0.body.get("endpoint_group_id").and_then(Value::as_str) == Some(&id)),
-                "identity_provider" => {
-                    t.delete_where::<crate::model::FederationProtocol>(|p| p.0.body.get("idp_id").and_then(Value::as_str) == Some(&id))
-                }
+                "endpoint_group" => t.delete_where::<crate::model::ProjectEndpoint>(|pe| {
+                    pe.0.body.get("endpoint_group_id").and_then(Value::as_str) == Some(&id)
+                }),
+                "identity_provider" => t.delete_where::<crate::model::FederationProtocol>(|p| {
+                    p.0.body.get("idp_id").and_then(Value::as_str) == Some(&id)
+                }),
                 _ => {}
             }
             Ok(())
@@ -374,7 +412,9 @@ fn protocol_body(body: Value, create: bool) -> ApiResult<Map<String, Value>> {
         Some(v @ (Value::String(_) | Value::Null)) => {
             out.insert("remote_id_attribute".into(), v.clone());
         }
-        Some(_) => return Err(ApiError::bad_request("Invalid input for field 'remote_id_attribute': must be a string.")),
+        Some(_) => {
+            return Err(ApiError::bad_request("Invalid input for field 'remote_id_attribute': must be a string."))
+        }
         None => {}
     }
     Ok(out)
@@ -402,7 +442,12 @@ async fn show_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Pa
     Ok(Json(json!({"protocol": render_protocol(&ident, &p.0)})).into_response())
 }
 
-async fn create_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>, Body(body): Body<Value>) -> ApiResult {
+async fn create_protocol(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((idp, id)): Path<(String, String)>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_protocol", &json!({}))?;
     let mut obj = protocol_body(body, true)?;
     super::check_name("id", &id, 64)?;
@@ -419,7 +464,9 @@ async fn create_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): 
                 return Err(Error::validation(format!("Could not find mapping: {mapping}.")));
             }
             if t.m.federation_protocols.contains_key(&doc.id) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store federation_protocol - Duplicate ID, {id}.")));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store federation_protocol - Duplicate ID, {id}."
+                )));
             }
             t.put(crate::model::FederationProtocol(doc))
         })
@@ -427,12 +474,22 @@ async fn create_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): 
     Ok(created(json!({"protocol": render_protocol(&ident, &saved.0)})))
 }
 
-async fn update_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>, Body(body): Body<Value>) -> ApiResult {
+async fn update_protocol(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((idp, id)): Path<(String, String)>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_protocol", &json!({}))?;
     let patch = protocol_body(body, false)?;
     let saved = ident
         .write(|t| {
-            let mut d = t.m.federation_protocols.get(&protocol_id(&idp, &id)).ok_or_else(|| Error::not_found("federation protocol", id.clone()))?.0.clone();
+            let mut d =
+                t.m.federation_protocols
+                    .get(&protocol_id(&idp, &id))
+                    .ok_or_else(|| Error::not_found("federation protocol", id.clone()))?
+                    .0
+                    .clone();
             if let Some(m) = patch.get("mapping_id").and_then(Value::as_str) {
                 if !t.m.mappings.contains_key(m) {
                     return Err(Error::validation(format!("Could not find mapping: {m}.")));
@@ -449,7 +506,8 @@ async fn delete_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): 
     enforce(&ident, &auth.0, "identity:delete_protocol", &json!({}))?;
     ident
         .write(|t| {
-            t.delete::<crate::model::FederationProtocol>(&protocol_id(&idp, &id)).ok_or_else(|| Error::not_found("federation protocol", id.clone()))?;
+            t.delete::<crate::model::FederationProtocol>(&protocol_id(&idp, &id))
+                .ok_or_else(|| Error::not_found("federation protocol", id.clone()))?;
             Ok(())
         })
         .await?;

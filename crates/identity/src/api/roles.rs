@@ -13,7 +13,10 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use super::{
+    check_name, created, enforce, list_response, member, no_content, not_found, parse, self_link, text_filter,
+    with_extra, ApiResult, Ctx, Params,
+};
 use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
 use crate::service::{effective_assignments, new_id, Error};
 
@@ -23,7 +26,10 @@ pub fn routes() -> Router<Ctx> {
         .route("/roles", get(list).post(create))
         .route("/roles/{id}", get(show).patch(update).delete(delete))
         .route("/roles/{prior}/implies", get(list_implied))
-        .route("/roles/{prior}/implies/{implied}", put(put_implied).get(get_implied).head(check_implied).delete(delete_implied))
+        .route(
+            "/roles/{prior}/implies/{implied}",
+            put(put_implied).get(get_implied).head(check_implied).delete(delete_implied),
+        )
         .route("/role_inferences", get(role_inferences))
         .route("/role_assignments", get(role_assignments))
         .route("/projects/{target}/users/{actor}/roles", get(list_grants))
@@ -123,17 +129,32 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_name("name", &name, 255)?;
     let domain_id = b.domain_id.flatten();
-    enforce(&ident, &auth.0, &rule(domain_id.as_deref(), "create"), &json!({"target": {"role": {"name": name, "domain_id": domain_id}}}))?;
+    enforce(
+        &ident,
+        &auth.0,
+        &rule(domain_id.as_deref(), "create"),
+        &json!({"target": {"role": {"name": name, "domain_id": domain_id}}}),
+    )?;
     if let Some(d) = &domain_id {
         if !ident.model().domains.contains_key(d) {
             return Err(ApiError::not_found(format!("Could not find domain: {d}.")));
         }
     }
-    let role = Role { id: new_id(), name, domain_id, description: b.description.flatten(), options: b.options.unwrap_or_default(), extra: b.extra };
+    let role = Role {
+        id: new_id(),
+        name,
+        domain_id,
+        description: b.description.flatten(),
+        options: b.options.unwrap_or_default(),
+        extra: b.extra,
+    };
     let saved = ident
         .write(|t| {
             if t.m.roles.values().any(|r| r.domain_id == role.domain_id && r.name == role.name) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {}.", role.name)));
+                return Err(Error::Conflict(format!(
+                    "Conflict occurred attempting to store role - Duplicate entry found with name {}.",
+                    role.name
+                )));
             }
             t.put(role)
         })
@@ -159,7 +180,9 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
             let mut r = t.edit(&t.m.roles, "role", &id)?;
             if let Some(n) = b.name {
                 if t.m.roles.values().any(|x| x.id != id && x.domain_id == r.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {n}.")));
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store role - Duplicate entry found with name {n}."
+                    )));
                 }
                 r.name = n;
             }
@@ -205,17 +228,25 @@ fn inference(ident: &Ctx, m: &Model, prior: &str, implied: &str) -> ApiResult<Va
     }))
 }
 
-async fn put_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+async fn put_implied(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_implied_role", &json!({}))?;
     ident
         .write(|t| {
             let p = t.m.roles.get(&prior).ok_or_else(|| Error::not_found("role", prior.clone()))?.clone();
             let i = t.m.roles.get(&implied).ok_or_else(|| Error::not_found("role", implied.clone()))?.clone();
             if p.domain_id.is_none() && i.domain_id.is_some() {
-                return Err(Error::Forbidden(format!("A global role cannot imply the domain-specific role {implied}.")));
+                return Err(Error::Forbidden(format!(
+                    "A global role cannot imply the domain-specific role {implied}."
+                )));
             }
             if p.id == i.id || t.m.expand_implied([implied.clone()]).contains(&prior) {
-                return Err(Error::Forbidden(format!("Implying {implied} from {prior} would make a cycle of implied roles.")));
+                return Err(Error::Forbidden(format!(
+                    "Implying {implied} from {prior} would make a cycle of implied roles."
+                )));
             }
             t.put(ImpliedRole::new(&prior, &implied)).map(|_| ())
         })
@@ -234,20 +265,32 @@ fn find_inference(m: &Model, prior: &str, implied: &str) -> ApiResult<()> {
     }
 }
 
-async fn get_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+async fn get_implied(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:get_implied_role", &json!({}))?;
     let m = ident.model();
     find_inference(&m, &prior, &implied)?;
     Ok(Json(inference(&ident, &m, &prior, &implied)?).into_response())
 }
 
-async fn check_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+async fn check_implied(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:check_implied_role", &json!({}))?;
     find_inference(&ident.model(), &prior, &implied)?;
     Ok(no_content())
 }
 
-async fn delete_implied(State(ident): State<Ctx>, auth: Auth, Path((prior, implied)): Path<(String, String)>) -> ApiResult {
+async fn delete_implied(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path((prior, implied)): Path<(String, String)>,
+) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_implied_role", &json!({}))?;
     find_inference(&ident.model(), &prior, &implied)?;
     ident
@@ -283,7 +326,8 @@ async fn role_inferences(State(ident): State<Ctx>, auth: Auth) -> ApiResult {
     let mut priors: Vec<&String> = m.implied_roles.values().map(|ir| &ir.prior_role_id).collect();
     priors.sort();
     priors.dedup();
-    let items: Vec<Value> = priors.into_iter().filter_map(|p| m.roles.get(p)).map(|p| implies_of(&ident, &m, p)).collect();
+    let items: Vec<Value> =
+        priors.into_iter().filter_map(|p| m.roles.get(p)).map(|p| implies_of(&ident, &m, p)).collect();
     Ok(Json(json!({"role_inferences": items, "links": self_link(&ident, "role_inferences")})).into_response())
 }
 
@@ -308,7 +352,11 @@ fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> GrantPath {
         TargetKind::Domain
     };
     GrantPath {
-        target_id: if target_kind == TargetKind::System { "all".into() } else { p.get("target").cloned().unwrap_or_default() },
+        target_id: if target_kind == TargetKind::System {
+            "all".into()
+        } else {
+            p.get("target").cloned().unwrap_or_default()
+        },
         target_kind,
         actor_kind: if tpl.contains("/groups/") { ActorKind::Group } else { ActorKind::User },
         actor_id: p.get("actor").cloned().unwrap_or_default(),
@@ -336,7 +384,8 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
         TargetKind::System if action == "list" => format!("identity:list_system_grants_for_{actor_name}"),
         TargetKind::System => format!("identity:{action}_system_grant_for_{actor_name}"),
         TargetKind::Project => {
-            target["project"] = json!({"id": g.target_id, "domain_id": m.projects.get(&g.target_id).map(|p| p.domain_id.clone())});
+            target["project"] =
+                json!({"id": g.target_id, "domain_id": m.projects.get(&g.target_id).map(|p| p.domain_id.clone())});
             format!("identity:{action}_grant")
         }
         TargetKind::Domain => {
@@ -344,8 +393,10 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
             format!("identity:{action}_grant")
         }
     };
-    let rule = if action == "list" && g.target_kind != TargetKind::System { "identity:list_grants".into() } else { rule };
-    let rule = if action == "create" && g.target_kind != TargetKind::System { "identity:create_grant".into() } else { rule };
+    let rule =
+        if action == "list" && g.target_kind != TargetKind::System { "identity:list_grants".into() } else { rule };
+    let rule =
+        if action == "create" && g.target_kind != TargetKind::System { "identity:create_grant".into() } else { rule };
     enforce(ident, &auth.0, &rule, &json!({"target": target}))?;
     match g.actor_kind {
         ActorKind::User if !m.users.contains_key(&g.actor_id) => return Err(not_found("user", &g.actor_id)),
@@ -353,7 +404,9 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
         _ => {}
     }
     match g.target_kind {
-        TargetKind::Project if !m.projects.contains_key(&g.target_id) => return Err(not_found("project", &g.target_id)),
+        TargetKind::Project if !m.projects.contains_key(&g.target_id) => {
+            return Err(not_found("project", &g.target_id))
+        }
         TargetKind::Domain if !m.domains.contains_key(&g.target_id) => return Err(not_found("domain", &g.target_id)),
         _ => {}
     }
@@ -366,14 +419,21 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
                 TargetKind::System => None,
             };
             if target_domain.as_ref() != Some(rd) {
-                return Err(ApiError::forbidden(format!("The role {r} belongs to domain {rd} and cannot be granted outside it.")));
+                return Err(ApiError::forbidden(format!(
+                    "The role {r} belongs to domain {rd} and cannot be granted outside it."
+                )));
             }
         }
     }
     Ok(())
 }
 
-async fn put_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+async fn put_grant(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    matched: MatchedPath,
+    Path(p): Path<HashMap<String, String>>,
+) -> ApiResult {
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "create")?;
@@ -382,7 +442,12 @@ async fn put_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, P
     Ok(no_content())
 }
 
-async fn check_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+async fn check_grant(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    matched: MatchedPath,
+    Path(p): Path<HashMap<String, String>>,
+) -> ApiResult {
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "check")?;
@@ -394,7 +459,12 @@ async fn check_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath,
     }
 }
 
-async fn delete_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+async fn delete_grant(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    matched: MatchedPath,
+    Path(p): Path<HashMap<String, String>>,
+) -> ApiResult {
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "revoke")?;
@@ -416,14 +486,25 @@ async fn delete_grant(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath
     Ok(no_content())
 }
 
-async fn list_grants(State(ident): State<Ctx>, auth: Auth, matched: MatchedPath, Path(p): Path<HashMap<String, String>>) -> ApiResult {
+async fn list_grants(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    matched: MatchedPath,
+    Path(p): Path<HashMap<String, String>>,
+) -> ApiResult {
     let g = grant_path(&matched, &p);
     authorize_grant(&ident, &auth, &g, None, "list")?;
     let m = ident.model();
     let items = m
         .assignments
         .values()
-        .filter(|a| a.actor_kind == g.actor_kind && a.actor_id == g.actor_id && a.target_kind == g.target_kind && a.target_id == g.target_id && a.inherited == g.inherited)
+        .filter(|a| {
+            a.actor_kind == g.actor_kind
+                && a.actor_id == g.actor_id
+                && a.target_kind == g.target_kind
+                && a.target_id == g.target_id
+                && a.inherited == g.inherited
+        })
         .filter_map(|a| m.roles.get(&a.role_id))
         .map(|r| render(&ident, r))
         .collect();
@@ -440,7 +521,8 @@ fn scope_value(m: &Model, kind: &TargetKind, id: &str, inherited: bool, names: b
             if names {
                 if let Some(pr) = m.projects.get(id) {
                     p["name"] = json!(pr.name);
-                    p["domain"] = json!({"id": pr.domain_id, "name": m.domains.get(&pr.domain_id).map(|d| d.name.clone())});
+                    p["domain"] =
+                        json!({"id": pr.domain_id, "name": m.domains.get(&pr.domain_id).map(|d| d.name.clone())});
                 }
             }
             json!({"project": p})
@@ -462,8 +544,12 @@ fn scope_value(m: &Model, kind: &TargetKind, id: &str, inherited: bool, names: b
 
 fn actor_value(m: &Model, kind: &ActorKind, id: &str, names: bool) -> (String, Value) {
     let (key, name, domain) = match kind {
-        ActorKind::User => ("user", m.users.get(id).map(|u| u.name.clone()), m.users.get(id).map(|u| u.domain_id.clone())),
-        ActorKind::Group => ("group", m.groups.get(id).map(|g| g.name.clone()), m.groups.get(id).map(|g| g.domain_id.clone())),
+        ActorKind::User => {
+            ("user", m.users.get(id).map(|u| u.name.clone()), m.users.get(id).map(|u| u.domain_id.clone()))
+        }
+        ActorKind::Group => {
+            ("group", m.groups.get(id).map(|g| g.name.clone()), m.groups.get(id).map(|g| g.domain_id.clone()))
+        }
     };
     let mut v = json!({"id": id});
     if names {
@@ -496,13 +582,23 @@ fn assignment_link(ident: &Ctx, a: &Assignment) -> String {
     let base = &ident.settings.public_url;
     match (&a.target_kind, a.inherited) {
         (TargetKind::System, _) => format!("{base}/v3/system/{actor}/{}/roles/{}", a.actor_id, a.role_id),
-        (TargetKind::Project, false) => format!("{base}/v3/projects/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id),
-        (TargetKind::Domain, false) => format!("{base}/v3/domains/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id),
+        (TargetKind::Project, false) => {
+            format!("{base}/v3/projects/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id)
+        }
+        (TargetKind::Domain, false) => {
+            format!("{base}/v3/domains/{}/{actor}/{}/roles/{}", a.target_id, a.actor_id, a.role_id)
+        }
         (TargetKind::Project, true) => {
-            format!("{base}/v3/OS-INHERIT/projects/{}/{actor}/{}/roles/{}/inherited_to_projects", a.target_id, a.actor_id, a.role_id)
+            format!(
+                "{base}/v3/OS-INHERIT/projects/{}/{actor}/{}/roles/{}/inherited_to_projects",
+                a.target_id, a.actor_id, a.role_id
+            )
         }
         (TargetKind::Domain, true) => {
-            format!("{base}/v3/OS-INHERIT/domains/{}/{actor}/{}/roles/{}/inherited_to_projects", a.target_id, a.actor_id, a.role_id)
+            format!(
+                "{base}/v3/OS-INHERIT/domains/{}/{actor}/{}/roles/{}/inherited_to_projects",
+                a.target_id, a.actor_id, a.role_id
+            )
         }
     }
 }
@@ -556,7 +652,10 @@ async fn role_assignments(State(ident): State<Ctx>, auth: Auth, params: Params) 
     let mut items: Vec<Value> = Vec::new();
     if effective {
         for e in effective_assignments(&m) {
-            if !scope_ok(&e.target_kind, &e.target_id, false) || user_filter.is_some_and(|u| u != &e.user_id) || role_filter.is_some_and(|r| r != &e.role_id) {
+            if !scope_ok(&e.target_kind, &e.target_id, false)
+                || user_filter.is_some_and(|u| u != &e.user_id)
+                || role_filter.is_some_and(|r| r != &e.role_id)
+            {
                 continue;
             }
             if m.roles.get(&e.role_id).is_some_and(|r| r.domain_id.is_some()) {

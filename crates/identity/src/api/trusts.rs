@@ -30,7 +30,8 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 fn render(ident: &Ctx, m: &Model, t: &Trust) -> Value {
-    let roles: Vec<Value> = t.roles.iter().filter_map(|r| m.roles.get(r)).map(|r| super::roles::render(ident, r)).collect();
+    let roles: Vec<Value> =
+        t.roles.iter().filter_map(|r| m.roles.get(r)).map(|r| super::roles::render(ident, r)).collect();
     json!({
         "id": t.id, "trustor_user_id": t.trustor_user_id, "trustee_user_id": t.trustee_user_id,
         "project_id": t.project_id, "impersonation": t.impersonation, "expires_at": t.expires_at.map(ts),
@@ -73,16 +74,25 @@ struct TrustBody {
 
 async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
     let b: TrustBody = parse("trust", member(body, "trust")?)?;
-    enforce(&ident, &auth.0, "identity:create_trust", &json!({"target": {"trust": {"trustor_user_id": b.trustor_user_id}}}))?;
+    enforce(
+        &ident,
+        &auth.0,
+        "identity:create_trust",
+        &json!({"target": {"trust": {"trustor_user_id": b.trustor_user_id}}}),
+    )?;
     if auth.0.trust_id.is_some() {
         return Err(ApiError::forbidden("Redelegation of trusts is not supported."));
     }
     let expires_at = match &b.expires_at {
         None => None,
-        Some(s) => Some(parse_expiry(Some(s)).ok_or_else(|| ApiError::bad_request(format!("Invalid input for field 'expires_at': '{s}' is not a date and time.")))?),
+        Some(s) => Some(parse_expiry(Some(s)).ok_or_else(|| {
+            ApiError::bad_request(format!("Invalid input for field 'expires_at': '{s}' is not a date and time."))
+        })?),
     };
     if b.remaining_uses.is_some_and(|n| n <= 0) {
-        return Err(ApiError::bad_request("Invalid input for field 'remaining_uses': must be a positive integer or null."));
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'remaining_uses': must be a positive integer or null.",
+        ));
     }
     let m = ident.model();
     if !m.users.contains_key(&b.trustee_user_id) {
@@ -100,9 +110,17 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                 (None, Some(n)) => m.role_by_name(n),
                 _ => None,
             }
-            .ok_or_else(|| ApiError::not_found(format!("Could not find role: {}.", r.id.clone().or(r.name.clone()).unwrap_or_default())))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "Could not find role: {}.",
+                    r.id.clone().or(r.name.clone()).unwrap_or_default()
+                ))
+            })?;
             if !held.contains(&role.id) {
-                return Err(ApiError::forbidden(format!("The trustor does not hold role {} on project {p}.", role.name)));
+                return Err(ApiError::forbidden(format!(
+                    "The trustor does not hold role {} on project {p}.",
+                    role.name
+                )));
             }
             if !role_ids.contains(&role.id) {
                 role_ids.push(role.id.clone());
@@ -134,8 +152,18 @@ async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult
     let trustor = params.get("trustor_user_id");
     let trustee = params.get("trustee_user_id");
     match (trustor, trustee) {
-        (Some(u), _) => enforce(&ident, &auth.0, "identity:list_trusts_for_trustor", &json!({"target": {"trust": {"trustor_user_id": u}}}))?,
-        (None, Some(u)) => enforce(&ident, &auth.0, "identity:list_trusts_for_trustee", &json!({"target": {"trust": {"trustee_user_id": u}}}))?,
+        (Some(u), _) => enforce(
+            &ident,
+            &auth.0,
+            "identity:list_trusts_for_trustor",
+            &json!({"target": {"trust": {"trustor_user_id": u}}}),
+        )?,
+        (None, Some(u)) => enforce(
+            &ident,
+            &auth.0,
+            "identity:list_trusts_for_trustee",
+            &json!({"target": {"trust": {"trustee_user_id": u}}}),
+        )?,
         (None, None) => enforce(&ident, &auth.0, "identity:list_trusts", &json!({}))?,
     }
     let m = ident.model();

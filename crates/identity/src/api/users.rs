@@ -10,7 +10,10 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link, text_filter, with_extra, ApiResult, Ctx, Params};
+use super::{
+    check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
+    text_filter, with_extra, ApiResult, Ctx, Params,
+};
 use crate::model::{ActorKind, Assignment, Extra, Group, Membership, RevocationEvent, TargetKind, User};
 use crate::service::{effective_assignments, new_id, Error};
 
@@ -99,10 +102,8 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     }
     let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_name("name", &name, 255)?;
-    let domain_id = b
-        .domain_id
-        .or_else(|| auth.0.domain_id().map(str::to_string))
-        .unwrap_or_else(|| auth.0.user_domain.id.clone());
+    let domain_id =
+        b.domain_id.or_else(|| auth.0.domain_id().map(str::to_string)).unwrap_or_else(|| auth.0.user_domain.id.clone());
     enforce(&ident, &auth.0, "identity:create_user", &json!({"target": {"user": {"domain_id": domain_id}}}))?;
     if !ident.model().domains.contains_key(&domain_id) {
         return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
@@ -338,15 +339,19 @@ async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Val
     }
     let name = b.name.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     check_name("name", &name, 64)?;
-    let domain_id = b
-        .domain_id
-        .or_else(|| auth.0.domain_id().map(str::to_string))
-        .unwrap_or_else(|| auth.0.user_domain.id.clone());
+    let domain_id =
+        b.domain_id.or_else(|| auth.0.domain_id().map(str::to_string)).unwrap_or_else(|| auth.0.user_domain.id.clone());
     enforce(&ident, &auth.0, "identity:create_group", &json!({"target": {"group": {"domain_id": domain_id}}}))?;
     if !ident.model().domains.contains_key(&domain_id) {
         return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
     }
-    let g = Group { id: new_id(), name, domain_id, description: b.description.flatten().unwrap_or_default(), extra: b.extra };
+    let g = Group {
+        id: new_id(),
+        name,
+        domain_id,
+        description: b.description.flatten().unwrap_or_default(),
+        extra: b.extra,
+    };
     let saved = ident
         .write(|t| {
             if t.m.groups.values().any(|x| x.domain_id == g.domain_id && x.name == g.name) {
@@ -361,7 +366,12 @@ async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Val
     Ok(created(json!({"group": render_group(&ident, &saved)})))
 }
 
-async fn update_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
+async fn update_group(
+    State(ident): State<Ctx>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
     let b: GroupBody = parse("group", member(body, "group")?)?;
     {
         let m = ident.model();
@@ -379,7 +389,9 @@ async fn update_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Strin
             let mut g = t.edit(&t.m.groups, "group", &id)?;
             if let Some(n) = b.name {
                 if t.m.groups.values().any(|x| x.id != id && x.domain_id == g.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!("Conflict occurred attempting to store group - Duplicate entry found with name {n}.")));
+                    return Err(Error::Conflict(format!(
+                        "Conflict occurred attempting to store group - Duplicate entry found with name {n}."
+                    )));
                 }
                 g.name = n;
             }

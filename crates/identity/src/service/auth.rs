@@ -92,10 +92,19 @@ pub enum AuthScope {
     /// No scope asked: the user's default project if it can be used, else unscoped.
     Default,
     Unscoped,
-    Project { id: Option<String>, name: Option<String>, domain: Option<(Option<String>, Option<String>)> },
-    Domain { id: Option<String>, name: Option<String> },
+    Project {
+        id: Option<String>,
+        name: Option<String>,
+        domain: Option<(Option<String>, Option<String>)>,
+    },
+    Domain {
+        id: Option<String>,
+        name: Option<String>,
+    },
     System,
-    Trust { id: String },
+    Trust {
+        id: String,
+    },
 }
 
 impl AuthRequest {
@@ -125,13 +134,21 @@ impl AuthRequest {
                 AuthMethod::Token { id: t.id }
             }
             "application_credential" => {
-                let a = id.application_credential.ok_or_else(|| Error::validation("'application_credential' is a required property"))?;
+                let a = id
+                    .application_credential
+                    .ok_or_else(|| Error::validation("'application_credential' is a required property"))?;
                 if a.id.is_none() && (a.name.is_none() || a.user.is_none()) {
-                    return Err(Error::validation("Could not find application credential: id or name and user must be given."));
+                    return Err(Error::validation(
+                        "Could not find application credential: id or name and user must be given.",
+                    ));
                 }
                 AuthMethod::ApplicationCredential { id: a.id, name: a.name, user: a.user, secret: a.secret }
             }
-            other => return Err(Error::Unauthorized(format!("Attempted to authenticate with an unsupported method: {other}."))),
+            other => {
+                return Err(Error::Unauthorized(format!(
+                    "Attempted to authenticate with an unsupported method: {other}."
+                )))
+            }
         };
         Ok((method, parse_scope(self.auth.scope)?))
     }
@@ -142,7 +159,9 @@ fn parse_scope(v: Option<Value>) -> Result<AuthScope> {
     if v.as_str() == Some("unscoped") {
         return Ok(AuthScope::Unscoped);
     }
-    let obj = v.as_object().ok_or_else(|| Error::validation("Invalid input for field 'scope': must be an object or 'unscoped'"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::validation("Invalid input for field 'scope': must be an object or 'unscoped'"))?;
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     if let Some(p) = obj.get("project") {
         let domain = p.get("domain").map(|d| (s(d.get("id")), s(d.get("name"))));
@@ -169,7 +188,8 @@ fn parse_scope(v: Option<Value>) -> Result<AuthScope> {
         return Err(Error::validation("Invalid input for field 'scope/system': only {\"all\": true} is supported"));
     }
     if let Some(t) = obj.get("OS-TRUST:trust") {
-        let id = s(t.get("id")).ok_or_else(|| Error::validation("Invalid input for field 'scope/OS-TRUST:trust': id is required"))?;
+        let id = s(t.get("id"))
+            .ok_or_else(|| Error::validation("Invalid input for field 'scope/OS-TRUST:trust': id is required"))?;
         return Ok(AuthScope::Trust { id });
     }
     Err(Error::validation("Invalid input for field 'scope': expected project, domain, system or OS-TRUST:trust"))
@@ -228,7 +248,10 @@ impl Identity {
                     return Err(Error::unauthorized());
                 }
                 if u.password_expires_at.is_some_and(|e| e <= now) && !u.option_set("ignore_password_expiry") {
-                    return Err(Error::Unauthorized(format!("The password is expired and needs to be changed for user: {}.", u.id)));
+                    return Err(Error::Unauthorized(format!(
+                        "The password is expired and needs to be changed for user: {}.",
+                        u.id
+                    )));
                 }
                 (u, token::METHOD_PASSWORD, now + ttl, None)
             }
@@ -236,7 +259,9 @@ impl Identity {
                 // A token that is not valid (any more) is "not found", as Keystone answers.
                 let vt = self.validate_token(&id, false)?;
                 if vt.payload.app_cred_id.is_some() || matches!(vt.payload.scope, PayloadScope::Trust { .. }) {
-                    return Err(Error::Forbidden("A token from an application credential or a trust cannot be rescoped.".into()));
+                    return Err(Error::Forbidden(
+                        "A token from an application credential or a trust cannot be rescoped.".into(),
+                    ));
                 }
                 let u = self.model().users.get(&vt.payload.user_id).cloned().ok_or_else(Error::unauthorized)?;
                 let chain = vt.payload.audit_ids.last().copied();
@@ -257,7 +282,9 @@ impl Identity {
                     _ => false,
                 };
                 if !scope_ok {
-                    return Err(Error::Unauthorized("An application credential token is scoped to the credential's project only.".into()));
+                    return Err(Error::Unauthorized(
+                        "An application credential token is scoped to the credential's project only.".into(),
+                    ));
                 }
                 let u = self.model().users.get(&ac.user_id).cloned().ok_or_else(Error::unauthorized)?;
                 app_cred_id = Some(ac.id.clone());
@@ -299,7 +326,12 @@ impl Identity {
         Ok(IssuedToken { id, token })
     }
 
-    fn find_app_cred(&self, id: Option<&str>, name: Option<&str>, user: Option<&NameOrId>) -> Result<Arc<ApplicationCredential>> {
+    fn find_app_cred(
+        &self,
+        id: Option<&str>,
+        name: Option<&str>,
+        user: Option<&NameOrId>,
+    ) -> Result<Arc<ApplicationCredential>> {
         let m = self.model();
         let found = match (id, name, user) {
             (Some(id), _, _) => m.application_credentials.get(id).cloned(),
@@ -362,9 +394,11 @@ impl Identity {
         match scope {
             AuthScope::Unscoped => Ok(PayloadScope::Unscoped),
             AuthScope::Default => {
-                let usable = user.default_project_id.as_deref().and_then(|p| m.projects.get(p)).filter(|p| {
-                    p.enabled && !user_roles(m, &user.id, RoleTarget::Project(&p.id)).is_empty()
-                });
+                let usable = user
+                    .default_project_id
+                    .as_deref()
+                    .and_then(|p| m.projects.get(p))
+                    .filter(|p| p.enabled && !user_roles(m, &user.id, RoleTarget::Project(&p.id)).is_empty());
                 Ok(match usable {
                     Some(p) => PayloadScope::Project(p.id.clone()),
                     None => PayloadScope::Unscoped,
@@ -380,15 +414,20 @@ impl Identity {
                             Some((None, Some(n))) => m.domain_by_name(&n).map(|d| d.id.clone()),
                             _ => None,
                         };
-                        domain_id.and_then(|d| m.projects.values().find(|p| p.domain_id == d && p.name == name).cloned())
+                        domain_id
+                            .and_then(|d| m.projects.values().find(|p| p.domain_id == d && p.name == name).cloned())
                     }
                 };
-                let project = project.ok_or_else(|| Error::Unauthorized("Could not find the project to scope to.".into()))?;
+                let project =
+                    project.ok_or_else(|| Error::Unauthorized("Could not find the project to scope to.".into()))?;
                 if !project.enabled || !m.domains.get(&project.domain_id).is_some_and(|d| d.enabled) {
                     return Err(Error::Unauthorized(format!("Project {} is disabled.", project.id)));
                 }
                 if user_roles(m, &user.id, RoleTarget::Project(&project.id)).is_empty() {
-                    return Err(Error::Unauthorized(format!("User {} has no access to project {}", user.id, project.id)));
+                    return Err(Error::Unauthorized(format!(
+                        "User {} has no access to project {}",
+                        user.id, project.id
+                    )));
                 }
                 Ok(PayloadScope::Project(project.id.clone()))
             }
@@ -397,7 +436,8 @@ impl Identity {
                     Some(id) => m.domains.get(&id).cloned(),
                     None => m.domain_by_name(name.as_deref().unwrap_or_default()).cloned(),
                 };
-                let domain = domain.ok_or_else(|| Error::Unauthorized("Could not find the domain to scope to.".into()))?;
+                let domain =
+                    domain.ok_or_else(|| Error::Unauthorized("Could not find the domain to scope to.".into()))?;
                 if !domain.enabled {
                     return Err(Error::Unauthorized(format!("Domain {} is disabled.", domain.id)));
                 }
@@ -412,7 +452,9 @@ impl Identity {
                 }
                 Ok(PayloadScope::System)
             }
-            AuthScope::Trust { .. } => Err(Error::Unauthorized("Trust-scoped authentication is not available yet.".into())),
+            AuthScope::Trust { .. } => {
+                Err(Error::Unauthorized("Trust-scoped authentication is not available yet.".into()))
+            }
         }
     }
 
@@ -511,7 +553,10 @@ impl Identity {
                     let delegated = m.expand_implied(tr.roles.iter().cloned());
                     roles = trustor_roles.into_iter().filter(|r| delegated.contains(r)).collect();
                 }
-                let scope = Scope::Project { project: NamedRef { id: p.id.clone(), name: p.name.clone() }, domain: domain_ref(m, &p.domain_id) };
+                let scope = Scope::Project {
+                    project: NamedRef { id: p.id.clone(), name: p.name.clone() },
+                    domain: domain_ref(m, &p.domain_id),
+                };
                 (scope, roles, Some(p))
             }
             PayloadScope::Domain(did) => {
@@ -519,7 +564,11 @@ impl Identity {
                 if !d.enabled {
                     return Err(invalid());
                 }
-                (Scope::Domain(NamedRef { id: d.id.clone(), name: d.name.clone() }), user_roles(m, &user.id, RoleTarget::Domain(did)), None)
+                (
+                    Scope::Domain(NamedRef { id: d.id.clone(), name: d.name.clone() }),
+                    user_roles(m, &user.id, RoleTarget::Domain(did)),
+                    None,
+                )
             }
             PayloadScope::System => (Scope::System, user_roles(m, &user.id, RoleTarget::System), None),
         };
@@ -550,10 +599,24 @@ impl Identity {
             is_admin_project,
             creds: Default::default(),
         };
-        Ok(ValidToken { password_expires_at: user.password_expires_at, payload, ctx: Arc::new(ctx), trust, app_cred, rendered: Default::default() })
+        Ok(ValidToken {
+            password_expires_at: user.password_expires_at,
+            payload,
+            ctx: Arc::new(ctx),
+            trust,
+            app_cred,
+            rendered: Default::default(),
+        })
     }
 
-    fn is_revoked(&self, m: &Model, p: &Payload, user_domain_id: &str, project: Option<&Project>, roles: &[String]) -> bool {
+    fn is_revoked(
+        &self,
+        m: &Model,
+        p: &Payload,
+        user_domain_id: &str,
+        project: Option<&Project>,
+        roles: &[String],
+    ) -> bool {
         let audit = p.audit_ids.first().map(audit_id_text);
         let chain = p.audit_ids.last().map(audit_id_text);
         let matches = |e: &RevocationEvent| -> bool {
@@ -562,7 +625,9 @@ impl Identity {
             }
             let eq = |field: &Option<String>, value: Option<&str>| field.as_deref().is_none_or(|f| Some(f) == value);
             let domain_ok = e.domain_id.as_deref().is_none_or(|d| {
-                d == user_domain_id || project.is_some_and(|pr| pr.domain_id == d) || p.scope == PayloadScope::Domain(d.to_string())
+                d == user_domain_id
+                    || project.is_some_and(|pr| pr.domain_id == d)
+                    || p.scope == PayloadScope::Domain(d.to_string())
             });
             eq(&e.user_id, Some(&p.user_id))
                 && eq(&e.project_id, project.map(|pr| pr.id.as_str()))

@@ -207,10 +207,13 @@ impl Identity {
         txn.m.generation += 1;
         let r = f(&mut txn)?;
         let new_revision = self.store.apply(base, &txn.ops).await.map_err(|e| match e {
-            StoreError::Duplicate { table } => {
-                Error::Conflict(format!("Conflict occurred attempting to store {} - Duplicate entry.", table.trim_end_matches('s')))
+            StoreError::Duplicate { table } => Error::Conflict(format!(
+                "Conflict occurred attempting to store {} - Duplicate entry.",
+                table.trim_end_matches('s')
+            )),
+            StoreError::Stale { .. } => {
+                Error::Conflict("The identity data changed concurrently; retry the request.".into())
             }
-            StoreError::Stale { .. } => Error::Conflict("The identity data changed concurrently; retry the request.".into()),
             other => Error::Store(other),
         })?;
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(txn.m);
@@ -263,13 +266,8 @@ impl Identity {
         let horizon = Utc::now()
             - chrono::Duration::from_std(self.settings.token_expiration + self.settings.allow_expired_window)
                 .unwrap_or(chrono::Duration::days(3));
-        let stale: Vec<String> = self
-            .model()
-            .revocation_events
-            .values()
-            .filter(|e| e.revoked_at < horizon)
-            .map(|e| e.id.clone())
-            .collect();
+        let stale: Vec<String> =
+            self.model().revocation_events.values().filter(|e| e.revoked_at < horizon).map(|e| e.id.clone()).collect();
         if stale.is_empty() {
             return Ok(0);
         }
@@ -295,9 +293,7 @@ impl Identity {
 
     /// Checks a password against a bcrypt hash, off the async threads.
     pub async fn verify_password(&self, password: String, hash: String) -> bool {
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false)
     }
 }
 
@@ -356,7 +352,9 @@ impl Identity {
         if limit == 0 || user.option_set("ignore_lockout_failure_attempts") || user.failed_auth_count < limit {
             return false;
         }
-        let until = user.failed_auth_at.map(|t| t + chrono::Duration::from_std(self.settings.lockout_duration).unwrap_or_default());
+        let until = user
+            .failed_auth_at
+            .map(|t| t + chrono::Duration::from_std(self.settings.lockout_duration).unwrap_or_default());
         until.is_some_and(|u| Utc::now() < u)
     }
 

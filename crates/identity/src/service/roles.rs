@@ -45,10 +45,7 @@ pub fn user_roles(m: &Model, user_id: &str, target: RoleTarget<'_>) -> Vec<Strin
         actor_ok && applies(m, a, target)
     });
     let ids: Vec<String> = direct.map(|a| a.role_id.clone()).collect();
-    m.expand_implied(ids)
-        .into_iter()
-        .filter(|r| m.roles.get(r).is_some_and(|role| role.domain_id.is_none()))
-        .collect()
+    m.expand_implied(ids).into_iter().filter(|r| m.roles.get(r).is_some_and(|role| role.domain_id.is_none())).collect()
 }
 
 /// One row of `GET /v3/role_assignments?effective`.
@@ -90,11 +87,9 @@ pub fn effective_assignments(m: &Model) -> Vec<EffectiveAssignment> {
                     .filter(|p| p.domain_id == a.target_id)
                     .map(|p| (TargetKind::Project, p.id.clone()))
                     .collect(),
-                TargetKind::Project => m
-                    .project_subtree(&a.target_id)
-                    .into_iter()
-                    .map(|p| (TargetKind::Project, p.id.clone()))
-                    .collect(),
+                TargetKind::Project => {
+                    m.project_subtree(&a.target_id).into_iter().map(|p| (TargetKind::Project, p.id.clone())).collect()
+                }
                 TargetKind::System => vec![],
             }
         };
@@ -137,7 +132,14 @@ mod tests {
     fn role(m: &mut Model, id: &str) {
         m.roles.insert(
             id.into(),
-            Arc::new(Role { id: id.into(), name: id.into(), domain_id: None, description: None, options: Default::default(), extra: Default::default() }),
+            Arc::new(Role {
+                id: id.into(),
+                name: id.into(),
+                domain_id: None,
+                description: None,
+                options: Default::default(),
+                extra: Default::default(),
+            }),
         );
     }
 
