@@ -465,7 +465,9 @@ impl Identity {
     /// every change that could invalidate a token (revocation, a disabled user, a removed
     /// role, a rotated-out key) publishes a new generation, which misses the cache.
     pub fn validate_token(&self, token: &str, allow_expired: bool) -> Result<Arc<ValidToken>> {
-        const CACHE_MAX: usize = 65_536;
+        // Bounded so that a spray of distinct tokens cannot grow memory: each entry holds a
+        // context and up to two rendered bodies (a few KiB with a catalog).
+        const CACHE_MAX: usize = 4_096;
         let m = self.model();
         let keys_gen = self.keys_generation.load(std::sync::atomic::Ordering::SeqCst);
         let cached = {
