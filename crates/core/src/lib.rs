@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod docstore;
 pub mod error;
 pub mod http;
 pub mod microversion;

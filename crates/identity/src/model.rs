@@ -1,12 +1,12 @@
 //! The identity resources as stored, and the in-memory model that holds all of them.
 //!
 //! Identity data is small (thousands of rows, not millions) and read on every request, so the
-//! whole of it lives in memory as an immutable [`Model`] snapshot; writes build the next
-//! snapshot and persist their changes in one database transaction before it is published.
-//! Each resource kind is its own table of JSON documents (`id`, `uniq`, `data`); `uniq` holds
-//! the key the database must keep unique (a user's name within its domain, ...).
+//! whole of it lives in memory as an immutable [`Model`] snapshot, kept by
+//! [`haneul_core::docstore`]: writes build the next snapshot and persist their changes in one
+//! database transaction before it is published. Each resource kind is its own table of JSON
+//! documents (`id`, `uniq`, `data`); `uniq` holds the key the database must keep unique (a
+//! user's name within its domain, ...).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,23 +15,12 @@ use serde_json::{Map, Value};
 
 pub type Extra = Map<String, Value>;
 
-/// A stored resource kind.
-pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
-    const TABLE: &'static str;
-    fn id(&self) -> &str;
-    /// A key the database keeps unique across the table, if any.
-    fn unique_key(&self) -> Option<String> {
-        None
-    }
-    fn table(model: &Model) -> &Table<Self>;
-    fn table_mut(model: &mut Model) -> &mut Table<Self>;
-}
-
-pub type Table<T> = BTreeMap<String, Arc<T>>;
+pub use haneul_core::docstore::{Record, Table};
 
 macro_rules! record {
     ($ty:ty, $table:literal, $field:ident) => {
         impl Record for $ty {
+            type Model = Model;
             const TABLE: &'static str = $table;
             fn id(&self) -> &str {
                 &self.id
@@ -46,6 +35,7 @@ macro_rules! record {
     };
     ($ty:ty, $table:literal, $field:ident, |$s:ident| $uniq:expr) => {
         impl Record for $ty {
+            type Model = Model;
             const TABLE: &'static str = $table;
             fn id(&self) -> &str {
                 &self.id
@@ -367,7 +357,7 @@ pub struct Document {
 }
 
 /// A record kind stored as a [`Document`].
-pub trait DocRecord: Record {
+pub trait DocRecord: Record<Model = Model> {
     fn doc(&self) -> &Document;
     fn from_doc(d: Document) -> Self;
 }
@@ -387,6 +377,7 @@ macro_rules! document {
             }
         }
         impl Record for $name {
+            type Model = Model;
             const TABLE: &'static str = $table;
             fn id(&self) -> &str {
                 &self.0.id
@@ -531,15 +522,47 @@ pub struct Model {
     pub revocation_events: Table<RevocationEvent>,
 }
 
+impl haneul_core::docstore::Snapshot for Model {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn set_generation(&mut self, g: u64) {
+        self.generation = g;
+    }
+    async fn load(store: &haneul_core::docstore::Store) -> Result<Model, haneul_core::docstore::StoreError> {
+        let mut m = Model::default();
+        store.load_table::<Domain>(&mut m).await?;
+        store.load_table::<Project>(&mut m).await?;
+        store.load_table::<User>(&mut m).await?;
+        store.load_table::<Group>(&mut m).await?;
+        store.load_table::<Membership>(&mut m).await?;
+        store.load_table::<Role>(&mut m).await?;
+        store.load_table::<ImpliedRole>(&mut m).await?;
+        store.load_table::<Assignment>(&mut m).await?;
+        store.load_table::<Credential>(&mut m).await?;
+        store.load_table::<ApplicationCredential>(&mut m).await?;
+        store.load_table::<AccessRule>(&mut m).await?;
+        store.load_table::<Trust>(&mut m).await?;
+        store.load_table::<Region>(&mut m).await?;
+        store.load_table::<Service>(&mut m).await?;
+        store.load_table::<Endpoint>(&mut m).await?;
+        store.load_table::<EndpointGroup>(&mut m).await?;
+        store.load_table::<ProjectEndpoint>(&mut m).await?;
+        store.load_table::<RegisteredLimit>(&mut m).await?;
+        store.load_table::<Limit>(&mut m).await?;
+        store.load_table::<DomainConfig>(&mut m).await?;
+        store.load_table::<IdentityProvider>(&mut m).await?;
+        store.load_table::<Mapping>(&mut m).await?;
+        store.load_table::<FederationProtocol>(&mut m).await?;
+        store.load_table::<ServiceProvider>(&mut m).await?;
+        store.load_table::<PolicyBlob>(&mut m).await?;
+        store.load_table::<Consumer>(&mut m).await?;
+        store.load_table::<RevocationEvent>(&mut m).await?;
+        Ok(m)
+    }
+}
+
 impl Model {
-    pub fn get<T: Record>(&self, id: &str) -> Option<&Arc<T>> {
-        T::table(self).get(id)
-    }
-
-    pub fn all<T: Record>(&self) -> impl Iterator<Item = &Arc<T>> {
-        T::table(self).values()
-    }
-
     pub fn domain_by_name(&self, name: &str) -> Option<&Arc<Domain>> {
         self.domains.values().find(|d| d.name.eq_ignore_ascii_case(name))
     }

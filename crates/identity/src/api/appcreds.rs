@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
 use crate::model::{AccessRule, ApplicationCredential, Model, RevocationEvent};
-use crate::service::{new_id, parse_expiry, Error};
+use crate::service::{new_id, parse_expiry, Error, Revoke};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -186,7 +186,7 @@ async fn create(
             if t.m.application_credentials.values().any(|a| a.user_id == user_id && a.name == name) {
                 return Err(Error::Conflict(format!("Conflict occurred attempting to store application_credential - Duplicate entry found with name {name}.")));
             }
-            t.put(ApplicationCredential {
+            Ok(t.put(ApplicationCredential {
                 id: ac_id.clone(),
                 name: name.clone(),
                 description: description.clone(),
@@ -197,7 +197,7 @@ async fn create(
                 roles: roles.clone(),
                 unrestricted,
                 access_rules: rule_ids,
-            })
+            })?)
         })
         .await?;
     let m = ident.model();

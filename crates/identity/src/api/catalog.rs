@@ -125,7 +125,7 @@ async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody, create:
                     return Err(Error::not_found("region", p.clone()));
                 }
             }
-            t.put(region)
+            Ok(t.put(region)?)
         })
         .await?;
     Ok(created(json!({"region": render_region(&ident, &saved)})))
@@ -152,7 +152,7 @@ async fn update_region(
                 r.parent_region_id = Some(p);
             }
             r.extra.extend(b.extra);
-            t.put(r)
+            Ok(t.put(r)?)
         })
         .await?;
     Ok(Json(json!({"region": render_region(&ident, &saved)})).into_response())
@@ -237,7 +237,7 @@ async fn create_service(State(ident): State<Ctx>, auth: Auth, Body(body): Body<V
         enabled: b.enabled.unwrap_or(true),
         extra: b.extra,
     };
-    let saved = ident.write(|t| t.put(s)).await?;
+    let saved = ident.write(|t| Ok(t.put(s)?)).await?;
     Ok(created(json!({"service": render_service(&ident, &saved)})))
 }
 
@@ -265,7 +265,7 @@ async fn update_service(
                 s.enabled = e;
             }
             s.extra.extend(b.extra);
-            t.put(s)
+            Ok(t.put(s)?)
         })
         .await?;
     Ok(Json(json!({"service": render_service(&ident, &saved)})).into_response())
@@ -394,7 +394,7 @@ async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<
             if let Some(r) = &e.region_id {
                 ensure_region(t, r)?;
             }
-            t.put(e)
+            Ok(t.put(e)?)
         })
         .await?;
     Ok(created(json!({"endpoint": render_endpoint(&ident, &saved)})))
@@ -437,7 +437,7 @@ async fn update_endpoint(
                 e.enabled = en;
             }
             e.extra.extend(b.extra);
-            t.put(e)
+            Ok(t.put(e)?)
         })
         .await?;
     Ok(Json(json!({"endpoint": render_endpoint(&ident, &saved)})).into_response())

@@ -94,7 +94,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                     "Conflict occurred attempting to store credential - Duplicate ID, {id}."
                 )));
             }
-            t.put(c)
+            Ok(t.put(c)?)
         })
         .await?;
     Ok(created(json!({"credential": render(&ident, &saved)})))
@@ -149,7 +149,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 c.blob = bl;
             }
             c.extra.extend(b.extra);
-            t.put(c)
+            Ok(t.put(c)?)
         })
         .await?;
     Ok(Json(json!({"credential": render(&ident, &saved)})).into_response())
@@ -219,7 +219,7 @@ async fn ec2_create(
         blob,
         extra: Default::default(),
     };
-    let saved = ident.write(|t| t.put(c)).await?;
+    let saved = ident.write(|t| Ok(t.put(c)?)).await?;
     Ok(created(json!({"credential": render_ec2(&ident, &saved)})))
 }
 

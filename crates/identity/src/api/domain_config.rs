@@ -160,7 +160,7 @@ async fn save(ident: &Ctx, id: &str, config: Map<String, Value>) -> ApiResult<()
                 t.delete::<DomainConfig>(&id);
                 Ok(())
             } else {
-                t.put(DomainConfig(Document { id: id.clone(), uniq: None, body: config })).map(|_| ())
+                Ok(t.put(DomainConfig(Document { id: id.clone(), uniq: None, body: config })).map(|_| ())?)
             }
         })
         .await?;

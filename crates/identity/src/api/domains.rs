@@ -15,7 +15,7 @@ use super::{
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
 use crate::model::{Assignment, Domain, Extra, Group, Project, RevocationEvent, Role, TargetKind, User};
-use crate::service::{new_id, Error};
+use crate::service::{new_id, Error, Revoke};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -106,7 +106,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                     d.name
                 )));
             }
-            t.put(d)
+            Ok(t.put(d)?)
         })
         .await?;
     Ok(created(json!({"domain": render(&ident, &saved)})))
@@ -148,7 +148,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 d.enabled = e;
             }
             d.extra.extend(b.extra);
-            t.put(d)
+            Ok(t.put(d)?)
         })
         .await?;
     Ok(Json(json!({"domain": render(&ident, &saved)})).into_response())

@@ -95,7 +95,7 @@ async fn add_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)):
     let body = json!({"project_id": project, "endpoint_id": endpoint});
     let doc =
         Document { id: ep_id(&project, &endpoint), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
-    ident.write(|t| t.put(ProjectEndpoint(doc)).map(|_| ())).await?;
+    ident.write(|t| Ok(t.put(ProjectEndpoint(doc)).map(|_| ())?)).await?;
     Ok(no_content())
 }
 
@@ -165,7 +165,7 @@ async fn add_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Pa
     exists(&ident.model(), &project, None, Some(&group))?;
     let body = json!({"project_id": project, "endpoint_group_id": group});
     let doc = Document { id: eg_id(&project, &group), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
-    ident.write(|t| t.put(ProjectEndpoint(doc)).map(|_| ())).await?;
+    ident.write(|t| Ok(t.put(ProjectEndpoint(doc)).map(|_| ())?)).await?;
     Ok(no_content())
 }
 

@@ -168,7 +168,7 @@ async fn update_registered(
             }
             check_refs(&t.m, &d.body)?;
             d.uniq = Some(new_key);
-            t.put(RegisteredLimit(d))
+            Ok(t.put(RegisteredLimit(d))?)
         })
         .await?;
     Ok(Json(json!({"registered_limit": render(&ident, "registered_limits", &saved.0)})).into_response())
@@ -307,7 +307,7 @@ async fn update_limit(
         .write(|t| {
             let mut d = t.m.limits.get(&id).ok_or_else(|| Error::not_found("limit", id.clone()))?.0.clone();
             d.body.extend(patch);
-            t.put(Limit(d))
+            Ok(t.put(Limit(d))?)
         })
         .await?;
     Ok(Json(json!({"limit": render(&ident, "limits", &saved.0)})).into_response())

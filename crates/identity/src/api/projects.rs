@@ -15,7 +15,7 @@ use super::{
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
 use crate::model::{Assignment, Extra, Model, Project, RevocationEvent, TargetKind};
-use crate::service::{new_id, Error};
+use crate::service::{new_id, Error, Revoke};
 
 /// Keystone's default `max_project_tree_depth`.
 const MAX_DEPTH: usize = 5;
@@ -228,7 +228,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                         d.name
                     )));
                 }
-                t.put(d)
+                Ok(t.put(d)?)
             })
             .await?;
         return Ok(created(json!({"project": render_domain(&ident, &saved)})));
@@ -286,7 +286,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                     project.name
                 )));
             }
-            t.put(project)
+            Ok(t.put(project)?)
         })
         .await?;
     Ok(created(json!({"project": render(&ident, &saved)})))
@@ -311,7 +311,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                     }
                     d.enabled = e;
                 }
-                t.put(d)
+                Ok(t.put(d)?)
             })
             .await?;
         return Ok(Json(json!({"project": render_domain(&ident, &saved)})).into_response());
@@ -373,7 +373,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 p.enabled = e;
             }
             p.extra.extend(b.extra);
-            t.put(p)
+            Ok(t.put(p)?)
         })
         .await?;
     Ok(Json(json!({"project": render(&ident, &saved)})).into_response())
@@ -439,7 +439,7 @@ async fn save_tags(ident: &Ctx, id: &str, tags: Vec<String>) -> ApiResult<Projec
         .write(|t| {
             let mut p = (**t.m.projects.get(id).ok_or_else(|| Error::not_found("project", id.to_string()))?).clone();
             p.tags = tags;
-            t.put(p)
+            Ok(t.put(p)?)
         })
         .await?;
     Ok((*saved).clone())

@@ -330,7 +330,7 @@ async fn create<T: DocRecord>(
                     }
                 }
             }
-            t.put(T::from_doc(doc))
+            Ok(t.put(T::from_doc(doc))?)
         })
         .await?;
     let mut v = render(&ident, spec, saved.doc());
@@ -353,7 +353,7 @@ async fn update<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: S
         .write(|t| {
             let mut d = T::table(&t.m).get(&id).ok_or_else(|| Error::not_found(spec.member, id.clone()))?.doc().clone();
             d.body.extend(obj);
-            t.put(T::from_doc(d))
+            Ok(t.put(T::from_doc(d))?)
         })
         .await?;
     Ok(Json(json!({ spec.member: render(&ident, spec, saved.doc()) })).into_response())
@@ -468,7 +468,7 @@ async fn create_protocol(
                     "Conflict occurred attempting to store federation_protocol - Duplicate ID, {id}."
                 )));
             }
-            t.put(crate::model::FederationProtocol(doc))
+            Ok(t.put(crate::model::FederationProtocol(doc))?)
         })
         .await?;
     Ok(created(json!({"protocol": render_protocol(&ident, &saved.0)})))
@@ -496,7 +496,7 @@ async fn update_protocol(
                 }
             }
             d.body.extend(patch);
-            t.put(crate::model::FederationProtocol(d))
+            Ok(t.put(crate::model::FederationProtocol(d))?)
         })
         .await?;
     Ok(Json(json!({"protocol": render_protocol(&ident, &saved.0)})).into_response())

@@ -18,7 +18,7 @@ use super::{
     with_extra, ApiResult, Ctx, Params,
 };
 use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
-use crate::service::{effective_assignments, new_id, Error};
+use crate::service::{effective_assignments, new_id, Error, Revoke};
 
 pub fn routes() -> Router<Ctx> {
     let grant = || put(put_grant).get(check_grant).head(check_grant).delete(delete_grant);
@@ -156,7 +156,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                     role.name
                 )));
             }
-            t.put(role)
+            Ok(t.put(role)?)
         })
         .await?;
     Ok(created(json!({"role": render(&ident, &saved)})))
@@ -193,7 +193,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 r.options.extend(o);
             }
             r.extra.extend(b.extra);
-            t.put(r)
+            Ok(t.put(r)?)
         })
         .await?;
     Ok(Json(json!({"role": render(&ident, &saved)})).into_response())
@@ -248,7 +248,7 @@ async fn put_implied(
                     "Implying {implied} from {prior} would make a cycle of implied roles."
                 )));
             }
-            t.put(ImpliedRole::new(&prior, &implied)).map(|_| ())
+            Ok(t.put(ImpliedRole::new(&prior, &implied)).map(|_| ())?)
         })
         .await?;
     let m = ident.model();
@@ -438,7 +438,7 @@ async fn put_grant(
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "create")?;
     let a = Assignment::new(g.actor_kind, &g.actor_id, g.target_kind, &g.target_id, &role, g.inherited);
-    ident.write(|t| t.put(a).map(|_| ())).await?;
+    ident.write(|t| Ok(t.put(a).map(|_| ())?)).await?;
     Ok(no_content())
 }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
 use crate::model::{Model, RevocationEvent, Trust};
-use crate::service::{new_id, parse_expiry, roles_on, Error, RoleTarget};
+use crate::service::{new_id, parse_expiry, roles_on, Error, Revoke, RoleTarget};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -143,7 +143,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         redelegation_count: None,
         redelegated_trust_id: None,
     };
-    let saved = ident.write(|t| t.put(trust)).await?;
+    let saved = ident.write(|t| Ok(t.put(trust)?)).await?;
     let m = ident.model();
     Ok(created(json!({"trust": render(&ident, &m, &saved)})))
 }

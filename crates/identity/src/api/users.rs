@@ -15,7 +15,7 @@ use super::{
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
 use crate::model::{ActorKind, Assignment, Extra, Group, Membership, RevocationEvent, TargetKind, User};
-use crate::service::{effective_assignments, new_id, Error};
+use crate::service::{effective_assignments, new_id, Error, Revoke};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -129,7 +129,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
                     user.name, user.domain_id
                 )));
             }
-            t.put(user)
+            Ok(t.put(user)?)
         })
         .await?;
     Ok(created(json!({"user": render(&ident, &saved)})))
@@ -197,7 +197,7 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
                 t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
             }
             u.extra.extend(b.extra);
-            t.put(u)
+            Ok(t.put(u)?)
         })
         .await?;
     Ok(Json(json!({"user": render(&ident, &saved)})).into_response())
@@ -248,7 +248,7 @@ async fn change_password(State(ident): State<Ctx>, Path(id): Path<String>, Body(
             let mut u = t.edit(&t.m.users, "user", &id)?;
             ident.set_password(&mut u, hash);
             t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
-            t.put(u)
+            Ok(t.put(u)?)
         })
         .await?;
     Ok(no_content())
@@ -360,7 +360,7 @@ async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Val
                     g.name, g.domain_id
                 )));
             }
-            t.put(g)
+            Ok(t.put(g)?)
         })
         .await?;
     Ok(created(json!({"group": render_group(&ident, &saved)})))
@@ -399,7 +399,7 @@ async fn update_group(
                 g.description = d.unwrap_or_default();
             }
             g.extra.extend(b.extra);
-            t.put(g)
+            Ok(t.put(g)?)
         })
         .await?;
     Ok(Json(json!({"group": render_group(&ident, &saved)})).into_response())
@@ -456,7 +456,7 @@ fn membership_target(ident: &Ctx, auth: &Auth, gid: &str, uid: &str, rule: &str)
 
 async fn add_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
     membership_target(&ident, &auth, &gid, &uid, "identity:add_user_to_group")?;
-    ident.write(|t| t.put(Membership::new(&gid, &uid)).map(|_| ())).await?;
+    ident.write(|t| Ok(t.put(Membership::new(&gid, &uid)).map(|_| ())?)).await?;
     Ok(no_content())
 }
 

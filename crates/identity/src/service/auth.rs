@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::roles::{user_roles, RoleTarget};
-use super::{Error, Identity, Result};
+use super::{Error, Identity, Result, Revoke};
 use crate::model::{ApplicationCredential, Model, Project, RevocationEvent, Trust, User};
 use crate::token::{self, audit_id_text, new_audit_id, Payload, PayloadScope, TokenError};
 
@@ -367,7 +367,7 @@ impl Identity {
                     Some(n) => tr.remaining_uses = Some(n - 1),
                     None => {}
                 }
-                t.put(tr).map(|_| ())
+                Ok(t.put(tr).map(|_| ())?)
             })
             .await?;
         }

@@ -91,7 +91,7 @@ impl Identity {
                 u.failed_auth_count += 1;
                 u.failed_auth_at = Some(Utc::now());
             }
-            t.put(u).map(|_| ())
+            Ok(t.put(u).map(|_| ())?)
         })
         .await
     }

@@ -6,15 +6,16 @@ mod roles;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+
 use std::time::Duration;
 
 use chrono::Utc;
 use haneul_core::config::Config;
 use haneul_core::policy::PolicyFile;
 
-use crate::model::{Model, Record, RevocationEvent};
-use crate::store::{Op, Store, StoreError};
+use crate::model::{Model, RevocationEvent};
 use crate::token::{KeyError, KeyRepository, KeyRing};
+use haneul_core::docstore::{State, StoreError};
 
 pub use auth::{parse_expiry, AuthMethod, AuthRequest, AuthScope, IssuedToken, NameOrId, ValidToken};
 pub use roles::{effective_assignments, user_roles as roles_on, EffectiveAssignment, RoleTarget};
@@ -33,7 +34,7 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     #[error("storage failure")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
     #[error("token keys unavailable")]
     Keys(#[from] KeyError),
     #[error("internal error: {0}")]
@@ -52,7 +53,43 @@ impl Error {
     }
 }
 
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::Duplicate { table } => Error::Conflict(format!(
+                "Conflict occurred attempting to store {} - Duplicate entry.",
+                table.trim_end_matches('s')
+            )),
+            StoreError::NotFound { kind, id } => Error::NotFound { kind, id },
+            StoreError::Stale { .. } => {
+                Error::Conflict("The identity data changed concurrently; retry the request.".into())
+            }
+            other => Error::Store(other),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A write in progress on the identity model.
+pub type Txn = haneul_core::docstore::Txn<Model>;
+
+/// Recording revocation events in a write.
+pub trait Revoke {
+    /// Records a revocation event issued now.
+    fn revoke(&mut self, ev: RevocationEvent);
+}
+
+impl Revoke for Txn {
+    fn revoke(&mut self, mut ev: RevocationEvent) {
+        let now = Utc::now();
+        ev.id = uuid::Uuid::new_v4().simple().to_string();
+        ev.issued_before = now;
+        ev.revoked_at = now;
+        // A revocation event has no unique key, so putting it cannot clash.
+        let _ = self.put(ev);
+    }
+}
 
 /// Settings the identity service reads from `haneul.toml`.
 #[derive(Clone, Debug)]
@@ -91,11 +128,7 @@ impl Settings {
 
 /// The identity service.
 pub struct Identity {
-    model: RwLock<Arc<Model>>,
-    /// The database revision the model reflects.
-    revision: Mutex<i64>,
-    write_lock: tokio::sync::Mutex<()>,
-    store: Store,
+    state: State<Model>,
     keys: RwLock<Arc<KeyRing>>,
     key_repo: KeyRepository,
     key_fingerprint: Mutex<Vec<u32>>,
@@ -107,79 +140,19 @@ pub struct Identity {
     pub settings: Settings,
 }
 
-/// A write in progress: the next model and the changes that make it.
-pub struct Txn {
-    pub m: Model,
-    ops: Vec<Op>,
-}
-
-impl Txn {
-    /// Inserts or replaces a record, refusing one whose unique key another record holds.
-    pub fn put<T: Record>(&mut self, v: T) -> Result<Arc<T>> {
-        if let Some(key) = v.unique_key() {
-            let clash = T::table(&self.m).values().any(|o| o.id() != v.id() && o.unique_key().as_deref() == Some(&key));
-            if clash {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store {} - Duplicate entry.",
-                    T::TABLE.trim_end_matches('s')
-                )));
-            }
-        }
-        self.ops.push(Op::put(&v));
-        let v = Arc::new(v);
-        T::table_mut(&mut self.m).insert(v.id().to_string(), v.clone());
-        Ok(v)
-    }
-
-    /// A copy of a record to change and `put` back; Keystone's 404 when it does not exist.
-    pub fn edit<T: Record>(&self, table: &crate::model::Table<T>, kind: &'static str, id: &str) -> Result<T> {
-        table.get(id).map(|v| (**v).clone()).ok_or_else(|| Error::not_found(kind, id))
-    }
-
-    pub fn delete<T: Record>(&mut self, id: &str) -> Option<Arc<T>> {
-        let old = T::table_mut(&mut self.m).remove(id);
-        if old.is_some() {
-            self.ops.push(Op::delete::<T>(id));
-        }
-        old
-    }
-
-    /// Removes every record of a kind that matches `pred`.
-    pub fn delete_where<T: Record>(&mut self, pred: impl Fn(&T) -> bool) {
-        let ids: Vec<String> = T::table(&self.m).values().filter(|v| pred(v)).map(|v| v.id().to_string()).collect();
-        for id in ids {
-            self.delete::<T>(&id);
-        }
-    }
-
-    /// Records a revocation event issued now.
-    pub fn revoke(&mut self, mut ev: RevocationEvent) {
-        let now = Utc::now();
-        ev.id = uuid::Uuid::new_v4().simple().to_string();
-        ev.issued_before = now;
-        ev.revoked_at = now;
-        // Putting a revocation event cannot clash: it has no unique key.
-        let _ = self.put(ev);
-    }
-}
-
 impl Identity {
     /// Opens the database and the key repository and loads the model.
     pub async fn open(config: &Config) -> Result<Arc<Identity>> {
-        let store = Store::open(&config.identity_database_url()).await?;
+        let store = crate::store::open(&config.identity_database_url()).await?;
         let key_repo = KeyRepository::new(config.key_repository(), config.identity.max_active_keys);
         key_repo.ensure()?;
         let keys = key_repo.load()?;
         let fingerprint = key_repo.fingerprint()?;
-        let revision = store.revision().await?;
-        let model = store.load().await?;
+        let state = State::open(store).await?;
         let policy = PolicyFile::new(config.policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::Internal(format!("policy could not be loaded: {e}")))?;
         Ok(Arc::new(Identity {
-            model: RwLock::new(Arc::new(model)),
-            revision: Mutex::new(revision),
-            write_lock: tokio::sync::Mutex::new(()),
-            store,
+            state,
             keys: RwLock::new(Arc::new(keys)),
             key_repo,
             key_fingerprint: Mutex::new(fingerprint),
@@ -192,52 +165,17 @@ impl Identity {
 
     /// The current snapshot.
     pub fn model(&self) -> Arc<Model> {
-        self.model.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state.model()
     }
 
     /// Runs `f` on a copy of the model; persists and publishes its changes if it succeeds.
-    ///
-    /// Another process writing to the same database between this process's last look and
-    /// the commit makes the write fail with a conflict (the client may retry); the model
-    /// is brought up to date first, so such races need two writers within milliseconds.
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
-        let _guard = self.write_lock.lock().await;
-        self.refresh_locked().await?;
-        let base = *self.revision.lock().unwrap_or_else(|e| e.into_inner());
-        let mut txn = Txn { m: (*self.model()).clone(), ops: Vec::new() };
-        txn.m.generation += 1;
-        let r = f(&mut txn)?;
-        let new_revision = self.store.apply(base, &txn.ops).await.map_err(|e| match e {
-            StoreError::Duplicate { table } => Error::Conflict(format!(
-                "Conflict occurred attempting to store {} - Duplicate entry.",
-                table.trim_end_matches('s')
-            )),
-            StoreError::Stale { .. } => {
-                Error::Conflict("The identity data changed concurrently; retry the request.".into())
-            }
-            other => Error::Store(other),
-        })?;
-        *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(txn.m);
-        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = new_revision;
-        Ok(r)
+        self.state.write(f).await
     }
 
     /// Reloads the model if another process sharing the database wrote to it.
     pub async fn refresh(&self) -> Result<bool> {
-        let _guard = self.write_lock.lock().await;
-        self.refresh_locked().await
-    }
-
-    async fn refresh_locked(&self) -> Result<bool> {
-        let current = self.store.revision().await?;
-        if current == *self.revision.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(false);
-        }
-        let mut model = self.store.load().await?;
-        model.generation = self.model().generation + 1;
-        *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
-        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = current;
-        Ok(true)
+        Ok(self.state.refresh().await?)
     }
 
     pub fn keys(&self) -> Arc<KeyRing> {
