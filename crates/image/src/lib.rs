@@ -1,0 +1,14 @@
+//! The image service: OpenStack Glance v2 (issue 3, in progress).
+//!
+//! What is here so far: [`inspect`], the streaming format inspector every upload goes through
+//! before an image may become active. The API, store and data paths follow; see
+//! `docs/notes/image-service.md` for the plan.
+//!
+//! Invariants:
+//! - An upload's real format is decided from its bytes, never from what the client declared;
+//!   a declared format that does not match, or content that fails a safety check (a qcow2
+//!   backing file or external data file, a VMDK that names other files), is refused.
+//! - Inspection reads a bounded part of the stream (the first MiB and the last 512 bytes), so
+//!   memory does not grow with the image.
+
+pub mod inspect;
