@@ -72,7 +72,7 @@ pub enum Refusal {
 }
 
 /// Collects the parts of a stream that inspection needs.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Inspector {
     head: Vec<u8>,
     tail: Vec<u8>,

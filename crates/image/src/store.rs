@@ -1,0 +1,216 @@
+//! Image data on the filesystem: uploads stream into a temporary file while their checksums
+//! and format are computed, and become the image's data only when complete (fsync, rename,
+//! fsync of the directory). An interrupted or refused upload leaves no file behind.
+
+use std::path::{Path, PathBuf};
+
+use md5::Md5;
+use sha2::{Digest, Sha512};
+use tokio::io::AsyncWriteExt;
+
+use crate::inspect::{Inspection, Inspector};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |err| StoreError::Io { action, path: path.to_path_buf(), err }
+}
+
+/// Where image data lives: `<dir>/<image id>`, uploads in progress under `<dir>/tmp`.
+#[derive(Clone, Debug)]
+pub struct FsStore {
+    dir: PathBuf,
+}
+
+/// What a completed upload holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub size: u64,
+    /// md5, hex (Glance's `checksum`).
+    pub md5: String,
+    /// sha512, hex (`os_hash_value`).
+    pub sha512: String,
+    pub inspection: Inspection,
+}
+
+impl FsStore {
+    /// Opens the store, creating its directories and removing uploads a crash left behind.
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let dir = dir.into();
+        let tmp = dir.join("tmp");
+        tokio::fs::create_dir_all(&tmp).await.map_err(io("create", &tmp))?;
+        let mut entries = tokio::fs::read_dir(&tmp).await.map_err(io("read", &tmp))?;
+        while let Some(e) = entries.next_entry().await.map_err(io("read", &tmp))? {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+        Ok(FsStore { dir })
+    }
+
+    pub fn path(&self, image_id: &str) -> PathBuf {
+        self.dir.join(image_id)
+    }
+
+    /// Starts an upload for `image_id`, refusing more than `limit` bytes.
+    pub async fn begin(&self, image_id: &str, limit: u64) -> Result<Upload, StoreError> {
+        let tmp = self.dir.join("tmp").join(format!("{image_id}.{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create(&tmp).await.map_err(io("create", &tmp))?;
+        Ok(Upload {
+            file: Some(file),
+            tmp,
+            target: self.path(image_id),
+            dir: self.dir.clone(),
+            md5: Md5::new(),
+            sha512: Sha512::new(),
+            inspector: Inspector::new(),
+            size: 0,
+            limit,
+            done: false,
+        })
+    }
+
+    /// Removes an image's data; a missing file is not an error.
+    pub async fn delete(&self, image_id: &str) -> Result<(), StoreError> {
+        let path = self.path(image_id);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::Io { action: "remove", path, err: e })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An upload in progress. Dropping it without [`Upload::commit`] removes the temporary file.
+pub struct Upload {
+    file: Option<tokio::fs::File>,
+    tmp: PathBuf,
+    target: PathBuf,
+    dir: PathBuf,
+    md5: Md5,
+    sha512: Sha512,
+    inspector: Inspector,
+    size: u64,
+    limit: u64,
+    done: bool,
+}
+
+impl Upload {
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(StoreError::TooLarge { limit: self.limit });
+        }
+        self.md5.update(chunk);
+        self.sha512.update(chunk);
+        self.inspector.feed(chunk);
+        let file = self.file.as_mut().expect("an upload's file is open until commit");
+        file.write_all(chunk).await.map_err(io("write", &self.tmp))
+    }
+
+    /// What the bytes so far are; call before [`Upload::commit`] to decide whether to keep them.
+    pub fn inspect(&self) -> Inspection {
+        self.inspector.clone().finish()
+    }
+
+    /// Makes the upload the image's data, durably.
+    pub async fn commit(mut self) -> Result<Stored, StoreError> {
+        let mut file = self.file.take().expect("an upload's file is open until commit");
+        file.flush().await.map_err(io("flush", &self.tmp))?;
+        file.sync_all().await.map_err(io("sync", &self.tmp))?;
+        drop(file);
+        tokio::fs::rename(&self.tmp, &self.target).await.map_err(io("rename", &self.tmp))?;
+        if let Ok(d) = tokio::fs::File::open(&self.dir).await {
+            let _ = d.sync_all().await;
+        }
+        self.done = true;
+        let inspector = std::mem::take(&mut self.inspector);
+        Ok(Stored {
+            size: self.size,
+            md5: hex(&std::mem::take(&mut self.md5).finalize()),
+            sha512: hex(&std::mem::take(&mut self.sha512).finalize()),
+            inspection: inspector.finish(),
+        })
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir().join(format!("haneul-fsstore-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[tokio::test]
+    async fn a_committed_upload_has_its_bytes_and_checksums() {
+        let d = dir();
+        let store = FsStore::open(&d).await.unwrap();
+        let mut up = store.begin("img", 1 << 20).await.unwrap();
+        up.write(b"hello ").await.unwrap();
+        up.write(b"world").await.unwrap();
+        assert_eq!(up.inspect().format, crate::inspect::Format::Raw);
+        let stored = up.commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path("img")).unwrap(), b"hello world");
+        assert_eq!(stored.size, 11);
+        assert_eq!(stored.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert!(stored.sha512.starts_with("309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f"));
+        assert_eq!(std::fs::read_dir(d.join("tmp")).unwrap().count(), 0);
+        std::fs::remove_dir_all(d).ok();
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_upload_leaves_no_file() {
+        let d = dir();
+        let store = FsStore::open(&d).await.unwrap();
+        let mut up = store.begin("img", 1 << 20).await.unwrap();
+        up.write(b"partial").await.unwrap();
+        drop(up);
+        assert!(!store.path("img").exists());
+        assert_eq!(std::fs::read_dir(d.join("tmp")).unwrap().count(), 0);
+        std::fs::remove_dir_all(d).ok();
+    }
+
+    #[tokio::test]
+    async fn an_upload_over_the_limit_is_refused() {
+        let d = dir();
+        let store = FsStore::open(&d).await.unwrap();
+        let mut up = store.begin("img", 4).await.unwrap();
+        assert!(matches!(up.write(b"12345").await, Err(StoreError::TooLarge { limit: 4 })));
+        drop(up);
+        assert!(!store.path("img").exists());
+        std::fs::remove_dir_all(d).ok();
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_crash_are_removed_on_open() {
+        let d = dir();
+        std::fs::create_dir_all(d.join("tmp")).unwrap();
+        std::fs::write(d.join("tmp").join("img.1234"), b"x").unwrap();
+        FsStore::open(&d).await.unwrap();
+        assert_eq!(std::fs::read_dir(d.join("tmp")).unwrap().count(), 0);
+        std::fs::remove_dir_all(d).ok();
+    }
+}
