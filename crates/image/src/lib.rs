@@ -1,7 +1,8 @@
 //! The image service: OpenStack Glance v2 (issue 3, in progress).
 //!
 //! What is here so far: [`inspect`], the streaming format inspector every upload goes through
-//! before an image may become active, and [`store`], the filesystem store uploads stream into.
+//! before an image may become active, [`qemu`], the `qemu-img info` second opinion run under
+//! limits, and [`store`], the filesystem store uploads stream into.
 //! The API and the image records follow; see `docs/notes/image-service.md` for the plan.
 //!
 //! Invariants:
@@ -14,4 +15,5 @@
 //!   directory); an interrupted or refused upload leaves no file behind.
 
 pub mod inspect;
+pub mod qemu;
 pub mod store;
