@@ -12,7 +12,9 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
+use super::{
+    created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params, RoleRef,
+};
 use crate::model::{AccessRule, ApplicationCredential, Model, RevocationEvent};
 use crate::service::{new_id, parse_expiry, Error, Revoke};
 
@@ -48,14 +50,6 @@ fn render(ident: &Ctx, m: &Model, a: &ApplicationCredential) -> Value {
 /// The top-level `user_id` Keystone's owner rules compare with the caller.
 fn owner_target(user_id: &str) -> Value {
     json!({"user_id": user_id, "target": {"user": {"id": user_id}}})
-}
-
-#[derive(Deserialize)]
-struct RoleRef {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,14 +125,7 @@ async fn create(
         Some(refs) => {
             let mut out = Vec::new();
             for r in refs {
-                let found = match (&r.id, &r.name) {
-                    (Some(id), _) => m.roles.get(id).cloned(),
-                    (None, Some(n)) => m.role_by_name(n).cloned(),
-                    _ => None,
-                };
-                let role = found.ok_or_else(|| {
-                    ApiError::not_found(format!("Could not find role: {}.", r.id.or(r.name).unwrap_or_default()))
-                })?;
+                let role = r.resolve(&m)?;
                 if !token_roles.contains(&role.id) {
                     return Err(ApiError::forbidden(format!(
                         "You cannot delegate role {}: your token does not hold it.",

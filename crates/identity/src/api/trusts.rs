@@ -12,7 +12,9 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
+use super::{
+    created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params, RoleRef,
+};
 use crate::model::{Model, RevocationEvent, Trust};
 use crate::service::{new_id, parse_expiry, roles_on, Error, Revoke, RoleTarget};
 
@@ -45,14 +47,6 @@ fn render(ident: &Ctx, m: &Model, t: &Trust) -> Value {
 
 fn target(t: &Trust) -> Value {
     json!({"target": {"trust": {"id": t.id, "trustor_user_id": t.trustor_user_id, "trustee_user_id": t.trustee_user_id}}})
-}
-
-#[derive(Deserialize)]
-struct RoleRef {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -105,17 +99,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         }
         let held = roles_on(&m, &b.trustor_user_id, RoleTarget::Project(p));
         for r in &b.roles {
-            let role = match (&r.id, &r.name) {
-                (Some(id), _) => m.roles.get(id),
-                (None, Some(n)) => m.role_by_name(n),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "Could not find role: {}.",
-                    r.id.clone().or(r.name.clone()).unwrap_or_default()
-                ))
-            })?;
+            let role = r.resolve(&m)?;
             if !held.contains(&role.id) {
                 return Err(ApiError::forbidden(format!(
                     "The trustor does not hold role {} on project {p}.",
