@@ -92,6 +92,13 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         options: b.options.unwrap_or_default(),
         extra: b.extra,
     };
+    let saved = store_new(&ident, d).await?;
+    Ok(created(json!({"domain": render(&ident, &saved)})))
+}
+
+/// Stores a new domain: Keystone's 409 for a taken id or (case-insensitively) name. Also
+/// used for projects created with `is_domain: true`.
+pub async fn store_new(ident: &Ctx, d: Domain) -> ApiResult<std::sync::Arc<Domain>> {
     let saved = ident
         .write(|t| {
             if t.m.domains.contains_key(&d.id) {
@@ -109,7 +116,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
             Ok(t.put(d)?)
         })
         .await?;
-    Ok(created(json!({"domain": render(&ident, &saved)})))
+    Ok(saved)
 }
 
 async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {

@@ -220,17 +220,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
             options: b.options.unwrap_or_default(),
             extra: b.extra,
         };
-        let saved = ident
-            .write(|t| {
-                if t.m.domains.values().any(|x| x.name.eq_ignore_ascii_case(&d.name)) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store project - Duplicate entry found with name {}.",
-                        d.name
-                    )));
-                }
-                Ok(t.put(d)?)
-            })
-            .await?;
+        let saved = super::domains::store_new(&ident, d).await?;
         return Ok(created(json!({"project": render_domain(&ident, &saved)})));
     }
     if let Some(tags) = &b.tags {
