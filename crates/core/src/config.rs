@@ -38,6 +38,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub identity: IdentityConfig,
+    pub image: ImageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -93,12 +94,33 @@ pub struct IdentityConfig {
     pub password_expires_days: u32,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    pub port: u16,
+    /// Database URL as for identity; empty means `image.db` in the data directory.
+    pub database_url: String,
+    /// Directory of image data; empty means `images` in the data directory.
+    pub store_dir: String,
+    /// Largest image accepted, in bytes (Glance's `image_size_cap`, 1 TiB).
+    pub image_size_cap: u64,
+    /// Most members, extra properties and tags per image (Glance's `image_*_quota`).
+    pub image_member_quota: usize,
+    pub image_property_quota: usize,
+    pub image_tag_quota: usize,
+    /// Run `qemu-img info` (under limits) on uploads of inspectable formats, as a second opinion.
+    pub qemu_img_check: bool,
+    /// oslo.policy overrides for the image API; empty means `image-policy.yaml` in the data directory.
+    pub policy_file: String,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("/var/lib/haneul"),
             server: ServerConfig::default(),
             identity: IdentityConfig::default(),
+            image: ImageConfig::default(),
         }
     }
 }
@@ -137,6 +159,22 @@ impl Default for IdentityConfig {
     }
 }
 
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            port: 9292,
+            database_url: String::new(),
+            store_dir: String::new(),
+            image_size_cap: 1 << 40,
+            image_member_quota: 128,
+            image_property_quota: 128,
+            image_tag_quota: 128,
+            qemu_img_check: true,
+            policy_file: String::new(),
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` if given (a missing default file is fine), then applies `env` overrides.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
@@ -166,6 +204,31 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("identity.db").display())
         } else {
             self.identity.database_url.clone()
+        }
+    }
+
+    /// The image database URL, defaulting to SQLite in the data directory.
+    pub fn image_database_url(&self) -> String {
+        if self.image.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("image.db").display())
+        } else {
+            self.image.database_url.clone()
+        }
+    }
+
+    pub fn image_store_dir(&self) -> PathBuf {
+        if self.image.store_dir.is_empty() {
+            self.data_dir.join("images")
+        } else {
+            PathBuf::from(&self.image.store_dir)
+        }
+    }
+
+    pub fn image_policy_file(&self) -> PathBuf {
+        if self.image.policy_file.is_empty() {
+            self.data_dir.join("image-policy.yaml")
+        } else {
+            PathBuf::from(&self.image.policy_file)
         }
     }
 

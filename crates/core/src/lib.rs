@@ -17,6 +17,7 @@ pub mod db;
 pub mod docstore;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod microversion;
 pub mod pagination;
 pub mod policy;

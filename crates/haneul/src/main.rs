@@ -83,7 +83,20 @@ fn init_logging(cfg: &Config) -> logging::BufferedStdout {
 
 /// The services this process serves, as the catalog lists them.
 fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
-    vec![CatalogEntry { kind: "identity", name: "keystone", url: format!("{}/v3", cfg.public_url(cfg.identity.port)) }]
+    vec![
+        CatalogEntry {
+            kind: "identity",
+            name: "keystone",
+            url: format!("{}/v3", cfg.public_url(cfg.identity.port)),
+            limits: &[],
+        },
+        CatalogEntry {
+            kind: haneul_image::service::SERVICE_TYPE,
+            name: "glance",
+            url: cfg.public_url(cfg.image.port),
+            limits: haneul_image::service::DEFAULT_LIMITS,
+        },
+    ]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -142,12 +155,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Bind first: a port in use is reported before anything is written.
     let addr = format!("{}:{}", cfg.server.bind, cfg.identity.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let image_addr = format!("{}:{}", cfg.server.bind, cfg.image.port);
+    let image_listener =
+        tokio::net::TcpListener::bind(&image_addr).await.with_context(|| format!("binding {image_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
+    let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
+    let image_app = haneul_image::api::router(
+        images.clone(),
+        haneul_identity::api::validator(ident.clone()),
+        cfg.server.max_request_body_size,
+    );
 
     // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes
     // on the same database, are picked up without a restart.
     let keys_ident = ident.clone();
+    let images_bg = images.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -165,6 +188,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Some(e) = keys_ident.policy.take_reload_error() {
                 tracing::warn!(error = %e, "policy file not reloaded; keeping the previous rules");
             }
+            if let Some(e) = images_bg.policy.take_reload_error() {
+                tracing::warn!(error = %e, "image policy file not reloaded; keeping the previous rules");
+            }
         }
     });
     let prune_ident = ident.clone();
@@ -178,8 +204,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
-    tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "identity service listening");
-    haneul_core::http::serve(listener, app, shutdown_signal()).await.context("serving")?;
+    tracing::info!(%addr, %image_addr, elapsed_ms = started.elapsed().as_millis() as u64, "identity and image services listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let (a, b) = tokio::join!(
+        haneul_core::http::serve(listener, app, stopped(stop_rx.clone())),
+        haneul_core::http::serve(image_listener, image_app, stopped(stop_rx)),
+    );
+    a.context("serving identity")?;
+    b.context("serving images")?;
     tracing::info!("stopped");
     Ok(())
 }

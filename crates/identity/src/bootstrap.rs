@@ -19,6 +19,9 @@ pub struct CatalogEntry {
     pub name: &'static str,
     /// Endpoint URL for all three interfaces.
     pub url: String,
+    /// Registered default limits (unified limits) of the service: resource name and value.
+    /// Created when missing; an operator's changes are kept.
+    pub limits: &'static [(&'static str, i64)],
 }
 
 pub struct BootstrapReport {
@@ -186,6 +189,22 @@ pub async fn bootstrap(
                         t.put(s)?.id.clone()
                     }
                 };
+                for (resource, default) in entry.limits {
+                    let mut body = crate::model::Extra::new();
+                    body.insert("service_id".into(), service_id.clone().into());
+                    body.insert("region_id".into(), region.clone().into());
+                    body.insert("resource_name".into(), (*resource).into());
+                    let uniq = crate::api::limits::key(&body);
+                    if !t.m.registered_limits.values().any(|l| l.0.uniq.as_deref() == Some(uniq.as_str())) {
+                        body.insert("default_limit".into(), (*default).into());
+                        body.insert("description".into(), serde_json::Value::Null);
+                        t.put(crate::model::RegisteredLimit(crate::model::Document {
+                            id: new_id(),
+                            uniq: Some(uniq),
+                            body,
+                        }))?;
+                    }
+                }
                 for interface in ["public", "internal", "admin"] {
                     let existing =
                         t.m.endpoints

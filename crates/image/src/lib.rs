@@ -1,9 +1,9 @@
-//! The image service: OpenStack Glance v2 (issue 3, in progress).
+//! The image service: OpenStack Glance v2.
 //!
-//! What is here so far: [`inspect`], the streaming format inspector every upload goes through
-//! before an image may become active, [`qemu`], the `qemu-img info` second opinion run under
-//! limits, and [`store`], the filesystem store uploads stream into.
-//! The API and the image records follow; see `docs/notes/image-service.md` for the plan.
+//! Layers: [`api`] (HTTP shapes, policy checks) over [`service`] (visibility, quotas, the
+//! upload pipeline) over [`model`] (images and members in a `core::docstore` snapshot) and
+//! [`store`] (where image data lives). [`inspect`] and [`qemu`] decide what an upload really
+//! is. See `docs/notes/image-service.md` for what the clients expect.
 //!
 //! Invariants:
 //! - An upload's real format is decided from its bytes, never from what the client declared;
@@ -12,8 +12,15 @@
 //! - Inspection reads a bounded part of the stream (the first MiB and the last 512 bytes), so
 //!   memory does not grow with the image.
 //! - Image data becomes visible only complete and durable (fsync, rename, fsync of the
-//!   directory); an interrupted or refused upload leaves no file behind.
+//!   directory); an interrupted or refused upload leaves no file behind and its image
+//!   `queued`, also across a crash (see [`service::Images::open`]).
 
+pub mod api;
 pub mod inspect;
+pub mod model;
+pub mod policy_defaults;
 pub mod qemu;
+pub mod service;
 pub mod store;
+
+pub use service::Images;

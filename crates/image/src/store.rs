@@ -4,6 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
 use md5::Md5;
 use sha2::{Digest, Sha512};
 use tokio::io::AsyncWriteExt;
@@ -26,6 +31,40 @@ pub enum StoreError {
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |err| StoreError::Io { action, path: path.to_path_buf(), err }
 }
+
+/// Image data as it is read back.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Where image data is kept. Uploads always stream through a local temporary file (where they
+/// are hashed and inspected); a backend decides where a committed upload goes.
+pub trait ImageStore: Send + Sync + 'static {
+    /// Starts an upload for `image_id`, refusing more than `limit` bytes.
+    fn begin<'a>(&'a self, image_id: &'a str, limit: u64) -> BoxFuture<'a, Result<Upload, StoreError>>;
+    /// Makes a finished upload the image's data, durably.
+    fn commit(&self, upload: Upload) -> BoxFuture<'_, Result<Stored, StoreError>>;
+    /// `len` bytes of an image's data from `start`.
+    fn read<'a>(&'a self, image_id: &'a str, start: u64, len: u64) -> BoxFuture<'a, Result<ByteStream, StoreError>>;
+    /// Removes an image's data; missing data is not an error.
+    fn delete<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl ImageStore for FsStore {
+    fn begin<'a>(&'a self, image_id: &'a str, limit: u64) -> BoxFuture<'a, Result<Upload, StoreError>> {
+        Box::pin(FsStore::begin(self, image_id, limit))
+    }
+    fn commit(&self, upload: Upload) -> BoxFuture<'_, Result<Stored, StoreError>> {
+        Box::pin(upload.commit())
+    }
+    fn read<'a>(&'a self, image_id: &'a str, start: u64, len: u64) -> BoxFuture<'a, Result<ByteStream, StoreError>> {
+        Box::pin(FsStore::read(self, image_id, start, len))
+    }
+    fn delete<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(FsStore::delete(self, image_id))
+    }
+}
+
+/// Size of the chunks data is read back in.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Where image data lives: `<dir>/<image id>`, uploads in progress under `<dir>/tmp`.
 #[derive(Clone, Debug)]
@@ -79,6 +118,43 @@ impl FsStore {
         })
     }
 
+    /// The ids of the images that have data here.
+    pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(io("read", &self.dir))?;
+        while let Some(e) = entries.next_entry().await.map_err(io("read", &self.dir))? {
+            if e.file_type().await.is_ok_and(|t| t.is_file()) {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Streams `len` bytes of an image's data from `start`.
+    pub async fn read(&self, image_id: &str, start: u64, len: u64) -> Result<ByteStream, StoreError> {
+        let path = self.path(image_id);
+        let mut file = tokio::fs::File::open(&path).await.map_err(io("open", &path))?;
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(io("seek", &path))?;
+        let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; READ_CHUNK.min(left as usize)];
+            match file.read(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image data is shorter than recorded")),
+                    (file, 0),
+                )),
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+                }
+                Err(e) => Some((Err(e), (file, 0))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
     /// Removes an image's data; a missing file is not an error.
     pub async fn delete(&self, image_id: &str) -> Result<(), StoreError> {
         let path = self.path(image_id);
@@ -116,6 +192,22 @@ impl Upload {
         self.inspector.feed(chunk);
         let file = self.file.as_mut().expect("an upload's file is open until commit");
         file.write_all(chunk).await.map_err(io("write", &self.tmp))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flushes what was written, so that other programs (qemu-img) can read the temporary
+    /// file at [`Upload::tmp_path`].
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        let file = self.file.as_mut().expect("an upload's file is open until commit");
+        file.flush().await.map_err(io("flush", &self.tmp))
+    }
+
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
     }
 
     /// What the bytes so far are; call before [`Upload::commit`] to decide whether to keep them.

@@ -80,7 +80,8 @@ fn check_refs(m: &Model, o: &Map<String, Value>) -> Result<(), Error> {
     Ok(())
 }
 
-fn key(o: &Map<String, Value>) -> String {
+/// The unique key of a (registered) limit: service, region, resource (and project).
+pub(crate) fn key(o: &Map<String, Value>) -> String {
     format!(
         "{}/{}/{}",
         s(o, "service_id").unwrap_or(""),

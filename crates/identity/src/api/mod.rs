@@ -7,7 +7,7 @@ mod credentials;
 mod domain_config;
 mod domains;
 mod endpoint_filter;
-mod limits;
+pub(crate) mod limits;
 mod projects;
 mod registry;
 mod roles;

@@ -240,3 +240,31 @@ impl Identity {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// Other services read their quota limits from the unified limits held here, in-process.
+impl haneul_core::limits::LimitSource for Identity {
+    fn limit(&self, service_type: &str, project_id: &str, resource: &str) -> Option<i64> {
+        let m = self.model();
+        let str_of = |o: &crate::model::Extra, k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let services: Vec<&str> =
+            m.services.values().filter(|s| s.kind == service_type).map(|s| s.id.as_str()).collect();
+        let is_ours = |o: &crate::model::Extra| {
+            str_of(o, "service_id").is_some_and(|s| services.contains(&s.as_str()))
+                && str_of(o, "resource_name").as_deref() == Some(resource)
+                && str_of(o, "region_id").is_none_or(|r| r == self.settings.region)
+        };
+        let own = m
+            .limits
+            .values()
+            .map(|l| &l.0.body)
+            .find(|o| is_ours(o) && str_of(o, "project_id").as_deref() == Some(project_id));
+        if let Some(o) = own {
+            return o.get("resource_limit").and_then(|v| v.as_i64());
+        }
+        m.registered_limits
+            .values()
+            .map(|l| &l.0.body)
+            .find(|o| is_ours(o))
+            .and_then(|o| o.get("default_limit").and_then(|v| v.as_i64()))
+    }
+}

@@ -1,0 +1,1021 @@
+//! Images: create, show, list, update (JSON patch), delete, tags, deactivate/reactivate.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::error::ApiError;
+use serde_json::{json, Map, Value};
+
+use super::schemas::{CONTAINER_FORMATS, DISK_FORMATS};
+use super::{enforce, image_for, image_target, no_content, ts, ApiResult, Ctx};
+use crate::model::{Image, Member, MemberStatus, Model, Status, Visibility};
+use crate::service::{is_admin, Error, Images};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/v2/images", get(list).post(create))
+        .route("/v2/images/{id}", get(show).patch(update).delete(delete))
+        .route("/v2/images/{id}/tags/{tag}", put(add_tag).delete(delete_tag))
+        .route("/v2/images/{id}/actions/deactivate", post(deactivate))
+        .route("/v2/images/{id}/actions/reactivate", post(reactivate))
+}
+
+/// Attributes only the service sets.
+const READ_ONLY: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "id",
+    "os_hash_algo",
+    "os_hash_value",
+    "stores",
+    "locations",
+];
+
+/// The image as the API shows it.
+pub fn render(img: &Image) -> Value {
+    let mut o = Map::new();
+    for (k, v) in &img.properties {
+        o.insert(k.clone(), json!(v));
+    }
+    let base = json!({
+        "id": img.id,
+        "name": img.name,
+        "status": img.status.as_str(),
+        "visibility": img.visibility.as_str(),
+        "protected": img.protected,
+        "os_hidden": img.os_hidden,
+        "owner": img.owner,
+        "disk_format": img.disk_format,
+        "container_format": img.container_format,
+        "min_disk": img.min_disk,
+        "min_ram": img.min_ram,
+        "size": img.size,
+        "virtual_size": img.virtual_size,
+        "checksum": img.checksum,
+        "os_hash_algo": img.os_hash_algo,
+        "os_hash_value": img.os_hash_value,
+        "tags": img.tags,
+        "created_at": ts(&img.created_at),
+        "updated_at": ts(&img.updated_at),
+        "self": format!("/v2/images/{}", img.id),
+        "file": format!("/v2/images/{}/file", img.id),
+        "schema": "/v2/schemas/image",
+    });
+    if let Value::Object(b) = base {
+        o.extend(b);
+    }
+    Value::Object(o)
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok() && s.len() == 36
+}
+
+/// Checks one attribute's value against the image schema; Glance's 400 when it does not fit.
+fn validate(key: &str, v: &Value) -> ApiResult<()> {
+    let invalid = |why: &str| bad(format!("Provided object does not match schema 'image': {why}"));
+    let string_max = |max: usize, nullable: bool| -> ApiResult<()> {
+        match v {
+            Value::Null if nullable => Ok(()),
+            Value::String(s) if s.chars().count() <= max => Ok(()),
+            Value::String(_) => Err(invalid(&format!("'{key}' is too long (at most {max} characters)"))),
+            _ => Err(invalid(&format!("{v} is not of type 'string' for '{key}'"))),
+        }
+    };
+    let one_of = |allowed: &[&str], nullable: bool| -> ApiResult<()> {
+        match v {
+            Value::Null if nullable => Ok(()),
+            Value::String(s) if allowed.contains(&s.as_str()) => Ok(()),
+            _ => Err(invalid(&format!("{v} is not one of {allowed:?} for '{key}'"))),
+        }
+    };
+    match key {
+        "id" => match v.as_str() {
+            Some(s) if is_uuid(s) => Ok(()),
+            _ => Err(invalid(&format!("{v} does not match the UUID pattern for 'id'"))),
+        },
+        "name" | "owner" => string_max(255, true),
+        "visibility" => one_of(&["community", "public", "private", "shared"], false),
+        "protected" | "os_hidden" => match v {
+            Value::Bool(_) => Ok(()),
+            _ => Err(invalid(&format!("{v} is not of type 'boolean' for '{key}'"))),
+        },
+        "container_format" => one_of(CONTAINER_FORMATS, true),
+        "disk_format" => one_of(DISK_FORMATS, true),
+        "min_ram" | "min_disk" => match v.as_i64() {
+            Some(n) if n >= 0 && !v.is_f64() => Ok(()),
+            Some(_) => Err(invalid(&format!("{v} is less than the minimum of 0 for '{key}'"))),
+            None => Err(invalid(&format!("{v} is not of type 'integer' for '{key}'"))),
+        },
+        "tags" => match v {
+            Value::Array(a) if a.iter().all(|t| t.as_str().is_some_and(|s| s.chars().count() <= 255)) => Ok(()),
+            _ => Err(invalid("tags must be a list of strings of at most 255 characters")),
+        },
+        "kernel_id" | "ramdisk_id" => match v {
+            Value::Null => Ok(()),
+            Value::String(s) if is_uuid(s) => Ok(()),
+            _ => Err(invalid(&format!("{v} does not match the UUID pattern for '{key}'"))),
+        },
+        "cinder_encryption_key_deletion_policy" => one_of(&["on_image_deletion", "do_not_delete"], false),
+        _ => {
+            if key.chars().count() > 255 {
+                return Err(bad(format!("Attribute name '{key}' is too long (at most 255 characters).")));
+            }
+            match v {
+                Value::String(_) => Ok(()),
+                _ => Err(invalid(&format!("{v} is not of type 'string' for '{key}'"))),
+            }
+        }
+    }
+}
+
+fn reserved(key: &str) -> bool {
+    matches!(key, "location" | "deleted" | "deleted_at") || key.starts_with("os_glance")
+}
+
+const BASE: &[&str] = &[
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "owner",
+    "container_format",
+    "disk_format",
+    "min_ram",
+    "min_disk",
+    "tags",
+];
+
+/// Sets a writable attribute (validated already); extra properties become strings.
+fn set_attr(img: &mut Image, key: &str, v: Value) {
+    match key {
+        "name" => img.name = v.as_str().map(str::to_owned),
+        "visibility" => img.visibility = v.as_str().and_then(Visibility::parse).unwrap_or(img.visibility),
+        "protected" => img.protected = v.as_bool().unwrap_or(false),
+        "os_hidden" => img.os_hidden = v.as_bool().unwrap_or(false),
+        "owner" => img.owner = v.as_str().map(str::to_owned),
+        "container_format" => img.container_format = v.as_str().map(str::to_owned),
+        "disk_format" => img.disk_format = v.as_str().map(str::to_owned),
+        "min_ram" => img.min_ram = v.as_i64().unwrap_or(0),
+        "min_disk" => img.min_disk = v.as_i64().unwrap_or(0),
+        "tags" => {
+            img.tags.clear();
+            for t in v.as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
+                if !img.tags.iter().any(|x| x == t) {
+                    img.tags.push(t.to_string());
+                }
+            }
+        }
+        _ => match v {
+            Value::String(s) => {
+                img.properties.insert(key.to_string(), s);
+            }
+            _ => {
+                img.properties.remove(key);
+            }
+        },
+    }
+}
+
+/// Checks what only some callers may set: another owner, public or community visibility.
+fn check_privileged(svc: &Images, ctx: &AuthContext, img: &Image, changed: &[&str], m: &Model) -> ApiResult<()> {
+    if changed.contains(&"owner") && !is_admin(ctx) && img.owner.as_deref() != ctx.project_id() {
+        return Err(ApiError::forbidden("Owner must be specified to create or modify images owned by others."));
+    }
+    if changed.contains(&"visibility") {
+        let target = image_target(m, ctx, img);
+        match img.visibility {
+            Visibility::Public => enforce(svc, ctx, "publicize_image", &target)?,
+            Visibility::Community => enforce(svc, ctx, "communitize_image", &target)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_counts(svc: &Images, img: &Image) -> ApiResult<()> {
+    if img.properties.len() > svc.settings.property_quota {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Maximum number of properties ({}) exceeded.", svc.settings.property_quota),
+        ));
+    }
+    if img.tags.len() > svc.settings.tag_quota {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Maximum number of tags ({}) exceeded.", svc.settings.tag_quota),
+        ));
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------------------- create
+
+async fn create(State(svc): State<Ctx>, Auth(ctx): Auth, headers: HeaderMap, body: Bytes) -> ApiResult {
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Type; use application/json.",
+        ));
+    }
+    let Value::Object(body) = haneul_core::http::parse_json::<Value>(&body)? else {
+        return Err(bad("Request body must be a JSON object."));
+    };
+    for k in ["direct_url", "self", "file", "schema", "stores"] {
+        if body.contains_key(k) {
+            return Err(ApiError::forbidden(format!("Attribute '{k}' is read-only.")));
+        }
+    }
+    for (k, v) in &body {
+        validate(k, v)?;
+    }
+    for k in READ_ONLY {
+        if *k != "id" && body.contains_key(*k) {
+            return Err(ApiError::forbidden(format!("Attribute '{k}' is read-only.")));
+        }
+    }
+    for k in body.keys() {
+        if reserved(k) {
+            return Err(ApiError::forbidden(format!("Attribute '{k}' is reserved.")));
+        }
+    }
+    let id = body.get("id").and_then(|v| v.as_str()).map(str::to_lowercase);
+    let now = Utc::now();
+    let mut img =
+        Image::new(id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()), ctx.project_id().map(str::to_owned), now);
+    let mut changed = Vec::new();
+    for (k, v) in body {
+        if k == "id" {
+            continue;
+        }
+        if BASE.contains(&k.as_str()) {
+            changed.push(BASE[BASE.iter().position(|b| *b == k).unwrap_or(0)]);
+        }
+        set_attr(&mut img, &k, v);
+    }
+    check_counts(&svc, &img)?;
+    let m = svc.model();
+    enforce(&svc, &ctx, "add_image", &json!({"project_id": img.owner, "visibility": img.visibility.as_str()}))?;
+    check_privileged(&svc, &ctx, &img, &changed, &m)?;
+    let saved = svc
+        .write(|t| {
+            if t.m.images.contains_key(&img.id) {
+                return Err(Error::Conflict(format!("An image with identifier {} already exists", img.id)));
+            }
+            if let Some(owner) = &img.owner {
+                svc.check_quota(&t.m, owner, "image_count_total", 1)?;
+            }
+            Ok(t.put(img)?)
+        })
+        .await?;
+    let mut resp = (StatusCode::CREATED, Json(render(&saved))).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, format!("/v2/images/{}", saved.id).parse().expect("an image path is a valid header"));
+    h.insert("openstack-image-import-methods", "glance-direct".parse().expect("static header"));
+    Ok(resp)
+}
+
+// --------------------------------------------------------------------------- show, delete
+
+async fn show(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let m = svc.model();
+    let img = image_for(&svc, &m, &ctx, &id, "get_image")?;
+    Ok(Json(render(&img)).into_response())
+}
+
+async fn delete(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let m = svc.model();
+    image_for(&svc, &m, &ctx, &id, "delete_image")?;
+    let removed = svc
+        .write(|t| {
+            let img =
+                t.m.images.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("No image found with ID {id}")))?;
+            if img.protected {
+                return Err(Error::Forbidden(format!("Image {id} is protected and cannot be deleted.")));
+            }
+            t.delete::<Image>(&id);
+            t.delete_where::<Member>(|mem| mem.image_id == id);
+            Ok(img)
+        })
+        .await?;
+    if let Err(e) = svc.store.delete(&removed.id).await {
+        tracing::warn!(image = %id, error = ?e, "image data could not be removed; it is removed on the next start");
+    }
+    if removed.staged {
+        let _ = svc.staging.delete(&removed.id).await;
+    }
+    Ok(no_content())
+}
+
+// --------------------------------------------------------------------------- actions
+
+async fn deactivate(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    change_activation(svc, ctx, id, "deactivate", Status::Active, Status::Deactivated).await
+}
+
+async fn reactivate(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    change_activation(svc, ctx, id, "reactivate", Status::Deactivated, Status::Active).await
+}
+
+async fn change_activation(
+    svc: Ctx,
+    ctx: Arc<AuthContext>,
+    id: String,
+    rule: &str,
+    from: Status,
+    to: Status,
+) -> ApiResult {
+    let m = svc.model();
+    let img = image_for(&svc, &m, &ctx, &id, rule)?;
+    if img.status == to {
+        return Ok(no_content());
+    }
+    svc.update(&id, |img| {
+        if img.status != from {
+            return Err(Error::Forbidden(format!("Not allowed to {rule} image in status '{}'", img.status.as_str())));
+        }
+        img.status = to;
+        Ok(())
+    })
+    .await?;
+    Ok(no_content())
+}
+
+// --------------------------------------------------------------------------- tags
+
+async fn add_tag(State(svc): State<Ctx>, Auth(ctx): Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
+    let m = svc.model();
+    image_for(&svc, &m, &ctx, &id, "modify_image")?;
+    if tag.chars().count() > 255 {
+        return Err(bad("Provided object does not match schema 'image': tag is too long (at most 255 characters)"));
+    }
+    let quota = svc.settings.tag_quota;
+    svc.update(&id, |img| {
+        if !img.tags.contains(&tag) {
+            if img.tags.len() >= quota {
+                return Err(Error::OverLimit(format!("Maximum number of tags ({quota}) exceeded.")));
+            }
+            img.tags.push(tag.clone());
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn delete_tag(State(svc): State<Ctx>, Auth(ctx): Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
+    let m = svc.model();
+    image_for(&svc, &m, &ctx, &id, "modify_image")?;
+    svc.update(&id, |img| {
+        let before = img.tags.len();
+        img.tags.retain(|t| *t != tag);
+        if img.tags.len() == before {
+            return Err(Error::NotFound(format!("Tag {tag} not found")));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(no_content())
+}
+
+// --------------------------------------------------------------------------- update
+
+const PATCH_20: &str = "application/openstack-images-v2.0-json-patch";
+const PATCH_21: &str = "application/openstack-images-v2.1-json-patch";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+struct Change {
+    op: Op,
+    key: String,
+    value: Option<Value>,
+}
+
+/// Parses a JSON pointer of one level; Glance's 400 for anything else.
+fn pointer(path: &str) -> ApiResult<String> {
+    let invalid = || bad(format!("Invalid JSON pointer for this resource: '{path}'"));
+    let rest = path.strip_prefix('/').ok_or_else(invalid)?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(invalid());
+    }
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c == '~' {
+            match chars.next() {
+                Some('0') => out.push('~'),
+                Some('1') => out.push('/'),
+                _ => return Err(invalid()),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_patch(content_type: &str, body: &[u8]) -> ApiResult<(bool, Vec<Change>)> {
+    let v21 = content_type == PATCH_21;
+    let Value::Array(items) = haneul_core::http::parse_json::<Value>(body)? else {
+        return Err(bad("Request body must be a JSON array of operation objects."));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(o) = item else { return Err(bad("Operations must be JSON objects.")) };
+        let (op, path) = if v21 {
+            let op = match o.get("op").and_then(|v| v.as_str()) {
+                Some("add") => Op::Add,
+                Some("replace") => Op::Replace,
+                Some("remove") => Op::Remove,
+                Some(other) => return Err(bad(format!(
+                    "Operation objects must contain exactly one of \"add\", \"remove\", or \"replace\"; got '{other}'."
+                ))),
+                None => return Err(bad("Operation objects must contain a string member named \"op\".")),
+            };
+            let path = o
+                .get("path")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| bad("Unable to find 'path' in JSON Schema change"))?;
+            (op, path.to_string())
+        } else {
+            let found: Vec<(Op, &Value)> = [("add", Op::Add), ("replace", Op::Replace), ("remove", Op::Remove)]
+                .iter()
+                .filter_map(|(k, op)| o.get(*k).map(|p| (*op, p)))
+                .collect();
+            match found.as_slice() {
+                [(op, Value::String(p))] => (*op, p.clone()),
+                _ => {
+                    return Err(bad(
+                        "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".",
+                    ))
+                }
+            }
+        };
+        let value = o.get("value").cloned();
+        if op != Op::Remove && value.is_none() {
+            return Err(bad("Operation objects must contain a member named \"value\"."));
+        }
+        out.push(Change { op, key: pointer(&path)?, value });
+    }
+    Ok((v21, out))
+}
+
+async fn update(
+    State(svc): State<Ctx>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    if ct != PATCH_20 && ct != PATCH_21 {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Unsupported Content-Type {ct}"))
+            .with_header("accept-patch", format!("{PATCH_20}, {PATCH_21}")));
+    }
+    let m = svc.model();
+    image_for(&svc, &m, &ctx, &id, "modify_image")?;
+    let (v21, changes) = parse_patch(ct, &body)?;
+    for c in &changes {
+        if READ_ONLY.contains(&c.key.as_str()) {
+            return Err(ApiError::forbidden(format!("Attribute '{}' is read-only.", c.key)));
+        }
+        if reserved(&c.key) {
+            return Err(ApiError::forbidden(format!("Attribute '{}' is reserved.", c.key)));
+        }
+        if let Some(v) = &c.value {
+            validate(&c.key, v)?;
+        }
+    }
+    let before =
+        m.images.get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("No image found with ID {id}")))?;
+    let mut img = (*before).clone();
+    let mut changed: Vec<&str> = Vec::new();
+    for c in changes {
+        let base = BASE.iter().find(|b| **b == c.key).copied();
+        match (c.op, base) {
+            (Op::Remove, Some(_)) => {
+                return Err(ApiError::forbidden(format!("Properties {} cannot be removed.", c.key)))
+            }
+            (Op::Remove, None) => {
+                if img.properties.remove(&c.key).is_none() {
+                    return Err(ApiError::conflict(format!("Property {} does not exist.", c.key)));
+                }
+            }
+            (op, base) => {
+                if base.is_none() {
+                    let exists = img.properties.contains_key(&c.key);
+                    if op == Op::Replace && !exists {
+                        return Err(ApiError::conflict(format!("Property {} does not exist.", c.key)));
+                    }
+                    if op == Op::Add && exists && !v21 {
+                        return Err(ApiError::conflict(format!("Property {} already present.", c.key)));
+                    }
+                }
+                if let Some(b) = base {
+                    if matches!(b, "disk_format" | "container_format")
+                        && !matches!(img.status, Status::Queued | Status::Importing)
+                    {
+                        return Err(ApiError::forbidden(format!(
+                            "Attribute {b} can be only replaced for a queued image."
+                        )));
+                    }
+                    changed.push(b);
+                }
+                set_attr(&mut img, &c.key, c.value.unwrap_or(Value::Null));
+            }
+        }
+    }
+    check_counts(&svc, &img)?;
+    check_privileged(&svc, &ctx, &img, &changed, &m)?;
+    let saved = svc
+        .write(|t| {
+            if !t.m.images.contains_key(&id) {
+                return Err(Error::NotFound(format!("No image found with ID {id}")));
+            }
+            // Data fields may have changed meanwhile (an upload finishing): keep them.
+            let current = t.edit(&t.m.images, "image", &id)?;
+            img.status = current.status;
+            img.size = current.size;
+            img.virtual_size = current.virtual_size;
+            img.checksum = current.checksum;
+            img.os_hash_algo = current.os_hash_algo;
+            img.os_hash_value = current.os_hash_value;
+            img.staged = current.staged;
+            img.updated_at = Utc::now();
+            Ok(t.put(img)?)
+        })
+        .await?;
+    Ok(Json(render(&saved)).into_response())
+}
+
+// --------------------------------------------------------------------------- list
+
+const SORT_KEYS: &[&str] =
+    &["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"];
+
+fn sort_value(img: &Image, key: &str) -> SortValue {
+    match key {
+        "name" => SortValue::Text(img.name.clone()),
+        "status" => SortValue::Text(Some(img.status.as_str().to_string())),
+        "container_format" => SortValue::Text(img.container_format.clone()),
+        "disk_format" => SortValue::Text(img.disk_format.clone()),
+        "size" => SortValue::Num(img.size),
+        "id" => SortValue::Text(Some(img.id.clone())),
+        "created_at" => SortValue::Time(img.created_at),
+        _ => SortValue::Time(img.updated_at),
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue {
+    Text(Option<String>),
+    Num(Option<u64>),
+    Time(DateTime<Utc>),
+}
+
+/// `(key, descending)` pairs from `sort=` or `sort_key`/`sort_dir`, with Glance's tie breakers.
+fn sort_spec(q: &[(String, String)]) -> ApiResult<Vec<(String, bool)>> {
+    let get_all = |k: &str| q.iter().filter(|(n, _)| n == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let sort = get_all("sort");
+    let keys = get_all("sort_key");
+    let dirs = get_all("sort_dir");
+    let dir = |d: &str| match d {
+        "asc" => Ok(false),
+        "desc" => Ok(true),
+        _ => Err(bad(format!("Invalid sort direction: {d}"))),
+    };
+    let mut spec = Vec::new();
+    if !sort.is_empty() {
+        if !keys.is_empty() || !dirs.is_empty() {
+            return Err(bad("The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'."));
+        }
+        for part in sort.iter().flat_map(|s| s.split(',')) {
+            let (k, d) = match part.split_once(':') {
+                Some((k, d)) => (k.trim(), dir(d.trim())?),
+                None => (part.trim(), true),
+            };
+            spec.push((k.to_string(), d));
+        }
+    } else {
+        if dirs.len() > 1 && dirs.len() != keys.len() {
+            return Err(bad("Number of sort dirs does not match the number of sort keys"));
+        }
+        let keys = if keys.is_empty() { vec!["created_at".to_string()] } else { keys };
+        for (i, k) in keys.iter().enumerate() {
+            let d = match dirs.len() {
+                0 => true,
+                1 => dir(&dirs[0])?,
+                _ => dir(&dirs[i])?,
+            };
+            spec.push((k.clone(), d));
+        }
+    }
+    for (k, _) in &spec {
+        if !SORT_KEYS.contains(&k.as_str()) {
+            return Err(bad(format!("Invalid sort key: {k}. It should be one of: {}", SORT_KEYS.join(", "))));
+        }
+    }
+    let last = spec.last().map(|s| s.1).unwrap_or(true);
+    for tie in ["created_at", "id"] {
+        if !spec.iter().any(|(k, _)| k == tie) {
+            spec.push((tie.to_string(), last));
+        }
+    }
+    Ok(spec)
+}
+
+/// `in:a,b,"c,d"` or a plain value.
+fn value_set(raw: &str, field: &str) -> ApiResult<Vec<String>> {
+    let Some((op, rest)) = raw.split_once(':') else { return Ok(vec![raw.to_string()]) };
+    if op != "in" {
+        return Err(bad(format!("Invalid operator '{op}' for filter '{field}'")));
+    }
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(bad(format!("Invalid filter value {raw}. The quote is not closed.")));
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+fn time_filter(raw: &str, field: &str) -> ApiResult<(String, DateTime<Utc>)> {
+    let invalid = || bad(format!("Invalid filter value {raw} for {field}; expected <op>:<ISO 8601 time>."));
+    let (op, t) = raw.split_once(':').ok_or_else(invalid)?;
+    if !matches!(op, "gt" | "gte" | "lt" | "lte" | "eq" | "neq") {
+        return Err(invalid());
+    }
+    let t = DateTime::parse_from_rfc3339(t)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").map(|n| n.and_utc()))
+        .map_err(|_| invalid())?;
+    Ok((op.to_string(), t))
+}
+
+fn time_matches(op: &str, have: DateTime<Utc>, want: DateTime<Utc>) -> bool {
+    let have = have.timestamp();
+    let want = want.timestamp();
+    match op {
+        "gt" => have > want,
+        "gte" => have >= want,
+        "lt" => have < want,
+        "lte" => have <= want,
+        "eq" => have == want,
+        _ => have != want,
+    }
+}
+
+fn parse_bool(raw: &str, field: &str) -> ApiResult<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(format!("Invalid value '{raw}' for filter '{field}': expected true or false."))),
+    }
+}
+
+fn parse_size(raw: &str, field: &str) -> ApiResult<u64> {
+    raw.parse().map_err(|_| bad(format!("Invalid value '{raw}' for filter '{field}': expected an integer.")))
+}
+
+async fn list(State(svc): State<Ctx>, Auth(ctx): Auth, uri: OriginalUri) -> ApiResult {
+    let q: Vec<(String, String)> = uri.query().map(|s| url_pairs(s)).unwrap_or_default();
+    enforce(&svc, &ctx, "get_images", &json!({"project_id": ctx.project_id()}))?;
+    let mut params: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (k, v) in &q {
+        params.entry(k.as_str()).or_default().push(v.as_str());
+    }
+    let one = |k: &str| params.get(k).and_then(|v| v.last().copied());
+
+    let limit = match one("limit") {
+        None => 25,
+        Some(l) => l.parse::<usize>().map_err(|_| bad(format!("limit param must be an integer: {l}")))?.min(1000),
+    };
+    if one("changes-since").is_some() {
+        return Err(bad("The 'changes-since' filter is no longer available on v2."));
+    }
+    let spec = sort_spec(&q)?;
+    let visibility = match one("visibility") {
+        None => None,
+        Some("all") => Some(None),
+        Some(v) => Some(Some(Visibility::parse(v).ok_or_else(|| bad(format!("Invalid visibility value: {v}")))?)),
+    };
+    let member_status = match one("member_status") {
+        None => Some(MemberStatus::Accepted),
+        Some("all") => None,
+        Some(s) => Some(MemberStatus::parse(s).ok_or_else(|| bad(format!("Invalid status value: {s}")))?),
+    };
+    let os_hidden = one("os_hidden").map(|v| parse_bool(v, "os_hidden")).transpose()?.unwrap_or(false);
+    let protected = one("protected").map(|v| parse_bool(v, "protected")).transpose()?;
+    let size_min = one("size_min").map(|v| parse_size(v, "size_min")).transpose()?;
+    let size_max = one("size_max").map(|v| parse_size(v, "size_max")).transpose()?;
+    let size = one("size").map(|v| parse_size(v, "size")).transpose()?;
+    let mut sets: Vec<(&str, Vec<String>)> = Vec::new();
+    for f in ["name", "id", "status", "container_format", "disk_format"] {
+        if let Some(v) = one(f) {
+            sets.push((f, value_set(v, f)?));
+        }
+    }
+    let mut times = Vec::new();
+    for f in ["created_at", "updated_at"] {
+        for v in params.get(f).into_iter().flatten() {
+            times.push((f, time_filter(v, f)?));
+        }
+    }
+    let tags: Vec<&str> = params.get("tag").cloned().unwrap_or_default();
+    const KNOWN: &[&str] = &[
+        "limit",
+        "marker",
+        "sort",
+        "sort_key",
+        "sort_dir",
+        "visibility",
+        "member_status",
+        "os_hidden",
+        "protected",
+        "size_min",
+        "size_max",
+        "size",
+        "name",
+        "id",
+        "status",
+        "container_format",
+        "disk_format",
+        "created_at",
+        "updated_at",
+        "tag",
+        "owner",
+        "checksum",
+        "os_hash_value",
+    ];
+    let props: Vec<(&str, &str)> =
+        q.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    let m = svc.model();
+    let admin = is_admin(&ctx);
+    let project = ctx.project_id();
+    let listed = |img: &Image| -> bool {
+        if img.status == Status::Killed {
+            return false;
+        }
+        let own = project.is_some() && img.owner.as_deref() == project;
+        let member_ok = |img: &Image| {
+            project.and_then(|p| m.member(&img.id, p)).is_some_and(|mem| member_status.is_none_or(|s| mem.status == s))
+        };
+        match visibility {
+            // No filter: everything for an admin; else own, public and accepted shared images.
+            None => {
+                admin
+                    || own
+                    || img.visibility == Visibility::Public
+                    || (img.visibility == Visibility::Shared && member_ok(img))
+            }
+            Some(None) => {
+                admin
+                    || own
+                    || matches!(img.visibility, Visibility::Public | Visibility::Community)
+                    || (img.visibility == Visibility::Shared && member_ok(img))
+            }
+            Some(Some(v)) => {
+                img.visibility == v
+                    && match v {
+                        Visibility::Public | Visibility::Community => true,
+                        Visibility::Private => admin || own,
+                        Visibility::Shared => (admin && one("member_status").is_none()) || own || member_ok(img),
+                    }
+            }
+        }
+    };
+    let matches = |img: &Image| -> bool {
+        if img.os_hidden != os_hidden {
+            return false;
+        }
+        if protected.is_some_and(|p| img.protected != p) {
+            return false;
+        }
+        let sz = img.size;
+        if size_min.is_some_and(|n| sz.is_none_or(|s| s < n))
+            || size_max.is_some_and(|n| sz.is_none_or(|s| s > n))
+            || size.is_some_and(|n| sz != Some(n))
+        {
+            return false;
+        }
+        for (f, set) in &sets {
+            let have = match *f {
+                "name" => img.name.clone(),
+                "id" => Some(img.id.clone()),
+                "status" => Some(img.status.as_str().to_string()),
+                "container_format" => img.container_format.clone(),
+                _ => img.disk_format.clone(),
+            };
+            if !have.is_some_and(|h| set.contains(&h)) {
+                return false;
+            }
+        }
+        for (f, (op, t)) in &times {
+            let have = if *f == "created_at" { img.created_at } else { img.updated_at };
+            if !time_matches(op, have, *t) {
+                return false;
+            }
+        }
+        if !tags.iter().all(|t| img.tags.iter().any(|x| x == t)) {
+            return false;
+        }
+        if one("owner").is_some_and(|o| img.owner.as_deref() != Some(o))
+            || one("checksum").is_some_and(|c| img.checksum.as_deref() != Some(c))
+            || one("os_hash_value").is_some_and(|c| img.os_hash_value.as_deref() != Some(c))
+        {
+            return false;
+        }
+        props.iter().all(|(k, v)| img.properties.get(*k).is_some_and(|p| p == v))
+    };
+    let mut found: Vec<&Arc<Image>> = m.images.values().filter(|i| listed(i) && matches(i)).collect();
+    found.sort_by(|a, b| {
+        for (k, desc) in &spec {
+            let o = sort_value(a, k).cmp(&sort_value(b, k));
+            let o = if *desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    let start = match one("marker") {
+        None => 0,
+        Some(mk) => match found.iter().position(|i| i.id == mk) {
+            Some(p) => p + 1,
+            None => {
+                let seen = m.images.get(mk).is_some_and(|i| svc.visible(&m, &ctx, i));
+                if !seen {
+                    return Err(bad(format!("Invalid marker. Image {mk} could not be found.")));
+                }
+                // A visible marker filtered out of this list: continue after its place.
+                found.len()
+            }
+        },
+    };
+    let page: Vec<&Arc<Image>> = found.iter().skip(start).take(limit).copied().collect();
+    let more = start + page.len() < found.len();
+    let rest: Vec<(String, String)> = q.iter().filter(|(k, _)| k != "marker").cloned().collect();
+    let first = query_path("/v2/images", &rest);
+    let mut body = json!({
+        "images": page.iter().map(|i| render(i)).collect::<Vec<_>>(),
+        "first": first,
+        "schema": "/v2/schemas/images",
+    });
+    if more && limit > 0 {
+        if let Some(last) = page.last() {
+            let mut with_marker = rest.clone();
+            with_marker.push(("marker".into(), last.id.clone()));
+            body["next"] = json!(query_path("/v2/images", &with_marker));
+        }
+    }
+    Ok(Json(body).into_response())
+}
+
+fn query_path(path: &str, q: &[(String, String)]) -> String {
+    if q.is_empty() {
+        return path.to_string();
+    }
+    let enc: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    format!("{path}?{}", enc.join("&"))
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~:,".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `a=b&c=d` (percent escapes and `+`).
+pub fn url_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_spec_reads_both_syntaxes_and_adds_tie_breakers() {
+        let q = |s: &str| url_pairs(s);
+        assert_eq!(
+            sort_spec(&q("sort=name:asc,size")).unwrap(),
+            vec![("name".into(), false), ("size".into(), true), ("created_at".into(), true), ("id".into(), true)]
+        );
+        assert_eq!(sort_spec(&q("sort_key=name&sort_dir=asc")).unwrap()[0], ("name".into(), false));
+        assert!(sort_spec(&q("sort=name&sort_key=id")).is_err());
+        assert!(sort_spec(&q("sort_key=owner")).is_err());
+        assert!(sort_spec(&q("sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc")).is_err());
+    }
+
+    #[test]
+    fn in_filters_split_on_commas_outside_quotes() {
+        assert_eq!(value_set("in:a,\"b,c\"", "name").unwrap(), vec!["a", "b,c"]);
+        assert_eq!(value_set("plain", "name").unwrap(), vec!["plain"]);
+        assert!(value_set("gt:1", "name").is_err());
+    }
+
+    #[test]
+    fn pointers_are_one_level_with_escapes() {
+        assert_eq!(pointer("/a~1b~0c").unwrap(), "a/b~c");
+        assert!(pointer("a").is_err());
+        assert!(pointer("/a/b").is_err());
+        assert!(pointer("/").is_err());
+        assert!(pointer("/a~2").is_err());
+    }
+
+    #[test]
+    fn both_patch_dialects_parse() {
+        let (_, c) = parse_patch(PATCH_20, br#"[{"replace": "/name", "value": "x"}]"#).unwrap();
+        assert_eq!((c[0].op, c[0].key.as_str()), (Op::Replace, "name"));
+        let (_, c) = parse_patch(PATCH_21, br#"[{"op": "remove", "path": "/foo"}]"#).unwrap();
+        assert_eq!((c[0].op, c[0].key.as_str()), (Op::Remove, "foo"));
+        assert!(parse_patch(PATCH_21, br#"[{"op": "move", "path": "/a", "from": "/b"}]"#).is_err());
+        assert!(parse_patch(PATCH_21, br#"[{"op": "add", "path": "/a"}]"#).is_err());
+        assert!(parse_patch(PATCH_20, br#"[{"add": "/a", "remove": "/b", "value": 1}]"#).is_err());
+        assert!(parse_patch(PATCH_21, br#"{"op": "add"}"#).is_err());
+    }
+
+    #[test]
+    fn query_strings_round_trip() {
+        let pairs = url_pairs("name=a%20b&tag=x+y&sort=name:asc");
+        assert_eq!(pairs[0], ("name".into(), "a b".into()));
+        assert_eq!(pairs[1], ("tag".into(), "x y".into()));
+        assert_eq!(query_path("/v2/images", &pairs), "/v2/images?name=a%20b&tag=x%20y&sort=name:asc");
+    }
+}
