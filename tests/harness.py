@@ -38,19 +38,23 @@ class Server:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="haneul-e2e-")
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
+        self.image_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
         self.env.update({
             "HANEUL_DATA_DIR": self.data_dir,
             "HANEUL_IDENTITY__PORT": str(self.port),
+            "HANEUL_IMAGE__PORT": str(self.image_port),
             "HANEUL_SERVER__BIND": "127.0.0.1",
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_IDENTITY__ADMIN_PASSWORD": "secret-" + uuid.uuid4().hex[:8],
         })
         pg = os.environ.get("HANEUL_TEST_PG")
         if pg:
-            self.env["HANEUL_IDENTITY__DATABASE_URL"] = create_pg_database(pg)
+            url = create_pg_database(pg)
+            self.env["HANEUL_IDENTITY__DATABASE_URL"] = url
+            self.env["HANEUL_IMAGE__DATABASE_URL"] = url
         self.env.update(extra_env or {})
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
@@ -58,6 +62,10 @@ class Server:
     @property
     def auth_url(self):
         return f"http://127.0.0.1:{self.port}/v3"
+
+    @property
+    def image_url(self):
+        return f"http://127.0.0.1:{self.image_port}"
 
     @property
     def admin_password(self):

@@ -81,9 +81,10 @@ run_e2e() { # $1 = label; HANEUL_TEST_PG set means PostgreSQL, else SQLite
   if [ "$rc" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
   [ "$rc" -eq 0 ] || { echo "e2e $label failed"; exit 1; }
 
-  stage "e2e $label: tempest identity"
-  HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh '^tempest\.api\.identity' "$OUT/tempest-$label"
-  python tests/tempest/check.py tests/tempest/identity-pass.txt "$OUT/tempest-$label/results.json"
+  stage "e2e $label: tempest identity and image"
+  HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh '^tempest\.api\.(identity|image)' "$OUT/tempest-$label"
+  cat tests/tempest/identity-pass.txt tests/tempest/image-pass.txt > "$OUT/tempest-$label/expected.txt"
+  python tests/tempest/check.py "$OUT/tempest-$label/expected.txt" "$OUT/tempest-$label/results.json"
 }
 
 run_e2e sqlite

@@ -67,13 +67,37 @@ immutable_user_source = false
 [service_available]
 nova = false
 neutron = false
-glance = false
+glance = true
 cinder = false
 swift = false
 horizon = false
 
+[image]
+catalog_type = image
+endpoint_type = publicURL
+region = RegionOne
+# bare/raw first: many tests use container_formats[0] and disk_formats[0]. ListUserImagesTest
+# uploads random bytes for the first six pairs, so every bare pair is raw or uninspectable.
+container_formats = bare,ami,ari,aki,ovf,ova
+disk_formats = raw,ami,ari,aki
+image_caching_enabled = false
+# empty: the tasks API (ImageTaskCreate) is not served
+http_image =
+
+[image-feature-enabled]
+api_v2 = true
+import_image = true
+os_glance_reserved = true
+manage_locations = false
+image_conversion = false
+image_format_enforcement = false
+do_secure_hash = true
+http_store_enabled = false
+store_weight_enabled = false
+
 [enforce_scope]
 keystone = false
+glance = false
 CONF
 
 cd "$ws"
