@@ -56,6 +56,11 @@ impl Revert {
     fn disarm(mut self) {
         self.armed = false;
     }
+    /// Reverts now, before the error is answered, so that the client sees the image queued.
+    async fn now(mut self) {
+        self.armed = false;
+        revert(self.svc.clone(), std::mem::take(&mut self.id)).await;
+    }
 }
 
 impl Drop for Revert {
@@ -65,23 +70,25 @@ impl Drop for Revert {
         }
         let svc = self.svc.clone();
         let id = std::mem::take(&mut self.id);
-        tokio::spawn(async move {
-            let r = svc
-                .update(&id, |img| {
-                    if img.status.is_transient() {
-                        img.clear_data();
-                    }
-                    Ok(())
-                })
-                .await;
-            match r {
-                Ok(_) => tracing::info!(image = %id, "transfer did not complete; image is queued again"),
-                Err(Error::NotFound(_)) => {}
-                Err(e) => tracing::error!(image = %id, error = ?e, "could not put an interrupted image back to queued"),
-            }
-            let _ = svc.staging.delete(&id).await;
-        });
+        tokio::spawn(revert(svc, id));
     }
+}
+
+async fn revert(svc: Arc<Images>, id: String) {
+    let r = svc
+        .update(&id, |img| {
+            if img.status.is_transient() {
+                img.clear_data();
+            }
+            Ok(())
+        })
+        .await;
+    match r {
+        Ok(_) => tracing::info!(image = %id, "transfer did not complete; image is queued again"),
+        Err(Error::NotFound(_)) => {}
+        Err(e) => tracing::error!(image = %id, error = ?e, "could not put an interrupted image back to queued"),
+    }
+    let _ = svc.staging.delete(&id).await;
 }
 
 /// Moves a queued image into `to`, checking Glance's preconditions in its order.
@@ -135,7 +142,13 @@ async fn upload(
     let note = headroom.filter(|h| *h < svc.settings.size_cap).map(|_| {
         format!("Denying attempt to upload image because it exceeds the quota: project {owner} has no more image_size_total left.")
     });
-    let ingested = svc.ingest(&img, body.into_data_stream(), limit, note.as_deref()).await?;
+    let ingested = match svc.ingest(&img, body.into_data_stream(), limit, note.as_deref()).await {
+        Ok(i) => i,
+        Err(e) => {
+            guard.now().await;
+            return Err(e.into());
+        }
+    };
     let stored = ingested.stored;
     let result = svc
         .update(&id, |img| {
@@ -257,18 +270,13 @@ async fn stage(
     image_for(&svc, &m, &ctx, &id, "upload_image")?;
     begin_transfer(&svc, &ctx, &id, Status::Uploading).await?;
     let guard = Revert::new(&svc, &id);
-    let mut upload = svc.staging.begin(&id, svc.settings.size_cap).await.map_err(Error::from)?;
-    let mut body = body.into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
-        upload.write(&chunk).await.map_err(|e| match e {
-            crate::store::StoreError::TooLarge { limit } => {
-                Error::OverLimit(format!("Image exceeds the size cap of {limit} bytes."))
-            }
-            e => Error::Data(e),
-        })?;
-    }
-    let staged = upload.commit().await.map_err(Error::from)?;
+    let staged = match stage_data(&svc, &id, body).await {
+        Ok(s) => s,
+        Err(e) => {
+            guard.now().await;
+            return Err(e.into());
+        }
+    };
     svc.update(&id, |img| {
         if img.status != Status::Uploading {
             return Err(Error::Conflict(format!("Image {id} changed status to {} while staging", img.status.as_str())));
@@ -280,6 +288,21 @@ async fn stage(
     .await?;
     guard.disarm();
     Ok(no_content())
+}
+
+async fn stage_data(svc: &Images, id: &str, body: Body) -> Result<crate::store::Stored, Error> {
+    let mut upload = svc.staging.begin(id, svc.settings.size_cap).await?;
+    let mut body = body.into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
+        upload.write(&chunk).await.map_err(|e| match e {
+            crate::store::StoreError::TooLarge { limit } => {
+                Error::OverLimit(format!("Image exceeds the size cap of {limit} bytes."))
+            }
+            e => Error::Data(e),
+        })?;
+    }
+    Ok(upload.commit().await?)
 }
 
 async fn import(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {

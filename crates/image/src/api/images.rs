@@ -452,35 +452,36 @@ fn parse_patch(content_type: &str, body: &[u8]) -> ApiResult<(bool, Vec<Change>)
     let mut out = Vec::new();
     for item in items {
         let Value::Object(o) = item else { return Err(bad("Operations must be JSON objects.")) };
-        let (op, path) = if v21 {
-            let op = match o.get("op").and_then(|v| v.as_str()) {
-                Some("add") => Op::Add,
-                Some("replace") => Op::Replace,
-                Some("remove") => Op::Remove,
-                Some(other) => return Err(bad(format!(
+        let (op, path) =
+            if v21 {
+                let op = match o.get("op").and_then(|v| v.as_str()) {
+                    Some("add") => Op::Add,
+                    Some("replace") => Op::Replace,
+                    Some("remove") => Op::Remove,
+                    Some(other) => {
+                        return Err(bad(format!(
                     "Operation objects must contain exactly one of \"add\", \"remove\", or \"replace\"; got '{other}'."
-                ))),
-                None => return Err(bad("Operation objects must contain a string member named \"op\".")),
-            };
-            let path = o
-                .get("path")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| bad("Unable to find 'path' in JSON Schema change"))?;
-            (op, path.to_string())
-        } else {
-            let found: Vec<(Op, &Value)> = [("add", Op::Add), ("replace", Op::Replace), ("remove", Op::Remove)]
-                .iter()
-                .filter_map(|(k, op)| o.get(*k).map(|p| (*op, p)))
-                .collect();
-            match found.as_slice() {
-                [(op, Value::String(p))] => (*op, p.clone()),
-                _ => {
-                    return Err(bad(
+                )))
+                    }
+                    None => return Err(bad("Operation objects must contain a string member named \"op\".")),
+                };
+                let path = o
+                    .get("path")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| bad("Unable to find 'path' in JSON Schema change"))?;
+                (op, path.to_string())
+            } else {
+                let found: Vec<(Op, &Value)> = [("add", Op::Add), ("replace", Op::Replace), ("remove", Op::Remove)]
+                    .iter()
+                    .filter_map(|(k, op)| o.get(*k).map(|p| (*op, p)))
+                    .collect();
+                match found.as_slice() {
+                    [(op, Value::String(p))] => (*op, p.clone()),
+                    _ => return Err(bad(
                         "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".",
-                    ))
+                    )),
                 }
-            }
-        };
+            };
         let value = o.get("value").cloned();
         if op != Op::Remove && value.is_none() {
             return Err(bad("Operation objects must contain a member named \"value\"."));
