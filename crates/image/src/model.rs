@@ -259,3 +259,53 @@ impl Snapshot for Model {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_transitions_follow_glance() {
+        use Status::*;
+        assert!(Queued.can_become(Saving));
+        assert!(Saving.can_become(Queued));
+        assert!(Active.can_become(Deactivated) && Deactivated.can_become(Active));
+        assert!(!Active.can_become(Saving), "a second upload to an active image");
+        assert!(!Uploading.can_become(Saving), "an upload to a staged image");
+        assert!(!Deactivated.can_become(Saving));
+        assert!(Saving.is_transient() && Uploading.is_transient() && Importing.is_transient());
+        assert!(!Queued.is_transient() && !Active.is_transient());
+    }
+
+    #[test]
+    fn members_of_lists_only_that_image() {
+        let mut m = Model::default();
+        let now = Utc::now();
+        for (img, member) in [("a", "p1"), ("a", "p2"), ("ab", "p1"), ("b", "p1")] {
+            let rec = Member {
+                id: Member::key(img, member),
+                image_id: img.into(),
+                member_id: member.into(),
+                status: MemberStatus::Pending,
+                created_at: now,
+                updated_at: now,
+            };
+            m.members.insert(rec.id.clone(), std::sync::Arc::new(rec));
+        }
+        let ids: Vec<&str> = m.members_of("a").map(|x| x.member_id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2"]);
+        assert!(m.member("ab", "p1").is_some() && m.member("a", "p3").is_none());
+    }
+
+    #[test]
+    fn clearing_data_returns_to_queued_without_checksums() {
+        let mut img = Image::new("i".into(), Some("p".into()), Utc::now());
+        img.status = Status::Saving;
+        img.size = Some(5);
+        img.checksum = Some("x".into());
+        img.staged = true;
+        img.clear_data();
+        assert_eq!(img.status, Status::Queued);
+        assert!(img.size.is_none() && img.checksum.is_none() && !img.staged);
+    }
+}

@@ -46,6 +46,20 @@ struct FormatSpecific {
     data: serde_json::Value,
 }
 
+/// Whether `qemu-img` and `prlimit` can be run here.
+pub async fn available() -> bool {
+    let runs = |prog: &'static str| async move {
+        tokio::process::Command::new(prog)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    };
+    runs("qemu-img").await && runs("prlimit").await
+}
+
 /// Runs `qemu-img info` on `path` as `format`; the virtual size when the image is safe.
 pub async fn check(path: &Path, format: &str) -> Result<u64, QemuError> {
     let mut cmd = tokio::process::Command::new("prlimit");

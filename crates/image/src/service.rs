@@ -90,6 +90,13 @@ impl Images {
         let staging = FsStore::open(dir.join("staging")).await?;
         let policy = PolicyFile::new(config.image_policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::BadRequest(format!("image policy could not be loaded: {e}")))?;
+        let mut qemu_img_check = config.image.qemu_img_check;
+        if qemu_img_check && !crate::qemu::available().await {
+            tracing::warn!(
+                "qemu-img is not installed (Debian: qemu-utils): uploads are checked by the built-in inspector only"
+            );
+            qemu_img_check = false;
+        }
         let images = Arc::new(Images {
             state,
             store: Arc::new(fs.clone()),
@@ -101,7 +108,7 @@ impl Images {
                 member_quota: config.image.image_member_quota,
                 property_quota: config.image.image_property_quota,
                 tag_quota: config.image.image_tag_quota,
-                qemu_img_check: config.image.qemu_img_check,
+                qemu_img_check,
             },
         });
         images.recover(&fs, &staging).await?;
