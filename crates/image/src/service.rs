@@ -220,7 +220,7 @@ impl Images {
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
-            if let Err(e) = upload.write(&chunk).await {
+            if let Err(e) = upload.write(chunk).await {
                 return Err(match (e, quota_note) {
                     (store::StoreError::TooLarge { .. }, Some(note)) => Error::OverLimit(note.to_string()),
                     (store::StoreError::TooLarge { limit }, None) => {

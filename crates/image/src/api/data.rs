@@ -295,7 +295,7 @@ async fn stage_data(svc: &Images, id: &str, body: Body) -> Result<crate::store::
     let mut body = body.into_data_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
-        upload.write(&chunk).await.map_err(|e| match e {
+        upload.write(chunk).await.map_err(|e| match e {
             crate::store::StoreError::TooLarge { limit } => {
                 Error::OverLimit(format!("Image exceeds the size cap of {limit} bytes."))
             }
