@@ -3,10 +3,11 @@
 # loopback (curl), against the disk's own sequential write and read speed measured in the same
 # run with dd (write with conv=fsync, read with the page cache dropped, as the download is).
 # Prints MB/s, the ratios, and the server's RSS before and at peak during the transfers.
-# usage: tools/bench-image.sh [size in MiB, default 1024]
+# usage: tools/bench-image.sh [size in MiB, default 1024] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
+ROUNDS=${2:-3}
 CACHE=${HANEUL_CI_CACHE:-/var/cache/haneul-ci}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 cargo build --release -p haneul --locked 2>&1 | tail -1
@@ -41,45 +42,60 @@ sample_rss() { while kill -0 "$PID" 2>/dev/null; do rss_kb >> "$WORK/rss"; sleep
 AUTH='{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","domain":{"id":"default"},"password":"'$PW'"}}},"scope":{"project":{"name":"admin","domain":{"id":"default"}}}}}'
 TOKEN=$(curl -s -o /dev/null -D - -H 'Content-Type: application/json' -d "$AUTH" "http://127.0.0.1:$PORT/v3/auth/tokens" | awk 'tolower($1)=="x-subject-token:" {print $2}' | tr -d '\r')
 [ -n "$TOKEN" ] || { echo "could not get a token"; exit 1; }
-IMG=$(curl -s -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/json' \
-  -d '{"name": "bench", "disk_format": "raw", "container_format": "bare"}' "http://127.0.0.1:$IMAGE_PORT/v2/images" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+new_image() {
+  curl -s -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name": "bench", "disk_format": "raw", "container_format": "bare"}' "http://127.0.0.1:$IMAGE_PORT/v2/images" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
 
 echo "writing a $MIB MiB random source file"
 head -c $((MIB * 1048576)) /dev/urandom > "$WORK/src"
 BYTES=$((MIB * 1048576))
-cat "$WORK/src" > /dev/null   # the source is read from the page cache in both runs
-
-t=$(now); dd if="$WORK/src" of="$WORK/dd.out" bs=1M conv=fsync status=none; DD_W=$(secs "$t" "$(now)")
-drop_caches
-t=$(now); dd if="$WORK/dd.out" of=/dev/null bs=1M status=none; DD_R=$(secs "$t" "$(now)")
-rm -f "$WORK/dd.out"
-cat "$WORK/src" > /dev/null
-
 sleep 0.5
 BEFORE=$(rss_kb)
 sample_rss & SAMPLER=$!
-t=$(now)
-code=$(curl -s -o /dev/null -w '%{http_code}' -T "$WORK/src" -H "X-Auth-Token: $TOKEN" \
-  -H 'Content-Type: application/octet-stream' "http://127.0.0.1:$IMAGE_PORT/v2/images/$IMG/file")
-UP=$(secs "$t" "$(now)")
-[ "$code" = 204 ] || { echo "upload failed: $code"; tail "$WORK/serve.log"; exit 1; }
-drop_caches
-t=$(now)
-curl -s -o /dev/null -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$IMAGE_PORT/v2/images/$IMG/file"
-DOWN=$(secs "$t" "$(now)")
+
+# The shared VM's disk varies by run; each round measures dd and the API back to back, and the
+# medians are compared.
+: > "$WORK/times"
+for round in $(seq "$ROUNDS"); do
+  cat "$WORK/src" > /dev/null   # the source is read from the page cache in every run
+  t=$(now); dd if="$WORK/src" of="$WORK/dd.out" bs=1M conv=fsync status=none; dd_w=$(secs "$t" "$(now)")
+  drop_caches
+  t=$(now); dd if="$WORK/dd.out" of=/dev/null bs=1M status=none; dd_r=$(secs "$t" "$(now)")
+  rm -f "$WORK/dd.out"
+  cat "$WORK/src" > /dev/null
+  IMG=$(new_image)
+  t=$(now)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -T "$WORK/src" -H "X-Auth-Token: $TOKEN" \
+    -H 'Content-Type: application/octet-stream' "http://127.0.0.1:$IMAGE_PORT/v2/images/$IMG/file")
+  up=$(secs "$t" "$(now)")
+  [ "$code" = 204 ] || { echo "upload failed: $code"; tail "$WORK/serve.log"; exit 1; }
+  drop_caches
+  t=$(now)
+  curl -s -o /dev/null -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$IMAGE_PORT/v2/images/$IMG/file"
+  down=$(secs "$t" "$(now)")
+  echo "$dd_w $up $dd_r $down" >> "$WORK/times"
+  printf '  round %s: disk write %s MB/s, upload %s MB/s, disk read %s MB/s, download %s MB/s\n' "$round" \
+    "$(mbps $BYTES "$dd_w")" "$(mbps $BYTES "$up")" "$(mbps $BYTES "$dd_r")" "$(mbps $BYTES "$down")"
+done
 kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=
 # Not timed: the data that comes back is the data that went in.
 curl -s -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$IMAGE_PORT/v2/images/$IMG/file" | cmp -s - "$WORK/src" ||
   { echo "downloaded data differs from the upload"; exit 1; }
 PEAK=$(sort -n "$WORK/rss" | tail -1)
 
-printf '\nimage transfer, %s MiB, loopback, release build\n' "$MIB"
-printf '  disk write (dd conv=fsync)   %6s MB/s\n' "$(mbps $BYTES "$DD_W")"
-printf '  upload (PUT .../file)        %6s MB/s   %s%% of disk write\n' "$(mbps $BYTES "$UP")" \
-  "$(python3 -c "print(round(100 * $DD_W / $UP))")"
-printf '  disk read (dd, cold cache)   %6s MB/s\n' "$(mbps $BYTES "$DD_R")"
-printf '  download (GET .../file)      %6s MB/s   %s%% of disk read\n' "$(mbps $BYTES "$DOWN")" \
-  "$(python3 -c "print(round(100 * $DD_R / $DOWN))")"
-printf '  server RSS before %.1f MiB, peak during transfers %.1f MiB (growth %.1f MiB)\n' \
-  "$(python3 -c "print($BEFORE/1024)")" "$(python3 -c "print($PEAK/1024)")" "$(python3 -c "print(($PEAK-$BEFORE)/1024)")"
+python3 - "$WORK/times" "$BYTES" "$MIB" "$BEFORE" "$PEAK" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+size, mib, before, peak = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+med = [statistics.median(r[i] for r in rows) for i in range(4)]
+rate = lambda s: size / 1048576 / s
+print(f"\nimage transfer, {mib} MiB, loopback, release build, median of {len(rows)} rounds")
+print(f"  disk write (dd conv=fsync)   {rate(med[0]):6.0f} MB/s")
+print(f"  upload (PUT .../file)        {rate(med[1]):6.0f} MB/s   {100 * med[0] / med[1]:.0f}% of disk write")
+print(f"  disk read (dd, cold cache)   {rate(med[2]):6.0f} MB/s")
+print(f"  download (GET .../file)      {rate(med[3]):6.0f} MB/s   {100 * med[2] / med[3]:.0f}% of disk read")
+print(f"  server RSS before {before / 1024:.1f} MiB, peak during transfers {peak / 1024:.1f} MiB "
+      f"(growth {(peak - before) / 1024:.1f} MiB)")
+PY
