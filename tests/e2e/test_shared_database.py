@@ -1,6 +1,7 @@
 """Two `haneul serve` processes on one database and one key repository (the multi-node and HA
 layout): each sees the other's writes within seconds, and neither overwrites the other."""
 import pytest
+import requests
 
 from harness import Server
 from support import Api, unique, wait_for
@@ -10,7 +11,8 @@ from support import Api, unique, wait_for
 def pair(tmp_path_factory):
     first = Server(data_dir=str(tmp_path_factory.mktemp("first"))).start()
     # Same data directory (keys, credentials files) and same database, another port.
-    shared = {k: v for k, v in first.env.items() if k in ("HANEUL_IDENTITY__DATABASE_URL", "HANEUL_IDENTITY__ADMIN_PASSWORD")}
+    shared = {k: v for k, v in first.env.items()
+              if k in ("HANEUL_IDENTITY__DATABASE_URL", "HANEUL_IMAGE__DATABASE_URL", "HANEUL_IDENTITY__ADMIN_PASSWORD")}
     second = Server(data_dir=first.data_dir, extra_env=shared)
     second.log_path = second.log_path.replace("serve.log", "serve-second.log")
     try:
@@ -51,3 +53,21 @@ def test_writes_from_both_processes_are_all_kept(pair):
         listed = {p["name"] for p in api.get("/projects").json()["projects"]}
         return set(names) <= listed
     wait_for(lambda: all_seen(first) and all_seen(second), 10, 0.1, what="both processes to list all projects")
+
+
+def test_an_image_uploaded_through_one_process_is_served_by_the_other(pair):
+    first, second = pair
+    token = Api(first).admin_token
+    headers = {"X-Auth-Token": token}
+    r = requests.post(first.image_url + "/v2/images", headers=headers, timeout=30,
+                      json={"name": unique("img"), "disk_format": "raw", "container_format": "bare"})
+    assert r.status_code == 201, r.text
+    image_id = r.json()["id"]
+    r = requests.put(f"{first.image_url}/v2/images/{image_id}/file", data=b"shared data", timeout=30,
+                     headers={**headers, "Content-Type": "application/octet-stream"})
+    assert r.status_code == 204, r.text
+
+    def served():
+        r = requests.get(f"{second.image_url}/v2/images/{image_id}/file", headers=headers, timeout=30)
+        return r.status_code == 200 and r.content == b"shared data"
+    wait_for(served, 10, 0.1, what="the second process to serve the image data")

@@ -188,6 +188,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Some(e) = keys_ident.policy.take_reload_error() {
                 tracing::warn!(error = %e, "policy file not reloaded; keeping the previous rules");
             }
+            match images_bg.refresh().await {
+                Ok(true) => tracing::info!("image data changed by another process; reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "image data could not be refreshed"),
+            }
             if let Some(e) = images_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "image policy file not reloaded; keeping the previous rules");
             }

@@ -29,6 +29,8 @@ pub const DEFAULT_LIMITS: &[(&str, i64)] = &[
     ("image_count_uploading", 100),
 ];
 const MIB: u64 = 1 << 20;
+/// An upload that sends nothing for this long is abandoned (and its image queued again).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -152,6 +154,11 @@ impl Images {
         self.state.model()
     }
 
+    /// Reloads the snapshot if another process wrote to the database.
+    pub async fn refresh(&self) -> Result<bool> {
+        Ok(self.state.refresh().await?)
+    }
+
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
         self.state.write(f).await
     }
@@ -218,7 +225,11 @@ impl Images {
         let container = img.container_format.clone().unwrap_or_default();
         let mut upload = self.store.begin(&img.id, limit).await?;
         let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
+        loop {
+            let next = tokio::time::timeout(IDLE_TIMEOUT, body.next())
+                .await
+                .map_err(|_| Error::Interrupted(format!("no data for {} seconds", IDLE_TIMEOUT.as_secs())))?;
+            let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
             if let Err(e) = upload.write(chunk).await {
                 return Err(match (e, quota_note) {

@@ -293,7 +293,11 @@ async fn stage(
 async fn stage_data(svc: &Images, id: &str, body: Body) -> Result<crate::store::Stored, Error> {
     let mut upload = svc.staging.begin(id, svc.settings.size_cap).await?;
     let mut body = body.into_data_stream();
-    while let Some(chunk) = body.next().await {
+    let idle = crate::service::IDLE_TIMEOUT;
+    while let Some(chunk) = tokio::time::timeout(idle, body.next())
+        .await
+        .map_err(|_| Error::Interrupted(format!("no data for {} seconds", idle.as_secs())))?
+    {
         let chunk = chunk.map_err(|e| Error::Interrupted(e.to_string()))?;
         upload.write(chunk).await.map_err(|e| match e {
             crate::store::StoreError::TooLarge { limit } => {
