@@ -444,6 +444,18 @@ def test_glance_direct_import_goes_through_the_same_checks(env, images_server):
     assert bad["id"] not in store_files(images_server)[0]
 
 
+def test_cli_import_uses_glance_direct(env, tmp_path):
+    api, cli, glance = env
+    path = str(random_file(tmp_path / "imported.raw", 3))
+    name = unique("cli-import")
+    img = cli.json("image", "create", "--import", "--file", path, "--disk-format", "raw", "--container-format",
+                   "bare", name)
+    wait_for(lambda: glance.status(img["id"]) == "active", 30, what="CLI import to finish")
+    shown = glance.show(img["id"]).json()
+    assert shown["checksum"] == file_digest(path, "md5") and shown["size"] == 3 * MIB
+    cli.run("image", "delete", img["id"])
+
+
 # --------------------------------------------------------------------------- restart
 
 def test_an_upload_cut_by_a_crash_is_queued_again_after_restart(fresh_server):
