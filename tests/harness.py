@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 
 
-RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG")
+RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG", "HANEUL_TEST_IMAGE")
 
 
 def free_port():

@@ -40,10 +40,18 @@ command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
+command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
+command -v genisoimage >/dev/null || need_apt+=(genisoimage)
+# tools/build-test-image.sh's tools
+for pair in busybox:busybox-static dropbear:dropbear-bin syslinux:syslinux mcopy:mtools mkfs.vfat:dosfstools \
+            sfdisk:fdisk cpio:cpio; do
+  command -v "${pair%%:*}" >/dev/null || need_apt+=("${pair#*:}")
+done
+[ -f /usr/lib/syslinux/mbr/mbr.bin ] || need_apt+=(syslinux-common)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 stage "python venv (openstackclient, tempest)"
@@ -57,6 +65,11 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH=$VENV/bin:$PATH
+
+stage "test guest image (tools/build-test-image.sh)"
+img_dir=$CACHE/images/$(sha256sum tools/build-test-image.sh | cut -c1-16)
+[ -f "$img_dir/haneul-testimg.qcow2" ] || tools/build-test-image.sh "$img_dir"
+export HANEUL_TEST_IMAGE=$img_dir/haneul-testimg.qcow2
 
 stage "cargo build --release"
 cargo build --release --workspace --all-targets --locked 2>&1 | tail -3
