@@ -39,6 +39,7 @@ class Server:
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
         self.image_port = free_port()
+        self.compute_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -46,6 +47,7 @@ class Server:
             "HANEUL_DATA_DIR": self.data_dir,
             "HANEUL_IDENTITY__PORT": str(self.port),
             "HANEUL_IMAGE__PORT": str(self.image_port),
+            "HANEUL_COMPUTE__PORT": str(self.compute_port),
             "HANEUL_SERVER__BIND": "127.0.0.1",
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_IDENTITY__ADMIN_PASSWORD": "secret-" + uuid.uuid4().hex[:8],
@@ -55,6 +57,7 @@ class Server:
             url = create_pg_database(pg)
             self.env["HANEUL_IDENTITY__DATABASE_URL"] = url
             self.env["HANEUL_IMAGE__DATABASE_URL"] = url
+            self.env["HANEUL_COMPUTE__DATABASE_URL"] = url
         self.env.update(extra_env or {})
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
@@ -66,6 +69,10 @@ class Server:
     @property
     def image_url(self):
         return f"http://127.0.0.1:{self.image_port}"
+
+    @property
+    def compute_url(self):
+        return f"http://127.0.0.1:{self.compute_port}/v2.1"
 
     @property
     def admin_password(self):

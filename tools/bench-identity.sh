@@ -16,7 +16,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 URL=http://127.0.0.1:$PORT
 PW=bench-$RANDOM$RANDOM
 IMAGE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export HANEUL_IMAGE__PORT=$IMAGE_PORT
+export HANEUL_IMAGE__PORT=$IMAGE_PORT HANEUL_COMPUTE__PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HANEUL_DATA_DIR=$WORK HANEUL_IDENTITY__PORT=$PORT HANEUL_SERVER__BIND=127.0.0.1 HANEUL_IDENTITY__ADMIN_PASSWORD=$PW
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }

@@ -15,9 +15,9 @@ BIN=$CARGO_TARGET_DIR/release/haneul
 # On the same disk as the data directory, never tmpfs.
 WORK=$(mktemp -d /var/tmp/haneul-bench-image.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port) IMAGE_PORT=$(free_port)
+PORT=$(free_port) IMAGE_PORT=$(free_port) COMPUTE_PORT=$(free_port)
 PW=bench-$RANDOM$RANDOM
-export HANEUL_DATA_DIR=$WORK/data HANEUL_IDENTITY__PORT=$PORT HANEUL_IMAGE__PORT=$IMAGE_PORT \
+export HANEUL_DATA_DIR=$WORK/data HANEUL_IDENTITY__PORT=$PORT HANEUL_IMAGE__PORT=$IMAGE_PORT HANEUL_COMPUTE__PORT=$COMPUTE_PORT \
   HANEUL_SERVER__BIND=127.0.0.1 HANEUL_IDENTITY__ADMIN_PASSWORD=$PW
 PID= SAMPLER=
 cleanup() {

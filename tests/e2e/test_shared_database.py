@@ -12,7 +12,8 @@ def pair(tmp_path_factory):
     first = Server(data_dir=str(tmp_path_factory.mktemp("first"))).start()
     # Same data directory (keys, credentials files) and same database, another port.
     shared = {k: v for k, v in first.env.items()
-              if k in ("HANEUL_IDENTITY__DATABASE_URL", "HANEUL_IMAGE__DATABASE_URL", "HANEUL_IDENTITY__ADMIN_PASSWORD")}
+              if k in ("HANEUL_IDENTITY__DATABASE_URL", "HANEUL_IMAGE__DATABASE_URL", "HANEUL_COMPUTE__DATABASE_URL",
+                       "HANEUL_IDENTITY__ADMIN_PASSWORD")}
     second = Server(data_dir=first.data_dir, extra_env=shared)
     second.log_path = second.log_path.replace("serve.log", "serve-second.log")
     try:

@@ -39,6 +39,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub image: ImageConfig,
+    pub compute: ComputeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -114,6 +115,18 @@ pub struct ImageConfig {
     pub policy_file: String,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    pub port: u16,
+    /// Database URL as for identity; empty means `compute.db` in the data directory.
+    pub database_url: String,
+    /// oslo.policy overrides for the compute API; empty means `compute-policy.yaml` in the data directory.
+    pub policy_file: String,
+    /// Key pairs per user (Nova's `key_pairs` quota).
+    pub key_pairs_quota: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -121,6 +134,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             identity: IdentityConfig::default(),
             image: ImageConfig::default(),
+            compute: ComputeConfig::default(),
         }
     }
 }
@@ -175,6 +189,12 @@ impl Default for ImageConfig {
     }
 }
 
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig { port: 8774, database_url: String::new(), policy_file: String::new(), key_pairs_quota: 100 }
+    }
+}
+
 impl Config {
     /// Reads `path` if given (a missing default file is fine), then applies `env` overrides.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
@@ -213,6 +233,23 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("image.db").display())
         } else {
             self.image.database_url.clone()
+        }
+    }
+
+    /// The compute database URL, defaulting to SQLite in the data directory.
+    pub fn compute_database_url(&self) -> String {
+        if self.compute.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("compute.db").display())
+        } else {
+            self.compute.database_url.clone()
+        }
+    }
+
+    pub fn compute_policy_file(&self) -> PathBuf {
+        if self.compute.policy_file.is_empty() {
+            self.data_dir.join("compute-policy.yaml")
+        } else {
+            PathBuf::from(&self.compute.policy_file)
         }
     }
 

@@ -91,6 +91,12 @@ fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
             limits: &[],
         },
         CatalogEntry {
+            kind: "compute",
+            name: "nova",
+            url: format!("{}/v2.1", cfg.public_url(cfg.compute.port)),
+            limits: &[],
+        },
+        CatalogEntry {
             kind: haneul_image::service::SERVICE_TYPE,
             name: "glance",
             url: cfg.public_url(cfg.image.port),
@@ -158,6 +164,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let image_addr = format!("{}:{}", cfg.server.bind, cfg.image.port);
     let image_listener =
         tokio::net::TcpListener::bind(&image_addr).await.with_context(|| format!("binding {image_addr}"))?;
+    let compute_addr = format!("{}:{}", cfg.server.bind, cfg.compute.port);
+    let compute_listener =
+        tokio::net::TcpListener::bind(&compute_addr).await.with_context(|| format!("binding {compute_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
     let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
@@ -166,11 +175,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         haneul_identity::api::validator(ident.clone()),
         cfg.server.max_request_body_size,
     );
+    let compute = haneul_compute::Compute::open(&cfg).await.context("opening the compute service")?;
+    let compute_app = haneul_compute::api::router(
+        compute.clone(),
+        haneul_identity::api::validator(ident.clone()),
+        cfg.server.max_request_body_size,
+    );
 
     // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes
     // on the same database, are picked up without a restart.
     let keys_ident = ident.clone();
     let images_bg = images.clone();
+    let compute_bg = compute.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -193,6 +209,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = ?e, "image data could not be refreshed"),
             }
+            match compute_bg.refresh().await {
+                Ok(true) => tracing::info!("compute data changed by another process; reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "compute data could not be refreshed"),
+            }
+            if let Some(e) = compute_bg.policy.take_reload_error() {
+                tracing::warn!(error = %e, "compute policy file not reloaded; keeping the previous rules");
+            }
             if let Some(e) = images_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "image policy file not reloaded; keeping the previous rules");
             }
@@ -209,21 +233,31 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
-    tracing::info!(%addr, %image_addr, elapsed_ms = started.elapsed().as_millis() as u64, "identity and image services listening");
+    tracing::info!(
+        identity = %addr, image = %image_addr, compute = %compute_addr,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "services listening"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let (a, b) = tokio::join!(
-        haneul_core::http::serve(listener, app, stopped(stop_rx.clone())),
-        haneul_core::http::serve(image_listener, image_app, stopped(stop_rx)),
-    );
-    a.context("serving identity")?;
-    b.context("serving images")?;
+    let mut servers = tokio::task::JoinSet::new();
+    for (name, listener, app) in
+        [("identity", listener, app), ("image", image_listener, image_app), ("compute", compute_listener, compute_app)]
+    {
+        let mut rx = stop_rx.clone();
+        let stopped = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        servers.spawn(async move { haneul_core::http::serve(listener, app, stopped).await.map_err(|e| (name, e)) });
+    }
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err((name, e))) = done {
+            return Err(anyhow::Error::new(e).context(format!("serving {name}")));
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

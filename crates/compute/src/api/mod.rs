@@ -1,0 +1,177 @@
+//! The Nova v2.1 HTTP API (so far: version discovery, flavors, key pairs), with microversion
+//! negotiation on every request.
+
+mod flavors;
+mod keypairs;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
+use haneul_core::error::{ApiError, FaultStyle};
+use haneul_core::microversion::{negotiate, Microversion};
+use serde_json::{json, Value};
+
+use crate::service::{Compute, Error};
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+pub type Ctx = Arc<Compute>;
+
+pub const MIN_VERSION: Microversion = Microversion::new(2, 1);
+/// The newest microversion served. Flavors and key pairs follow every change up to it; the
+/// rest of the compute API is being built (issue 4).
+pub const MAX_VERSION: Microversion = Microversion::new(2, 100);
+const UPDATED: &str = "2013-07-23T11:33:21Z";
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::NotFound(m) => ApiError::not_found(m),
+            Error::Conflict(m) => ApiError::conflict(m),
+            Error::BadRequest(m) => ApiError::bad_request(m),
+            Error::Forbidden(m) => ApiError::forbidden(m),
+            Error::Store(haneul_core::docstore::StoreError::Duplicate { .. }) => {
+                ApiError::conflict("The resource already exists.")
+            }
+            other => {
+                tracing::error!(error = ?other, "compute service failure");
+                ApiError::internal("Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.")
+            }
+        }
+    }
+}
+
+/// The microversion a request was negotiated to.
+#[derive(Clone, Copy, Debug)]
+pub struct Mv(pub Microversion);
+
+impl Mv {
+    pub fn at_least(self, minor: u32) -> bool {
+        self.0 >= Microversion::new(2, minor)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Mv {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(parts.extensions.get::<Mv>().copied().unwrap_or(Mv(MIN_VERSION)))
+    }
+}
+
+/// Negotiates the microversion (406 outside the range, 400 when malformed) and says it back
+/// in the response headers, as Nova does.
+async fn microversion(mut req: Request, next: Next) -> Response {
+    let v = match negotiate(req.headers(), "compute", Some("x-openstack-nova-api-version"), MIN_VERSION, MAX_VERSION) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(Mv(v));
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("compute {v}")) {
+        h.insert("openstack-api-version", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&v.to_string()) {
+        h.insert("x-openstack-nova-api-version", value);
+    }
+    h.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+    resp
+}
+
+/// All compute routes with their layers.
+pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let v21 =
+        Router::new().merge(flavors::routes()).merge(keypairs::routes()).layer(axum::middleware::from_fn(microversion));
+    let app = Router::new()
+        .route("/", get(versions))
+        .route("/v2.1", get(version))
+        .route("/v2.1/", get(version))
+        .nest("/v2.1", v21)
+        .with_state(compute)
+        .layer(auth_layer(validator));
+    haneul_core::http::service_layers(app, "compute", FaultStyle::Compute, body_limit)
+}
+
+fn version_doc(c: &Compute, full: bool) -> Value {
+    let mut v = json!({
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_VERSION.to_string(),
+        "min_version": MIN_VERSION.to_string(),
+        "updated": UPDATED,
+        "links": [{"rel": "self", "href": format!("{}/v2.1/", c.settings.public_url)}],
+    });
+    if full {
+        v["links"]
+            .as_array_mut()
+            .expect("links is an array")
+            .push(json!({"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}));
+        v["media-types"] =
+            json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
+    }
+    v
+}
+
+async fn versions(State(c): State<Ctx>) -> Response {
+    Json(json!({"versions": [version_doc(&c, false)]})).into_response()
+}
+
+async fn version(State(c): State<Ctx>) -> Response {
+    Json(json!({"version": version_doc(&c, true)})).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the resource modules.
+
+/// Checks `rule` for the caller; Nova's 403 when denied.
+pub fn enforce(c: &Compute, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
+    let target = match target {
+        Value::Object(o) => {
+            Value::Object(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        other => other.clone(),
+    };
+    if c.policy.current().enforce(rule, &target, ctx.policy_credentials()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed.")))
+    }
+}
+
+pub fn is_admin(ctx: &AuthContext) -> bool {
+    ctx.has_role("admin")
+}
+
+/// Nova's `self` and `bookmark` links of a resource.
+pub fn links(c: &Compute, path: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{}/v2.1/{path}", c.settings.public_url)},
+        {"rel": "bookmark", "href": format!("{}/{path}", c.settings.public_url)},
+    ])
+}
+
+/// The member object of a request body (`{"flavor": {...}}`), or Nova's 400.
+pub fn body_member(body: &[u8], key: &str) -> ApiResult<serde_json::Map<String, Value>> {
+    let v: Value = haneul_core::http::parse_json(body)?;
+    match v {
+        Value::Object(mut o) => match o.remove(key) {
+            Some(Value::Object(m)) => Ok(m),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {key}. Value: must be an object."
+            ))),
+            None => Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {key}. Value: '{key}' is a required property"
+            ))),
+        },
+        _ => Err(ApiError::bad_request("The request body must be a JSON object.")),
+    }
+}
+
+pub fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}

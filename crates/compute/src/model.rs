@@ -1,0 +1,133 @@
+//! The compute service's state: flavors, their access lists and key pairs, one snapshot
+//! written through to the database (`core::docstore`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use serde::{Deserialize, Serialize};
+
+pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flavor {
+    /// The flavor id clients see (Nova's `flavorid`): any string.
+    pub id: String,
+    pub name: String,
+    pub ram: i64,
+    pub vcpus: i64,
+    pub disk: i64,
+    pub ephemeral: i64,
+    /// MiB; 0 = none.
+    pub swap: i64,
+    pub rxtx_factor: f64,
+    pub is_public: bool,
+    pub disabled: bool,
+    pub description: Option<String>,
+    pub extra_specs: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A project allowed to use a private flavor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlavorAccess {
+    /// `<flavor id>/<project id>`.
+    pub id: String,
+    pub flavor_id: String,
+    pub project_id: String,
+}
+
+impl FlavorAccess {
+    pub fn key(flavor_id: &str, project_id: &str) -> String {
+        format!("{flavor_id}/{project_id}")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Keypair {
+    /// `<user id>/<name>`: names are unique per user.
+    pub id: String,
+    /// A number, as Nova shows it.
+    pub serial: i64,
+    pub user_id: String,
+    pub name: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    /// `ssh` or `x509`.
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Keypair {
+    pub fn key(user_id: &str, name: &str) -> String {
+        format!("{user_id}/{name}")
+    }
+}
+
+/// Service-wide facts, such as whether the default flavors were created.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setting {
+    pub id: String,
+    pub value: serde_json::Value,
+}
+
+macro_rules! record {
+    ($ty:ty, $table:literal, $field:ident) => {
+        impl Record for $ty {
+            type Model = Model;
+            const TABLE: &'static str = $table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn table(m: &Model) -> &Table<Self> {
+                &m.$field
+            }
+            fn table_mut(m: &mut Model) -> &mut Table<Self> {
+                &mut m.$field
+            }
+        }
+    };
+}
+
+record!(Flavor, "flavors", flavors);
+record!(FlavorAccess, "flavor_access", flavor_access);
+record!(Keypair, "keypairs", keypairs);
+record!(Setting, "compute_settings", settings);
+
+#[derive(Clone, Default)]
+pub struct Model {
+    generation: u64,
+    pub flavors: Table<Flavor>,
+    pub flavor_access: Table<FlavorAccess>,
+    pub keypairs: Table<Keypair>,
+    pub settings: Table<Setting>,
+}
+
+impl Model {
+    pub fn access_of<'a>(&'a self, flavor_id: &'a str) -> impl Iterator<Item = &'a FlavorAccess> + 'a {
+        let prefix = format!("{flavor_id}/");
+        self.flavor_access.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, a)| &**a)
+    }
+
+    pub fn keypairs_of<'a>(&'a self, user_id: &'a str) -> impl Iterator<Item = &'a Keypair> + 'a {
+        let prefix = format!("{user_id}/");
+        self.keypairs.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, k)| &**k)
+    }
+}
+
+impl Snapshot for Model {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn set_generation(&mut self, g: u64) {
+        self.generation = g;
+    }
+    async fn load(store: &Store) -> Result<Model, StoreError> {
+        let mut m = Model::default();
+        store.load_table::<Flavor>(&mut m).await?;
+        store.load_table::<FlavorAccess>(&mut m).await?;
+        store.load_table::<Keypair>(&mut m).await?;
+        store.load_table::<Setting>(&mut m).await?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,116 @@
+//! The compute service's rules that are not HTTP (so far: the default flavors).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use haneul_core::config::Config;
+use haneul_core::docstore::{State, StoreError, Txn as DocTxn};
+use haneul_core::policy::PolicyFile;
+
+use crate::model::{Flavor, Model, Setting};
+
+pub type Txn = DocTxn<Model>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Settings {
+    /// The compute endpoint (`http://host:8774`), for links.
+    pub public_url: String,
+    pub key_pairs_quota: usize,
+}
+
+pub struct Compute {
+    state: State<Model>,
+    pub policy: PolicyFile,
+    pub settings: Settings,
+}
+
+/// The flavors a new cloud has, as DevStack creates them (id, name, MiB, vCPUs, GiB), plus
+/// `m1.nano`, sized for the test image under TCG.
+pub const DEFAULT_FLAVORS: &[(&str, &str, i64, i64, i64)] = &[
+    ("1", "m1.tiny", 512, 1, 1),
+    ("2", "m1.small", 2048, 1, 20),
+    ("3", "m1.medium", 4096, 2, 40),
+    ("4", "m1.large", 8192, 4, 80),
+    ("5", "m1.xlarge", 16384, 8, 160),
+    ("42", "m1.nano", 256, 1, 1),
+];
+const SEEDED: &str = "default_flavors_created";
+
+impl Compute {
+    /// Opens the database; on the very first start, creates the default flavors (an
+    /// operator who deletes them later does not get them back).
+    pub async fn open(config: &Config) -> Result<Arc<Compute>> {
+        let db =
+            haneul_core::docstore::Store::open(&config.compute_database_url(), "compute", crate::model::TABLES, &[])
+                .await?;
+        let state = State::<Model>::open(db).await?;
+        let policy = PolicyFile::new(config.compute_policy_file(), crate::policy_defaults::DEFAULT_RULES)
+            .map_err(|e| Error::Internal(format!("compute policy could not be loaded: {e}")))?;
+        let compute = Arc::new(Compute {
+            state,
+            policy,
+            settings: Settings {
+                public_url: config.public_url(config.compute.port),
+                key_pairs_quota: config.compute.key_pairs_quota,
+            },
+        });
+        if !compute.model().settings.contains_key(SEEDED) {
+            compute
+                .write(|t| {
+                    let now = Utc::now();
+                    for (id, name, ram, vcpus, disk) in DEFAULT_FLAVORS {
+                        if t.m.flavors.contains_key(*id) || t.m.flavors.values().any(|f| f.name == *name) {
+                            continue;
+                        }
+                        t.put(Flavor {
+                            id: id.to_string(),
+                            name: name.to_string(),
+                            ram: *ram,
+                            vcpus: *vcpus,
+                            disk: *disk,
+                            ephemeral: 0,
+                            swap: 0,
+                            rxtx_factor: 1.0,
+                            is_public: true,
+                            disabled: false,
+                            description: None,
+                            extra_specs: Default::default(),
+                            created_at: now,
+                        })?;
+                    }
+                    t.put(Setting { id: SEEDED.into(), value: serde_json::Value::Bool(true) })?;
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(compute)
+    }
+
+    pub fn model(&self) -> Arc<Model> {
+        self.state.model()
+    }
+
+    pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
+        self.state.write(f).await
+    }
+
+    pub async fn refresh(&self) -> Result<bool> {
+        Ok(self.state.refresh().await?)
+    }
+}
