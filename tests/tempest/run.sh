@@ -3,7 +3,8 @@
 # tempest from PyPI, and writes one status per test id.
 #
 # usage: tests/tempest/run.sh <regex> <auth_url> <admin_password> <out_dir>
-# env:   VENV (python venv with tempest), CONCURRENCY (default 2); SC_LOCKOUT_FAILURE_ATTEMPTS,
+# env:   VENV (python venv with tempest), CONCURRENCY (default 2); NOVA_AVAILABLE=true for the
+#        compute tests (off otherwise: with it on, image tests would try to boot servers); SC_LOCKOUT_FAILURE_ATTEMPTS,
 #        SC_LOCKOUT_DURATION, SC_UNIQUE_LAST_PASSWORD_COUNT turn on the security compliance
 #        tests with the values the server was started with.
 # out:   <out_dir>/results.json ({test_id: success|fail|skip|not-run}), results.subunit, tempest.log
@@ -65,12 +66,24 @@ domain_specific_drivers = false
 immutable_user_source = false
 
 [service_available]
-nova = false
+nova = ${NOVA_AVAILABLE:-false}
 neutron = false
 glance = true
 cinder = false
 swift = false
 horizon = false
+
+[compute]
+catalog_type = compute
+endpoint_type = publicURL
+region = RegionOne
+flavor_ref = 42
+flavor_ref_alt = 1
+min_microversion = 2.1
+max_microversion = latest
+
+[compute-feature-enabled]
+api_extensions = all
 
 [image]
 catalog_type = image

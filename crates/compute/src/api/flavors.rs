@@ -292,6 +292,8 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
         Some(Value::String(s)) if s == "auto" => uuid::Uuid::new_v4().to_string(),
         Some(Value::String(s)) if valid_flavor_id(s) => s.clone(),
+        // Nova takes numbers too and stores them as strings.
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute id. Value: {v}."))),
     };
     let rxtx_factor = match o.get("rxtx_factor") {
@@ -554,5 +556,6 @@ async fn delete_spec(State(c): State<Ctx>, Auth(ctx): Auth, Path((id, key)): Pat
         Ok(())
     })
     .await?;
-    Ok(accepted())
+    // Nova answers 200 with no body here (202 for the other deletes).
+    Ok(axum::http::StatusCode::OK.into_response())
 }

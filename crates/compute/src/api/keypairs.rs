@@ -158,27 +158,40 @@ pub fn fingerprint(kind: &str, public_key: &str) -> Option<String> {
     Some(digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
 }
 
-/// A new RSA key pair from `ssh-keygen`, as Nova generated them before 2.92.
-async fn generate() -> Result<(String, String), ApiError> {
+/// A new key pair, as Nova generated them before 2.92: an RSA key from `ssh-keygen` (type
+/// ssh), or an RSA key with a self-signed certificate from `openssl` (type x509). Returns the
+/// private key and the public key (or certificate).
+async fn generate(kind: &str, user_id: &str) -> Result<(String, String), ApiError> {
     let dir = std::env::temp_dir().join(format!("haneul-keygen-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("key generation failed: {e}")))?;
-    let path = dir.join("key");
-    let out = tokio::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "Generated-by-Nova", "-f"])
-        .arg(&path)
-        .output()
-        .await;
-    let result = match out {
+    let (key, public) = (dir.join("key"), dir.join("public"));
+    let mut cmd = if kind == "x509" {
+        let mut c = tokio::process::Command::new("openssl");
+        c.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj"])
+            .arg(format!("/CN={user_id}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&public);
+        c
+    } else {
+        let mut c = tokio::process::Command::new("ssh-keygen");
+        c.args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "Generated-by-Nova", "-f"]).arg(&key);
+        c
+    };
+    let tool = if kind == "x509" { "openssl" } else { "ssh-keygen (Debian: openssh-client)" };
+    let result = match cmd.output().await {
         Ok(o) if o.status.success() => {
-            match (std::fs::read_to_string(&path), std::fs::read_to_string(dir.join("key.pub"))) {
+            let public_path = if kind == "x509" { public } else { dir.join("key.pub") };
+            match (std::fs::read_to_string(&key), std::fs::read_to_string(&public_path)) {
                 (Ok(private), Ok(public)) => Ok((private, public.trim().to_string())),
-                _ => Err(ApiError::internal("key generation failed: ssh-keygen wrote no key")),
+                _ => Err(ApiError::internal("key generation failed: no key was written")),
             }
         }
         Ok(o) => {
             Err(ApiError::internal(format!("key generation failed: {}", String::from_utf8_lossy(&o.stderr).trim())))
         }
-        Err(e) => Err(ApiError::internal(format!("key generation needs ssh-keygen (Debian: openssh-client): {e}"))),
+        Err(e) => Err(ApiError::internal(format!("key generation needs {tool}: {e}"))),
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -220,7 +233,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
             return Err(bad("Invalid input for field/attribute keypair. Value: 'public_key' is a required property"))
         }
         None => {
-            let (private, public) = generate().await?;
+            let (private, public) = generate(&kind, &user).await?;
             (public, Some(private))
         }
     };

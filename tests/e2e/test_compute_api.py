@@ -1,0 +1,191 @@
+"""The compute API served so far (flavors, key pairs) with the unmodified `openstack` CLI and
+plain HTTP: the default flavors, flavor management with extra specs and private access, key
+pair import and generation, microversions, and Nova's faults for bad input."""
+import subprocess
+
+import pytest
+import requests
+
+from support import Api, Cli, HTTP_TIMEOUT, start_server, unique
+
+DEFAULT_FLAVORS = {"m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "m1.nano"}
+
+
+@pytest.fixture(scope="module")
+def compute_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("compute-server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def env(compute_server):
+    return Api(compute_server), Cli(compute_server)
+
+
+def nova(srv, method, path, token, version=None, **kw):
+    headers = {"X-Auth-Token": token, **kw.pop("headers", {})}
+    if version:
+        headers["OpenStack-API-Version"] = f"compute {version}"
+    return requests.request(method, srv.compute_url + path, headers=headers, timeout=HTTP_TIMEOUT, **kw)
+
+
+def assert_nova_fault(resp, status, key):
+    assert resp.status_code == status, f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:400]}"
+    body = resp.json()
+    assert list(body) == [key] and body[key]["code"] == status and body[key]["message"], body
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
+
+
+def member_of_new_project(api):
+    project = api.new_project()
+    user, pw = api.new_user("member", project_id=project["id"])
+    return project, user, pw
+
+
+def test_the_default_flavors_exist(env):
+    api, cli = env
+    names = {f["Name"] for f in cli.json("flavor", "list")}
+    assert DEFAULT_FLAVORS <= names
+    nano = cli.json("flavor", "show", "m1.nano")
+    assert nano["ram"] == 256 and nano["vcpus"] == 1 and nano["disk"] == 1 and nano["id"] == "42"
+
+
+def test_flavor_management_with_properties_description_and_private_access(env, compute_server):
+    api, cli = env
+    name = unique("flavor")
+    f = cli.json("flavor", "create", "--ram", "128", "--disk", "2", "--vcpus", "1", "--private",
+                 "--property", "hw:cpu_policy=shared", "--description", "for tests", name)
+    assert f["os-flavor-access:is_public"] is False and f["description"] == "for tests"
+    cli.run("flavor", "set", "--property", "quota:disk_read_bytes_sec=10240000", name)
+    shown = cli.json("flavor", "show", name)
+    assert shown["properties"] == {"hw:cpu_policy": "shared", "quota:disk_read_bytes_sec": "10240000"}
+    cli.run("flavor", "unset", "--property", "hw:cpu_policy", name)
+    assert cli.json("flavor", "show", name)["properties"] == {"quota:disk_read_bytes_sec": "10240000"}
+
+    project, user, pw = member_of_new_project(api)
+    member = compute_server.os_env(user=user["name"], password=pw, project=None)
+    member["OS_PROJECT_ID"] = project["id"]
+    assert name not in {x["Name"] for x in cli.json("flavor", "list", env=member)}
+    cli.run("flavor", "set", "--project", project["id"], name)
+    assert name in {x["Name"] for x in cli.json("flavor", "list", env=member)}
+    assert cli.json("flavor", "show", name)["access_project_ids"] == [project["id"]]
+    # A member cannot change flavors.
+    p = cli.run("flavor", "delete", name, env=member, check=False)
+    assert p.returncode != 0
+    cli.run("flavor", "unset", "--project", project["id"], name)
+    assert name not in {x["Name"] for x in cli.json("flavor", "list", env=member)}
+    cli.run("flavor", "delete", name)
+    assert name not in {x["Name"] for x in cli.json("flavor", "list", "--all")}
+
+
+def test_keypair_import_matches_ssh_keygen_and_generation_works(env, tmp_path):
+    api, cli = env
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    expected = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", f"{key}.pub"], capture_output=True, text=True,
+                              check=True).stdout.split()[1].removeprefix("MD5:")
+    name = unique("key")
+    created = cli.json("keypair", "create", "--public-key", f"{key}.pub", name)
+    assert created["fingerprint"] == expected
+    shown = cli.json("keypair", "show", name)
+    assert shown["fingerprint"] == expected and shown["type"] == "ssh"
+    assert name in {k["Name"] for k in cli.json("keypair", "list")}
+
+    generated = unique("generated")
+    private = tmp_path / "generated.pem"
+    cli.run("keypair", "create", "--private-key", str(private), generated)
+    assert "PRIVATE KEY" in private.read_text()
+    # The stored public key is the private key's.
+    private.chmod(0o600)
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True,
+                             check=True).stdout.split()[1]
+    stored = cli.run("keypair", "show", "--public-key", generated).stdout.split()[1]
+    assert derived == stored
+    for n in (name, generated):
+        cli.run("keypair", "delete", n)
+    assert not {name, generated} & {k["Name"] for k in cli.json("keypair", "list")}
+
+
+def test_server_side_generation_before_2_92(env, compute_server):
+    api, cli = env
+    token = api.admin_token
+    r = nova(compute_server, "POST", "/os-keypairs", token, "2.2", json={"keypair": {"name": unique("gen")}})
+    assert r.status_code == 201, r.text
+    body = r.json()["keypair"]
+    assert "PRIVATE KEY" in body["private_key"] and body["public_key"].startswith("ssh-rsa ")
+    r = nova(compute_server, "POST", "/os-keypairs", token, "2.92", json={"keypair": {"name": unique("gen")}})
+    assert_nova_fault(r, 400, "badRequest")
+
+
+def test_keypairs_are_per_user(env, compute_server, tmp_path):
+    api, cli = env
+    project, user, pw = member_of_new_project(api)
+    token = api.issue(user["name"], pw, project_id=project["id"])
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = (tmp_path / "id.pub").read_text()
+    name = unique("mine")
+    r = nova(compute_server, "POST", "/os-keypairs", token, "2.2", json={"keypair": {"name": name, "public_key": public}})
+    assert r.status_code == 201
+    assert nova(compute_server, "GET", f"/os-keypairs/{name}", api.admin_token).status_code == 404
+    r = nova(compute_server, "GET", f"/os-keypairs/{name}?user_id={user['id']}", api.admin_token, "2.10")
+    assert r.status_code == 200 and r.json()["keypair"]["user_id"] == user["id"]
+    # A member may not read another user's pairs.
+    admin_id = cli.value("user", "show", "admin", "-c", "id")
+    r = nova(compute_server, "GET", f"/os-keypairs?user_id={admin_id}", token, "2.10")
+    assert_nova_fault(r, 403, "forbidden")
+
+
+@pytest.mark.parametrize("method,path,version,body,status,key", [
+    # Nova's fault table has no name for 406: it is a computeFault.
+    ("GET", "/flavors", "2.1000", None, 406, "computeFault"),
+    ("GET", "/flavors", "two.one", None, 400, "badRequest"),
+    ("GET", "/flavors/no-such-flavor", None, None, 404, "itemNotFound"),
+    ("GET", "/flavors?minRam=lots", None, None, 400, "badRequest"),
+    ("GET", "/flavors?sort_key=colour", None, None, 400, "badRequest"),
+    ("GET", "/flavors?marker=no-such-flavor", None, None, 400, "badRequest"),
+    ("POST", "/flavors", None, "{not json", 400, "badRequest"),
+    ("POST", "/flavors", None, '{"flavor": {"name": "x", "ram": -1, "vcpus": 1, "disk": 1}}', 400, "badRequest"),
+    ("POST", "/flavors", None, '{"flavor": {"name": "x", "ram": 1, "vcpus": 1}}', 400, "badRequest"),
+    ("POST", "/flavors", None, '{"flavor": {"name": "m1.tiny", "ram": 1, "vcpus": 1, "disk": 1}}', 409, "conflictingRequest"),
+    ("POST", "/flavors", None, '{"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 1, "id": "1"}}', 409, "conflictingRequest"),
+    ("POST", "/flavors", "2.1", '{"flavor": {"name": "x", "ram": 1, "vcpus": 1, "disk": 1, "description": "d"}}', 400, "badRequest"),
+    ("PUT", "/flavors/1", "2.1", '{"flavor": {"description": "d"}}', 404, "itemNotFound"),
+    ("POST", "/flavors/1/action", None, '{"addTenantAccess": {"tenant": "p"}}', 409, "conflictingRequest"),
+    ("GET", "/flavors/1/os-flavor-access", None, None, 404, "itemNotFound"),
+    ("PUT", "/flavors/1/os-extra_specs/a", None, '{"b": "c"}', 400, "badRequest"),
+    ("GET", "/flavors/1/os-extra_specs/missing", None, None, 404, "itemNotFound"),
+    ("POST", "/os-keypairs", "2.2", '{"keypair": {"name": "bad/name", "public_key": "ssh-rsa AAAA"}}', 400, "badRequest"),
+    ("POST", "/os-keypairs", "2.2", '{"keypair": {"name": "k", "public_key": "not a key"}}', 400, "badRequest"),
+    ("POST", "/os-keypairs", "2.2", '{"keypair": {"name": "k", "public_key": "x", "color": 1}}', 400, "badRequest"),
+    ("DELETE", "/os-keypairs/no-such-key", None, None, 404, "itemNotFound"),
+])
+def test_bad_requests_get_nova_faults(env, compute_server, method, path, version, body, status, key):
+    api, cli = env
+    headers = {"Content-Type": "application/json"} if body else {}
+    r = nova(compute_server, method, path, api.admin_token, version, data=body, headers=headers)
+    assert_nova_fault(r, status, key)
+
+
+def test_members_cannot_manage_flavors(env, compute_server):
+    api, cli = env
+    project, user, pw = member_of_new_project(api)
+    token = api.issue(user["name"], pw, project_id=project["id"])
+    r = nova(compute_server, "POST", "/flavors", token,
+             json={"flavor": {"name": unique("f"), "ram": 64, "vcpus": 1, "disk": 1}})
+    assert_nova_fault(r, 403, "forbidden")
+
+
+def test_version_discovery_and_microversion_headers(compute_server):
+    r = requests.get(compute_server.compute_url.removesuffix("/v2.1") + "/", timeout=HTTP_TIMEOUT)
+    v = r.json()["versions"][0]
+    assert r.status_code == 200 and v["id"] == "v2.1" and v["min_version"] == "2.1" and v["version"] == "2.100"
+    api = Api(compute_server)
+    r = nova(compute_server, "GET", "/flavors", api.admin_token, "latest")
+    assert r.headers["OpenStack-API-Version"] == "compute 2.100"
+    assert r.headers["X-OpenStack-Nova-API-Version"] == "2.100"
+    r = nova(compute_server, "GET", "/flavors/detail", api.admin_token, "2.74")
+    assert r.json()["flavors"][0]["swap"] == ""
+    r = nova(compute_server, "GET", "/flavors/detail", api.admin_token, "2.75")
+    assert r.json()["flavors"][0]["swap"] == 0 and "extra_specs" in r.json()["flavors"][0]
