@@ -1,0 +1,283 @@
+//! QEMU command lines, start, adoption and stop.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::qmp::{Qmp, QmpError};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VirtError {
+    #[error("could not run {QEMU}: {0}")]
+    Spawn(std::io::Error),
+    #[error("{QEMU} refused to start: {0}")]
+    Start(String),
+    #[error("{what} {path}: {err}")]
+    Io { what: &'static str, path: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
+    #[error("QEMU of instance {0} did not stop")]
+    Unstoppable(String),
+}
+
+/// How guests are run: KVM where a real guest kernel boots with it, TCG otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// What an instance is, as QEMU needs it.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub uuid: String,
+    pub name: String,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    /// The root disk (a qcow2 overlay).
+    pub disk: PathBuf,
+    /// A config drive (ISO 9660, label config-2), attached read-only.
+    pub config_drive: Option<PathBuf>,
+    pub accel: Accel,
+    /// The instance directory: pid file, sockets, console log.
+    pub dir: PathBuf,
+}
+
+impl Domain {
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    /// The QEMU arguments: `pc` machine (so devices can be hot-plugged), virtio disk and
+    /// rng, SMBIOS identity (so the guest can tell who it is), serial console logged to a
+    /// file, QMP socket, no display.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |s: String| a.push(OsString::from(s));
+        push("-name".into());
+        push(format!("guest={},debug-threads=on", self.name.replace(',', ",,")));
+        push("-uuid".into());
+        push(self.uuid.clone());
+        push("-machine".into());
+        push("pc".into());
+        match self.accel {
+            Accel::Kvm => {
+                push("-accel".into());
+                push("kvm".into());
+                push("-cpu".into());
+                push("host".into());
+            }
+            Accel::Tcg => {
+                // A capped translation cache keeps QEMU's own memory small.
+                push("-accel".into());
+                push("tcg,tb-size=64".into());
+                push("-cpu".into());
+                push("max".into());
+            }
+        }
+        push("-m".into());
+        push(self.memory_mib.to_string());
+        push("-smp".into());
+        push(self.vcpus.to_string());
+        push("-nodefaults".into());
+        push("-no-user-config".into());
+        push("-display".into());
+        push("none".into());
+        push("-smbios".into());
+        push(format!(
+            "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial={0},uuid={0},family=Virtual Machine",
+            self.uuid
+        ));
+        push("-drive".into());
+        push(format!("file={},if=none,id=disk0,format=qcow2,cache=none,aio=threads", path_arg(&self.disk)));
+        push("-device".into());
+        push("virtio-blk-pci,drive=disk0,bootindex=1".into());
+        if let Some(cd) = &self.config_drive {
+            push("-drive".into());
+            push(format!("file={},if=none,id=config,format=raw,readonly=on", path_arg(cd)));
+            push("-device".into());
+            push("virtio-blk-pci,drive=config".into());
+        }
+        push("-device".into());
+        push("virtio-rng-pci".into());
+        push("-chardev".into());
+        push(format!(
+            "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
+            path_arg(&self.dir.join("console.sock")),
+            path_arg(&self.console_log())
+        ));
+        push("-serial".into());
+        push("chardev:console".into());
+        push("-qmp".into());
+        push(format!("unix:{},server=on,wait=off", path_arg(&self.qmp_socket())));
+        push("-pidfile".into());
+        push(path_arg(&self.pidfile()));
+        push("-daemonize".into());
+        a
+    }
+}
+
+/// A path inside a QEMU option value: commas are doubled.
+fn path_arg(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// Starts the instance's QEMU, daemonized; its pid once it runs.
+pub async fn start(d: &Domain) -> Result<u32, VirtError> {
+    let _ = std::fs::remove_file(d.pidfile());
+    let out = tokio::process::Command::new(QEMU)
+        .args(d.args())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(VirtError::Spawn)?;
+    if !out.status.success() {
+        return Err(VirtError::Start(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    running_pid(d).ok_or_else(|| VirtError::Start("QEMU exited right after starting".into()))
+}
+
+/// The pid of the instance's QEMU if it runs: the pid file names a live process whose
+/// command line is QEMU with this instance's uuid (a recycled pid is not mistaken for it).
+pub fn running_pid(d: &Domain) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(d.pidfile()).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_qemu = args.first().is_some_and(|a| a.ends_with(QEMU.as_bytes()));
+    let is_ours = args.windows(2).any(|w| w[0] == b"-uuid" && w[1] == d.uuid.as_bytes());
+    (is_qemu && is_ours && !is_zombie(pid)).then_some(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// How an instance was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopHow {
+    /// It was not running.
+    NotRunning,
+    /// The guest powered off after the ACPI power button.
+    Graceful,
+    /// QEMU was told to quit.
+    Quit,
+    /// QEMU was killed.
+    Killed,
+}
+
+async fn wait_gone(d: &Domain, pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if running_pid(d) != Some(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops the instance: the ACPI power button and up to `graceful` for the guest to power
+/// off (zero skips it), then QMP `quit`, then SIGKILL.
+pub async fn stop(d: &Domain, graceful: Duration) -> Result<StopHow, VirtError> {
+    let Some(pid) = running_pid(d) else { return Ok(StopHow::NotRunning) };
+    if !graceful.is_zero() {
+        if let Ok(mut qmp) = Qmp::connect(&d.qmp_socket()).await {
+            if qmp.execute("system_powerdown", None).await.is_ok() && wait_gone(d, pid, graceful).await {
+                return Ok(StopHow::Graceful);
+            }
+        }
+    }
+    if let Ok(mut qmp) = Qmp::connect(&d.qmp_socket()).await {
+        let _ = qmp.execute("quit", None).await;
+        if wait_gone(d, pid, Duration::from_secs(5)).await {
+            return Ok(StopHow::Quit);
+        }
+    }
+    // SAFETY: a plain kill(2) of the pid verified above to be this instance's QEMU.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    if wait_gone(d, pid, Duration::from_secs(5)).await {
+        Ok(StopHow::Killed)
+    } else {
+        Err(VirtError::Unstoppable(d.uuid.clone()))
+    }
+}
+
+/// A hard reset of the running guest (Nova's hard reboot of a running instance).
+pub async fn reset(d: &Domain) -> Result<(), VirtError> {
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    qmp.execute("system_reset", None).await?;
+    Ok(())
+}
+
+/// Whether the guest's vCPUs run (`running`), are paused, or the guest shut down.
+pub async fn status(d: &Domain) -> Result<String, VirtError> {
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    let s = qmp.execute("query-status", None).await?;
+    Ok(s.get("status").and_then(|v| v.as_str()).unwrap_or("unknown").to_string())
+}
+
+/// Pauses or resumes the vCPUs.
+pub async fn set_paused(d: &Domain, paused: bool) -> Result<(), VirtError> {
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    qmp.execute(if paused { "stop" } else { "cont" }, None).await?;
+    Ok(())
+}
+
+/// Decides how to run guests: KVM only if a real Linux guest (`kernel`, `initrd`) prints
+/// `marker` on its serial console within `timeout` under KVM; TCG otherwise. `/dev/kvm` alone
+/// proves nothing: some hosts expose a KVM that cannot run stock guest kernels.
+pub async fn probe_accel(work: &Path, kernel: &Path, initrd: &Path, marker: &str, timeout: Duration) -> Accel {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Accel::Tcg;
+    }
+    let log = work.join("kvm-probe.log");
+    let _ = std::fs::remove_file(&log);
+    let child = tokio::process::Command::new(QEMU)
+        .args(["-machine", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-no-user-config"])
+        .args(["-display", "none", "-device", "virtio-rng-pci"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 rdinit=/init panic=-1", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else { return Accel::Tcg };
+    let deadline = Instant::now() + timeout;
+    let booted = loop {
+        if std::fs::read_to_string(&log).is_ok_and(|s| s.contains(marker)) {
+            break true;
+        }
+        if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill().await;
+    let _ = std::fs::remove_file(&log);
+    if booted {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
+}
