@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use haneul_agent::virt::{qemu, Accel, Domain, StopHow};
+use haneul_agent::virt::{configdrive, console, qemu, Accel, Domain, StopHow};
 
 fn test_image() -> PathBuf {
     let path = std::env::var("HANEUL_TEST_IMAGE")
@@ -41,25 +41,20 @@ fn wait_console(d: &Domain, marker: &str, timeout: Duration) -> String {
     }
 }
 
-fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
+async fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
     let uuid = uuid::Uuid::new_v4().to_string();
     let disk = dir.join("disk.qcow2");
     run(
         "qemu-img",
         &["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.to_str().unwrap(), disk.to_str().unwrap()],
     );
-    let cd = dir.join("cd/openstack/latest");
-    std::fs::create_dir_all(&cd).unwrap();
-    std::fs::write(
-        cd.join("meta_data.json"),
-        format!(r#"{{"uuid": "{uuid}", "hostname": "agent-test", "name": "agent-test"}}"#),
-    )
-    .unwrap();
     let iso = dir.join("config.iso");
-    run(
-        "genisoimage",
-        &["-quiet", "-J", "-r", "-V", "config-2", "-o", iso.to_str().unwrap(), dir.join("cd").to_str().unwrap()],
-    );
+    let meta = format!(r#"{{"uuid": "{uuid}", "hostname": "agent-test", "name": "agent-test"}}"#);
+    let files = vec![
+        ("openstack/latest/meta_data.json".to_string(), meta.into_bytes()),
+        ("openstack/latest/user_data".to_string(), b"#!/bin/sh\necho config-drive-user-data\n".to_vec()),
+    ];
+    configdrive::build(&iso, &files).await.expect("config drive");
     Domain {
         uuid,
         name: "agent-test".into(),
@@ -88,11 +83,13 @@ async fn an_instance_boots_is_adopted_pauses_and_stops() {
     )
     .await;
     eprintln!("accelerator: {accel:?}");
-    let d = domain(&dir, &image, accel);
+    let d = domain(&dir, &image, accel).await;
 
     let pid = qemu::start(&d).await.expect("QEMU starts");
     let log = wait_console(&d, "HANEUL-TESTIMG: ready", Duration::from_secs(120));
     assert!(log.contains(&format!("HANEUL-TESTIMG: instance-id {}", d.uuid)), "{log}");
+    assert!(log.contains("config-drive-user-data"), "{log}");
+    assert!(console::tail(&d.console_log(), Some(20)).unwrap().contains("HANEUL-TESTIMG: ready"));
 
     // A restarted agent finds the same process from the instance directory alone.
     let again = Domain { config_drive: None, ..d.clone() };

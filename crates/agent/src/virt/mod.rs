@@ -6,6 +6,8 @@
 //! Files in an instance directory: `qemu.pid`, `qmp.sock`, `console.sock` (the serial port,
 //! interactive) and `console.log` (everything the guest printed on it).
 
+pub mod configdrive;
+pub mod console;
 pub mod qemu;
 pub mod qmp;
 

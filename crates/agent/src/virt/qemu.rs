@@ -238,6 +238,27 @@ pub async fn set_paused(d: &Domain, paused: bool) -> Result<(), VirtError> {
     Ok(())
 }
 
+/// [`probe_accel`], remembered in `cache` for the rest of this host boot (the probe boots a
+/// guest, which takes seconds).
+pub async fn probe_accel_cached(cache: &Path, kernel: &Path, initrd: &Path, marker: &str, timeout: Duration) -> Accel {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let boot_id = boot_id.trim();
+    if let Ok(text) = std::fs::read_to_string(cache) {
+        match text.split_once(' ') {
+            Some((id, "kvm")) if id == boot_id => return Accel::Kvm,
+            Some((id, "tcg")) if id == boot_id => return Accel::Tcg,
+            _ => {}
+        }
+    }
+    let work = cache.parent().unwrap_or(Path::new("/tmp"));
+    let accel = probe_accel(work, kernel, initrd, marker, timeout).await;
+    let name = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    if let Err(e) = std::fs::write(cache, format!("{boot_id} {name}")) {
+        tracing::warn!(error = %e, path = %cache.display(), "could not remember the accelerator probe");
+    }
+    accel
+}
+
 /// Decides how to run guests: KVM only if a real Linux guest (`kernel`, `initrd`) prints
 /// `marker` on its serial console within `timeout` under KVM; TCG otherwise. `/dev/kvm` alone
 /// proves nothing: some hosts expose a KVM that cannot run stock guest kernels.
