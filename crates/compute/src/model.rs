@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings"];
+pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings", "servers"];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flavor {
@@ -64,6 +64,57 @@ impl Keypair {
     }
 }
 
+/// The flavor a server was built with, copied into it (a flavor may change or go later).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlavorCopy {
+    pub id: String,
+    pub name: String,
+    pub ram: i64,
+    pub vcpus: i64,
+    pub disk: i64,
+    pub ephemeral: i64,
+    pub swap: i64,
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// Why a server is in ERROR.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fault {
+    pub code: u16,
+    pub message: String,
+    pub created: DateTime<Utc>,
+}
+
+/// A server (instance). `vm_state`, `task_state` and `power_state` are Nova's; the API status
+/// is derived from them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub flavor: FlavorCopy,
+    pub image_id: String,
+    pub key_name: Option<String>,
+    pub key_data: Option<String>,
+    /// Base64, as given.
+    pub user_data: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub description: Option<String>,
+    /// building, active, stopped, paused, error
+    pub vm_state: String,
+    /// spawning, deleting, powering-off, ... or none
+    pub task_state: Option<String>,
+    /// 0 no state, 1 running, 3 paused, 4 shutdown
+    pub power_state: u8,
+    pub host: Option<String>,
+    pub availability_zone: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub fault: Option<Fault>,
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -93,6 +144,7 @@ record!(Flavor, "flavors", flavors);
 record!(FlavorAccess, "flavor_access", flavor_access);
 record!(Keypair, "keypairs", keypairs);
 record!(Setting, "compute_settings", settings);
+record!(Server, "servers", servers);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -101,6 +153,7 @@ pub struct Model {
     pub flavor_access: Table<FlavorAccess>,
     pub keypairs: Table<Keypair>,
     pub settings: Table<Setting>,
+    pub servers: Table<Server>,
 }
 
 impl Model {
@@ -128,6 +181,7 @@ impl Snapshot for Model {
         store.load_table::<FlavorAccess>(&mut m).await?;
         store.load_table::<Keypair>(&mut m).await?;
         store.load_table::<Setting>(&mut m).await?;
+        store.load_table::<Server>(&mut m).await?;
         Ok(m)
     }
 }

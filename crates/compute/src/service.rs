@@ -31,13 +31,19 @@ pub enum Error {
 pub struct Settings {
     /// The compute endpoint (`http://host:8774`), for links.
     pub public_url: String,
+    /// The image service, where builds fetch images.
+    pub image_url: String,
     pub key_pairs_quota: usize,
+    pub instances_dir: std::path::PathBuf,
+    pub console_log_max: u64,
 }
 
 pub struct Compute {
     state: State<Model>,
     pub policy: PolicyFile,
     pub settings: Settings,
+    /// How guests run on this host.
+    pub accel: haneul_agent::virt::Accel,
 }
 
 /// The flavors a new cloud has, as DevStack creates them (id, name, MiB, vCPUs, GiB), plus
@@ -62,13 +68,22 @@ impl Compute {
         let state = State::<Model>::open(db).await?;
         let policy = PolicyFile::new(config.compute_policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::Internal(format!("compute policy could not be loaded: {e}")))?;
+        let instances_dir = config.instances_dir();
+        std::fs::create_dir_all(&instances_dir)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", instances_dir.display())))?;
+        let accel = choose_accel(config, &instances_dir).await;
+        tracing::info!(?accel, "guests run with this accelerator");
         let compute = Arc::new(Compute {
             state,
             policy,
             settings: Settings {
                 public_url: config.public_url(config.compute.port),
+                image_url: config.public_url(config.image.port),
                 key_pairs_quota: config.compute.key_pairs_quota,
+                instances_dir,
+                console_log_max: config.compute.console_log_max,
             },
+            accel,
         });
         if !compute.model().settings.contains_key(SEEDED) {
             compute
@@ -99,6 +114,7 @@ impl Compute {
                 })
                 .await?;
         }
+        compute.recover().await?;
         Ok(compute)
     }
 
@@ -112,5 +128,29 @@ impl Compute {
 
     pub async fn refresh(&self) -> Result<bool> {
         Ok(self.state.refresh().await?)
+    }
+}
+
+/// `compute.accel`: `kvm`, `tcg`, or `auto` (KVM only when the probe guest boots with it).
+async fn choose_accel(config: &Config, instances_dir: &std::path::Path) -> haneul_agent::virt::Accel {
+    use haneul_agent::virt::{qemu, Accel};
+    match config.compute.accel.as_str() {
+        "kvm" => Accel::Kvm,
+        "tcg" => Accel::Tcg,
+        _ => {
+            let (kernel, initrd) = (&config.compute.probe_kernel, &config.compute.probe_initrd);
+            if kernel.is_empty() || initrd.is_empty() {
+                tracing::info!("no probe guest configured (compute.probe_kernel/probe_initrd): using TCG");
+                return Accel::Tcg;
+            }
+            qemu::probe_accel_cached(
+                &instances_dir.join(".accel"),
+                std::path::Path::new(kernel),
+                std::path::Path::new(initrd),
+                "HANEUL-TESTIMG: booted",
+                std::time::Duration::from_secs(20),
+            )
+            .await
+        }
     }
 }

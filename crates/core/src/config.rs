@@ -125,6 +125,16 @@ pub struct ComputeConfig {
     pub policy_file: String,
     /// Key pairs per user (Nova's `key_pairs` quota).
     pub key_pairs_quota: usize,
+    /// Where instance disks, config drives, sockets and console logs live, and the image
+    /// cache (`_base`); empty means `instances` in the data directory.
+    pub instances_dir: String,
+    /// `tcg`, `kvm`, or `auto`: KVM only when `probe_kernel` and `probe_initrd` (a guest that
+    /// prints `HANEUL-TESTIMG: booted`, such as the test image's) boot under it, else TCG.
+    pub accel: String,
+    pub probe_kernel: String,
+    pub probe_initrd: String,
+    /// Largest console log kept per instance, in bytes.
+    pub console_log_max: u64,
 }
 
 impl Default for Config {
@@ -191,7 +201,17 @@ impl Default for ImageConfig {
 
 impl Default for ComputeConfig {
     fn default() -> Self {
-        ComputeConfig { port: 8774, database_url: String::new(), policy_file: String::new(), key_pairs_quota: 100 }
+        ComputeConfig {
+            port: 8774,
+            database_url: String::new(),
+            policy_file: String::new(),
+            key_pairs_quota: 100,
+            instances_dir: String::new(),
+            accel: "auto".into(),
+            probe_kernel: String::new(),
+            probe_initrd: String::new(),
+            console_log_max: 4 << 20,
+        }
     }
 }
 
@@ -242,6 +262,14 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("compute.db").display())
         } else {
             self.compute.database_url.clone()
+        }
+    }
+
+    pub fn instances_dir(&self) -> PathBuf {
+        if self.compute.instances_dir.is_empty() {
+            self.data_dir.join("instances")
+        } else {
+            PathBuf::from(&self.compute.instances_dir)
         }
     }
 

@@ -130,6 +130,15 @@ impl Store {
         ];
         migrations.extend(extra.iter().map(|m| Migration { version: m.version, name: m.name, sql: m.sql }));
         db.migrate(service, &migrations).await?;
+        // A document kind added after the database was created gets its table here.
+        for t in tables {
+            sqlx::query(&format!(
+                "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, uniq TEXT UNIQUE, data TEXT NOT NULL)"
+            ))
+            .execute(&db.pool)
+            .await
+            .map_err(|err| StoreError::Sql { table: "(new document table)", err })?;
+        }
         Ok(Store { db, revision_table })
     }
 

@@ -12,6 +12,7 @@
 //!   the other way around.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod docstore;

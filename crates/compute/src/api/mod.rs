@@ -3,6 +3,7 @@
 
 mod flavors;
 mod keypairs;
+mod servers;
 
 use std::sync::Arc;
 
@@ -85,8 +86,11 @@ async fn microversion(mut req: Request, next: Next) -> Response {
 
 /// All compute routes with their layers.
 pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
-    let v21 =
-        Router::new().merge(flavors::routes()).merge(keypairs::routes()).layer(axum::middleware::from_fn(microversion));
+    let v21 = Router::new()
+        .merge(flavors::routes())
+        .merge(keypairs::routes())
+        .merge(servers::routes())
+        .layer(axum::middleware::from_fn(microversion));
     let app = Router::new()
         .route("/", get(versions))
         .route("/v2.1", get(version))

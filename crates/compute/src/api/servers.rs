@@ -1,0 +1,403 @@
+//! Servers (in progress): create, list, show, delete and the console log, on this host.
+//! Networking (`networks` other than `none`), actions other than `os-getConsoleOutput`,
+//! scheduling over several hosts and quotas come later.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use haneul_core::auth::{Auth, AuthContext, RawToken};
+use haneul_core::error::ApiError;
+use serde_json::{json, Map, Value};
+
+use super::{body_member, enforce, is_admin, links, ApiResult, Ctx, Mv};
+use crate::model::{FlavorAccess, FlavorCopy, Server};
+use crate::servers::BuildRequest;
+use crate::service::Compute;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/servers", get(list).post(create))
+        .route("/servers/detail", get(list_detail))
+        .route("/servers/{id}", get(show).delete(delete))
+        .route("/servers/{id}/action", post(action))
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Nova's status from the server's states.
+fn status(s: &Server) -> &'static str {
+    match (s.vm_state.as_str(), s.task_state.as_deref()) {
+        (_, Some("deleting")) => "ACTIVE",
+        ("building", _) => "BUILD",
+        ("active", _) => "ACTIVE",
+        ("stopped", _) => "SHUTOFF",
+        ("paused", _) => "PAUSED",
+        ("error", _) => "ERROR",
+        _ => "UNKNOWN",
+    }
+}
+
+fn visible(ctx: &AuthContext, s: &Server) -> bool {
+    is_admin(ctx) || ctx.project_id() == Some(s.project_id.as_str())
+}
+
+fn find(c: &Compute, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Server>> {
+    c.model()
+        .servers
+        .get(id)
+        .filter(|s| visible(ctx, s))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))
+}
+
+fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
+    let flavor = if mv.at_least(47) {
+        let mut f = json!({
+            "vcpus": s.flavor.vcpus, "ram": s.flavor.ram, "disk": s.flavor.disk,
+            "ephemeral": s.flavor.ephemeral, "swap": s.flavor.swap, "original_name": s.flavor.name,
+        });
+        if enforce(c, ctx, "os_compute_api:os-flavor-extra-specs:index", &json!({"project_id": ctx.project_id()}))
+            .is_ok()
+        {
+            f["extra_specs"] = json!(s.flavor.extra_specs);
+        }
+        f
+    } else {
+        json!({"id": s.flavor.id, "links": [{"rel": "bookmark", "href": format!("{}/flavors/{}", c.settings.public_url, s.flavor.id)}]})
+    };
+    let mut v = json!({
+        "id": s.id,
+        "name": s.name,
+        "status": status(s),
+        "tenant_id": s.project_id,
+        "user_id": s.user_id,
+        "metadata": s.metadata,
+        "hostId": if s.host.is_some() { host_id(&s.project_id) } else { String::new() },
+        "image": {"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{}/images/{}", c.settings.public_url, s.image_id)}]},
+        "flavor": flavor,
+        "created": ts(&s.created_at),
+        "updated": ts(&s.updated_at),
+        "addresses": {},
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": links(c, &format!("servers/{}", s.id)),
+        "OS-DCF:diskConfig": "MANUAL",
+        "progress": 0,
+        "OS-EXT-AZ:availability_zone": s.availability_zone,
+        "config_drive": "True",
+        "key_name": s.key_name,
+        "OS-SRV-USG:launched_at": s.launched_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+        "OS-SRV-USG:terminated_at": null,
+        "OS-EXT-STS:task_state": s.task_state,
+        "OS-EXT-STS:vm_state": s.vm_state,
+        "OS-EXT-STS:power_state": s.power_state,
+        "os-extended-volumes:volumes_attached": [],
+    });
+    if is_admin(ctx) {
+        v["OS-EXT-SRV-ATTR:host"] = json!(s.host);
+        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.host);
+        v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{}", &s.id[..8]));
+    }
+    if let Some(f) = &s.fault {
+        v["fault"] = json!({"code": f.code, "message": f.message, "created": ts(&f.created)});
+    }
+    if mv.at_least(9) {
+        v["locked"] = json!(false);
+    }
+    if mv.at_least(19) {
+        v["description"] = json!(s.description);
+    }
+    if mv.at_least(26) {
+        v["tags"] = json!([]);
+    }
+    if mv.at_least(63) {
+        v["trusted_image_certificates"] = Value::Null;
+    }
+    if mv.at_least(73) {
+        v["locked_reason"] = Value::Null;
+    }
+    if mv.at_least(71) {
+        v["server_groups"] = json!([]);
+    }
+    if mv.at_least(96) {
+        v["pinned_availability_zone"] = Value::Null;
+    }
+    v
+}
+
+/// Nova's hostId: a hash of the project and host, so that a project can tell whether two of
+/// its servers share a host without learning the host.
+fn host_id(project: &str) -> String {
+    use sha1::Digest;
+    let h = sha1::Sha1::digest(format!("{project}{}", hostname()).as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect::<String>()[..40.min(h.len() * 2)].to_string()
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn summary(c: &Compute, s: &Server) -> Value {
+    json!({"id": s.id, "name": s.name, "links": links(c, &format!("servers/{}", s.id))})
+}
+
+fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Arc<Server>> {
+    let all = is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"));
+    let mut out: Vec<Arc<Server>> = c
+        .model()
+        .servers
+        .values()
+        .filter(|s| if all { true } else { ctx.project_id() == Some(s.project_id.as_str()) })
+        .filter(|s| q.get("name").is_none_or(|n| s.name.contains(n.as_str())))
+        .filter(|s| q.get("status").is_none_or(|st| st.eq_ignore_ascii_case(status(s))))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    out
+}
+
+async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let items: Vec<Value> = listed(&c, &ctx, &q).iter().map(|s| summary(&c, s)).collect();
+    Ok(Json(json!({"servers": items})).into_response())
+}
+
+async fn list_detail(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let items: Vec<Value> = listed(&c, &ctx, &q).iter().map(|s| render(&c, mv, &ctx, s)).collect();
+    Ok(Json(json!({"servers": items})).into_response())
+}
+
+async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    Ok(Json(json!({"server": render(&c, mv, &ctx, &s)})).into_response())
+}
+
+fn last_segment(r: &str) -> &str {
+    r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
+}
+
+async fn create(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Extension(token): Extension<RawToken>,
+    body: Bytes,
+) -> ApiResult {
+    let Some(project) = ctx.project_id().map(str::to_owned) else {
+        return Err(ApiError::forbidden("Servers are created with a project-scoped token."));
+    };
+    let o: Map<String, Value> = body_member(&body, "server")?;
+    let name = match o.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
+        None => return Err(bad("Invalid input for field/attribute server. Value: 'name' is a required property")),
+    };
+    let flavor_ref = match o.get("flavorRef") {
+        Some(Value::String(f)) if !f.is_empty() => last_segment(f).to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(bad("Invalid input for field/attribute server. Value: 'flavorRef' is a required property")),
+    };
+    let image_ref = match o.get("imageRef") {
+        Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
+        _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
+    };
+    match o.get("networks") {
+        Some(Value::String(n)) if n == "none" => {}
+        None if !mv.at_least(37) => {}
+        None => return Err(bad("Invalid input for field/attribute server. Value: 'networks' is a required property")),
+        Some(_) => {
+            return Err(bad(
+                "Networking is not available yet (the network service comes with a later release): create servers with networks \"none\" (openstack server create --nic none).",
+            ))
+        }
+    }
+    let m = c.model();
+    let flavor = m
+        .flavors
+        .get(&flavor_ref)
+        .filter(|f| f.is_public || is_admin(&ctx) || m.flavor_access.contains_key(&FlavorAccess::key(&f.id, &project)))
+        .ok_or_else(|| bad(format!("Flavor {flavor_ref} could not be found.")))?;
+    let (key_name, key_data) = match o.get("key_name") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::String(k)) => {
+            let pair = m
+                .keypairs
+                .get(&crate::model::Keypair::key(&ctx.user.id, k))
+                .ok_or_else(|| bad(format!("Invalid key_name provided.")))?;
+            (Some(k.clone()), Some(pair.public_key.clone()))
+        }
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute key_name. Value: {v}."))),
+    };
+    let user_data = match o.get("user_data") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => {
+            base64::engine::general_purpose::STANDARD
+                .decode(u)
+                .map_err(|_| bad("User data needs to be valid base 64."))?;
+            if u.len() > 65535 {
+                return Err(bad(
+                    "User data too large. User data must be no larger than 65535 bytes once base64 encoded.",
+                ));
+            }
+            Some(u.clone())
+        }
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute user_data. Value: {v}."))),
+    };
+    let metadata: BTreeMap<String, String> = match o.get("metadata") {
+        None => BTreeMap::new(),
+        Some(Value::Object(md)) => md
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) if k.len() <= 255 && s.len() <= 255 && !k.is_empty() => Ok((k.clone(), s.clone())),
+                _ => Err(bad(format!("Invalid input for field/attribute metadata. Value: {k}."))),
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(_) => return Err(bad("Invalid input for field/attribute metadata. Value: must be an object.")),
+    };
+    // The image must exist, be visible to the caller, active, and fit the flavor's disk.
+    let url = format!("{}/v2/images/{image_ref}", c.settings.image_url);
+    let image = haneul_core::client::json(hyper::Method::GET, &url, &[("x-auth-token", token.0.as_str())], None)
+        .await
+        .map_err(|e| match e {
+            haneul_core::client::ClientError::Status { status: 404, .. } => {
+                bad(format!("Image {image_ref} could not be found."))
+            }
+            e => {
+                tracing::warn!(error = %e, "image service unreachable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+            }
+        })?;
+    if image["status"] != "active" {
+        return Err(bad(format!("Image {image_ref} is not active.")));
+    }
+    let disk_format = image["disk_format"].as_str().unwrap_or("raw").to_string();
+    if !matches!(disk_format.as_str(), "qcow2" | "raw") {
+        return Err(bad(format!("Image {image_ref} has disk format {disk_format}; qcow2 and raw images boot here.")));
+    }
+    let virtual_size = image["virtual_size"].as_u64().or(image["size"].as_u64()).unwrap_or(0);
+    if flavor.disk > 0 && virtual_size > (flavor.disk as u64) << 30 {
+        return Err(bad(format!(
+            "Flavor's disk is too small for requested image. Flavor disk is {} bytes, image is {virtual_size} bytes.",
+            (flavor.disk as u64) << 30
+        )));
+    }
+    let min_ram = image["min_ram"].as_i64().unwrap_or(0);
+    if min_ram > flavor.ram {
+        return Err(bad("Flavor's memory is too small for requested image."));
+    }
+    let now = Utc::now();
+    let server = Server {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        project_id: project,
+        user_id: ctx.user.id.clone(),
+        flavor: FlavorCopy {
+            id: flavor.id.clone(),
+            name: flavor.name.clone(),
+            ram: flavor.ram,
+            vcpus: flavor.vcpus,
+            disk: flavor.disk,
+            ephemeral: flavor.ephemeral,
+            swap: flavor.swap,
+            extra_specs: flavor.extra_specs.clone(),
+        },
+        image_id: image_ref,
+        key_name,
+        key_data,
+        user_data,
+        metadata,
+        description: o.get("description").and_then(|d| d.as_str()).map(str::to_owned),
+        vm_state: "building".into(),
+        task_state: Some("spawning".into()),
+        power_state: 0,
+        host: Some(hostname()),
+        availability_zone: "nova".into(),
+        created_at: now,
+        updated_at: now,
+        launched_at: None,
+        fault: None,
+    };
+    let saved = c.write(|t| Ok(t.put(server)?)).await?;
+    let build = BuildRequest {
+        server_id: saved.id.clone(),
+        image_url: c.settings.image_url.clone(),
+        token: token.0.clone(),
+        disk_format,
+    };
+    tokio::spawn(c.clone().build(build));
+    let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let body = json!({"server": {
+        "id": saved.id,
+        "links": links(&c, &format!("servers/{}", saved.id)),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+        "adminPass": admin_pass,
+    }});
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = format!("{}/v2.1/servers/{}", c.settings.public_url, saved.id).parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    find(&c, &ctx, &id)?;
+    c.set_state(&id, |s| s.task_state = Some("deleting".into())).await?;
+    let c2 = c.clone();
+    tokio::spawn(async move {
+        if let Err(e) = c2.destroy(&id).await {
+            tracing::error!(server = %id, error = ?e, "delete failed");
+            let _ = c2
+                .set_state(&id, |s| {
+                    s.vm_state = "error".into();
+                    s.task_state = None;
+                    s.fault = Some(crate::model::Fault { code: 500, message: e.to_string(), created: Utc::now() });
+                })
+                .await;
+        }
+    });
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let s = find(&c, &ctx, &id)?;
+    let v: Value = haneul_core::http::parse_json(&body)?;
+    if let Some(arg) = v.get("os-getConsoleOutput") {
+        let length = match arg.get("length") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= -1) => {
+                n.as_i64().filter(|n| *n >= 0).map(|n| n as usize)
+            }
+            Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|n| n >= -1) => {
+                s.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize)
+            }
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute length. Value: {v}."))),
+        };
+        let d = c.domain(&s);
+        let _ = haneul_agent::virt::console::cap(&d.console_log(), c.settings.console_log_max);
+        let output = haneul_agent::virt::console::tail(&d.console_log(), length)
+            .map_err(|e| ApiError::internal(format!("reading the console log: {e}")))?;
+        return Ok(Json(json!({"output": output})).into_response());
+    }
+    Err(bad("This server action is not available yet."))
+}

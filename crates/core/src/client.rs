@@ -1,0 +1,82 @@
+//! A small HTTP/1.1 client for calls between services (plain HTTP, one connection per
+//! request): the compute service reading images, later placement and the network service.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad URL {0}")]
+    Url(String),
+    #[error("connecting to {addr}: {err}")]
+    Connect { addr: String, err: std::io::Error },
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("building the request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("{url} answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("{url} answered something that is not JSON: {err}")]
+    Json { url: String, err: serde_json::Error },
+}
+
+/// Sends a request to an `http://host:port/path` URL; the response with its streaming body.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Response<Incoming>, ClientError> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| ClientError::Url(url.to_string()))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|err| ClientError::Connect { addr: authority.to_string(), err })?;
+    let _ = tcp.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "client connection ended");
+        }
+    });
+    let mut req = Request::builder().method(method).uri(path).header("host", authority);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = match body {
+        Some(b) => req.header("content-type", "application/json").body(Body::from(b))?,
+        None => req.body(Body::empty())?,
+    };
+    Ok(sender.send_request(req).await?)
+}
+
+/// A GET (or other call) whose JSON answer is wanted; a non-2xx status is an error carrying
+/// the body.
+pub async fn json(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, ClientError> {
+    let resp = send(method, url, headers, body.map(|b| b.to_string().into_bytes())).await?;
+    let status = resp.status();
+    let bytes: Bytes = resp.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+        });
+    }
+    if bytes.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|err| ClientError::Json { url: url.to_string(), err })
+}
