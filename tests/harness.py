@@ -94,7 +94,33 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError(f"haneul serve did not answer within {timeout}s; see {self.log_path}")
 
-    def stop(self, kill=False):
+    def qemu_pids(self):
+        """QEMU processes of this server's instances (their pid files are under its data dir)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"qemu-system-x86_64") and any(self.data_dir.encode() in a for a in args):
+                pids.append(int(entry))
+        return pids
+
+    def stop(self, kill=False, keep_instances=False):
+        """Stops `haneul serve`; also kills its instances' QEMU processes unless asked to keep
+        them (a restart test checks that they survive)."""
+        self._stop_serve(kill)
+        if not keep_instances:
+            for pid in self.qemu_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _stop_serve(self, kill=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:

@@ -148,7 +148,9 @@ impl Compute {
     /// Stops and removes the server's QEMU and files, then the server.
     pub async fn destroy(&self, id: &str) -> crate::service::Result<()> {
         if let Some(s) = self.model().servers.get(id).cloned() {
-            qemu::stop(&self.domain(&s), Duration::ZERO).await.map_err(|e| Error::Internal(e.to_string()))?;
+            let domain = self.domain(&s);
+            qemu::stop(&domain, Duration::ZERO).await.map_err(|e| Error::Internal(e.to_string()))?;
+            qemu::cleanup(&domain);
             let dir = self.instance_dir(id);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)

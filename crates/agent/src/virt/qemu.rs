@@ -49,8 +49,17 @@ impl Domain {
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
     }
+    /// Where the instance's sockets live: its directory, unless that makes a socket path too
+    /// long for a Unix socket (108 bytes), then `/run/haneul/instances/<uuid>`.
+    pub fn socket_dir(&self) -> PathBuf {
+        if self.dir.join("console.sock").as_os_str().len() < 100 {
+            self.dir.clone()
+        } else {
+            PathBuf::from("/run/haneul/instances").join(&self.uuid)
+        }
+    }
     pub fn qmp_socket(&self) -> PathBuf {
-        self.dir.join("qmp.sock")
+        self.socket_dir().join("qmp.sock")
     }
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
@@ -111,7 +120,7 @@ impl Domain {
         push("-chardev".into());
         push(format!(
             "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
-            path_arg(&self.dir.join("console.sock")),
+            path_arg(&self.socket_dir().join("console.sock")),
             path_arg(&self.console_log())
         ));
         push("-serial".into());
@@ -133,6 +142,8 @@ fn path_arg(p: &Path) -> String {
 /// Starts the instance's QEMU, daemonized; its pid once it runs.
 pub async fn start(d: &Domain) -> Result<u32, VirtError> {
     let _ = std::fs::remove_file(d.pidfile());
+    let sockets = d.socket_dir();
+    std::fs::create_dir_all(&sockets).map_err(|err| VirtError::Io { what: "create", path: sockets.clone(), err })?;
     let out = tokio::process::Command::new(QEMU)
         .args(d.args())
         .stdin(std::process::Stdio::null())
@@ -214,6 +225,14 @@ pub async fn stop(d: &Domain, graceful: Duration) -> Result<StopHow, VirtError> 
         Ok(StopHow::Killed)
     } else {
         Err(VirtError::Unstoppable(d.uuid.clone()))
+    }
+}
+
+/// Removes what the instance left outside its directory (a socket directory under /run).
+pub fn cleanup(d: &Domain) {
+    let sockets = d.socket_dir();
+    if sockets != d.dir {
+        let _ = std::fs::remove_dir_all(sockets);
     }
 }
 

@@ -1,0 +1,121 @@
+"""Servers on real QEMU (TCG here) with the unmodified `openstack` CLI: boot the test guest
+with a key and user data, read its console, delete it without leftovers; Nova's errors for bad
+requests; and a restart of `haneul serve` that adopts running guests and never leaves a
+server in BUILD."""
+import os
+import subprocess
+import uuid
+
+import pytest
+import requests
+
+from support import Api, Cli, HTTP_TIMEOUT, start_server, unique, wait_for
+
+IMAGE = os.environ.get("HANEUL_TEST_IMAGE", "/var/cache/haneul-ci/images/haneul-testimg.qcow2")
+IMAGE_NAME = "cirros-0.6.3-x86_64-disk"
+
+
+def prepare(srv, tmp_path):
+    """Uploads the test guest as a public image and imports a key pair; returns the key name."""
+    assert os.path.exists(IMAGE), f"{IMAGE} missing: tests/run-all.sh builds it with tools/build-test-image.sh"
+    cli = Cli(srv)
+    cli.run("image", "create", "--file", IMAGE, "--disk-format", "qcow2", "--container-format", "bare", "--public",
+            IMAGE_NAME)
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    cli.run("keypair", "create", "--public-key", f"{key}.pub", "k1")
+    return "k1"
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("servers")
+    srv = start_server(tmp / "data")
+    prepare(srv, tmp)
+    yield srv, tmp
+    srv.stop()
+
+
+def console(cli, name):
+    return cli.run("console", "log", "show", name).stdout
+
+
+def nova(srv, method, path, token, **kw):
+    return requests.request(method, srv.compute_url + path, headers={"X-Auth-Token": token}, timeout=HTTP_TIMEOUT, **kw)
+
+
+def test_cli_boots_a_server_that_reads_its_metadata_and_deletes_it_without_leftovers(booted):
+    srv, tmp = booted
+    cli = Cli(srv)
+    user_data = tmp / "ud.sh"
+    user_data.write_text("#!/bin/sh\necho user-data-from-the-cli\n")
+    name = unique("vm")
+    server = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                      "--key-name", "k1", "--user-data", str(user_data), "--wait", name)
+    assert server["status"] == "ACTIVE", server
+    sid = server["id"]
+    for marker in ("HANEUL-TESTIMG: booted", f"HANEUL-TESTIMG: instance-id {sid}", "HANEUL-TESTIMG: key installed k1",
+                   "user-data-from-the-cli", "HANEUL-TESTIMG: user-data ran rc=0", "HANEUL-TESTIMG: ready"):
+        wait_for(lambda: marker in console(cli, name), 120, 1, what=f"{marker!r} on the console")
+    listed = {s["ID"]: s for s in cli.json("server", "list")}
+    assert listed[sid]["Status"] == "ACTIVE" and listed[sid]["Flavor"] == "m1.nano"
+    shown = cli.json("server", "show", name)
+    assert shown["OS-EXT-STS:power_state"] == 1 and shown["key_name"] == "k1"
+    assert any(sid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in srv.qemu_pids())
+
+    cli.run("server", "delete", "--wait", name)
+    assert name not in {s["Name"] for s in cli.json("server", "list")}
+    wait_for(lambda: not any(sid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in srv.qemu_pids()),
+             10, what="QEMU to be gone")
+    assert not os.path.exists(os.path.join(srv.data_dir, "instances", sid))
+
+
+@pytest.mark.parametrize("change,status,key", [
+    ({"flavorRef": "no-such-flavor"}, 400, "badRequest"),
+    ({"imageRef": str(uuid.uuid4())}, 400, "badRequest"),
+    ({"networks": "auto"}, 400, "badRequest"),
+    ({"user_data": "not base64!"}, 400, "badRequest"),
+    ({"key_name": "no-such-key"}, 400, "badRequest"),
+    ({"name": ""}, 400, "badRequest"),
+    ({"metadata": {"k": 5}}, 400, "badRequest"),
+])
+def test_bad_server_requests_get_nova_faults(booted, change, status, key):
+    srv, _ = booted
+    api = Api(srv)
+    image_id = Cli(srv).value("image", "show", IMAGE_NAME, "-c", "id")
+    body = {"name": unique("bad"), "imageRef": image_id, "flavorRef": "42", "networks": "none", **change}
+    r = requests.post(srv.compute_url + "/servers", json={"server": body}, timeout=HTTP_TIMEOUT,
+                      headers={"X-Auth-Token": api.admin_token, "OpenStack-API-Version": "compute 2.37"})
+    assert r.status_code == status, r.text
+    assert list(r.json()) == [key], r.text
+    assert nova(srv, "GET", f"/servers/{uuid.uuid4()}", api.admin_token).status_code == 404
+
+
+def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
+    srv = start_server(tmp_path / "data")
+    try:
+        prepare(srv, tmp_path)
+        cli = Cli(srv)
+        running = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                           "--wait", unique("running"))
+        assert running["status"] == "ACTIVE"
+        pids_before = set(srv.qemu_pids())
+        assert len(pids_before) == 1
+        building = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                            unique("building"))
+        srv.stop(kill=True, keep_instances=True)
+        assert pids_before <= set(srv.qemu_pids()), "QEMU must outlive haneul serve"
+        srv.start()
+        cli = Cli(srv)
+        shown = cli.json("server", "show", running["id"])
+        assert shown["status"] == "ACTIVE", shown
+        assert pids_before <= set(srv.qemu_pids()), "the running guest must be adopted, not restarted"
+        after = cli.json("server", "show", building["id"])
+        assert after["status"] in ("ACTIVE", "ERROR"), after
+        if after["status"] == "ERROR":
+            assert "restart" in after["fault"]["message"], after
+        for s in (running, building):
+            cli.run("server", "delete", "--wait", s["id"])
+        assert srv.qemu_pids() == []
+    finally:
+        srv.stop(kill=True)
