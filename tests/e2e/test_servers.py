@@ -36,8 +36,8 @@ def booted(tmp_path_factory):
     srv.stop()
 
 
-def console(cli, name):
-    return cli.run("console", "log", "show", name).stdout
+def console(cli, server):
+    return cli.run("console", "log", "show", server).stdout
 
 
 def nova(srv, method, path, token, **kw):
@@ -119,3 +119,61 @@ def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path
         assert srv.qemu_pids() == []
     finally:
         srv.stop(kill=True)
+
+
+def test_power_actions_reach_their_states(booted):
+    srv, tmp = booted
+    cli = Cli(srv)
+    api = Api(srv)
+    name = unique("power")
+    server = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none", "--wait", name)
+    sid = server["id"]
+
+    def status():
+        shown = cli.json("server", "show", sid)
+        assert shown["status"] != "ERROR", shown.get("fault")
+        return shown["status"]
+
+    def qemu_running():
+        return any(sid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in srv.qemu_pids())
+
+    wait_for(lambda: "HANEUL-TESTIMG: ready" in console(cli, sid), 120, 1, what="the guest to be ready")
+    # Starting an active server is a conflict.
+    r = nova(srv, "POST", f"/servers/{sid}/action", api.admin_token, json={"os-start": None})
+    assert r.status_code == 409 and list(r.json()) == ["conflictingRequest"], r.text
+
+    cli.run("server", "stop", name)
+    wait_for(lambda: status() == "SHUTOFF", 90, 1, what="SHUTOFF")
+    assert not qemu_running()
+    assert "HANEUL-TESTIMG: powering off" in console(cli, sid)
+
+    cli.run("server", "start", name)
+    wait_for(lambda: status() == "ACTIVE", 60, 1, what="ACTIVE after start")
+    assert qemu_running()
+
+    cli.run("server", "pause", name)
+    wait_for(lambda: status() == "PAUSED", 30, 1, what="PAUSED")
+    cli.run("server", "unpause", name)
+    wait_for(lambda: status() == "ACTIVE", 30, 1, what="ACTIVE after unpause")
+
+    pid_before = [p for p in srv.qemu_pids() if sid.encode() in open(f"/proc/{p}/cmdline", "rb").read()]
+    cli.run("server", "reboot", "--hard", name)
+
+    def rebooted():
+        pids = [p for p in srv.qemu_pids() if sid.encode() in open(f"/proc/{p}/cmdline", "rb").read()]
+        return status() == "ACTIVE" and pids and pids != pid_before
+    wait_for(rebooted, 60, 1, what="a new QEMU after a hard reboot")
+    cli.run("server", "delete", "--wait", name)
+
+
+def test_a_guest_that_powers_itself_off_becomes_shutoff(booted):
+    srv, tmp = booted
+    cli = Cli(srv)
+    user_data = tmp / "poweroff.sh"
+    user_data.write_text("#!/bin/sh\n(sleep 2; poweroff) &\n")
+    name = unique("selfoff")
+    cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none", "--user-data",
+            str(user_data), "--wait", name)
+    wait_for(lambda: cli.json("server", "show", name)["status"] == "SHUTOFF", 120, 1, what="SHUTOFF")
+    assert cli.json("server", "show", name)["OS-EXT-STS:power_state"] == 4
+    cli.run("server", "delete", "--wait", name)

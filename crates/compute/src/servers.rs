@@ -283,3 +283,123 @@ pub fn hostname(name: &str) -> String {
         h.chars().take(63).collect()
     }
 }
+
+/// A power action on a running or stopped server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerAction {
+    Stop,
+    Start,
+    RebootSoft,
+    RebootHard,
+    Pause,
+    Unpause,
+}
+
+impl PowerAction {
+    /// The task state while it runs, and the vm states it may start from.
+    pub fn task_and_sources(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            PowerAction::Stop => ("powering-off", &["active", "error"]),
+            PowerAction::Start => ("powering-on", &["stopped"]),
+            PowerAction::RebootSoft => ("rebooting", &["active"]),
+            PowerAction::RebootHard => ("rebooting_hard", &["active", "stopped", "paused", "error"]),
+            PowerAction::Pause => ("pausing", &["active"]),
+            PowerAction::Unpause => ("unpausing", &["paused"]),
+        }
+    }
+}
+
+/// How long a guest gets to power off by itself (Nova's `shutdown_timeout`).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Compute {
+    /// Runs a power action (the API checked the state and set the task); records the result.
+    pub async fn power(self: Arc<Self>, id: String, action: PowerAction) {
+        let Some(s) = self.model().servers.get(&id).cloned() else { return };
+        let d = self.domain(&s);
+        let result: Result<(String, u8), String> = async {
+            match action {
+                PowerAction::Stop => {
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(|e| e.to_string())?;
+                    Ok(("stopped".into(), 4))
+                }
+                PowerAction::Start => {
+                    qemu::start(&d).await.map_err(|e| e.to_string())?;
+                    Ok(("active".into(), 1))
+                }
+                PowerAction::RebootSoft => {
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(|e| e.to_string())?;
+                    qemu::start(&d).await.map_err(|e| e.to_string())?;
+                    Ok(("active".into(), 1))
+                }
+                PowerAction::RebootHard => {
+                    if qemu::running_pid(&d).is_some() {
+                        qemu::stop(&d, Duration::ZERO).await.map_err(|e| e.to_string())?;
+                    }
+                    qemu::start(&d).await.map_err(|e| e.to_string())?;
+                    Ok(("active".into(), 1))
+                }
+                PowerAction::Pause => {
+                    qemu::set_paused(&d, true).await.map_err(|e| e.to_string())?;
+                    Ok(("paused".into(), 3))
+                }
+                PowerAction::Unpause => {
+                    qemu::set_paused(&d, false).await.map_err(|e| e.to_string())?;
+                    Ok(("active".into(), 1))
+                }
+            }
+        }
+        .await;
+        let r = match result {
+            Ok((vm_state, power)) => {
+                self.set_state(&id, |s| {
+                    s.vm_state = vm_state;
+                    s.power_state = power;
+                    s.task_state = None;
+                })
+                .await
+            }
+            Err(message) => {
+                tracing::warn!(server = %id, ?action, %message, "power action failed");
+                let running = qemu::running_pid(&d).is_some();
+                // A guest that should run but does not is in ERROR, as in Nova.
+                self.set_state(&id, |s| {
+                    s.task_state = None;
+                    s.power_state = if running { 1 } else { 4 };
+                    if !running && action != PowerAction::Stop {
+                        s.vm_state = "error".into();
+                    }
+                    s.fault = Some(Fault { code: 500, message, created: Utc::now() });
+                })
+                .await
+            }
+        };
+        if let Err(e) = r {
+            tracing::error!(server = %id, error = ?e, "could not record a power action");
+        }
+    }
+
+    /// Makes the recorded power state follow the guests: one that powered itself off (its
+    /// QEMU exited) becomes SHUTOFF. Servers with a task in progress are left to it.
+    pub async fn reconcile(&self) -> crate::service::Result<()> {
+        let gone: Vec<String> = self
+            .model()
+            .servers
+            .values()
+            .filter(|s| matches!(s.vm_state.as_str(), "active" | "paused") && s.task_state.is_none())
+            .filter(|s| qemu::running_pid(&self.domain(s)).is_none())
+            .map(|s| s.id.clone())
+            .collect();
+        for id in gone {
+            tracing::info!(server = %id, "guest powered off; server is SHUTOFF");
+            self.set_state(&id, |s| {
+                if s.task_state.is_none() {
+                    s.vm_state = "stopped".into();
+                    s.power_state = 4;
+                }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -214,6 +214,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = ?e, "compute data could not be refreshed"),
             }
+            if let Err(e) = compute_bg.reconcile().await {
+                tracing::warn!(error = ?e, "power states could not be reconciled");
+            }
             if let Some(e) = compute_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "compute policy file not reloaded; keeping the previous rules");
             }

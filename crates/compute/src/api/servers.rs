@@ -399,5 +399,42 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
             .map_err(|e| ApiError::internal(format!("reading the console log: {e}")))?;
         return Ok(Json(json!({"output": output})).into_response());
     }
-    Err(bad("This server action is not available yet."))
+    use crate::servers::PowerAction;
+    let action = if v.get("os-stop").is_some() {
+        PowerAction::Stop
+    } else if v.get("os-start").is_some() {
+        PowerAction::Start
+    } else if v.get("pause").is_some() {
+        PowerAction::Pause
+    } else if v.get("unpause").is_some() {
+        PowerAction::Unpause
+    } else if let Some(r) = v.get("reboot") {
+        match r.get("type").and_then(|t| t.as_str()).map(str::to_ascii_uppercase).as_deref() {
+            Some("SOFT") => PowerAction::RebootSoft,
+            Some("HARD") => PowerAction::RebootHard,
+            _ => return Err(bad("Invalid input for field/attribute type. Value: must be SOFT or HARD.")),
+        }
+    } else {
+        let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
+        return Err(bad(format!("Server action {name} is not available yet.")));
+    };
+    let (task, sources) = action.task_and_sources();
+    let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        if cur.task_state.is_some() || !sources.contains(&cur.vm_state.as_str()) {
+            return Err(crate::service::Error::Conflict(format!(
+                "Cannot '{name}' instance {id} while it is in vm_state {}{}",
+                cur.vm_state,
+                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
+            )));
+        }
+        cur.task_state = Some(task.into());
+        cur.updated_at = Utc::now();
+        t.put(cur)?;
+        Ok(())
+    })
+    .await?;
+    tokio::spawn(c.clone().power(id, action));
+    Ok(StatusCode::ACCEPTED.into_response())
 }
