@@ -157,14 +157,12 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn access_of<'a>(&'a self, flavor_id: &'a str) -> impl Iterator<Item = &'a FlavorAccess> + 'a {
-        let prefix = format!("{flavor_id}/");
-        self.flavor_access.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, a)| &**a)
+    pub fn access_of<'a>(&'a self, flavor_id: &str) -> impl Iterator<Item = &'a FlavorAccess> + 'a {
+        haneul_core::docstore::children(&self.flavor_access, flavor_id)
     }
 
-    pub fn keypairs_of<'a>(&'a self, user_id: &'a str) -> impl Iterator<Item = &'a Keypair> + 'a {
-        let prefix = format!("{user_id}/");
-        self.keypairs.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, k)| &**k)
+    pub fn keypairs_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Keypair> + 'a {
+        haneul_core::docstore::children(&self.keypairs, user_id)
     }
 }
 

@@ -24,6 +24,13 @@ use crate::db::{Db, DbError, Migration};
 
 pub type Table<T> = BTreeMap<String, Arc<T>>;
 
+/// The records of a table keyed `<parent>/<child>` that belong to `parent` (image members of
+/// an image, key pairs of a user, ...), in key order.
+pub fn children<'a, T>(table: &'a Table<T>, parent: &str) -> impl Iterator<Item = &'a T> + 'a {
+    let prefix = format!("{parent}/");
+    table.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, v)| &**v)
+}
+
 /// A stored resource kind of the snapshot type `Model`.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     type Model;

@@ -239,9 +239,8 @@ impl Model {
         self.members.get(&Member::key(image_id, project_id)).map(|m| &**m)
     }
 
-    pub fn members_of<'a>(&'a self, image_id: &'a str) -> impl Iterator<Item = &'a Member> + 'a {
-        let prefix = format!("{image_id}/");
-        self.members.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, m)| &**m)
+    pub fn members_of<'a>(&'a self, image_id: &str) -> impl Iterator<Item = &'a Member> + 'a {
+        haneul_core::docstore::children(&self.members, image_id)
     }
 }
 

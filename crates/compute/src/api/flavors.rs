@@ -476,6 +476,22 @@ fn spec_values(o: &Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Adds or replaces extra specs of a flavor.
+async fn merge_specs(c: &Compute, id: &str, specs: &BTreeMap<String, String>) -> ApiResult<()> {
+    c.write(|t| {
+        let mut f =
+            t.m.flavors
+                .get(id)
+                .map(|f| (**f).clone())
+                .ok_or_else(|| Error::NotFound(format!("Flavor {id} could not be found.")))?;
+        f.extra_specs.extend(specs.clone());
+        t.put(f)?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 async fn list_specs(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:index", &json!({"project_id": ctx.project_id()}))?;
     let m = c.model();
@@ -486,17 +502,7 @@ async fn list_specs(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String
 async fn create_specs(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
     enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:create", &json!({"project_id": ctx.project_id()}))?;
     let specs = spec_values(&body_member(&body, "extra_specs")?)?;
-    c.write(|t| {
-        let mut f =
-            t.m.flavors
-                .get(&id)
-                .map(|f| (**f).clone())
-                .ok_or_else(|| Error::NotFound(format!("Flavor {id} could not be found.")))?;
-        f.extra_specs.extend(specs.clone());
-        t.put(f)?;
-        Ok(())
-    })
-    .await?;
+    merge_specs(&c, &id, &specs).await?;
     Ok(Json(json!({"extra_specs": specs})).into_response())
 }
 
@@ -527,17 +533,7 @@ async fn update_spec(
         return Err(bad("Request body and URI mismatch"));
     }
     let specs = spec_values(&o)?;
-    c.write(|t| {
-        let mut f =
-            t.m.flavors
-                .get(&id)
-                .map(|f| (**f).clone())
-                .ok_or_else(|| Error::NotFound(format!("Flavor {id} could not be found.")))?;
-        f.extra_specs.extend(specs.clone());
-        t.put(f)?;
-        Ok(())
-    })
-    .await?;
+    merge_specs(&c, &id, &specs).await?;
     Ok(Json(json!(specs)).into_response())
 }
 

@@ -134,13 +134,7 @@ async fn version(State(c): State<Ctx>) -> Response {
 
 /// Checks `rule` for the caller; Nova's 403 when denied.
 pub fn enforce(c: &Compute, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    let target = match target {
-        Value::Object(o) => {
-            Value::Object(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
-        other => other.clone(),
-    };
-    if c.policy.current().enforce(rule, &target, ctx.policy_credentials()) {
+    if c.policy.current().allows(rule, target, ctx.policy_credentials()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed.")))

@@ -138,13 +138,7 @@ pub fn image_target(m: &Model, ctx: &AuthContext, img: &Image) -> Value {
 
 /// Checks `rule`; a 403 naming it when denied.
 pub fn enforce(svc: &Images, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    let target = match target {
-        Value::Object(o) => {
-            Value::Object(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
-        other => other.clone(),
-    };
-    if svc.policy.current().enforce(rule, &target, ctx.policy_credentials()) {
+    if svc.policy.current().allows(rule, target, ctx.policy_credentials()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("You are not authorized to complete {rule} action.")))
