@@ -120,6 +120,25 @@ async fn begin_transfer(svc: &Images, ctx: &AuthContext, id: &str, to: Status) -
     Ok(img)
 }
 
+/// Glance's checks before any byte of an upload or a stage is read, in its order: content
+/// type, visibility, the size quota `resource` against the declared length, policy. The
+/// snapshot checked and the image's owner.
+fn precheck(
+    svc: &Images,
+    ctx: &AuthContext,
+    id: &str,
+    headers: &HeaderMap,
+    resource: &str,
+) -> ApiResult<(Arc<crate::model::Model>, String)> {
+    require_octet_stream(headers)?;
+    let m = svc.model();
+    let img = super::find_image(svc, &m, ctx, id)?;
+    let owner = img.owner.clone().unwrap_or_default();
+    svc.check_quota(&m, &owner, resource, declared_size(headers) >> 20)?;
+    image_for(svc, &m, ctx, id, "upload_image")?;
+    Ok((m, owner))
+}
+
 async fn upload(
     State(svc): State<Ctx>,
     Auth(ctx): Auth,
@@ -127,13 +146,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    require_octet_stream(&headers)?;
-    let m = svc.model();
-    let img = super::find_image(&svc, &m, &ctx, &id)?;
-    let owner = img.owner.clone().unwrap_or_default();
-    let declared = declared_size(&headers);
-    svc.check_quota(&m, &owner, "image_size_total", declared >> 20)?;
-    image_for(&svc, &m, &ctx, &id, "upload_image")?;
+    let (m, owner) = precheck(&svc, &ctx, &id, &headers, "image_size_total")?;
     let img = begin_transfer(&svc, &ctx, &id, Status::Saving).await?;
     let guard = Revert::new(&svc, &id);
 
@@ -262,12 +275,7 @@ async fn stage(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    require_octet_stream(&headers)?;
-    let m = svc.model();
-    let img = super::find_image(&svc, &m, &ctx, &id)?;
-    let owner = img.owner.clone().unwrap_or_default();
-    svc.check_quota(&m, &owner, "image_stage_total", declared_size(&headers) >> 20)?;
-    image_for(&svc, &m, &ctx, &id, "upload_image")?;
+    precheck(&svc, &ctx, &id, &headers, "image_stage_total")?;
     begin_transfer(&svc, &ctx, &id, Status::Uploading).await?;
     let guard = Revert::new(&svc, &id);
     let staged = match stage_data(&svc, &id, body).await {
