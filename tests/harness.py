@@ -40,6 +40,7 @@ class Server:
         self.port = free_port()
         self.image_port = free_port()
         self.compute_port = free_port()
+        self.placement_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -48,6 +49,7 @@ class Server:
             "HANEUL_IDENTITY__PORT": str(self.port),
             "HANEUL_IMAGE__PORT": str(self.image_port),
             "HANEUL_COMPUTE__PORT": str(self.compute_port),
+            "HANEUL_PLACEMENT__PORT": str(self.placement_port),
             "HANEUL_SERVER__BIND": "127.0.0.1",
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_IDENTITY__ADMIN_PASSWORD": "secret-" + uuid.uuid4().hex[:8],
@@ -58,6 +60,7 @@ class Server:
             self.env["HANEUL_IDENTITY__DATABASE_URL"] = url
             self.env["HANEUL_IMAGE__DATABASE_URL"] = url
             self.env["HANEUL_COMPUTE__DATABASE_URL"] = url
+            self.env["HANEUL_PLACEMENT__DATABASE_URL"] = url
         self.env.update(extra_env or {})
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
@@ -73,6 +76,10 @@ class Server:
     @property
     def compute_url(self):
         return f"http://127.0.0.1:{self.compute_port}/v2.1"
+
+    @property
+    def placement_url(self):
+        return f"http://127.0.0.1:{self.placement_port}"
 
     @property
     def admin_password(self):

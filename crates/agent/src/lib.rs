@@ -2,6 +2,8 @@
 //! plane and volumes). Side effects on the host live here and nowhere else.
 //!
 //! So far: [`virt`], the QEMU driver: one QEMU process per instance, controlled over QMP,
-//! surviving the agent's restart (instances are adopted, not restarted).
+//! surviving the agent's restart (instances are adopted, not restarted); [`host`], what
+//! this host offers guests.
 
+pub mod host;
 pub mod virt;

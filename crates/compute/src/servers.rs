@@ -3,9 +3,10 @@
 //! A build runs as a task: cache the image (`_base/<image id>`, fetched from the image
 //! service with the caller's token, written to a temporary file and renamed), make the
 //! instance's qcow2 overlay and config drive, start QEMU, and record each outcome on the
-//! server (ACTIVE, or ERROR with a fault). The agent runs inside this process for now
-//! (`haneul_agent::virt`); the scheduler and placement come later, so every server lands on
-//! this host.
+//! server (ACTIVE, or ERROR with a fault). First the scheduler picks a host and claims the
+//! server's resources in placement (`crate::scheduler`); a server that fits nowhere ends in
+//! ERROR with Nova's "No valid host" fault. The agent runs inside this process for now
+//! (`haneul_agent::virt`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct BuildRequest {
     pub image_url: String,
     pub token: String,
     pub disk_format: String,
+    /// The image document, whose properties take part in scheduling.
+    pub image: serde_json::Value,
 }
 
 impl Compute {
@@ -65,6 +68,30 @@ impl Compute {
     /// Builds the server; any failure leaves it in ERROR with the reason as its fault.
     pub async fn build(self: Arc<Self>, req: BuildRequest) {
         let id = req.server_id.clone();
+        let Some(server) = self.model().servers.get(&id).cloned() else { return };
+        let host = match self.schedule(&server, &req.image).await {
+            Ok(host) => host,
+            Err(message) => {
+                tracing::warn!(server = %id, %message, "no host for the server");
+                let _ = self
+                    .set_state(&id, |s| {
+                        s.vm_state = "error".into();
+                        s.task_state = None;
+                        s.fault = Some(Fault { code: 500, message, created: Utc::now() });
+                    })
+                    .await;
+                return;
+            }
+        };
+        let r = self
+            .set_state(&id, |s| {
+                s.host = Some(host.name.clone());
+                s.task_state = Some("spawning".into());
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(server = %id, error = ?e, "could not record the server's host");
+        }
         match self.try_build(&req).await {
             Ok(()) => {
                 let r = self
@@ -85,6 +112,8 @@ impl Compute {
                 if let Some(s) = self.model().servers.get(&id) {
                     let _ = qemu::stop(&self.domain(s), Duration::ZERO).await;
                 }
+                // As Nova does for a failed build: the resources go back.
+                self.release(&id).await;
                 let _ = self
                     .set_state(&id, |s| {
                         s.vm_state = "error".into();
@@ -157,6 +186,7 @@ impl Compute {
                     .map_err(|e| Error::Internal(format!("removing {}: {e}", dir.display())))?;
             }
         }
+        self.release(id).await;
         self.write(|t| {
             t.delete::<Server>(id);
             Ok(())
@@ -173,6 +203,7 @@ impl Compute {
             match (s.vm_state.as_str(), running) {
                 ("building", _) => {
                     let _ = qemu::stop(&self.domain(&s), Duration::ZERO).await;
+                    self.release(&s.id).await;
                     tracing::warn!(server = %s.id, "build interrupted by a restart; server is in ERROR");
                     self.set_state(&s.id, |s| {
                         s.vm_state = "error".into();

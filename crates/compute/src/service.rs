@@ -36,6 +36,11 @@ pub struct Settings {
     pub key_pairs_quota: usize,
     pub instances_dir: std::path::PathBuf,
     pub console_log_max: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_memory_mb: i64,
+    pub reserved_host_disk_mb: i64,
 }
 
 pub struct Compute {
@@ -44,6 +49,10 @@ pub struct Compute {
     pub settings: Settings,
     /// How guests run on this host.
     pub accel: haneul_agent::virt::Accel,
+    /// Where resources are counted and claimed.
+    pub placement: Arc<haneul_placement::Placement>,
+    /// This host, as placement knows it.
+    pub host: crate::scheduler::Host,
 }
 
 /// The flavors a new cloud has, as DevStack creates them (id, name, MiB, vCPUs, GiB), plus
@@ -61,7 +70,7 @@ const SEEDED: &str = "default_flavors_created";
 impl Compute {
     /// Opens the database; on the very first start, creates the default flavors (an
     /// operator who deletes them later does not get them back).
-    pub async fn open(config: &Config) -> Result<Arc<Compute>> {
+    pub async fn open(config: &Config, placement: Arc<haneul_placement::Placement>) -> Result<Arc<Compute>> {
         let db =
             haneul_core::docstore::Store::open(&config.compute_database_url(), "compute", crate::model::TABLES, &[])
                 .await?;
@@ -73,6 +82,22 @@ impl Compute {
             .map_err(|e| Error::Internal(format!("creating {}: {e}", instances_dir.display())))?;
         let accel = choose_accel(config, &instances_dir).await;
         tracing::info!(?accel, "guests run with this accelerator");
+        let host_name = config.compute_host();
+        let provider_key = format!("host_provider:{host_name}");
+        let provider = match state.model().settings.get(&provider_key).and_then(|s| s.value.as_str().map(str::to_owned))
+        {
+            Some(p) => p,
+            None => {
+                let p = uuid::Uuid::new_v4().to_string();
+                state
+                    .write(|t| {
+                        t.put(Setting { id: provider_key.clone(), value: serde_json::Value::String(p.clone()) })?;
+                        Ok::<_, Error>(())
+                    })
+                    .await?;
+                p
+            }
+        };
         let compute = Arc::new(Compute {
             state,
             policy,
@@ -82,8 +107,15 @@ impl Compute {
                 key_pairs_quota: config.compute.key_pairs_quota,
                 instances_dir,
                 console_log_max: config.compute.console_log_max,
+                cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
+                ram_allocation_ratio: config.compute.ram_allocation_ratio,
+                disk_allocation_ratio: config.compute.disk_allocation_ratio,
+                reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
+                reserved_host_disk_mb: config.compute.reserved_host_disk_mb,
             },
             accel,
+            placement,
+            host: crate::scheduler::Host { name: host_name, provider },
         });
         if !compute.model().settings.contains_key(SEEDED) {
             compute
@@ -115,6 +147,7 @@ impl Compute {
                 .await?;
         }
         compute.recover().await?;
+        compute.register_host().await?;
         Ok(compute)
     }
 

@@ -40,6 +40,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub image: ImageConfig,
     pub compute: ComputeConfig,
+    pub placement: PlacementConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -135,6 +136,33 @@ pub struct ComputeConfig {
     pub probe_initrd: String,
     /// Largest console log kept per instance, in bytes.
     pub console_log_max: u64,
+    /// This host's name as compute knows it (services, hypervisors, placement provider);
+    /// empty means the kernel's host name.
+    pub host: String,
+    /// Overcommit of this host's resources, as Nova's `initial_*_allocation_ratio`.
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    /// Memory (MiB) and disk (MiB) kept for the host itself.
+    pub reserved_host_memory_mb: i64,
+    pub reserved_host_disk_mb: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlacementConfig {
+    pub port: u16,
+    /// Database URL as for identity; empty means `placement.db` in the data directory.
+    pub database_url: String,
+    /// oslo.policy overrides for the placement API; empty means `placement-policy.yaml` in the
+    /// data directory.
+    pub policy_file: String,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig { port: 8778, database_url: String::new(), policy_file: String::new() }
+    }
 }
 
 impl Default for Config {
@@ -145,6 +173,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             image: ImageConfig::default(),
             compute: ComputeConfig::default(),
+            placement: PlacementConfig::default(),
         }
     }
 }
@@ -211,6 +240,12 @@ impl Default for ComputeConfig {
             probe_kernel: String::new(),
             probe_initrd: String::new(),
             console_log_max: 4 << 20,
+            host: String::new(),
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_mb: 0,
         }
     }
 }
@@ -263,6 +298,35 @@ impl Config {
         } else {
             self.compute.database_url.clone()
         }
+    }
+
+    /// The placement database URL, defaulting to SQLite in the data directory.
+    pub fn placement_database_url(&self) -> String {
+        if self.placement.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("placement.db").display())
+        } else {
+            self.placement.database_url.clone()
+        }
+    }
+
+    pub fn placement_policy_file(&self) -> PathBuf {
+        if self.placement.policy_file.is_empty() {
+            self.data_dir.join("placement-policy.yaml")
+        } else {
+            PathBuf::from(&self.placement.policy_file)
+        }
+    }
+
+    /// The compute host name: `compute.host`, else the kernel's host name.
+    pub fn compute_host(&self) -> String {
+        if !self.compute.host.is_empty() {
+            return self.compute.host.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
     }
 
     pub fn instances_dir(&self) -> PathBuf {

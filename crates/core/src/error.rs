@@ -17,6 +17,9 @@ pub enum FaultStyle {
     Network,
     /// Glance: plain text-ish HTML in OpenStack, but JSON `{"code":..,"title":..,"message":..}` is accepted by clients.
     Image,
+    /// Placement: `{"errors": [{"status": 404, "title": "Not Found", "detail": "...", "code": "placement.undefined_code"}]}`;
+    /// `kind` carries the error code.
+    Placement,
 }
 
 /// An error on its way to the client: a status, a message and, for some services, a type name.
@@ -86,6 +89,14 @@ impl ApiError {
             }),
             FaultStyle::Image => json!({
                 "code": code, "title": title, "message": self.message
+            }),
+            FaultStyle::Placement => json!({
+                "errors": [{
+                    "status": code,
+                    "title": title,
+                    "detail": self.message,
+                    "code": self.kind.unwrap_or("placement.undefined_code"),
+                }]
             }),
         }
     }

@@ -96,6 +96,7 @@ fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
             url: format!("{}/v2.1", cfg.public_url(cfg.compute.port)),
             limits: &[],
         },
+        CatalogEntry { kind: "placement", name: "placement", url: cfg.public_url(cfg.placement.port), limits: &[] },
         CatalogEntry {
             kind: haneul_image::service::SERVICE_TYPE,
             name: "glance",
@@ -167,6 +168,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let compute_addr = format!("{}:{}", cfg.server.bind, cfg.compute.port);
     let compute_listener =
         tokio::net::TcpListener::bind(&compute_addr).await.with_context(|| format!("binding {compute_addr}"))?;
+    let placement_addr = format!("{}:{}", cfg.server.bind, cfg.placement.port);
+    let placement_listener =
+        tokio::net::TcpListener::bind(&placement_addr).await.with_context(|| format!("binding {placement_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
     let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
@@ -175,7 +179,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         haneul_identity::api::validator(ident.clone()),
         cfg.server.max_request_body_size,
     );
-    let compute = haneul_compute::Compute::open(&cfg).await.context("opening the compute service")?;
+    let placement = haneul_placement::Placement::open(&cfg).await.context("opening the placement service")?;
+    let placement_app = haneul_placement::api::router(
+        placement.clone(),
+        haneul_identity::api::validator(ident.clone()),
+        cfg.server.max_request_body_size,
+    );
+    let compute =
+        haneul_compute::Compute::open(&cfg, placement.clone()).await.context("opening the compute service")?;
     let compute_app = haneul_compute::api::router(
         compute.clone(),
         haneul_identity::api::validator(ident.clone()),
@@ -187,6 +198,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let keys_ident = ident.clone();
     let images_bg = images.clone();
     let compute_bg = compute.clone();
+    let placement_bg = placement.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -214,6 +226,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = ?e, "compute data could not be refreshed"),
             }
+            match placement_bg.refresh().await {
+                Ok(true) => tracing::info!("placement data changed by another process; reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "placement data could not be refreshed"),
+            }
+            if let Some(e) = placement_bg.policy.take_reload_error() {
+                tracing::warn!(error = %e, "placement policy file not reloaded; keeping the previous rules");
+            }
             if let Err(e) = compute_bg.reconcile().await {
                 tracing::warn!(error = ?e, "power states could not be reconciled");
             }
@@ -237,7 +257,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
 
     tracing::info!(
-        identity = %addr, image = %image_addr, compute = %compute_addr,
+        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "services listening"
     );
@@ -247,9 +267,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut servers = tokio::task::JoinSet::new();
-    for (name, listener, app) in
-        [("identity", listener, app), ("image", image_listener, image_app), ("compute", compute_listener, compute_app)]
-    {
+    for (name, listener, app) in [
+        ("identity", listener, app),
+        ("image", image_listener, image_app),
+        ("compute", compute_listener, compute_app),
+        ("placement", placement_listener, placement_app),
+    ] {
         let mut rx = stop_rx.clone();
         let stopped = async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -86,7 +86,7 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
         "tenant_id": s.project_id,
         "user_id": s.user_id,
         "metadata": s.metadata,
-        "hostId": if s.host.is_some() { host_id(&s.project_id) } else { String::new() },
+        "hostId": s.host.as_deref().map(|h| host_id(&s.project_id, h)).unwrap_or_default(),
         "image": {"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{}/images/{}", c.settings.public_url, s.image_id)}]},
         "flavor": flavor,
         "created": ts(&s.created_at),
@@ -141,16 +141,10 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
 
 /// Nova's hostId: a hash of the project and host, so that a project can tell whether two of
 /// its servers share a host without learning the host.
-fn host_id(project: &str) -> String {
+fn host_id(project: &str, host: &str) -> String {
     use sha1::Digest;
-    let h = sha1::Sha1::digest(format!("{project}{}", hostname()).as_bytes());
-    h.iter().map(|b| format!("{b:02x}")).collect::<String>()[..40.min(h.len() * 2)].to_string()
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    let h = sha1::Sha1::digest(format!("{project}{host}").as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn summary(c: &Compute, s: &Server) -> Value {
@@ -328,9 +322,9 @@ async fn create(
         metadata,
         description: o.get("description").and_then(|d| d.as_str()).map(str::to_owned),
         vm_state: "building".into(),
-        task_state: Some("spawning".into()),
+        task_state: Some("scheduling".into()),
         power_state: 0,
-        host: Some(hostname()),
+        host: None,
         availability_zone: "nova".into(),
         created_at: now,
         updated_at: now,
@@ -343,6 +337,7 @@ async fn create(
         image_url: c.settings.image_url.clone(),
         token: token.0.clone(),
         disk_format,
+        image,
     };
     tokio::spawn(c.clone().build(build));
     let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();

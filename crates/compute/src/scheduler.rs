@@ -1,0 +1,244 @@
+//! Choosing a host for a server and claiming its resources, in one placement write.
+//!
+//! This host registers itself as a resource provider (VCPU, MEMORY_MB, DISK_GB with the
+//! configured allocation ratios and reservations). A server's request (its flavor, plus
+//! `resources:*` and `trait:*` extra specs and image properties) becomes an allocation
+//! candidate query; candidates on hosts that compute does not run are dropped, the rest
+//! filtered (availability zone, image properties) and weighed (most free memory first, as
+//! Nova's RAM weigher spreads), and the first is claimed. Query and claim run inside one
+//! placement write, so two concurrent builds can never both take the last room on a host.
+//!
+//! Placement is called in-process: both services live in `haneul serve` (the same shortcut
+//! as identity's limits; the REST API serves every other client).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use haneul_placement::candidates::{self, Group, Query};
+use haneul_placement::service::{self as placement, ConsumerAllocations};
+use serde_json::Value;
+
+use crate::model::Server;
+use crate::service::{Compute, Error, Result};
+
+/// Nova's message for a server that fits nowhere.
+pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
+
+/// The traits this host's provider carries.
+const HOST_TRAITS: &[&str] =
+    &["COMPUTE_NODE", "HW_ARCH_X86_64", "COMPUTE_IMAGE_TYPE_QCOW2", "COMPUTE_IMAGE_TYPE_RAW", "COMPUTE_DEVICE_TAGGING"];
+
+/// A host compute can run servers on.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: String,
+    /// Its resource provider's uuid.
+    pub provider: String,
+}
+
+impl Compute {
+    /// Registers this host in placement (creating its provider on first start, keeping its
+    /// inventory in step with the host), then claims for any server on it that has no
+    /// allocation yet (servers created before placement existed).
+    pub async fn register_host(&self) -> Result<()> {
+        let name = self.host.name.clone();
+        let dir = self.settings.instances_dir.clone();
+        let r = haneul_agent::host::resources(&dir)
+            .map_err(|e| Error::Internal(format!("reading this host's resources: {e}")))?;
+        let s = &self.settings;
+        let inv = |total: i64, reserved: i64, ratio: f64| haneul_placement::model::Inventory {
+            total: total.max(1),
+            reserved: reserved.clamp(0, total.max(1) - 1),
+            min_unit: 1,
+            max_unit: total.max(1),
+            step_size: 1,
+            allocation_ratio: ratio,
+        };
+        let wanted: BTreeMap<String, haneul_placement::model::Inventory> = [
+            ("VCPU".to_string(), inv(r.vcpus, 0, s.cpu_allocation_ratio)),
+            ("MEMORY_MB".to_string(), inv(r.memory_mb, s.reserved_host_memory_mb, s.ram_allocation_ratio)),
+            ("DISK_GB".to_string(), inv(r.disk_gb, (s.reserved_host_disk_mb + 1023) / 1024, s.disk_allocation_ratio)),
+        ]
+        .into();
+        let provider = self.host.provider.clone();
+        let servers: Vec<Server> = self
+            .model()
+            .servers
+            .values()
+            .filter(|s| s.host.as_deref() == Some(&name) && s.vm_state != "error")
+            .map(|s| (**s).clone())
+            .collect();
+        self.placement
+            .write(|t| {
+                if !t.m.providers.contains_key(&provider) {
+                    if let Some(old) = t.m.providers.values().find(|p| p.name == name).map(|p| p.id.clone()) {
+                        // A provider of this name from an earlier install: take its place.
+                        placement::delete_provider(t, &old)?;
+                    }
+                    placement::create_provider(t, Some(provider.clone()), name.clone(), None)?;
+                }
+                let p = placement::provider(&t.m, &provider)?.clone();
+                if p.inventories != wanted {
+                    placement::set_inventories(t, &provider, p.generation, wanted)?;
+                }
+                let p = placement::provider(&t.m, &provider)?.clone();
+                let mut traits = p.traits.clone();
+                traits.extend(HOST_TRAITS.iter().map(|t| t.to_string()));
+                if traits != p.traits {
+                    placement::set_provider_traits(t, &provider, p.generation, traits)?;
+                }
+                let unclaimed: Vec<&Server> = servers.iter().filter(|s| !t.m.consumers.contains_key(&s.id)).collect();
+                for s in unclaimed {
+                    let claim = ConsumerAllocations {
+                        consumer: s.id.clone(),
+                        project_id: s.project_id.clone(),
+                        user_id: s.user_id.clone(),
+                        generation: Some(None),
+                        consumer_type: Some("INSTANCE".into()),
+                        allocations: [(provider.clone(), resources(s))].into(),
+                    };
+                    if let Err(e) = placement::set_allocations(t, vec![claim]) {
+                        tracing::warn!(server = %s.id, error = %e, "could not record the allocation of an existing server");
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("registering host {name} in placement: {e}")))?;
+        tracing::info!(host = %name, provider = %self.host.provider, vcpus = r.vcpus, memory_mb = r.memory_mb, disk_gb = r.disk_gb, "host registered in placement");
+        Ok(())
+    }
+
+    /// The hosts servers may land on (so far: this one).
+    pub fn hosts(&self) -> Vec<Host> {
+        vec![self.host.clone()]
+    }
+
+    /// Picks a host for `s` and claims its resources there; `Err` carries the fault message.
+    pub async fn schedule(&self, s: &Server, image: &Value) -> std::result::Result<Host, String> {
+        let query = request(s, image)?;
+        let hosts = self.hosts();
+        let claimed = self
+            .placement
+            .write(|t| {
+                let mut found: Vec<(i64, candidates::Candidate, Host)> = candidates::candidates(&t.m, &query)
+                    .into_iter()
+                    .filter_map(|c| {
+                        let host = hosts.iter().find(|h| h.provider == c.root)?.clone();
+                        let free_ram = free(&t.m, &c.root, "MEMORY_MB");
+                        Some((free_ram, c, host))
+                    })
+                    .filter(|(_, _, host)| availability_zone_ok(s, host))
+                    .collect();
+                found.sort_by(|a, b| b.0.cmp(&a.0));
+                let Some((_, c, host)) = found.into_iter().next() else { return Ok(None) };
+                placement::set_allocations(
+                    t,
+                    vec![ConsumerAllocations {
+                        consumer: s.id.clone(),
+                        project_id: s.project_id.clone(),
+                        user_id: s.user_id.clone(),
+                        generation: Some(None),
+                        consumer_type: Some("INSTANCE".into()),
+                        allocations: c.allocations,
+                    }],
+                )?;
+                Ok(Some(host))
+            })
+            .await;
+        match claimed {
+            Ok(Some(host)) => Ok(host),
+            Ok(None) => Err(NO_VALID_HOST.into()),
+            Err(e) => {
+                tracing::warn!(server = %s.id, error = %e, "claim failed");
+                Err(NO_VALID_HOST.into())
+            }
+        }
+    }
+
+    /// Gives back a server's resources (deleted, or failed to build).
+    pub async fn release(&self, server_id: &str) {
+        let r = self
+            .placement
+            .write(|t| match placement::delete_allocations(t, server_id) {
+                Err(placement::Error::NotFound(_)) => Ok(()),
+                other => other,
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(server = %server_id, error = %e, "allocations could not be removed");
+        }
+    }
+}
+
+fn free(m: &haneul_placement::model::Model, provider: &str, rc: &str) -> i64 {
+    let Some(p) = m.providers.get(provider) else { return 0 };
+    let capacity = p.inventories.get(rc).map_or(0, |i| i.capacity());
+    capacity - m.provider_usage(provider).get(rc).copied().unwrap_or(0)
+}
+
+fn availability_zone_ok(s: &Server, _host: &Host) -> bool {
+    // Every host is in the default zone until host aggregates with zones exist.
+    s.availability_zone == "nova" || s.availability_zone.is_empty()
+}
+
+/// The resources a server takes: its flavor, as Nova turns it into a placement request.
+pub fn resources(s: &Server) -> BTreeMap<String, i64> {
+    let f = &s.flavor;
+    let mut r: BTreeMap<String, i64> = BTreeMap::new();
+    r.insert("VCPU".into(), f.vcpus);
+    r.insert("MEMORY_MB".into(), f.ram);
+    let disk = f.disk + f.ephemeral + (f.swap + 1023) / 1024;
+    if disk > 0 {
+        r.insert("DISK_GB".into(), disk);
+    }
+    for (k, v) in &f.extra_specs {
+        if let Some(rc) = k.strip_prefix("resources:") {
+            match v.parse::<i64>() {
+                Ok(0) => {
+                    r.remove(rc);
+                }
+                Ok(n) if n > 0 => {
+                    r.insert(rc.to_string(), n);
+                }
+                _ => {}
+            }
+        }
+    }
+    r
+}
+
+/// The placement query for a server: its resources, and the traits its flavor's extra
+/// specs and its image's properties require (`trait:NAME=required|forbidden`).
+fn request(s: &Server, image: &Value) -> std::result::Result<Query, String> {
+    let mut required = BTreeSet::new();
+    let mut forbidden = BTreeSet::new();
+    let image_props =
+        image.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()));
+    for (k, v) in s.flavor.extra_specs.clone().into_iter().chain(image_props) {
+        if let Some(t) = k.strip_prefix("trait:") {
+            match v.as_str() {
+                "required" => {
+                    required.insert(t.to_string());
+                }
+                "forbidden" => {
+                    forbidden.insert(t.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(arch) = image.get("hw_architecture").or(image.get("architecture")).and_then(Value::as_str) {
+        if !matches!(arch, "x86_64" | "i686" | "i386") {
+            return Err(format!("{NO_VALID_HOST} No host runs guests of architecture {arch}."));
+        }
+    }
+    forbidden.insert("COMPUTE_STATUS_DISABLED".into());
+    let group = Group {
+        suffix: String::new(),
+        resources: resources(s),
+        required: required.into_iter().map(|t| [t].into()).collect(),
+        forbidden,
+        ..Default::default()
+    };
+    Ok(Query { groups: vec![group], ..Default::default() })
+}

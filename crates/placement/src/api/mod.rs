@@ -1,0 +1,231 @@
+//! The Placement HTTP API, with microversion negotiation (1.0–1.39) on every request.
+
+mod allocations;
+mod names;
+mod providers;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::{auth_layer, unauthenticated, AuthContext, TokenValidator};
+use haneul_core::error::{ApiError, FaultStyle};
+use haneul_core::microversion::{negotiate, Microversion};
+use serde_json::{json, Map, Value};
+
+use crate::service::{code, Error, Placement};
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+pub type Ctx = Arc<Placement>;
+
+pub const MIN_VERSION: Microversion = Microversion::new(1, 0);
+pub const MAX_VERSION: Microversion = Microversion::new(1, 39);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::NotFound(m) => ApiError::not_found(m),
+            Error::BadRequest(c, m) => ApiError::bad_request(m).with_kind(c),
+            Error::Conflict(c, m) => ApiError::conflict(m).with_kind(c),
+            Error::Store(haneul_core::docstore::StoreError::Duplicate { .. }) => {
+                ApiError::conflict("The resource already exists.").with_kind(code::DUPLICATE_NAME)
+            }
+            Error::Store(haneul_core::docstore::StoreError::Stale { .. }) => {
+                ApiError::conflict("Another process changed the data; retry.").with_kind(code::CONCURRENT_UPDATE)
+            }
+            other => {
+                tracing::error!(error = ?other, "placement service failure");
+                ApiError::internal("The placement service could not complete the request.")
+            }
+        }
+    }
+}
+
+/// The microversion a request was negotiated to.
+#[derive(Clone, Copy, Debug)]
+pub struct Mv(pub Microversion);
+
+impl Mv {
+    pub fn at_least(self, minor: u32) -> bool {
+        self.0 >= Microversion::new(1, minor)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Mv {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(parts.extensions.get::<Mv>().copied().unwrap_or(Mv(MIN_VERSION)))
+    }
+}
+
+/// Negotiates the microversion and says it back; from 1.15 GET responses carry
+/// `last-modified` and `cache-control: no-cache`.
+async fn microversion(mut req: Request, next: Next) -> Response {
+    let v = match negotiate(req.headers(), "placement", None, MIN_VERSION, MAX_VERSION) {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE => {
+            // Clients (osc-placement) read the range from this body to settle on a version.
+            let body = json!({"errors": [{
+                "status": 406,
+                "title": "Not Acceptable",
+                "detail": format!("Invalid microversion: {}", e.message),
+                "max_version": MAX_VERSION.to_string(),
+                "min_version": MIN_VERSION.to_string(),
+            }]});
+            return (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(Mv(v));
+    let is_get = req.method() == Method::GET;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("placement {v}")) {
+        h.insert("openstack-api-version", value);
+    }
+    h.insert("vary", HeaderValue::from_static("openstack-api-version"));
+    if is_get && resp.status() == StatusCode::OK && Mv(v).at_least(15) {
+        let now = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = HeaderValue::from_str(&now) {
+            resp.headers_mut().insert("last-modified", value);
+        }
+        resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    }
+    resp
+}
+
+/// Every placement route needs a token except the version document.
+async fn require_token(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Arc<AuthContext>>().is_none() {
+        return unauthenticated().into_response();
+    }
+    next.run(req).await
+}
+
+pub fn router(placement: Arc<Placement>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let api = Router::new()
+        .merge(providers::routes())
+        .merge(allocations::routes())
+        .merge(names::routes())
+        .layer(axum::middleware::from_fn(require_token));
+    let app = Router::new()
+        .route("/", get(versions))
+        .merge(api)
+        .layer(axum::middleware::from_fn(microversion))
+        .with_state(placement)
+        .layer(auth_layer(validator));
+    haneul_core::http::service_layers(app, "placement", FaultStyle::Placement, body_limit)
+}
+
+async fn versions() -> Response {
+    Json(json!({"versions": [{
+        "id": "v1.0",
+        "max_version": MAX_VERSION.to_string(),
+        "min_version": MIN_VERSION.to_string(),
+        "status": "CURRENT",
+        "links": [{"rel": "self", "href": ""}],
+    }]}))
+    .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the resource modules.
+
+/// Checks `rule` for the caller; placement's 403 when denied.
+pub fn enforce(p: &Placement, ctx: &AuthContext, rule: &str) -> ApiResult<()> {
+    let target = json!({"project_id": ctx.project_id(), "user_id": ctx.user.id});
+    if p.policy.current().allows(rule, &target, ctx.policy_credentials()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("Policy does not allow {rule} to be performed.")))
+    }
+}
+
+pub fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+/// A JSON object body, or placement's 400.
+pub fn object(body: &[u8]) -> ApiResult<Map<String, Value>> {
+    match haneul_core::http::parse_json::<Value>(body)? {
+        Value::Object(o) => Ok(o),
+        _ => Err(bad("JSON does not validate: the body must be an object.")),
+    }
+}
+
+/// Refuses keys outside `allowed`, as placement's JSON schemas do.
+pub fn only_keys(o: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => {
+            Err(bad(format!("JSON does not validate: Additional properties are not allowed ('{k}' was unexpected)")))
+        }
+        None => Ok(()),
+    }
+}
+
+pub fn required<'a>(o: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Value> {
+    o.get(key).ok_or_else(|| bad(format!("JSON does not validate: '{key}' is a required property")))
+}
+
+pub fn int(v: &Value, key: &str) -> ApiResult<i64> {
+    v.as_i64().ok_or_else(|| bad(format!("JSON does not validate: {v} is not of type 'integer' ({key})")))
+}
+
+pub fn string<'a>(v: &'a Value, key: &str) -> ApiResult<&'a str> {
+    v.as_str().ok_or_else(|| bad(format!("JSON does not validate: {v} is not of type 'string' ({key})")))
+}
+
+/// A uuid as placement accepts it (with or without dashes), in its dashed form.
+pub fn uuid(s: &str, what: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(s)
+        .map(|u| u.to_string())
+        .map_err(|_| bad(format!("JSON does not validate: '{s}' is not a 'uuid' ({what})")))
+}
+
+/// The generation a writer read, required in the body.
+pub fn generation(o: &Map<String, Value>) -> ApiResult<i64> {
+    int(required(o, "resource_provider_generation")?, "resource_provider_generation")
+}
+
+/// Query string pairs in order (repeated keys kept).
+pub type Pairs = Vec<(String, String)>;
+
+/// Refuses query parameters outside `allowed`; a name ending in `*` allows suffixed forms
+/// (`resources1`, `required_GPU`).
+pub fn only_params(q: &Pairs, allowed: &[&str]) -> ApiResult<()> {
+    for (k, _) in q {
+        let ok = allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => k.starts_with(prefix),
+            None => a == k,
+        });
+        if !ok {
+            return Err(bad(format!(
+                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn param<'a>(q: &'a Pairs, key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub fn created(location: &str, body: Option<Value>) -> Response {
+    let mut resp = match body {
+        Some(b) => (StatusCode::CREATED, Json(b)).into_response(),
+        None => StatusCode::CREATED.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert("location", v);
+    }
+    resp
+}
