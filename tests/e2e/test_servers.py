@@ -62,8 +62,14 @@ def test_cli_boots_a_server_that_reads_its_metadata_and_deletes_it_without_lefto
     shown = cli.json("server", "show", name)
     assert shown["OS-EXT-STS:power_state"] == 1 and shown["key_name"] == "k1"
     assert any(sid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in srv.qemu_pids())
+    # The server's resources are claimed in placement on its host's provider.
+    claim = cli.json("resource", "provider", "allocation", "show", sid)
+    assert [a["resources"] for a in claim] == [{"VCPU": 1, "MEMORY_MB": 256, "DISK_GB": 1}], claim
+    host_rp = cli.json("resource", "provider", "list", "--name", shown["OS-EXT-SRV-ATTR:host"])
+    assert [rp["uuid"] for rp in host_rp] == [claim[0]["resource_provider"]]
 
     cli.run("server", "delete", "--wait", name)
+    assert cli.json("resource", "provider", "allocation", "show", sid) == []
     assert name not in {s["Name"] for s in cli.json("server", "list")}
     wait_for(lambda: not any(sid.encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in srv.qemu_pids()),
              10, what="QEMU to be gone")
@@ -89,6 +95,59 @@ def test_bad_server_requests_get_nova_faults(booted, change, status, key):
     assert r.status_code == status, r.text
     assert list(r.json()) == [key], r.text
     assert nova(srv, "GET", f"/servers/{uuid.uuid4()}", api.admin_token).status_code == 404
+
+
+def test_a_server_that_fits_nowhere_is_in_error_with_no_valid_host(booted):
+    srv, _ = booted
+    cli = Cli(srv)
+    flavor = unique("huge")
+    cli.run("flavor", "create", "--ram", str(64 << 20), "--vcpus", "1", "--disk", "1", flavor)
+    name = unique("nohost")
+    cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", flavor, "--nic", "none", name)
+    wait_for(lambda: cli.json("server", "show", name)["status"] == "ERROR", 30, 0.5, what="ERROR")
+    shown = cli.json("server", "show", name)
+    assert shown["fault"]["message"] == "No valid host was found. There are not enough hosts available.", shown
+    assert shown["fault"]["code"] == 500
+    assert cli.json("resource", "provider", "allocation", "show", shown["id"]) == []
+    cli.run("server", "delete", "--wait", name)
+    cli.run("flavor", "delete", flavor)
+
+
+def test_concurrent_boots_never_overcommit_the_host(booted):
+    """Two servers that each need more than half of the host's free disk are created at once
+    (their qcow2 overlays cost nothing until written): exactly one gets the host, the other
+    has no valid host."""
+    srv, _ = booted
+    cli = Cli(srv)
+    host = cli.json("resource", "provider", "list")[0]["uuid"]
+    inv = {i["resource_class"]: i for i in cli.json("resource", "provider", "inventory", "list", host)}
+    disk = inv["DISK_GB"]
+    free = int((disk["total"] - disk["reserved"]) * disk["allocation_ratio"]) - disk["used"]
+    flavor = unique("wide")
+    cli.run("flavor", "create", "--ram", "256", "--vcpus", "1", "--disk", str(free // 2 + 1), flavor)
+    api = Api(srv)
+    image_id = cli.value("image", "show", IMAGE_NAME, "-c", "id")
+    flavor_id = cli.value("flavor", "show", flavor, "-c", "id")
+
+    def create(name):
+        body = {"server": {"name": name, "imageRef": image_id, "flavorRef": flavor_id, "networks": "none"}}
+        r = requests.post(srv.compute_url + "/servers", json=body, timeout=HTTP_TIMEOUT,
+                          headers={"X-Auth-Token": api.admin_token, "OpenStack-API-Version": "compute 2.37"})
+        assert r.status_code == 202, r.text
+        return r.json()["server"]["id"]
+
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        ids = list(pool.map(create, [unique("a"), unique("b")]))
+
+    def settled():
+        return sorted(nova(srv, "GET", f"/servers/{i}", api.admin_token).json()["server"]["status"] for i in ids)
+
+    wait_for(lambda: "BUILD" not in settled(), 60, 0.5, what="both servers to settle")
+    assert settled() == ["ACTIVE", "ERROR"]
+    for i in ids:
+        cli.run("server", "delete", "--wait", i)
+    cli.run("flavor", "delete", flavor)
 
 
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
