@@ -150,6 +150,29 @@ def test_concurrent_boots_never_overcommit_the_host(booted):
     cli.run("flavor", "delete", flavor)
 
 
+def test_quota_excess_gets_novas_403_and_limits_show_the_quota(booted):
+    srv, _ = booted
+    cli = Cli(srv)
+    quota = {r["Resource"]: r["Limit"] for r in cli.json("quota", "show", "admin")}
+    assert (quota["instances"], quota["cores"], quota["ram"], quota["key-pairs"]) == (10, 20, 51200, 100)
+    cli.run("quota", "set", "--instances", "0", "admin")
+    try:
+        p = cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                    unique("over"), check=False)
+        assert p.returncode != 0, p.stdout
+        assert "Quota exceeded for instances: Requested 1, but already used 0 of 0 instances" in p.stderr, p.stderr
+        assert "403" in p.stderr, p.stderr
+        limits = {r["Name"]: r["Value"] for r in cli.json("limits", "show", "--absolute")}
+        assert limits["max_total_instances"] == 0 and limits["max_total_cores"] == 20, limits
+        cli.run("quota", "set", "--instances", "10", "--cores", "0", "admin")
+        p = cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                    unique("over"), check=False)
+        assert "Quota exceeded for cores: Requested 1, but already used 0 of 0 cores" in p.stderr, p.stderr
+    finally:
+        cli.run("quota", "set", "--instances", "10", "--cores", "20", "admin")
+    assert not [s for s in cli.json("server", "list") if s["Name"].startswith("over")]
+
+
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
     srv = start_server(tmp_path / "data")
     try:

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod model;
 pub mod policy_defaults;
+pub mod quotas;
 pub mod scheduler;
 pub mod servers;
 pub mod service;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings", "servers"];
+pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings", "servers", "quota_limits"];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flavor {
@@ -115,6 +115,14 @@ pub struct Server {
     pub fault: Option<Fault>,
 }
 
+/// Quota limits set by an operator: for a project (`id` = project id), a user in a project
+/// (`<project>/<user>`), or a quota class (`class:<name>`, `class:default` for everyone).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuotaLimits {
+    pub id: String,
+    pub limits: BTreeMap<String, i64>,
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -145,6 +153,7 @@ record!(FlavorAccess, "flavor_access", flavor_access);
 record!(Keypair, "keypairs", keypairs);
 record!(Setting, "compute_settings", settings);
 record!(Server, "servers", servers);
+record!(QuotaLimits, "quota_limits", quotas);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -154,6 +163,7 @@ pub struct Model {
     pub keypairs: Table<Keypair>,
     pub settings: Table<Setting>,
     pub servers: Table<Server>,
+    pub quotas: Table<QuotaLimits>,
 }
 
 impl Model {
@@ -180,6 +190,7 @@ impl Snapshot for Model {
         store.load_table::<Keypair>(&mut m).await?;
         store.load_table::<Setting>(&mut m).await?;
         store.load_table::<Server>(&mut m).await?;
+        store.load_table::<QuotaLimits>(&mut m).await?;
         Ok(m)
     }
 }

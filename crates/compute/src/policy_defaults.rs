@@ -25,4 +25,13 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-keypairs:show", "(rule:context_is_admin) or user_id:%(user_id)s"),
     ("os_compute_api:os-keypairs:create", "(rule:context_is_admin) or user_id:%(user_id)s"),
     ("os_compute_api:os-keypairs:delete", "(rule:context_is_admin) or user_id:%(user_id)s"),
+    ("os_compute_api:os-quota-sets:show", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-quota-sets:detail", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-quota-sets:defaults", "@"),
+    ("os_compute_api:os-quota-sets:update", "rule:context_is_admin"),
+    ("os_compute_api:os-quota-sets:delete", "rule:context_is_admin"),
+    ("os_compute_api:os-quota-class-sets:show", "rule:context_is_admin or quota_class:%(quota_class)s"),
+    ("os_compute_api:os-quota-class-sets:update", "rule:context_is_admin"),
+    ("os_compute_api:limits", "@"),
+    ("os_compute_api:limits:other_project", "rule:context_is_admin"),
 ];

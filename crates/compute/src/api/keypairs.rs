@@ -239,14 +239,16 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
     };
     let fingerprint = fingerprint(&kind, &public_key)
         .ok_or_else(|| bad("Keypair data is invalid: failed to generate fingerprint"))?;
-    let quota = c.settings.key_pairs_quota;
+    let key_pairs_default = c.settings.key_pairs_quota as i64;
+    let project = ctx.project_id().unwrap_or_default().to_string();
     let saved = c
         .write(|t| {
             let key = Keypair::key(&user, &name);
             if t.m.keypairs.contains_key(&key) {
                 return Err(Error::Conflict(format!("Key pair '{name}' already exists.")));
             }
-            if t.m.keypairs_of(&user).count() >= quota {
+            let quota = crate::quotas::limits(&t.m, key_pairs_default, &project, Some(&user))["key_pairs"];
+            if quota >= 0 && t.m.keypairs_of(&user).count() as i64 >= quota {
                 return Err(Error::Forbidden("Quota exceeded, too many key pairs.".into()));
             }
             let serial = t.m.keypairs.values().map(|k| k.serial).max().unwrap_or(0) + 1;

@@ -3,6 +3,7 @@
 
 mod flavors;
 mod keypairs;
+mod quotas;
 mod servers;
 
 use std::sync::Arc;
@@ -89,6 +90,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
     let v21 = Router::new()
         .merge(flavors::routes())
         .merge(keypairs::routes())
+        .merge(quotas::routes())
         .merge(servers::routes())
         .layer(axum::middleware::from_fn(microversion));
     let app = Router::new()

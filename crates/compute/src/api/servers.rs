@@ -331,7 +331,21 @@ async fn create(
         launched_at: None,
         fault: None,
     };
-    let saved = c.write(|t| Ok(t.put(server)?)).await?;
+    let kp = c.settings.key_pairs_quota as i64;
+    let saved = c
+        .write(|t| {
+            let limits = crate::quotas::limits(&t.m, kp, &server.project_id, Some(&server.user_id));
+            let meta_limit = limits["metadata_items"];
+            if meta_limit >= 0 && server.metadata.len() as i64 > meta_limit {
+                return Err(crate::service::Error::Forbidden(format!(
+                    "Maximum number of metadata items exceeds {meta_limit}"
+                )));
+            }
+            let wanted = [("instances", 1), ("cores", server.flavor.vcpus), ("ram", server.flavor.ram)];
+            crate::quotas::check(t, kp, &server.project_id, &server.user_id, &wanted)?;
+            Ok(t.put(server)?)
+        })
+        .await?;
     let build = BuildRequest {
         server_id: saved.id.clone(),
         image_url: c.settings.image_url.clone(),
