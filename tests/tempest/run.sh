@@ -6,7 +6,8 @@
 # env:   VENV (python venv with tempest), CONCURRENCY (default 2); NOVA_AVAILABLE=true for the
 #        compute tests (off otherwise: with it on, image tests would try to boot servers); SC_LOCKOUT_FAILURE_ATTEMPTS,
 #        SC_LOCKOUT_DURATION, SC_UNIQUE_LAST_PASSWORD_COUNT turn on the security compliance
-#        tests with the values the server was started with.
+#        tests with the values the server was started with; HANEUL_TEST_IMAGE, the guest that
+#        compute tests boot (uploaded as image_ref when NOVA_AVAILABLE=true).
 # out:   <out_dir>/results.json ({test_id: success|fail|skip|not-run}), results.subunit, tempest.log
 set -euo pipefail
 regex=$1 auth_url=$2 password=$3 out=$4
@@ -22,6 +23,15 @@ export HOME="$out/home"; mkdir -p "$HOME"
 tempest init --workspace-path "$out/workspaces.yaml" --name haneul "$ws" >/dev/null 2>&1
 mkdir -p "$ws/etc" "$ws/logs" "$ws/lock"
 export TEMPEST_CONFIG_DIR="$ws/etc" TEMPEST_CONFIG=tempest.conf
+
+# Compute tests boot the test guest (HANEUL_TEST_IMAGE): upload it as a public image first.
+image_ref=
+if [ "${NOVA_AVAILABLE:-false}" = true ] && [ -n "${HANEUL_TEST_IMAGE:-}" ]; then
+  image_ref=$(OS_AUTH_URL=$auth_url OS_USERNAME=admin OS_PASSWORD=$password OS_PROJECT_NAME=admin \
+    OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 \
+    openstack image create --public --disk-format qcow2 --container-format bare \
+      --file "$HANEUL_TEST_IMAGE" cirros-0.6.3-x86_64-disk -f value -c id)
+fi
 
 cat > "$ws/etc/tempest.conf" <<CONF
 [DEFAULT]
@@ -79,6 +89,8 @@ endpoint_type = publicURL
 region = RegionOne
 flavor_ref = 42
 flavor_ref_alt = 1
+image_ref = $image_ref
+image_ref_alt = $image_ref
 min_microversion = 2.1
 max_microversion = latest
 
