@@ -173,6 +173,34 @@ def test_quota_excess_gets_novas_403_and_limits_show_the_quota(booted):
     assert not [s for s in cli.json("server", "list") if s["Name"].startswith("over")]
 
 
+def test_server_groups_place_members_by_their_policy(booted):
+    """One host here: affinity members share it, a second anti-affinity member has no valid
+    host (two hosts are tested once agents run apart)."""
+    srv, _ = booted
+    cli = Cli(srv)
+    anti = cli.json("server", "group", "create", "--policy", "anti-affinity", unique("anti"))
+    together = cli.json("server", "group", "create", "--policy", "affinity", unique("together"))
+
+    def boot(group, name, wait=True):
+        args = ["server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                "--hint", f"group={group['id']}", name]
+        return cli.json(*args, *(["--wait"] if wait else []))
+
+    a1, a2 = boot(anti, unique("a1")), boot(anti, unique("a2"), wait=False)
+    wait_for(lambda: cli.json("server", "show", a2["id"])["status"] == "ERROR", 30, 0.5, what="ERROR")
+    assert "No valid host" in cli.json("server", "show", a2["id"])["fault"]["message"]
+    assert a1["status"] == "ACTIVE"
+    t1, t2 = boot(together, unique("t1")), boot(together, unique("t2"))
+    assert t1["OS-EXT-SRV-ATTR:host"] == t2["OS-EXT-SRV-ATTR:host"] and t2["status"] == "ACTIVE"
+    assert set(cli.json("server", "group", "show", together["id"])["members"]) == {t1["id"], t2["id"]}
+    shown = cli.json("--os-compute-api-version", "2.71", "server", "show", t1["id"])
+    assert shown["server_groups"] == [together["id"]]
+    for s in (a1, a2, t1, t2):
+        cli.run("server", "delete", "--wait", s["id"])
+    assert cli.json("server", "group", "show", together["id"])["members"] == []
+    cli.run("server", "group", "delete", anti["id"], together["id"])
+
+
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
     srv = start_server(tmp_path / "data")
     try:

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-pub const TABLES: &[&str] = &["flavors", "flavor_access", "keypairs", "compute_settings", "servers", "quota_limits"];
+pub const TABLES: &[&str] =
+    &["flavors", "flavor_access", "keypairs", "compute_settings", "servers", "quota_limits", "server_groups"];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flavor {
@@ -113,6 +114,24 @@ pub struct Server {
     pub updated_at: DateTime<Utc>,
     pub launched_at: Option<DateTime<Utc>>,
     pub fault: Option<Fault>,
+    /// The server group it was created in (`os:scheduler_hints` `group`).
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// A server group: servers placed together (affinity) or apart (anti-affinity), strictly or
+/// as a preference (`soft-`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerGroup {
+    pub id: String,
+    pub name: String,
+    pub policy: String,
+    /// `max_server_per_host` of an anti-affinity group (microversion 2.64).
+    pub max_server_per_host: Option<i64>,
+    pub project_id: String,
+    pub user_id: String,
+    pub members: Vec<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Quota limits set by an operator: for a project (`id` = project id), a user in a project
@@ -154,6 +173,7 @@ record!(Keypair, "keypairs", keypairs);
 record!(Setting, "compute_settings", settings);
 record!(Server, "servers", servers);
 record!(QuotaLimits, "quota_limits", quotas);
+record!(ServerGroup, "server_groups", server_groups);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -164,6 +184,7 @@ pub struct Model {
     pub settings: Table<Setting>,
     pub servers: Table<Server>,
     pub quotas: Table<QuotaLimits>,
+    pub server_groups: Table<ServerGroup>,
 }
 
 impl Model {
@@ -191,6 +212,7 @@ impl Snapshot for Model {
         store.load_table::<Setting>(&mut m).await?;
         store.load_table::<Server>(&mut m).await?;
         store.load_table::<QuotaLimits>(&mut m).await?;
+        store.load_table::<ServerGroup>(&mut m).await?;
         Ok(m)
     }
 }

@@ -33,5 +33,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-quota-class-sets:show", "rule:context_is_admin or quota_class:%(quota_class)s"),
     ("os_compute_api:os-quota-class-sets:update", "rule:context_is_admin"),
     ("os_compute_api:limits", "@"),
+    ("os_compute_api:os-server-groups:create", "rule:project_member_api"),
+    ("os_compute_api:os-server-groups:delete", "rule:project_member_or_admin"),
+    ("os_compute_api:os-server-groups:index", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-server-groups:index:all_projects", "rule:context_is_admin"),
+    ("os_compute_api:os-server-groups:show", "rule:project_reader_or_admin"),
     ("os_compute_api:limits:other_project", "rule:context_is_admin"),
 ];

@@ -70,6 +70,8 @@ pub fn usage(m: &Model, project: &str, user: Option<&str>) -> BTreeMap<String, i
         *out.entry("cores".into()).or_default() += s.flavor.vcpus;
         *out.entry("ram".into()).or_default() += s.flavor.ram;
     }
+    let groups = m.server_groups.values().filter(|g| g.project_id == project && user.is_none_or(|u| g.user_id == u));
+    out.insert("server_groups".into(), groups.count() as i64);
     if let Some(u) = user {
         out.insert("key_pairs".into(), m.keypairs_of(u).count() as i64);
     }

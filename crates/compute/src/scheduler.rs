@@ -117,18 +117,42 @@ impl Compute {
     pub async fn schedule(&self, s: &Server, image: &Value) -> std::result::Result<Host, String> {
         let query = request(s, image)?;
         let hosts = self.hosts();
+        let group = s.group.as_ref().and_then(|g| self.model().server_groups.get(g).cloned());
         let claimed = self
             .placement
             .write(|t| {
-                let mut found: Vec<(i64, candidates::Candidate, Host)> = candidates::candidates(&t.m, &query)
+                // Where the other members of the server's group are: their claims, in this same
+                // write, so that concurrent members see each other.
+                let members_on = |root: &str| match &group {
+                    Some(g) => g
+                        .members
+                        .iter()
+                        .filter(|m| **m != s.id)
+                        .filter(|m| t.m.consumers.get(*m).is_some_and(|c| c.allocations.contains_key(root)))
+                        .count() as i64,
+                    None => 0,
+                };
+                let placed_anywhere = hosts.iter().any(|h| members_on(&h.provider) > 0);
+                let mut found: Vec<((i64, i64), candidates::Candidate, Host)> = candidates::candidates(&t.m, &query)
                     .into_iter()
                     .filter_map(|c| {
                         let host = hosts.iter().find(|h| h.provider == c.root)?.clone();
-                        let free_ram = free(&t.m, &c.root, "MEMORY_MB");
-                        Some((free_ram, c, host))
+                        let on = members_on(&c.root);
+                        let (fits, group_weight) = match group.as_ref().map(|g| g.policy.as_str()) {
+                            Some("affinity") => (!placed_anywhere || on > 0, 0),
+                            Some("anti-affinity") => {
+                                let max = group.as_ref().and_then(|g| g.max_server_per_host).unwrap_or(1);
+                                (on < max, 0)
+                            }
+                            Some("soft-affinity") => (true, on),
+                            Some("soft-anti-affinity") => (true, -on),
+                            _ => (true, 0),
+                        };
+                        fits.then(|| ((group_weight, free(&t.m, &c.root, "MEMORY_MB")), c, host))
                     })
                     .filter(|(_, _, host)| availability_zone_ok(s, host))
                     .collect();
+                // Group preference first, then the most free memory (spreading, as Nova's RAM weigher).
                 found.sort_by(|a, b| b.0.cmp(&a.0));
                 let Some((_, c, host)) = found.into_iter().next() else { return Ok(None) };
                 placement::set_allocations(

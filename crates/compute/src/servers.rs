@@ -188,6 +188,13 @@ impl Compute {
         }
         self.release(id).await;
         self.write(|t| {
+            if let Some(gid) = t.m.servers.get(id).and_then(|s| s.group.clone()) {
+                if let Some(g) = t.m.server_groups.get(&gid) {
+                    let mut g = (**g).clone();
+                    g.members.retain(|m| m != id);
+                    t.put(g)?;
+                }
+            }
             t.delete::<Server>(id);
             Ok(())
         })

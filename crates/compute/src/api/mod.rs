@@ -4,6 +4,7 @@
 mod flavors;
 mod keypairs;
 mod quotas;
+mod server_groups;
 mod servers;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(quotas::routes())
+        .merge(server_groups::routes())
         .merge(servers::routes())
         .layer(axum::middleware::from_fn(microversion));
     let app = Router::new()

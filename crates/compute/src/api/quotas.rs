@@ -100,15 +100,16 @@ fn changes(o: &Map<String, Value>, mv: Mv, member: &str) -> ApiResult<(BTreeMap<
     let mut force = false;
     for (k, v) in o {
         if k == "force" && member == "quota_set" {
-            force =
-                match v {
-                    Value::Bool(b) => *b,
-                    Value::String(s) if s.eq_ignore_ascii_case("true") => true,
-                    Value::String(s) if s.eq_ignore_ascii_case("false") => false,
-                    _ => return Err(ApiError::bad_request(format!(
+            force = match v {
+                Value::Bool(b) => *b,
+                Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+                Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
                         "Invalid input for field/attribute force. Value: {v}. {v} is not of type 'boolean', 'string'"
-                    ))),
-                };
+                    )))
+                }
+            };
             continue;
         }
         if !allowed.contains(&k.as_str()) {

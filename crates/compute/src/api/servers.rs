@@ -131,7 +131,7 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
         v["locked_reason"] = Value::Null;
     }
     if mv.at_least(71) {
-        v["server_groups"] = json!([]);
+        v["server_groups"] = json!(s.group.iter().collect::<Vec<_>>());
     }
     if mv.at_least(96) {
         v["pinned_availability_zone"] = Value::Null;
@@ -186,6 +186,19 @@ async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<Stri
     Ok(Json(json!({"server": render(&c, mv, &ctx, &s)})).into_response())
 }
 
+/// The server group named by the request's scheduler hints (`os:scheduler_hints.group`).
+fn scheduler_group(c: &Compute, ctx: &AuthContext, body: &[u8]) -> ApiResult<Option<String>> {
+    let v: Value = haneul_core::http::parse_json(body)?;
+    let hints = v.get("os:scheduler_hints").or_else(|| v.get("OS-SCH-HNT:scheduler_hints"));
+    let Some(group) = hints.and_then(|h| h.get("group")) else { return Ok(None) };
+    let id = group.as_str().ok_or_else(|| bad(format!("Invalid input for field/attribute group. Value: {group}.")))?;
+    let m = c.model();
+    match m.server_groups.get(id) {
+        Some(g) if is_admin(ctx) || ctx.project_id() == Some(g.project_id.as_str()) => Ok(Some(id.to_string())),
+        _ => Err(bad(format!("Instance group {id} could not be found."))),
+    }
+}
+
 fn last_segment(r: &str) -> &str {
     r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
 }
@@ -201,6 +214,7 @@ async fn create(
         return Err(ApiError::forbidden("Servers are created with a project-scoped token."));
     };
     let o: Map<String, Value> = body_member(&body, "server")?;
+    let group = scheduler_group(&c, &ctx, &body)?;
     let name = match o.get("name") {
         Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
@@ -330,6 +344,7 @@ async fn create(
         updated_at: now,
         launched_at: None,
         fault: None,
+        group: group.clone(),
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -343,6 +358,15 @@ async fn create(
             }
             let wanted = [("instances", 1), ("cores", server.flavor.vcpus), ("ram", server.flavor.ram)];
             crate::quotas::check(t, kp, &server.project_id, &server.user_id, &wanted)?;
+            if let Some(g) = &server.group {
+                let mut g = t.edit(&t.m.server_groups, "server group", g)?;
+                let limit = limits["server_group_members"];
+                if limit >= 0 && g.members.len() as i64 >= limit {
+                    return Err(crate::service::Error::Forbidden("Quota exceeded, too many servers in group".into()));
+                }
+                g.members.push(server.id.clone());
+                t.put(g)?;
+            }
             Ok(t.put(server)?)
         })
         .await?;
