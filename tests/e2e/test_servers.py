@@ -101,7 +101,7 @@ def test_a_server_that_fits_nowhere_is_in_error_with_no_valid_host(booted):
     srv, _ = booted
     cli = Cli(srv)
     flavor = unique("huge")
-    cli.run("flavor", "create", "--ram", str(64 << 20), "--vcpus", "1", "--disk", "1", flavor)
+    cli.run("flavor", "create", "--ram", "256", "--vcpus", "1", "--disk", str(1 << 20), flavor)  # 1 PiB of disk
     name = unique("nohost")
     cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", flavor, "--nic", "none", name)
     wait_for(lambda: cli.json("server", "show", name)["status"] == "ERROR", 30, 0.5, what="ERROR")
@@ -199,6 +199,33 @@ def test_server_groups_place_members_by_their_policy(booted):
         cli.run("server", "delete", "--wait", s["id"])
     assert cli.json("server", "group", "show", together["id"])["members"] == []
     cli.run("server", "group", "delete", anti["id"], together["id"])
+
+
+def test_services_hypervisors_and_zones_and_a_disabled_host_takes_no_servers(booted):
+    srv, _ = booted
+    cli = Cli(srv)
+    services = {s["Binary"]: s for s in cli.json("compute", "service", "list")}
+    assert set(services) == {"nova-compute", "nova-scheduler", "nova-conductor"}
+    compute = services["nova-compute"]
+    assert (compute["State"], compute["Status"], compute["Zone"]) == ("up", "enabled", "nova")
+    hv = cli.json("hypervisor", "list")
+    assert [h["Hypervisor Hostname"] for h in hv] == [compute["Host"]] and hv[0]["State"] == "up"
+    shown = cli.json("--os-compute-api-version", "2.87", "hypervisor", "show", str(hv[0]["ID"]))
+    assert shown["vcpus"] >= 1 and shown["memory_mb"] > 0 and shown["hypervisor_type"] == "QEMU"
+    zones = {z["Zone Name"]: z for z in cli.json("availability", "zone", "list", "--compute")}
+    assert zones["nova"]["Zone Status"] == "available" and "internal" in zones  # the admin sees the controller zone
+
+    cli.run("compute", "service", "set", "--disable", "--disable-reason", "maintenance", compute["Host"], "nova-compute")
+    try:
+        assert cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Status"] == "disabled"
+        name = unique("disabled")
+        cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none", name)
+        wait_for(lambda: cli.json("server", "show", name)["status"] == "ERROR", 30, 0.5, what="ERROR")
+        assert "No valid host" in cli.json("server", "show", name)["fault"]["message"]
+        cli.run("server", "delete", "--wait", name)
+    finally:
+        cli.run("compute", "service", "set", "--enable", compute["Host"], "nova-compute")
+    assert cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Status"] == "enabled"
 
 
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):

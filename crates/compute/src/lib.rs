@@ -7,6 +7,7 @@
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
 pub mod api;
+pub mod hosts;
 pub mod model;
 pub mod policy_defaults;
 pub mod quotas;

@@ -7,8 +7,16 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-pub const TABLES: &[&str] =
-    &["flavors", "flavor_access", "keypairs", "compute_settings", "servers", "quota_limits", "server_groups"];
+pub const TABLES: &[&str] = &[
+    "flavors",
+    "flavor_access",
+    "keypairs",
+    "compute_settings",
+    "servers",
+    "quota_limits",
+    "server_groups",
+    "services",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flavor {
@@ -142,6 +150,23 @@ pub struct QuotaLimits {
     pub limits: BTreeMap<String, i64>,
 }
 
+/// A compute service: `nova-compute` on each host, `nova-scheduler` and `nova-conductor` on
+/// the controller. Heartbeats move `last_seen`; one older than the service down time is down.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Service {
+    /// uuid (microversion 2.53 shows it; older ones show `number`).
+    pub id: String,
+    pub number: i64,
+    pub binary: String,
+    pub host: String,
+    pub zone: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    pub forced_down: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -174,6 +199,7 @@ record!(Setting, "compute_settings", settings);
 record!(Server, "servers", servers);
 record!(QuotaLimits, "quota_limits", quotas);
 record!(ServerGroup, "server_groups", server_groups);
+record!(Service, "services", services);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -185,6 +211,7 @@ pub struct Model {
     pub servers: Table<Server>,
     pub quotas: Table<QuotaLimits>,
     pub server_groups: Table<ServerGroup>,
+    pub services: Table<Service>,
 }
 
 impl Model {
@@ -213,6 +240,7 @@ impl Snapshot for Model {
         store.load_table::<Server>(&mut m).await?;
         store.load_table::<QuotaLimits>(&mut m).await?;
         store.load_table::<ServerGroup>(&mut m).await?;
+        store.load_table::<Service>(&mut m).await?;
         Ok(m)
     }
 }

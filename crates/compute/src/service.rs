@@ -148,6 +148,7 @@ impl Compute {
         }
         compute.recover().await?;
         compute.register_host().await?;
+        compute.heartbeat().await?;
         Ok(compute)
     }
 

@@ -234,6 +234,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Some(e) = placement_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "placement policy file not reloaded; keeping the previous rules");
             }
+            if let Err(e) = compute_bg.heartbeat_if_due().await {
+                tracing::warn!(error = ?e, "compute services could not report alive");
+            }
             if let Err(e) = compute_bg.reconcile().await {
                 tracing::warn!(error = ?e, "power states could not be reconciled");
             }

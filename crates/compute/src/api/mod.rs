@@ -2,6 +2,7 @@
 //! negotiation on every request.
 
 mod flavors;
+mod hosts;
 mod keypairs;
 mod quotas;
 mod server_groups;
@@ -92,6 +93,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(quotas::routes())
+        .merge(hosts::routes())
         .merge(server_groups::routes())
         .merge(servers::routes())
         .layer(axum::middleware::from_fn(microversion));

@@ -1,0 +1,503 @@
+//! Availability zones, compute services and hypervisors: what an operator sees of the hosts.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use haneul_core::auth::Auth;
+use haneul_core::error::ApiError;
+use serde_json::{json, Map, Value};
+
+use super::{enforce, ApiResult, Ctx, Mv};
+use crate::hosts::{compute_service, is_up};
+use crate::model::Service;
+use crate::service::Compute;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/os-availability-zone", get(zones))
+        .route("/os-availability-zone/detail", get(zones_detail))
+        .route("/os-aggregates", get(aggregates))
+        .route("/os-services", get(services))
+        .route("/os-services/{id}", put(update_service).delete(delete_service))
+        .route("/os-hypervisors", get(hypervisors))
+        .route("/os-hypervisors/detail", get(hypervisors_detail))
+        .route("/os-hypervisors/statistics", get(statistics))
+        .route("/os-hypervisors/{id}", get(hypervisor))
+        .route("/os-hypervisors/{id}/uptime", get(uptime))
+        .route("/os-hypervisors/{id}/search", get(search))
+        .route("/os-hypervisors/{id}/servers", get(search_servers))
+}
+
+fn admin(c: &Compute, ctx: &haneul_core::auth::AuthContext, rule: &str) -> ApiResult<()> {
+    enforce(c, ctx, rule, &json!({"project_id": ctx.project_id()}))
+}
+
+fn ts(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S.%6f").to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Availability zones
+
+async fn zones(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-availability-zone:list")?;
+    let m = c.model();
+    let now = Utc::now();
+    let up = m.services.values().any(|s| s.binary == "nova-compute" && !s.disabled && is_up(s, now));
+    Ok(Json(json!({"availabilityZoneInfo": [
+        {"zoneName": "nova", "zoneState": {"available": up}, "hosts": null}
+    ]}))
+    .into_response())
+}
+
+async fn zones_detail(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-availability-zone:detail")?;
+    let m = c.model();
+    let now = Utc::now();
+    let mut by_zone: std::collections::BTreeMap<&str, Map<String, Value>> = Default::default();
+    for s in m.services.values() {
+        let hosts = by_zone.entry(s.zone.as_str()).or_default();
+        let host = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
+        host[&s.binary] =
+            json!({"available": is_up(s, now) && !s.disabled, "active": !s.disabled, "updated_at": ts(s.last_seen)});
+    }
+    let info: Vec<Value> = by_zone
+        .into_iter()
+        .map(|(zone, hosts)| json!({"zoneName": zone, "zoneState": {"available": true}, "hosts": hosts}))
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": info})).into_response())
+}
+
+/// Host aggregates are not built yet: every host is in the default zone and no aggregate
+/// exists, which is what the list says (clients such as `openstack hypervisor show` ask).
+async fn aggregates(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-aggregates:index")?;
+    Ok(Json(json!({"aggregates": []})).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+fn service_json(s: &Service, mv: Mv) -> Value {
+    let mut v = json!({
+        "id": if mv.at_least(53) { json!(s.id) } else { json!(s.number) },
+        "binary": s.binary,
+        "host": s.host,
+        "zone": s.zone,
+        "status": if s.disabled { "disabled" } else { "enabled" },
+        "state": if is_up(s, Utc::now()) { "up" } else { "down" },
+        "updated_at": ts(s.last_seen),
+        "disabled_reason": s.disabled_reason,
+    });
+    if mv.at_least(11) {
+        v["forced_down"] = json!(s.forced_down);
+    }
+    v
+}
+
+async fn services(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-services:list")?;
+    let m = c.model();
+    let mut list: Vec<&Service> = m
+        .services
+        .values()
+        .map(|s| &**s)
+        .filter(|s| q.get("host").is_none_or(|h| *h == s.host))
+        .filter(|s| q.get("binary").is_none_or(|b| *b == s.binary))
+        .collect();
+    list.sort_by_key(|s| s.number);
+    let items: Vec<Value> = list.into_iter().map(|s| service_json(s, mv)).collect();
+    Ok(Json(json!({"services": items})).into_response())
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+/// `PUT /os-services/{id}` (2.53: `status`, `disabled_reason`, `forced_down`), and before
+/// 2.53 the actions `enable`, `disable`, `disable-log-reason`, `force-down` by host and binary.
+async fn update_service(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-services:update")?;
+    let o: Map<String, Value> = match haneul_core::http::parse_json::<Value>(&body)? {
+        Value::Object(o) => o,
+        _ => return Err(bad("The request body must be a JSON object.")),
+    };
+    let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    if mv.at_least(53) {
+        if let Some(k) = o.keys().find(|k| !["status", "disabled_reason", "forced_down"].contains(&k.as_str())) {
+            return Err(bad(format!("Invalid input for field/attribute service. Additional properties are not allowed ('{k}' was unexpected)")));
+        }
+        let disabled =
+            match text("status").as_deref() {
+                None => None,
+                Some("enabled") => Some(false),
+                Some("disabled") => Some(true),
+                Some(v) => return Err(bad(format!(
+                    "Invalid input for field/attribute status. Value: {v}. '{v}' is not one of ['enabled', 'disabled']"
+                ))),
+            };
+        let reason = o.get("disabled_reason").map(|r| r.as_str().map(str::to_owned));
+        if reason.is_some() && disabled != Some(true) {
+            return Err(bad("Specifying 'disabled_reason' with status other than 'disabled' is invalid."));
+        }
+        let forced_down = o.get("forced_down").map(|v| v.as_bool().unwrap_or(false));
+        if disabled.is_none() && forced_down.is_none() {
+            return Err(bad("No updates were requested. Fields 'status' or 'forced_down' should be specified."));
+        }
+        let found = c.model().services.contains_key(&id);
+        if !found {
+            return Err(ApiError::not_found(format!("Service {id} could not be found.")));
+        }
+        let s = c.update_service(&id, disabled, reason, forced_down).await?;
+        return Ok(Json(json!({"service": service_json(&s, mv)})).into_response());
+    }
+    let (host, binary) = match (text("host"), text("binary")) {
+        (Some(h), Some(b)) => (h, b),
+        _ => return Err(bad("Invalid input for field/attribute service: 'host' and 'binary' are required.")),
+    };
+    let sid = c
+        .model()
+        .services
+        .values()
+        .find(|s| s.host == host && s.binary == binary)
+        .map(|s| s.id.clone())
+        .ok_or_else(|| ApiError::not_found(format!("Service {binary} on host {host} could not be found.")))?;
+    let (disabled, reason, forced) = match id.as_str() {
+        "enable" => (Some(false), None, None),
+        "disable" => (Some(true), None, None),
+        "disable-log-reason" => (Some(true), Some(text("disabled_reason")), None),
+        "force-down" if mv.at_least(11) => {
+            (None, None, Some(o.get("forced_down").and_then(Value::as_bool).unwrap_or(false)))
+        }
+        _ => return Err(ApiError::not_found("Unknown action")),
+    };
+    let s = c.update_service(&sid, disabled, reason, forced).await?;
+    let mut v = json!({"host": s.host, "binary": s.binary});
+    match id.as_str() {
+        "force-down" => v["forced_down"] = json!(s.forced_down),
+        _ => {
+            v["status"] = json!(if s.disabled { "disabled" } else { "enabled" });
+            if id == "disable-log-reason" {
+                v["disabled_reason"] = json!(s.disabled_reason);
+            }
+        }
+    }
+    Ok(Json(json!({"service": v})).into_response())
+}
+
+async fn delete_service(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-services:delete")?;
+    let m = c.model();
+    let sid = if mv.at_least(53) {
+        m.services.get(&id).map(|s| s.id.clone())
+    } else {
+        m.services.values().find(|s| s.number.to_string() == id).map(|s| s.id.clone())
+    };
+    let sid = sid.ok_or_else(|| ApiError::not_found(format!("Service {id} could not be found.")))?;
+    c.delete_service(&sid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hypervisors
+
+struct Hv {
+    id: String,
+    number: i64,
+    name: String,
+    service: Service,
+    vcpus: i64,
+    memory_mb: i64,
+    local_gb: i64,
+    vcpus_used: i64,
+    memory_mb_used: i64,
+    local_gb_used: i64,
+    running_vms: i64,
+    servers: Vec<(String, String)>,
+}
+
+fn hypervisor_list(c: &Compute) -> Vec<Hv> {
+    let m = c.model();
+    let pm = c.placement.model();
+    let mut out = Vec::new();
+    for h in c.hosts() {
+        let Some(service) = compute_service(&m, &h.name).cloned() else { continue };
+        let p = pm.providers.get(&h.provider);
+        let usage = pm.provider_usage(&h.provider);
+        let inv = |rc: &str| p.and_then(|p| p.inventories.get(rc)).cloned();
+        let total = |rc: &str| inv(rc).map_or(0, |i| i.total);
+        let reserved = |rc: &str| inv(rc).map_or(0, |i| i.reserved);
+        let used = |rc: &str| usage.get(rc).copied().unwrap_or(0);
+        let servers: Vec<(String, String)> = m
+            .servers
+            .values()
+            .filter(|s| s.host.as_deref() == Some(h.name.as_str()))
+            .map(|s| (s.id.clone(), format!("instance-{}", &s.id[..8])))
+            .collect();
+        out.push(Hv {
+            id: h.provider.clone(),
+            number: service.number,
+            name: h.name.clone(),
+            vcpus: total("VCPU"),
+            memory_mb: total("MEMORY_MB"),
+            local_gb: total("DISK_GB"),
+            vcpus_used: used("VCPU"),
+            memory_mb_used: used("MEMORY_MB") + reserved("MEMORY_MB"),
+            local_gb_used: used("DISK_GB"),
+            running_vms: servers.len() as i64,
+            servers,
+            service,
+        });
+    }
+    out
+}
+
+fn hv_summary(h: &Hv, mv: Mv) -> Value {
+    json!({
+        "id": if mv.at_least(53) { json!(h.id) } else { json!(h.number) },
+        "hypervisor_hostname": h.name,
+        "state": if is_up(&h.service, Utc::now()) { "up" } else { "down" },
+        "status": if h.service.disabled { "disabled" } else { "enabled" },
+    })
+}
+
+fn hv_detail(c: &Compute, h: &Hv, mv: Mv) -> Value {
+    let mut v = hv_summary(h, mv);
+    let cpu_info = json!({"arch": "x86_64", "model": "qemu64", "vendor": "QEMU", "features": [],
+        "topology": {"cores": h.vcpus, "threads": 1, "sockets": 1}});
+    v["hypervisor_type"] = json!("QEMU");
+    v["hypervisor_version"] = json!(7002000);
+    v["host_ip"] = json!(host_ip(c));
+    v["service"] = json!({
+        "id": if mv.at_least(53) { json!(h.service.id) } else { json!(h.service.number) },
+        "host": h.service.host,
+        "disabled_reason": h.service.disabled_reason,
+    });
+    if mv.at_least(88) {
+        v["uptime"] = json!(uptime_text());
+    } else {
+        v["vcpus"] = json!(h.vcpus);
+        v["memory_mb"] = json!(h.memory_mb);
+        v["local_gb"] = json!(h.local_gb);
+        v["vcpus_used"] = json!(h.vcpus_used);
+        v["memory_mb_used"] = json!(h.memory_mb_used);
+        v["local_gb_used"] = json!(h.local_gb_used);
+        v["free_ram_mb"] = json!(h.memory_mb - h.memory_mb_used);
+        v["free_disk_gb"] = json!(h.local_gb - h.local_gb_used);
+        v["current_workload"] = json!(0);
+        v["running_vms"] = json!(h.running_vms);
+        v["disk_available_least"] = json!(h.local_gb - h.local_gb_used);
+        v["cpu_info"] = if mv.at_least(28) { cpu_info } else { json!(cpu_info.to_string()) };
+    }
+    v
+}
+
+fn with_servers(v: &mut Value, h: &Hv) {
+    let servers: Vec<Value> = h.servers.iter().map(|(uuid, name)| json!({"uuid": uuid, "name": name})).collect();
+    if !servers.is_empty() {
+        v["servers"] = json!(servers);
+    }
+}
+
+fn host_ip(c: &Compute) -> String {
+    let url = &c.settings.public_url;
+    url.split("://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h.to_string()).unwrap_or_default()
+}
+
+fn uptime_text() -> String {
+    let up: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let l: Vec<&str> = load.split_whitespace().take(3).collect();
+    let secs = up as u64;
+    format!(
+        " {} up {} days, {:02}:{:02},  load average: {}",
+        Utc::now().format("%H:%M:%S"),
+        secs / 86400,
+        secs % 86400 / 3600,
+        secs % 3600 / 60,
+        l.join(", ")
+    )
+}
+
+fn list_filter(q: &HashMap<String, String>, mv: Mv) -> ApiResult<(Option<String>, bool)> {
+    let allowed: &[&str] =
+        if mv.at_least(53) { &["limit", "marker", "hypervisor_hostname_pattern", "with_servers"] } else { &[] };
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        if mv.at_least(53) {
+            return Err(bad(format!(
+                "Invalid input for query parameters {k}. Value: Additional properties are not allowed."
+            )));
+        }
+    }
+    let with =
+        q.get("with_servers").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
+    Ok((q.get("hypervisor_hostname_pattern").cloned(), with))
+}
+
+async fn hypervisors(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:list")?;
+    let (pattern, with) = list_filter(&q, mv)?;
+    let list = hypervisor_list(&c);
+    let matching: Vec<&Hv> =
+        list.iter().filter(|h| pattern.as_ref().is_none_or(|p| h.name.contains(p.as_str()))).collect();
+    if pattern.is_some() && matching.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "Hypervisor with hostname {} could not be found.",
+            pattern.unwrap_or_default()
+        )));
+    }
+    let items: Vec<Value> = matching
+        .into_iter()
+        .map(|h| {
+            let mut v = hv_summary(h, mv);
+            if with {
+                with_servers(&mut v, h);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"hypervisors": items})).into_response())
+}
+
+async fn hypervisors_detail(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:list-detail")?;
+    let (pattern, with) = list_filter(&q, mv)?;
+    let items: Vec<Value> = hypervisor_list(&c)
+        .iter()
+        .filter(|h| pattern.as_ref().is_none_or(|p| h.name.contains(p.as_str())))
+        .map(|h| {
+            let mut v = hv_detail(&c, h, mv);
+            if with {
+                with_servers(&mut v, h);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"hypervisors": items})).into_response())
+}
+
+fn find_hv(c: &Compute, id: &str, mv: Mv) -> ApiResult<Hv> {
+    hypervisor_list(c)
+        .into_iter()
+        .find(|h| if mv.at_least(53) { h.id == id } else { h.number.to_string() == id })
+        .ok_or_else(|| {
+            if mv.at_least(53) && uuid::Uuid::parse_str(id).is_err() {
+                bad(format!("Invalid uuid {id}"))
+            } else {
+                ApiError::not_found(format!("Hypervisor with ID {id} could not be found."))
+            }
+        })
+}
+
+async fn hypervisor(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:show")?;
+    let h = find_hv(&c, &id, mv)?;
+    let mut v = hv_detail(&c, &h, mv);
+    if q.get("with_servers").is_some_and(|v| v == "true" || v == "True" || v == "1") {
+        with_servers(&mut v, &h);
+    }
+    Ok(Json(json!({"hypervisor": v})).into_response())
+}
+
+async fn uptime(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:uptime")?;
+    if mv.at_least(88) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    let h = find_hv(&c, &id, mv)?;
+    let mut v = hv_summary(&h, mv);
+    v["uptime"] = json!(uptime_text());
+    Ok(Json(json!({"hypervisor": v})).into_response())
+}
+
+async fn statistics(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:statistics")?;
+    if mv.at_least(88) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    let list = hypervisor_list(&c);
+    let sum = |f: fn(&Hv) -> i64| list.iter().map(f).sum::<i64>();
+    Ok(Json(json!({"hypervisor_statistics": {
+        "count": list.len(),
+        "vcpus": sum(|h| h.vcpus),
+        "memory_mb": sum(|h| h.memory_mb),
+        "local_gb": sum(|h| h.local_gb),
+        "vcpus_used": sum(|h| h.vcpus_used),
+        "memory_mb_used": sum(|h| h.memory_mb_used),
+        "local_gb_used": sum(|h| h.local_gb_used),
+        "free_ram_mb": sum(|h| h.memory_mb - h.memory_mb_used),
+        "free_disk_gb": sum(|h| h.local_gb - h.local_gb_used),
+        "current_workload": 0,
+        "running_vms": sum(|h| h.running_vms),
+        "disk_available_least": sum(|h| h.local_gb - h.local_gb_used),
+    }}))
+    .into_response())
+}
+
+/// Before 2.53: hypervisors whose host name contains `id`, optionally with their servers.
+async fn search(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:search")?;
+    search_common(&c, mv, &pattern, false)
+}
+
+async fn search_servers(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
+    admin(&c, &ctx, "os_compute_api:os-hypervisors:servers")?;
+    search_common(&c, mv, &pattern, true)
+}
+
+fn search_common(c: &Compute, mv: Mv, pattern: &str, servers: bool) -> ApiResult {
+    if mv.at_least(53) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    let items: Vec<Value> = hypervisor_list(c)
+        .iter()
+        .filter(|h| h.name.contains(pattern))
+        .map(|h| {
+            let mut v = hv_summary(h, mv);
+            if servers {
+                with_servers(&mut v, h);
+            }
+            v
+        })
+        .collect();
+    if items.is_empty() {
+        return Err(ApiError::not_found(format!("No hypervisor matching '{pattern}' could be found.")));
+    }
+    Ok(Json(json!({"hypervisors": items})).into_response())
+}
