@@ -41,6 +41,7 @@ class Server:
         self.image_port = free_port()
         self.compute_port = free_port()
         self.placement_port = free_port()
+        self.metadata_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -50,6 +51,7 @@ class Server:
             "HANEUL_IMAGE__PORT": str(self.image_port),
             "HANEUL_COMPUTE__PORT": str(self.compute_port),
             "HANEUL_PLACEMENT__PORT": str(self.placement_port),
+            "HANEUL_COMPUTE__METADATA_PORT": str(self.metadata_port),
             "HANEUL_SERVER__BIND": "127.0.0.1",
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_IDENTITY__ADMIN_PASSWORD": "secret-" + uuid.uuid4().hex[:8],
@@ -80,6 +82,10 @@ class Server:
     @property
     def placement_url(self):
         return f"http://127.0.0.1:{self.placement_port}"
+
+    @property
+    def metadata_url(self):
+        return f"http://127.0.0.1:{self.metadata_port}"
 
     @property
     def admin_password(self):

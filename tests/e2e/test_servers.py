@@ -228,6 +228,42 @@ def test_services_hypervisors_and_zones_and_a_disabled_host_takes_no_servers(boo
     assert cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Status"] == "enabled"
 
 
+def test_the_metadata_service_answers_a_signed_request_in_both_formats(booted):
+    """What the proxy in a guest's network will forward (the network service adds it): the
+    instance id signed with the shared secret; OpenStack and EC2 documents as on the config drive."""
+    import hashlib
+    import hmac
+    srv, tmp = booted
+    cli = Cli(srv)
+    user_data = tmp / "md-ud.sh"
+    user_data.write_text("#!/bin/sh\necho from-metadata\n")
+    server = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                      "--key-name", "k1", "--user-data", str(user_data), "--property", "role=web", unique("md"))
+    sid = server["id"]
+    secret = open(os.path.join(srv.data_dir, "metadata-proxy-secret")).read().strip()
+
+    def get(path, instance=sid, key=secret):
+        sig = hmac.new(key.encode(), instance.encode(), hashlib.sha256).hexdigest()
+        return requests.get(srv.metadata_url + path, timeout=HTTP_TIMEOUT,
+                            headers={"X-Instance-ID": instance, "X-Instance-ID-Signature": sig})
+
+    md = get("/openstack/latest/meta_data.json").json()
+    assert md["uuid"] == sid and md["meta"] == {"role": "web"} and list(md["public_keys"]) == ["k1"]
+    assert get("/openstack/2013-10-17/meta_data.json").json()["uuid"] == sid
+    assert get("/openstack/latest/user_data").text == "#!/bin/sh\necho from-metadata\n"
+    assert "network_data.json" in get("/openstack/latest").text.split()
+    assert get("/latest/meta-data/instance-id").text.startswith("i-")
+    assert get("/latest/meta-data/public-keys/").text == "0=k1"
+    assert get("/latest/meta-data/public-keys/0/openssh-key").text.startswith("ssh-ed25519 ")
+    assert get("/latest/user-data").text.startswith("#!/bin/sh")
+    # Wrong secret, unknown instance, no headers: refused.
+    assert get("/openstack/latest/meta_data.json", key="wrong").status_code == 403
+    assert get("/openstack/latest/meta_data.json", instance=str(uuid.uuid4())).status_code == 404
+    assert requests.get(srv.metadata_url + "/openstack/latest/meta_data.json", timeout=HTTP_TIMEOUT).status_code == 400
+    cli.run("server", "delete", "--wait", sid)
+    assert get("/openstack/latest/meta_data.json").status_code == 404
+
+
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
     srv = start_server(tmp_path / "data")
     try:

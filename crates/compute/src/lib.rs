@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod hosts;
+pub mod metadata;
 pub mod model;
 pub mod policy_defaults;
 pub mod quotas;

@@ -15,7 +15,7 @@ pub const TABLES: &[&str] = &[
     "servers",
     "quota_limits",
     "server_groups",
-    "services",
+    "compute_services",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -199,7 +199,7 @@ record!(Setting, "compute_settings", settings);
 record!(Server, "servers", servers);
 record!(QuotaLimits, "quota_limits", quotas);
 record!(ServerGroup, "server_groups", server_groups);
-record!(Service, "services", services);
+record!(Service, "compute_services", services);
 
 #[derive(Clone, Default)]
 pub struct Model {

@@ -53,6 +53,8 @@ pub struct Compute {
     pub placement: Arc<haneul_placement::Placement>,
     /// This host, as placement knows it.
     pub host: crate::scheduler::Host,
+    /// The key metadata proxies sign instance ids with.
+    pub metadata_secret: Vec<u8>,
 }
 
 /// The flavors a new cloud has, as DevStack creates them (id, name, MiB, vCPUs, GiB), plus
@@ -82,6 +84,7 @@ impl Compute {
             .map_err(|e| Error::Internal(format!("creating {}: {e}", instances_dir.display())))?;
         let accel = choose_accel(config, &instances_dir).await;
         tracing::info!(?accel, "guests run with this accelerator");
+        let metadata_secret = metadata_secret(config)?;
         let host_name = config.compute_host();
         let provider_key = format!("host_provider:{host_name}");
         let provider = match state.model().settings.get(&provider_key).and_then(|s| s.value.as_str().map(str::to_owned))
@@ -116,6 +119,7 @@ impl Compute {
             accel,
             placement,
             host: crate::scheduler::Host { name: host_name, provider },
+            metadata_secret,
         });
         if !compute.model().settings.contains_key(SEEDED) {
             compute
@@ -163,6 +167,37 @@ impl Compute {
     pub async fn refresh(&self) -> Result<bool> {
         Ok(self.state.refresh().await?)
     }
+}
+
+/// The metadata proxy secret: the configured one, else one generated on first start into
+/// `<data_dir>/metadata-proxy-secret` (mode 0600) and kept.
+fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
+    if !config.compute.metadata_proxy_shared_secret.is_empty() {
+        return Ok(config.compute.metadata_proxy_shared_secret.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("metadata-proxy-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+    }
+    let secret: String = (0..2).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", tmp.display())))?;
+    f.write_all(secret.as_bytes())
+        .and_then(|_| f.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    Ok(secret.into_bytes())
 }
 
 /// `compute.accel`: `kvm`, `tcg`, or `auto` (KVM only when the probe guest boots with it).

@@ -146,6 +146,11 @@ pub struct ComputeConfig {
     /// Memory (MiB) and disk (MiB) kept for the host itself.
     pub reserved_host_memory_mb: i64,
     pub reserved_host_disk_mb: i64,
+    /// Port of the metadata service (what guests reach as 169.254.169.254 through a proxy).
+    pub metadata_port: u16,
+    /// Secret the metadata proxies sign instance ids with (Nova's
+    /// `metadata_proxy_shared_secret`); empty means one generated into the data directory.
+    pub metadata_proxy_shared_secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -246,6 +251,8 @@ impl Default for ComputeConfig {
             disk_allocation_ratio: 1.0,
             reserved_host_memory_mb: 512,
             reserved_host_disk_mb: 0,
+            metadata_port: 8775,
+            metadata_proxy_shared_secret: String::new(),
         }
     }
 }

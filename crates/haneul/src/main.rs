@@ -171,6 +171,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let placement_addr = format!("{}:{}", cfg.server.bind, cfg.placement.port);
     let placement_listener =
         tokio::net::TcpListener::bind(&placement_addr).await.with_context(|| format!("binding {placement_addr}"))?;
+    let metadata_addr = format!("{}:{}", cfg.server.bind, cfg.compute.metadata_port);
+    let metadata_listener =
+        tokio::net::TcpListener::bind(&metadata_addr).await.with_context(|| format!("binding {metadata_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
     let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
@@ -192,6 +195,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         haneul_identity::api::validator(ident.clone()),
         cfg.server.max_request_body_size,
     );
+
+    let metadata_app = haneul_compute::metadata::router(compute.clone());
 
     // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes
     // on the same database, are picked up without a restart.
@@ -260,7 +265,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
 
     tracing::info!(
-        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr,
+        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, metadata = %metadata_addr,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "services listening"
     );
@@ -275,6 +280,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ("image", image_listener, image_app),
         ("compute", compute_listener, compute_app),
         ("placement", placement_listener, placement_app),
+        ("metadata", metadata_listener, metadata_app),
     ] {
         let mut rx = stop_rx.clone();
         let stopped = async move {
@@ -300,5 +306,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Services may share one PostgreSQL database: no two may name a table alike.
+    #[test]
+    fn table_names_are_unique_across_services() {
+        let all = [
+            haneul_identity::model::TABLES,
+            haneul_image::model::TABLES,
+            haneul_compute::model::TABLES,
+            haneul_placement::model::TABLES,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for t in all.iter().flat_map(|ts| ts.iter()) {
+            assert!(seen.insert(*t), "table {t} is used by two services");
+        }
     }
 }

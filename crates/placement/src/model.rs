@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-pub const TABLES: &[&str] = &["resource_providers", "consumers", "resource_classes", "traits"];
+/// Prefixed: several services may share one PostgreSQL database (identity has `consumers`).
+pub const TABLES: &[&str] = &["placement_providers", "placement_consumers", "placement_classes", "placement_traits"];
 
 /// One resource class a provider has, and how much of it may be allocated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,10 +96,10 @@ macro_rules! record {
     };
 }
 
-record!(Provider, "resource_providers", providers, unique: name);
-record!(Consumer, "consumers", consumers);
-record!(CustomName, "resource_classes", classes);
-record!(CustomTrait, "traits", traits);
+record!(Provider, "placement_providers", providers, unique: name);
+record!(Consumer, "placement_consumers", consumers);
+record!(CustomName, "placement_classes", classes);
+record!(CustomTrait, "placement_traits", traits);
 
 #[derive(Clone, Default)]
 pub struct Model {

@@ -144,15 +144,16 @@ async fn update_service(
         if let Some(k) = o.keys().find(|k| !["status", "disabled_reason", "forced_down"].contains(&k.as_str())) {
             return Err(bad(format!("Invalid input for field/attribute service. Additional properties are not allowed ('{k}' was unexpected)")));
         }
-        let disabled =
-            match text("status").as_deref() {
-                None => None,
-                Some("enabled") => Some(false),
-                Some("disabled") => Some(true),
-                Some(v) => return Err(bad(format!(
+        let disabled = match text("status").as_deref() {
+            None => None,
+            Some("enabled") => Some(false),
+            Some("disabled") => Some(true),
+            Some(v) => {
+                return Err(bad(format!(
                     "Invalid input for field/attribute status. Value: {v}. '{v}' is not one of ['enabled', 'disabled']"
-                ))),
-            };
+                )))
+            }
+        };
         let reason = o.get("disabled_reason").map(|r| r.as_str().map(str::to_owned));
         if reason.is_some() && disabled != Some(true) {
             return Err(bad("Specifying 'disabled_reason' with status other than 'disabled' is invalid."));
