@@ -264,6 +264,42 @@ def test_the_metadata_service_answers_a_signed_request_in_both_formats(booted):
     assert get("/openstack/latest/meta_data.json").status_code == 404
 
 
+def test_server_metadata_tags_and_lock_with_the_cli(booted):
+    srv, _ = booted
+    admin = Cli(srv)
+    api = Api(srv)
+    project = admin.value("project", "show", "admin", "-c", "id")
+    user, password = api.new_user(role="member", project_id=project)
+    member_env = srv.os_env(user=user["name"], password=password, project="admin")
+    member = Cli(srv)
+    name = unique("meta")
+    sid = member.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                      "--property", "a=1", name, env=member_env)["id"]
+    member.run("server", "set", "--property", "b=2", "--property", "c=3", name, env=member_env)
+    member.run("server", "unset", "--property", "a", name, env=member_env)
+    assert member.json("server", "show", name, env=member_env)["properties"] == {"b": "2", "c": "3"}
+    v26 = ["--os-compute-api-version", "2.26"]
+    member.run(*v26, "server", "set", "--tag", "web", "--tag", "prod", name, env=member_env)
+    assert sorted(member.json(*v26, "server", "show", name, env=member_env)["tags"]) == ["prod", "web"]
+    listed = member.json(*v26, "server", "list", "--tag", "web", "--tag", "prod", env=member_env)
+    assert [s["ID"] for s in listed] == [sid]
+    assert sid not in [s["ID"] for s in member.json(*v26, "server", "list", "--not-tag", "web", env=member_env)]
+    member.run(*v26, "server", "unset", "--tag", "prod", name, env=member_env)
+    assert member.json(*v26, "server", "show", name, env=member_env)["tags"] == ["web"]
+
+    admin.run("--os-compute-api-version", "2.73", "server", "lock", "--reason", "audit", sid)
+    shown = admin.json("--os-compute-api-version", "2.73", "server", "show", sid)
+    assert shown["locked"] is True and shown["locked_reason"] == "audit"
+    p = member.run("server", "set", "--property", "d=4", name, env=member_env, check=False)
+    assert p.returncode != 0 and f"Instance {sid} is locked" in p.stderr, p.stderr
+    p = member.run("server", "delete", name, env=member_env, check=False)
+    assert p.returncode != 0 and "is locked" in p.stderr, p.stderr
+    # Locked from the server's own project, so the project's member may lift it (as Nova).
+    member.run("server", "unlock", name, env=member_env)
+    assert admin.json("--os-compute-api-version", "2.73", "server", "show", sid)["locked"] is False
+    member.run("server", "delete", "--wait", name, env=member_env)
+
+
 def test_a_restart_adopts_running_servers_and_never_leaves_one_building(tmp_path):
     srv = start_server(tmp_path / "data")
     try:

@@ -125,6 +125,16 @@ pub struct Server {
     /// The server group it was created in (`os:scheduler_hints` `group`).
     #[serde(default)]
     pub group: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Locked servers refuse changes from anyone but an admin.
+    #[serde(default)]
+    pub locked: bool,
+    #[serde(default)]
+    pub locked_reason: Option<String>,
+    /// `owner` when locked from the server's own project, else `admin` (Nova's `locked_by`).
+    #[serde(default)]
+    pub locked_by: Option<String>,
 }
 
 /// A server group: servers placed together (affinity) or apart (anti-affinity), strictly or

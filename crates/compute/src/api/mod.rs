@@ -6,6 +6,7 @@ mod hosts;
 mod keypairs;
 mod quotas;
 mod server_groups;
+mod server_meta;
 mod servers;
 
 use std::sync::Arc;
@@ -95,6 +96,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(quotas::routes())
         .merge(hosts::routes())
         .merge(server_groups::routes())
+        .merge(server_meta::routes())
         .merge(servers::routes())
         .layer(axum::middleware::from_fn(microversion));
     let app = Router::new()

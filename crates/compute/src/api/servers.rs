@@ -55,7 +55,7 @@ fn visible(ctx: &AuthContext, s: &Server) -> bool {
     is_admin(ctx) || ctx.project_id() == Some(s.project_id.as_str())
 }
 
-fn find(c: &Compute, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Server>> {
+pub(super) fn find(c: &Compute, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Server>> {
     c.model()
         .servers
         .get(id)
@@ -116,19 +116,19 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
         v["fault"] = json!({"code": f.code, "message": f.message, "created": ts(&f.created)});
     }
     if mv.at_least(9) {
-        v["locked"] = json!(false);
+        v["locked"] = json!(s.locked);
     }
     if mv.at_least(19) {
         v["description"] = json!(s.description);
     }
     if mv.at_least(26) {
-        v["tags"] = json!([]);
+        v["tags"] = json!(s.tags);
     }
     if mv.at_least(63) {
         v["trusted_image_certificates"] = Value::Null;
     }
     if mv.at_least(73) {
-        v["locked_reason"] = Value::Null;
+        v["locked_reason"] = json!(s.locked_reason);
     }
     if mv.at_least(71) {
         v["server_groups"] = json!(s.group.iter().collect::<Vec<_>>());
@@ -153,6 +153,11 @@ fn summary(c: &Compute, s: &Server) -> Value {
 
 fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Arc<Server>> {
     let all = is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"));
+    let tag_filter = |k: &str| -> Option<Vec<String>> {
+        q.get(k).map(|v| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+    };
+    let (tags, tags_any, not_tags, not_tags_any) =
+        (tag_filter("tags"), tag_filter("tags-any"), tag_filter("not-tags"), tag_filter("not-tags-any"));
     let mut out: Vec<Arc<Server>> = c
         .model()
         .servers
@@ -160,6 +165,10 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
         .filter(|s| if all { true } else { ctx.project_id() == Some(s.project_id.as_str()) })
         .filter(|s| q.get("name").is_none_or(|n| s.name.contains(n.as_str())))
         .filter(|s| q.get("status").is_none_or(|st| st.eq_ignore_ascii_case(status(s))))
+        .filter(|s| tags.as_ref().is_none_or(|ts| ts.iter().all(|t| s.tags.contains(t))))
+        .filter(|s| tags_any.as_ref().is_none_or(|ts| ts.iter().any(|t| s.tags.contains(t))))
+        .filter(|s| not_tags.as_ref().is_none_or(|ts| !ts.iter().all(|t| s.tags.contains(t))))
+        .filter(|s| not_tags_any.as_ref().is_none_or(|ts| !ts.iter().any(|t| s.tags.contains(t))))
         .cloned()
         .collect();
     out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
@@ -215,6 +224,10 @@ async fn create(
     };
     let o: Map<String, Value> = body_member(&body, "server")?;
     let group = scheduler_group(&c, &ctx, &body)?;
+    let tags = match o.get("tags") {
+        Some(t) if mv.at_least(52) => super::server_meta::tag_list(t)?,
+        _ => Vec::new(),
+    };
     let name = match o.get("name") {
         Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
@@ -345,6 +358,10 @@ async fn create(
         launched_at: None,
         fault: None,
         group: group.clone(),
+        tags,
+        locked: false,
+        locked_reason: None,
+        locked_by: None,
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -394,7 +411,8 @@ async fn create(
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    find(&c, &ctx, &id)?;
+    let s = find(&c, &ctx, &id)?;
+    super::server_meta::unlocked(&ctx, &s)?;
     c.set_state(&id, |s| s.task_state = Some("deleting".into())).await?;
     let c2 = c.clone();
     tokio::spawn(async move {
@@ -412,7 +430,13 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn action(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let s = find(&c, &ctx, &id)?;
     let v: Value = haneul_core::http::parse_json(&body)?;
     if let Some(arg) = v.get("os-getConsoleOutput") {
@@ -432,6 +456,10 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
             .map_err(|e| ApiError::internal(format!("reading the console log: {e}")))?;
         return Ok(Json(json!({"output": output})).into_response());
     }
+    if v.get("lock").is_some() || v.get("unlock").is_some() {
+        return lock(&c, &ctx, mv, &s, &v).await;
+    }
+    super::server_meta::unlocked(&ctx, &s)?;
     use crate::servers::PowerAction;
     let action = if v.get("os-stop").is_some() {
         PowerAction::Stop
@@ -469,5 +497,56 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     })
     .await?;
     tokio::spawn(c.clone().power(id, action));
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `lock` (with `locked_reason` from 2.73) and `unlock`. As Nova: a lock placed from the
+/// server's own project is the owner's; one placed from another project (an admin's) is
+/// lifted from the server's project only with `unlock_override` (admins, by default).
+async fn lock(c: &Compute, ctx: &AuthContext, mv: Mv, s: &Server, v: &Value) -> ApiResult<Response> {
+    let target = json!({"project_id": s.project_id, "user_id": s.user_id});
+    let locking = v.get("lock").is_some();
+    let reason = if locking {
+        match v.get("lock") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) if mv.at_least(73) => {
+                if let Some(k) = o.keys().find(|k| *k != "locked_reason") {
+                    return Err(bad(format!("Invalid input for field/attribute lock. Additional properties are not allowed ('{k}' was unexpected)")));
+                }
+                match o.get("locked_reason") {
+                    None => None,
+                    Some(Value::String(r)) if r.chars().count() <= 255 => Some(r.clone()),
+                    Some(r) => {
+                        return Err(bad(format!("Invalid input for field/attribute locked_reason. Value: {r}.")))
+                    }
+                }
+            }
+            Some(Value::Object(o)) if o.is_empty() => None,
+            Some(other) => return Err(bad(format!("Invalid input for field/attribute lock. Value: {other}."))),
+        }
+    } else {
+        None
+    };
+    if locking {
+        enforce(c, ctx, "os_compute_api:os-lock-server:lock", &target)?;
+    } else {
+        enforce(c, ctx, "os_compute_api:os-lock-server:unlock", &target)?;
+        let expected = if ctx.project_id() == Some(s.project_id.as_str()) { "owner" } else { "admin" };
+        if s.locked && s.locked_by.as_deref() != Some(expected) {
+            enforce(c, ctx, "os_compute_api:os-lock-server:unlock:unlock_override", &target)?;
+        }
+    }
+    let id = s.id.clone();
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        cur.locked = locking;
+        cur.locked_reason = reason;
+        cur.locked_by = locking
+            .then(|| if ctx.project_id() == Some(cur.project_id.as_str()) { "owner" } else { "admin" }.to_string());
+        cur.updated_at = Utc::now();
+        t.put(cur)?;
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
