@@ -106,33 +106,31 @@ async fn list_meta(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>
 }
 
 async fn merge_meta(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let s = find(&c, &ctx, &id)?;
-    allowed(&c, &ctx, &s, "os_compute_api:server-metadata:create")?;
-    unlocked(&ctx, &s)?;
-    let o = body_object(&body)?;
-    let new = metadata_object(
-        o.get("metadata").ok_or_else(|| bad("Malformed request body: 'metadata' is a required property"))?,
-        "metadata",
-    )?;
-    let md = write_meta(&c, &id, |m| {
-        m.extend(new);
-        Ok(())
-    })
-    .await?;
-    Ok(Json(json!({"metadata": md})).into_response())
+    set_all_meta(&c, &ctx, &id, &body, false).await
 }
 
 async fn replace_meta(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let s = find(&c, &ctx, &id)?;
-    allowed(&c, &ctx, &s, "os_compute_api:server-metadata:update_all")?;
-    unlocked(&ctx, &s)?;
-    let o = body_object(&body)?;
+    set_all_meta(&c, &ctx, &id, &body, true).await
+}
+
+/// `POST` merges the body's `metadata` into the server's, `PUT` replaces it.
+async fn set_all_meta(c: &Compute, ctx: &AuthContext, id: &str, body: &[u8], replace: bool) -> ApiResult {
+    let s = find(c, ctx, id)?;
+    let rule =
+        if replace { "os_compute_api:server-metadata:update_all" } else { "os_compute_api:server-metadata:create" };
+    allowed(c, ctx, &s, rule)?;
+    unlocked(ctx, &s)?;
+    let o = body_object(body)?;
     let new = metadata_object(
         o.get("metadata").ok_or_else(|| bad("Malformed request body: 'metadata' is a required property"))?,
         "metadata",
     )?;
-    let md = write_meta(&c, &id, |m| {
-        *m = new;
+    let md = write_meta(c, id, |m| {
+        if replace {
+            *m = new;
+        } else {
+            m.extend(new);
+        }
         Ok(())
     })
     .await?;
