@@ -185,6 +185,8 @@ fn ec2(s: &Server, rest: &[&str], _dir: bool) -> Response {
     let leaf: BTreeMap<&str, String> = [
         ("ami-id", "ami-00000001".to_string()),
         ("ami-launch-index", "0".to_string()),
+        // Not unfinished work: Nova's EC2 metadata answers this literal string, as there is
+        // no AMI manifest; clients that read it expect that value.
         ("ami-manifest-path", "FIXME".to_string()),
         ("hostname", host.clone()),
         ("instance-action", "none".to_string()),

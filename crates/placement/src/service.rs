@@ -179,15 +179,14 @@ pub fn update_provider(
             }));
         }
         if let Some(pp) = &parent {
-            let Some(new_parent) = t.m.providers.get(pp) else {
+            if !t.m.providers.contains_key(pp) {
                 return Err(bad(format!(
                     "Unable to save resource provider {uuid}: Object action create failed because: parent provider UUID does not exist."
                 )));
-            };
+            }
             if t.m.is_ancestor_or_self(uuid, pp) {
                 return Err(refuse("creating loop in the provider tree is not allowed."));
             }
-            let _ = new_parent;
         }
         p.parent = parent;
         let new_root = match &p.parent {
@@ -314,17 +313,16 @@ pub fn set_inventories(
             )));
         }
     }
-    let new = inventories;
     let used = t.m.provider_usage(uuid);
     for (rc, n) in &used {
-        if *n > 0 && !new.contains_key(rc) {
+        if *n > 0 && !inventories.contains_key(rc) {
             return Err(Error::Conflict(
                 code::INVENTORY_INUSE,
                 format!("update conflict: Inventory for '{rc}' on resource provider '{uuid}' in use."),
             ));
         }
     }
-    p.inventories = new;
+    p.inventories = inventories;
     save(t, p)
 }
 

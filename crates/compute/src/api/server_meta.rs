@@ -72,17 +72,13 @@ pub fn unlocked(ctx: &AuthContext, s: &Server) -> ApiResult<()> {
 async fn write_meta(
     c: &Compute,
     id: &str,
-    f: impl FnOnce(&mut BTreeMap<String, String>) -> ApiResult<()>,
+    f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Error>,
 ) -> ApiResult<BTreeMap<String, String>> {
     let kp = c.settings.key_pairs_quota as i64;
-    let mut failure: Option<ApiError> = None;
-    let r = c
+    let md = c
         .write(|t| {
             let mut s = t.edit(&t.m.servers, "server", id)?;
-            if let Err(e) = f(&mut s.metadata) {
-                failure = Some(e);
-                return Err(Error::BadRequest(String::new()));
-            }
+            f(&mut s.metadata)?;
             let limit = crate::quotas::limits(&t.m, kp, &s.project_id, Some(&s.user_id))["metadata_items"];
             if limit >= 0 && s.metadata.len() as i64 > limit {
                 return Err(Error::Forbidden(format!("Maximum number of metadata items exceeds {limit}")));
@@ -92,11 +88,8 @@ async fn write_meta(
             t.put(s)?;
             Ok(md)
         })
-        .await;
-    match (r, failure) {
-        (_, Some(e)) => Err(e),
-        (r, None) => Ok(r?),
-    }
+        .await?;
+    Ok(md)
 }
 
 async fn list_meta(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
@@ -181,7 +174,7 @@ async fn delete_meta(State(c): State<Ctx>, Auth(ctx): Auth, Path((id, key)): Pat
     unlocked(&ctx, &s)?;
     write_meta(&c, &id, |m| match m.remove(&key) {
         Some(_) => Ok(()),
-        None => Err(ApiError::not_found("Metadata item was not found")),
+        None => Err(Error::NotFound("Metadata item was not found".into())),
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::providers::{parse_member_of, parse_required, parse_resources};
 use super::{
-    bad, enforce, generation, int, no_content, object, only_keys, only_params, param, required, string, uuid,
+    bad, enforce, generation, int, no_content, object, only_keys, only_params, param, required, since, string, uuid,
     ApiResult, Ctx, Mv, Pairs,
 };
 use crate::candidates::{self, GroupPolicy, Query as CandidateQuery};
@@ -206,9 +206,7 @@ async fn delete(State(p): State<Ctx>, Auth(ctx): Auth, Path(consumer): Path<Stri
 
 async fn usages(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     enforce(&p, &ctx, "placement:usages")?;
-    if !mv.at_least(9) {
-        return Err(haneul_core::error::ApiError::not_found("The resource could not be found."));
-    }
+    since(mv, 9)?;
     let mut allowed = vec!["project_id", "user_id"];
     if mv.at_least(38) {
         allowed.push("consumer_type");
@@ -417,9 +415,7 @@ pub fn parse_query(m: &Model, q: &Pairs, mv: Mv) -> ApiResult<CandidateQuery> {
 
 async fn allocation_candidates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     enforce(&p, &ctx, "placement:allocation_candidates:list")?;
-    if !mv.at_least(10) {
-        return Err(haneul_core::error::ApiError::not_found("The resource could not be found."));
-    }
+    since(mv, 10)?;
     let m = p.model();
     let query = parse_query(&m, &q, mv)?;
     let mut found = candidates::candidates(&m, &query);
@@ -490,9 +486,7 @@ async fn allocation_candidates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Qu
 
 async fn reshape(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult<Response> {
     enforce(&p, &ctx, "placement:reshaper:reshape")?;
-    if !mv.at_least(30) {
-        return Err(haneul_core::error::ApiError::not_found("The resource could not be found."));
-    }
+    since(mv, 30)?;
     let o = object(&body)?;
     only_keys(&o, &["inventories", "allocations"])?;
     let inv = required(&o, "inventories")?

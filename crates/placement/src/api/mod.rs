@@ -215,6 +215,27 @@ pub fn param<'a>(q: &'a Pairs, key: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// Placement's 404 for a route that does not exist before microversion `1.minor`.
+pub fn since(mv: Mv, minor: u32) -> ApiResult<()> {
+    if mv.at_least(minor) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("The resource could not be found."))
+    }
+}
+
+/// A `PUT` that creates or confirms a named thing: 201 when `made`, else 204; both say where.
+pub fn created_or_confirmed(location: &str, made: bool) -> Response {
+    if made {
+        return created(location, None);
+    }
+    let mut resp = no_content();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert("location", v);
+    }
+    resp
+}
+
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }

@@ -11,8 +11,8 @@ use haneul_core::error::ApiError;
 use serde_json::{json, Value};
 
 use super::{
-    bad, created, enforce, no_content, object, only_keys, only_params, param, required, string, ApiResult, Ctx, Mv,
-    Pairs,
+    bad, created, created_or_confirmed, enforce, no_content, object, only_keys, only_params, param, required, since,
+    string, ApiResult, Ctx, Mv, Pairs,
 };
 use crate::model::{STANDARD_CLASSES, STANDARD_TRAITS};
 use crate::service;
@@ -45,7 +45,7 @@ async fn list_classes(State(p): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
 
 async fn create_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_classes:create")?;
-    needs(mv, 2)?;
+    method_since(mv, 2)?;
     let o = object(&body)?;
     only_keys(&o, &["name"])?;
     let name = string(required(&o, "name")?, "name")?.to_string();
@@ -60,7 +60,8 @@ async fn create_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes
     Ok(created(&format!("{}/resource_classes/{name}", p.public_url), None))
 }
 
-fn needs(mv: Mv, minor: u32) -> ApiResult<()> {
+/// 405 for the class-writing methods before microversion `1.minor`.
+fn method_since(mv: Mv, minor: u32) -> ApiResult<()> {
     if mv.at_least(minor) {
         Ok(())
     } else {
@@ -80,7 +81,7 @@ async fn show_class(State(p): State<Ctx>, Auth(ctx): Auth, Path(name): Path<Stri
 /// a custom class, which haneul does not support (classes are referenced by name).
 async fn put_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>, body: Bytes) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_classes:update")?;
-    needs(mv, 2)?;
+    method_since(mv, 2)?;
     if !mv.at_least(7) {
         let o = object(&body)?;
         only_keys(&o, &["name"])?;
@@ -94,28 +95,19 @@ async fn put_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Pa
         return Err(custom_name_error("resource class"));
     }
     let made = p.write(|t| service::create_class(t, &name)).await?;
-    let location = format!("{}/resource_classes/{name}", p.public_url);
-    if made {
-        Ok(created(&location, None))
-    } else {
-        let mut resp = no_content();
-        if let Ok(v) = location.parse() {
-            resp.headers_mut().insert("location", v);
-        }
-        Ok(resp)
-    }
+    Ok(created_or_confirmed(&format!("{}/resource_classes/{name}", p.public_url), made))
 }
 
 async fn delete_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_classes:delete")?;
-    needs(mv, 2)?;
+    method_since(mv, 2)?;
     p.write(|t| service::delete_class(t, &name)).await?;
     Ok(no_content())
 }
 
 async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     enforce(&p, &ctx, "placement:traits:list")?;
-    needs6(mv)?;
+    since(mv, 6)?;
     only_params(&q, &["name", "associated"])?;
     let m = p.model();
     let name_filter: Box<dyn Fn(&str) -> bool> = match param(&q, "name") {
@@ -150,17 +142,9 @@ async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Qu
     Ok(Json(json!({"traits": list})).into_response())
 }
 
-fn needs6(mv: Mv) -> ApiResult<()> {
-    if mv.at_least(6) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("The resource could not be found."))
-    }
-}
-
 async fn show_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:traits:show")?;
-    needs6(mv)?;
+    since(mv, 6)?;
     if !p.model().trait_exists(&name) {
         return Err(ApiError::not_found(format!("No such trait(s): {name}.")));
     }
@@ -169,28 +153,19 @@ async fn show_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): P
 
 async fn put_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult<Response> {
     enforce(&p, &ctx, "placement:traits:update")?;
-    needs6(mv)?;
+    since(mv, 6)?;
     if !service::is_custom(&name) {
         return Err(bad(
             "The trait is invalid. A valid trait must be no longer than 255 characters, start with the prefix \"CUSTOM_\" and use following characters: \"A\"-\"Z\", \"0\"-\"9\" and \"_\"",
         ));
     }
     let made = p.write(|t| service::create_trait(t, &name)).await?;
-    let location = format!("{}/traits/{name}", p.public_url);
-    if made {
-        Ok(created(&location, None))
-    } else {
-        let mut resp = no_content();
-        if let Ok(v) = location.parse() {
-            resp.headers_mut().insert("location", v);
-        }
-        Ok(resp)
-    }
+    Ok(created_or_confirmed(&format!("{}/traits/{name}", p.public_url), made))
 }
 
 async fn delete_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:traits:delete")?;
-    needs6(mv)?;
+    since(mv, 6)?;
     p.write(|t| service::delete_trait(t, &name)).await?;
     Ok(no_content())
 }

@@ -13,8 +13,8 @@ use haneul_core::auth::Auth;
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, generation, int, no_content, object, only_keys, only_params, param, required, string, uuid,
-    ApiResult, Ctx, Mv, Pairs,
+    bad, created, enforce, generation, int, no_content, object, only_keys, only_params, param, required, since, string,
+    uuid, ApiResult, Ctx, Mv, Pairs,
 };
 use crate::model::{Inventory, Model, Provider};
 use crate::service::{self, InventoryIn};
@@ -501,23 +501,14 @@ fn traits_json(rp: &Provider) -> Value {
 
 async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_providers:traits:list")?;
-    needs(mv, 6)?;
+    since(mv, 6)?;
     let m = p.model();
     Ok(Json(traits_json(service::provider(&m, &id)?)).into_response())
 }
 
-/// 404 for a route that does not exist before microversion `1.minor`.
-fn needs(mv: Mv, minor: u32) -> ApiResult<()> {
-    if mv.at_least(minor) {
-        Ok(())
-    } else {
-        Err(haneul_core::error::ApiError::not_found("The resource could not be found."))
-    }
-}
-
 async fn put_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_providers:traits:update")?;
-    needs(mv, 6)?;
+    since(mv, 6)?;
     let o = object(&body)?;
     only_keys(&o, &["traits", "resource_provider_generation"])?;
     let g = generation(&o)?;
@@ -528,7 +519,7 @@ async fn put_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Pat
 
 async fn delete_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_providers:traits:delete")?;
-    needs(mv, 6)?;
+    since(mv, 6)?;
     p.write(|t| {
         let g = service::provider(&t.m, &id)?.generation;
         service::set_provider_traits(t, &id, g, BTreeSet::new())
@@ -558,7 +549,7 @@ fn aggregates_json(rp: &Provider, mv: Mv) -> Value {
 
 async fn list_aggregates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_providers:aggregates:list")?;
-    needs(mv, 1)?;
+    since(mv, 1)?;
     let m = p.model();
     Ok(Json(aggregates_json(service::provider(&m, &id)?, mv)).into_response())
 }
@@ -571,7 +562,7 @@ async fn put_aggregates(
     body: Bytes,
 ) -> ApiResult {
     enforce(&p, &ctx, "placement:resource_providers:aggregates:update")?;
-    needs(mv, 1)?;
+    since(mv, 1)?;
     let v: Value = haneul_core::http::parse_json(&body)?;
     let (list, g) = if mv.at_least(19) {
         let o = v.as_object().ok_or_else(|| bad("JSON does not validate: the body must be an object."))?;
