@@ -5,6 +5,7 @@ set ("host:port" of tests/pg.sh), a fresh PostgreSQL database; otherwise SQLite.
 Processes are started in their own process group and killed by pid when done.
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,12 +18,26 @@ import uuid
 RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG", "HANEUL_TEST_IMAGE")
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port below the kernel's ephemeral range (32768 up): a port the kernel picked
+    for us could be handed to some outgoing connection before the server binds it."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _handed_out.add(port)
+        return port
 
 
 def create_pg_database(hostport):
