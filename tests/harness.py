@@ -6,6 +6,7 @@ Processes are started in their own process group and killed by pid when done.
 """
 import os
 import random
+import random
 import signal
 import socket
 import subprocess
@@ -21,12 +22,22 @@ RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG", "HANEUL_TEST_IMAGE")
 _handed_out = set()
 
 
+_handed_out = set()
+
+
 def free_port():
     """A loopback port below the kernel's ephemeral range (32768 up): a port the kernel picked
     for us could be handed to some outgoing connection before the server binds it."""
     rng = random.Random()
+    low, high = 20000, 32000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under pytest -n
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and workers > 1:
+        span = (high - low) // workers  # each worker its own slice: no two pick the same port
+        low += int(worker[2:]) * span
+        high = low + span
     while True:
-        port = rng.randrange(20000, 32000)
+        port = rng.randrange(low, high)
         if port in _handed_out:
             continue
         s = socket.socket()

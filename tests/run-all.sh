@@ -87,7 +87,9 @@ run_e2e() { # $1 = label, then extra pytest arguments; HANEUL_TEST_PG set means 
   stage "e2e $label: pytest (openstack CLI, RBAC, bad input, restart)"
   local rc
   set +e
-  HANEUL_BIN=$BIN python -m pytest -q -p no:cacheprovider -rfE \
+  # Two workers, one test file each at a time: most of the time goes to the CLI's start-up
+  # and to guests booting under TCG, one core each.
+  HANEUL_BIN=$BIN python -m pytest -q -p no:cacheprovider -rfE -n 2 --dist loadfile \
     --junitxml="$OUT/e2e-$label.xml" "$@" tests/e2e > "$OUT/e2e-$label.log" 2>&1
   rc=$?
   set -e

@@ -78,7 +78,7 @@ def test_cli_boots_a_server_that_reads_its_metadata_and_deletes_it_without_lefto
 
 @pytest.mark.parametrize("change,status,key", [
     ({"flavorRef": "no-such-flavor"}, 400, "badRequest"),
-    ({"imageRef": str(uuid.uuid4())}, 400, "badRequest"),
+    ({"imageRef": "3f1c5a0e-8c1e-4f4e-9b0a-2d6c7e1f9a11"}, 400, "badRequest"),  # no such image
     ({"networks": "auto"}, 400, "badRequest"),
     ({"user_data": "not base64!"}, 400, "badRequest"),
     ({"key_name": "no-such-key"}, 400, "badRequest"),
