@@ -6,7 +6,6 @@ Processes are started in their own process group and killed by pid when done.
 """
 import os
 import random
-import random
 import signal
 import socket
 import subprocess
@@ -17,9 +16,6 @@ import uuid
 
 
 RUNNER_VARS = ("HANEUL_BIN", "HANEUL_TEST_PG", "HANEUL_TEST_IMAGE")
-
-
-_handed_out = set()
 
 
 _handed_out = set()
@@ -68,6 +64,7 @@ class Server:
         self.compute_port = free_port()
         self.placement_port = free_port()
         self.metadata_port = free_port()
+        self.agent_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -78,6 +75,10 @@ class Server:
             "HANEUL_COMPUTE__PORT": str(self.compute_port),
             "HANEUL_PLACEMENT__PORT": str(self.placement_port),
             "HANEUL_COMPUTE__METADATA_PORT": str(self.metadata_port),
+            "HANEUL_AGENT__PORT": str(self.agent_port),
+            # Agents report every second, and a host is down after 10 s without a report.
+            "HANEUL_AGENT__REPORT_INTERVAL": "1",
+            "HANEUL_COMPUTE__SERVICE_DOWN_TIME": "10",
             "HANEUL_SERVER__BIND": "127.0.0.1",
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_IDENTITY__ADMIN_PASSWORD": "secret-" + uuid.uuid4().hex[:8],
@@ -186,3 +187,49 @@ class Server:
         if project:
             env.update({"OS_PROJECT_NAME": project, "OS_PROJECT_DOMAIN_NAME": "Default"})
         return env
+
+
+class Agent:
+    """A second compute host on this machine: `haneul agent` with its own data directory
+    (instances, image cache) and host name, reporting to `server` as its service user."""
+
+    def __init__(self, server, data_dir, host):
+        self.server = server
+        self.data_dir = str(data_dir)
+        self.host = host
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.port = free_port()
+        with open(os.path.join(server.data_dir, "service-password")) as f:
+            password = f.read().strip()
+        self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
+        self.env.update({
+            "HANEUL_DATA_DIR": self.data_dir,
+            "HANEUL_SERVER__BIND": "127.0.0.1",
+            "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
+            "HANEUL_COMPUTE__HOST": host,
+            "HANEUL_AGENT__PORT": str(self.port),
+            "HANEUL_AGENT__AUTH_URL": server.auth_url,
+            "HANEUL_AGENT__PASSWORD": password,
+            "HANEUL_AGENT__REPORT_INTERVAL": "1",
+        })
+        self.binary = server.binary
+        self.proc = None
+        self.log_path = os.path.join(self.data_dir, "agent.log")
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "agent"], env=self.env, stdout=log, stderr=log,
+                                     start_new_session=True)
+        return self
+
+    def qemu_pids(self):
+        return Server.qemu_pids(self)
+
+    def stop(self, keep_instances=False):
+        Server._stop_serve(self)
+        if not keep_instances:
+            for pid in self.qemu_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from harness import Agent
 from support import Api, Cli, HTTP_TIMEOUT, start_server, unique, wait_for
 
 IMAGE = os.environ.get("HANEUL_TEST_IMAGE", "/var/cache/haneul-ci/images/haneul-testimg.qcow2")
@@ -173,32 +174,70 @@ def test_quota_excess_gets_novas_403_and_limits_show_the_quota(booted):
     assert not [s for s in cli.json("server", "list") if s["Name"].startswith("over")]
 
 
-def test_server_groups_place_members_by_their_policy(booted):
-    """One host here: affinity members share it, a second anti-affinity member has no valid
-    host (two hosts are tested once agents run apart)."""
-    srv, _ = booted
-    cli = Cli(srv)
-    anti = cli.json("server", "group", "create", "--policy", "anti-affinity", unique("anti"))
-    together = cli.json("server", "group", "create", "--policy", "affinity", unique("together"))
+def test_two_hosts_place_group_members_by_policy_and_an_agent_reports_down_then_adopts(tmp_path):
+    """A second host: `haneul agent` with its own data directory on this machine. Anti-affinity
+    members land on different hosts (a third has no valid host), affinity members share one;
+    a stopped agent's service goes down while its guest keeps running, and the restarted
+    agent adopts that guest (same QEMU pid)."""
+    srv = start_server(tmp_path / "controller")
+    node2 = None
+    try:
+        prepare(srv, tmp_path)
+        cli = Cli(srv)
+        node2 = Agent(srv, tmp_path / "node2", "node2").start()
 
-    def boot(group, name, wait=True):
-        args = ["server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
-                "--hint", f"group={group['id']}", name]
-        return cli.json(*args, *(["--wait"] if wait else []))
+        def computes():
+            return {s["Host"]: s for s in cli.json("compute", "service", "list", "--service", "nova-compute")}
 
-    a1, a2 = boot(anti, unique("a1")), boot(anti, unique("a2"), wait=False)
-    wait_for(lambda: cli.json("server", "show", a2["id"])["status"] == "ERROR", 30, 0.5, what="ERROR")
-    assert "No valid host" in cli.json("server", "show", a2["id"])["fault"]["message"]
-    assert a1["status"] == "ACTIVE"
-    t1, t2 = boot(together, unique("t1")), boot(together, unique("t2"))
-    assert t1["OS-EXT-SRV-ATTR:host"] == t2["OS-EXT-SRV-ATTR:host"] and t2["status"] == "ACTIVE"
-    assert set(cli.json("server", "group", "show", together["id"])["members"]) == {t1["id"], t2["id"]}
-    shown = cli.json("--os-compute-api-version", "2.71", "server", "show", t1["id"])
-    assert shown["server_groups"] == [together["id"]]
-    for s in (a1, a2, t1, t2):
-        cli.run("server", "delete", "--wait", s["id"])
-    assert cli.json("server", "group", "show", together["id"])["members"] == []
-    cli.run("server", "group", "delete", anti["id"], together["id"])
+        wait_for(lambda: computes().get("node2", {}).get("State") == "up", 30, 0.5, what="node2 to report")
+        assert all(s["State"] == "up" for s in computes().values()) and len(computes()) == 2
+        assert len(cli.json("hypervisor", "list")) == 2
+        anti = cli.json("server", "group", "create", "--policy", "anti-affinity", unique("anti"))
+        together = cli.json("server", "group", "create", "--policy", "affinity", unique("together"))
+
+        def boot(group, name, wait=True):
+            args = ["server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                    "--hint", f"group={group['id']}", name]
+            return cli.json(*args, *(["--wait"] if wait else []))
+
+        a1, a2 = boot(anti, unique("a1")), boot(anti, unique("a2"))
+        assert a1["status"] == a2["status"] == "ACTIVE", (a1, a2)
+        assert {a1["OS-EXT-SRV-ATTR:host"], a2["OS-EXT-SRV-ATTR:host"]} == set(computes()), (a1, a2)
+        on_node2 = a1 if a1["OS-EXT-SRV-ATTR:host"] == "node2" else a2
+        assert len(node2.qemu_pids()) == 1 and len(srv.qemu_pids()) == 1
+        assert os.path.isdir(os.path.join(node2.data_dir, "instances", on_node2["id"]))
+        a3 = boot(anti, unique("a3"), wait=False)
+        wait_for(lambda: cli.json("server", "show", a3["id"])["status"] == "ERROR", 30, 0.5, what="ERROR")
+        assert "No valid host" in cli.json("server", "show", a3["id"])["fault"]["message"]
+        t1, t2 = boot(together, unique("t1")), boot(together, unique("t2"))
+        assert t1["OS-EXT-SRV-ATTR:host"] == t2["OS-EXT-SRV-ATTR:host"] and t2["status"] == "ACTIVE"
+        assert set(cli.json("server", "group", "show", together["id"])["members"]) == {t1["id"], t2["id"]}
+        shown = cli.json("--os-compute-api-version", "2.71", "server", "show", t1["id"])
+        assert shown["server_groups"] == [together["id"]]
+        wait_for(lambda: "HANEUL-TESTIMG: booted" in console(cli, on_node2["id"]), 60, 1, what="node2's console")
+
+        pids = set(node2.qemu_pids())
+        node2.stop(keep_instances=True)
+        wait_for(lambda: computes()["node2"]["State"] == "down", 30, 1, what="node2 to be down")
+        assert set(node2.qemu_pids()) == pids, "guests outlive their agent"
+        assert cli.json("server", "show", on_node2["id"])["status"] == "ACTIVE"
+        node2.start()
+        wait_for(lambda: computes()["node2"]["State"] == "up", 30, 0.5, what="node2 to be up again")
+        assert set(node2.qemu_pids()) == pids, "the restarted agent adopts its guests"
+        cli.run("server", "stop", on_node2["id"])
+        wait_for(lambda: cli.json("server", "show", on_node2["id"])["status"] == "SHUTOFF", 90, 1, what="SHUTOFF")
+        assert node2.qemu_pids() == []
+
+        for s in (a1, a2, a3, t1, t2):
+            cli.run("server", "delete", "--wait", s["id"])
+        assert cli.json("server", "group", "show", together["id"])["members"] == []
+        cli.run("server", "group", "delete", anti["id"], together["id"])
+        assert srv.qemu_pids() == [] and node2.qemu_pids() == []
+        assert set(os.listdir(os.path.join(node2.data_dir, "instances"))) <= {"_base", ".accel"}
+    finally:
+        if node2:
+            node2.stop()
+        srv.stop(kill=True)
 
 
 def test_services_hypervisors_and_zones_and_a_disabled_host_takes_no_servers(booted):

@@ -1,9 +1,66 @@
-//! The host agent: everything that touches this host's hypervisor (and later its network data
-//! plane and volumes). Side effects on the host live here and nowhere else.
+//! The host agent (`nova-compute`'s place): everything that touches this host's hypervisor
+//! (and later its network data plane and volumes). Side effects on the host live here and
+//! nowhere else.
 //!
-//! So far: [`virt`], the QEMU driver: one QEMU process per instance, controlled over QMP,
-//! surviving the agent's restart (instances are adopted, not restarted); [`host`], what
-//! this host offers guests.
+//! - [`instances`]: desired state in, observed state out: the controller says what each
+//!   instance should be (with a generation), the agent makes it so and reports what it is.
+//! - [`api`]: the internal REST API the controller calls, for its service user only.
+//! - [`report`]: the heartbeat with host resources and instance states, to the controller.
+//! - [`virt`]: the QEMU driver: one QEMU process per instance, controlled over QMP,
+//!   surviving the agent's restart (instances are adopted, not restarted).
+//! - [`host`]: what this host offers guests.
+//!
+//! `haneul agent` runs this alone on a compute node; `haneul serve` runs it beside the
+//! controller, and the two still talk over the REST API.
 
+pub mod api;
 pub mod host;
+pub mod instances;
+pub mod report;
 pub mod virt;
+
+use std::sync::Arc;
+
+use haneul_core::config::Config;
+use haneul_core::service_auth::ServiceToken;
+
+/// The instances of this host, with the instances directory made and the accelerator chosen.
+pub async fn open(config: &Config, service: Arc<ServiceToken>) -> std::io::Result<Arc<instances::Instances>> {
+    let instances_dir = config.instances_dir();
+    std::fs::create_dir_all(&instances_dir)?;
+    let accel = choose_accel(config, &instances_dir).await;
+    tracing::info!(?accel, "guests run with this accelerator");
+    Ok(instances::Instances::new(
+        instances::Settings {
+            host: config.compute_host(),
+            instances_dir,
+            accel,
+            console_log_max: config.compute.console_log_max,
+        },
+        service,
+    ))
+}
+
+/// `compute.accel`: `kvm`, `tcg`, or `auto` (KVM only when the probe guest boots with it).
+async fn choose_accel(config: &Config, instances_dir: &std::path::Path) -> virt::Accel {
+    use virt::{qemu, Accel};
+    match config.compute.accel.as_str() {
+        "kvm" => Accel::Kvm,
+        "tcg" => Accel::Tcg,
+        _ => {
+            let (kernel, initrd) = (&config.compute.probe_kernel, &config.compute.probe_initrd);
+            if kernel.is_empty() || initrd.is_empty() {
+                tracing::info!("no probe guest configured (compute.probe_kernel/probe_initrd): using TCG");
+                return Accel::Tcg;
+            }
+            qemu::probe_accel_cached(
+                &instances_dir.join(".accel"),
+                std::path::Path::new(kernel),
+                std::path::Path::new(initrd),
+                "HANEUL-TESTIMG: booted",
+                std::time::Duration::from_secs(20),
+            )
+            .await
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! Compute services and their heartbeats, and what `os-hypervisors` reports of each host.
 //!
-//! This process runs `nova-compute` for its own host and the controller's `nova-scheduler`
-//! and `nova-conductor` (in the `internal` zone). Each heartbeat moves `last_seen`; a service
-//! not seen for [`SERVICE_DOWN_TIME`] is down. Disabling a compute service marks its
-//! provider with `COMPUTE_STATUS_DISABLED`, which the scheduler's query forbids, as Nova does.
+//! The controller runs `nova-scheduler` and `nova-conductor` (in the `internal` zone) and
+//! heartbeats them itself; each host agent's reports are its `nova-compute` heartbeats
+//! (`crate::agents`). A service not seen for `compute.service_down_time` is down. Disabling a
+//! compute service marks its provider with `COMPUTE_STATUS_DISABLED`, which the scheduler's
+//! query forbids, as Nova does.
 
 use chrono::{DateTime, Duration, Utc};
 use haneul_placement::service as placement;
@@ -11,14 +12,8 @@ use haneul_placement::service as placement;
 use crate::model::{Model, Service};
 use crate::service::{Compute, Error, Result};
 
-/// Nova's `service_down_time`.
-pub const SERVICE_DOWN_TIME: Duration = Duration::seconds(60);
-/// How often this process reports its services alive.
+/// How often the controller reports its own services alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::seconds(10);
-
-pub fn is_up(s: &Service, now: DateTime<Utc>) -> bool {
-    !s.forced_down && now - s.last_seen < SERVICE_DOWN_TIME
-}
 
 /// The `nova-compute` service of a host.
 pub fn compute_service<'a>(m: &'a Model, host: &str) -> Option<&'a Service> {
@@ -26,14 +21,15 @@ pub fn compute_service<'a>(m: &'a Model, host: &str) -> Option<&'a Service> {
 }
 
 impl Compute {
-    fn local_services(&self) -> [(&'static str, &'static str); 3] {
-        [("nova-compute", "nova"), ("nova-scheduler", "internal"), ("nova-conductor", "internal")]
+    /// Whether a service has been seen recently enough (and is not forced down).
+    pub fn is_up(&self, s: &Service, now: DateTime<Utc>) -> bool {
+        !s.forced_down && now - s.last_seen < Duration::seconds(self.settings.service_down_time as i64)
     }
 
-    /// Records that this process's services are alive (creating them on first start).
+    /// Records that the controller's services are alive (creating them on first start).
     pub async fn heartbeat(&self) -> Result<()> {
-        let host = self.host.name.clone();
-        let services = self.local_services();
+        let host = self.controller_host.clone();
+        let services = [("nova-scheduler", "internal"), ("nova-conductor", "internal")];
         self.write(|t| {
             let now = Utc::now();
             for (binary, zone) in services {
@@ -51,6 +47,7 @@ impl Compute {
                         forced_down: false,
                         created_at: now,
                         last_seen: now,
+                        agent: None,
                     },
                 };
                 t.put(s)?;
@@ -62,7 +59,9 @@ impl Compute {
 
     /// Heartbeats when one is due.
     pub async fn heartbeat_if_due(&self) -> Result<()> {
-        let due = match compute_service(&self.model(), &self.host.name) {
+        let m = self.model();
+        let mine = m.services.values().find(|s| s.binary == "nova-conductor" && s.host == self.controller_host);
+        let due = match mine {
             Some(s) => Utc::now() - s.last_seen >= HEARTBEAT_EVERY,
             None => true,
         };

@@ -1,11 +1,11 @@
-//! The compute service: OpenStack Nova v2.1 (issue 4, in progress).
-//!
-//! So far: version discovery and microversion negotiation (2.1–2.100), flavors with extra
-//! specs and access lists, key pairs; the default flavors on first start. Servers, the
-//! scheduler, placement and the QEMU driver follow.
+//! The compute service: OpenStack Nova v2.1 (issue 4, in progress), the controller's half
+//! of it: the API, the scheduler (with placement), and the host agents' registry. Instances
+//! run on the hosts' agents (`haneul_agent`), which this service drives over their REST API
+//! with instance specs and which report back ([`agents`]).
 //!
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
+pub mod agents;
 pub mod api;
 pub mod hosts;
 pub mod metadata;

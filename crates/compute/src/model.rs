@@ -135,6 +135,17 @@ pub struct Server {
     /// `owner` when locked from the server's own project, else `admin` (Nova's `locked_by`).
     #[serde(default)]
     pub locked_by: Option<String>,
+    /// The generation of the spec last sent to the host's agent, and the reboots asked of
+    /// it (the agent compares counters, so a replayed spec reboots nobody twice).
+    #[serde(default)]
+    pub generation: u64,
+    /// The image's disk format (`qcow2` or `raw`), which backs the instance's overlay.
+    #[serde(default)]
+    pub image_format: String,
+    #[serde(default)]
+    pub reboots: u64,
+    #[serde(default)]
+    pub hard_reboots: u64,
 }
 
 /// A server group: servers placed together (affinity) or apart (anti-affinity), strictly or
@@ -175,6 +186,21 @@ pub struct Service {
     pub forced_down: bool,
     pub created_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// For `nova-compute`: the host's agent, as its last report described it.
+    #[serde(default)]
+    pub agent: Option<AgentInfo>,
+}
+
+/// A host agent: where its API is, its placement provider, and what the host offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub url: String,
+    /// The uuid of the host's resource provider.
+    pub provider: String,
+    pub accel: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
 }
 
 /// Service-wide facts, such as whether the default flavors were created.

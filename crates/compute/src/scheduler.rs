@@ -1,6 +1,6 @@
 //! Choosing a host for a server and claiming its resources, in one placement write.
 //!
-//! This host registers itself as a resource provider (VCPU, MEMORY_MB, DISK_GB with the
+//! Each host (its agent's reports) is a resource provider (VCPU, MEMORY_MB, DISK_GB with the
 //! configured allocation ratios and reservations). A server's request (its flavor, plus
 //! `resources:*` and `trait:*` extra specs and image properties) becomes an allocation
 //! candidate query; candidates on hosts that compute does not run are dropped, the rest
@@ -17,13 +17,13 @@ use haneul_placement::candidates::{self, Group, Query};
 use haneul_placement::service::{self as placement, ConsumerAllocations};
 use serde_json::Value;
 
-use crate::model::Server;
+use crate::model::{AgentInfo, Server};
 use crate::service::{Compute, Error, Result};
 
 /// Nova's message for a server that fits nowhere.
 pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
 
-/// The traits this host's provider carries.
+/// The traits a host's provider carries.
 const HOST_TRAITS: &[&str] =
     &["COMPUTE_NODE", "HW_ARCH_X86_64", "COMPUTE_IMAGE_TYPE_QCOW2", "COMPUTE_IMAGE_TYPE_RAW", "COMPUTE_DEVICE_TAGGING"];
 
@@ -36,14 +36,10 @@ pub struct Host {
 }
 
 impl Compute {
-    /// Registers this host in placement (creating its provider on first start, keeping its
-    /// inventory in step with the host), then claims for any server on it that has no
-    /// allocation yet (servers created before placement existed).
-    pub async fn register_host(&self) -> Result<()> {
-        let name = self.host.name.clone();
-        let dir = self.settings.instances_dir.clone();
-        let r = haneul_agent::host::resources(&dir)
-            .map_err(|e| Error::Internal(format!("reading this host's resources: {e}")))?;
+    /// Registers a host in placement from its agent's report (creating its provider the
+    /// first time, keeping its inventory in step with the host), then claims for any server
+    /// on it that has no allocation yet (servers created before placement existed).
+    pub async fn register_host(&self, name: &str, agent: &AgentInfo) -> Result<()> {
         let s = &self.settings;
         let inv = |total: i64, reserved: i64, ratio: f64| haneul_placement::model::Inventory {
             total: total.max(1),
@@ -54,19 +50,24 @@ impl Compute {
             allocation_ratio: ratio,
         };
         let wanted: BTreeMap<String, haneul_placement::model::Inventory> = [
-            ("VCPU".to_string(), inv(r.vcpus, 0, s.cpu_allocation_ratio)),
-            ("MEMORY_MB".to_string(), inv(r.memory_mb, s.reserved_host_memory_mb, s.ram_allocation_ratio)),
-            ("DISK_GB".to_string(), inv(r.disk_gb, (s.reserved_host_disk_mb + 1023) / 1024, s.disk_allocation_ratio)),
+            ("VCPU".to_string(), inv(agent.vcpus, 0, s.cpu_allocation_ratio)),
+            ("MEMORY_MB".to_string(), inv(agent.memory_mb, s.reserved_host_memory_mb, s.ram_allocation_ratio)),
+            (
+                "DISK_GB".to_string(),
+                inv(agent.disk_gb, (s.reserved_host_disk_mb + 1023) / 1024, s.disk_allocation_ratio),
+            ),
         ]
         .into();
-        let provider = self.host.provider.clone();
+        let provider = agent.provider.clone();
+        let disabled = crate::hosts::compute_service(&self.model(), name).is_some_and(|s| s.disabled);
         let servers: Vec<Server> = self
             .model()
             .servers
             .values()
-            .filter(|s| s.host.as_deref() == Some(&name) && s.vm_state != "error")
+            .filter(|s| s.host.as_deref() == Some(name) && s.vm_state != "error")
             .map(|s| (**s).clone())
             .collect();
+        let name = name.to_string();
         self.placement
             .write(|t| {
                 if !t.m.providers.contains_key(&provider) {
@@ -83,6 +84,9 @@ impl Compute {
                 let p = placement::provider(&t.m, &provider)?.clone();
                 let mut traits = p.traits.clone();
                 traits.extend(HOST_TRAITS.iter().map(|t| t.to_string()));
+                if disabled {
+                    traits.insert("COMPUTE_STATUS_DISABLED".into());
+                }
                 if traits != p.traits {
                     placement::set_provider_traits(t, &provider, p.generation, traits)?;
                 }
@@ -104,19 +108,35 @@ impl Compute {
             })
             .await
             .map_err(|e| Error::Internal(format!("registering host {name} in placement: {e}")))?;
-        tracing::info!(host = %name, provider = %self.host.provider, vcpus = r.vcpus, memory_mb = r.memory_mb, disk_gb = r.disk_gb, "host registered in placement");
+        tracing::info!(host = %name, provider = %agent.provider, vcpus = agent.vcpus, memory_mb = agent.memory_mb, disk_gb = agent.disk_gb, "host registered in placement");
         Ok(())
     }
 
-    /// The hosts servers may land on (so far: this one).
+    /// Every host an agent has registered, up or not.
     pub fn hosts(&self) -> Vec<Host> {
-        vec![self.host.clone()]
+        let m = self.model();
+        let mut hosts: Vec<Host> = m
+            .services
+            .values()
+            .filter(|s| s.binary == "nova-compute")
+            .filter_map(|s| Some(Host { name: s.host.clone(), provider: s.agent.as_ref()?.provider.clone() }))
+            .collect();
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        hosts
     }
 
     /// Picks a host for `s` and claims its resources there; `Err` carries the fault message.
     pub async fn schedule(&self, s: &Server, image: &Value) -> std::result::Result<Host, String> {
         let query = request(s, image)?;
-        let hosts = self.hosts();
+        // Nova's ComputeFilter: only hosts whose service is up (disabled ones are forbidden
+        // by their provider's trait in the query).
+        let now = chrono::Utc::now();
+        let m = self.model();
+        let hosts: Vec<Host> = self
+            .hosts()
+            .into_iter()
+            .filter(|h| crate::hosts::compute_service(&m, &h.name).is_some_and(|s| self.is_up(s, now)))
+            .collect();
         let group = s.group.as_ref().and_then(|g| self.model().server_groups.get(g).cloned());
         let claimed = self
             .placement

@@ -1,56 +1,30 @@
-//! Building, deleting and recovering servers on this host through the QEMU driver.
+//! Building, deleting and recovering servers, and their power actions.
 //!
-//! A build runs as a task: cache the image (`_base/<image id>`, fetched from the image
-//! service with the caller's token, written to a temporary file and renamed), make the
-//! instance's qcow2 overlay and config drive, start QEMU, and record each outcome on the
-//! server (ACTIVE, or ERROR with a fault). First the scheduler picks a host and claims the
-//! server's resources in placement (`crate::scheduler`); a server that fits nowhere ends in
-//! ERROR with Nova's "No valid host" fault. The agent runs inside this process for now
-//! (`haneul_agent::virt`).
+//! A build runs as a task: the scheduler picks a host and claims the server's resources in
+//! placement (`crate::scheduler`; a server that fits nowhere ends in ERROR with Nova's "No
+//! valid host" fault), then the host's agent is sent the server's spec (`crate::agents`)
+//! and makes it so: image cached, qcow2 overlay, config drive, QEMU started. Each outcome is
+//! recorded on the server (ACTIVE, or ERROR with a fault).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use haneul_agent::virt::{configdrive, qemu, Domain};
-use http_body_util::BodyExt;
+use haneul_agent::instances::Power;
+use hyper::Method;
 use serde_json::json;
 
 use crate::model::{Fault, Server};
 use crate::service::{Compute, Error};
 
-/// Where the build needs to reach the image service, and as whom.
+/// What the build needs beyond the server record.
 pub struct BuildRequest {
     pub server_id: String,
-    pub image_url: String,
-    pub token: String,
-    pub disk_format: String,
     /// The image document, whose properties take part in scheduling.
     pub image: serde_json::Value,
 }
 
 impl Compute {
-    pub fn instance_dir(&self, id: &str) -> PathBuf {
-        self.settings.instances_dir.join(id)
-    }
-
-    pub fn domain(&self, s: &Server) -> Domain {
-        let dir = self.instance_dir(&s.id);
-        let cd = dir.join("disk.config");
-        Domain {
-            uuid: s.id.clone(),
-            name: format!("instance-{}", &s.id[..8]),
-            memory_mib: s.flavor.ram.max(16) as u64,
-            vcpus: s.flavor.vcpus.max(1) as u32,
-            disk: dir.join("disk"),
-            config_drive: cd.exists().then_some(cd),
-            accel: self.accel,
-            dir,
-        }
-    }
-
     /// Records a server's new state; gone servers are left alone.
     pub async fn set_state(&self, id: &str, f: impl FnOnce(&mut Server)) -> crate::service::Result<()> {
         self.write(|t| {
@@ -65,6 +39,17 @@ impl Compute {
         .await
     }
 
+    async fn fail(&self, id: &str, message: String) {
+        let _ = self
+            .set_state(id, |s| {
+                s.vm_state = "error".into();
+                s.task_state = None;
+                s.power_state = 0;
+                s.fault = Some(Fault { code: 500, message, created: Utc::now() });
+            })
+            .await;
+    }
+
     /// Builds the server; any failure leaves it in ERROR with the reason as its fault.
     pub async fn build(self: Arc<Self>, req: BuildRequest) {
         let id = req.server_id.clone();
@@ -73,13 +58,7 @@ impl Compute {
             Ok(host) => host,
             Err(message) => {
                 tracing::warn!(server = %id, %message, "no host for the server");
-                let _ = self
-                    .set_state(&id, |s| {
-                        s.vm_state = "error".into();
-                        s.task_state = None;
-                        s.fault = Some(Fault { code: 500, message, created: Utc::now() });
-                    })
-                    .await;
+                self.fail(&id, message).await;
                 return;
             }
         };
@@ -92,8 +71,13 @@ impl Compute {
         if let Err(e) = r {
             tracing::error!(server = %id, error = ?e, "could not record the server's host");
         }
-        match self.try_build(&req).await {
-            Ok(()) => {
+        if self.model().servers.get(&id).is_none() {
+            // Deleted while it was being scheduled.
+            self.release(&id).await;
+            return;
+        }
+        match self.push(&id, Power::Running, |_| {}).await {
+            Ok(_) => {
                 let r = self
                     .set_state(&id, |s| {
                         s.vm_state = "active".into();
@@ -105,85 +89,33 @@ impl Compute {
                 if let Err(e) = r {
                     tracing::error!(server = %id, error = ?e, "could not record a built server");
                 }
-                tracing::info!(server = %id, "server active");
+                tracing::info!(server = %id, host = %host.name, "server active");
             }
             Err(message) => {
                 tracing::warn!(server = %id, %message, "build failed");
-                if let Some(s) = self.model().servers.get(&id) {
-                    let _ = qemu::stop(&self.domain(s), Duration::ZERO).await;
+                // As Nova does for a failed build: the instance goes, the resources go back.
+                let path = format!("/v1/instances/{id}");
+                if let Err(e) = self.agent_call(&host.name, Method::DELETE, &path, None).await {
+                    tracing::warn!(server = %id, error = %e, "could not remove a failed instance");
                 }
-                // As Nova does for a failed build: the resources go back.
                 self.release(&id).await;
-                let _ = self
-                    .set_state(&id, |s| {
-                        s.vm_state = "error".into();
-                        s.task_state = None;
-                        s.power_state = 0;
-                        s.fault = Some(Fault { code: 500, message, created: Utc::now() });
-                    })
-                    .await;
+                self.fail(&id, message).await;
             }
         }
     }
 
-    async fn try_build(&self, req: &BuildRequest) -> Result<(), String> {
-        let Some(server) = self.model().servers.get(&req.server_id).cloned() else {
-            return Err("the server was deleted during its build".into());
-        };
-        let base = self.cache_image(&server.image_id, &req.image_url, &req.token).await?;
-        let dir = self.instance_dir(&server.id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let disk = dir.join("disk");
-        let mut args = vec!["create".to_string(), "-q".into(), "-f".into(), "qcow2".into(), "-F".into()];
-        args.push(req.disk_format.clone());
-        args.push("-b".into());
-        args.push(base.display().to_string());
-        args.push(disk.display().to_string());
-        if server.flavor.disk > 0 {
-            args.push(format!("{}G", server.flavor.disk));
-        }
-        run("qemu-img", &args).await?;
-        let files = config_drive_files(&server);
-        configdrive::build(&dir.join("disk.config"), &files).await.map_err(|e| e.to_string())?;
-        if self.model().servers.get(&server.id).is_none() {
-            return Err("the server was deleted during its build".into());
-        }
-        qemu::start(&self.domain(&server)).await.map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    /// The image's data in the local cache, fetched once.
-    async fn cache_image(&self, image_id: &str, image_url: &str, token: &str) -> Result<PathBuf, String> {
-        let base_dir = self.settings.instances_dir.join("_base");
-        let target = base_dir.join(image_id);
-        if target.exists() {
-            return Ok(target);
-        }
-        std::fs::create_dir_all(&base_dir).map_err(|e| format!("creating {}: {e}", base_dir.display()))?;
-        let tmp = base_dir.join(format!(".{image_id}.{}", uuid::Uuid::new_v4().simple()));
-        let result = download(&format!("{image_url}/v2/images/{image_id}/file"), token, &tmp).await;
-        match result {
-            Ok(()) => {
-                std::fs::rename(&tmp, &target).map_err(|e| format!("caching image {image_id}: {e}"))?;
-                Ok(target)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
-    }
-
-    /// Stops and removes the server's QEMU and files, then the server.
+    /// Removes the server's instance from its host, then the server. A host whose service is
+    /// down cannot be asked: the server goes anyway (Nova's local delete) and the agent
+    /// removes the orphan instance when it reports again.
     pub async fn destroy(&self, id: &str) -> crate::service::Result<()> {
-        if let Some(s) = self.model().servers.get(id).cloned() {
-            let domain = self.domain(&s);
-            qemu::stop(&domain, Duration::ZERO).await.map_err(|e| Error::Internal(e.to_string()))?;
-            qemu::cleanup(&domain);
-            let dir = self.instance_dir(id);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::Internal(format!("removing {}: {e}", dir.display())))?;
+        if let Some(host) = self.model().servers.get(id).and_then(|s| s.host.clone()) {
+            let path = format!("/v1/instances/{id}");
+            if let Err(e) = self.agent_call(&host, Method::DELETE, &path, None).await {
+                let up = crate::hosts::compute_service(&self.model(), &host).is_some_and(|s| self.is_up(s, Utc::now()));
+                if up {
+                    return Err(Error::Internal(e));
+                }
+                tracing::warn!(server = %id, %host, error = %e, "host is down; deleting the server locally");
             }
         }
         self.release(id).await;
@@ -201,76 +133,19 @@ impl Compute {
         .await
     }
 
-    /// After a restart: running instances are adopted as they are; ones whose QEMU is gone
-    /// are SHUTOFF; builds that were cut short end in ERROR with a fault that says so.
+    /// After a restart of the controller: builds that were cut short end in ERROR with a
+    /// fault that says so (their instance, if any, goes with the server's delete). Running
+    /// instances are the agents' business; their reports keep the power states right.
     pub async fn recover(&self) -> crate::service::Result<()> {
-        let servers: Vec<Arc<Server>> = self.model().servers.values().cloned().collect();
-        for s in servers {
-            let running = qemu::running_pid(&self.domain(&s)).is_some();
-            match (s.vm_state.as_str(), running) {
-                ("building", _) => {
-                    let _ = qemu::stop(&self.domain(&s), Duration::ZERO).await;
-                    self.release(&s.id).await;
-                    tracing::warn!(server = %s.id, "build interrupted by a restart; server is in ERROR");
-                    self.set_state(&s.id, |s| {
-                        s.vm_state = "error".into();
-                        s.task_state = None;
-                        s.power_state = 0;
-                        s.fault = Some(Fault {
-                            code: 500,
-                            message: "The build was interrupted by a restart of the compute service.".into(),
-                            created: Utc::now(),
-                        });
-                    })
-                    .await?;
-                }
-                ("active" | "paused", false) => {
-                    tracing::warn!(server = %s.id, "QEMU is gone; server is SHUTOFF");
-                    self.set_state(&s.id, |s| {
-                        s.vm_state = "stopped".into();
-                        s.task_state = None;
-                        s.power_state = 4;
-                    })
-                    .await?;
-                }
-                ("active", true) => tracing::info!(server = %s.id, "adopted running instance"),
-                _ => {}
-            }
+        let building: Vec<String> =
+            self.model().servers.values().filter(|s| s.vm_state == "building").map(|s| s.id.clone()).collect();
+        for id in building {
+            self.release(&id).await;
+            tracing::warn!(server = %id, "build interrupted by a restart; server is in ERROR");
+            self.fail(&id, "The build was interrupted by a restart of the compute service.".into()).await;
         }
         Ok(())
     }
-}
-
-async fn run(program: &str, args: &[String]) -> Result<(), String> {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("could not run {program}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(())
-}
-
-async fn download(url: &str, token: &str, to: &Path) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt;
-    let resp = haneul_core::client::send(hyper::Method::GET, url, &[("x-auth-token", token)], None)
-        .await
-        .map_err(|e| format!("fetching the image: {e}"))?;
-    if resp.status() != hyper::StatusCode::OK {
-        return Err(format!("fetching the image: the image service answered {}", resp.status()));
-    }
-    let mut file = tokio::fs::File::create(to).await.map_err(|e| format!("caching the image: {e}"))?;
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("fetching the image: {e}"))?;
-        if let Some(data) = frame.data_ref() {
-            file.write_all(data).await.map_err(|e| format!("caching the image: {e}"))?;
-        }
-    }
-    file.sync_all().await.map_err(|e| format!("caching the image: {e}"))?;
-    Ok(())
 }
 
 /// The config drive's files, as Nova writes them (`openstack/latest/...`).
@@ -347,59 +222,37 @@ impl PowerAction {
     }
 }
 
-/// How long a guest gets to power off by itself (Nova's `shutdown_timeout`).
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-
 impl Compute {
     /// Runs a power action (the API checked the state and set the task); records the result.
     pub async fn power(self: Arc<Self>, id: String, action: PowerAction) {
-        let Some(s) = self.model().servers.get(&id).cloned() else { return };
-        let d = self.domain(&s);
-        let result: Result<(String, u8), String> = async {
-            match action {
-                PowerAction::Stop => {
-                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(|e| e.to_string())?;
-                    Ok(("stopped".into(), 4))
-                }
-                PowerAction::Start => {
-                    qemu::start(&d).await.map_err(|e| e.to_string())?;
-                    Ok(("active".into(), 1))
-                }
-                PowerAction::RebootSoft => {
-                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(|e| e.to_string())?;
-                    qemu::start(&d).await.map_err(|e| e.to_string())?;
-                    Ok(("active".into(), 1))
-                }
-                PowerAction::RebootHard => {
-                    if qemu::running_pid(&d).is_some() {
-                        qemu::stop(&d, Duration::ZERO).await.map_err(|e| e.to_string())?;
-                    }
-                    qemu::start(&d).await.map_err(|e| e.to_string())?;
-                    Ok(("active".into(), 1))
-                }
-                PowerAction::Pause => {
-                    qemu::set_paused(&d, true).await.map_err(|e| e.to_string())?;
-                    Ok(("paused".into(), 3))
-                }
-                PowerAction::Unpause => {
-                    qemu::set_paused(&d, false).await.map_err(|e| e.to_string())?;
-                    Ok(("active".into(), 1))
-                }
+        let (power, vm_state, power_state) = match action {
+            PowerAction::Stop => (Power::Shutoff, "stopped", 4),
+            PowerAction::Pause => (Power::Paused, "paused", 3),
+            PowerAction::Start | PowerAction::RebootSoft | PowerAction::RebootHard | PowerAction::Unpause => {
+                (Power::Running, "active", 1)
             }
-        }
-        .await;
+        };
+        let result = self
+            .push(&id, power, |s| match action {
+                PowerAction::RebootSoft => s.reboots += 1,
+                PowerAction::RebootHard => s.hard_reboots += 1,
+                _ => {}
+            })
+            .await;
         let r = match result {
-            Ok((vm_state, power)) => {
+            Ok(_) => {
                 self.set_state(&id, |s| {
-                    s.vm_state = vm_state;
-                    s.power_state = power;
+                    s.vm_state = vm_state.into();
+                    s.power_state = power_state;
                     s.task_state = None;
                 })
                 .await
             }
             Err(message) => {
                 tracing::warn!(server = %id, ?action, %message, "power action failed");
-                let running = qemu::running_pid(&d).is_some();
+                let host = self.model().servers.get(&id).and_then(|s| s.host.clone()).unwrap_or_default();
+                let observed = self.agent_call(&host, Method::GET, &format!("/v1/instances/{id}"), None).await.ok();
+                let running = observed.as_ref().is_some_and(|o| o["power"] != json!("shutoff"));
                 // A guest that should run but does not is in ERROR, as in Nova.
                 self.set_state(&id, |s| {
                     s.task_state = None;
@@ -415,29 +268,5 @@ impl Compute {
         if let Err(e) = r {
             tracing::error!(server = %id, error = ?e, "could not record a power action");
         }
-    }
-
-    /// Makes the recorded power state follow the guests: one that powered itself off (its
-    /// QEMU exited) becomes SHUTOFF. Servers with a task in progress are left to it.
-    pub async fn reconcile(&self) -> crate::service::Result<()> {
-        let gone: Vec<String> = self
-            .model()
-            .servers
-            .values()
-            .filter(|s| matches!(s.vm_state.as_str(), "active" | "paused") && s.task_state.is_none())
-            .filter(|s| qemu::running_pid(&self.domain(s)).is_none())
-            .map(|s| s.id.clone())
-            .collect();
-        for id in gone {
-            tracing::info!(server = %id, "guest powered off; server is SHUTOFF");
-            self.set_state(&id, |s| {
-                if s.task_state.is_none() {
-                    s.vm_state = "stopped".into();
-                    s.power_state = 4;
-                }
-            })
-            .await?;
-        }
-        Ok(())
     }
 }

@@ -34,25 +34,25 @@ pub struct Settings {
     /// The image service, where builds fetch images.
     pub image_url: String,
     pub key_pairs_quota: usize,
-    pub instances_dir: std::path::PathBuf,
-    pub console_log_max: u64,
     pub cpu_allocation_ratio: f64,
     pub ram_allocation_ratio: f64,
     pub disk_allocation_ratio: f64,
     pub reserved_host_memory_mb: i64,
     pub reserved_host_disk_mb: i64,
+    /// Seconds without a report after which a compute service is down.
+    pub service_down_time: u64,
 }
 
 pub struct Compute {
     state: State<Model>,
     pub policy: PolicyFile,
     pub settings: Settings,
-    /// How guests run on this host.
-    pub accel: haneul_agent::virt::Accel,
     /// Where resources are counted and claimed.
     pub placement: Arc<haneul_placement::Placement>,
-    /// This host, as placement knows it.
-    pub host: crate::scheduler::Host,
+    /// The host the controller's own services (scheduler, conductor) run on.
+    pub controller_host: String,
+    /// The service user's token, for calls to the host agents.
+    pub service: Arc<haneul_core::service_auth::ServiceToken>,
     /// The key metadata proxies sign instance ids with.
     pub metadata_secret: Vec<u8>,
 }
@@ -72,35 +72,18 @@ const SEEDED: &str = "default_flavors_created";
 impl Compute {
     /// Opens the database; on the very first start, creates the default flavors (an
     /// operator who deletes them later does not get them back).
-    pub async fn open(config: &Config, placement: Arc<haneul_placement::Placement>) -> Result<Arc<Compute>> {
+    pub async fn open(
+        config: &Config,
+        placement: Arc<haneul_placement::Placement>,
+        service: Arc<haneul_core::service_auth::ServiceToken>,
+    ) -> Result<Arc<Compute>> {
         let db =
             haneul_core::docstore::Store::open(&config.compute_database_url(), "compute", crate::model::TABLES, &[])
                 .await?;
         let state = State::<Model>::open(db).await?;
         let policy = PolicyFile::new(config.compute_policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::Internal(format!("compute policy could not be loaded: {e}")))?;
-        let instances_dir = config.instances_dir();
-        std::fs::create_dir_all(&instances_dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", instances_dir.display())))?;
-        let accel = choose_accel(config, &instances_dir).await;
-        tracing::info!(?accel, "guests run with this accelerator");
         let metadata_secret = metadata_secret(config)?;
-        let host_name = config.compute_host();
-        let provider_key = format!("host_provider:{host_name}");
-        let provider = match state.model().settings.get(&provider_key).and_then(|s| s.value.as_str().map(str::to_owned))
-        {
-            Some(p) => p,
-            None => {
-                let p = uuid::Uuid::new_v4().to_string();
-                state
-                    .write(|t| {
-                        t.put(Setting { id: provider_key.clone(), value: serde_json::Value::String(p.clone()) })?;
-                        Ok::<_, Error>(())
-                    })
-                    .await?;
-                p
-            }
-        };
         let compute = Arc::new(Compute {
             state,
             policy,
@@ -108,17 +91,16 @@ impl Compute {
                 public_url: config.public_url(config.compute.port),
                 image_url: config.public_url(config.image.port),
                 key_pairs_quota: config.compute.key_pairs_quota,
-                instances_dir,
-                console_log_max: config.compute.console_log_max,
                 cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
                 ram_allocation_ratio: config.compute.ram_allocation_ratio,
                 disk_allocation_ratio: config.compute.disk_allocation_ratio,
                 reserved_host_memory_mb: config.compute.reserved_host_memory_mb,
                 reserved_host_disk_mb: config.compute.reserved_host_disk_mb,
+                service_down_time: config.compute.service_down_time,
             },
-            accel,
             placement,
-            host: crate::scheduler::Host { name: host_name, provider },
+            controller_host: config.compute_host(),
+            service,
             metadata_secret,
         });
         if !compute.model().settings.contains_key(SEEDED) {
@@ -151,7 +133,6 @@ impl Compute {
                 .await?;
         }
         compute.recover().await?;
-        compute.register_host().await?;
         compute.heartbeat().await?;
         Ok(compute)
     }
@@ -198,28 +179,4 @@ fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
         .and_then(|_| std::fs::rename(&tmp, &path))
         .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
     Ok(secret.into_bytes())
-}
-
-/// `compute.accel`: `kvm`, `tcg`, or `auto` (KVM only when the probe guest boots with it).
-async fn choose_accel(config: &Config, instances_dir: &std::path::Path) -> haneul_agent::virt::Accel {
-    use haneul_agent::virt::{qemu, Accel};
-    match config.compute.accel.as_str() {
-        "kvm" => Accel::Kvm,
-        "tcg" => Accel::Tcg,
-        _ => {
-            let (kernel, initrd) = (&config.compute.probe_kernel, &config.compute.probe_initrd);
-            if kernel.is_empty() || initrd.is_empty() {
-                tracing::info!("no probe guest configured (compute.probe_kernel/probe_initrd): using TCG");
-                return Accel::Tcg;
-            }
-            qemu::probe_accel_cached(
-                &instances_dir.join(".accel"),
-                std::path::Path::new(kernel),
-                std::path::Path::new(initrd),
-                "HANEUL-TESTIMG: booted",
-                std::time::Duration::from_secs(20),
-            )
-            .await
-        }
-    }
 }

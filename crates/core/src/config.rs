@@ -41,6 +41,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub compute: ComputeConfig,
     pub placement: PlacementConfig,
+    pub agent: AgentConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -151,6 +152,44 @@ pub struct ComputeConfig {
     /// Secret the metadata proxies sign instance ids with (Nova's
     /// `metadata_proxy_shared_secret`); empty means one generated into the data directory.
     pub metadata_proxy_shared_secret: String,
+    /// Seconds without a report after which a compute service is down (Nova's `service_down_time`).
+    pub service_down_time: u64,
+}
+
+/// The host agent (`haneul agent`, or the one inside `haneul serve`). Host-side settings
+/// (host name, instances directory, accelerator, allocation ratios) are in `[compute]`, as
+/// they are in nova-compute's configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Port of the agent's internal API, which the controller calls.
+    pub port: u16,
+    /// Where the controller reaches this agent; empty means `http://<public_host>:<port>`.
+    pub url: String,
+    /// The controller's identity endpoint (`http://controller:5000/v3`); empty means this
+    /// host's own (`serve`).
+    pub auth_url: String,
+    /// The service user the agent and the controller act as between each other.
+    pub username: String,
+    /// Its password; empty means the one `serve` keeps in `<data_dir>/service-password`.
+    pub password: String,
+    pub project_name: String,
+    /// Seconds between reports to the controller (Nova's `report_interval`).
+    pub report_interval: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            port: 8790,
+            url: String::new(),
+            auth_url: String::new(),
+            username: "nova".into(),
+            password: String::new(),
+            project_name: "service".into(),
+            report_interval: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -179,6 +218,7 @@ impl Default for Config {
             image: ImageConfig::default(),
             compute: ComputeConfig::default(),
             placement: PlacementConfig::default(),
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -253,6 +293,7 @@ impl Default for ComputeConfig {
             reserved_host_disk_mb: 0,
             metadata_port: 8775,
             metadata_proxy_shared_secret: String::new(),
+            service_down_time: 60,
         }
     }
 }
@@ -381,6 +422,24 @@ impl Config {
             self.data_dir.join("policy.yaml")
         } else {
             PathBuf::from(&self.identity.policy_file)
+        }
+    }
+
+    /// Where the controller reaches this host's agent.
+    pub fn agent_url(&self) -> String {
+        if self.agent.url.is_empty() {
+            self.public_url(self.agent.port)
+        } else {
+            self.agent.url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The identity endpoint the agent authenticates against.
+    pub fn agent_auth_url(&self) -> String {
+        if self.agent.auth_url.is_empty() {
+            format!("{}/v3", self.public_url(self.identity.port))
+        } else {
+            self.agent.auth_url.trim_end_matches('/').to_string()
         }
     }
 

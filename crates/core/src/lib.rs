@@ -22,5 +22,6 @@ pub mod limits;
 pub mod microversion;
 pub mod pagination;
 pub mod policy;
+pub mod service_auth;
 
 pub use error::{ApiError, FaultStyle};

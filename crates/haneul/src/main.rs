@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use haneul_core::config::Config;
+use haneul_core::service_auth::{Credentials, RemoteValidator, ServiceToken};
 use haneul_identity::bootstrap::{bootstrap, CatalogEntry};
 use haneul_identity::token::KeyRepository;
 use haneul_identity::Identity;
@@ -34,8 +35,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the all-in-one cloud: every configured API service in this process.
+    /// Run the all-in-one cloud: every configured API service in this process, and this
+    /// host's agent.
     Serve,
+    /// Run a compute node: this host's agent, reporting to the controller at
+    /// `agent.auth_url` as the service user (`agent.username`, `agent.password`).
+    Agent,
     /// Create the default domain, admin and demo projects and users, roles and catalog;
     /// write keystonerc_admin, keystonerc_demo and clouds.yaml. Safe to run again.
     Bootstrap,
@@ -113,6 +118,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = match cli.command {
         Command::Serve => rt.block_on(serve(cfg)),
+        Command::Agent => rt.block_on(agent(cfg)),
         Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
         Command::TokenKeys { action: KeysAction::Rotate } => {
             let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);
@@ -174,7 +180,26 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let metadata_addr = format!("{}:{}", cfg.server.bind, cfg.compute.metadata_port);
     let metadata_listener =
         tokio::net::TcpListener::bind(&metadata_addr).await.with_context(|| format!("binding {metadata_addr}"))?;
+    let agent_addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
+    let agent_listener =
+        tokio::net::TcpListener::bind(&agent_addr).await.with_context(|| format!("binding {agent_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
+    let service_password = haneul_identity::bootstrap::ensure_service_user(
+        &ident,
+        &cfg.data_dir,
+        &cfg.agent.username,
+        &cfg.agent.password,
+    )
+    .await
+    .context("creating the service user")?;
+    // The controller and this host's agent call each other over REST as the service user,
+    // exactly as they do across hosts.
+    let service = ServiceToken::new(Credentials {
+        auth_url: format!("{}/v3", cfg.public_url(cfg.identity.port)),
+        username: cfg.agent.username.clone(),
+        password: service_password,
+        project_name: cfg.agent.project_name.clone(),
+    });
     let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
     let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
     let image_app = haneul_image::api::router(
@@ -188,8 +213,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         haneul_identity::api::validator(ident.clone()),
         cfg.server.max_request_body_size,
     );
-    let compute =
-        haneul_compute::Compute::open(&cfg, placement.clone()).await.context("opening the compute service")?;
+    let compute = haneul_compute::Compute::open(&cfg, placement.clone(), service.clone())
+        .await
+        .context("opening the compute service")?;
+    let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
+    let agent_app = haneul_agent::api::router(instances.clone(), haneul_identity::api::validator(ident.clone()));
+    let reporter = haneul_agent::report::Reporter {
+        instances,
+        service: service.clone(),
+        url: cfg.agent_url(),
+        every: Duration::from_secs(cfg.agent.report_interval.max(1)),
+    };
     let compute_app = haneul_compute::api::router(
         compute.clone(),
         haneul_identity::api::validator(ident.clone()),
@@ -242,9 +276,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Err(e) = compute_bg.heartbeat_if_due().await {
                 tracing::warn!(error = ?e, "compute services could not report alive");
             }
-            if let Err(e) = compute_bg.reconcile().await {
-                tracing::warn!(error = ?e, "power states could not be reconciled");
-            }
             if let Some(e) = compute_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "compute policy file not reloaded; keeping the previous rules");
             }
@@ -265,10 +296,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
 
     tracing::info!(
-        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, metadata = %metadata_addr,
+        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, metadata = %metadata_addr, agent = %agent_addr,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "services listening"
     );
+    // This host's first report goes in directly, so that the host takes servers as soon as
+    // the APIs answer; the agent reports over REST from then on.
+    let first = reporter
+        .body()
+        .await
+        .and_then(|b| serde_json::from_value::<haneul_compute::agents::ReportBody>(b).map_err(|e| e.to_string()));
+    match first {
+        Ok(b) => compute.agent_report(&cfg.compute_host(), b.agent).await.context("registering this host")?,
+        Err(e) => tracing::warn!(error = %e, "this host's agent could not describe the host"),
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -281,6 +322,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ("compute", compute_listener, compute_app),
         ("placement", placement_listener, placement_app),
         ("metadata", metadata_listener, metadata_app),
+        ("agent", agent_listener, agent_app),
     ] {
         let mut rx = stop_rx.clone();
         let stopped = async move {
@@ -288,11 +330,47 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         };
         servers.spawn(async move { haneul_core::http::serve(listener, app, stopped).await.map_err(|e| (name, e)) });
     }
+    tokio::spawn(reporter.run());
     while let Some(done) = servers.join_next().await {
         if let Ok(Err((name, e))) = done {
             return Err(anyhow::Error::new(e).context(format!("serving {name}")));
         }
     }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A compute node: the agent alone, its API on `agent.port`, reporting to the controller.
+async fn agent(cfg: Config) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let password = if cfg.agent.password.is_empty() {
+        let path = cfg.data_dir.join("service-password");
+        std::fs::read_to_string(&path)
+            .map(|p| p.trim().to_string())
+            .with_context(|| format!("no agent.password configured and none in {}", path.display()))?
+    } else {
+        cfg.agent.password.clone()
+    };
+    let service = ServiceToken::new(Credentials {
+        auth_url: cfg.agent_auth_url(),
+        username: cfg.agent.username.clone(),
+        password,
+        project_name: cfg.agent.project_name.clone(),
+    });
+    let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
+    let app = haneul_agent::api::router(instances.clone(), RemoteValidator::new(service.clone()));
+    let reporter = haneul_agent::report::Reporter {
+        instances,
+        service,
+        url: cfg.agent_url(),
+        every: Duration::from_secs(cfg.agent.report_interval.max(1)),
+    };
+    tokio::spawn(reporter.run());
+    tracing::info!(agent = %addr, host = %cfg.compute_host(), controller = %cfg.agent_auth_url(), "agent listening");
+    haneul_core::http::serve(listener, app, shutdown_signal()).await.context("serving the agent API")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -324,3 +324,73 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     })();
     res.map_err(|e| Error::Internal(format!("failed to write {}: {e}", path.display())))
 }
+
+/// The user haneul's own processes act as between each other: `name` (`nova`) in the
+/// `service` project with the `service` and `admin` roles, as OpenStack's service users.
+/// Its password is `configured`, else the one kept in `<data_dir>/service-password`, else a
+/// new one written there on first start. The file records the password in effect, so a
+/// change of the configured one is applied once, at the next start.
+pub async fn ensure_service_user(ident: &Identity, data_dir: &Path, name: &str, configured: &str) -> Result<String> {
+    let path = data_dir.join("service-password");
+    let kept = std::fs::read_to_string(&path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let password = match (configured.is_empty(), &kept) {
+        (false, _) => configured.to_string(),
+        (true, Some(k)) => k.clone(),
+        (true, None) => random_password(),
+    };
+    let exists = ident.model().users.values().any(|u| u.domain_id == DEFAULT_DOMAIN && u.name == name);
+    let new_hash = if !exists || kept.as_deref() != Some(&password) {
+        Some(ident.hash_password(password.clone()).await?)
+    } else {
+        None
+    };
+    let name = name.to_string();
+    ident
+        .write(|t| {
+            let project =
+                t.m.projects
+                    .values()
+                    .find(|p| p.domain_id == DEFAULT_DOMAIN && p.name == "service")
+                    .map(|p| p.id.clone())
+                    .ok_or_else(|| Error::Internal("the service project is missing; bootstrap first".into()))?;
+            let existing = t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == name).cloned();
+            let user = match (existing, new_hash) {
+                (Some(u), None) => u.id.clone(),
+                (Some(u), Some(h)) => {
+                    let mut u = (*u).clone();
+                    ident.set_password(&mut u, h);
+                    u.enabled = true;
+                    t.put(u)?.id.clone()
+                }
+                (None, h) => {
+                    let mut u = User::new(new_id(), name.clone(), DEFAULT_DOMAIN.into(), h);
+                    u.default_project_id = Some(project.clone());
+                    u.description = Some("haneul's service user (controller and agents)".into());
+                    for option in [
+                        "ignore_password_expiry",
+                        "ignore_lockout_failure_attempts",
+                        "ignore_change_password_upon_first_use",
+                    ] {
+                        u.options.insert(option.into(), serde_json::Value::Bool(true));
+                    }
+                    t.put(u)?.id.clone()
+                }
+            };
+            for role in ["service", "admin"] {
+                let role_id =
+                    t.m.role_by_name(role)
+                        .map(|r| r.id.clone())
+                        .ok_or_else(|| Error::Internal(format!("the {role} role is missing; bootstrap first")))?;
+                let a = Assignment::new(ActorKind::User, &user, TargetKind::Project, &project, &role_id, false);
+                if !t.m.assignments.contains_key(&a.id) {
+                    t.put(a)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if kept.as_deref() != Some(&password) {
+        write_private(&path, &format!("{password}\n"))?;
+    }
+    Ok(password)
+}

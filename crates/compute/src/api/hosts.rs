@@ -14,7 +14,7 @@ use haneul_core::error::ApiError;
 use serde_json::{json, Map, Value};
 
 use super::{enforce, ApiResult, Ctx, Mv};
-use crate::hosts::{compute_service, is_up};
+use crate::hosts::compute_service;
 use crate::model::Service;
 use crate::service::Compute;
 
@@ -49,7 +49,7 @@ async fn zones(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
     admin(&c, &ctx, "os_compute_api:os-availability-zone:list")?;
     let m = c.model();
     let now = Utc::now();
-    let up = m.services.values().any(|s| s.binary == "nova-compute" && !s.disabled && is_up(s, now));
+    let up = m.services.values().any(|s| s.binary == "nova-compute" && !s.disabled && c.is_up(s, now));
     Ok(Json(json!({"availabilityZoneInfo": [
         {"zoneName": "nova", "zoneState": {"available": up}, "hosts": null}
     ]}))
@@ -65,7 +65,7 @@ async fn zones_detail(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
         let hosts = by_zone.entry(s.zone.as_str()).or_default();
         let host = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
         host[&s.binary] =
-            json!({"available": is_up(s, now) && !s.disabled, "active": !s.disabled, "updated_at": ts(s.last_seen)});
+            json!({"available": c.is_up(s, now) && !s.disabled, "active": !s.disabled, "updated_at": ts(s.last_seen)});
     }
     let info: Vec<Value> = by_zone
         .into_iter()
@@ -84,14 +84,14 @@ async fn aggregates(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
 // ---------------------------------------------------------------------------------------------
 // Services
 
-fn service_json(s: &Service, mv: Mv) -> Value {
+fn service_json(c: &Compute, s: &Service, mv: Mv) -> Value {
     let mut v = json!({
         "id": if mv.at_least(53) { json!(s.id) } else { json!(s.number) },
         "binary": s.binary,
         "host": s.host,
         "zone": s.zone,
         "status": if s.disabled { "disabled" } else { "enabled" },
-        "state": if is_up(s, Utc::now()) { "up" } else { "down" },
+        "state": if c.is_up(s, Utc::now()) { "up" } else { "down" },
         "updated_at": ts(s.last_seen),
         "disabled_reason": s.disabled_reason,
     });
@@ -117,7 +117,7 @@ async fn services(
         .filter(|s| q.get("binary").is_none_or(|b| *b == s.binary))
         .collect();
     list.sort_by_key(|s| s.number);
-    let items: Vec<Value> = list.into_iter().map(|s| service_json(s, mv)).collect();
+    let items: Vec<Value> = list.into_iter().map(|s| service_json(&c, s, mv)).collect();
     Ok(Json(json!({"services": items})).into_response())
 }
 
@@ -167,7 +167,7 @@ async fn update_service(
             return Err(ApiError::not_found(format!("Service {id} could not be found.")));
         }
         let s = c.update_service(&id, disabled, reason, forced_down).await?;
-        return Ok(Json(json!({"service": service_json(&s, mv)})).into_response());
+        return Ok(Json(json!({"service": service_json(&c, &s, mv)})).into_response());
     }
     let (host, binary) = match (text("host"), text("binary")) {
         (Some(h), Some(b)) => (h, b),
@@ -270,22 +270,22 @@ fn hypervisor_list(c: &Compute) -> Vec<Hv> {
     out
 }
 
-fn hv_summary(h: &Hv, mv: Mv) -> Value {
+fn hv_summary(c: &Compute, h: &Hv, mv: Mv) -> Value {
     json!({
         "id": if mv.at_least(53) { json!(h.id) } else { json!(h.number) },
         "hypervisor_hostname": h.name,
-        "state": if is_up(&h.service, Utc::now()) { "up" } else { "down" },
+        "state": if c.is_up(&h.service, Utc::now()) { "up" } else { "down" },
         "status": if h.service.disabled { "disabled" } else { "enabled" },
     })
 }
 
 fn hv_detail(c: &Compute, h: &Hv, mv: Mv) -> Value {
-    let mut v = hv_summary(h, mv);
+    let mut v = hv_summary(c, h, mv);
     let cpu_info = json!({"arch": "x86_64", "model": "qemu64", "vendor": "QEMU", "features": [],
         "topology": {"cores": h.vcpus, "threads": 1, "sockets": 1}});
     v["hypervisor_type"] = json!("QEMU");
     v["hypervisor_version"] = json!(7002000);
-    v["host_ip"] = json!(host_ip(c));
+    v["host_ip"] = json!(host_ip(h));
     v["service"] = json!({
         "id": if mv.at_least(53) { json!(h.service.id) } else { json!(h.service.number) },
         "host": h.service.host,
@@ -317,8 +317,9 @@ fn with_servers(v: &mut Value, h: &Hv) {
     }
 }
 
-fn host_ip(c: &Compute) -> String {
-    let url = &c.settings.public_url;
+/// The address the host's agent is reached at.
+fn host_ip(h: &Hv) -> String {
+    let url = h.service.agent.as_ref().map_or("", |a| a.url.as_str());
     url.split("://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h.to_string()).unwrap_or_default()
 }
 
@@ -375,7 +376,7 @@ async fn hypervisors(
     let items: Vec<Value> = matching
         .into_iter()
         .map(|h| {
-            let mut v = hv_summary(h, mv);
+            let mut v = hv_summary(&c, h, mv);
             if with {
                 with_servers(&mut v, h);
             }
@@ -442,7 +443,7 @@ async fn uptime(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
         return Err(ApiError::not_found("The resource could not be found."));
     }
     let h = find_hv(&c, &id, mv)?;
-    let mut v = hv_summary(&h, mv);
+    let mut v = hv_summary(&c, &h, mv);
     v["uptime"] = json!(uptime_text());
     Ok(Json(json!({"hypervisor": v})).into_response())
 }
@@ -490,7 +491,7 @@ fn search_common(c: &Compute, mv: Mv, pattern: &str, servers: bool) -> ApiResult
         .iter()
         .filter(|h| h.name.contains(pattern))
         .map(|h| {
-            let mut v = hv_summary(h, mv);
+            let mut v = hv_summary(c, h, mv);
             if servers {
                 with_servers(&mut v, h);
             }

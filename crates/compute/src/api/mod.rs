@@ -1,6 +1,7 @@
 //! The Nova v2.1 HTTP API (so far: version discovery, flavors, key pairs), with microversion
 //! negotiation on every request.
 
+mod agents;
 mod flavors;
 mod hosts;
 mod keypairs;
@@ -91,6 +92,7 @@ async fn microversion(mut req: Request, next: Next) -> Response {
 /// All compute routes with their layers.
 pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
     let v21 = Router::new()
+        .merge(agents::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(quotas::routes())

@@ -362,6 +362,10 @@ async fn create(
         locked: false,
         locked_reason: None,
         locked_by: None,
+        generation: 0,
+        image_format: disk_format,
+        reboots: 0,
+        hard_reboots: 0,
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -387,13 +391,7 @@ async fn create(
             Ok(t.put(server)?)
         })
         .await?;
-    let build = BuildRequest {
-        server_id: saved.id.clone(),
-        image_url: c.settings.image_url.clone(),
-        token: token.0.clone(),
-        disk_format,
-        image,
-    };
+    let build = BuildRequest { server_id: saved.id.clone(), image };
     tokio::spawn(c.clone().build(build));
     let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let body = json!({"server": {
@@ -450,11 +448,21 @@ async fn action(
             }
             Some(v) => return Err(bad(format!("Invalid input for field/attribute length. Value: {v}."))),
         };
-        let d = c.domain(&s);
-        let _ = haneul_agent::virt::console::cap(&d.console_log(), c.settings.console_log_max);
-        let output = haneul_agent::virt::console::tail(&d.console_log(), length)
-            .map_err(|e| ApiError::internal(format!("reading the console log: {e}")))?;
-        return Ok(Json(json!({"output": output})).into_response());
+        let Some(host) = s.host.clone() else {
+            return Err(ApiError::conflict(format!(
+                "Cannot 'os-getConsoleOutput' instance {id} while it is in vm_state {}",
+                s.vm_state
+            )));
+        };
+        let path = match length {
+            Some(n) => format!("/v1/instances/{id}/console?lines={n}"),
+            None => format!("/v1/instances/{id}/console"),
+        };
+        let output = c
+            .agent_call(&host, hyper::Method::GET, &path, None)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {e}")))?;
+        return Ok(Json(json!({"output": output["output"]})).into_response());
     }
     if v.get("lock").is_some() || v.get("unlock").is_some() {
         return lock(&c, &ctx, mv, &s, &v).await;

@@ -1,0 +1,117 @@
+//! The agent's internal REST API, which the controller calls to run instances on this host.
+//! Not an OpenStack API: every call needs a token with the `service` (or `admin`) role, that
+//! is, the controller's service user, never a cloud user.
+//!
+//! ```text
+//! GET    /v1/host                      this host: name, resources, accelerator
+//! GET    /v1/instances                 {"instances": [observed, ...]}
+//! GET    /v1/instances/{uuid}          observed
+//! PUT    /v1/instances/{uuid}          spec -> observed (idempotent per generation; 409 when stale)
+//! DELETE /v1/instances/{uuid}          204, also when there was nothing to remove
+//! GET    /v1/instances/{uuid}/console  ?lines=N -> {"output": "..."}
+//! ```
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::{auth_layer, Auth, TokenValidator};
+use haneul_core::{ApiError, FaultStyle};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::instances::{Error, Instances, Spec};
+
+/// Largest request the agent takes (a spec with its config drive files).
+const BODY_LIMIT: usize = 4 << 20;
+
+pub fn router(instances: Arc<Instances>, validator: Arc<dyn TokenValidator>) -> Router {
+    let app = Router::new()
+        .route("/v1/host", get(host))
+        .route("/v1/instances", get(list))
+        .route("/v1/instances/{id}", get(show).put(ensure).delete(destroy))
+        .route("/v1/instances/{id}/console", get(console))
+        .with_state(instances)
+        .layer(auth_layer(validator));
+    haneul_core::http::service_layers(app, "agent", FaultStyle::Compute, BODY_LIMIT)
+}
+
+fn require_service(auth: &Auth) -> Result<(), ApiError> {
+    if auth.0.has_role("service") || auth.0.has_role("admin") {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("The agent API is for the controller's service user."))
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::BadRequest(m) => ApiError::bad_request(m),
+            Error::NotFound(m) => ApiError::not_found(m),
+            Error::Stale(m) => ApiError::conflict(m),
+            Error::Failed(m) => ApiError::internal(m),
+        }
+    }
+}
+
+async fn host(State(i): State<Arc<Instances>>, auth: Auth) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    let r = crate::host::resources(&i.settings.instances_dir)
+        .map_err(|e| ApiError::internal(format!("reading this host's resources: {e}")))?;
+    Ok(Json(json!({"host": {
+        "name": i.settings.host,
+        "vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb,
+        "accel": format!("{:?}", i.settings.accel).to_lowercase(),
+    }}))
+    .into_response())
+}
+
+async fn list(State(i): State<Arc<Instances>>, auth: Auth) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    Ok(Json(json!({"instances": i.list().await})).into_response())
+}
+
+async fn show(State(i): State<Arc<Instances>>, auth: Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    match i.observe(&id).await {
+        Some(o) => Ok(Json(o).into_response()),
+        None => Err(ApiError::not_found(format!("no instance {id} on this host"))),
+    }
+}
+
+async fn ensure(
+    State(i): State<Arc<Instances>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    let spec: Spec = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad spec: {e}")))?;
+    let observed = i.ensure(&id, spec).await?;
+    Ok(Json(observed).into_response())
+}
+
+async fn destroy(State(i): State<Arc<Instances>>, auth: Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    i.destroy(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct ConsoleQuery {
+    lines: Option<usize>,
+}
+
+async fn console(
+    State(i): State<Arc<Instances>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ConsoleQuery>,
+) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    Ok(Json(json!({"output": i.console(&id, q.lines)?})).into_response())
+}

@@ -1,0 +1,498 @@
+//! The instances of this host, as the controller wants them: "instance X should exist with
+//! this spec and power state, generation N". Applying a spec is idempotent: a replay of the
+//! generation last applied changes nothing, an older generation is refused, a newer one
+//! moves the instance (creating its disk and config drive, starting, stopping, pausing,
+//! rebooting) until it matches. What the instance is (its observed state) is reported, never
+//! assumed: a guest that powered itself off is `shutoff` whatever the spec says, until the
+//! controller sends a spec that agrees.
+//!
+//! An instance is a directory under `instances_dir`: `spec.json` (the spec last applied),
+//! `disk` (a qcow2 overlay on `_base/<image id>`), `disk.config` (the config drive), and the
+//! QEMU files of [`crate::virt`]. Instances outlive the agent; a restarted agent finds them
+//! by their directories and adopts their QEMU processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use haneul_core::service_auth::ServiceToken;
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+
+use crate::virt::{configdrive, console, qemu, Accel, Domain};
+
+/// The power state the controller wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    Running,
+    Paused,
+    Shutoff,
+}
+
+/// The image an instance's disk is made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    pub id: String,
+    /// `qcow2` or `raw`: the backing format of the overlay.
+    pub disk_format: String,
+}
+
+/// What an instance should be.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub generation: u64,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    /// Root disk size in GiB; 0 keeps the image's size.
+    pub disk_gb: u64,
+    pub image: ImageRef,
+    /// Config drive files (`openstack/latest/meta_data.json`, ...), base64; none: no drive.
+    #[serde(default)]
+    pub config_drive: Option<BTreeMap<String, String>>,
+    pub power: Power,
+    /// Bumped by the controller for each soft reboot, and for each hard one.
+    #[serde(default)]
+    pub reboots: u64,
+    #[serde(default)]
+    pub hard_reboots: u64,
+}
+
+/// What an instance is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub uuid: String,
+    /// The generation of the spec last applied in full (0: none yet).
+    pub generation: u64,
+    pub power: Power,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A spec older than the one applied.
+    #[error("{0}")]
+    Stale(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How long a guest gets to power off by itself (Nova's `shutdown_timeout`).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Settings {
+    pub host: String,
+    pub instances_dir: PathBuf,
+    pub accel: Accel,
+    pub console_log_max: u64,
+}
+
+/// The instances of this host.
+pub struct Instances {
+    pub settings: Settings,
+    /// The service user's token, for fetching images from the image service.
+    service: Arc<ServiceToken>,
+    /// One lock per instance: specs for an instance apply one after the other.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn valid_uuid(id: &str) -> Result<(), Error> {
+    let ok = id.len() == 36
+        && id
+            .chars()
+            .enumerate()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!("{id} is not an instance uuid")))
+    }
+}
+
+impl Instances {
+    pub fn new(settings: Settings, service: Arc<ServiceToken>) -> Arc<Instances> {
+        Arc::new(Instances { settings, service, locks: Mutex::new(HashMap::new()) })
+    }
+
+    fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().unwrap().entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.settings.instances_dir.join(id)
+    }
+
+    fn domain(&self, id: &str, spec: &Spec) -> Domain {
+        let dir = self.dir(id);
+        let cd = dir.join("disk.config");
+        Domain {
+            uuid: id.to_string(),
+            name: format!("instance-{}", &id[..8]),
+            memory_mib: spec.memory_mib.max(16),
+            vcpus: spec.vcpus.max(1),
+            disk: dir.join("disk"),
+            config_drive: cd.exists().then_some(cd),
+            accel: self.settings.accel,
+            dir,
+        }
+    }
+
+    fn stored(&self, id: &str) -> Option<Spec> {
+        let text = std::fs::read(self.dir(id).join("spec.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn store(&self, id: &str, spec: &Spec) -> Result<(), Error> {
+        let path = self.dir(id).join("spec.json");
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec(spec).map_err(|e| Error::Failed(e.to_string()))?;
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::Failed(format!("writing {}: {e}", path.display())))
+    }
+
+    /// What an instance is now; `None` when this host has no such instance.
+    pub async fn observe(&self, id: &str) -> Option<Observed> {
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return None;
+        }
+        let stored = self.stored(id);
+        let generation = stored.as_ref().map_or(0, |s| s.generation);
+        let d = Domain {
+            uuid: id.to_string(),
+            name: String::new(),
+            memory_mib: 0,
+            vcpus: 0,
+            disk: dir.join("disk"),
+            config_drive: None,
+            accel: self.settings.accel,
+            dir,
+        };
+        let pid = qemu::running_pid(&d);
+        let power = match pid {
+            None => Power::Shutoff,
+            Some(_) => match qemu::status(&d).await.as_deref() {
+                Ok("paused") => Power::Paused,
+                _ => Power::Running,
+            },
+        };
+        Some(Observed { uuid: id.to_string(), generation, power, pid })
+    }
+
+    /// Every instance on this host.
+    pub async fn list(&self) -> Vec<Observed> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.settings.instances_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| valid_uuid(n).is_ok())
+            .collect();
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(o) = self.observe(&id).await {
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Moves the instance to `spec` (see the module's description).
+    pub async fn ensure(&self, id: &str, spec: Spec) -> Result<Observed, Error> {
+        valid_uuid(id)?;
+        if !matches!(spec.image.disk_format.as_str(), "qcow2" | "raw") {
+            return Err(Error::BadRequest(format!("disk format {} cannot back an instance", spec.image.disk_format)));
+        }
+        let lock = self.lock(id);
+        let _held = lock.lock().await;
+        let before = self.stored(id);
+        if let Some(b) = &before {
+            if b.generation > spec.generation {
+                return Err(Error::Stale(format!(
+                    "instance {id} is at generation {}; generation {} is older",
+                    b.generation, spec.generation
+                )));
+            }
+            if b.generation == spec.generation {
+                return self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")));
+            }
+        }
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
+        let disk = dir.join("disk");
+        let image_changed = before.as_ref().is_some_and(|b| b.image.id != spec.image.id);
+        let running = qemu::running_pid(&self.domain(id, &spec)).is_some();
+        if image_changed && running {
+            // A new root disk (rebuild): the guest stops first.
+            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+        }
+        if !disk.exists() || image_changed {
+            self.make_disk(&disk, &spec).await?;
+        } else if before.as_ref().is_some_and(|b| spec.disk_gb > b.disk_gb) {
+            run("qemu-img", &["resize".into(), "-q".into(), disk.display().to_string(), format!("{}G", spec.disk_gb)])
+                .await?;
+        }
+        if before.as_ref().map(|b| &b.config_drive) != Some(&spec.config_drive) || image_changed {
+            self.make_config_drive(&dir, &spec).await?;
+        }
+        self.apply_power(id, before.as_ref(), &spec).await?;
+        self.store(id, &spec)?;
+        self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")))
+    }
+
+    async fn make_disk(&self, disk: &Path, spec: &Spec) -> Result<(), Error> {
+        let base = self.cache_image(&spec.image.id).await?;
+        let tmp = disk.with_extension("tmp");
+        let mut args = vec!["create".to_string(), "-q".into(), "-f".into(), "qcow2".into(), "-F".into()];
+        args.push(spec.image.disk_format.clone());
+        args.push("-b".into());
+        args.push(base.display().to_string());
+        args.push(tmp.display().to_string());
+        if spec.disk_gb > 0 {
+            args.push(format!("{}G", spec.disk_gb));
+        }
+        run("qemu-img", &args).await?;
+        std::fs::rename(&tmp, disk).map_err(|e| Error::Failed(format!("placing {}: {e}", disk.display())))
+    }
+
+    async fn make_config_drive(&self, dir: &Path, spec: &Spec) -> Result<(), Error> {
+        let target = dir.join("disk.config");
+        let Some(files) = &spec.config_drive else {
+            let _ = std::fs::remove_file(&target);
+            return Ok(());
+        };
+        let mut decoded = Vec::new();
+        for (name, b64) in files {
+            if name.starts_with('/') || name.split('/').any(|p| p == ".." || p.is_empty()) {
+                return Err(Error::BadRequest(format!("config drive file name {name} is not a relative path")));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| Error::BadRequest(format!("config drive file {name} is not base64")))?;
+            decoded.push((name.clone(), bytes));
+        }
+        configdrive::build(&target, &decoded).await.map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    async fn apply_power(&self, id: &str, before: Option<&Spec>, spec: &Spec) -> Result<(), Error> {
+        let d = self.domain(id, spec);
+        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
+        let reboots = before.map_or(0, |b| b.reboots);
+        let hard_reboots = before.map_or(0, |b| b.hard_reboots);
+        let resized = before.is_some_and(|b| b.memory_mib != spec.memory_mib || b.vcpus != spec.vcpus);
+        let running = qemu::running_pid(&d).is_some();
+        match spec.power {
+            Power::Shutoff => {
+                if running {
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
+                }
+            }
+            Power::Running | Power::Paused => {
+                if running && spec.hard_reboots > hard_reboots {
+                    qemu::stop(&d, Duration::ZERO).await.map_err(failed)?;
+                } else if running && (spec.reboots > reboots || resized) {
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
+                }
+                if qemu::running_pid(&d).is_none() {
+                    qemu::start(&d).await.map_err(failed)?;
+                }
+                let paused = qemu::status(&d).await.map_err(failed)? == "paused";
+                let want_paused = spec.power == Power::Paused;
+                if paused != want_paused {
+                    qemu::set_paused(&d, want_paused).await.map_err(failed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the instance's QEMU and removes its files; absent instances are fine.
+    pub async fn destroy(&self, id: &str) -> Result<(), Error> {
+        valid_uuid(id)?;
+        let lock = self.lock(id);
+        let _held = lock.lock().await;
+        let dir = self.dir(id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let d = Domain {
+            uuid: id.to_string(),
+            name: String::new(),
+            memory_mib: 0,
+            vcpus: 0,
+            disk: dir.join("disk"),
+            config_drive: None,
+            accel: self.settings.accel,
+            dir: dir.clone(),
+        };
+        qemu::stop(&d, Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+        qemu::cleanup(&d);
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("removing {}: {e}", dir.display())))?;
+        self.locks.lock().unwrap().remove(id);
+        Ok(())
+    }
+
+    /// The end of the instance's console log (capped first, as QEMU never rotates it).
+    pub fn console(&self, id: &str, lines: Option<usize>) -> Result<String, Error> {
+        valid_uuid(id)?;
+        let log = self.dir(id).join("console.log");
+        if !self.dir(id).is_dir() {
+            return Err(Error::NotFound(format!("no instance {id} on this host")));
+        }
+        let _ = console::cap(&log, self.settings.console_log_max);
+        console::tail(&log, lines).map_err(|e| Error::Failed(format!("reading the console log: {e}")))
+    }
+
+    /// The image's data in the local cache (`_base/<id>`), fetched once from the image
+    /// service as the service user.
+    async fn cache_image(&self, image_id: &str) -> Result<PathBuf, Error> {
+        if image_id.is_empty() || !image_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::BadRequest(format!("{image_id} is not an image id")));
+        }
+        let base_dir = self.settings.instances_dir.join("_base");
+        let target = base_dir.join(image_id);
+        if target.exists() {
+            return Ok(target);
+        }
+        std::fs::create_dir_all(&base_dir)
+            .map_err(|e| Error::Failed(format!("creating {}: {e}", base_dir.display())))?;
+        let tmp = base_dir.join(format!(".{image_id}.{}", uuid::Uuid::new_v4().simple()));
+        let result = self.download(image_id, &tmp).await;
+        match result {
+            Ok(()) => {
+                std::fs::rename(&tmp, &target).map_err(|e| Error::Failed(format!("caching image {image_id}: {e}")))?;
+                Ok(target)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    async fn download(&self, image_id: &str, to: &Path) -> Result<(), Error> {
+        use tokio::io::AsyncWriteExt;
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
+        let image_url = self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?;
+        let token = self.service.token().await.map_err(|e| fail("fetching", &e))?;
+        let url = format!("{image_url}/v2/images/{image_id}/file");
+        let resp = haneul_core::client::send(hyper::Method::GET, &url, &[("x-auth-token", &token)], None)
+            .await
+            .map_err(|e| fail("fetching", &e))?;
+        if resp.status() != hyper::StatusCode::OK {
+            return Err(fail("fetching", &format!("the image service answered {}", resp.status())));
+        }
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| fail("caching", &e))?;
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| fail("fetching", &e))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data).await.map_err(|e| fail("caching", &e))?;
+            }
+        }
+        file.sync_all().await.map_err(|e| fail("caching", &e))
+    }
+}
+
+async fn run(program: &str, args: &[String]) -> Result<(), Error> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| Error::Failed(format!("could not run {program}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Failed(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haneul_core::service_auth::Credentials;
+
+    fn instances(dir: &Path) -> Arc<Instances> {
+        let creds = Credentials {
+            auth_url: "http://127.0.0.1:9/v3".into(),
+            username: "nova".into(),
+            password: "unused".into(),
+            project_name: "service".into(),
+        };
+        let settings = Settings {
+            host: "h".into(),
+            instances_dir: dir.to_path_buf(),
+            accel: Accel::Tcg,
+            console_log_max: 1 << 20,
+        };
+        Instances::new(settings, ServiceToken::new(creds))
+    }
+
+    fn spec(generation: u64) -> Spec {
+        Spec {
+            generation,
+            memory_mib: 64,
+            vcpus: 1,
+            disk_gb: 0,
+            image: ImageRef { id: "img".into(), disk_format: "qcow2".into() },
+            config_drive: None,
+            power: Power::Running,
+            reboots: 0,
+            hard_reboots: 0,
+        }
+    }
+
+    const ID: &str = "0b9f4a52-6a2e-4d43-9a51-7b3c1f0e8d21";
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("haneul-agent-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join(ID)).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn an_older_generation_is_refused_and_a_replay_changes_nothing() {
+        let dir = scratch("gen");
+        let i = instances(&dir);
+        i.store(ID, &spec(5)).unwrap();
+        assert!(matches!(i.ensure(ID, spec(4)).await, Err(Error::Stale(_))));
+        // The same generation again: nothing is started (no QEMU, no disk made), the state is reported.
+        let o = i.ensure(ID, spec(5)).await.unwrap();
+        assert_eq!((o.generation, o.power, o.pid), (5, Power::Shutoff, None));
+        assert!(!dir.join(ID).join("disk").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_ids_and_formats_are_refused_before_anything_is_touched() {
+        let dir = scratch("bad");
+        let i = instances(&dir);
+        assert!(matches!(i.ensure("../etc", spec(1)).await, Err(Error::BadRequest(_))));
+        let mut iso = spec(1);
+        iso.image.disk_format = "iso".into();
+        assert!(matches!(i.ensure(ID, iso).await, Err(Error::BadRequest(_))));
+        assert!(!dir.join(ID).join("spec.json").exists());
+        assert!(matches!(i.destroy("not-a-uuid").await, Err(Error::BadRequest(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn listing_reports_each_instance_directory_and_skips_the_image_cache() {
+        let dir = scratch("list");
+        std::fs::create_dir_all(dir.join("_base")).unwrap();
+        let i = instances(&dir);
+        let listed = i.list().await;
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].uuid.as_str(), listed[0].power), (ID, Power::Shutoff));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,74 @@
+//! Agent → controller: every `report_interval` the agent tells the compute service that it is
+//! alive, where its API is, what the host offers and what each instance is. The controller
+//! registers the host (its `nova-compute` service, its placement provider) from the first
+//! report and marks the service down when reports stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haneul_core::service_auth::ServiceToken;
+use hyper::Method;
+use serde_json::json;
+
+use crate::instances::Instances;
+
+pub struct Reporter {
+    pub instances: Arc<Instances>,
+    pub service: Arc<ServiceToken>,
+    /// Where the controller reaches this agent's API.
+    pub url: String,
+    pub every: Duration,
+}
+
+impl Reporter {
+    /// The report's body: `{"agent": {...}}`.
+    pub async fn body(&self) -> Result<serde_json::Value, String> {
+        let i = &self.instances;
+        let r = crate::host::resources(&i.settings.instances_dir).map_err(|e| format!("reading the host: {e}"))?;
+        Ok(json!({"agent": {
+            "url": self.url,
+            "accel": format!("{:?}", i.settings.accel).to_lowercase(),
+            "resources": {"vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb},
+            "instances": i.list().await,
+        }}))
+    }
+
+    /// One report; the controller's answer is not needed.
+    pub async fn report(&self) -> Result<(), String> {
+        let i = &self.instances;
+        let body = self.body().await?;
+        let compute = self.service.endpoint("compute").await.map_err(|e| e.to_string())?;
+        let url = format!("{compute}/internal/agents/{}", i.settings.host);
+        let token = self.service.token().await.map_err(|e| e.to_string())?;
+        match haneul_core::client::json(Method::PUT, &url, &[("x-auth-token", &token)], Some(body)).await {
+            Ok(_) => Ok(()),
+            Err(haneul_core::client::ClientError::Status { status: 401, .. }) => {
+                self.service.invalidate().await;
+                Err("the controller refused our token; renewing it".into())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Reports forever; failures are logged and retried at the next tick.
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match self.report().await {
+                Ok(()) if failing => {
+                    tracing::info!("reporting to the controller again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "could not report to the controller; retrying");
+                    failing = true;
+                }
+                Err(e) => tracing::debug!(error = %e, "still cannot report to the controller"),
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `PUT /v2.1/internal/agents/{host}`: where host agents report (`crate::agents`). Not part
+//! of Nova's API; only the service user (role `service`) may call it.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::put;
+use axum::Router;
+use haneul_core::auth::Auth;
+use haneul_core::ApiError;
+
+use super::{ApiResult, Ctx};
+use crate::agents::ReportBody;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new().route("/internal/agents/{host}", put(report))
+}
+
+async fn report(State(c): State<Ctx>, Auth(ctx): Auth, Path(host): Path<String>, body: Bytes) -> ApiResult {
+    if !ctx.has_role("service") {
+        return Err(ApiError::forbidden("Only the service user may report as a host agent."));
+    }
+    let b: ReportBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid agent report: {e}")))?;
+    c.agent_report(&host, b.agent).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
