@@ -189,3 +189,80 @@ def test_version_discovery_and_microversion_headers(compute_server):
     assert r.json()["flavors"][0]["swap"] == ""
     r = nova(compute_server, "GET", "/flavors/detail", api.admin_token, "2.75")
     assert r.json()["flavors"][0]["swap"] == 0 and "extra_specs" in r.json()["flavors"][0]
+
+
+def test_aggregates_make_availability_zones_with_novas_rules(env, compute_server):
+    """`openstack aggregate ...` end to end: a zone aggregate with this host moves the host's
+    compute service into the zone, is mirrored into placement, and cannot lose its zone;
+    Nova's faults for the rest."""
+    api, cli = env
+    host = cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Host"]
+    name = unique("agg")
+    agg = cli.json("aggregate", "create", "--zone", "az1", "--property", "a=b", name)
+    assert agg["availability_zone"] == "az1" and agg["properties"]["a"] == "b", agg
+    # An empty zone aggregate is no zone yet; with the host in it, the host's service is in it.
+    assert "az1" not in {z["Zone Name"] for z in cli.json("availability", "zone", "list", "--compute")}
+    shown = cli.json("aggregate", "add", "host", name, host)
+    assert shown["hosts"] == [host], shown
+    zones = {z["Zone Name"]: z for z in cli.json("availability", "zone", "list", "--compute")}
+    assert zones["az1"]["Zone Status"] == "available" and "nova" not in zones, zones
+    assert cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Zone"] == "az1"
+    rp = cli.json("resource", "provider", "list", "--name", host)[0]["uuid"]
+    agg_uuid = cli.json("--os-compute-api-version", "2.41", "aggregate", "show", name)["uuid"]
+    assert [a["uuid"] for a in cli.json("resource", "provider", "aggregate", "list", rp)] == [agg_uuid]
+
+    cli.run("aggregate", "set", "--name", name + "-2", "--property", "c=d", name)
+    shown = cli.json("aggregate", "show", name + "-2")
+    assert shown["properties"] == {"a": "b", "c": "d"} and shown["availability_zone"] == "az1", shown
+    cli.run("aggregate", "unset", "--property", "c", name + "-2")
+    p = cli.run("aggregate", "unset", "--property", "availability_zone", name + "-2", check=False)
+    assert p.returncode != 0 and "does not support empty named availability zone" in p.stderr, p.stderr
+    token = api.admin_token
+    number = shown["id"]
+    # Another zone aggregate cannot take a host that is in az1 already.
+    other = cli.json("aggregate", "create", "--zone", "az2", unique("agg"))
+    r = nova(compute_server, "POST", f"/os-aggregates/{other['id']}/action", token, json={"add_host": {"host": host}})
+    assert_nova_fault(r, 409, "conflictingRequest")
+    assert "already in availability zone(s) ['az1']" in r.json()["conflictingRequest"]["message"]
+    r = nova(compute_server, "POST", f"/os-aggregates/{number}/action", token, json={"add_host": {"host": host}})
+    assert_nova_fault(r, 409, "conflictingRequest")
+    r = nova(compute_server, "DELETE", f"/os-aggregates/{number}", token)
+    assert_nova_fault(r, 400, "badRequest")
+    assert "Host aggregate is not empty" in r.json()["badRequest"]["message"]
+    # A server may ask for a zone that exists; one that does not is Nova's 400.
+    r = nova(compute_server, "POST", "/servers", token, json={"server": {
+        "name": "x", "imageRef": "3f1c5a0e-8c1e-4f4e-9b0a-2d6c7e1f9a11", "flavorRef": "42", "availability_zone": "nowhere"}})
+    assert_nova_fault(r, 400, "badRequest")
+    assert r.json()["badRequest"]["message"] == "The requested availability zone is not available"
+
+    cli.run("aggregate", "remove", "host", name + "-2", host)
+    assert cli.json("resource", "provider", "aggregate", "list", rp) == []
+    assert cli.json("compute", "service", "list", "--service", "nova-compute")[0]["Zone"] == "nova"
+    cli.run("aggregate", "delete", name + "-2", other["name"])
+    assert cli.json("aggregate", "list") == []
+
+
+@pytest.mark.parametrize("method,path,body,status,key", [
+    ("GET", "/os-aggregates/abc", None, 400, "badRequest"),
+    ("GET", "/os-aggregates/-1", None, 404, "itemNotFound"),
+    ("DELETE", "/os-aggregates/-1", None, 404, "itemNotFound"),
+    ("POST", "/os-aggregates", {"aggregate": {"name": ""}}, 400, "badRequest"),
+    ("POST", "/os-aggregates", {"aggregate": {"name": "a" * 256}}, 400, "badRequest"),
+    ("POST", "/os-aggregates", {"aggregate": {"name": "n", "availability_zone": "a:b"}}, 400, "badRequest"),
+    ("POST", "/os-aggregates", {"aggregate": {"name": "n", "color": "red"}}, 400, "badRequest"),
+    ("POST", "/os-aggregates/-1/action", {"add_host": {"host": "nowhere"}}, 404, "itemNotFound"),
+    ("POST", "/os-aggregates/-1/action", {"remove_host": {"host": "nowhere"}}, 404, "itemNotFound"),
+    ("POST", "/os-aggregates/-1/action", {"fly": {}}, 400, "badRequest"),
+])
+def test_bad_aggregate_requests_get_novas_faults(env, compute_server, method, path, body, status, key):
+    api, _ = env
+    assert_nova_fault(nova(compute_server, method, path, api.admin_token, json=body), status, key)
+
+
+def test_members_cannot_see_or_make_aggregates(env, compute_server):
+    api, _ = env
+    project, user, pw = member_of_new_project(api)
+    token = api.issue(user["name"], pw, project_id=project["id"])
+    assert_nova_fault(nova(compute_server, "GET", "/os-aggregates", token), 403, "forbidden")
+    r = nova(compute_server, "POST", "/os-aggregates", token, json={"aggregate": {"name": unique("agg")}})
+    assert_nova_fault(r, 403, "forbidden")

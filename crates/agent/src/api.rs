@@ -9,6 +9,7 @@
 //! PUT    /v1/instances/{uuid}          spec -> observed (idempotent per generation; 409 when stale)
 //! DELETE /v1/instances/{uuid}          204, also when there was nothing to remove
 //! GET    /v1/instances/{uuid}/console  ?lines=N -> {"output": "..."}
+//! PUT    /v1/images/{id}               204 once the image is in this host's cache
 //! ```
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn router(instances: Arc<Instances>, validator: Arc<dyn TokenValidator>) -> 
         .route("/v1/instances", get(list))
         .route("/v1/instances/{id}", get(show).put(ensure).delete(destroy))
         .route("/v1/instances/{id}/console", get(console))
+        .route("/v1/images/{id}", axum::routing::put(cache_image))
         .with_state(instances)
         .layer(auth_layer(validator));
     haneul_core::http::service_layers(app, "agent", FaultStyle::Compute, BODY_LIMIT)
@@ -114,4 +116,14 @@ async fn console(
 ) -> Result<Response, ApiError> {
     require_service(&auth)?;
     Ok(Json(json!({"output": i.console(&id, q.lines)?})).into_response())
+}
+
+async fn cache_image(
+    State(i): State<Arc<Instances>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    i.cache_image(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

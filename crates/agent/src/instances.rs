@@ -355,7 +355,7 @@ impl Instances {
 
     /// The image's data in the local cache (`_base/<id>`), fetched once from the image
     /// service as the service user.
-    async fn cache_image(&self, image_id: &str) -> Result<PathBuf, Error> {
+    pub async fn cache_image(&self, image_id: &str) -> Result<PathBuf, Error> {
         if image_id.is_empty() || !image_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Error::BadRequest(format!("{image_id} is not an image id")));
         }

@@ -6,6 +6,7 @@
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
 pub mod agents;
+pub mod aggregates;
 pub mod api;
 pub mod hosts;
 pub mod metadata;

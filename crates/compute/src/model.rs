@@ -7,6 +7,10 @@ use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
+/// Nova's `default_availability_zone` and `internal_service_availability_zone`.
+pub const DEFAULT_ZONE: &str = "nova";
+pub const INTERNAL_ZONE: &str = "internal";
+
 pub const TABLES: &[&str] = &[
     "flavors",
     "flavor_access",
@@ -16,6 +20,7 @@ pub const TABLES: &[&str] = &[
     "quota_limits",
     "server_groups",
     "compute_services",
+    "compute_aggregates",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,6 +142,11 @@ pub struct Server {
     pub locked_by: Option<String>,
     /// The generation of the spec last sent to the host's agent, and the reboots asked of
     /// it (the agent compares counters, so a replayed spec reboots nobody twice).
+    /// The zone asked for at create (Nova's pinned zone), and a host an admin forced.
+    #[serde(default)]
+    pub requested_zone: Option<String>,
+    #[serde(default)]
+    pub forced_host: Option<String>,
     #[serde(default)]
     pub generation: u64,
     /// The image's disk format (`qcow2` or `raw`), which backs the instance's overlay.
@@ -203,6 +213,26 @@ pub struct AgentInfo {
     pub disk_gb: i64,
 }
 
+/// A host aggregate: a named set of hosts with metadata; the `availability_zone` key makes it
+/// an availability zone. Mirrored into placement as a provider aggregate of each member host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// The uuid (microversion 2.41 shows it; the integer `number` is the id clients use).
+    pub id: String,
+    pub number: i64,
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Aggregate {
+    pub fn zone(&self) -> Option<&str> {
+        self.metadata.get("availability_zone").map(String::as_str)
+    }
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -236,6 +266,7 @@ record!(Server, "servers", servers);
 record!(QuotaLimits, "quota_limits", quotas);
 record!(ServerGroup, "server_groups", server_groups);
 record!(Service, "compute_services", services);
+record!(Aggregate, "compute_aggregates", aggregates);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -248,11 +279,31 @@ pub struct Model {
     pub quotas: Table<QuotaLimits>,
     pub server_groups: Table<ServerGroup>,
     pub services: Table<Service>,
+    pub aggregates: Table<Aggregate>,
 }
 
 impl Model {
     pub fn access_of<'a>(&'a self, flavor_id: &str) -> impl Iterator<Item = &'a FlavorAccess> + 'a {
         haneul_core::docstore::children(&self.flavor_access, flavor_id)
+    }
+
+    /// The availability zone of a compute host: its aggregate's, else the default zone.
+    pub fn host_zone(&self, host: &str) -> String {
+        let mut aggs: Vec<&Aggregate> = self.aggregates.values().map(|a| &**a).collect();
+        aggs.sort_by_key(|a| a.number);
+        aggs.into_iter()
+            .filter(|a| a.hosts.iter().any(|h| h == host))
+            .find_map(|a| a.zone().map(str::to_owned))
+            .unwrap_or_else(|| DEFAULT_ZONE.to_string())
+    }
+
+    /// The zone a service is in: its host's for `nova-compute`, `internal` for the others.
+    pub fn service_zone(&self, s: &Service) -> String {
+        if s.binary == "nova-compute" {
+            self.host_zone(&s.host)
+        } else {
+            INTERNAL_ZONE.to_string()
+        }
     }
 
     pub fn keypairs_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Keypair> + 'a {
@@ -277,6 +328,7 @@ impl Snapshot for Model {
         store.load_table::<QuotaLimits>(&mut m).await?;
         store.load_table::<ServerGroup>(&mut m).await?;
         store.load_table::<Service>(&mut m).await?;
+        store.load_table::<Aggregate>(&mut m).await?;
         Ok(m)
     }
 }

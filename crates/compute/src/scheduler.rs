@@ -136,6 +136,9 @@ impl Compute {
             .hosts()
             .into_iter()
             .filter(|h| crate::hosts::compute_service(&m, &h.name).is_some_and(|s| self.is_up(s, now)))
+            // The zone asked for (hosts in its aggregates), or the host an admin forced.
+            .filter(|h| s.requested_zone.as_ref().is_none_or(|z| m.host_zone(&h.name) == *z))
+            .filter(|h| s.forced_host.as_ref().is_none_or(|f| *f == h.name))
             .collect();
         let group = s.group.as_ref().and_then(|g| self.model().server_groups.get(g).cloned());
         let claimed = self
@@ -170,7 +173,6 @@ impl Compute {
                         };
                         fits.then(|| ((group_weight, free(&t.m, &c.root, "MEMORY_MB")), c, host))
                     })
-                    .filter(|(_, _, host)| availability_zone_ok(s, host))
                     .collect();
                 // Group preference first, then the most free memory (spreading, as Nova's RAM weigher).
                 found.sort_by(|a, b| b.0.cmp(&a.0));
@@ -218,11 +220,6 @@ fn free(m: &haneul_placement::model::Model, provider: &str, rc: &str) -> i64 {
     let Some(p) = m.providers.get(provider) else { return 0 };
     let capacity = p.inventories.get(rc).map_or(0, |i| i.capacity());
     capacity - m.provider_usage(provider).get(rc).copied().unwrap_or(0)
-}
-
-fn availability_zone_ok(s: &Server, _host: &Host) -> bool {
-    // Every host is in the default zone until host aggregates with zones exist.
-    s.availability_zone == "nova" || s.availability_zone.is_empty()
 }
 
 /// The resources a server takes: its flavor, as Nova turns it into a placement request.

@@ -62,9 +62,11 @@ impl Compute {
                 return;
             }
         };
+        let zone = self.model().host_zone(&host.name);
         let r = self
             .set_state(&id, |s| {
                 s.host = Some(host.name.clone());
+                s.availability_zone = zone;
                 s.task_state = Some("spawning".into());
             })
             .await;

@@ -22,7 +22,6 @@ pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/os-availability-zone", get(zones))
         .route("/os-availability-zone/detail", get(zones_detail))
-        .route("/os-aggregates", get(aggregates))
         .route("/os-services", get(services))
         .route("/os-services/{id}", put(update_service).delete(delete_service))
         .route("/os-hypervisors", get(hypervisors))
@@ -45,40 +44,57 @@ fn ts(t: chrono::DateTime<Utc>) -> String {
 // ---------------------------------------------------------------------------------------------
 // Availability zones
 
+/// Zones of enabled services, sorted, then zones that only have disabled services (Nova's
+/// order); `internal` (the controller's services) only for the detailed list.
+fn zone_names(c: &Compute, with_internal: bool) -> Vec<(String, bool)> {
+    let m = c.model();
+    let mut enabled = std::collections::BTreeSet::new();
+    let mut disabled = std::collections::BTreeSet::new();
+    for s in m.services.values() {
+        let z = m.service_zone(s);
+        if !with_internal && z == crate::model::INTERNAL_ZONE {
+            continue;
+        }
+        if s.disabled {
+            disabled.insert(z)
+        } else {
+            enabled.insert(z)
+        };
+    }
+    let mut out: Vec<(String, bool)> = enabled.iter().map(|z| (z.clone(), true)).collect();
+    out.extend(disabled.into_iter().filter(|z| !enabled.contains(z)).map(|z| (z, false)));
+    out
+}
+
 async fn zones(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
     admin(&c, &ctx, "os_compute_api:os-availability-zone:list")?;
-    let m = c.model();
-    let now = Utc::now();
-    let up = m.services.values().any(|s| s.binary == "nova-compute" && !s.disabled && c.is_up(s, now));
-    Ok(Json(json!({"availabilityZoneInfo": [
-        {"zoneName": "nova", "zoneState": {"available": up}, "hosts": null}
-    ]}))
-    .into_response())
+    let info: Vec<Value> = zone_names(&c, false)
+        .into_iter()
+        .map(|(z, up)| json!({"zoneName": z, "zoneState": {"available": up}, "hosts": null}))
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": info})).into_response())
 }
 
 async fn zones_detail(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
     admin(&c, &ctx, "os_compute_api:os-availability-zone:detail")?;
     let m = c.model();
     let now = Utc::now();
-    let mut by_zone: std::collections::BTreeMap<&str, Map<String, Value>> = Default::default();
-    for s in m.services.values() {
-        let hosts = by_zone.entry(s.zone.as_str()).or_default();
-        let host = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
-        host[&s.binary] =
-            json!({"available": c.is_up(s, now) && !s.disabled, "active": !s.disabled, "updated_at": ts(s.last_seen)});
-    }
-    let info: Vec<Value> = by_zone
+    let info: Vec<Value> = zone_names(&c, true)
         .into_iter()
-        .map(|(zone, hosts)| json!({"zoneName": zone, "zoneState": {"available": true}, "hosts": hosts}))
+        .map(|(zone, up)| {
+            if !up {
+                return json!({"zoneName": zone, "zoneState": {"available": false}, "hosts": null});
+            }
+            let mut hosts: Map<String, Value> = Map::new();
+            for s in m.services.values().filter(|s| !s.disabled && m.service_zone(s) == zone) {
+                let host = hosts.entry(s.host.clone()).or_insert_with(|| json!({}));
+                host[&s.binary] =
+                    json!({"available": c.is_up(s, now), "active": !s.disabled, "updated_at": ts(s.last_seen)});
+            }
+            json!({"zoneName": zone, "zoneState": {"available": true}, "hosts": hosts})
+        })
         .collect();
     Ok(Json(json!({"availabilityZoneInfo": info})).into_response())
-}
-
-/// Host aggregates are not built yet: every host is in the default zone and no aggregate
-/// exists, which is what the list says (clients such as `openstack hypervisor show` ask).
-async fn aggregates(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-aggregates:index")?;
-    Ok(Json(json!({"aggregates": []})).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,7 +105,7 @@ fn service_json(c: &Compute, s: &Service, mv: Mv) -> Value {
         "id": if mv.at_least(53) { json!(s.id) } else { json!(s.number) },
         "binary": s.binary,
         "host": s.host,
-        "zone": s.zone,
+        "zone": c.model().service_zone(s),
         "status": if s.disabled { "disabled" } else { "enabled" },
         "state": if c.is_up(s, Utc::now()) { "up" } else { "down" },
         "updated_at": ts(s.last_seen),

@@ -2,6 +2,7 @@
 //! negotiation on every request.
 
 mod agents;
+mod aggregates;
 mod flavors;
 mod hosts;
 mod keypairs;
@@ -93,6 +94,7 @@ async fn microversion(mut req: Request, next: Next) -> Response {
 pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
     let v21 = Router::new()
         .merge(agents::routes())
+        .merge(aggregates::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(quotas::routes())

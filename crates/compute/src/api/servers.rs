@@ -134,7 +134,7 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
         v["server_groups"] = json!(s.group.iter().collect::<Vec<_>>());
     }
     if mv.at_least(96) {
-        v["pinned_availability_zone"] = Value::Null;
+        v["pinned_availability_zone"] = json!(s.requested_zone);
     }
     v
 }
@@ -208,6 +208,36 @@ fn scheduler_group(c: &Compute, ctx: &AuthContext, body: &[u8]) -> ApiResult<Opt
     }
 }
 
+/// A server's `availability_zone`: `zone`, or (admins) `zone:host`, `zone:host:node`,
+/// `zone::node` to force a host. A zone must be one some enabled service is in.
+fn requested_zone(c: &Compute, ctx: &AuthContext, v: Option<&Value>) -> ApiResult<(Option<String>, Option<String>)> {
+    let az = match v {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 && s.trim() == s => s.clone(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute availability_zone. Value: {v}."))),
+    };
+    let parts: Vec<&str> = az.split(':').collect();
+    if parts.len() > 3 {
+        return Err(bad("Invalid input received: Unable to parse availability_zone"));
+    }
+    let zone = Some(parts[0].to_string()).filter(|z| !z.is_empty());
+    let host = parts.get(1).filter(|h| !h.is_empty()).map(|h| h.to_string());
+    let node = parts.get(2).filter(|n| !n.is_empty()).map(|n| n.to_string());
+    let forced = host.or(node);
+    if forced.is_some() {
+        super::enforce(c, ctx, "os_compute_api:servers:create:forced_host", &json!({"project_id": ctx.project_id()}))?;
+        return Ok((zone, forced));
+    }
+    if let Some(z) = &zone {
+        let m = c.model();
+        let known = m.services.values().filter(|s| !s.disabled).any(|s| &m.service_zone(s) == z);
+        if !known {
+            return Err(bad("The requested availability zone is not available"));
+        }
+    }
+    Ok((zone, None))
+}
+
 fn last_segment(r: &str) -> &str {
     r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
 }
@@ -252,6 +282,7 @@ async fn create(
             ))
         }
     }
+    let (requested_zone, forced_host) = requested_zone(&c, &ctx, o.get("availability_zone"))?;
     let m = c.model();
     let flavor = m
         .flavors
@@ -352,7 +383,9 @@ async fn create(
         task_state: Some("scheduling".into()),
         power_state: 0,
         host: None,
-        availability_zone: "nova".into(),
+        availability_zone: requested_zone.clone().unwrap_or_default(),
+        requested_zone,
+        forced_host,
         created_at: now,
         updated_at: now,
         launched_at: None,
