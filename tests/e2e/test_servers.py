@@ -42,7 +42,8 @@ def console(cli, server):
 
 
 def nova(srv, method, path, token, **kw):
-    return requests.request(method, srv.compute_url + path, headers={"X-Auth-Token": token}, timeout=HTTP_TIMEOUT, **kw)
+    headers = {"X-Auth-Token": token, **kw.pop("headers", {})}
+    return requests.request(method, srv.compute_url + path, headers=headers, timeout=HTTP_TIMEOUT, **kw)
 
 
 def test_cli_boots_a_server_that_reads_its_metadata_and_deletes_it_without_leftovers(booted):
@@ -192,6 +193,9 @@ def test_two_hosts_place_group_members_by_policy_and_an_agent_reports_down_then_
         wait_for(lambda: computes().get("node2", {}).get("State") == "up", 30, 0.5, what="node2 to report")
         assert all(s["State"] == "up" for s in computes().values()) and len(computes()) == 2
         assert len(cli.json("hypervisor", "list")) == 2
+        # node2 alone in zone az2 (before it has servers: a host with servers keeps its zone).
+        zone_agg = cli.json("aggregate", "create", "--zone", "az2", unique("agg"))
+        cli.run("aggregate", "add", "host", zone_agg["name"], "node2")
         anti = cli.json("server", "group", "create", "--policy", "anti-affinity", unique("anti"))
         together = cli.json("server", "group", "create", "--policy", "affinity", unique("together"))
 
@@ -215,6 +219,11 @@ def test_two_hosts_place_group_members_by_policy_and_an_agent_reports_down_then_
         shown = cli.json("--os-compute-api-version", "2.71", "server", "show", t1["id"])
         assert shown["server_groups"] == [together["id"]]
         wait_for(lambda: "HANEUL-TESTIMG: booted" in console(cli, on_node2["id"]), 60, 1, what="node2's console")
+        z = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none",
+                     "--availability-zone", "az2", "--wait", unique("z"))
+        assert (z["OS-EXT-SRV-ATTR:host"], z["OS-EXT-AZ:availability_zone"]) == ("node2", "az2"), z
+        assert a1["OS-EXT-AZ:availability_zone"] in ("nova", "az2")
+        cli.run("server", "delete", "--wait", z["id"])
 
         pids = set(node2.qemu_pids())
         node2.stop(keep_instances=True)
@@ -226,7 +235,7 @@ def test_two_hosts_place_group_members_by_policy_and_an_agent_reports_down_then_
         assert set(node2.qemu_pids()) == pids, "the restarted agent adopts its guests"
         cli.run("server", "stop", on_node2["id"])
         wait_for(lambda: cli.json("server", "show", on_node2["id"])["status"] == "SHUTOFF", 90, 1, what="SHUTOFF")
-        assert node2.qemu_pids() == []
+        assert not any(on_node2["id"].encode() in open(f"/proc/{p}/cmdline", "rb").read() for p in node2.qemu_pids())
 
         for s in (a1, a2, a3, t1, t2):
             cli.run("server", "delete", "--wait", s["id"])
@@ -425,3 +434,52 @@ def test_a_guest_that_powers_itself_off_becomes_shutoff(booted):
     wait_for(lambda: cli.json("server", "show", name)["status"] == "SHUTOFF", 120, 1, what="SHUTOFF")
     assert cli.json("server", "show", name)["OS-EXT-STS:power_state"] == 4
     cli.run("server", "delete", "--wait", name)
+
+
+def test_instance_actions_usage_and_paging(booted):
+    """`openstack server event list/show` after a boot and a hard reboot (the create's action
+    under the request id the create answered with), the actions of a deleted server (2.21),
+    `openstack usage show`, and server list paging."""
+    srv, _ = booted
+    cli, api = Cli(srv), Api(srv)
+    token = api.admin_token
+    image_id = cli.value("image", "show", IMAGE_NAME, "-c", "id")
+    r = nova(srv, "POST", "/servers", token, headers={"OpenStack-API-Version": "compute 2.37"}, json={"server": {
+        "name": unique("acts"), "imageRef": image_id, "flavorRef": "42", "networks": "none"}})
+    assert r.status_code == 202, r.text
+    sid, create_rid = r.json()["server"]["id"], r.headers["x-compute-request-id"]
+    assert create_rid == r.headers["x-openstack-request-id"]
+    wait_for(lambda: cli.json("server", "show", sid)["status"] == "ACTIVE", 120, 1, what="ACTIVE")
+    cli.run("server", "reboot", "--hard", "--wait", sid)
+    events = cli.json("server", "event", "list", sid)
+    assert sorted(e["Action"] for e in events) == ["create", "reboot"], events
+    create = cli.json("server", "event", "show", sid, create_rid)
+    assert create["action"] == "create" and create["id"] == create_rid, create
+    build = [e for e in create["events"] if e["event"] == "compute__do_build_and_run_instance"]
+    assert build and build[0]["result"] == "Success" and build[0]["finish_time"], create
+    # A server's own project sees the actions; events carry no host for it (2.62 hostId only).
+    r = nova(srv, "GET", f"/servers/{sid}/os-instance-actions/{create_rid}", token,
+             headers={"OpenStack-API-Version": "compute 2.84"})
+    assert r.status_code == 200 and r.json()["instanceAction"]["events"][0]["host"], r.text
+    r = nova(srv, "GET", f"/servers/{sid}/os-instance-actions/req-00000000-0000-0000-0000-000000000000", token)
+    assert r.status_code == 404 and r.json()["itemNotFound"]["message"].startswith("Action req-")
+
+    # Paging: one server per page, with the next link carrying the marker.
+    r = nova(srv, "GET", "/servers?limit=1", token)
+    assert len(r.json()["servers"]) == 1 and "marker=" in r.json()["servers_links"][0]["href"], r.text
+    assert nova(srv, "GET", "/servers?limit=-1", token).status_code == 400
+    assert nova(srv, "GET", "/servers?marker=nope", token).json()["badRequest"]["message"] == "marker [nope] not found"
+
+    usage = cli.json("usage", "show", "--project", "admin")
+    servers = usage["Servers"]
+    assert (len(servers) if isinstance(servers, list) else int(servers)) >= 1, usage
+    assert float(usage["CPU Hours"]) >= 0, usage
+    cli.run("server", "delete", "--wait", sid)
+    r = nova(srv, "GET", f"/servers/{sid}/os-instance-actions", token, headers={"OpenStack-API-Version": "compute 2.21"})
+    assert sorted(a["action"] for a in r.json()["instanceActions"]) == ["create", "delete", "reboot"], r.text
+    assert nova(srv, "GET", f"/servers/{sid}/os-instance-actions", token).status_code == 404
+    r = nova(srv, "GET", "/os-simple-tenant-usage?detailed=1&start=2000-01-01T00:00:00", token)
+    mine = [u for t in r.json()["tenant_usages"] for u in t["server_usages"] if u["instance_id"] == sid]
+    assert mine and mine[0]["state"] == "terminated" and mine[0]["hours"] > 0, r.text
+    r = nova(srv, "GET", "/os-simple-tenant-usage?start=2000-01-01Z", token)
+    assert r.json()["badRequest"]["message"] == "Invalid datetime string: Datetime is in invalid format"

@@ -5,6 +5,7 @@
 //!
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
+pub mod actions;
 pub mod agents;
 pub mod aggregates;
 pub mod api;

@@ -21,6 +21,8 @@ pub const TABLES: &[&str] = &[
     "server_groups",
     "compute_services",
     "compute_aggregates",
+    "compute_instance_actions",
+    "compute_deleted_servers",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -233,6 +235,45 @@ impl Aggregate {
     }
 }
 
+/// What was done to a server, by one request (`id` is its request id), with the steps
+/// (events) the work went through: `openstack server event list`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstanceAction {
+    pub id: String,
+    pub server_id: String,
+    pub action: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub start_time: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// `Error` once an event failed.
+    pub message: Option<String>,
+    pub events: Vec<ActionEvent>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub event: String,
+    pub start_time: DateTime<Utc>,
+    pub finish_time: Option<DateTime<Utc>>,
+    /// `Success` or `Error`, once finished.
+    pub result: Option<String>,
+    pub details: Option<String>,
+    pub host: Option<String>,
+}
+
+/// What stays of a deleted server: its instance actions (2.21) and its usage stay visible.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeletedServer {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub flavor: FlavorCopy,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub terminated_at: DateTime<Utc>,
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -267,6 +308,8 @@ record!(QuotaLimits, "quota_limits", quotas);
 record!(ServerGroup, "server_groups", server_groups);
 record!(Service, "compute_services", services);
 record!(Aggregate, "compute_aggregates", aggregates);
+record!(InstanceAction, "compute_instance_actions", actions);
+record!(DeletedServer, "compute_deleted_servers", deleted_servers);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -280,6 +323,8 @@ pub struct Model {
     pub server_groups: Table<ServerGroup>,
     pub services: Table<Service>,
     pub aggregates: Table<Aggregate>,
+    pub actions: Table<InstanceAction>,
+    pub deleted_servers: Table<DeletedServer>,
 }
 
 impl Model {
@@ -329,6 +374,8 @@ impl Snapshot for Model {
         store.load_table::<ServerGroup>(&mut m).await?;
         store.load_table::<Service>(&mut m).await?;
         store.load_table::<Aggregate>(&mut m).await?;
+        store.load_table::<InstanceAction>(&mut m).await?;
+        store.load_table::<DeletedServer>(&mut m).await?;
         Ok(m)
     }
 }

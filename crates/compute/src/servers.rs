@@ -20,6 +20,8 @@ use crate::service::{Compute, Error};
 /// What the build needs beyond the server record.
 pub struct BuildRequest {
     pub server_id: String,
+    /// The create request's id, under which its instance action is recorded.
+    pub request_id: String,
     /// The image document, whose properties take part in scheduling.
     pub image: serde_json::Value,
 }
@@ -54,14 +56,19 @@ impl Compute {
     pub async fn build(self: Arc<Self>, req: BuildRequest) {
         let id = req.server_id.clone();
         let Some(server) = self.model().servers.get(&id).cloned() else { return };
+        let rid = req.request_id.as_str();
         let host = match self.schedule(&server, &req.image).await {
             Ok(host) => host,
             Err(message) => {
                 tracing::warn!(server = %id, %message, "no host for the server");
+                self.event_start(rid, "conductor_schedule_and_build_instances", None).await;
+                self.event_finish(rid, "conductor_schedule_and_build_instances", Err(&message)).await;
                 self.fail(&id, message).await;
                 return;
             }
         };
+        const BUILD: &str = "compute__do_build_and_run_instance";
+        self.event_start(rid, BUILD, Some(&host.name)).await;
         let zone = self.model().host_zone(&host.name);
         let r = self
             .set_state(&id, |s| {
@@ -92,6 +99,7 @@ impl Compute {
                     tracing::error!(server = %id, error = ?e, "could not record a built server");
                 }
                 tracing::info!(server = %id, host = %host.name, "server active");
+                self.event_finish(rid, BUILD, Ok(())).await;
             }
             Err(message) => {
                 tracing::warn!(server = %id, %message, "build failed");
@@ -101,6 +109,7 @@ impl Compute {
                     tracing::warn!(server = %id, error = %e, "could not remove a failed instance");
                 }
                 self.release(&id).await;
+                self.event_finish(rid, BUILD, Err(&message)).await;
                 self.fail(&id, message).await;
             }
         }
@@ -109,15 +118,20 @@ impl Compute {
     /// Removes the server's instance from its host, then the server. A host whose service is
     /// down cannot be asked: the server goes anyway (Nova's local delete) and the agent
     /// removes the orphan instance when it reports again.
-    pub async fn destroy(&self, id: &str) -> crate::service::Result<()> {
+    pub async fn destroy(&self, id: &str, request_id: &str) -> crate::service::Result<()> {
         if let Some(host) = self.model().servers.get(id).and_then(|s| s.host.clone()) {
+            const TERMINATE: &str = "compute_terminate_instance";
+            self.event_start(request_id, TERMINATE, Some(&host)).await;
             let path = format!("/v1/instances/{id}");
             if let Err(e) = self.agent_call(&host, Method::DELETE, &path, None).await {
                 let up = crate::hosts::compute_service(&self.model(), &host).is_some_and(|s| self.is_up(s, Utc::now()));
+                self.event_finish(request_id, TERMINATE, Err(&e)).await;
                 if up {
                     return Err(Error::Internal(e));
                 }
                 tracing::warn!(server = %id, %host, error = %e, "host is down; deleting the server locally");
+            } else {
+                self.event_finish(request_id, TERMINATE, Ok(())).await;
             }
         }
         self.release(id).await;
@@ -128,6 +142,9 @@ impl Compute {
                     g.members.retain(|m| m != id);
                     t.put(g)?;
                 }
+            }
+            if let Some(s) = t.m.servers.get(id).cloned() {
+                crate::actions::tombstone(t, &s)?;
             }
             t.delete::<Server>(id);
             Ok(())
@@ -211,6 +228,27 @@ pub enum PowerAction {
 }
 
 impl PowerAction {
+    /// The instance action Nova records, and its event.
+    pub fn action(self) -> &'static str {
+        match self {
+            PowerAction::Stop => "stop",
+            PowerAction::Start => "start",
+            PowerAction::RebootSoft | PowerAction::RebootHard => "reboot",
+            PowerAction::Pause => "pause",
+            PowerAction::Unpause => "unpause",
+        }
+    }
+
+    pub fn event(self) -> &'static str {
+        match self {
+            PowerAction::Stop => "compute_stop_instance",
+            PowerAction::Start => "compute_start_instance",
+            PowerAction::RebootSoft | PowerAction::RebootHard => "compute_reboot_instance",
+            PowerAction::Pause => "compute_pause_instance",
+            PowerAction::Unpause => "compute_unpause_instance",
+        }
+    }
+
     /// The task state while it runs, and the vm states it may start from.
     pub fn task_and_sources(self) -> (&'static str, &'static [&'static str]) {
         match self {
@@ -226,7 +264,10 @@ impl PowerAction {
 
 impl Compute {
     /// Runs a power action (the API checked the state and set the task); records the result.
-    pub async fn power(self: Arc<Self>, id: String, action: PowerAction) {
+    pub async fn power(self: Arc<Self>, id: String, action: PowerAction, request_id: String) {
+        let event = action.event();
+        let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
+        self.event_start(&request_id, event, host.as_deref()).await;
         let (power, vm_state, power_state) = match action {
             PowerAction::Stop => (Power::Shutoff, "stopped", 4),
             PowerAction::Pause => (Power::Paused, "paused", 3),
@@ -241,6 +282,7 @@ impl Compute {
                 _ => {}
             })
             .await;
+        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
         let r = match result {
             Ok(_) => {
                 self.set_state(&id, |s| {

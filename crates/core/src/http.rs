@@ -62,6 +62,10 @@ async fn finish_response(mut req: Request, next: Next, service: &'static str, st
         resp = render_fault(ApiError::new(status, message).with_style(style), resp);
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
+        if service == "compute" {
+            // Nova sends the id under its older name too (tempest reads this one).
+            resp.headers_mut().insert("x-compute-request-id", v.clone());
+        }
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = resp.status().as_u16();

@@ -10,6 +10,7 @@ mod quotas;
 mod server_groups;
 mod server_meta;
 mod servers;
+mod usage;
 
 use std::sync::Arc;
 
@@ -102,6 +103,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(server_groups::routes())
         .merge(server_meta::routes())
         .merge(servers::routes())
+        .merge(usage::routes())
         .layer(axum::middleware::from_fn(microversion));
     let app = Router::new()
         .route("/", get(versions))
@@ -155,6 +157,17 @@ pub fn enforce(c: &Compute, ctx: &AuthContext, rule: &str, target: &Value) -> Ap
 
 pub fn is_admin(ctx: &AuthContext) -> bool {
     ctx.has_role("admin")
+}
+
+/// A query string value, form-encoded as Nova's next links have it.
+pub fn query_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Nova's `self` and `bookmark` links of a resource.

@@ -15,6 +15,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use haneul_core::auth::{Auth, AuthContext, RawToken};
 use haneul_core::error::ApiError;
+use haneul_core::http::RequestId;
 use serde_json::{json, Map, Value};
 
 use super::{body_member, enforce, is_admin, links, ApiResult, Ctx, Mv};
@@ -175,9 +176,52 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
     out
 }
 
+/// `limit` and `marker` over a listing, with Nova's `servers_links` when the page is full.
+fn paged(
+    c: &Compute,
+    q: &HashMap<String, String>,
+    mut all: Vec<Arc<Server>>,
+    collection: &str,
+) -> ApiResult<(Vec<Arc<Server>>, Option<Value>)> {
+    if let Some(since) = q.get("changes-since") {
+        let t = DateTime::parse_from_rfc3339(since).map_err(|_| {
+            bad(format!(
+                "Invalid input for query parameters changes-since. Value: {since}. '{since}' is not a 'date-time'"
+            ))
+        })?;
+        all.retain(|s| s.updated_at >= t);
+    }
+    if let Some(marker) = q.get("marker") {
+        let at = all.iter().position(|s| &s.id == marker).ok_or_else(|| bad(format!("marker [{marker}] not found")))?;
+        all.drain(..=at);
+    }
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l.parse::<usize>().map_err(|_| {
+            bad(format!("Invalid input for query parameters limit. Value: {l}. '{l}' does not match '^[0-9]*$'"))
+        })?,
+    }
+    .min(1000);
+    let full = limit > 0 && all.len() >= limit;
+    all.truncate(limit);
+    let links = full.then(|| all.last()).flatten().map(|last| {
+        let mut params: Vec<(String, String)> =
+            q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
+        params.sort();
+        params.push(("marker".into(), last.id.clone()));
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", super::query_encode(v))).collect();
+        json!([{"rel": "next", "href": format!("{}/v2.1/{collection}?{}", c.settings.public_url, query.join("&"))}])
+    });
+    Ok((all, links))
+}
+
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    let items: Vec<Value> = listed(&c, &ctx, &q).iter().map(|s| summary(&c, s)).collect();
-    Ok(Json(json!({"servers": items})).into_response())
+    let (page, links) = paged(&c, &q, listed(&c, &ctx, &q), "servers")?;
+    let mut body = json!({"servers": page.iter().map(|s| summary(&c, s)).collect::<Vec<_>>()});
+    if let Some(l) = links {
+        body["servers_links"] = l;
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn list_detail(
@@ -186,8 +230,12 @@ async fn list_detail(
     mv: Mv,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let items: Vec<Value> = listed(&c, &ctx, &q).iter().map(|s| render(&c, mv, &ctx, s)).collect();
-    Ok(Json(json!({"servers": items})).into_response())
+    let (page, links) = paged(&c, &q, listed(&c, &ctx, &q), "servers/detail")?;
+    let mut body = json!({"servers": page.iter().map(|s| render(&c, mv, &ctx, s)).collect::<Vec<_>>()});
+    if let Some(l) = links {
+        body["servers_links"] = l;
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
@@ -247,6 +295,7 @@ async fn create(
     Auth(ctx): Auth,
     mv: Mv,
     Extension(token): Extension<RawToken>,
+    Extension(rid): Extension<RequestId>,
     body: Bytes,
 ) -> ApiResult {
     let Some(project) = ctx.project_id().map(str::to_owned) else {
@@ -421,10 +470,12 @@ async fn create(
                 g.members.push(server.id.clone());
                 t.put(g)?;
             }
-            Ok(t.put(server)?)
+            let saved = t.put(server)?;
+            crate::actions::record(t, &rid.0, &saved, "create", &ctx.user.id, &saved.project_id)?;
+            Ok(saved)
         })
         .await?;
-    let build = BuildRequest { server_id: saved.id.clone(), image };
+    let build = BuildRequest { server_id: saved.id.clone(), request_id: rid.0.clone(), image };
     tokio::spawn(c.clone().build(build));
     let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let body = json!({"server": {
@@ -441,13 +492,25 @@ async fn create(
     Ok(resp)
 }
 
-async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+async fn delete(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let s = find(&c, &ctx, &id)?;
     super::server_meta::unlocked(&ctx, &s)?;
-    c.set_state(&id, |s| s.task_state = Some("deleting".into())).await?;
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        cur.task_state = Some("deleting".into());
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        crate::actions::record(t, &rid.0, &cur, "delete", &ctx.user.id, ctx.project_id().unwrap_or(&cur.project_id))
+    })
+    .await?;
     let c2 = c.clone();
     tokio::spawn(async move {
-        if let Err(e) = c2.destroy(&id).await {
+        if let Err(e) = c2.destroy(&id, &rid.0).await {
             tracing::error!(server = %id, error = ?e, "delete failed");
             let _ = c2
                 .set_state(&id, |s| {
@@ -465,6 +528,7 @@ async fn action(
     State(c): State<Ctx>,
     Auth(ctx): Auth,
     mv: Mv,
+    Extension(rid): Extension<RequestId>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -498,7 +562,7 @@ async fn action(
         return Ok(Json(json!({"output": output["output"]})).into_response());
     }
     if v.get("lock").is_some() || v.get("unlock").is_some() {
-        return lock(&c, &ctx, mv, &s, &v).await;
+        return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
     }
     super::server_meta::unlocked(&ctx, &s)?;
     use crate::servers::PowerAction;
@@ -533,18 +597,19 @@ async fn action(
         }
         cur.task_state = Some(task.into());
         cur.updated_at = Utc::now();
-        t.put(cur)?;
-        Ok(())
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, &rid.0, &cur, action.action(), &ctx.user.id, project)
     })
     .await?;
-    tokio::spawn(c.clone().power(id, action));
+    tokio::spawn(c.clone().power(id, action, rid.0));
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `lock` (with `locked_reason` from 2.73) and `unlock`. As Nova: a lock placed from the
 /// server's own project is the owner's; one placed from another project (an admin's) is
 /// lifted from the server's project only with `unlock_override` (admins, by default).
-async fn lock(c: &Compute, ctx: &AuthContext, mv: Mv, s: &Server, v: &Value) -> ApiResult<Response> {
+async fn lock(c: &Compute, ctx: &AuthContext, mv: Mv, s: &Server, v: &Value, rid: &str) -> ApiResult<Response> {
     let target = json!({"project_id": s.project_id, "user_id": s.user_id});
     let locking = v.get("lock").is_some();
     let reason = if locking {
@@ -585,8 +650,9 @@ async fn lock(c: &Compute, ctx: &AuthContext, mv: Mv, s: &Server, v: &Value) -> 
         cur.locked_by = locking
             .then(|| if ctx.project_id() == Some(cur.project_id.as_str()) { "owner" } else { "admin" }.to_string());
         cur.updated_at = Utc::now();
-        t.put(cur)?;
-        Ok(())
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, rid, &cur, if locking { "lock" } else { "unlock" }, &ctx.user.id, project)
     })
     .await?;
     Ok(StatusCode::ACCEPTED.into_response())

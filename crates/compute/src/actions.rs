@@ -1,0 +1,100 @@
+//! Instance actions: each request that changes a server is recorded under its request id
+//! (the `x-openstack-request-id` the caller got back), with the events its work went
+//! through (`compute__do_build_and_run_instance`, `compute_stop_instance`, ...), as Nova
+//! records them. The record of a deleted server stays, with what its usage needs.
+
+use chrono::Utc;
+
+use crate::model::{ActionEvent, DeletedServer, InstanceAction, Server};
+use crate::service::{Compute, Result, Txn};
+
+/// Records that `request_id` started `action` on `server`, in the write that changes it.
+pub fn record(
+    t: &mut Txn,
+    request_id: &str,
+    server: &Server,
+    action: &str,
+    user_id: &str,
+    project_id: &str,
+) -> Result<()> {
+    let now = Utc::now();
+    t.put(InstanceAction {
+        id: request_id.to_string(),
+        server_id: server.id.clone(),
+        action: action.to_string(),
+        project_id: project_id.to_string(),
+        user_id: user_id.to_string(),
+        start_time: now,
+        updated_at: now,
+        message: None,
+        events: vec![],
+    })?;
+    Ok(())
+}
+
+/// Keeps what a deleted server leaves behind (in the write that deletes it).
+pub fn tombstone(t: &mut Txn, s: &Server) -> Result<()> {
+    t.put(DeletedServer {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        project_id: s.project_id.clone(),
+        user_id: s.user_id.clone(),
+        flavor: s.flavor.clone(),
+        launched_at: s.launched_at,
+        terminated_at: Utc::now(),
+    })?;
+    Ok(())
+}
+
+impl Compute {
+    /// An event of the action begins (logged, never failing the work it describes).
+    pub async fn event_start(&self, request_id: &str, event: &str, host: Option<&str>) {
+        let r = self
+            .write(|t| {
+                let Some(a) = t.m.actions.get(request_id) else { return Ok(()) };
+                let mut a = (**a).clone();
+                let now = Utc::now();
+                a.events.push(ActionEvent {
+                    event: event.to_string(),
+                    start_time: now,
+                    finish_time: None,
+                    result: None,
+                    details: None,
+                    host: host.map(str::to_owned),
+                });
+                a.updated_at = now;
+                t.put(a)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(request_id, event, error = ?e, "could not record an instance action event");
+        }
+    }
+
+    /// The event ends: `Ok` is `Success`, `Err` carries the reason (`Error`, and the action's
+    /// message becomes `Error`).
+    pub async fn event_finish(&self, request_id: &str, event: &str, outcome: std::result::Result<(), &str>) {
+        let r = self
+            .write(|t| {
+                let Some(a) = t.m.actions.get(request_id) else { return Ok(()) };
+                let mut a = (**a).clone();
+                let now = Utc::now();
+                if let Some(e) = a.events.iter_mut().rev().find(|e| e.event == event && e.finish_time.is_none()) {
+                    e.finish_time = Some(now);
+                    e.result = Some(if outcome.is_ok() { "Success" } else { "Error" }.into());
+                    e.details = outcome.err().map(|m| m.chars().take(255).collect());
+                }
+                if outcome.is_err() {
+                    a.message = Some("Error".into());
+                }
+                a.updated_at = now;
+                t.put(a)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(request_id, event, error = ?e, "could not record an instance action event");
+        }
+    }
+}
