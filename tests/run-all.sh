@@ -102,9 +102,9 @@ run_e2e() { # $1 = label, then extra pytest arguments; HANEUL_TEST_PG set means 
   cat tests/tempest/identity-pass.txt tests/tempest/image-pass.txt > "$OUT/tempest-$label/expected.txt"
   python tests/tempest/check.py "$OUT/tempest-$label/expected.txt" "$OUT/tempest-$label/results.json"
 
-  stage "e2e $label: tempest compute (flavors, key pairs, quotas, limits, zones, hypervisors, services)"
+  stage "e2e $label: tempest compute (flavors, key pairs, quotas, limits, zones, hypervisors, services, aggregates, usage, server lists)"
   NOVA_AVAILABLE=true HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh \
-    '^tempest\.api\.compute\.(flavors|keypairs|admin\.test_flavors|admin\.test_keypairs|test_quotas|limits|admin\.test_quotas|servers\.test_availability_zone|admin\.test_availability_zone|admin\.test_hypervisor|admin\.test_services)' "$OUT/tempest-compute-$label"
+    '^tempest\.api\.compute\.(flavors|keypairs|admin\.test_flavors|admin\.test_keypairs|test_quotas|limits|admin\.test_quotas|servers\.test_availability_zone|admin\.test_availability_zone|admin\.test_hypervisor|admin\.test_services|admin\.test_aggregates|admin\.test_simple_tenant_usage|servers\.test_list_server_filters)|^tempest\.serial_tests\.(api\.compute\.admin\.test_aggregates|scenario\.test_aggregates_basic_ops)' "$OUT/tempest-compute-$label"
   python tests/tempest/check.py tests/tempest/compute-pass.txt "$OUT/tempest-compute-$label/results.json"
 }
 

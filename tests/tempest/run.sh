@@ -25,12 +25,18 @@ mkdir -p "$ws/etc" "$ws/logs" "$ws/lock"
 export TEMPEST_CONFIG_DIR="$ws/etc" TEMPEST_CONFIG=tempest.conf
 
 # Compute tests boot the test guest (HANEUL_TEST_IMAGE): upload it as a public image first.
+# A second copy is image_ref_alt (tests that filter by image need two).
 image_ref=
-if [ "${NOVA_AVAILABLE:-false}" = true ] && [ -n "${HANEUL_TEST_IMAGE:-}" ]; then
-  image_ref=$(OS_AUTH_URL=$auth_url OS_USERNAME=admin OS_PASSWORD=$password OS_PROJECT_NAME=admin \
+image_ref_alt=
+upload() {
+  OS_AUTH_URL=$auth_url OS_USERNAME=admin OS_PASSWORD=$password OS_PROJECT_NAME=admin \
     OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 \
     openstack image create --public --disk-format qcow2 --container-format bare \
-      --file "$HANEUL_TEST_IMAGE" cirros-0.6.3-x86_64-disk -f value -c id)
+      --file "$HANEUL_TEST_IMAGE" "$1" -f value -c id
+}
+if [ "${NOVA_AVAILABLE:-false}" = true ] && [ -n "${HANEUL_TEST_IMAGE:-}" ]; then
+  image_ref=$(upload cirros-0.6.3-x86_64-disk)
+  image_ref_alt=$(upload cirros-0.6.3-x86_64-disk-alt)
 fi
 
 cat > "$ws/etc/tempest.conf" <<CONF
@@ -90,7 +96,7 @@ region = RegionOne
 flavor_ref = 42
 flavor_ref_alt = 1
 image_ref = $image_ref
-image_ref_alt = $image_ref
+image_ref_alt = $image_ref_alt
 min_microversion = 2.1
 max_microversion = latest
 

@@ -157,6 +157,11 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
     let tag_filter = |k: &str| -> Option<Vec<String>> {
         q.get(k).map(|v| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
     };
+    // Nova matches `name` as a regular expression (a plain name is one); one that does not
+    // compile matches as a literal.
+    let name = q.get("name").map(|n| {
+        regex_lite::Regex::new(n).unwrap_or_else(|_| regex_lite::Regex::new(&regex_lite::escape(n)).expect("escaped"))
+    });
     let (tags, tags_any, not_tags, not_tags_any) =
         (tag_filter("tags"), tag_filter("tags-any"), tag_filter("not-tags"), tag_filter("not-tags-any"));
     let mut out: Vec<Arc<Server>> = c
@@ -164,7 +169,9 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
         .servers
         .values()
         .filter(|s| if all { true } else { ctx.project_id() == Some(s.project_id.as_str()) })
-        .filter(|s| q.get("name").is_none_or(|n| s.name.contains(n.as_str())))
+        .filter(|s| name.as_ref().is_none_or(|re| re.is_match(&s.name)))
+        .filter(|s| q.get("flavor").is_none_or(|f| s.flavor.id == last_segment(f)))
+        .filter(|s| q.get("image").is_none_or(|i| s.image_id == last_segment(i)))
         .filter(|s| q.get("status").is_none_or(|st| st.eq_ignore_ascii_case(status(s))))
         .filter(|s| tags.as_ref().is_none_or(|ts| ts.iter().all(|t| s.tags.contains(t))))
         .filter(|s| tags_any.as_ref().is_none_or(|ts| ts.iter().any(|t| s.tags.contains(t))))
