@@ -420,6 +420,18 @@ def test_power_actions_reach_their_states(booted):
         pids = [p for p in srv.qemu_pids() if sid.encode() in open(f"/proc/{p}/cmdline", "rb").read()]
         return status() == "ACTIVE" and pids and pids != pid_before
     wait_for(rebooted, 60, 1, what="a new QEMU after a hard reboot")
+
+    # Rebuild: a new root disk from the image, the guest boots again from it (a fresh boot
+    # writes the marker again), the server keeps its id and host.
+    disk = os.path.join(srv.data_dir, "instances", sid, "disk")
+    disk_before = os.stat(disk).st_ino
+    boots = console(cli, name).count("HANEUL-TESTIMG: booted")
+    cli.run("server", "rebuild", "--image", IMAGE_NAME, "--wait", name)
+    rebuilt = cli.json("server", "show", name)
+    assert rebuilt["status"] == "ACTIVE" and rebuilt["id"] == sid and rebuilt["OS-EXT-STS:task_state"] is None, rebuilt
+    assert os.stat(disk).st_ino != disk_before, "the rebuild made a new disk"
+    wait_for(lambda: console(cli, name).count("HANEUL-TESTIMG: booted") > boots, 120, 1, what="a boot after the rebuild")
+    assert "rebuild" in {e["Action"] for e in cli.json("server", "event", "list", sid)}
     cli.run("server", "delete", "--wait", name)
 
 

@@ -60,6 +60,9 @@ pub struct Spec {
     pub reboots: u64,
     #[serde(default)]
     pub hard_reboots: u64,
+    /// Bumped for each rebuild: the root disk is made anew from the image.
+    #[serde(default)]
+    pub rebuilds: u64,
 }
 
 /// What an instance is.
@@ -145,6 +148,21 @@ impl Instances {
         }
     }
 
+    /// Enough of an instance's domain to find and control its QEMU (not to start one).
+    fn control_domain(&self, id: &str) -> Domain {
+        let dir = self.dir(id);
+        Domain {
+            uuid: id.to_string(),
+            name: String::new(),
+            memory_mib: 0,
+            vcpus: 0,
+            disk: dir.join("disk"),
+            config_drive: None,
+            accel: self.settings.accel,
+            dir,
+        }
+    }
+
     fn stored(&self, id: &str) -> Option<Spec> {
         let text = std::fs::read(self.dir(id).join("spec.json")).ok()?;
         serde_json::from_slice(&text).ok()
@@ -165,18 +183,8 @@ impl Instances {
         if !dir.is_dir() {
             return None;
         }
-        let stored = self.stored(id);
-        let generation = stored.as_ref().map_or(0, |s| s.generation);
-        let d = Domain {
-            uuid: id.to_string(),
-            name: String::new(),
-            memory_mib: 0,
-            vcpus: 0,
-            disk: dir.join("disk"),
-            config_drive: None,
-            accel: self.settings.accel,
-            dir,
-        };
+        let generation = self.stored(id).map_or(0, |s| s.generation);
+        let d = self.control_domain(id);
         let pid = qemu::running_pid(&d);
         let power = match pid {
             None => Power::Shutoff,
@@ -230,11 +238,11 @@ impl Instances {
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
         let disk = dir.join("disk");
-        let image_changed = before.as_ref().is_some_and(|b| b.image.id != spec.image.id);
+        let image_changed = before.as_ref().is_some_and(|b| b.image.id != spec.image.id || spec.rebuilds > b.rebuilds);
         let running = qemu::running_pid(&self.domain(id, &spec)).is_some();
         if image_changed && running {
             // A new root disk (rebuild): the guest stops first.
-            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+            qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await.map_err(|e| Error::Failed(e.to_string()))?;
         }
         if !disk.exists() || image_changed {
             self.make_disk(&disk, &spec).await?;
@@ -325,16 +333,7 @@ impl Instances {
         if !dir.exists() {
             return Ok(());
         }
-        let d = Domain {
-            uuid: id.to_string(),
-            name: String::new(),
-            memory_mib: 0,
-            vcpus: 0,
-            disk: dir.join("disk"),
-            config_drive: None,
-            accel: self.settings.accel,
-            dir: dir.clone(),
-        };
+        let d = self.control_domain(id);
         qemu::stop(&d, Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
         qemu::cleanup(&d);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("removing {}: {e}", dir.display())))?;
@@ -448,6 +447,7 @@ mod tests {
             power: Power::Running,
             reboots: 0,
             hard_reboots: 0,
+            rebuilds: 0,
         }
     }
 

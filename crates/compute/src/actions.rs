@@ -47,22 +47,15 @@ pub fn tombstone(t: &mut Txn, s: &Server) -> Result<()> {
 }
 
 impl Compute {
-    /// An event of the action begins (logged, never failing the work it describes).
-    pub async fn event_start(&self, request_id: &str, event: &str, host: Option<&str>) {
+    /// Changes the action `request_id` (gone or unknown: nothing to do); logged, never
+    /// failing the work it describes.
+    async fn update_action(&self, request_id: &str, event: &str, f: impl FnOnce(&mut InstanceAction) + Send) {
         let r = self
             .write(|t| {
                 let Some(a) = t.m.actions.get(request_id) else { return Ok(()) };
                 let mut a = (**a).clone();
-                let now = Utc::now();
-                a.events.push(ActionEvent {
-                    event: event.to_string(),
-                    start_time: now,
-                    finish_time: None,
-                    result: None,
-                    details: None,
-                    host: host.map(str::to_owned),
-                });
-                a.updated_at = now;
+                f(&mut a);
+                a.updated_at = Utc::now();
                 t.put(a)?;
                 Ok(())
             })
@@ -72,29 +65,34 @@ impl Compute {
         }
     }
 
+    /// An event of the action begins.
+    pub async fn event_start(&self, request_id: &str, event: &str, host: Option<&str>) {
+        self.update_action(request_id, event, |a| {
+            a.events.push(ActionEvent {
+                event: event.to_string(),
+                start_time: Utc::now(),
+                finish_time: None,
+                result: None,
+                details: None,
+                host: host.map(str::to_owned),
+            })
+        })
+        .await
+    }
+
     /// The event ends: `Ok` is `Success`, `Err` carries the reason (`Error`, and the action's
     /// message becomes `Error`).
     pub async fn event_finish(&self, request_id: &str, event: &str, outcome: std::result::Result<(), &str>) {
-        let r = self
-            .write(|t| {
-                let Some(a) = t.m.actions.get(request_id) else { return Ok(()) };
-                let mut a = (**a).clone();
-                let now = Utc::now();
-                if let Some(e) = a.events.iter_mut().rev().find(|e| e.event == event && e.finish_time.is_none()) {
-                    e.finish_time = Some(now);
-                    e.result = Some(if outcome.is_ok() { "Success" } else { "Error" }.into());
-                    e.details = outcome.err().map(|m| m.chars().take(255).collect());
-                }
-                if outcome.is_err() {
-                    a.message = Some("Error".into());
-                }
-                a.updated_at = now;
-                t.put(a)?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(request_id, event, error = ?e, "could not record an instance action event");
-        }
+        self.update_action(request_id, event, |a| {
+            if let Some(e) = a.events.iter_mut().rev().find(|e| e.event == event && e.finish_time.is_none()) {
+                e.finish_time = Some(Utc::now());
+                e.result = Some(if outcome.is_ok() { "Success" } else { "Error" }.into());
+                e.details = outcome.err().map(|m| m.chars().take(255).collect());
+            }
+            if outcome.is_err() {
+                a.message = Some("Error".into());
+            }
+        })
+        .await
     }
 }

@@ -232,6 +232,7 @@ impl Compute {
             power,
             reboots: s.reboots,
             hard_reboots: s.hard_reboots,
+            rebuilds: s.rebuilds,
         }
     }
 }

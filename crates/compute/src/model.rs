@@ -158,6 +158,9 @@ pub struct Server {
     pub reboots: u64,
     #[serde(default)]
     pub hard_reboots: u64,
+    /// Bumped by each rebuild: the agent makes the root disk anew.
+    #[serde(default)]
+    pub rebuilds: u64,
 }
 
 /// A server group: servers placed together (affinity) or apart (anti-affinity), strictly or

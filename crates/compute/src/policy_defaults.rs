@@ -67,6 +67,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-aggregates:set_metadata", "rule:context_is_admin"),
     ("compute:aggregates:images", "rule:context_is_admin"),
     ("os_compute_api:servers:create:forced_host", "rule:context_is_admin"),
+    ("os_compute_api:servers:rebuild", "rule:project_member_or_admin"),
     ("os_compute_api:os-services:update", "rule:context_is_admin"),
     ("os_compute_api:os-services:delete", "rule:context_is_admin"),
     ("os_compute_api:os-hypervisors:list", "rule:context_is_admin"),

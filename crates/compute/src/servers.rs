@@ -216,6 +216,38 @@ pub fn hostname(name: &str) -> String {
     }
 }
 
+impl Compute {
+    /// Rebuilds the server's root disk from its (new) image; the power state it had stays.
+    pub async fn rebuild(self: Arc<Self>, id: String, request_id: String) {
+        const EVENT: &str = "compute_rebuild_instance";
+        let Some(s) = self.model().servers.get(&id).cloned() else { return };
+        let stopped = s.vm_state == "stopped";
+        self.event_start(&request_id, EVENT, s.host.as_deref()).await;
+        let power = if stopped { Power::Shutoff } else { Power::Running };
+        let result = self.push(&id, power, |s| s.rebuilds += 1).await;
+        self.event_finish(&request_id, EVENT, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        match result {
+            Ok(_) => {
+                let r = self
+                    .set_state(&id, |s| {
+                        s.vm_state = if stopped { "stopped" } else { "active" }.into();
+                        s.power_state = if stopped { 4 } else { 1 };
+                        s.task_state = None;
+                        s.launched_at = Some(Utc::now());
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(server = %id, error = ?e, "could not record a rebuilt server");
+                }
+            }
+            Err(message) => {
+                tracing::warn!(server = %id, %message, "rebuild failed");
+                self.fail(&id, message).await;
+            }
+        }
+    }
+}
+
 /// A power action on a running or stopped server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerAction {

@@ -44,6 +44,9 @@ fn status(s: &Server) -> &'static str {
     match (s.vm_state.as_str(), s.task_state.as_deref()) {
         (_, Some("deleting")) => "ACTIVE",
         ("building", _) => "BUILD",
+        (_, Some("rebuilding")) => "REBUILD",
+        (_, Some("rebooting")) => "REBOOT",
+        (_, Some("rebooting_hard")) => "HARD_REBOOT",
         ("active", _) => "ACTIVE",
         ("stopped", _) => "SHUTOFF",
         ("paused", _) => "PAUSED",
@@ -293,6 +296,61 @@ fn requested_zone(c: &Compute, ctx: &AuthContext, v: Option<&Value>) -> ApiResul
     Ok((zone, None))
 }
 
+/// A `metadata` argument: string keys (1–255) to strings (up to 255).
+fn metadata_arg(v: &Value) -> ApiResult<BTreeMap<String, String>> {
+    match v {
+        Value::Object(md) => md
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) if k.len() <= 255 && s.len() <= 255 && !k.is_empty() => Ok((k.clone(), s.clone())),
+                _ => Err(bad(format!("Invalid input for field/attribute metadata. Value: {k}."))),
+            })
+            .collect(),
+        _ => Err(bad("Invalid input for field/attribute metadata. Value: must be an object.")),
+    }
+}
+
+/// The image a server boots: it must exist, be visible to the caller, be active, boot here
+/// (qcow2 or raw) and fit the flavor. Its document and disk format.
+async fn bootable_image(
+    c: &Compute,
+    token: &str,
+    image_ref: &str,
+    disk_gb: i64,
+    ram: i64,
+) -> ApiResult<(Value, String)> {
+    let url = format!("{}/v2/images/{image_ref}", c.settings.image_url);
+    let image = haneul_core::client::json(hyper::Method::GET, &url, &[("x-auth-token", token)], None).await.map_err(
+        |e| match e {
+            haneul_core::client::ClientError::Status { status: 404, .. } => {
+                bad(format!("Image {image_ref} could not be found."))
+            }
+            e => {
+                tracing::warn!(error = %e, "image service unreachable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+            }
+        },
+    )?;
+    if image["status"] != "active" {
+        return Err(bad(format!("Image {image_ref} is not active.")));
+    }
+    let disk_format = image["disk_format"].as_str().unwrap_or("raw").to_string();
+    if !matches!(disk_format.as_str(), "qcow2" | "raw") {
+        return Err(bad(format!("Image {image_ref} has disk format {disk_format}; qcow2 and raw images boot here.")));
+    }
+    let virtual_size = image["virtual_size"].as_u64().or(image["size"].as_u64()).unwrap_or(0);
+    if disk_gb > 0 && virtual_size > (disk_gb as u64) << 30 {
+        return Err(bad(format!(
+            "Flavor's disk is too small for requested image. Flavor disk is {} bytes, image is {virtual_size} bytes.",
+            (disk_gb as u64) << 30
+        )));
+    }
+    if image["min_ram"].as_i64().unwrap_or(0) > ram {
+        return Err(bad("Flavor's memory is too small for requested image."));
+    }
+    Ok((image, disk_format))
+}
+
 fn last_segment(r: &str) -> &str {
     r.trim_end_matches('/').rsplit('/').next().unwrap_or(r)
 }
@@ -371,48 +429,8 @@ async fn create(
         }
         Some(v) => return Err(bad(format!("Invalid input for field/attribute user_data. Value: {v}."))),
     };
-    let metadata: BTreeMap<String, String> = match o.get("metadata") {
-        None => BTreeMap::new(),
-        Some(Value::Object(md)) => md
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) if k.len() <= 255 && s.len() <= 255 && !k.is_empty() => Ok((k.clone(), s.clone())),
-                _ => Err(bad(format!("Invalid input for field/attribute metadata. Value: {k}."))),
-            })
-            .collect::<ApiResult<_>>()?,
-        Some(_) => return Err(bad("Invalid input for field/attribute metadata. Value: must be an object.")),
-    };
-    // The image must exist, be visible to the caller, active, and fit the flavor's disk.
-    let url = format!("{}/v2/images/{image_ref}", c.settings.image_url);
-    let image = haneul_core::client::json(hyper::Method::GET, &url, &[("x-auth-token", token.0.as_str())], None)
-        .await
-        .map_err(|e| match e {
-            haneul_core::client::ClientError::Status { status: 404, .. } => {
-                bad(format!("Image {image_ref} could not be found."))
-            }
-            e => {
-                tracing::warn!(error = %e, "image service unreachable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
-            }
-        })?;
-    if image["status"] != "active" {
-        return Err(bad(format!("Image {image_ref} is not active.")));
-    }
-    let disk_format = image["disk_format"].as_str().unwrap_or("raw").to_string();
-    if !matches!(disk_format.as_str(), "qcow2" | "raw") {
-        return Err(bad(format!("Image {image_ref} has disk format {disk_format}; qcow2 and raw images boot here.")));
-    }
-    let virtual_size = image["virtual_size"].as_u64().or(image["size"].as_u64()).unwrap_or(0);
-    if flavor.disk > 0 && virtual_size > (flavor.disk as u64) << 30 {
-        return Err(bad(format!(
-            "Flavor's disk is too small for requested image. Flavor disk is {} bytes, image is {virtual_size} bytes.",
-            (flavor.disk as u64) << 30
-        )));
-    }
-    let min_ram = image["min_ram"].as_i64().unwrap_or(0);
-    if min_ram > flavor.ram {
-        return Err(bad("Flavor's memory is too small for requested image."));
-    }
+    let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
+    let (image, disk_format) = bootable_image(&c, &token.0, &image_ref, flavor.disk, flavor.ram).await?;
     let now = Utc::now();
     let server = Server {
         id: uuid::Uuid::new_v4().to_string(),
@@ -455,6 +473,7 @@ async fn create(
         image_format: disk_format,
         reboots: 0,
         hard_reboots: 0,
+        rebuilds: 0,
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -536,6 +555,7 @@ async fn action(
     Auth(ctx): Auth,
     mv: Mv,
     Extension(rid): Extension<RequestId>,
+    Extension(token): Extension<RawToken>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -572,6 +592,9 @@ async fn action(
         return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
     }
     super::server_meta::unlocked(&ctx, &s)?;
+    if let Some(arg) = v.get("rebuild") {
+        return rebuild(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await;
+    }
     use crate::servers::PowerAction;
     let action = if v.get("os-stop").is_some() {
         PowerAction::Stop
@@ -611,6 +634,75 @@ async fn action(
     .await?;
     tokio::spawn(c.clone().power(id, action, rid.0));
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `rebuild`: a new root disk from an image (the same or another), keeping the server's id,
+/// host, flavor and power state; optionally a new name, metadata, description (2.19).
+async fn rebuild(
+    c: &Ctx,
+    ctx: &AuthContext,
+    mv: Mv,
+    s: &Server,
+    arg: &Value,
+    token: &str,
+    rid: &str,
+) -> ApiResult<Response> {
+    enforce(c, ctx, "os_compute_api:servers:rebuild", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let o =
+        arg.as_object().ok_or_else(|| bad("Invalid input for field/attribute rebuild. Value: must be an object."))?;
+    let image_ref = match o.get("imageRef") {
+        Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
+        _ => return Err(bad("Invalid input for field/attribute rebuild. Value: 'imageRef' is a required property")),
+    };
+    let name = match o.get("name") {
+        None => None,
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => Some(n.clone()),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
+    };
+    let metadata = o.get("metadata").map(metadata_arg).transpose()?;
+    let description = match o.get("description") {
+        None => None,
+        Some(_) if !mv.at_least(19) => {
+            return Err(bad("Invalid input for field/attribute rebuild. Additional properties are not allowed ('description' was unexpected)"))
+        }
+        Some(Value::Null) => Some(None),
+        Some(Value::String(d)) if d.chars().count() <= 255 => Some(Some(d.clone())),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute description. Value: {v}."))),
+    };
+    let (_, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
+    let id = s.id.clone();
+    let saved = c
+        .write(|t| {
+            let mut cur = t.edit(&t.m.servers, "server", &id)?;
+            if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped" | "error") {
+                return Err(crate::service::Error::Conflict(format!(
+                    "Cannot 'rebuild' instance {id} while it is in vm_state {}",
+                    cur.vm_state
+                )));
+            }
+            cur.task_state = Some("rebuilding".into());
+            cur.image_id = image_ref;
+            cur.image_format = disk_format;
+            if let Some(n) = name {
+                cur.name = n;
+            }
+            if let Some(md) = metadata {
+                cur.metadata = md;
+            }
+            if let Some(d) = description {
+                cur.description = d;
+            }
+            cur.updated_at = Utc::now();
+            let cur = t.put(cur)?;
+            let project = ctx.project_id().unwrap_or(&cur.project_id);
+            crate::actions::record(t, rid, &cur, "rebuild", &ctx.user.id, project)?;
+            Ok(cur)
+        })
+        .await?;
+    tokio::spawn(c.clone().rebuild(id, rid.to_string()));
+    let mut body = render(c, mv, ctx, &saved);
+    body["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    Ok((StatusCode::ACCEPTED, Json(json!({"server": body}))).into_response())
 }
 
 /// `lock` (with `locked_reason` from 2.73) and `unlock`. As Nova: a lock placed from the
