@@ -222,14 +222,7 @@ class Agent:
                                      start_new_session=True)
         return self
 
-    def qemu_pids(self):
-        return Server.qemu_pids(self)
-
-    def stop(self, keep_instances=False):
-        Server._stop_serve(self)
-        if not keep_instances:
-            for pid in self.qemu_pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+    # Found, stopped and cleaned up as a server's are (its process, its data directory's QEMUs).
+    qemu_pids = Server.qemu_pids
+    stop = Server.stop
+    _stop_serve = Server._stop_serve
