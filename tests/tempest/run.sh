@@ -102,6 +102,28 @@ max_microversion = latest
 
 [compute-feature-enabled]
 api_extensions = all
+# What haneul's compute does (tempest's defaults assume a full Nova with Neutron and Cinder).
+resize = ${FEATURE_RESIZE:-false}
+suspend = ${FEATURE_SUSPEND:-false}
+rescue = ${FEATURE_RESCUE:-false}
+snapshot = ${FEATURE_SNAPSHOT:-false}
+pause = true
+console_output = true
+shelve = false
+cold_migration = false
+live_migration = false
+interface_attach = false
+attach_encrypted_volume = false
+personality = false
+change_password = false
+vnc_console = false
+config_drive = true
+metadata_service = false
+ide_bus = false
+
+[validation]
+# Guests are not reachable over SSH until networking (issue 5) lands.
+run_validation = false
 
 [image]
 catalog_type = image

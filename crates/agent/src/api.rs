@@ -9,6 +9,7 @@
 //! PUT    /v1/instances/{uuid}          spec -> observed (idempotent per generation; 409 when stale)
 //! DELETE /v1/instances/{uuid}          204, also when there was nothing to remove
 //! GET    /v1/instances/{uuid}/console  ?lines=N -> {"output": "..."}
+//! POST   /v1/instances/{uuid}/snapshot {"image_id": ...} -> 204 once the disk's copy is uploaded
 //! PUT    /v1/images/{id}               204 once the image is in this host's cache
 //! ```
 
@@ -35,6 +36,7 @@ pub fn router(instances: Arc<Instances>, validator: Arc<dyn TokenValidator>) -> 
         .route("/v1/instances", get(list))
         .route("/v1/instances/{id}", get(show).put(ensure).delete(destroy))
         .route("/v1/instances/{id}/console", get(console))
+        .route("/v1/instances/{id}/snapshot", axum::routing::post(snapshot))
         .route("/v1/images/{id}", axum::routing::put(cache_image))
         .with_state(instances)
         .layer(auth_layer(validator));
@@ -125,5 +127,24 @@ async fn cache_image(
 ) -> Result<Response, ApiError> {
     require_service(&auth)?;
     i.cache_image(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRequest {
+    image_id: String,
+}
+
+async fn snapshot(
+    State(i): State<Arc<Instances>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    require_service(&auth)?;
+    let req: SnapshotRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad snapshot request: {e}")))?;
+    i.snapshot(&id, &req.image_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -30,6 +30,9 @@ pub enum Power {
     Running,
     Paused,
     Shutoff,
+    /// No QEMU runs; the guest's memory and devices are saved in `suspend.state` and it
+    /// carries on from there when it runs again.
+    Suspended,
 }
 
 /// The image an instance's disk is made from.
@@ -63,6 +66,13 @@ pub struct Spec {
     /// Bumped for each rebuild: the root disk is made anew from the image.
     #[serde(default)]
     pub rebuilds: u64,
+    /// During a resize: the root disk as it was before is kept (`disk.pre-resize`) until
+    /// the resize is confirmed (this goes false) or reverted.
+    #[serde(default)]
+    pub resize_backup: bool,
+    /// Bumped for each revert of a resize: the kept disk comes back.
+    #[serde(default)]
+    pub reverts: u64,
 }
 
 /// What an instance is.
@@ -87,6 +97,9 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 }
+
+/// How long saving or loading a suspended guest's state may take.
+pub const SAVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long a guest gets to power off by itself (Nova's `shutdown_timeout`).
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -144,6 +157,7 @@ impl Instances {
             disk: dir.join("disk"),
             config_drive: cd.exists().then_some(cd),
             accel: self.settings.accel,
+            incoming: None,
             dir,
         }
     }
@@ -159,8 +173,14 @@ impl Instances {
             disk: dir.join("disk"),
             config_drive: None,
             accel: self.settings.accel,
+            incoming: None,
             dir,
         }
+    }
+
+    /// Where a suspended instance's state is kept.
+    fn saved_state(&self, id: &str) -> PathBuf {
+        self.dir(id).join("suspend.state")
     }
 
     fn stored(&self, id: &str) -> Option<Spec> {
@@ -187,6 +207,7 @@ impl Instances {
         let d = self.control_domain(id);
         let pid = qemu::running_pid(&d);
         let power = match pid {
+            None if self.saved_state(id).exists() => Power::Suspended,
             None => Power::Shutoff,
             Some(_) => match qemu::status(&d).await.as_deref() {
                 Ok("paused") => Power::Paused,
@@ -244,7 +265,27 @@ impl Instances {
             // A new root disk (rebuild): the guest stops first.
             qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await.map_err(|e| Error::Failed(e.to_string()))?;
         }
+        let backup = dir.join("disk.pre-resize");
+        let reverting = before.as_ref().is_some_and(|b| spec.reverts > b.reverts) && backup.exists();
+        let backing_up = spec.resize_backup && !backup.exists() && disk.exists();
+        if (reverting || backing_up) && running {
+            // The disk is copied or swapped with the guest stopped (it starts again below).
+            qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await.map_err(|e| Error::Failed(e.to_string()))?;
+        }
+        if reverting {
+            std::fs::rename(&backup, &disk).map_err(|e| Error::Failed(format!("restoring {}: {e}", disk.display())))?;
+        } else if backing_up {
+            let tmp = backup.with_extension("tmp");
+            std::fs::copy(&disk, &tmp)
+                .and_then(|_| std::fs::rename(&tmp, &backup))
+                .map_err(|e| Error::Failed(format!("keeping {}: {e}", backup.display())))?;
+        } else if !spec.resize_backup && backup.exists() {
+            // The resize was confirmed.
+            let _ = std::fs::remove_file(&backup);
+        }
         if !disk.exists() || image_changed {
+            // A saved state belongs to the old disk.
+            let _ = std::fs::remove_file(self.saved_state(id));
             self.make_disk(&disk, &spec).await?;
         } else if before.as_ref().is_some_and(|b| spec.disk_gb > b.disk_gb) {
             run("qemu-img", &["resize".into(), "-q".into(), disk.display().to_string(), format!("{}G", spec.disk_gb)])
@@ -297,12 +338,22 @@ impl Instances {
         let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
         let reboots = before.map_or(0, |b| b.reboots);
         let hard_reboots = before.map_or(0, |b| b.hard_reboots);
-        let resized = before.is_some_and(|b| b.memory_mib != spec.memory_mib || b.vcpus != spec.vcpus);
+        let resized = before.is_some_and(|b| {
+            b.memory_mib != spec.memory_mib || b.vcpus != spec.vcpus || b.disk_gb != spec.disk_gb || spec.reverts > b.reverts
+        });
         let running = qemu::running_pid(&d).is_some();
+        let saved = self.saved_state(id);
         match spec.power {
             Power::Shutoff => {
                 if running {
                     qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
+                }
+                // A stopped guest boots afresh.
+                let _ = std::fs::remove_file(&saved);
+            }
+            Power::Suspended => {
+                if running {
+                    qemu::save(&d, &saved, SAVE_TIMEOUT).await.map_err(failed)?;
                 }
             }
             Power::Running | Power::Paused => {
@@ -312,7 +363,14 @@ impl Instances {
                     qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
                 }
                 if qemu::running_pid(&d).is_none() {
-                    qemu::start(&d).await.map_err(failed)?;
+                    if saved.exists() {
+                        let from_saved = Domain { incoming: Some(saved.clone()), ..d.clone() };
+                        qemu::start(&from_saved).await.map_err(failed)?;
+                        qemu::wait_incoming(&d, SAVE_TIMEOUT).await.map_err(failed)?;
+                        let _ = std::fs::remove_file(&saved);
+                    } else {
+                        qemu::start(&d).await.map_err(failed)?;
+                    }
                 }
                 let paused = qemu::status(&d).await.map_err(failed)? == "paused";
                 let want_paused = spec.power == Power::Paused;
@@ -338,6 +396,65 @@ impl Instances {
         qemu::cleanup(&d);
         std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("removing {}: {e}", dir.display())))?;
         self.locks.lock().unwrap().remove(id);
+        Ok(())
+    }
+
+    /// Uploads a copy of the instance's root disk (flattened, qcow2) as the data of image
+    /// `image_id`, which the controller created. A running guest is paused while its disk is
+    /// copied, so the copy is consistent, and resumed after.
+    pub async fn snapshot(&self, id: &str, image_id: &str) -> Result<(), Error> {
+        valid_uuid(id)?;
+        if image_id.is_empty() || !image_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::BadRequest(format!("{image_id} is not an image id")));
+        }
+        let lock = self.lock(id);
+        let _held = lock.lock().await;
+        let dir = self.dir(id);
+        if !dir.join("disk").exists() {
+            return Err(Error::NotFound(format!("no instance {id} on this host")));
+        }
+        let d = self.control_domain(id);
+        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
+        let pause = qemu::running_pid(&d).is_some() && qemu::status(&d).await.map_err(failed)? == "running";
+        if pause {
+            qemu::set_paused(&d, true).await.map_err(failed)?;
+        }
+        let copy = dir.join(format!("snapshot-{image_id}.tmp"));
+        let args: Vec<String> = ["convert", "-q", "-U", "-f", "qcow2", "-O", "qcow2"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([dir.join("disk").display().to_string(), copy.display().to_string()])
+            .collect();
+        let converted = run("qemu-img", &args).await;
+        if pause {
+            if let Err(e) = qemu::set_paused(&d, false).await {
+                tracing::warn!(instance = %id, error = %e, "could not resume the guest after its snapshot");
+            }
+        }
+        let result = match converted {
+            Ok(()) => self.upload(image_id, &copy).await,
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&copy);
+        result
+    }
+
+    async fn upload(&self, image_id: &str, file: &Path) -> Result<(), Error> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
+        let image_url = self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?;
+        let token = self.service.token().await.map_err(|e| fail("uploading", &e))?;
+        let body = haneul_core::client::file_body(file).await.map_err(|e| fail("reading", &e))?;
+        let url = format!("{image_url}/v2/images/{image_id}/file");
+        let headers = [("x-auth-token", token.as_str()), ("content-type", "application/octet-stream")];
+        let resp = haneul_core::client::send_body(hyper::Method::PUT, &url, &headers, body)
+            .await
+            .map_err(|e| fail("uploading", &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            return Err(fail("uploading", &format!("the image service answered {status}: {}", text.trim())));
+        }
         Ok(())
     }
 
@@ -448,6 +565,8 @@ mod tests {
             reboots: 0,
             hard_reboots: 0,
             rebuilds: 0,
+            resize_backup: false,
+            reverts: 0,
         }
     }
 

@@ -64,6 +64,7 @@ async fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
         config_drive: Some(iso),
         accel,
         dir: dir.to_path_buf(),
+        incoming: None,
     }
 }
 
@@ -102,6 +103,21 @@ async fn an_instance_boots_is_adopted_pauses_and_stops() {
     assert_eq!(qemu::status(&d).await.unwrap(), "paused");
     qemu::set_paused(&d, false).await.unwrap();
     assert_eq!(qemu::status(&d).await.unwrap(), "running");
+
+    // Suspend: the guest's state goes to a file and QEMU ends; it carries on from there
+    // (the same boot: no second "booted" line, and it still answers the power button).
+    let state = dir.join("suspend.state");
+    qemu::save(&d, &state, Duration::from_secs(120)).await.expect("the state is saved");
+    assert_eq!(qemu::running_pid(&d), None);
+    assert!(std::fs::metadata(&state).unwrap().len() > 1 << 20);
+    let resumed = Domain { incoming: Some(state.clone()), ..d.clone() };
+    qemu::start(&resumed).await.expect("QEMU starts from the saved state");
+    qemu::wait_incoming(&d, Duration::from_secs(120)).await.expect("the state loads");
+    assert_eq!(qemu::status(&d).await.unwrap(), "paused");
+    qemu::set_paused(&d, false).await.unwrap();
+    assert_eq!(qemu::status(&d).await.unwrap(), "running");
+    let log = std::fs::read_to_string(d.console_log()).unwrap();
+    assert_eq!(log.matches("HANEUL-TESTIMG: booted").count(), 1, "{log}");
 
     assert_eq!(qemu::stop(&d, Duration::from_secs(60)).await.unwrap(), StopHow::Graceful);
     wait_console(&d, "HANEUL-TESTIMG: powering off", Duration::from_secs(5));

@@ -163,13 +163,26 @@ impl Compute {
         path: &str,
         body: Option<Value>,
     ) -> std::result::Result<Value, String> {
+        self.agent_call_within(host, method, path, body, CALL_TIMEOUT).await
+    }
+
+    /// [`Compute::agent_call`] for work that takes longer than a call usually may (a disk
+    /// copied and uploaded).
+    pub async fn agent_call_within(
+        &self,
+        host: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> std::result::Result<Value, String> {
         let url = format!("{}{path}", self.agent_url(host)?);
         let mut retried = false;
         loop {
             let token = self.service.token().await.map_err(|e| format!("no service token: {e}"))?;
             let headers = [("x-auth-token", token.as_str())];
             let call = haneul_core::client::json(method.clone(), &url, &headers, body.clone());
-            match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            match tokio::time::timeout(timeout, call).await {
                 Err(_) => return Err(format!("the agent of host {host} did not answer in time")),
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(haneul_core::client::ClientError::Status { status: 401, .. })) if !retried => {
@@ -233,6 +246,8 @@ impl Compute {
             reboots: s.reboots,
             hard_reboots: s.hard_reboots,
             rebuilds: s.rebuilds,
+            resize_backup: s.resize.is_some(),
+            reverts: s.reverts,
         }
     }
 }

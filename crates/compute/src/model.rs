@@ -142,13 +142,13 @@ pub struct Server {
     /// `owner` when locked from the server's own project, else `admin` (Nova's `locked_by`).
     #[serde(default)]
     pub locked_by: Option<String>,
-    /// The generation of the spec last sent to the host's agent, and the reboots asked of
-    /// it (the agent compares counters, so a replayed spec reboots nobody twice).
     /// The zone asked for at create (Nova's pinned zone), and a host an admin forced.
     #[serde(default)]
     pub requested_zone: Option<String>,
     #[serde(default)]
     pub forced_host: Option<String>,
+    /// The generation of the spec last sent to the host's agent, and the reboots asked of
+    /// it (the agent compares counters, so a replayed spec reboots nobody twice).
     #[serde(default)]
     pub generation: u64,
     /// The image's disk format (`qcow2` or `raw`), which backs the instance's overlay.
@@ -161,6 +161,41 @@ pub struct Server {
     /// Bumped by each rebuild: the agent makes the root disk anew.
     #[serde(default)]
     pub rebuilds: u64,
+    /// Addresses the user says the server is reached at (Nova stores them, nothing more).
+    #[serde(default)]
+    pub access_ipv4: String,
+    #[serde(default)]
+    pub access_ipv6: String,
+    /// The scheduler hints given at create, as given (shown from 2.100).
+    #[serde(default)]
+    pub scheduler_hints: serde_json::Map<String, serde_json::Value>,
+    /// The image's own properties at boot (shown from 2.98).
+    #[serde(default)]
+    pub image_properties: BTreeMap<String, String>,
+    /// The servers of one multiple create share a reservation id; each has its index.
+    #[serde(default)]
+    pub reservation_id: String,
+    #[serde(default)]
+    pub launch_index: u32,
+    /// The guest's host name (from the name, or set from 2.90).
+    #[serde(default)]
+    pub hostname: String,
+    /// A resize in progress or waiting to be confirmed or reverted.
+    #[serde(default)]
+    pub resize: Option<Resize>,
+    /// Bumped by each revert of a resize: the agent puts the kept disk back.
+    #[serde(default)]
+    pub reverts: u64,
+}
+
+/// A resize: its migration (the placement consumer that holds the old flavor's resources
+/// meanwhile), the flavor before, and whether the server was stopped (it stays so).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Resize {
+    pub migration_id: String,
+    pub old_flavor: FlavorCopy,
+    pub was_stopped: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A server group: servers placed together (affinity) or apart (anti-affinity), strictly or

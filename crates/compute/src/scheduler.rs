@@ -201,6 +201,77 @@ impl Compute {
         }
     }
 
+    /// Claims the resources of `flavor` for a resize of `s` on its own host: the server's
+    /// current allocations move to the `migration` consumer (held until the resize is
+    /// confirmed or reverted) and the server gets the new flavor's, both in one write, so
+    /// the host must have room for both.
+    pub async fn claim_resize(
+        &self,
+        s: &Server,
+        flavor: &crate::model::FlavorCopy,
+        migration: &str,
+    ) -> std::result::Result<(), String> {
+        let host = s.host.clone().unwrap_or_default();
+        let provider = crate::hosts::compute_service(&self.model(), &host)
+            .and_then(|svc| svc.agent.as_ref().map(|a| a.provider.clone()))
+            .ok_or_else(|| NO_VALID_HOST.to_string())?;
+        let wanted = resources(&Server { flavor: flavor.clone(), ..s.clone() });
+        let r = self
+            .placement
+            .write(|t| {
+                let current = t.m.consumers.get(&s.id).map(|c| c.allocations.clone()).unwrap_or_default();
+                let entry = |consumer: &str, kind: &str, allocations| ConsumerAllocations {
+                    consumer: consumer.to_string(),
+                    project_id: s.project_id.clone(),
+                    user_id: s.user_id.clone(),
+                    generation: None,
+                    consumer_type: Some(kind.into()),
+                    allocations,
+                };
+                placement::set_allocations(
+                    t,
+                    vec![
+                        entry(migration, "MIGRATION", current),
+                        entry(&s.id, "INSTANCE", BTreeMap::from([(provider.clone(), wanted)])),
+                    ],
+                )
+            })
+            .await;
+        r.map_err(|e| {
+            tracing::info!(server = %s.id, error = %e, "no room for the resize");
+            NO_VALID_HOST.to_string()
+        })
+    }
+
+    /// Ends a resize's claim: confirmed, the migration's resources go back to the host;
+    /// reverted, the server gets them back in place of the new flavor's.
+    pub async fn end_resize_claim(&self, s: &Server, migration: &str, reverted: bool) {
+        let r = self
+            .placement
+            .write(|t| {
+                let Some(held) = t.m.consumers.get(migration).cloned() else { return Ok(()) };
+                if !reverted {
+                    return placement::delete_allocations(t, migration);
+                }
+                let entry = |consumer: &str, allocations| ConsumerAllocations {
+                    consumer: consumer.to_string(),
+                    project_id: s.project_id.clone(),
+                    user_id: s.user_id.clone(),
+                    generation: None,
+                    consumer_type: None,
+                    allocations,
+                };
+                placement::set_allocations(
+                    t,
+                    vec![entry(migration, BTreeMap::new()), entry(&s.id, held.allocations.clone())],
+                )
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(server = %s.id, %migration, error = %e, "the resize's allocations could not be settled");
+        }
+    }
+
     /// Gives back a server's resources (deleted, or failed to build).
     pub async fn release(&self, server_id: &str) {
         let r = self

@@ -135,6 +135,9 @@ impl Compute {
             }
         }
         self.release(id).await;
+        if let Some(r) = self.model().servers.get(id).and_then(|s| s.resize.clone()) {
+            self.release(&r.migration_id).await;
+        }
         self.write(|t| {
             if let Some(gid) = t.m.servers.get(id).and_then(|s| s.group.clone()) {
                 if let Some(g) = t.m.server_groups.get(&gid) {
@@ -180,9 +183,9 @@ pub fn config_drive_files(s: &Server) -> Vec<(String, Vec<u8>)> {
         "meta": s.metadata,
         "public_keys": public_keys,
         "keys": keys,
-        "hostname": hostname(&s.name),
+        "hostname": s.hostname,
         "name": s.name,
-        "launch_index": 0,
+        "launch_index": s.launch_index,
         "availability_zone": s.availability_zone,
         "project_id": s.project_id,
         "devices": [],
@@ -248,6 +251,146 @@ impl Compute {
     }
 }
 
+impl Compute {
+    /// Copies the server's root disk into image `image_id` (created by the API, as the
+    /// user); the server keeps its state. A failed snapshot deletes the image, as Nova does.
+    pub async fn snapshot(self: Arc<Self>, id: String, image_id: String, request_id: String) {
+        const EVENT: &str = "compute_snapshot_instance";
+        let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
+        self.event_start(&request_id, EVENT, host.as_deref()).await;
+        let _ = self.set_state(&id, |s| s.task_state = Some("image_uploading".into())).await;
+        let result = match &host {
+            Some(h) => {
+                let path = format!("/v1/instances/{id}/snapshot");
+                let body = json!({"image_id": image_id});
+                let within = std::time::Duration::from_secs(3600);
+                self.agent_call_within(h, Method::POST, &path, Some(body), within).await.map(|_| ())
+            }
+            None => Err(format!("server {id} has no host")),
+        };
+        self.event_finish(&request_id, EVENT, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        if let Err(message) = &result {
+            tracing::warn!(server = %id, image = %image_id, %message, "snapshot failed; deleting its image");
+            if let Err(e) = self.delete_image(&image_id).await {
+                tracing::warn!(image = %image_id, error = %e, "could not delete the image of a failed snapshot");
+            }
+        }
+        let r = self.set_state(&id, |s| s.task_state = None).await;
+        if let Err(e) = r {
+            tracing::error!(server = %id, error = ?e, "could not record a snapshot's end");
+        }
+    }
+
+    /// Deletes an image as the service user.
+    pub async fn delete_image(&self, image_id: &str) -> std::result::Result<(), String> {
+        let token = self.service.token().await.map_err(|e| e.to_string())?;
+        let url = format!("{}/v2/images/{image_id}", self.settings.image_url);
+        match haneul_core::client::json(Method::DELETE, &url, &[("x-auth-token", &token)], None).await {
+            Ok(_) | Err(haneul_core::client::ClientError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Compute {
+    /// Resizes the server to `flavor` on its own host (Nova's resize with
+    /// `allow_resize_to_same_host`): the claim in placement, then the agent, which keeps the
+    /// disk as it was, grows it and restarts the guest with the new memory and vCPUs. The
+    /// server then waits in VERIFY_RESIZE for a confirm or a revert. No room on the host:
+    /// the server stays as it was, the action's event says why.
+    pub async fn resize(self: Arc<Self>, id: String, flavor: crate::model::FlavorCopy, request_id: String) {
+        let rid = request_id.as_str();
+        let Some(s) = self.model().servers.get(&id).cloned() else { return };
+        const PREP: &str = "compute_prep_resize";
+        self.event_start(rid, PREP, s.host.as_deref()).await;
+        let migration_id = uuid::Uuid::new_v4().to_string();
+        if let Err(message) = self.claim_resize(&s, &flavor, &migration_id).await {
+            self.event_finish(rid, PREP, Err(&message)).await;
+            let _ = self.set_state(&id, |s| s.task_state = None).await;
+            return;
+        }
+        self.event_finish(rid, PREP, Ok(())).await;
+        const RESIZE: &str = "compute_resize_instance";
+        self.event_start(rid, RESIZE, s.host.as_deref()).await;
+        let was_stopped = s.vm_state == "stopped";
+        let resize = crate::model::Resize {
+            migration_id: migration_id.clone(),
+            old_flavor: s.flavor.clone(),
+            was_stopped,
+            created_at: Utc::now(),
+        };
+        let power = if was_stopped { Power::Shutoff } else { Power::Running };
+        let result = self
+            .push(&id, power, |s| {
+                s.flavor = flavor;
+                s.resize = Some(resize);
+                s.task_state = Some("resize_finish".into());
+            })
+            .await;
+        self.event_finish(rid, RESIZE, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        match result {
+            Ok(_) => {
+                let r = self
+                    .set_state(&id, |s| {
+                        s.vm_state = "resized".into();
+                        s.task_state = None;
+                        s.power_state = if was_stopped { 4 } else { 1 };
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(server = %id, error = ?e, "could not record a resized server");
+                }
+            }
+            Err(message) => {
+                tracing::warn!(server = %id, %message, "resize failed");
+                self.fail(&id, message).await;
+            }
+        }
+    }
+
+    /// Ends a resize: confirmed, the kept disk and the old flavor's resources go; reverted,
+    /// the kept disk and the old flavor come back. The server is as before the resize
+    /// (running or stopped).
+    pub async fn finish_resize(self: Arc<Self>, id: String, revert: bool, request_id: String) {
+        let event = if revert { "compute_revert_resize" } else { "compute_confirm_resize" };
+        let Some(s) = self.model().servers.get(&id).cloned() else { return };
+        let Some(resize) = s.resize.clone() else { return };
+        self.event_start(&request_id, event, s.host.as_deref()).await;
+        let power = if resize.was_stopped { Power::Shutoff } else { Power::Running };
+        let old_flavor = resize.old_flavor.clone();
+        let result = self
+            .push(&id, power, |s| {
+                s.resize = None;
+                if revert {
+                    s.flavor = old_flavor;
+                    s.reverts += 1;
+                }
+            })
+            .await;
+        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        // The claim ends either way: the server no longer records the resize.
+        self.end_resize_claim(&s, &resize.migration_id, revert).await;
+        match result {
+            Ok(_) => {
+                let r = self
+                    .set_state(&id, |s| {
+                        s.vm_state = if resize.was_stopped { "stopped" } else { "active" }.into();
+                        s.power_state = if resize.was_stopped { 4 } else { 1 };
+                        s.task_state = None;
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(server = %id, error = ?e, "could not record the end of a resize");
+                }
+            }
+            Err(message) => {
+                tracing::warn!(server = %id, %message, revert, "finishing a resize failed");
+                self.fail(&id, message).await;
+            }
+        }
+    }
+}
+
 /// A power action on a running or stopped server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerAction {
@@ -257,6 +400,8 @@ pub enum PowerAction {
     RebootHard,
     Pause,
     Unpause,
+    Suspend,
+    Resume,
 }
 
 impl PowerAction {
@@ -268,6 +413,8 @@ impl PowerAction {
             PowerAction::RebootSoft | PowerAction::RebootHard => "reboot",
             PowerAction::Pause => "pause",
             PowerAction::Unpause => "unpause",
+            PowerAction::Suspend => "suspend",
+            PowerAction::Resume => "resume",
         }
     }
 
@@ -278,6 +425,8 @@ impl PowerAction {
             PowerAction::RebootSoft | PowerAction::RebootHard => "compute_reboot_instance",
             PowerAction::Pause => "compute_pause_instance",
             PowerAction::Unpause => "compute_unpause_instance",
+            PowerAction::Suspend => "compute_suspend_instance",
+            PowerAction::Resume => "compute_resume_instance",
         }
     }
 
@@ -290,6 +439,8 @@ impl PowerAction {
             PowerAction::RebootHard => ("rebooting_hard", &["active", "stopped", "paused", "error"]),
             PowerAction::Pause => ("pausing", &["active"]),
             PowerAction::Unpause => ("unpausing", &["paused"]),
+            PowerAction::Suspend => ("suspending", &["active"]),
+            PowerAction::Resume => ("resuming", &["suspended"]),
         }
     }
 }
@@ -303,9 +454,13 @@ impl Compute {
         let (power, vm_state, power_state) = match action {
             PowerAction::Stop => (Power::Shutoff, "stopped", 4),
             PowerAction::Pause => (Power::Paused, "paused", 3),
-            PowerAction::Start | PowerAction::RebootSoft | PowerAction::RebootHard | PowerAction::Unpause => {
-                (Power::Running, "active", 1)
-            }
+            // As Nova's libvirt driver reports a suspended (saved) guest: shut down.
+            PowerAction::Suspend => (Power::Suspended, "suspended", 4),
+            PowerAction::Start
+            | PowerAction::RebootSoft
+            | PowerAction::RebootHard
+            | PowerAction::Unpause
+            | PowerAction::Resume => (Power::Running, "active", 1),
         };
         let result = self
             .push(&id, power, |s| match action {
@@ -328,7 +483,7 @@ impl Compute {
                 tracing::warn!(server = %id, ?action, %message, "power action failed");
                 let host = self.model().servers.get(&id).and_then(|s| s.host.clone()).unwrap_or_default();
                 let observed = self.agent_call(&host, Method::GET, &format!("/v1/instances/{id}"), None).await.ok();
-                let running = observed.as_ref().is_some_and(|o| o["power"] != json!("shutoff"));
+                let running = observed.as_ref().is_some_and(|o| matches!(o["power"].as_str(), Some("running" | "paused")));
                 // A guest that should run but does not is in ERROR, as in Nova.
                 self.set_state(&id, |s| {
                     s.task_state = None;

@@ -25,11 +25,50 @@ pub enum ClientError {
 }
 
 /// Sends a request to an `http://host:port/path` URL; the response with its streaming body.
+/// A body is JSON unless `headers` name another content type.
 pub async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
+) -> Result<Response<Incoming>, ClientError> {
+    let typed = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    match body {
+        Some(b) if typed => send_body(method, url, headers, Body::from(b)).await,
+        Some(b) => {
+            let mut with_type = headers.to_vec();
+            with_type.push(("content-type", "application/json"));
+            send_body(method, url, &with_type, Body::from(b)).await
+        }
+        None => send_body(method, url, headers, Body::empty()).await,
+    }
+}
+
+/// A file's contents as a request body, read as it is sent (for uploads of any size).
+pub async fn file_body(path: &std::path::Path) -> std::io::Result<Body> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(Body::from_stream(chunks))
+}
+
+/// Sends a request with any body; `headers` carry its content type.
+pub async fn send_body(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Body,
 ) -> Result<Response<Incoming>, ClientError> {
     let rest = url.strip_prefix("http://").ok_or_else(|| ClientError::Url(url.to_string()))?;
     let (authority, path) = match rest.find('/') {
@@ -50,10 +89,7 @@ pub async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = match body {
-        Some(b) => req.header("content-type", "application/json").body(Body::from(b))?,
-        None => req.body(Body::empty())?,
-    };
+    let req = req.body(body)?;
     Ok(sender.send_request(req).await?)
 }
 

@@ -43,6 +43,8 @@ pub struct Domain {
     pub accel: Accel,
     /// The instance directory: pid file, sockets, console log.
     pub dir: PathBuf,
+    /// A saved guest state (see [`save`]) to start from instead of booting.
+    pub incoming: Option<PathBuf>,
 }
 
 impl Domain {
@@ -127,11 +129,20 @@ impl Domain {
         push("chardev:console".into());
         push("-qmp".into());
         push(format!("unix:{},server=on,wait=off", path_arg(&self.qmp_socket())));
+        if let Some(state) = &self.incoming {
+            push("-incoming".into());
+            push(format!("exec:cat {}", shell_quote(state)));
+        }
         push("-pidfile".into());
         push(path_arg(&self.pidfile()));
         push("-daemonize".into());
         a
     }
+}
+
+/// A path as one `sh` word (QEMU runs `exec:` migration URIs with `/bin/sh -c`).
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
 /// A path inside a QEMU option value: commas are doubled.
@@ -248,6 +259,61 @@ pub async fn status(d: &Domain) -> Result<String, VirtError> {
     let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
     let s = qmp.execute("query-status", None).await?;
     Ok(s.get("status").and_then(|v| v.as_str()).unwrap_or("unknown").to_string())
+}
+
+/// Saves the running guest's whole state (memory, devices) to `state` and stops its QEMU:
+/// the vCPUs pause, QEMU migrates into the file, then quits. The file is complete only once
+/// this returns; [`Domain::incoming`] starts the guest again from it.
+pub async fn save(d: &Domain, state: &Path, timeout: Duration) -> Result<(), VirtError> {
+    let tmp = state.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    qmp.execute("stop", None).await?;
+    let uri = format!("exec:cat > {}", shell_quote(&tmp));
+    qmp.execute("migrate", Some(serde_json::json!({"uri": uri}))).await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let m = qmp.execute("query-migrate", None).await?;
+        match m.get("status").and_then(|s| s.as_str()).unwrap_or("") {
+            "completed" => break,
+            "failed" | "cancelled" => {
+                let why = m.get("error-desc").and_then(|e| e.as_str()).unwrap_or("migration failed").to_string();
+                let _ = qmp.execute("cont", None).await;
+                let _ = std::fs::remove_file(&tmp);
+                return Err(VirtError::Start(format!("saving the guest's state: {why}")));
+            }
+            _ if Instant::now() >= deadline => {
+                let _ = qmp.execute("migrate_cancel", None).await;
+                let _ = qmp.execute("cont", None).await;
+                let _ = std::fs::remove_file(&tmp);
+                return Err(VirtError::Start("saving the guest's state took too long".into()));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    std::fs::rename(&tmp, state).map_err(|err| VirtError::Io { what: "place", path: state.to_path_buf(), err })?;
+    drop(qmp);
+    stop(d, Duration::ZERO).await?;
+    Ok(())
+}
+
+/// Waits until a QEMU started with [`Domain::incoming`] has loaded the saved state; the
+/// guest is then paused (it was saved paused).
+pub async fn wait_incoming(d: &Domain, timeout: Duration) -> Result<(), VirtError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = status(d).await?;
+        match status.as_str() {
+            "inmigrate" | "prelaunch" if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            "inmigrate" | "prelaunch" => return Err(VirtError::Start("loading the saved state took too long".into())),
+            "internal-error" | "shutdown" | "guest-panicked" => {
+                return Err(VirtError::Start(format!("the saved state did not load (QEMU is {status})")))
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Pauses or resumes the vCPUs.

@@ -5,6 +5,7 @@ mod agents;
 mod aggregates;
 mod flavors;
 mod hosts;
+mod images;
 mod keypairs;
 mod quotas;
 mod server_groups;
@@ -100,6 +101,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(keypairs::routes())
         .merge(quotas::routes())
         .merge(hosts::routes())
+        .merge(images::routes())
         .merge(server_groups::routes())
         .merge(server_meta::routes())
         .merge(servers::routes())

@@ -27,7 +27,7 @@ pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/servers", get(list).post(create))
         .route("/servers/detail", get(list_detail))
-        .route("/servers/{id}", get(show).delete(delete))
+        .route("/servers/{id}", get(show).put(update).delete(delete))
         .route("/servers/{id}/action", post(action))
 }
 
@@ -45,11 +45,15 @@ fn status(s: &Server) -> &'static str {
         (_, Some("deleting")) => "ACTIVE",
         ("building", _) => "BUILD",
         (_, Some("rebuilding")) => "REBUILD",
+        (_, Some("resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish")) => "RESIZE",
         (_, Some("rebooting")) => "REBOOT",
         (_, Some("rebooting_hard")) => "HARD_REBOOT",
         ("active", _) => "ACTIVE",
         ("stopped", _) => "SHUTOFF",
         ("paused", _) => "PAUSED",
+        ("suspended", _) => "SUSPENDED",
+        ("resized", Some("resize_reverting")) => "REVERT_RESIZE",
+        ("resized", _) => "VERIFY_RESIZE",
         ("error", _) => "ERROR",
         _ => "UNKNOWN",
     }
@@ -68,7 +72,19 @@ pub(super) fn find(c: &Compute, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Se
         .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))
 }
 
-fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
+/// Which answer a server is rendered for. Before 2.75 Nova's update and rebuild answers
+/// leave out the extended attributes (zone, states, key name, usage times, volumes);
+/// list entries never carry `server_groups`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Show,
+    Detail,
+    Update,
+    Rebuild,
+}
+
+fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: View) -> Value {
+    let extended = matches!(view, View::Show | View::Detail) || mv.at_least(75);
     let flavor = if mv.at_least(47) {
         let mut f = json!({
             "vcpus": s.flavor.vcpus, "ram": s.flavor.ram, "disk": s.flavor.disk,
@@ -91,32 +107,56 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
         "user_id": s.user_id,
         "metadata": s.metadata,
         "hostId": s.host.as_deref().map(|h| host_id(&s.project_id, h)).unwrap_or_default(),
-        "image": {"id": s.image_id, "links": [{"rel": "bookmark", "href": format!("{}/images/{}", c.settings.public_url, s.image_id)}]},
+        "image": image_ref(c, mv, s),
         "flavor": flavor,
         "created": ts(&s.created_at),
         "updated": ts(&s.updated_at),
         "addresses": {},
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": s.access_ipv4,
+        "accessIPv6": s.access_ipv6,
         "links": links(c, &format!("servers/{}", s.id)),
         "OS-DCF:diskConfig": "MANUAL",
         "progress": 0,
-        "OS-EXT-AZ:availability_zone": s.availability_zone,
-        "config_drive": "True",
-        "key_name": s.key_name,
-        "OS-SRV-USG:launched_at": s.launched_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-        "OS-SRV-USG:terminated_at": null,
-        "OS-EXT-STS:task_state": s.task_state,
-        "OS-EXT-STS:vm_state": s.vm_state,
-        "OS-EXT-STS:power_state": s.power_state,
-        "os-extended-volumes:volumes_attached": [],
     });
-    if is_admin(ctx) {
-        v["OS-EXT-SRV-ATTR:host"] = json!(s.host);
-        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.host);
-        v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{}", &s.id[..8]));
+    if extended {
+        let more = json!({
+            "OS-EXT-AZ:availability_zone": s.availability_zone,
+            "config_drive": "True",
+            "key_name": s.key_name,
+            "OS-SRV-USG:launched_at": s.launched_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            "OS-SRV-USG:terminated_at": null,
+            "OS-EXT-STS:task_state": s.task_state,
+            "OS-EXT-STS:vm_state": s.vm_state,
+            "OS-EXT-STS:power_state": s.power_state,
+            "os-extended-volumes:volumes_attached": [],
+        });
+        v.as_object_mut().expect("object").extend(more.as_object().expect("object").clone());
+        if is_admin(ctx) {
+            v["OS-EXT-SRV-ATTR:host"] = json!(s.host);
+            v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.host);
+            v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{}", &s.id[..8]));
+            if mv.at_least(3) {
+                v["OS-EXT-SRV-ATTR:reservation_id"] = json!(s.reservation_id);
+                v["OS-EXT-SRV-ATTR:launch_index"] = json!(s.launch_index);
+                v["OS-EXT-SRV-ATTR:kernel_id"] = json!("");
+                v["OS-EXT-SRV-ATTR:ramdisk_id"] = json!("");
+                v["OS-EXT-SRV-ATTR:root_device_name"] = json!("/dev/vda");
+                if view != View::Rebuild {
+                    v["OS-EXT-SRV-ATTR:user_data"] = json!(s.user_data);
+                }
+            }
+        }
+        if mv.at_least(90) || (mv.at_least(3) && is_admin(ctx)) {
+            v["OS-EXT-SRV-ATTR:hostname"] = json!(s.hostname);
+        }
+    } else if view == View::Rebuild && mv.at_least(54) {
+        v["key_name"] = json!(s.key_name);
     }
-    if let Some(f) = &s.fault {
+    if view == View::Rebuild && mv.at_least(57) {
+        v["user_data"] = json!(s.user_data);
+    }
+    // As Nova: a fault is shown while the server is in ERROR.
+    if let (Some(f), "error") = (&s.fault, s.vm_state.as_str()) {
         v["fault"] = json!({"code": f.code, "message": f.message, "created": ts(&f.created)});
     }
     if mv.at_least(9) {
@@ -134,13 +174,28 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server) -> Value {
     if mv.at_least(73) {
         v["locked_reason"] = json!(s.locked_reason);
     }
-    if mv.at_least(71) {
+    if mv.at_least(71) && view != View::Detail {
         v["server_groups"] = json!(s.group.iter().collect::<Vec<_>>());
     }
     if mv.at_least(96) {
         v["pinned_availability_zone"] = json!(s.requested_zone);
     }
+    if mv.at_least(100) {
+        v["scheduler_hints"] = json!(s.scheduler_hints);
+    }
     v
+}
+
+/// The server's image: a bookmark, with the image's properties from 2.98.
+fn image_ref(c: &Compute, mv: Mv, s: &Server) -> Value {
+    let mut image = json!({
+        "id": s.image_id,
+        "links": [{"rel": "bookmark", "href": format!("{}/images/{}", c.settings.public_url, s.image_id)}],
+    });
+    if mv.at_least(98) {
+        image["properties"] = json!(s.image_properties);
+    }
+    image
 }
 
 /// Nova's hostId: a hash of the project and host, so that a project can tell whether two of
@@ -176,6 +231,7 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
         .filter(|s| q.get("flavor").is_none_or(|f| s.flavor.id == last_segment(f)))
         .filter(|s| q.get("image").is_none_or(|i| s.image_id == last_segment(i)))
         .filter(|s| q.get("status").is_none_or(|st| st.eq_ignore_ascii_case(status(s))))
+        .filter(|s| q.get("reservation_id").is_none_or(|r| &s.reservation_id == r))
         .filter(|s| tags.as_ref().is_none_or(|ts| ts.iter().all(|t| s.tags.contains(t))))
         .filter(|s| tags_any.as_ref().is_none_or(|ts| ts.iter().any(|t| s.tags.contains(t))))
         .filter(|s| not_tags.as_ref().is_none_or(|ts| !ts.iter().all(|t| s.tags.contains(t))))
@@ -241,7 +297,7 @@ async fn list_detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let (page, links) = paged(&c, &q, listed(&c, &ctx, &q), "servers/detail")?;
-    let mut body = json!({"servers": page.iter().map(|s| render(&c, mv, &ctx, s)).collect::<Vec<_>>()});
+    let mut body = json!({"servers": page.iter().map(|s| render(&c, mv, &ctx, s, View::Detail)).collect::<Vec<_>>()});
     if let Some(l) = links {
         body["servers_links"] = l;
     }
@@ -250,19 +306,86 @@ async fn list_detail(
 
 async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let s = find(&c, &ctx, &id)?;
-    Ok(Json(json!({"server": render(&c, mv, &ctx, &s)})).into_response())
+    Ok(Json(json!({"server": render(&c, mv, &ctx, &s, View::Show)})).into_response())
 }
 
-/// The server group named by the request's scheduler hints (`os:scheduler_hints.group`).
-fn scheduler_group(c: &Compute, ctx: &AuthContext, body: &[u8]) -> ApiResult<Option<String>> {
+/// The request's scheduler hints (`os:scheduler_hints`), and the server group they name.
+fn scheduler_hints(c: &Compute, ctx: &AuthContext, body: &[u8]) -> ApiResult<(Map<String, Value>, Option<String>)> {
     let v: Value = haneul_core::http::parse_json(body)?;
-    let hints = v.get("os:scheduler_hints").or_else(|| v.get("OS-SCH-HNT:scheduler_hints"));
-    let Some(group) = hints.and_then(|h| h.get("group")) else { return Ok(None) };
+    let hints = match v.get("os:scheduler_hints").or_else(|| v.get("OS-SCH-HNT:scheduler_hints")) {
+        None => return Ok((Map::new(), None)),
+        Some(Value::Object(h)) => h.clone(),
+        Some(h) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute os:scheduler_hints. Value: {h}. {h} is not of type 'object'"
+            )))
+        }
+    };
+    let Some(group) = hints.get("group") else { return Ok((hints, None)) };
     let id = group.as_str().ok_or_else(|| bad(format!("Invalid input for field/attribute group. Value: {group}.")))?;
     let m = c.model();
     match m.server_groups.get(id) {
-        Some(g) if is_admin(ctx) || ctx.project_id() == Some(g.project_id.as_str()) => Ok(Some(id.to_string())),
+        Some(g) if is_admin(ctx) || ctx.project_id() == Some(g.project_id.as_str()) => {
+            let id = id.to_string();
+            Ok((hints, Some(id)))
+        }
         _ => Err(bad(format!("Instance group {id} could not be found."))),
+    }
+}
+
+/// `accessIPv4` / `accessIPv6`: an address of that family (kept in its canonical form, as
+/// Nova's database does), or empty.
+fn access_ip(o: &Map<String, Value>, field: &str, v6: bool) -> ApiResult<Option<String>> {
+    let canonical = |a: &str| {
+        if v6 {
+            a.parse::<std::net::Ipv6Addr>().ok().map(|ip| ip.to_string())
+        } else {
+            a.parse::<std::net::Ipv4Addr>().ok().map(|ip| ip.to_string())
+        }
+    };
+    match o.get(field) {
+        None => Ok(None),
+        Some(Value::String(a)) if a.is_empty() => Ok(Some(String::new())),
+        Some(Value::String(a)) if canonical(a).is_some() => Ok(canonical(a)),
+        Some(v) => Err(bad(format!(
+            "Invalid input for field/attribute {field}. Value: {v}. {v} is not a '{}'",
+            if v6 { "ipv6" } else { "ipv4" }
+        ))),
+    }
+}
+
+/// `min_count` / `max_count`: a whole number of at least 1 (or a string of digits).
+fn count_arg(o: &Map<String, Value>, field: &str) -> ApiResult<Option<u32>> {
+    let n = match o.get(field) {
+        None => return Ok(None),
+        Some(Value::Number(n)) if n.is_u64() => n.as_u64(),
+        Some(Value::String(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse::<u64>().ok(),
+        Some(v) => {
+            return Err(bad(format!("Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'integer', 'string'")))
+        }
+    };
+    match n {
+        Some(0) => Err(bad(format!("Invalid input for field/attribute {field}. Value: 0. 0 is less than the minimum of 1"))),
+        Some(n) if n <= 1000 => Ok(Some(n as u32)),
+        _ => Err(bad(format!("Invalid input for field/attribute {field}. Value: {}.", o[field]))),
+    }
+}
+
+/// A guest host name (2.90/2.94): letters, digits, hyphens and dots, up to 63 characters
+/// per label.
+fn hostname_arg(v: &Value) -> ApiResult<String> {
+    match v {
+        Value::String(h)
+            if !h.is_empty()
+                && h.len() <= 255
+                && h.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+                && !h.starts_with('-') =>
+        {
+            Ok(h.clone())
+        }
+        v => Err(bad(format!("Invalid input for field/attribute hostname. Value: {v}."))),
     }
 }
 
@@ -367,7 +490,37 @@ async fn create(
         return Err(ApiError::forbidden("Servers are created with a project-scoped token."));
     };
     let o: Map<String, Value> = body_member(&body, "server")?;
-    let group = scheduler_group(&c, &ctx, &body)?;
+    let (hints, group) = scheduler_hints(&c, &ctx, &body)?;
+    let access_ipv4 = access_ip(&o, "accessIPv4", false)?.unwrap_or_default();
+    let access_ipv6 = access_ip(&o, "accessIPv6", true)?.unwrap_or_default();
+    let (min_count, max_count) = (count_arg(&o, "min_count")?, count_arg(&o, "max_count")?);
+    let (min_count, max_count) = match (min_count, max_count) {
+        (None, None) => (1, 1),
+        (Some(n), None) => (n, n),
+        (None, Some(x)) => (1, x),
+        (Some(n), Some(x)) if n > x => return Err(bad("min_count must be <= max_count")),
+        (Some(n), Some(x)) => (n, x),
+    };
+    let return_reservation_id = match o.get("return_reservation_id") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) if matches!(t.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no") => {
+            matches!(t.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        }
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute return_reservation_id. Value: {v}."))),
+    };
+    let hostname = match o.get("hostname") {
+        Some(h) if mv.at_least(90) => Some(hostname_arg(h)?),
+        Some(_) => {
+            return Err(bad(
+                "Invalid input for field/attribute server. Additional properties are not allowed ('hostname' was unexpected)",
+            ))
+        }
+        None => None,
+    };
+    if hostname.is_some() && max_count > 1 {
+        return Err(bad("Cannot use hostname with multiple instances: only max_count=1 is allowed."));
+    }
     let tags = match o.get("tags") {
         Some(t) if mv.at_least(52) => super::server_meta::tag_list(t)?,
         _ => Vec::new(),
@@ -431,9 +584,12 @@ async fn create(
     };
     let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
     let (image, disk_format) = bootable_image(&c, &token.0, &image_ref, flavor.disk, flavor.ram).await?;
+    let image_properties = image_properties(&image);
     let now = Utc::now();
-    let server = Server {
-        id: uuid::Uuid::new_v4().to_string(),
+    let reservation_id: String = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let template = Server {
+        id: String::new(),
+        hostname: hostname.unwrap_or_else(|| crate::servers::hostname(&name)),
         name,
         project_id: project,
         user_id: ctx.user.id.clone(),
@@ -474,48 +630,168 @@ async fn create(
         reboots: 0,
         hard_reboots: 0,
         rebuilds: 0,
+        access_ipv4,
+        access_ipv6,
+        scheduler_hints: hints,
+        image_properties,
+        reservation_id: reservation_id.clone(),
+        launch_index: 0,
+        resize: None,
+        reverts: 0,
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
         .write(|t| {
-            let limits = crate::quotas::limits(&t.m, kp, &server.project_id, Some(&server.user_id));
+            let limits = crate::quotas::limits(&t.m, kp, &template.project_id, Some(&template.user_id));
             let meta_limit = limits["metadata_items"];
-            if meta_limit >= 0 && server.metadata.len() as i64 > meta_limit {
+            if meta_limit >= 0 && template.metadata.len() as i64 > meta_limit {
                 return Err(crate::service::Error::Forbidden(format!(
                     "Maximum number of metadata items exceeds {meta_limit}"
                 )));
             }
-            let wanted = [("instances", 1), ("cores", server.flavor.vcpus), ("ram", server.flavor.ram)];
-            crate::quotas::check(t, kp, &server.project_id, &server.user_id, &wanted)?;
-            if let Some(g) = &server.group {
-                let mut g = t.edit(&t.m.server_groups, "server group", g)?;
-                let limit = limits["server_group_members"];
-                if limit >= 0 && g.members.len() as i64 >= limit {
-                    return Err(crate::service::Error::Forbidden("Quota exceeded, too many servers in group".into()));
+            // As many as the quota allows, from max_count down to min_count (Nova's rule).
+            let f = &template.flavor;
+            let mut count = max_count;
+            loop {
+                let n = count as i64;
+                let wanted = [("instances", n), ("cores", n * f.vcpus), ("ram", n * f.ram)];
+                match crate::quotas::check(t, kp, &template.project_id, &template.user_id, &wanted) {
+                    Ok(()) => break,
+                    Err(e) if count <= min_count => return Err(e),
+                    Err(_) => count -= 1,
                 }
-                g.members.push(server.id.clone());
-                t.put(g)?;
             }
-            let saved = t.put(server)?;
-            crate::actions::record(t, &rid.0, &saved, "create", &ctx.user.id, &saved.project_id)?;
+            let mut saved = Vec::new();
+            for i in 0..count {
+                let mut server = template.clone();
+                server.id = uuid::Uuid::new_v4().to_string();
+                server.launch_index = i;
+                if count > 1 {
+                    server.name = format!("{}-{}", template.name, i + 1);
+                    server.hostname = crate::servers::hostname(&server.name);
+                }
+                if let Some(g) = &server.group {
+                    let mut g = t.edit(&t.m.server_groups, "server group", g)?;
+                    let limit = limits["server_group_members"];
+                    if limit >= 0 && g.members.len() as i64 >= limit {
+                        return Err(crate::service::Error::Forbidden(
+                            "Quota exceeded, too many servers in group".into(),
+                        ));
+                    }
+                    g.members.push(server.id.clone());
+                    t.put(g)?;
+                }
+                let s = t.put(server)?;
+                crate::actions::record(t, &rid.0, &s, "create", &ctx.user.id, &s.project_id)?;
+                saved.push(s);
+            }
             Ok(saved)
         })
         .await?;
-    let build = BuildRequest { server_id: saved.id.clone(), request_id: rid.0.clone(), image };
-    tokio::spawn(c.clone().build(build));
+    for s in &saved {
+        let build = BuildRequest { server_id: s.id.clone(), request_id: rid.0.clone(), image: image.clone() };
+        tokio::spawn(c.clone().build(build));
+    }
+    if return_reservation_id {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": reservation_id}))).into_response());
+    }
+    let first = &saved[0];
     let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let body = json!({"server": {
-        "id": saved.id,
-        "links": links(&c, &format!("servers/{}", saved.id)),
+        "id": first.id,
+        "links": links(&c, &format!("servers/{}", first.id)),
         "OS-DCF:diskConfig": "MANUAL",
         "security_groups": [{"name": "default"}],
         "adminPass": admin_pass,
     }});
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = format!("{}/v2.1/servers/{}", c.settings.public_url, saved.id).parse() {
+    if let Ok(v) = format!("{}/v2.1/servers/{}", c.settings.public_url, first.id).parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+/// An image's own properties as strings, those whose names Nova's 2.98 view allows.
+fn image_properties(image: &Value) -> BTreeMap<String, String> {
+    let key_ok = |k: &str| k.len() <= 255 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:. ".contains(&b));
+    super::images::properties(image)
+        .into_iter()
+        .filter(|(k, _)| key_ok(k))
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(t) => t,
+                other => other.to_string(),
+            };
+            (k, text.chars().take(255).collect())
+        })
+        .collect()
+}
+
+/// `PUT /servers/{id}`: the name, access addresses, description (2.19) and host name (2.90).
+async fn update(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    enforce(&c, &ctx, "os_compute_api:servers:update", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let o: Map<String, Value> = body_member(&body, "server")?;
+    let mut allowed = vec!["name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"];
+    if mv.at_least(19) {
+        allowed.push("description");
+    }
+    if mv.at_least(90) {
+        allowed.push("hostname");
+    }
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute server. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let name = match o.get("name") {
+        None => None,
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 && n.trim() == n => Some(n.clone()),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
+    };
+    let description = match o.get("description") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(d)) if d.chars().count() <= 255 => Some(Some(d.clone())),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute description. Value: {v}."))),
+    };
+    let hostname = o.get("hostname").map(hostname_arg).transpose()?;
+    let access_ipv4 = access_ip(&o, "accessIPv4", false)?;
+    let access_ipv6 = access_ip(&o, "accessIPv6", true)?;
+    if let Some(d) = o.get("OS-DCF:diskConfig") {
+        if !matches!(d.as_str(), Some("AUTO" | "MANUAL")) {
+            return Err(bad(format!("Invalid input for field/attribute OS-DCF:diskConfig. Value: {d}.")));
+        }
+    }
+    let saved = c
+        .write(|t| {
+            let mut cur = t.edit(&t.m.servers, "server", &id)?;
+            if let Some(n) = name {
+                cur.name = n;
+            }
+            if let Some(d) = description {
+                cur.description = d;
+            }
+            if let Some(h) = hostname {
+                cur.hostname = h;
+            }
+            if let Some(a) = access_ipv4 {
+                cur.access_ipv4 = a;
+            }
+            if let Some(a) = access_ipv6 {
+                cur.access_ipv6 = a;
+            }
+            cur.updated_at = Utc::now();
+            Ok(t.put(cur)?)
+        })
+        .await?;
+    Ok(Json(json!({"server": render(&c, mv, &ctx, &saved, View::Update)})).into_response())
 }
 
 async fn delete(
@@ -591,9 +867,20 @@ async fn action(
     if v.get("lock").is_some() || v.get("unlock").is_some() {
         return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
     }
+    if let Some(arg) = v.get("createImage") {
+        return create_image(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await;
+    }
     super::server_meta::unlocked(&ctx, &s)?;
     if let Some(arg) = v.get("rebuild") {
         return rebuild(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await;
+    }
+    if let Some(arg) = v.get("resize") {
+        return resize(&c, &ctx, &s, arg, &rid.0).await;
+    }
+    for (key, revert) in [("confirmResize", false), ("revertResize", true)] {
+        if v.get(key).is_some() {
+            return finish_resize(&c, &ctx, &s, key, revert, &rid.0).await;
+        }
     }
     use crate::servers::PowerAction;
     let action = if v.get("os-stop").is_some() {
@@ -604,6 +891,10 @@ async fn action(
         PowerAction::Pause
     } else if v.get("unpause").is_some() {
         PowerAction::Unpause
+    } else if v.get("suspend").is_some() {
+        PowerAction::Suspend
+    } else if v.get("resume").is_some() {
+        PowerAction::Resume
     } else if let Some(r) = v.get("reboot") {
         match r.get("type").and_then(|t| t.as_str()).map(str::to_ascii_uppercase).as_deref() {
             Some("SOFT") => PowerAction::RebootSoft,
@@ -660,6 +951,8 @@ async fn rebuild(
         Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
     };
     let metadata = o.get("metadata").map(metadata_arg).transpose()?;
+    let access_ipv4 = access_ip(o, "accessIPv4", false)?;
+    let access_ipv6 = access_ip(o, "accessIPv6", true)?;
     let description = match o.get("description") {
         None => None,
         Some(_) if !mv.at_least(19) => {
@@ -669,7 +962,7 @@ async fn rebuild(
         Some(Value::String(d)) if d.chars().count() <= 255 => Some(Some(d.clone())),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute description. Value: {v}."))),
     };
-    let (_, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
+    let (image, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
     let id = s.id.clone();
     let saved = c
         .write(|t| {
@@ -692,6 +985,13 @@ async fn rebuild(
             if let Some(d) = description {
                 cur.description = d;
             }
+            if let Some(a) = access_ipv4 {
+                cur.access_ipv4 = a;
+            }
+            if let Some(a) = access_ipv6 {
+                cur.access_ipv6 = a;
+            }
+            cur.image_properties = image_properties(&image);
             cur.updated_at = Utc::now();
             let cur = t.put(cur)?;
             let project = ctx.project_id().unwrap_or(&cur.project_id);
@@ -700,9 +1000,227 @@ async fn rebuild(
         })
         .await?;
     tokio::spawn(c.clone().rebuild(id, rid.to_string()));
-    let mut body = render(c, mv, ctx, &saved);
+    let mut body = render(c, mv, ctx, &saved, View::Rebuild);
     body["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     Ok((StatusCode::ACCEPTED, Json(json!({"server": body}))).into_response())
+}
+
+/// `resize`: to another flavor, on the server's own host; the server then waits in
+/// VERIFY_RESIZE for `confirmResize` or `revertResize`.
+async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) -> ApiResult<Response> {
+    enforce(c, ctx, "os_compute_api:servers:resize", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let o = arg.as_object().ok_or_else(|| {
+        bad(format!("Invalid input for field/attribute resize. Value: {arg}. {arg} is not of type 'object'"))
+    })?;
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "flavorRef" | "OS-DCF:diskConfig")) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute resize. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let flavor_ref = match o.get("flavorRef") {
+        Some(Value::String(f)) if !f.is_empty() => last_segment(f).to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute flavorRef. Value: {v}."))),
+        None => return Err(bad("Invalid input for field/attribute resize. Value: 'flavorRef' is a required property")),
+    };
+    let m = c.model();
+    let visible = |f: &crate::model::Flavor| {
+        f.is_public || is_admin(ctx) || m.flavor_access.contains_key(&FlavorAccess::key(&f.id, &s.project_id))
+    };
+    let flavor = m
+        .flavors
+        .get(&flavor_ref)
+        .filter(|f| visible(f))
+        .ok_or_else(|| bad("Unable to locate requested flavor."))?;
+    if flavor.id == s.flavor.id {
+        return Err(bad("When resizing, instances must change flavor!"));
+    }
+    if flavor.disk < s.flavor.disk {
+        return Err(bad("Resize error: Unable to resize disk down."));
+    }
+    let new = FlavorCopy {
+        id: flavor.id.clone(),
+        name: flavor.name.clone(),
+        ram: flavor.ram,
+        vcpus: flavor.vcpus,
+        disk: flavor.disk,
+        ephemeral: flavor.ephemeral,
+        swap: flavor.swap,
+        extra_specs: flavor.extra_specs.clone(),
+    };
+    let id = s.id.clone();
+    let kp = c.settings.key_pairs_quota as i64;
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped") {
+            return Err(crate::service::Error::Conflict(format!(
+                "Cannot 'resize' instance {id} while it is in vm_state {}{}",
+                cur.vm_state,
+                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
+            )));
+        }
+        let more = [("cores", new.vcpus - cur.flavor.vcpus), ("ram", new.ram - cur.flavor.ram)];
+        let more: Vec<(&str, i64)> = more.into_iter().filter(|(_, n)| *n > 0).collect();
+        crate::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
+        cur.task_state = Some("resize_prep".into());
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, rid, &cur, "resize", &ctx.user.id, project)
+    })
+    .await?;
+    tokio::spawn(c.clone().resize(id, new, rid.to_string()));
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `confirmResize` (204) and `revertResize` (202) of a server in VERIFY_RESIZE.
+async fn finish_resize(
+    c: &Ctx,
+    ctx: &AuthContext,
+    s: &Server,
+    key: &str,
+    revert: bool,
+    rid: &str,
+) -> ApiResult<Response> {
+    let rule = if revert { "os_compute_api:servers:revert_resize" } else { "os_compute_api:servers:confirm_resize" };
+    enforce(c, ctx, rule, &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let id = s.id.clone();
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        if cur.task_state.is_some() || cur.vm_state != "resized" || cur.resize.is_none() {
+            return Err(crate::service::Error::Conflict(format!(
+                "Cannot '{key}' instance {id} while it is in vm_state {}{}",
+                cur.vm_state,
+                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
+            )));
+        }
+        if revert {
+            cur.task_state = Some("resize_reverting".into());
+        }
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, rid, &cur, key, &ctx.user.id, project)
+    })
+    .await?;
+    tokio::spawn(c.clone().finish_resize(id, revert, rid.to_string()));
+    Ok(if revert { StatusCode::ACCEPTED } else { StatusCode::NO_CONTENT }.into_response())
+}
+
+/// `createImage`: a new image in the image service (the caller's, private) whose data is a
+/// copy of the server's root disk, made by the host's agent; Nova's snapshot properties
+/// (`image_type`, `instance_uuid`, `base_image_ref`, ...) under the request's `metadata`.
+async fn create_image(
+    c: &Ctx,
+    ctx: &AuthContext,
+    mv: Mv,
+    s: &Server,
+    arg: &Value,
+    token: &str,
+    rid: &str,
+) -> ApiResult<Response> {
+    enforce(c, ctx, "os_compute_api:servers:create_image", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let o = arg.as_object().ok_or_else(|| {
+        bad(format!("Invalid input for field/attribute createImage. Value: {arg}. {arg} is not of type 'object'"))
+    })?;
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "name" | "metadata")) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute createImage. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let name = match o.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 && n.trim() == n => n.clone(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
+        None => return Err(bad("Invalid input for field/attribute createImage. Value: 'name' is a required property")),
+    };
+    let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
+    let kp = c.settings.key_pairs_quota as i64;
+    let limit = crate::quotas::limits(&c.model(), kp, &s.project_id, None)["metadata_items"];
+    if limit >= 0 && metadata.len() as i64 > limit {
+        return Err(ApiError::forbidden(format!("Maximum number of metadata items exceeds {limit}")));
+    }
+    const SOURCES: &[&str] = &["active", "stopped", "paused", "suspended"];
+    let refuse = |cur: &Server| {
+        crate::service::Error::Conflict(format!(
+            "Cannot 'createImage' instance {} while it is in vm_state {}{}",
+            cur.id,
+            cur.vm_state,
+            cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
+        ))
+    };
+    if s.task_state.is_some() || !SOURCES.contains(&s.vm_state.as_str()) {
+        return Err(refuse(s).into());
+    }
+    // The base image's minimum RAM carries over (if the image is still there to ask).
+    let base_url = format!("{}/v2/images/{}", c.settings.image_url, s.image_id);
+    let base = haneul_core::client::json(hyper::Method::GET, &base_url, &[("x-auth-token", token)], None).await.ok();
+    let min_ram = base.as_ref().and_then(|b| b["min_ram"].as_i64()).unwrap_or(0);
+    let mut doc = Map::new();
+    for (k, v) in &s.image_properties {
+        doc.insert(k.clone(), json!(v));
+    }
+    doc.extend([
+        ("image_type".to_string(), json!("snapshot")),
+        ("instance_uuid".to_string(), json!(s.id)),
+        ("user_id".to_string(), json!(ctx.user.id)),
+        ("base_image_ref".to_string(), json!(s.image_id)),
+    ]);
+    for (k, v) in metadata {
+        doc.insert(k, json!(v));
+    }
+    doc.extend([
+        ("name".to_string(), json!(name)),
+        ("container_format".to_string(), json!("bare")),
+        ("disk_format".to_string(), json!("qcow2")),
+        ("visibility".to_string(), json!("private")),
+        ("min_disk".to_string(), json!(s.flavor.disk.max(0))),
+        ("min_ram".to_string(), json!(min_ram)),
+    ]);
+    let url = format!("{}/v2/images", c.settings.image_url);
+    let image = haneul_core::client::json(hyper::Method::POST, &url, &[("x-auth-token", token)], Some(Value::Object(doc)))
+        .await
+        .map_err(|e| match e {
+            haneul_core::client::ClientError::Status { status: 403 | 413, .. } => {
+                ApiError::forbidden("The image quota does not allow another image.")
+            }
+            haneul_core::client::ClientError::Status { status: 400, body, .. } => {
+                bad(format!("The image service refused the snapshot's image: {body}"))
+            }
+            e => {
+                tracing::warn!(error = %e, "image service unreachable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+            }
+        })?;
+    let image_id = image["id"].as_str().unwrap_or_default().to_string();
+    let id = s.id.clone();
+    let started = c
+        .write(|t| {
+            let mut cur = t.edit(&t.m.servers, "server", &id)?;
+            if cur.task_state.is_some() || !SOURCES.contains(&cur.vm_state.as_str()) {
+                return Err(refuse(&cur));
+            }
+            cur.task_state = Some("image_snapshot".into());
+            cur.updated_at = Utc::now();
+            let cur = t.put(cur)?;
+            let project = ctx.project_id().unwrap_or(&cur.project_id);
+            crate::actions::record(t, rid, &cur, "createImage", &ctx.user.id, project)
+        })
+        .await;
+    if let Err(e) = started {
+        if let Err(d) = c.delete_image(&image_id).await {
+            tracing::warn!(image = %image_id, error = %d, "could not delete an unused snapshot image");
+        }
+        return Err(e.into());
+    }
+    tokio::spawn(c.clone().snapshot(id, image_id.clone(), rid.to_string()));
+    if mv.at_least(45) {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"image_id": image_id}))).into_response());
+    }
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    if let Ok(v) = format!("{}/images/{image_id}", c.settings.image_url).parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
 }
 
 /// `lock` (with `locked_reason` from 2.73) and `unlock`. As Nova: a lock placed from the
