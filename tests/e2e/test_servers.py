@@ -495,3 +495,123 @@ def test_instance_actions_usage_and_paging(booted):
     assert mine and mine[0]["state"] == "terminated" and mine[0]["hours"] > 0, r.text
     r = nova(srv, "GET", "/os-simple-tenant-usage?start=2000-01-01Z", token)
     assert r.json()["badRequest"]["message"] == "Invalid datetime string: Datetime is in invalid format"
+
+
+def test_suspend_resize_and_snapshot_with_the_cli(booted):
+    """`openstack server suspend/resume` (the guest's state saved to a file, QEMU gone, the
+    same boot carrying on), `server resize` with `revert` and `confirm` (memory and disk as
+    the flavor says, the old disk kept until confirmed, placement holding both flavors
+    meanwhile), Nova's 400s for resizes it refuses, `server rescue/unrescue`, and `server
+    image create`: a new active image that boots."""
+    srv, _ = booted
+    cli, api = Cli(srv), Api(srv)
+    name = unique("ops")
+    sid = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--nic", "none", "--wait",
+                   name)["id"]
+    inst = os.path.join(srv.data_dir, "instances", sid)
+
+    def status():
+        shown = cli.json("server", "show", sid)
+        assert shown["status"] != "ERROR", shown.get("fault")
+        return shown["status"]
+
+    def qemu_args():
+        for p in srv.qemu_pids():
+            args = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+            if sid.encode() in args:
+                return [a.decode() for a in args]
+        return None
+
+    def used(rc):
+        token = api.admin_token
+        r = requests.get(f"{srv.placement_url}/resource_providers", headers={"X-Auth-Token": token},
+                         timeout=HTTP_TIMEOUT)
+        total = 0
+        for rp in r.json()["resource_providers"]:
+            u = requests.get(f"{srv.placement_url}/resource_providers/{rp['uuid']}/usages",
+                             headers={"X-Auth-Token": token}, timeout=HTTP_TIMEOUT)
+            total += u.json()["usages"].get(rc, 0)
+        return total
+
+    wait_for(lambda: "HANEUL-TESTIMG: ready" in console(cli, sid), 120, 1, what="the guest to be ready")
+
+    # Suspend and resume: no QEMU while suspended, the same boot afterwards.
+    cli.run("server", "suspend", name)
+    wait_for(lambda: status() == "SUSPENDED", 120, 1, what="SUSPENDED")
+    assert qemu_args() is None
+    assert os.path.getsize(os.path.join(inst, "suspend.state")) > 1 << 20
+    cli.run("server", "resume", name)
+    wait_for(lambda: status() == "ACTIVE", 120, 1, what="ACTIVE after resume")
+    assert qemu_args() is not None
+    assert not os.path.exists(os.path.join(inst, "suspend.state"))
+    assert console(cli, sid).count("HANEUL-TESTIMG: booted") == 1, "resume carried on the same boot"
+
+    # Resize and revert: 512 MiB while resized, the old flavor and disk back after.
+    memory_before = used("MEMORY_MB")
+    cli.run("server", "resize", "--flavor", "m1.tiny", "--wait", name)
+    shown = cli.json("server", "show", sid)
+    assert shown["status"] == "VERIFY_RESIZE" and "m1.tiny" in str(shown["flavor"]), shown
+    args = qemu_args()
+    assert args[args.index("-m") + 1] == "512", args
+    assert os.path.exists(os.path.join(inst, "disk.pre-resize"))
+    assert used("MEMORY_MB") == memory_before + 512, "both flavors are held until the resize ends"
+    cli.run("server", "resize", "revert", name)
+    wait_for(lambda: status() == "ACTIVE", 120, 1, what="ACTIVE after revert")
+    shown = cli.json("server", "show", sid)
+    assert "m1.nano" in str(shown["flavor"]), shown
+    args = qemu_args()
+    assert args[args.index("-m") + 1] == "256", args
+    assert not os.path.exists(os.path.join(inst, "disk.pre-resize"))
+    assert used("MEMORY_MB") == memory_before
+
+    # Resize to a bigger disk and confirm.
+    flavor = unique("bigger")
+    flavor_id = cli.json("flavor", "create", "--ram", "384", "--disk", "2", "--vcpus", "1", flavor)["id"]
+    cli.run("server", "resize", "--flavor", flavor, "--wait", name)
+    cli.run("server", "resize", "confirm", name)
+    wait_for(lambda: status() == "ACTIVE", 120, 1, what="ACTIVE after confirm")
+    info = subprocess.run(["qemu-img", "info", "-U", "--output=json", os.path.join(inst, "disk")],
+                          capture_output=True, text=True, check=True)
+    assert '"virtual-size": 2147483648' in info.stdout, info.stdout
+    assert not os.path.exists(os.path.join(inst, "disk.pre-resize"))
+    assert used("MEMORY_MB") == memory_before - 256 + 384
+
+    # Nova's refusals: the same flavor, a smaller disk, a confirm with nothing to confirm.
+    token = api.admin_token
+    for body, status_code, text in [
+        ({"resize": {"flavorRef": flavor_id}}, 400, "must change flavor"),
+        ({"resize": {"flavorRef": "1"}}, 400, "resize disk down"),
+        ({"resize": {"flavorRef": "no-such-flavor"}}, 400, "Unable to locate requested flavor"),
+        ({"confirmResize": None}, 409, "vm_state active"),
+    ]:
+        r = nova(srv, "POST", f"/servers/{sid}/action", token, json=body)
+        assert r.status_code == status_code and text in r.text, (body, r.text)
+
+    # Rescue: the guest boots from a fresh disk of the image, its own disk attached second.
+    cli.run("server", "rescue", name)
+    wait_for(lambda: status() == "RESCUE" and cli.json("server", "show", sid)["OS-EXT-STS:task_state"] is None,
+             120, 1, what="RESCUE")
+    args = qemu_args()
+    assert any("disk.rescue" in a for a in args) and any(a.endswith("/disk,if=none,id=disk0,format=qcow2,cache=none,aio=threads") for a in args), args
+    cli.run("server", "unrescue", name)
+    wait_for(lambda: status() == "ACTIVE", 120, 1, what="ACTIVE after unrescue")
+    assert not any("disk.rescue" in a for a in qemu_args())
+    assert not os.path.exists(os.path.join(inst, "disk.rescue"))
+
+    # A snapshot: an active image of the server's disk, which boots.
+    snap = unique("snap")
+    cli.run("server", "image", "create", "--name", snap, "--wait", name)
+    image = cli.json("image", "show", snap)
+    assert image["status"] == "active" and image["disk_format"] == "qcow2", image
+    assert image["properties"]["image_type"] == "snapshot" and image["properties"]["instance_uuid"] == sid, image
+    assert status() == "ACTIVE"
+    child = unique("fromsnap")
+    cli.run("server", "create", "--image", snap, "--flavor", flavor, "--nic", "none", "--wait", child)
+    wait_for(lambda: "HANEUL-TESTIMG: ready" in console(cli, child), 120, 1, what="the snapshot's guest to boot")
+
+    actions = {e["Action"] for e in cli.json("server", "event", "list", sid)}
+    assert {"suspend", "resume", "resize", "revertResize", "confirmResize", "rescue", "unrescue",
+            "createImage"} <= actions, actions
+    cli.run("server", "delete", "--wait", name, child)
+    cli.run("image", "delete", snap)
+    assert used("MEMORY_MB") == memory_before - 256

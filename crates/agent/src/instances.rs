@@ -73,6 +73,10 @@ pub struct Spec {
     /// Bumped for each revert of a resize: the kept disk comes back.
     #[serde(default)]
     pub reverts: u64,
+    /// Rescue: the guest boots from a fresh disk of this image (`disk.rescue`), with its
+    /// own root disk attached second; none: it boots from its own disk.
+    #[serde(default)]
+    pub rescue: Option<ImageRef>,
 }
 
 /// What an instance is.
@@ -149,6 +153,7 @@ impl Instances {
     fn domain(&self, id: &str, spec: &Spec) -> Domain {
         let dir = self.dir(id);
         let cd = dir.join("disk.config");
+        let rescue = dir.join("disk.rescue");
         Domain {
             uuid: id.to_string(),
             name: format!("instance-{}", &id[..8]),
@@ -158,6 +163,7 @@ impl Instances {
             config_drive: cd.exists().then_some(cd),
             accel: self.settings.accel,
             incoming: None,
+            rescue_disk: rescue.exists().then_some(rescue),
             dir,
         }
     }
@@ -174,6 +180,7 @@ impl Instances {
             config_drive: None,
             accel: self.settings.accel,
             incoming: None,
+            rescue_disk: None,
             dir,
         }
     }
@@ -239,8 +246,10 @@ impl Instances {
     /// Moves the instance to `spec` (see the module's description).
     pub async fn ensure(&self, id: &str, spec: Spec) -> Result<Observed, Error> {
         valid_uuid(id)?;
-        if !matches!(spec.image.disk_format.as_str(), "qcow2" | "raw") {
-            return Err(Error::BadRequest(format!("disk format {} cannot back an instance", spec.image.disk_format)));
+        for image in std::iter::once(&spec.image).chain(spec.rescue.as_ref()) {
+            if !matches!(image.disk_format.as_str(), "qcow2" | "raw") {
+                return Err(Error::BadRequest(format!("disk format {} cannot back an instance", image.disk_format)));
+            }
         }
         let lock = self.lock(id);
         let _held = lock.lock().await;
@@ -291,6 +300,20 @@ impl Instances {
             run("qemu-img", &["resize".into(), "-q".into(), disk.display().to_string(), format!("{}G", spec.disk_gb)])
                 .await?;
         }
+        let rescue_disk = dir.join("disk.rescue");
+        if spec.rescue.is_some() != rescue_disk.exists() {
+            // Into or out of rescue: the guest is switched off (as Nova does) and starts
+            // again from the other disk below.
+            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+            match &spec.rescue {
+                Some(image) => {
+                    let rescue_spec = Spec { image: image.clone(), disk_gb: 0, ..spec.clone() };
+                    self.make_disk(&rescue_disk, &rescue_spec).await?;
+                }
+                None => std::fs::remove_file(&rescue_disk)
+                    .map_err(|e| Error::Failed(format!("removing {}: {e}", rescue_disk.display())))?,
+            }
+        }
         if before.as_ref().map(|b| &b.config_drive) != Some(&spec.config_drive) || image_changed {
             self.make_config_drive(&dir, &spec).await?;
         }
@@ -339,7 +362,10 @@ impl Instances {
         let reboots = before.map_or(0, |b| b.reboots);
         let hard_reboots = before.map_or(0, |b| b.hard_reboots);
         let resized = before.is_some_and(|b| {
-            b.memory_mib != spec.memory_mib || b.vcpus != spec.vcpus || b.disk_gb != spec.disk_gb || spec.reverts > b.reverts
+            b.memory_mib != spec.memory_mib
+                || b.vcpus != spec.vcpus
+                || b.disk_gb != spec.disk_gb
+                || spec.reverts > b.reverts
         });
         let running = qemu::running_pid(&d).is_some();
         let saved = self.saved_state(id);
@@ -567,6 +593,7 @@ mod tests {
             rebuilds: 0,
             resize_backup: false,
             reverts: 0,
+            rescue: None,
         }
     }
 

@@ -65,6 +65,7 @@ async fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
         accel,
         dir: dir.to_path_buf(),
         incoming: None,
+        rescue_disk: None,
     }
 }
 

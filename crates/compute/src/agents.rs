@@ -248,6 +248,10 @@ impl Compute {
             rebuilds: s.rebuilds,
             resize_backup: s.resize.is_some(),
             reverts: s.reverts,
+            rescue: s
+                .rescue_image
+                .as_ref()
+                .map(|(id, format)| ImageRef { id: id.clone(), disk_format: format.clone() }),
         }
     }
 }

@@ -186,6 +186,9 @@ pub struct Server {
     /// Bumped by each revert of a resize: the agent puts the kept disk back.
     #[serde(default)]
     pub reverts: u64,
+    /// While rescued: the image the guest boots from (id and disk format).
+    #[serde(default)]
+    pub rescue_image: Option<(String, String)>,
 }
 
 /// A resize: its migration (the placement consumer that holds the old flavor's resources

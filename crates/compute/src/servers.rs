@@ -254,10 +254,18 @@ impl Compute {
 impl Compute {
     /// Copies the server's root disk into image `image_id` (created by the API, as the
     /// user); the server keeps its state. A failed snapshot deletes the image, as Nova does.
-    pub async fn snapshot(self: Arc<Self>, id: String, image_id: String, request_id: String) {
-        const EVENT: &str = "compute_snapshot_instance";
+    /// A backup (`rotation`: its type and how many to keep) then deletes the server's oldest
+    /// backups of that type beyond the newest `rotation`.
+    pub async fn snapshot(
+        self: Arc<Self>,
+        id: String,
+        image_id: String,
+        rotation: Option<(String, u64)>,
+        request_id: String,
+    ) {
+        let event = if rotation.is_some() { "compute_backup_instance" } else { "compute_snapshot_instance" };
         let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
-        self.event_start(&request_id, EVENT, host.as_deref()).await;
+        self.event_start(&request_id, event, host.as_deref()).await;
         let _ = self.set_state(&id, |s| s.task_state = Some("image_uploading".into())).await;
         let result = match &host {
             Some(h) => {
@@ -268,17 +276,53 @@ impl Compute {
             }
             None => Err(format!("server {id} has no host")),
         };
-        self.event_finish(&request_id, EVENT, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
-        if let Err(message) = &result {
-            tracing::warn!(server = %id, image = %image_id, %message, "snapshot failed; deleting its image");
-            if let Err(e) = self.delete_image(&image_id).await {
-                tracing::warn!(image = %image_id, error = %e, "could not delete the image of a failed snapshot");
+        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        match (&result, rotation) {
+            (Err(message), _) => {
+                tracing::warn!(server = %id, image = %image_id, %message, "snapshot failed; deleting its image");
+                if let Err(e) = self.delete_image(&image_id).await {
+                    tracing::warn!(image = %image_id, error = %e, "could not delete the image of a failed snapshot");
+                }
             }
+            (Ok(()), Some((backup_type, keep))) => {
+                if let Err(e) = self.rotate_backups(&id, &backup_type, keep).await {
+                    tracing::warn!(server = %id, error = %e, "could not rotate the server's backups");
+                }
+            }
+            (Ok(()), None) => {}
         }
         let r = self.set_state(&id, |s| s.task_state = None).await;
         if let Err(e) = r {
             tracing::error!(server = %id, error = ?e, "could not record a snapshot's end");
         }
+    }
+
+    /// Deletes the server's backups of `backup_type` but the newest `keep`.
+    async fn rotate_backups(&self, id: &str, backup_type: &str, keep: u64) -> std::result::Result<(), String> {
+        let token = self.service.token().await.map_err(|e| e.to_string())?;
+        let mut backups = Vec::new();
+        let mut path = "/v2/images?limit=1000".to_string();
+        loop {
+            let url = format!("{}{path}", self.settings.image_url);
+            let page = haneul_core::client::json(Method::GET, &url, &[("x-auth-token", &token)], None)
+                .await
+                .map_err(|e| e.to_string())?;
+            backups.extend(page["images"].as_array().cloned().unwrap_or_default().into_iter().filter(|i| {
+                i["instance_uuid"] == id && i["image_type"] == "backup" && i["backup_type"] == backup_type
+            }));
+            match page["next"].as_str() {
+                Some(next) => path = next.to_string(),
+                None => break,
+            }
+        }
+        backups.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
+        for old in backups.iter().skip(keep as usize) {
+            if let Some(image) = old["id"].as_str() {
+                tracing::info!(server = %id, %image, "rotating out an old backup");
+                self.delete_image(image).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes an image as the service user.
@@ -391,6 +435,37 @@ impl Compute {
     }
 }
 
+impl Compute {
+    /// Into rescue (`image`: the rescue image and its disk format) or out of it (`None`).
+    /// The guest runs either way, as in Nova.
+    pub async fn rescue(self: Arc<Self>, id: String, image: Option<(String, String)>, request_id: String) {
+        let entering = image.is_some();
+        let event = if entering { "compute_rescue_instance" } else { "compute_unrescue_instance" };
+        let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
+        self.event_start(&request_id, event, host.as_deref()).await;
+        let result = self.push(&id, Power::Running, |s| s.rescue_image = image).await;
+        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        match result {
+            Ok(_) => {
+                let r = self
+                    .set_state(&id, |s| {
+                        s.vm_state = if entering { "rescued" } else { "active" }.into();
+                        s.power_state = 1;
+                        s.task_state = None;
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!(server = %id, error = ?e, "could not record a rescue");
+                }
+            }
+            Err(message) => {
+                tracing::warn!(server = %id, %message, entering, "rescue failed");
+                self.fail(&id, message).await;
+            }
+        }
+    }
+}
+
 /// A power action on a running or stopped server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerAction {
@@ -483,7 +558,8 @@ impl Compute {
                 tracing::warn!(server = %id, ?action, %message, "power action failed");
                 let host = self.model().servers.get(&id).and_then(|s| s.host.clone()).unwrap_or_default();
                 let observed = self.agent_call(&host, Method::GET, &format!("/v1/instances/{id}"), None).await.ok();
-                let running = observed.as_ref().is_some_and(|o| matches!(o["power"].as_str(), Some("running" | "paused")));
+                let running =
+                    observed.as_ref().is_some_and(|o| matches!(o["power"].as_str(), Some("running" | "paused")));
                 // A guest that should run but does not is in ERROR, as in Nova.
                 self.set_state(&id, |s| {
                     s.task_state = None;

@@ -45,6 +45,8 @@ pub struct Domain {
     pub dir: PathBuf,
     /// A saved guest state (see [`save`]) to start from instead of booting.
     pub incoming: Option<PathBuf>,
+    /// Rescue: the guest boots from this disk, with its own root disk attached second.
+    pub rescue_disk: Option<PathBuf>,
 }
 
 impl Domain {
@@ -107,10 +109,23 @@ impl Domain {
             "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial={0},uuid={0},family=Virtual Machine",
             self.uuid
         ));
+        if let Some(rescue) = &self.rescue_disk {
+            push("-drive".into());
+            push(format!("file={},if=none,id=rescue,format=qcow2,cache=none,aio=threads", path_arg(rescue)));
+            push("-device".into());
+            push("virtio-blk-pci,drive=rescue,bootindex=1".into());
+        }
         push("-drive".into());
         push(format!("file={},if=none,id=disk0,format=qcow2,cache=none,aio=threads", path_arg(&self.disk)));
         push("-device".into());
-        push("virtio-blk-pci,drive=disk0,bootindex=1".into());
+        push(
+            if self.rescue_disk.is_some() {
+                "virtio-blk-pci,drive=disk0"
+            } else {
+                "virtio-blk-pci,drive=disk0,bootindex=1"
+            }
+            .into(),
+        );
         if let Some(cd) = &self.config_drive {
             push("-drive".into());
             push(format!("file={},if=none,id=config,format=raw,readonly=on", path_arg(cd)));

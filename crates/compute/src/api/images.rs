@@ -31,16 +31,43 @@ pub fn routes() -> Router<Ctx> {
 
 /// The image service's own fields; everything else on an image is a property.
 const CORE: &[&str] = &[
-    "id", "name", "status", "visibility", "protected", "checksum", "os_hash_algo", "os_hash_value", "owner", "size",
-    "virtual_size", "min_ram", "min_disk", "created_at", "updated_at", "tags", "self", "file", "schema",
-    "container_format", "disk_format", "direct_url", "locations", "os_hidden", "stores",
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "protected",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "owner",
+    "size",
+    "virtual_size",
+    "min_ram",
+    "min_disk",
+    "created_at",
+    "updated_at",
+    "tags",
+    "self",
+    "file",
+    "schema",
+    "container_format",
+    "disk_format",
+    "direct_url",
+    "locations",
+    "os_hidden",
+    "stores",
 ];
 
 /// An image's own properties.
 pub fn properties(image: &Value) -> Map<String, Value> {
     image
         .as_object()
-        .map(|o| o.iter().filter(|(k, v)| !CORE.contains(&k.as_str()) && !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|o| {
+            o.iter()
+                .filter(|(k, v)| !CORE.contains(&k.as_str()) && !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -52,13 +79,7 @@ fn proxy_available(mv: Mv) -> ApiResult<()> {
 }
 
 /// A call to the image service as the caller; its faults become Nova's.
-async fn glance(
-    c: &Compute,
-    token: &str,
-    method: Method,
-    path: &str,
-    patch: Option<Vec<Value>>,
-) -> ApiResult<Value> {
+async fn glance(c: &Compute, token: &str, method: Method, path: &str, patch: Option<Vec<Value>>) -> ApiResult<Value> {
     let url = format!("{}{path}", c.settings.image_url);
     let patch_type = ("content-type", "application/openstack-images-v2.1-json-patch");
     let mut headers = vec![("x-auth-token", token)];
@@ -78,7 +99,9 @@ async fn glance(
         409 => Err(ApiError::conflict("The image cannot be changed in its current state.")),
         413 => Err(ApiError::forbidden("Quota exceeded for metadata items.")),
         400 => Err(ApiError::bad_request(String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>())),
-        other => Err(unreachable(ClientError::Status { url, status: other, body: String::from_utf8_lossy(&bytes).into() })),
+        other => {
+            Err(unreachable(ClientError::Status { url, status: other, body: String::from_utf8_lossy(&bytes).into() }))
+        }
     }
 }
 
@@ -285,7 +308,9 @@ fn metadata_body(body: &[u8], member: &str) -> ApiResult<Map<String, Value>> {
         Some(Value::Object(m)) => {
             for (k, val) in m {
                 if k.is_empty() || k.chars().count() > 255 || !val.is_string() {
-                    return Err(ApiError::bad_request(format!("Invalid input for field/attribute {member}. Value: {k}.")));
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid input for field/attribute {member}. Value: {k}."
+                    )));
                 }
             }
             Ok(m.clone())

@@ -52,6 +52,7 @@ fn status(s: &Server) -> &'static str {
         ("stopped", _) => "SHUTOFF",
         ("paused", _) => "PAUSED",
         ("suspended", _) => "SUSPENDED",
+        ("rescued", _) | (_, Some("rescuing")) => "RESCUE",
         ("resized", Some("resize_reverting")) => "REVERT_RESIZE",
         ("resized", _) => "VERIFY_RESIZE",
         ("error", _) => "ERROR",
@@ -361,11 +362,15 @@ fn count_arg(o: &Map<String, Value>, field: &str) -> ApiResult<Option<u32>> {
         Some(Value::Number(n)) if n.is_u64() => n.as_u64(),
         Some(Value::String(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse::<u64>().ok(),
         Some(v) => {
-            return Err(bad(format!("Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'integer', 'string'")))
+            return Err(bad(format!(
+                "Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'integer', 'string'"
+            )))
         }
     };
     match n {
-        Some(0) => Err(bad(format!("Invalid input for field/attribute {field}. Value: 0. 0 is less than the minimum of 1"))),
+        Some(0) => {
+            Err(bad(format!("Invalid input for field/attribute {field}. Value: 0. 0 is less than the minimum of 1")))
+        }
         Some(n) if n <= 1000 => Ok(Some(n as u32)),
         _ => Err(bad(format!("Invalid input for field/attribute {field}. Value: {}.", o[field]))),
     }
@@ -504,7 +509,9 @@ async fn create(
     let return_reservation_id = match o.get("return_reservation_id") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(t)) if matches!(t.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no") => {
+        Some(Value::String(t))
+            if matches!(t.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no") =>
+        {
             matches!(t.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
         }
         Some(v) => return Err(bad(format!("Invalid input for field/attribute return_reservation_id. Value: {v}."))),
@@ -638,6 +645,7 @@ async fn create(
         launch_index: 0,
         resize: None,
         reverts: 0,
+        rescue_image: None,
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -728,13 +736,7 @@ fn image_properties(image: &Value) -> BTreeMap<String, String> {
 }
 
 /// `PUT /servers/{id}`: the name, access addresses, description (2.19) and host name (2.90).
-async fn update(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let s = find(&c, &ctx, &id)?;
     enforce(&c, &ctx, "os_compute_api:servers:update", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
     let o: Map<String, Value> = body_member(&body, "server")?;
@@ -867,8 +869,10 @@ async fn action(
     if v.get("lock").is_some() || v.get("unlock").is_some() {
         return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
     }
-    if let Some(arg) = v.get("createImage") {
-        return create_image(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await;
+    for action in ["createImage", "createBackup"] {
+        if let Some(arg) = v.get(action) {
+            return create_image(&c, &ctx, mv, &s, action, arg, &token.0, &rid.0).await;
+        }
     }
     super::server_meta::unlocked(&ctx, &s)?;
     if let Some(arg) = v.get("rebuild") {
@@ -876,6 +880,12 @@ async fn action(
     }
     if let Some(arg) = v.get("resize") {
         return resize(&c, &ctx, &s, arg, &rid.0).await;
+    }
+    if let Some(arg) = v.get("rescue") {
+        return rescue(&c, &ctx, &s, arg, &token.0, &rid.0).await;
+    }
+    if v.get("unrescue").is_some() {
+        return unrescue(&c, &ctx, &s, &rid.0).await;
     }
     for (key, revert) in [("confirmResize", false), ("revertResize", true)] {
         if v.get(key).is_some() {
@@ -1027,11 +1037,8 @@ async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) 
     let visible = |f: &crate::model::Flavor| {
         f.is_public || is_admin(ctx) || m.flavor_access.contains_key(&FlavorAccess::key(&f.id, &s.project_id))
     };
-    let flavor = m
-        .flavors
-        .get(&flavor_ref)
-        .filter(|f| visible(f))
-        .ok_or_else(|| bad("Unable to locate requested flavor."))?;
+    let flavor =
+        m.flavors.get(&flavor_ref).filter(|f| visible(f)).ok_or_else(|| bad("Unable to locate requested flavor."))?;
     if flavor.id == s.flavor.id {
         return Err(bad("When resizing, instances must change flavor!"));
     }
@@ -1107,31 +1114,132 @@ async fn finish_resize(
     Ok(if revert { StatusCode::ACCEPTED } else { StatusCode::NO_CONTENT }.into_response())
 }
 
-/// `createImage`: a new image in the image service (the caller's, private) whose data is a
-/// copy of the server's root disk, made by the host's agent; Nova's snapshot properties
-/// (`image_type`, `instance_uuid`, `base_image_ref`, ...) under the request's `metadata`.
+/// `rescue`: the guest boots from a fresh disk of the rescue image (`rescue_image_ref`, or
+/// the server's own image) with its root disk attached second, for repairs. 200 with the
+/// admin password, as Nova.
+async fn rescue(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, token: &str, rid: &str) -> ApiResult<Response> {
+    enforce(c, ctx, "os_compute_api:os-rescue", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let empty = Map::new();
+    let o = match arg {
+        Value::Null => &empty,
+        Value::Object(o) => o,
+        v => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute rescue. Value: {v}. {v} is not of type 'object', 'null'"
+            )))
+        }
+    };
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "adminPass" | "rescue_image_ref")) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute rescue. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let admin_pass = match o.get("adminPass") {
+        None => uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        Some(Value::String(p)) if p.len() <= 255 => p.clone(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute adminPass. Value: {v}."))),
+    };
+    let image_ref = match o.get("rescue_image_ref") {
+        None => s.image_id.clone(),
+        Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute rescue_image_ref. Value: {v}."))),
+    };
+    let (_, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
+    let id = s.id.clone();
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped" | "error") {
+            return Err(crate::service::Error::Conflict(format!(
+                "Cannot 'rescue' instance {id} while it is in vm_state {}",
+                cur.vm_state
+            )));
+        }
+        cur.task_state = Some("rescuing".into());
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, rid, &cur, "rescue", &ctx.user.id, project)
+    })
+    .await?;
+    tokio::spawn(c.clone().rescue(id, Some((image_ref, disk_format)), rid.to_string()));
+    Ok(Json(json!({"adminPass": admin_pass})).into_response())
+}
+
+/// `unrescue`: the guest boots from its own disk again.
+async fn unrescue(c: &Ctx, ctx: &AuthContext, s: &Server, rid: &str) -> ApiResult<Response> {
+    enforce(c, ctx, "os_compute_api:os-unrescue", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let id = s.id.clone();
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", &id)?;
+        if cur.task_state.is_some() || cur.vm_state != "rescued" {
+            return Err(crate::service::Error::Conflict(format!(
+                "Cannot 'unrescue' instance {id} while it is in vm_state {}",
+                cur.vm_state
+            )));
+        }
+        cur.task_state = Some("unrescuing".into());
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, rid, &cur, "unrescue", &ctx.user.id, project)
+    })
+    .await?;
+    tokio::spawn(c.clone().rescue(id, None, rid.to_string()));
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `createImage` and `createBackup`: a new image in the image service (the caller's,
+/// private) whose data is a copy of the server's root disk, made by the host's agent; Nova's
+/// snapshot properties (`image_type`, `instance_uuid`, `base_image_ref`, ...) under the
+/// request's `metadata`. A backup is typed (`backup_type`) and only the newest `rotation`
+/// backups of that type of the server are kept.
+#[allow(clippy::too_many_arguments)]
 async fn create_image(
     c: &Ctx,
     ctx: &AuthContext,
     mv: Mv,
     s: &Server,
+    action: &str,
     arg: &Value,
     token: &str,
     rid: &str,
 ) -> ApiResult<Response> {
-    enforce(c, ctx, "os_compute_api:servers:create_image", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let backup = action == "createBackup";
+    let rule = if backup { "os_compute_api:os-create-backup" } else { "os_compute_api:servers:create_image" };
+    enforce(c, ctx, rule, &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
     let o = arg.as_object().ok_or_else(|| {
-        bad(format!("Invalid input for field/attribute createImage. Value: {arg}. {arg} is not of type 'object'"))
+        bad(format!("Invalid input for field/attribute {action}. Value: {arg}. {arg} is not of type 'object'"))
     })?;
-    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "name" | "metadata")) {
+    let known: &[&str] = if backup { &["name", "metadata", "backup_type", "rotation"] } else { &["name", "metadata"] };
+    if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!(
-            "Invalid input for field/attribute createImage. Additional properties are not allowed ('{k}' was unexpected)"
+            "Invalid input for field/attribute {action}. Additional properties are not allowed ('{k}' was unexpected)"
         )));
     }
+    let required =
+        |k: &str| bad(format!("Invalid input for field/attribute {action}. Value: '{k}' is a required property"));
     let name = match o.get("name") {
         Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 && n.trim() == n => n.clone(),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
-        None => return Err(bad("Invalid input for field/attribute createImage. Value: 'name' is a required property")),
+        None => return Err(required("name")),
+    };
+    let rotation = if backup {
+        let backup_type = match o.get("backup_type") {
+            Some(Value::String(t)) if !t.is_empty() && t.chars().count() <= 255 => t.clone(),
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute backup_type. Value: {v}."))),
+            None => return Err(required("backup_type")),
+        };
+        let rotation = match o.get("rotation") {
+            Some(Value::Number(n)) if n.is_u64() => n.as_u64().unwrap_or(0),
+            Some(Value::String(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                t.parse().map_err(|_| bad(format!("Invalid input for field/attribute rotation. Value: {t}.")))?
+            }
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute rotation. Value: {v}."))),
+            None => return Err(required("rotation")),
+        };
+        Some((backup_type, rotation))
+    } else {
+        None
     };
     let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
     let kp = c.settings.key_pairs_quota as i64;
@@ -1142,7 +1250,7 @@ async fn create_image(
     const SOURCES: &[&str] = &["active", "stopped", "paused", "suspended"];
     let refuse = |cur: &Server| {
         crate::service::Error::Conflict(format!(
-            "Cannot 'createImage' instance {} while it is in vm_state {}{}",
+            "Cannot '{action}' instance {} while it is in vm_state {}{}",
             cur.id,
             cur.vm_state,
             cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
@@ -1160,11 +1268,14 @@ async fn create_image(
         doc.insert(k.clone(), json!(v));
     }
     doc.extend([
-        ("image_type".to_string(), json!("snapshot")),
+        ("image_type".to_string(), json!(if backup { "backup" } else { "snapshot" })),
         ("instance_uuid".to_string(), json!(s.id)),
         ("user_id".to_string(), json!(ctx.user.id)),
         ("base_image_ref".to_string(), json!(s.image_id)),
     ]);
+    if let Some((backup_type, _)) = &rotation {
+        doc.insert("backup_type".to_string(), json!(backup_type));
+    }
     for (k, v) in metadata {
         doc.insert(k, json!(v));
     }
@@ -1177,20 +1288,21 @@ async fn create_image(
         ("min_ram".to_string(), json!(min_ram)),
     ]);
     let url = format!("{}/v2/images", c.settings.image_url);
-    let image = haneul_core::client::json(hyper::Method::POST, &url, &[("x-auth-token", token)], Some(Value::Object(doc)))
-        .await
-        .map_err(|e| match e {
-            haneul_core::client::ClientError::Status { status: 403 | 413, .. } => {
-                ApiError::forbidden("The image quota does not allow another image.")
-            }
-            haneul_core::client::ClientError::Status { status: 400, body, .. } => {
-                bad(format!("The image service refused the snapshot's image: {body}"))
-            }
-            e => {
-                tracing::warn!(error = %e, "image service unreachable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
-            }
-        })?;
+    let image =
+        haneul_core::client::json(hyper::Method::POST, &url, &[("x-auth-token", token)], Some(Value::Object(doc)))
+            .await
+            .map_err(|e| match e {
+                haneul_core::client::ClientError::Status { status: 403 | 413, .. } => {
+                    ApiError::forbidden("The image quota does not allow another image.")
+                }
+                haneul_core::client::ClientError::Status { status: 400, body, .. } => {
+                    bad(format!("The image service refused the snapshot's image: {body}"))
+                }
+                e => {
+                    tracing::warn!(error = %e, "image service unreachable");
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+                }
+            })?;
     let image_id = image["id"].as_str().unwrap_or_default().to_string();
     let id = s.id.clone();
     let started = c
@@ -1203,7 +1315,7 @@ async fn create_image(
             cur.updated_at = Utc::now();
             let cur = t.put(cur)?;
             let project = ctx.project_id().unwrap_or(&cur.project_id);
-            crate::actions::record(t, rid, &cur, "createImage", &ctx.user.id, project)
+            crate::actions::record(t, rid, &cur, action, &ctx.user.id, project)
         })
         .await;
     if let Err(e) = started {
@@ -1212,7 +1324,7 @@ async fn create_image(
         }
         return Err(e.into());
     }
-    tokio::spawn(c.clone().snapshot(id, image_id.clone(), rid.to_string()));
+    tokio::spawn(c.clone().snapshot(id, image_id.clone(), rotation, rid.to_string()));
     if mv.at_least(45) {
         return Ok((StatusCode::ACCEPTED, Json(json!({"image_id": image_id}))).into_response());
     }
