@@ -65,6 +65,7 @@ class Server:
         self.placement_port = free_port()
         self.metadata_port = free_port()
         self.agent_port = free_port()
+        self.console_port = free_port()
         # The runner's own HANEUL_BIN / HANEUL_TEST_PG are not server settings: `haneul` reads
         # every HANEUL_* variable as a config key and refuses unknown ones.
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -76,6 +77,7 @@ class Server:
             "HANEUL_PLACEMENT__PORT": str(self.placement_port),
             "HANEUL_COMPUTE__METADATA_PORT": str(self.metadata_port),
             "HANEUL_AGENT__PORT": str(self.agent_port),
+            "HANEUL_AGENT__CONSOLE_PORT": str(self.console_port),
             # Agents report every second, and a host is down after 10 s without a report.
             "HANEUL_AGENT__REPORT_INTERVAL": "1",
             "HANEUL_COMPUTE__SERVICE_DOWN_TIME": "10",
@@ -199,6 +201,7 @@ class Agent:
         self.host = host
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
+        self.console_port = free_port()
         with open(os.path.join(server.data_dir, "service-password")) as f:
             password = f.read().strip()
         self.env = {k: v for k, v in os.environ.items() if k not in RUNNER_VARS}
@@ -208,6 +211,7 @@ class Agent:
             "HANEUL_SERVER__PUBLIC_HOST": "127.0.0.1",
             "HANEUL_COMPUTE__HOST": host,
             "HANEUL_AGENT__PORT": str(self.port),
+            "HANEUL_AGENT__CONSOLE_PORT": str(self.console_port),
             "HANEUL_AGENT__AUTH_URL": server.auth_url,
             "HANEUL_AGENT__PASSWORD": password,
             "HANEUL_AGENT__REPORT_INTERVAL": "1",

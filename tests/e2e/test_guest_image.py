@@ -82,3 +82,29 @@ def test_the_guest_boots_reads_a_config_drive_and_powers_off_on_acpi(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_offers_the_demo_image_once(tmp_path):
+    """`haneul serve` uploads the test guest found at `compute.demo_image` as a public image
+    on its first start (Packstack's demo CirrOS), and not again after a restart."""
+    import shutil
+    from support import Cli, start_server
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(IMAGE, data / "haneul-testimg.qcow2")
+    srv = start_server(data)
+    try:
+        cli = Cli(srv)
+
+        def offered():
+            images = cli.json("image", "list", "--name", "cirros-0.6.3-x86_64-disk")
+            return images and images[0]["Status"] == "active"
+        wait_for(offered, 60, 1, what="the demo image")
+        image = cli.json("image", "show", "cirros-0.6.3-x86_64-disk")
+        assert image["visibility"] == "public" and image["disk_format"] == "qcow2", image
+        assert image["size"] == os.path.getsize(IMAGE)
+        srv.stop()
+        srv.start()
+        assert len(cli.json("image", "list", "--name", "cirros-0.6.3-x86_64-disk")) == 1
+    finally:
+        srv.stop()

@@ -185,6 +185,11 @@ impl Instances {
         }
     }
 
+    /// The instance's VNC socket.
+    pub fn vnc_socket(&self, id: &str) -> PathBuf {
+        self.control_domain(id).vnc_socket()
+    }
+
     /// Where a suspended instance's state is kept.
     fn saved_state(&self, id: &str) -> PathBuf {
         self.dir(id).join("suspend.state")
@@ -271,8 +276,9 @@ impl Instances {
         let image_changed = before.as_ref().is_some_and(|b| b.image.id != spec.image.id || spec.rebuilds > b.rebuilds);
         let running = qemu::running_pid(&self.domain(id, &spec)).is_some();
         if image_changed && running {
-            // A new root disk (rebuild): the guest stops first.
-            qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await.map_err(|e| Error::Failed(e.to_string()))?;
+            // A new root disk (rebuild): the guest stops first, at once: its disk is thrown
+            // away, so a clean shutdown would protect nothing.
+            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
         }
         let backup = dir.join("disk.pre-resize");
         let reverting = before.as_ref().is_some_and(|b| spec.reverts > b.reverts) && backup.exists();

@@ -9,6 +9,7 @@
 //! - [`virt`]: the QEMU driver: one QEMU process per instance, controlled over QMP,
 //!   surviving the agent's restart (instances are adopted, not restarted).
 //! - [`host`]: what this host offers guests.
+//! - [`vnc`]: the remote console proxy: noVNC's page and a websocket to a guest's VNC.
 //!
 //! `haneul agent` runs this alone on a compute node; `haneul serve` runs it beside the
 //! controller, and the two still talk over the REST API.
@@ -18,6 +19,7 @@ pub mod host;
 pub mod instances;
 pub mod report;
 pub mod virt;
+pub mod vnc;
 
 use std::sync::Arc;
 

@@ -17,6 +17,8 @@ pub struct Reporter {
     pub service: Arc<ServiceToken>,
     /// Where the controller reaches this agent's API.
     pub url: String,
+    /// Where browsers reach this host's console proxy.
+    pub console_url: String,
     pub every: Duration,
 }
 
@@ -27,6 +29,7 @@ impl Reporter {
         let r = crate::host::resources(&i.settings.instances_dir).map_err(|e| format!("reading the host: {e}"))?;
         Ok(json!({"agent": {
             "url": self.url,
+            "console_url": self.console_url,
             "accel": format!("{:?}", i.settings.accel).to_lowercase(),
             "resources": {"vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb},
             "instances": i.list().await,

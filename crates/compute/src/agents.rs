@@ -34,6 +34,9 @@ pub struct ReportBody {
 #[serde(deny_unknown_fields)]
 pub struct Report {
     pub url: String,
+    /// The host's console proxy.
+    #[serde(default)]
+    pub console_url: String,
     pub accel: String,
     pub resources: Resources,
     pub instances: Vec<Observed>,
@@ -64,6 +67,7 @@ impl Compute {
         let provider = known.as_ref().map_or_else(|| self.provider_for(host), |a| a.provider.clone());
         let info = AgentInfo {
             url: r.url.trim_end_matches('/').to_string(),
+            console_url: r.console_url.trim_end_matches('/').to_string(),
             provider,
             accel: r.accel.clone(),
             vcpus: r.resources.vcpus,

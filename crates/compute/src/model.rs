@@ -248,6 +248,9 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentInfo {
     pub url: String,
+    /// Where browsers reach the host's console proxy.
+    #[serde(default)]
+    pub console_url: String,
     /// The uuid of the host's resource provider.
     pub provider: String,
     pub accel: String,

@@ -71,6 +71,8 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("os_compute_api:servers:update", "rule:project_member_or_admin"),
     ("os_compute_api:servers:create_image", "rule:project_member_or_admin"),
     ("os_compute_api:os-create-backup", "rule:project_member_or_admin"),
+    ("os_compute_api:os-remote-consoles", "rule:project_member_or_admin"),
+    ("os_compute_api:os-console-auth-tokens", "rule:context_is_admin"),
     ("os_compute_api:servers:resize", "rule:project_member_or_admin"),
     ("os_compute_api:servers:confirm_resize", "rule:project_member_or_admin"),
     ("os_compute_api:servers:revert_resize", "rule:project_member_or_admin"),

@@ -55,6 +55,17 @@ pub struct Compute {
     pub service: Arc<haneul_core::service_auth::ServiceToken>,
     /// The key metadata proxies sign instance ids with.
     pub metadata_secret: Vec<u8>,
+    /// Remote console tokens handed out and not yet expired (kept in memory, as short-lived
+    /// as Nova's: a restart ends them).
+    pub consoles: std::sync::Mutex<std::collections::HashMap<String, ConsoleToken>>,
+}
+
+/// What a console token opens: the instance's VNC on its host, until `expires`.
+#[derive(Clone, Debug)]
+pub struct ConsoleToken {
+    pub instance_uuid: String,
+    pub host: String,
+    pub expires: chrono::DateTime<Utc>,
 }
 
 /// The flavors a new cloud has, as DevStack creates them (id, name, MiB, vCPUs, GiB), plus
@@ -102,6 +113,7 @@ impl Compute {
             controller_host: config.compute_host(),
             service,
             metadata_secret,
+            consoles: Default::default(),
         });
         if !compute.model().settings.contains_key(SEEDED) {
             compute

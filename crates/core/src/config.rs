@@ -154,6 +154,12 @@ pub struct ComputeConfig {
     pub metadata_proxy_shared_secret: String,
     /// Seconds without a report after which a compute service is down (Nova's `service_down_time`).
     pub service_down_time: u64,
+    /// A guest image `serve` offers as a public image on its first start with the file in
+    /// place (as Packstack's demo provisioning uploads CirrOS); empty means
+    /// `<data_dir>/haneul-testimg.qcow2` (what `tools/build-test-image.sh` builds).
+    pub demo_image: String,
+    /// The name it gets.
+    pub demo_image_name: String,
 }
 
 /// The host agent (`haneul agent`, or the one inside `haneul serve`). Host-side settings
@@ -176,6 +182,12 @@ pub struct AgentConfig {
     pub project_name: String,
     /// Seconds between reports to the controller (Nova's `report_interval`).
     pub report_interval: u64,
+    /// Port of this host's remote console proxy (Nova's novncproxy, 6080).
+    pub console_port: u16,
+    /// Where browsers reach that proxy; empty means `http://<public_host>:<console_port>`.
+    pub console_url: String,
+    /// noVNC's files, served by the proxy (Debian's `novnc` package).
+    pub novnc_dir: String,
 }
 
 impl Default for AgentConfig {
@@ -188,6 +200,9 @@ impl Default for AgentConfig {
             password: String::new(),
             project_name: "service".into(),
             report_interval: 10,
+            console_port: 6080,
+            console_url: String::new(),
+            novnc_dir: "/usr/share/novnc".into(),
         }
     }
 }
@@ -294,6 +309,8 @@ impl Default for ComputeConfig {
             metadata_port: 8775,
             metadata_proxy_shared_secret: String::new(),
             service_down_time: 60,
+            demo_image: String::new(),
+            demo_image_name: "cirros-0.6.3-x86_64-disk".into(),
         }
     }
 }
@@ -377,6 +394,15 @@ impl Config {
             .unwrap_or_else(|| "localhost".into())
     }
 
+    /// The demo image `serve` seeds.
+    pub fn demo_image(&self) -> PathBuf {
+        if self.compute.demo_image.is_empty() {
+            self.data_dir.join("haneul-testimg.qcow2")
+        } else {
+            PathBuf::from(&self.compute.demo_image)
+        }
+    }
+
     pub fn instances_dir(&self) -> PathBuf {
         if self.compute.instances_dir.is_empty() {
             self.data_dir.join("instances")
@@ -431,6 +457,15 @@ impl Config {
             self.public_url(self.agent.port)
         } else {
             self.agent.url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Where browsers reach this host's console proxy.
+    pub fn console_url(&self) -> String {
+        if self.agent.console_url.is_empty() {
+            self.public_url(self.agent.console_port)
+        } else {
+            self.agent.console_url.trim_end_matches('/').to_string()
         }
     }
 

@@ -183,6 +183,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let agent_addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
     let agent_listener =
         tokio::net::TcpListener::bind(&agent_addr).await.with_context(|| format!("binding {agent_addr}"))?;
+    let console_addr = format!("{}:{}", cfg.server.bind, cfg.agent.console_port);
+    let console_listener =
+        tokio::net::TcpListener::bind(&console_addr).await.with_context(|| format!("binding {console_addr}"))?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let service_password = haneul_identity::bootstrap::ensure_service_user(
         &ident,
@@ -218,10 +221,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("opening the compute service")?;
     let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
     let agent_app = haneul_agent::api::router(instances.clone(), haneul_identity::api::validator(ident.clone()));
+    let console_app = haneul_agent::vnc::router(Arc::new(haneul_agent::vnc::Proxy {
+        instances: instances.clone(),
+        service: service.clone(),
+        novnc_dir: cfg.agent.novnc_dir.clone().into(),
+    }));
     let reporter = haneul_agent::report::Reporter {
         instances,
         service: service.clone(),
         url: cfg.agent_url(),
+        console_url: cfg.console_url(),
         every: Duration::from_secs(cfg.agent.report_interval.max(1)),
     };
     let compute_app = haneul_compute::api::router(
@@ -323,6 +332,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ("placement", placement_listener, placement_app),
         ("metadata", metadata_listener, metadata_app),
         ("agent", agent_listener, agent_app),
+        ("console", console_listener, console_app),
     ] {
         let mut rx = stop_rx.clone();
         let stopped = async move {
@@ -331,6 +341,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         servers.spawn(async move { haneul_core::http::serve(listener, app, stopped).await.map_err(|e| (name, e)) });
     }
     tokio::spawn(reporter.run());
+    let seed_cfg = cfg.clone();
+    tokio::spawn(async move {
+        if let Err(e) = seed_demo_image(&seed_cfg, service).await {
+            tracing::warn!(error = format!("{e:#}"), "could not offer the demo image");
+        }
+    });
     while let Some(done) = servers.join_next().await {
         if let Ok(Err((name, e))) = done {
             return Err(anyhow::Error::new(e).context(format!("serving {name}")));
@@ -340,10 +356,52 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Offers the demo guest image (`compute.demo_image`) as a public image, once: on the first
+/// start that finds the file, as Packstack's demo provisioning uploads CirrOS. A marker in
+/// the data directory remembers it was done (deleting the image later is the operator's
+/// choice, and sticks).
+async fn seed_demo_image(cfg: &Config, service: Arc<ServiceToken>) -> anyhow::Result<()> {
+    let marker = cfg.data_dir.join(".demo-image-seeded");
+    let path = cfg.demo_image();
+    if marker.exists() {
+        return Ok(());
+    }
+    if !path.exists() {
+        tracing::info!(path = %path.display(), "no demo image to offer (tools/build-test-image.sh <data dir> builds one)");
+        return Ok(());
+    }
+    let image_url = service.endpoint("image").await?;
+    let token = service.token().await?;
+    let name = &cfg.compute.demo_image_name;
+    let body = serde_json::json!({
+        "name": name, "disk_format": "qcow2", "container_format": "bare", "visibility": "public",
+    });
+    let headers = [("x-auth-token", token.as_str())];
+    let created =
+        haneul_core::client::json(hyper::Method::POST, &format!("{image_url}/v2/images"), &headers, Some(body)).await?;
+    let id = created["id"].as_str().context("the image service named no image")?.to_string();
+    let file = haneul_core::client::file_body(&path).await?;
+    let upload = [("x-auth-token", token.as_str()), ("content-type", "application/octet-stream")];
+    let url = format!("{image_url}/v2/images/{id}/file");
+    let resp = haneul_core::client::send_body(hyper::Method::PUT, &url, &upload, file).await?;
+    if !resp.status().is_success() {
+        let _ =
+            haneul_core::client::json(hyper::Method::DELETE, &format!("{image_url}/v2/images/{id}"), &headers, None)
+                .await;
+        anyhow::bail!("uploading {} answered {}", path.display(), resp.status());
+    }
+    std::fs::write(&marker, &id).with_context(|| format!("writing {}", marker.display()))?;
+    tracing::info!(image = %id, %name, file = %path.display(), "demo image offered as a public image");
+    Ok(())
+}
+
 /// A compute node: the agent alone, its API on `agent.port`, reporting to the controller.
 async fn agent(cfg: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    let console_addr = format!("{}:{}", cfg.server.bind, cfg.agent.console_port);
+    let console_listener =
+        tokio::net::TcpListener::bind(&console_addr).await.with_context(|| format!("binding {console_addr}"))?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let password = if cfg.agent.password.is_empty() {
@@ -362,15 +420,34 @@ async fn agent(cfg: Config) -> anyhow::Result<()> {
     });
     let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
     let app = haneul_agent::api::router(instances.clone(), RemoteValidator::new(service.clone()));
+    let console_app = haneul_agent::vnc::router(Arc::new(haneul_agent::vnc::Proxy {
+        instances: instances.clone(),
+        service: service.clone(),
+        novnc_dir: cfg.agent.novnc_dir.clone().into(),
+    }));
     let reporter = haneul_agent::report::Reporter {
         instances,
         service,
         url: cfg.agent_url(),
+        console_url: cfg.console_url(),
         every: Duration::from_secs(cfg.agent.report_interval.max(1)),
     };
     tokio::spawn(reporter.run());
     tracing::info!(agent = %addr, host = %cfg.compute_host(), controller = %cfg.agent_auth_url(), "agent listening");
-    haneul_core::http::serve(listener, app, shutdown_signal()).await.context("serving the agent API")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (api, console) = tokio::join!(
+        haneul_core::http::serve(listener, app, stopped(stop_rx.clone())),
+        haneul_core::http::serve(console_listener, console_app, stopped(stop_rx)),
+    );
+    api.context("serving the agent API")?;
+    console.context("serving the console proxy")?;
     tracing::info!("stopped");
     Ok(())
 }

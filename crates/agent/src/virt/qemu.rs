@@ -65,13 +65,17 @@ impl Domain {
     pub fn qmp_socket(&self) -> PathBuf {
         self.socket_dir().join("qmp.sock")
     }
+    /// The guest's display, for the console proxy.
+    pub fn vnc_socket(&self) -> PathBuf {
+        self.socket_dir().join("vnc.sock")
+    }
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
     }
 
     /// The QEMU arguments: `pc` machine (so devices can be hot-plugged), virtio disk and
     /// rng, SMBIOS identity (so the guest can tell who it is), serial console logged to a
-    /// file, QMP socket, no display.
+    /// file, QMP socket, VGA on a VNC Unix socket.
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |s: String| a.push(OsString::from(s));
@@ -102,8 +106,11 @@ impl Domain {
         push(self.vcpus.to_string());
         push("-nodefaults".into());
         push("-no-user-config".into());
-        push("-display".into());
-        push("none".into());
+        // The display: VGA served over VNC on a Unix socket (the console proxy connects to it).
+        push("-vga".into());
+        push("std".into());
+        push("-vnc".into());
+        push(format!("unix:{}", path_arg(&self.vnc_socket())));
         push("-smbios".into());
         push(format!(
             "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial={0},uuid={0},family=Virtual Machine",

@@ -3,6 +3,7 @@
 
 mod agents;
 mod aggregates;
+mod consoles;
 mod flavors;
 mod hosts;
 mod images;
@@ -97,6 +98,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
     let v21 = Router::new()
         .merge(agents::routes())
         .merge(aggregates::routes())
+        .merge(consoles::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(quotas::routes())

@@ -866,6 +866,11 @@ async fn action(
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {e}")))?;
         return Ok(Json(json!({"output": output["output"]})).into_response());
     }
+    if let Some(arg) = v.get("os-getVNCConsole") {
+        let kind = arg.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+        let url = super::consoles::vnc_console(&c, &ctx, &s, kind)?;
+        return Ok(Json(json!({"console": {"type": kind, "url": url}})).into_response());
+    }
     if v.get("lock").is_some() || v.get("unlock").is_some() {
         return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
     }

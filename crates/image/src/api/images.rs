@@ -25,6 +25,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/v2/images", get(list).post(create))
         .route("/v2/images/{id}", get(show).patch(update).delete(delete))
         .route("/v2/images/{id}/tags/{tag}", put(add_tag).delete(delete_tag))
+        .route("/v2/images/{id}/tasks", get(image_tasks))
         .route("/v2/images/{id}/actions/deactivate", post(deactivate))
         .route("/v2/images/{id}/actions/reactivate", post(reactivate))
 }
@@ -306,6 +307,14 @@ async fn show(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     let m = svc.model();
     let img = image_for(&svc, &m, &ctx, &id, "get_image")?;
     Ok(Json(render(&img)).into_response())
+}
+
+/// `GET /v2/images/{id}/tasks` (2.12): the image's asynchronous tasks. Imports here finish
+/// within their request and leave no task records, so the list is empty.
+async fn image_tasks(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let m = svc.model();
+    image_for(&svc, &m, &ctx, &id, "get_image")?;
+    Ok(Json(serde_json::json!({"tasks": []})).into_response())
 }
 
 async fn delete(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
