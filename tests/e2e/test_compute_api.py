@@ -179,8 +179,12 @@ def test_members_cannot_manage_flavors(env, compute_server):
 
 def test_version_discovery_and_microversion_headers(compute_server):
     r = requests.get(compute_server.compute_url.removesuffix("/v2.1") + "/", timeout=HTTP_TIMEOUT)
-    v = r.json()["versions"][0]
+    legacy, v = r.json()["versions"]
     assert r.status_code == 200 and v["id"] == "v2.1" and v["min_version"] == "2.1" and v["version"] == "2.100"
+    # Nova lists its legacy v2.0 first; only its version document is served.
+    assert legacy["id"] == "v2.0" and legacy["status"] == "SUPPORTED", legacy
+    r = requests.get(legacy["links"][0]["href"], timeout=HTTP_TIMEOUT)
+    assert r.status_code == 200 and r.json()["version"]["id"] == "v2.0"
     api = Api(compute_server)
     r = nova(compute_server, "GET", "/flavors", api.admin_token, "latest")
     assert r.headers["OpenStack-API-Version"] == "compute 2.100"

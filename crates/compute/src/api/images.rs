@@ -226,9 +226,7 @@ async fn list(
     Extension(token): Extension<RawToken>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    proxy_available(mv)?;
-    let images = filtered(all_images(&c, &token.0).await?, &q)?;
-    Ok(Json(json!({"images": images.iter().map(|i| summary(&c, i)).collect::<Vec<_>>()})).into_response())
+    listing(&c, mv, &token.0, &q, summary).await
 }
 
 async fn list_detail(
@@ -238,9 +236,19 @@ async fn list_detail(
     Extension(token): Extension<RawToken>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
+    listing(&c, mv, &token.0, &q, detail).await
+}
+
+async fn listing(
+    c: &Compute,
+    mv: Mv,
+    token: &str,
+    q: &HashMap<String, String>,
+    view: fn(&Compute, &Value) -> Value,
+) -> ApiResult {
     proxy_available(mv)?;
-    let images = filtered(all_images(&c, &token.0).await?, &q)?;
-    Ok(Json(json!({"images": images.iter().map(|i| detail(&c, i)).collect::<Vec<_>>()})).into_response())
+    let images = filtered(all_images(c, token).await?, q)?;
+    Ok(Json(json!({"images": images.iter().map(|i| view(c, i)).collect::<Vec<_>>()})).into_response())
 }
 
 async fn get_image(c: &Compute, token: &str, id: &str) -> ApiResult<Value> {
@@ -369,11 +377,7 @@ async fn replace_meta(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    proxy_available(mv)?;
-    let wanted = metadata_body(&body, "metadata")?;
-    let image = get_image(&c, &token.0, &id).await?;
-    let md = set_properties(&c, &token.0, &image, wanted, ctx.project_id()).await?;
-    Ok(Json(json!({"metadata": md})).into_response())
+    write_meta(&c, &ctx, mv, &token.0, &id, &body, true).await
 }
 
 async fn merge_meta(
@@ -384,12 +388,30 @@ async fn merge_meta(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    write_meta(&c, &ctx, mv, &token.0, &id, &body, false).await
+}
+
+/// `PUT` (`replace`) or `POST` (merge) of an image's metadata.
+async fn write_meta(
+    c: &Compute,
+    ctx: &haneul_core::auth::AuthContext,
+    mv: Mv,
+    token: &str,
+    id: &str,
+    body: &[u8],
+    replace: bool,
+) -> ApiResult {
     proxy_available(mv)?;
-    let more = metadata_body(&body, "metadata")?;
-    let image = get_image(&c, &token.0, &id).await?;
-    let mut wanted = properties(&image);
-    wanted.extend(more);
-    let md = set_properties(&c, &token.0, &image, wanted, ctx.project_id()).await?;
+    let given = metadata_body(body, "metadata")?;
+    let image = get_image(c, token, id).await?;
+    let wanted = if replace {
+        given
+    } else {
+        let mut all = properties(&image);
+        all.extend(given);
+        all
+    };
+    let md = set_properties(c, token, &image, wanted, ctx.project_id()).await?;
     Ok(Json(json!({"metadata": md})).into_response())
 }
 

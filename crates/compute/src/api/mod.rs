@@ -113,6 +113,8 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .route("/", get(versions))
         .route("/v2.1", get(version))
         .route("/v2.1/", get(version))
+        .route("/v2", get(version_2_0))
+        .route("/v2/", get(version_2_0))
         .nest("/v2.1", v21)
         .with_state(compute)
         .layer(auth_layer(validator));
@@ -139,8 +141,25 @@ fn version_doc(c: &Compute, full: bool) -> Value {
     v
 }
 
+/// The v2.0 entry Nova lists first (its legacy API without microversions). Only its version
+/// document is served here: clients pick v2.1, the one with the resources.
+fn version_2_0_doc(c: &Compute) -> Value {
+    json!({
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": format!("{}/v2/", c.settings.public_url)}],
+    })
+}
+
 async fn versions(State(c): State<Ctx>) -> Response {
-    Json(json!({"versions": [version_doc(&c, false)]})).into_response()
+    Json(json!({"versions": [version_2_0_doc(&c), version_doc(&c, false)]})).into_response()
+}
+
+async fn version_2_0(State(c): State<Ctx>) -> Response {
+    Json(json!({"version": version_2_0_doc(&c)})).into_response()
 }
 
 async fn version(State(c): State<Ctx>) -> Response {

@@ -334,6 +334,31 @@ fn scheduler_hints(c: &Compute, ctx: &AuthContext, body: &[u8]) -> ApiResult<(Ma
     }
 }
 
+/// What an update or a rebuild may change besides its own fields (`None`: unchanged).
+struct Edits {
+    name: Option<String>,
+    description: Option<Option<String>>,
+    access_ipv4: Option<String>,
+    access_ipv6: Option<String>,
+}
+
+impl Edits {
+    fn apply(self, s: &mut Server) {
+        if let Some(n) = self.name {
+            s.name = n;
+        }
+        if let Some(d) = self.description {
+            s.description = d;
+        }
+        if let Some(a) = self.access_ipv4 {
+            s.access_ipv4 = a;
+        }
+        if let Some(a) = self.access_ipv6 {
+            s.access_ipv6 = a;
+        }
+    }
+}
+
 /// `accessIPv4` / `accessIPv6`: an address of that family (kept in its canonical form, as
 /// Nova's database does), or empty.
 fn access_ip(o: &Map<String, Value>, field: &str, v6: bool) -> ApiResult<Option<String>> {
@@ -764,8 +789,12 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
         Some(v) => return Err(bad(format!("Invalid input for field/attribute description. Value: {v}."))),
     };
     let hostname = o.get("hostname").map(hostname_arg).transpose()?;
-    let access_ipv4 = access_ip(&o, "accessIPv4", false)?;
-    let access_ipv6 = access_ip(&o, "accessIPv6", true)?;
+    let edits = Edits {
+        name,
+        description,
+        access_ipv4: access_ip(&o, "accessIPv4", false)?,
+        access_ipv6: access_ip(&o, "accessIPv6", true)?,
+    };
     if let Some(d) = o.get("OS-DCF:diskConfig") {
         if !matches!(d.as_str(), Some("AUTO" | "MANUAL")) {
             return Err(bad(format!("Invalid input for field/attribute OS-DCF:diskConfig. Value: {d}.")));
@@ -774,20 +803,9 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     let saved = c
         .write(|t| {
             let mut cur = t.edit(&t.m.servers, "server", &id)?;
-            if let Some(n) = name {
-                cur.name = n;
-            }
-            if let Some(d) = description {
-                cur.description = d;
-            }
+            edits.apply(&mut cur);
             if let Some(h) = hostname {
                 cur.hostname = h;
-            }
-            if let Some(a) = access_ipv4 {
-                cur.access_ipv4 = a;
-            }
-            if let Some(a) = access_ipv6 {
-                cur.access_ipv6 = a;
             }
             cur.updated_at = Utc::now();
             Ok(t.put(cur)?)
@@ -924,13 +942,7 @@ async fn action(
     let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
     c.write(|t| {
         let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        if cur.task_state.is_some() || !sources.contains(&cur.vm_state.as_str()) {
-            return Err(crate::service::Error::Conflict(format!(
-                "Cannot '{name}' instance {id} while it is in vm_state {}{}",
-                cur.vm_state,
-                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
-            )));
-        }
+        check_state(&cur, &name, sources)?;
         cur.task_state = Some(task.into());
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
@@ -966,8 +978,6 @@ async fn rebuild(
         Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
     };
     let metadata = o.get("metadata").map(metadata_arg).transpose()?;
-    let access_ipv4 = access_ip(o, "accessIPv4", false)?;
-    let access_ipv6 = access_ip(o, "accessIPv6", true)?;
     let description = match o.get("description") {
         None => None,
         Some(_) if !mv.at_least(19) => {
@@ -977,34 +987,24 @@ async fn rebuild(
         Some(Value::String(d)) if d.chars().count() <= 255 => Some(Some(d.clone())),
         Some(v) => return Err(bad(format!("Invalid input for field/attribute description. Value: {v}."))),
     };
+    let edits = Edits {
+        name,
+        description,
+        access_ipv4: access_ip(o, "accessIPv4", false)?,
+        access_ipv6: access_ip(o, "accessIPv6", true)?,
+    };
     let (image, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
     let id = s.id.clone();
     let saved = c
         .write(|t| {
             let mut cur = t.edit(&t.m.servers, "server", &id)?;
-            if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped" | "error") {
-                return Err(crate::service::Error::Conflict(format!(
-                    "Cannot 'rebuild' instance {id} while it is in vm_state {}",
-                    cur.vm_state
-                )));
-            }
+            check_state(&cur, "rebuild", &["active", "stopped", "error"])?;
             cur.task_state = Some("rebuilding".into());
             cur.image_id = image_ref;
             cur.image_format = disk_format;
-            if let Some(n) = name {
-                cur.name = n;
-            }
+            edits.apply(&mut cur);
             if let Some(md) = metadata {
                 cur.metadata = md;
-            }
-            if let Some(d) = description {
-                cur.description = d;
-            }
-            if let Some(a) = access_ipv4 {
-                cur.access_ipv4 = a;
-            }
-            if let Some(a) = access_ipv6 {
-                cur.access_ipv6 = a;
             }
             cur.image_properties = image_properties(&image);
             cur.updated_at = Utc::now();
@@ -1018,6 +1018,20 @@ async fn rebuild(
     let mut body = render(c, mv, ctx, &saved, View::Rebuild);
     body["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     Ok((StatusCode::ACCEPTED, Json(json!({"server": body}))).into_response())
+}
+
+/// Nova's 409 for an action on a server in a state it does not start from, or busy with
+/// another task.
+fn check_state(cur: &Server, action: &str, sources: &[&str]) -> Result<(), crate::service::Error> {
+    if cur.task_state.is_none() && sources.contains(&cur.vm_state.as_str()) {
+        return Ok(());
+    }
+    Err(crate::service::Error::Conflict(format!(
+        "Cannot '{action}' instance {} while it is in vm_state {}{}",
+        cur.id,
+        cur.vm_state,
+        cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
+    )))
 }
 
 /// `resize`: to another flavor, on the server's own host; the server then waits in
@@ -1064,13 +1078,7 @@ async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) 
     let kp = c.settings.key_pairs_quota as i64;
     c.write(|t| {
         let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped") {
-            return Err(crate::service::Error::Conflict(format!(
-                "Cannot 'resize' instance {id} while it is in vm_state {}{}",
-                cur.vm_state,
-                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
-            )));
-        }
+        check_state(&cur, "resize", &["active", "stopped"])?;
         let more = [("cores", new.vcpus - cur.flavor.vcpus), ("ram", new.ram - cur.flavor.ram)];
         let more: Vec<(&str, i64)> = more.into_iter().filter(|(_, n)| *n > 0).collect();
         crate::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
@@ -1099,13 +1107,7 @@ async fn finish_resize(
     let id = s.id.clone();
     c.write(|t| {
         let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        if cur.task_state.is_some() || cur.vm_state != "resized" || cur.resize.is_none() {
-            return Err(crate::service::Error::Conflict(format!(
-                "Cannot '{key}' instance {id} while it is in vm_state {}{}",
-                cur.vm_state,
-                cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
-            )));
-        }
+        check_state(&cur, key, if cur.resize.is_some() { &["resized"] } else { &[] })?;
         if revert {
             cur.task_state = Some("resize_reverting".into());
         }
@@ -1153,12 +1155,7 @@ async fn rescue(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, token: &str
     let id = s.id.clone();
     c.write(|t| {
         let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        if cur.task_state.is_some() || !matches!(cur.vm_state.as_str(), "active" | "stopped" | "error") {
-            return Err(crate::service::Error::Conflict(format!(
-                "Cannot 'rescue' instance {id} while it is in vm_state {}",
-                cur.vm_state
-            )));
-        }
+        check_state(&cur, "rescue", &["active", "stopped", "error"])?;
         cur.task_state = Some("rescuing".into());
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
@@ -1176,12 +1173,7 @@ async fn unrescue(c: &Ctx, ctx: &AuthContext, s: &Server, rid: &str) -> ApiResul
     let id = s.id.clone();
     c.write(|t| {
         let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        if cur.task_state.is_some() || cur.vm_state != "rescued" {
-            return Err(crate::service::Error::Conflict(format!(
-                "Cannot 'unrescue' instance {id} while it is in vm_state {}",
-                cur.vm_state
-            )));
-        }
+        check_state(&cur, "unrescue", &["rescued"])?;
         cur.task_state = Some("unrescuing".into());
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
@@ -1253,17 +1245,7 @@ async fn create_image(
         return Err(ApiError::forbidden(format!("Maximum number of metadata items exceeds {limit}")));
     }
     const SOURCES: &[&str] = &["active", "stopped", "paused", "suspended"];
-    let refuse = |cur: &Server| {
-        crate::service::Error::Conflict(format!(
-            "Cannot '{action}' instance {} while it is in vm_state {}{}",
-            cur.id,
-            cur.vm_state,
-            cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
-        ))
-    };
-    if s.task_state.is_some() || !SOURCES.contains(&s.vm_state.as_str()) {
-        return Err(refuse(s).into());
-    }
+    check_state(s, action, SOURCES)?;
     // The base image's minimum RAM carries over (if the image is still there to ask).
     let base_url = format!("{}/v2/images/{}", c.settings.image_url, s.image_id);
     let base = haneul_core::client::json(hyper::Method::GET, &base_url, &[("x-auth-token", token)], None).await.ok();
@@ -1313,9 +1295,7 @@ async fn create_image(
     let started = c
         .write(|t| {
             let mut cur = t.edit(&t.m.servers, "server", &id)?;
-            if cur.task_state.is_some() || !SOURCES.contains(&cur.vm_state.as_str()) {
-                return Err(refuse(&cur));
-            }
+            check_state(&cur, action, SOURCES)?;
             cur.task_state = Some("image_snapshot".into());
             cur.updated_at = Utc::now();
             let cur = t.put(cur)?;
