@@ -26,9 +26,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Agent, Server  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-with open("/proc/stat") as f:
-    BOOT_TIME = next(int(line.split()[1]) for line in f if line.startswith("btime"))
 
 
 def rss_kib(pid):
@@ -36,11 +33,11 @@ def rss_kib(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
 
 
-def process_start(pid):
-    """A process's start, in seconds since the epoch (10 ms resolution)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return BOOT_TIME + int(fields[19]) / CLK_TCK
+def qemu_started(agent, server_id):
+    """When the server's QEMU was up: the mtime of the pid file QEMU writes once it has
+    started (wall clock, as the request times; /proc's start time counts from a boot time
+    rounded to the second, which skewed earlier figures by up to a second)."""
+    return os.stat(os.path.join(agent.data_dir, "instances", server_id, "qemu.pid")).st_mtime
 
 
 def qemu_pid(server_id, agent):
@@ -146,7 +143,7 @@ def main():
                 continue
             pid = qemu_pid(sid, agent)
             if pid:
-                to_qemu.append((process_start(pid) - t0) * 1000)
+                to_qemu.append((qemu_started(agent, sid) - t0) * 1000)
             to_active.append((t_active - t0) * 1000)
         agent_after = rss_kib(agent_pid)
         serve_after = rss_kib(srv.proc.pid)
