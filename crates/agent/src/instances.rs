@@ -475,19 +475,8 @@ impl Instances {
         let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
         let image_url = self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?;
         let token = self.service.token().await.map_err(|e| fail("uploading", &e))?;
-        let body = haneul_core::client::file_body(file).await.map_err(|e| fail("reading", &e))?;
         let url = format!("{image_url}/v2/images/{image_id}/file");
-        let headers = [("x-auth-token", token.as_str()), ("content-type", "application/octet-stream")];
-        let resp = haneul_core::client::send_body(hyper::Method::PUT, &url, &headers, body)
-            .await
-            .map_err(|e| fail("uploading", &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let text = String::from_utf8_lossy(&text);
-            return Err(fail("uploading", &format!("the image service answered {status}: {}", text.trim())));
-        }
-        Ok(())
+        haneul_core::client::upload_file(&url, &token, file).await.map_err(|e| fail("uploading", &e))
     }
 
     /// The end of the instance's console log (capped first, as QEMU never rotates it).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use chrono::Utc;
-use haneul_agent::instances::Power;
+use haneul_agent::instances::{Observed, Power};
 use hyper::Method;
 use serde_json::json;
 
@@ -225,27 +225,66 @@ impl Compute {
         const EVENT: &str = "compute_rebuild_instance";
         let Some(s) = self.model().servers.get(&id).cloned() else { return };
         let stopped = s.vm_state == "stopped";
-        self.event_start(&request_id, EVENT, s.host.as_deref()).await;
         let power = if stopped { Power::Shutoff } else { Power::Running };
-        let result = self.push(&id, power, |s| s.rebuilds += 1).await;
-        self.event_finish(&request_id, EVENT, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
-        match result {
+        self.step(
+            &id,
+            &request_id,
+            EVENT,
+            power,
+            |s| s.rebuilds += 1,
+            |s| {
+                s.vm_state = if stopped { "stopped" } else { "active" }.into();
+                s.power_state = if stopped { 4 } else { 1 };
+                s.launched_at = Some(Utc::now());
+            },
+        )
+        .await;
+    }
+
+    /// Sends the server's next spec (`power`, with `change` made first) to its host's agent
+    /// inside the instance action's event `event`, which records the outcome.
+    async fn push_in_event(
+        &self,
+        id: &str,
+        request_id: &str,
+        event: &str,
+        power: Power,
+        change: impl FnOnce(&mut Server) + Send,
+    ) -> std::result::Result<Observed, String> {
+        let host = self.model().servers.get(id).and_then(|s| s.host.clone());
+        self.event_start(request_id, event, host.as_deref()).await;
+        let result = self.push(id, power, change).await;
+        self.event_finish(request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        result
+    }
+
+    /// One step of an action on the server's host ([`Compute::push_in_event`]); done, the
+    /// server settles as `done` says with no task; failed, it is in ERROR with the reason as
+    /// its fault.
+    async fn step(
+        &self,
+        id: &str,
+        request_id: &str,
+        event: &str,
+        power: Power,
+        change: impl FnOnce(&mut Server) + Send,
+        done: impl FnOnce(&mut Server),
+    ) {
+        match self.push_in_event(id, request_id, event, power, change).await {
             Ok(_) => {
                 let r = self
-                    .set_state(&id, |s| {
-                        s.vm_state = if stopped { "stopped" } else { "active" }.into();
-                        s.power_state = if stopped { 4 } else { 1 };
+                    .set_state(id, |s| {
+                        done(s);
                         s.task_state = None;
-                        s.launched_at = Some(Utc::now());
                     })
                     .await;
                 if let Err(e) = r {
-                    tracing::error!(server = %id, error = ?e, "could not record a rebuilt server");
+                    tracing::error!(server = %id, event, error = ?e, "could not record the end of a step");
                 }
             }
             Err(message) => {
-                tracing::warn!(server = %id, %message, "rebuild failed");
-                self.fail(&id, message).await;
+                tracing::warn!(server = %id, event, %message, "step failed");
+                self.fail(id, message).await;
             }
         }
     }
@@ -300,21 +339,13 @@ impl Compute {
     /// Deletes the server's backups of `backup_type` but the newest `keep`.
     async fn rotate_backups(&self, id: &str, backup_type: &str, keep: u64) -> std::result::Result<(), String> {
         let token = self.service.token().await.map_err(|e| e.to_string())?;
-        let mut backups = Vec::new();
-        let mut path = "/v2/images?limit=1000".to_string();
-        loop {
-            let url = format!("{}{path}", self.settings.image_url);
-            let page = haneul_core::client::json(Method::GET, &url, &[("x-auth-token", &token)], None)
-                .await
-                .map_err(|e| e.to_string())?;
-            backups.extend(page["images"].as_array().cloned().unwrap_or_default().into_iter().filter(|i| {
-                i["instance_uuid"] == id && i["image_type"] == "backup" && i["backup_type"] == backup_type
-            }));
-            match page["next"].as_str() {
-                Some(next) => path = next.to_string(),
-                None => break,
-            }
-        }
+        let mut backups: Vec<serde_json::Value> = self
+            .images_visible_to(&token)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|i| i["instance_uuid"] == id && i["image_type"] == "backup" && i["backup_type"] == backup_type)
+            .collect();
         backups.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
         for old in backups.iter().skip(keep as usize) {
             if let Some(image) = old["id"].as_str() {
@@ -323,6 +354,24 @@ impl Compute {
             }
         }
         Ok(())
+    }
+
+    /// Every image `token` sees in the image service, newest first (all pages).
+    pub async fn images_visible_to(
+        &self,
+        token: &str,
+    ) -> std::result::Result<Vec<serde_json::Value>, haneul_core::client::ClientError> {
+        let mut out = Vec::new();
+        let mut path = "/v2/images?limit=1000".to_string();
+        loop {
+            let url = format!("{}{path}", self.settings.image_url);
+            let page = haneul_core::client::json(Method::GET, &url, &[("x-auth-token", token)], None).await?;
+            out.extend(page["images"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(next) => path = next.to_string(),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Deletes an image as the service user.
@@ -354,8 +403,6 @@ impl Compute {
             return;
         }
         self.event_finish(rid, PREP, Ok(())).await;
-        const RESIZE: &str = "compute_resize_instance";
-        self.event_start(rid, RESIZE, s.host.as_deref()).await;
         let was_stopped = s.vm_state == "stopped";
         let resize = crate::model::Resize {
             migration_id: migration_id.clone(),
@@ -364,32 +411,16 @@ impl Compute {
             created_at: Utc::now(),
         };
         let power = if was_stopped { Power::Shutoff } else { Power::Running };
-        let result = self
-            .push(&id, power, |s| {
-                s.flavor = flavor;
-                s.resize = Some(resize);
-                s.task_state = Some("resize_finish".into());
-            })
-            .await;
-        self.event_finish(rid, RESIZE, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
-        match result {
-            Ok(_) => {
-                let r = self
-                    .set_state(&id, |s| {
-                        s.vm_state = "resized".into();
-                        s.task_state = None;
-                        s.power_state = if was_stopped { 4 } else { 1 };
-                    })
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(server = %id, error = ?e, "could not record a resized server");
-                }
-            }
-            Err(message) => {
-                tracing::warn!(server = %id, %message, "resize failed");
-                self.fail(&id, message).await;
-            }
-        }
+        let change = |s: &mut Server| {
+            s.flavor = flavor;
+            s.resize = Some(resize);
+            s.task_state = Some("resize_finish".into());
+        };
+        self.step(&id, rid, "compute_resize_instance", power, change, |s| {
+            s.vm_state = "resized".into();
+            s.power_state = if was_stopped { 4 } else { 1 };
+        })
+        .await;
     }
 
     /// Ends a resize: confirmed, the kept disk and the old flavor's resources go; reverted,
@@ -399,39 +430,23 @@ impl Compute {
         let event = if revert { "compute_revert_resize" } else { "compute_confirm_resize" };
         let Some(s) = self.model().servers.get(&id).cloned() else { return };
         let Some(resize) = s.resize.clone() else { return };
-        self.event_start(&request_id, event, s.host.as_deref()).await;
-        let power = if resize.was_stopped { Power::Shutoff } else { Power::Running };
+        let stopped = resize.was_stopped;
+        let power = if stopped { Power::Shutoff } else { Power::Running };
         let old_flavor = resize.old_flavor.clone();
-        let result = self
-            .push(&id, power, |s| {
-                s.resize = None;
-                if revert {
-                    s.flavor = old_flavor;
-                    s.reverts += 1;
-                }
-            })
-            .await;
-        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        let change = |s: &mut Server| {
+            s.resize = None;
+            if revert {
+                s.flavor = old_flavor;
+                s.reverts += 1;
+            }
+        };
+        self.step(&id, &request_id, event, power, change, |s| {
+            s.vm_state = if stopped { "stopped" } else { "active" }.into();
+            s.power_state = if stopped { 4 } else { 1 };
+        })
+        .await;
         // The claim ends either way: the server no longer records the resize.
         self.end_resize_claim(&s, &resize.migration_id, revert).await;
-        match result {
-            Ok(_) => {
-                let r = self
-                    .set_state(&id, |s| {
-                        s.vm_state = if resize.was_stopped { "stopped" } else { "active" }.into();
-                        s.power_state = if resize.was_stopped { 4 } else { 1 };
-                        s.task_state = None;
-                    })
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(server = %id, error = ?e, "could not record the end of a resize");
-                }
-            }
-            Err(message) => {
-                tracing::warn!(server = %id, %message, revert, "finishing a resize failed");
-                self.fail(&id, message).await;
-            }
-        }
     }
 }
 
@@ -441,28 +456,18 @@ impl Compute {
     pub async fn rescue(self: Arc<Self>, id: String, image: Option<(String, String)>, request_id: String) {
         let entering = image.is_some();
         let event = if entering { "compute_rescue_instance" } else { "compute_unrescue_instance" };
-        let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
-        self.event_start(&request_id, event, host.as_deref()).await;
-        let result = self.push(&id, Power::Running, |s| s.rescue_image = image).await;
-        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
-        match result {
-            Ok(_) => {
-                let r = self
-                    .set_state(&id, |s| {
-                        s.vm_state = if entering { "rescued" } else { "active" }.into();
-                        s.power_state = 1;
-                        s.task_state = None;
-                    })
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(server = %id, error = ?e, "could not record a rescue");
-                }
-            }
-            Err(message) => {
-                tracing::warn!(server = %id, %message, entering, "rescue failed");
-                self.fail(&id, message).await;
-            }
-        }
+        self.step(
+            &id,
+            &request_id,
+            event,
+            Power::Running,
+            |s| s.rescue_image = image,
+            |s| {
+                s.vm_state = if entering { "rescued" } else { "active" }.into();
+                s.power_state = 1;
+            },
+        )
+        .await;
     }
 }
 
@@ -523,9 +528,6 @@ impl PowerAction {
 impl Compute {
     /// Runs a power action (the API checked the state and set the task); records the result.
     pub async fn power(self: Arc<Self>, id: String, action: PowerAction, request_id: String) {
-        let event = action.event();
-        let host = self.model().servers.get(&id).and_then(|s| s.host.clone());
-        self.event_start(&request_id, event, host.as_deref()).await;
         let (power, vm_state, power_state) = match action {
             PowerAction::Stop => (Power::Shutoff, "stopped", 4),
             PowerAction::Pause => (Power::Paused, "paused", 3),
@@ -537,14 +539,12 @@ impl Compute {
             | PowerAction::Unpause
             | PowerAction::Resume => (Power::Running, "active", 1),
         };
-        let result = self
-            .push(&id, power, |s| match action {
-                PowerAction::RebootSoft => s.reboots += 1,
-                PowerAction::RebootHard => s.hard_reboots += 1,
-                _ => {}
-            })
-            .await;
-        self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        let change = |s: &mut Server| match action {
+            PowerAction::RebootSoft => s.reboots += 1,
+            PowerAction::RebootHard => s.hard_reboots += 1,
+            _ => {}
+        };
+        let result = self.push_in_event(&id, &request_id, action.event(), power, change).await;
         let r = match result {
             Ok(_) => {
                 self.set_state(&id, |s| {

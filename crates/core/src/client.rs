@@ -63,6 +63,26 @@ pub async fn file_body(path: &std::path::Path) -> std::io::Result<Body> {
     Ok(Body::from_stream(chunks))
 }
 
+/// Uploads a file as an image's data (`PUT .../v2/images/{id}/file`), streamed; a non-2xx
+/// answer is an error carrying its body.
+pub async fn upload_file(url: &str, token: &str, path: &std::path::Path) -> Result<(), ClientError> {
+    let body = file_body(path)
+        .await
+        .map_err(|err| ClientError::Connect { addr: format!("(reading {})", path.display()), err })?;
+    let headers = [("x-auth-token", token), ("content-type", "application/octet-stream")];
+    let resp = send_body(Method::PUT, url, &headers, body).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        return Err(ClientError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+        });
+    }
+    Ok(())
+}
+
 /// Sends a request with any body; `headers` carry its content type.
 pub async fn send_body(
     method: Method,

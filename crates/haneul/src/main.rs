@@ -380,15 +380,12 @@ async fn seed_demo_image(cfg: &Config, service: Arc<ServiceToken>) -> anyhow::Re
     let created =
         haneul_core::client::json(hyper::Method::POST, &format!("{image_url}/v2/images"), &headers, Some(body)).await?;
     let id = created["id"].as_str().context("the image service named no image")?.to_string();
-    let file = haneul_core::client::file_body(&path).await?;
-    let upload = [("x-auth-token", token.as_str()), ("content-type", "application/octet-stream")];
     let url = format!("{image_url}/v2/images/{id}/file");
-    let resp = haneul_core::client::send_body(hyper::Method::PUT, &url, &upload, file).await?;
-    if !resp.status().is_success() {
+    if let Err(e) = haneul_core::client::upload_file(&url, &token, &path).await {
         let _ =
             haneul_core::client::json(hyper::Method::DELETE, &format!("{image_url}/v2/images/{id}"), &headers, None)
                 .await;
-        anyhow::bail!("uploading {} answered {}", path.display(), resp.status());
+        anyhow::bail!("uploading {}: {e}", path.display());
     }
     std::fs::write(&marker, &id).with_context(|| format!("writing {}", marker.display()))?;
     tracing::info!(image = %id, %name, file = %path.display(), "demo image offered as a public image");

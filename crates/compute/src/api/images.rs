@@ -110,20 +110,6 @@ fn unreachable(e: ClientError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
 }
 
-/// Every image the caller sees, newest first.
-async fn all_images(c: &Compute, token: &str) -> ApiResult<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut path = "/v2/images?limit=1000".to_string();
-    loop {
-        let page = glance(c, token, Method::GET, &path, None).await?;
-        out.extend(page["images"].as_array().cloned().unwrap_or_default());
-        match page["next"].as_str() {
-            Some(next) if out.len() < 100_000 => path = next.to_string(),
-            _ => return Ok(out),
-        }
-    }
-}
-
 /// Nova's status and progress for an image service status.
 fn status(image: &Value) -> (&'static str, u8) {
     match image["status"].as_str().unwrap_or("") {
@@ -247,7 +233,7 @@ async fn listing(
     view: fn(&Compute, &Value) -> Value,
 ) -> ApiResult {
     proxy_available(mv)?;
-    let images = filtered(all_images(c, token).await?, q)?;
+    let images = filtered(c.images_visible_to(token).await.map_err(unreachable)?, q)?;
     Ok(Json(json!({"images": images.iter().map(|i| view(c, i)).collect::<Vec<_>>()})).into_response())
 }
 

@@ -372,7 +372,7 @@ fn access_ip(o: &Map<String, Value>, field: &str, v6: bool) -> ApiResult<Option<
     match o.get(field) {
         None => Ok(None),
         Some(Value::String(a)) if a.is_empty() => Ok(Some(String::new())),
-        Some(Value::String(a)) if canonical(a).is_some() => Ok(canonical(a)),
+        Some(Value::String(a)) if let Some(ip) = canonical(a) => Ok(Some(ip)),
         Some(v) => Err(bad(format!(
             "Invalid input for field/attribute {field}. Value: {v}. {v} is not a '{}'",
             if v6 { "ipv6" } else { "ipv4" }
@@ -940,14 +940,9 @@ async fn action(
     };
     let (task, sources) = action.task_and_sources();
     let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-    c.write(|t| {
-        let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        check_state(&cur, &name, sources)?;
+    start_action(&c, &ctx, &id, &rid.0, (&name, action.action()), sources, |_, cur| {
         cur.task_state = Some(task.into());
-        cur.updated_at = Utc::now();
-        let cur = t.put(cur)?;
-        let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, &rid.0, &cur, action.action(), &ctx.user.id, project)
+        Ok(())
     })
     .await?;
     tokio::spawn(c.clone().power(id, action, rid.0));
@@ -995,25 +990,18 @@ async fn rebuild(
     };
     let (image, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
     let id = s.id.clone();
-    let saved = c
-        .write(|t| {
-            let mut cur = t.edit(&t.m.servers, "server", &id)?;
-            check_state(&cur, "rebuild", &["active", "stopped", "error"])?;
-            cur.task_state = Some("rebuilding".into());
-            cur.image_id = image_ref;
-            cur.image_format = disk_format;
-            edits.apply(&mut cur);
-            if let Some(md) = metadata {
-                cur.metadata = md;
-            }
-            cur.image_properties = image_properties(&image);
-            cur.updated_at = Utc::now();
-            let cur = t.put(cur)?;
-            let project = ctx.project_id().unwrap_or(&cur.project_id);
-            crate::actions::record(t, rid, &cur, "rebuild", &ctx.user.id, project)?;
-            Ok(cur)
-        })
-        .await?;
+    let saved = start_action(c, ctx, &id, rid, ("rebuild", "rebuild"), &["active", "stopped", "error"], |_, cur| {
+        cur.task_state = Some("rebuilding".into());
+        cur.image_id = image_ref;
+        cur.image_format = disk_format;
+        edits.apply(cur);
+        if let Some(md) = metadata {
+            cur.metadata = md;
+        }
+        cur.image_properties = image_properties(&image);
+        Ok(())
+    })
+    .await?;
     tokio::spawn(c.clone().rebuild(id, rid.to_string()));
     let mut body = render(c, mv, ctx, &saved, View::Rebuild);
     body["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
@@ -1032,6 +1020,32 @@ fn check_state(cur: &Server, action: &str, sources: &[&str]) -> Result<(), crate
         cur.vm_state,
         cur.task_state.as_deref().map(|t| format!(" and task_state {t}")).unwrap_or_default()
     )))
+}
+
+/// Starts an action on a server in one write: Nova's 409 (naming the action as `names.0`)
+/// unless the server is in one of `sources` with no task running, then `change` (the task
+/// state and whatever else the action sets, with the transaction for checks), and the
+/// instance action (`names.1`) under the request id. The server as saved.
+async fn start_action(
+    c: &Compute,
+    ctx: &AuthContext,
+    id: &str,
+    request_id: &str,
+    names: (&str, &str),
+    sources: &[&str],
+    change: impl FnOnce(&crate::service::Txn, &mut Server) -> crate::service::Result<()> + Send,
+) -> crate::service::Result<Arc<Server>> {
+    c.write(|t| {
+        let mut cur = t.edit(&t.m.servers, "server", id)?;
+        check_state(&cur, names.0, sources)?;
+        change(t, &mut cur)?;
+        cur.updated_at = Utc::now();
+        let cur = t.put(cur)?;
+        let project = ctx.project_id().unwrap_or(&cur.project_id);
+        crate::actions::record(t, request_id, &cur, names.1, &ctx.user.id, project)?;
+        Ok(cur)
+    })
+    .await
 }
 
 /// `resize`: to another flavor, on the server's own host; the server then waits in
@@ -1076,17 +1090,12 @@ async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) 
     };
     let id = s.id.clone();
     let kp = c.settings.key_pairs_quota as i64;
-    c.write(|t| {
-        let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        check_state(&cur, "resize", &["active", "stopped"])?;
+    start_action(c, ctx, &id, rid, ("resize", "resize"), &["active", "stopped"], |t, cur| {
         let more = [("cores", new.vcpus - cur.flavor.vcpus), ("ram", new.ram - cur.flavor.ram)];
         let more: Vec<(&str, i64)> = more.into_iter().filter(|(_, n)| *n > 0).collect();
         crate::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
         cur.task_state = Some("resize_prep".into());
-        cur.updated_at = Utc::now();
-        let cur = t.put(cur)?;
-        let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, rid, &cur, "resize", &ctx.user.id, project)
+        Ok(())
     })
     .await?;
     tokio::spawn(c.clone().resize(id, new, rid.to_string()));
@@ -1105,16 +1114,15 @@ async fn finish_resize(
     let rule = if revert { "os_compute_api:servers:revert_resize" } else { "os_compute_api:servers:confirm_resize" };
     enforce(c, ctx, rule, &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
     let id = s.id.clone();
-    c.write(|t| {
-        let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        check_state(&cur, key, if cur.resize.is_some() { &["resized"] } else { &[] })?;
+    start_action(c, ctx, &id, rid, (key, key), &["resized"], |_, cur| {
+        if cur.resize.is_none() {
+            // A server in `resized` always records its resize; refuse as Nova if not.
+            check_state(cur, key, &[])?;
+        }
         if revert {
             cur.task_state = Some("resize_reverting".into());
         }
-        cur.updated_at = Utc::now();
-        let cur = t.put(cur)?;
-        let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, rid, &cur, key, &ctx.user.id, project)
+        Ok(())
     })
     .await?;
     tokio::spawn(c.clone().finish_resize(id, revert, rid.to_string()));
@@ -1153,14 +1161,9 @@ async fn rescue(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, token: &str
     };
     let (_, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
     let id = s.id.clone();
-    c.write(|t| {
-        let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        check_state(&cur, "rescue", &["active", "stopped", "error"])?;
+    start_action(c, ctx, &id, rid, ("rescue", "rescue"), &["active", "stopped", "error"], |_, cur| {
         cur.task_state = Some("rescuing".into());
-        cur.updated_at = Utc::now();
-        let cur = t.put(cur)?;
-        let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, rid, &cur, "rescue", &ctx.user.id, project)
+        Ok(())
     })
     .await?;
     tokio::spawn(c.clone().rescue(id, Some((image_ref, disk_format)), rid.to_string()));
@@ -1171,14 +1174,9 @@ async fn rescue(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, token: &str
 async fn unrescue(c: &Ctx, ctx: &AuthContext, s: &Server, rid: &str) -> ApiResult<Response> {
     enforce(c, ctx, "os_compute_api:os-unrescue", &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
     let id = s.id.clone();
-    c.write(|t| {
-        let mut cur = t.edit(&t.m.servers, "server", &id)?;
-        check_state(&cur, "unrescue", &["rescued"])?;
+    start_action(c, ctx, &id, rid, ("unrescue", "unrescue"), &["rescued"], |_, cur| {
         cur.task_state = Some("unrescuing".into());
-        cur.updated_at = Utc::now();
-        let cur = t.put(cur)?;
-        let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, rid, &cur, "unrescue", &ctx.user.id, project)
+        Ok(())
     })
     .await?;
     tokio::spawn(c.clone().rescue(id, None, rid.to_string()));
@@ -1292,17 +1290,11 @@ async fn create_image(
             })?;
     let image_id = image["id"].as_str().unwrap_or_default().to_string();
     let id = s.id.clone();
-    let started = c
-        .write(|t| {
-            let mut cur = t.edit(&t.m.servers, "server", &id)?;
-            check_state(&cur, action, SOURCES)?;
-            cur.task_state = Some("image_snapshot".into());
-            cur.updated_at = Utc::now();
-            let cur = t.put(cur)?;
-            let project = ctx.project_id().unwrap_or(&cur.project_id);
-            crate::actions::record(t, rid, &cur, action, &ctx.user.id, project)
-        })
-        .await;
+    let started = start_action(c, ctx, &id, rid, (action, action), SOURCES, |_, cur| {
+        cur.task_state = Some("image_snapshot".into());
+        Ok(())
+    })
+    .await;
     if let Err(e) = started {
         if let Err(d) = c.delete_image(&image_id).await {
             tracing::warn!(image = %image_id, error = %d, "could not delete an unused snapshot image");
