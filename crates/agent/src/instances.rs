@@ -113,6 +113,8 @@ pub struct Settings {
     pub instances_dir: PathBuf,
     pub accel: Accel,
     pub console_log_max: u64,
+    /// See `compute.guest_nice`.
+    pub guest_nice: i32,
 }
 
 /// The instances of this host.
@@ -122,6 +124,12 @@ pub struct Instances {
     service: Arc<ServiceToken>,
     /// One lock per instance: specs for an instance apply one after the other.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per image being cached: concurrent builds share one download.
+    downloads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Build slots, as many as the host has cores: a new instance holds one from its disk
+    /// to its QEMU started. Builds that start together then finish one after the other
+    /// instead of all late, sharing the CPU at once.
+    build_slots: tokio::sync::Semaphore,
 }
 
 fn valid_uuid(id: &str) -> Result<(), Error> {
@@ -139,7 +147,14 @@ fn valid_uuid(id: &str) -> Result<(), Error> {
 
 impl Instances {
     pub fn new(settings: Settings, service: Arc<ServiceToken>) -> Arc<Instances> {
-        Arc::new(Instances { settings, service, locks: Mutex::new(HashMap::new()) })
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(Instances {
+            settings,
+            service,
+            locks: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
+            build_slots: tokio::sync::Semaphore::new(cores),
+        })
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -162,6 +177,7 @@ impl Instances {
             disk: dir.join("disk"),
             config_drive: cd.exists().then_some(cd),
             accel: self.settings.accel,
+            nice: self.settings.guest_nice,
             incoming: None,
             rescue_disk: rescue.exists().then_some(rescue),
             dir,
@@ -179,6 +195,7 @@ impl Instances {
             disk: dir.join("disk"),
             config_drive: None,
             accel: self.settings.accel,
+            nice: self.settings.guest_nice,
             incoming: None,
             rescue_disk: None,
             dir,
@@ -270,6 +287,14 @@ impl Instances {
                 return self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")));
             }
         }
+        let build_slot = match before {
+            None => {
+                // The image is fetched (if it must be) before the slot is taken.
+                self.cache_image(&spec.image.id).await?;
+                Some(self.build_slots.acquire().await.map_err(|e| Error::Failed(e.to_string()))?)
+            }
+            Some(_) => None,
+        };
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
         let disk = dir.join("disk");
@@ -323,7 +348,7 @@ impl Instances {
         if before.as_ref().map(|b| &b.config_drive) != Some(&spec.config_drive) || image_changed {
             self.make_config_drive(&dir, &spec).await?;
         }
-        self.apply_power(id, before.as_ref(), &spec).await?;
+        self.apply_power(id, before.as_ref(), &spec, build_slot).await?;
         self.store(id, &spec)?;
         self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")))
     }
@@ -362,7 +387,14 @@ impl Instances {
         configdrive::build(&target, &decoded).await.map_err(|e| Error::Failed(e.to_string()))
     }
 
-    async fn apply_power(&self, id: &str, before: Option<&Spec>, spec: &Spec) -> Result<(), Error> {
+    /// Brings the guest to the spec's power state; a build slot is given back once QEMU runs.
+    async fn apply_power(
+        &self,
+        id: &str,
+        before: Option<&Spec>,
+        spec: &Spec,
+        build_slot: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Result<(), Error> {
         let d = self.domain(id, spec);
         let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
         let reboots = before.map_or(0, |b| b.reboots);
@@ -404,6 +436,7 @@ impl Instances {
                         qemu::start(&d).await.map_err(failed)?;
                     }
                 }
+                drop(build_slot);
                 let paused = qemu::status(&d).await.map_err(failed)? == "paused";
                 let want_paused = spec.power == Power::Paused;
                 if paused != want_paused {
@@ -501,6 +534,12 @@ impl Instances {
         if target.exists() {
             return Ok(target);
         }
+        let lock = self.downloads.lock().unwrap().entry(image_id.to_string()).or_default().clone();
+        let _held = lock.lock().await;
+        if target.exists() {
+            // Another build fetched it meanwhile.
+            return Ok(target);
+        }
         std::fs::create_dir_all(&base_dir)
             .map_err(|e| Error::Failed(format!("creating {}: {e}", base_dir.display())))?;
         let tmp = base_dir.join(format!(".{image_id}.{}", uuid::Uuid::new_v4().simple()));
@@ -570,6 +609,7 @@ mod tests {
             instances_dir: dir.to_path_buf(),
             accel: Accel::Tcg,
             console_log_max: 1 << 20,
+            guest_nice: 10,
         };
         Instances::new(settings, ServiceToken::new(creds))
     }

@@ -38,6 +38,7 @@ pub async fn open(config: &Config, service: Arc<ServiceToken>) -> std::io::Resul
             instances_dir,
             accel,
             console_log_max: config.compute.console_log_max,
+            guest_nice: config.compute.guest_nice.clamp(0, 19),
         },
         service,
     ))

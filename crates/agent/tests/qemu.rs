@@ -63,6 +63,7 @@ async fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
         disk,
         config_drive: Some(iso),
         accel,
+        nice: 10,
         dir: dir.to_path_buf(),
         incoming: None,
         rescue_disk: None,
@@ -88,6 +89,13 @@ async fn an_instance_boots_is_adopted_pauses_and_stops() {
     let d = domain(&dir, &image, accel).await;
 
     let pid = qemu::start(&d).await.expect("QEMU starts");
+    // The guest yields the CPU to the host's own work: every QEMU thread at nice 10 (the
+    // 19th field of /proc/<pid>/task/<tid>/stat, counted after the command name).
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+        let nice = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap().to_string();
+        assert_eq!(nice, "10", "thread {:?} of QEMU", task.file_name());
+    }
     let log = wait_console(&d, "HANEUL-TESTIMG: ready", Duration::from_secs(120));
     assert!(log.contains(&format!("HANEUL-TESTIMG: instance-id {}", d.uuid)), "{log}");
     assert!(log.contains("config-drive-user-data"), "{log}");

@@ -137,6 +137,10 @@ pub struct ComputeConfig {
     pub probe_initrd: String,
     /// Largest console log kept per instance, in bytes.
     pub console_log_max: u64,
+    /// How much guests yield the CPU to the host's own work: the nice value (0..19) of each
+    /// QEMU and of its session's scheduling group (autogroup). Guests still get every idle
+    /// cycle; under contention the control plane, DHCP and the agent go first.
+    pub guest_nice: i32,
     /// This host's name as compute knows it (services, hypervisors, placement provider);
     /// empty means the kernel's host name.
     pub host: String,
@@ -300,6 +304,7 @@ impl Default for ComputeConfig {
             probe_kernel: String::new(),
             probe_initrd: String::new(),
             console_log_max: 4 << 20,
+            guest_nice: 10,
             host: String::new(),
             cpu_allocation_ratio: 4.0,
             ram_allocation_ratio: 1.0,

@@ -41,6 +41,8 @@ pub struct Domain {
     /// A config drive (ISO 9660, label config-2), attached read-only.
     pub config_drive: Option<PathBuf>,
     pub accel: Accel,
+    /// The guest's nice value (see [`yield_cpu`]).
+    pub nice: i32,
     /// The instance directory: pid file, sockets, console log.
     pub dir: PathBuf,
     /// A saved guest state (see [`save`]) to start from instead of booting.
@@ -186,7 +188,29 @@ pub async fn start(d: &Domain) -> Result<u32, VirtError> {
     if !out.status.success() {
         return Err(VirtError::Start(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
-    running_pid(d).ok_or_else(|| VirtError::Start("QEMU exited right after starting".into()))
+    let pid = running_pid(d).ok_or_else(|| VirtError::Start("QEMU exited right after starting".into()))?;
+    yield_cpu(pid, d.nice);
+    Ok(pid)
+}
+
+/// Lowers a started QEMU's CPU priority to `nice`: each of its threads (threads it makes
+/// later inherit it) and, where the kernel groups processes by session (autogroup, on by
+/// default), its session's group: QEMU daemonizes into a session of its own, which would
+/// otherwise weigh as much as all of the host's other work together. It is done once QEMU
+/// has started, so its own start-up still runs at full priority. Best effort: a kernel
+/// without autogroup simply has no file to write.
+fn yield_cpu(pid: u32, nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let _ = std::fs::write(format!("/proc/{pid}/autogroup"), nice.to_string());
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return };
+    for tid in tasks.flatten().filter_map(|t| t.file_name().to_str()?.parse::<libc::id_t>().ok()) {
+        // SAFETY: setpriority(2) on a thread of the QEMU just started; no memory is shared.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
 }
 
 /// The pid of the instance's QEMU if it runs: the pid file names a live process whose
