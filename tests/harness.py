@@ -63,6 +63,7 @@ class Server:
         self.image_port = free_port()
         self.compute_port = free_port()
         self.placement_port = free_port()
+        self.network_port = free_port()
         self.metadata_port = free_port()
         self.agent_port = free_port()
         self.console_port = free_port()
@@ -75,6 +76,7 @@ class Server:
             "HANEUL_IMAGE__PORT": str(self.image_port),
             "HANEUL_COMPUTE__PORT": str(self.compute_port),
             "HANEUL_PLACEMENT__PORT": str(self.placement_port),
+            "HANEUL_NETWORK__PORT": str(self.network_port),
             "HANEUL_COMPUTE__METADATA_PORT": str(self.metadata_port),
             "HANEUL_AGENT__PORT": str(self.agent_port),
             "HANEUL_AGENT__CONSOLE_PORT": str(self.console_port),
@@ -92,6 +94,7 @@ class Server:
             self.env["HANEUL_IMAGE__DATABASE_URL"] = url
             self.env["HANEUL_COMPUTE__DATABASE_URL"] = url
             self.env["HANEUL_PLACEMENT__DATABASE_URL"] = url
+            self.env["HANEUL_NETWORK__DATABASE_URL"] = url
         self.env.update(extra_env or {})
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
@@ -111,6 +114,10 @@ class Server:
     @property
     def placement_url(self):
         return f"http://127.0.0.1:{self.placement_port}"
+
+    @property
+    def network_url(self):
+        return f"http://127.0.0.1:{self.network_port}"
 
     @property
     def metadata_url(self):

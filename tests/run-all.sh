@@ -104,9 +104,10 @@ run_e2e() { # $1 = label, $2 = tempest compute regex, then extra pytest argument
   if [ "$rc" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
   [ "$rc" -eq 0 ] || { echo "e2e $label failed"; exit 1; }
 
-  stage "e2e $label: tempest identity and image"
-  HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh '^tempest\.api\.(identity|image)' "$OUT/tempest-$label"
-  cat tests/tempest/identity-pass.txt tests/tempest/image-pass.txt > "$OUT/tempest-$label/expected.txt"
+  stage "e2e $label: tempest identity, image and network"
+  NEUTRON_AVAILABLE=true HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh \
+    '^tempest\.api\.(identity|image|network)' "$OUT/tempest-$label"
+  cat tests/tempest/identity-pass.txt tests/tempest/image-pass.txt tests/tempest/network-pass.txt > "$OUT/tempest-$label/expected.txt"
   python tests/tempest/check.py "$OUT/tempest-$label/expected.txt" "$OUT/tempest-$label/results.json"
 
   [ -n "$compute_regex" ] || return 0

@@ -7,7 +7,8 @@
 #        compute tests (off otherwise: with it on, image tests would try to boot servers); SC_LOCKOUT_FAILURE_ATTEMPTS,
 #        SC_LOCKOUT_DURATION, SC_UNIQUE_LAST_PASSWORD_COUNT turn on the security compliance
 #        tests with the values the server was started with; HANEUL_TEST_IMAGE, the guest that
-#        compute tests boot (uploaded as image_ref when NOVA_AVAILABLE=true).
+#        compute tests boot (uploaded as image_ref when NOVA_AVAILABLE=true); NEUTRON_AVAILABLE=true
+#        for the network tests (an external network `public` is made first, as DevStack has one).
 # out:   <out_dir>/results.json ({test_id: success|fail|skip|not-run}), results.subunit, tempest.log
 set -euo pipefail
 regex=$1 auth_url=$2 password=$3 out=$4
@@ -34,6 +35,16 @@ upload() {
     openstack image create --public --disk-format qcow2 --container-format bare \
       --file "$HANEUL_TEST_IMAGE" "$1" -f value -c id
 }
+admin_cli() {
+  OS_AUTH_URL=$auth_url OS_USERNAME=admin OS_PASSWORD=$password OS_PROJECT_NAME=admin \
+    OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 openstack "$@"
+}
+# The network tests want an external network for routers and floating IPs (public_network_id).
+public_network_id=
+if [ "${NEUTRON_AVAILABLE:-false}" = true ]; then
+  public_network_id=$(admin_cli network create --external public -f value -c id)
+  admin_cli subnet create --network public --subnet-range 172.24.4.0/22 --gateway 172.24.4.1 --no-dhcp public-subnet >/dev/null
+fi
 if [ "${NOVA_AVAILABLE:-false}" = true ] && [ -n "${HANEUL_TEST_IMAGE:-}" ]; then
   image_ref=$(upload cirros-0.6.3-x86_64-disk)
   image_ref_alt=$(upload cirros-0.6.3-x86_64-disk-alt)
@@ -83,7 +94,7 @@ immutable_user_source = false
 
 [service_available]
 nova = ${NOVA_AVAILABLE:-false}
-neutron = false
+neutron = ${NEUTRON_AVAILABLE:-false}
 glance = true
 cinder = false
 swift = false
@@ -125,6 +136,30 @@ ide_bus = false
 # Guests are not reachable over SSH until networking (issue 5) lands.
 run_validation = false
 
+[network]
+catalog_type = network
+endpoint_type = publicURL
+region = RegionOne
+public_network_id = $public_network_id
+floating_network_name = public
+project_network_cidr = 10.100.0.0/16
+project_network_mask_bits = 28
+project_network_v6_cidr = 2001:db8::/48
+project_network_v6_mask_bits = 64
+build_timeout = 60
+build_interval = 1
+
+[network-feature-enabled]
+ipv6 = true
+ipv6_subnet_attributes = true
+floating_ips = true
+# What haneul's network service lists in /v2.0/extensions (tempest reads only this setting).
+api_extensions = $(printf '%s,' agent allowed-address-pairs binding ext-gw-mode external-net extra_dhcp_opt extraroute \
+  fip-port-details ip-substring-filtering net-mtu net-mtu-writable pagination port-security project-id provider quotas \
+  quota_details router security-group security-groups-normalized-cidr service-type sorting standard-attr-description \
+  standard-attr-revisions standard-attr-tag standard-attr-timestamp stateful-security-group subnet-external-network \
+  subnet-service-types subnet_allocation default-subnetpools tag | sed 's/,$//')
+
 [image]
 catalog_type = image
 endpoint_type = publicURL
@@ -151,6 +186,7 @@ store_weight_enabled = false
 [enforce_scope]
 keystone = false
 glance = false
+neutron = false
 CONF
 
 cd "$ws"

@@ -41,6 +41,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub compute: ComputeConfig,
     pub placement: PlacementConfig,
+    pub network: NetworkConfig,
     pub agent: AgentConfig,
 }
 
@@ -222,6 +223,33 @@ pub struct PlacementConfig {
     pub policy_file: String,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub port: u16,
+    /// Database URL as for identity; empty means `network.db` in the data directory.
+    pub database_url: String,
+    /// oslo.policy overrides for the network API; empty means `network-policy.yaml` in the
+    /// data directory.
+    pub policy_file: String,
+    /// MTU of the underlay; tenant (VXLAN) networks get 50 bytes less, flat ones all of it.
+    pub global_physnet_mtu: u32,
+    /// The DNS domain ports' host names are in (Neutron's `dns_domain`).
+    pub dns_domain: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            port: 9696,
+            database_url: String::new(),
+            policy_file: String::new(),
+            global_physnet_mtu: 1500,
+            dns_domain: "openstacklocal.".into(),
+        }
+    }
+}
+
 impl Default for PlacementConfig {
     fn default() -> Self {
         PlacementConfig { port: 8778, database_url: String::new(), policy_file: String::new() }
@@ -237,6 +265,7 @@ impl Default for Config {
             image: ImageConfig::default(),
             compute: ComputeConfig::default(),
             placement: PlacementConfig::default(),
+            network: NetworkConfig::default(),
             agent: AgentConfig::default(),
         }
     }
@@ -376,6 +405,22 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("placement.db").display())
         } else {
             self.placement.database_url.clone()
+        }
+    }
+
+    pub fn network_database_url(&self) -> String {
+        if self.network.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("network.db").display())
+        } else {
+            self.network.database_url.clone()
+        }
+    }
+
+    pub fn network_policy_file(&self) -> PathBuf {
+        if self.network.policy_file.is_empty() {
+            self.data_dir.join("network-policy.yaml")
+        } else {
+            PathBuf::from(&self.network.policy_file)
         }
     }
 

@@ -103,6 +103,12 @@ fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
         },
         CatalogEntry { kind: "placement", name: "placement", url: cfg.public_url(cfg.placement.port), limits: &[] },
         CatalogEntry {
+            kind: haneul_network::service::SERVICE_TYPE,
+            name: "neutron",
+            url: cfg.public_url(cfg.network.port),
+            limits: &[],
+        },
+        CatalogEntry {
             kind: haneul_image::service::SERVICE_TYPE,
             name: "glance",
             url: cfg.public_url(cfg.image.port),
@@ -177,6 +183,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let placement_addr = format!("{}:{}", cfg.server.bind, cfg.placement.port);
     let placement_listener =
         tokio::net::TcpListener::bind(&placement_addr).await.with_context(|| format!("binding {placement_addr}"))?;
+    let network_addr = format!("{}:{}", cfg.server.bind, cfg.network.port);
+    let network_listener =
+        tokio::net::TcpListener::bind(&network_addr).await.with_context(|| format!("binding {network_addr}"))?;
     let metadata_addr = format!("{}:{}", cfg.server.bind, cfg.compute.metadata_port);
     let metadata_listener =
         tokio::net::TcpListener::bind(&metadata_addr).await.with_context(|| format!("binding {metadata_addr}"))?;
@@ -216,6 +225,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         haneul_identity::api::validator(ident.clone()),
         cfg.server.max_request_body_size,
     );
+    let network = haneul_network::Networking::open(&cfg).await.context("opening the network service")?;
+    let network_app = haneul_network::api::router(
+        network.clone(),
+        haneul_identity::api::validator(ident.clone()),
+        cfg.server.max_request_body_size,
+    );
     let compute = haneul_compute::Compute::open(&cfg, placement.clone(), service.clone())
         .await
         .context("opening the compute service")?;
@@ -247,6 +262,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let images_bg = images.clone();
     let compute_bg = compute.clone();
     let placement_bg = placement.clone();
+    let network_bg = network.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -279,6 +295,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = ?e, "placement data could not be refreshed"),
             }
+            match network_bg.refresh().await {
+                Ok(true) => tracing::info!("network data changed by another process; reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = ?e, "network data could not be refreshed"),
+            }
+            if let Some(e) = network_bg.policy.take_reload_error() {
+                tracing::warn!(error = %e, "network policy file not reloaded; keeping the previous rules");
+            }
             if let Some(e) = placement_bg.policy.take_reload_error() {
                 tracing::warn!(error = %e, "placement policy file not reloaded; keeping the previous rules");
             }
@@ -305,7 +329,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
 
     tracing::info!(
-        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, metadata = %metadata_addr, agent = %agent_addr,
+        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, network = %network_addr, metadata = %metadata_addr, agent = %agent_addr,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "services listening"
     );
@@ -330,6 +354,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ("image", image_listener, image_app),
         ("compute", compute_listener, compute_app),
         ("placement", placement_listener, placement_app),
+        ("network", network_listener, network_app),
         ("metadata", metadata_listener, metadata_app),
         ("agent", agent_listener, agent_app),
         ("console", console_listener, console_app),

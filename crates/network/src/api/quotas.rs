@@ -1,0 +1,144 @@
+//! Quotas (`/v2.0/quotas`, with `quota_details`): per-project limits over Neutron's defaults.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::{Auth, AuthContext};
+use serde_json::{json, Map, Value};
+
+use super::{bad, is_admin, ApiResult, Ctx};
+use crate::model::Quota;
+use crate::service::{quota_limit, quota_used, Error, DEFAULT_QUOTAS};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/quotas", get(list))
+        .route("/quotas/{project}", get(show).put(update).delete(reset))
+        .route("/quotas/{project}/default", get(defaults))
+        .route("/quotas/{project}/details", get(details))
+}
+
+fn forbidden() -> Error {
+    Error::Forbidden("PolicyNotAuthorized", "(rule:get_quota) is disallowed by policy".into())
+}
+
+/// The caller may read its own project's quota; admins any.
+fn may_read(ctx: &AuthContext, project: &str) -> Result<(), Error> {
+    if is_admin(ctx) || ctx.project_id() == Some(project) {
+        Ok(())
+    } else {
+        Err(forbidden())
+    }
+}
+
+fn limits(m: &crate::model::Model, project: &str) -> Map<String, Value> {
+    DEFAULT_QUOTAS.iter().map(|(r, _)| (r.to_string(), json!(quota_limit(m, project, r)))).collect()
+}
+
+async fn list(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
+    if !is_admin(&ctx) {
+        return Err(forbidden().into());
+    }
+    let m = c.model();
+    let items: Vec<Value> = m
+        .quotas
+        .values()
+        .map(|q| {
+            let mut v = limits(&m, &q.id);
+            v.insert("project_id".into(), json!(q.id));
+            v.insert("tenant_id".into(), json!(q.id));
+            Value::Object(v)
+        })
+        .collect();
+    Ok(Json(json!({"quotas": items})).into_response())
+}
+
+async fn show(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
+    may_read(&ctx, &project)?;
+    Ok(Json(json!({"quota": limits(&c.model(), &project)})).into_response())
+}
+
+async fn defaults(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
+    may_read(&ctx, &project)?;
+    let _ = c;
+    let v: Map<String, Value> = DEFAULT_QUOTAS.iter().map(|(r, d)| (r.to_string(), json!(d))).collect();
+    Ok(Json(json!({"quota": v})).into_response())
+}
+
+async fn details(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
+    may_read(&ctx, &project)?;
+    let m = c.model();
+    let v: Map<String, Value> = DEFAULT_QUOTAS
+        .iter()
+        .map(|(r, _)| {
+            (
+                r.to_string(),
+                json!({"limit": quota_limit(&m, &project, r), "used": quota_used(&m, &project, r), "reserved": 0}),
+            )
+        })
+        .collect();
+    Ok(Json(json!({"quota": v})).into_response())
+}
+
+async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>, body: Bytes) -> ApiResult {
+    if !is_admin(&ctx) {
+        return Err(
+            Error::Forbidden("PolicyNotAuthorized", "(rule:update_quota) is disallowed by policy".into()).into()
+        );
+    }
+    let v: Value = haneul_core::http::parse_json(&body).map_err(|e| bad(e.message))?;
+    let Some(Value::Object(asked)) = v.get("quota") else {
+        return Err(bad("Invalid input: the body needs a 'quota' object."));
+    };
+    let mut changes = BTreeMap::new();
+    for (k, v) in asked {
+        if k == "force" || k == "check_limit" {
+            continue;
+        }
+        if !DEFAULT_QUOTAS.iter().any(|(r, _)| r == k) {
+            return Err(bad(format!("Unrecognized attribute(s) '{k}'")));
+        }
+        let n = v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+        match n {
+            Some(n) if n >= -1 => {
+                changes.insert(k.clone(), n);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "Invalid input for {k}. Reason: '{v}' is not a valid quota (an integer of -1 or more)."
+                )))
+            }
+        }
+    }
+    c.write(|t| {
+        let mut q =
+            t.m.quotas
+                .get(&project)
+                .map(|q| (**q).clone())
+                .unwrap_or(Quota { id: project.clone(), limits: BTreeMap::new() });
+        q.limits.extend(changes);
+        t.put(q)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({"quota": limits(&c.model(), &project)})).into_response())
+}
+
+async fn reset(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult<Response> {
+    if !is_admin(&ctx) {
+        return Err(
+            Error::Forbidden("PolicyNotAuthorized", "(rule:delete_quota) is disallowed by policy".into()).into()
+        );
+    }
+    c.write(|t| {
+        t.delete::<Quota>(&project);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

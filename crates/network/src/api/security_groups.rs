@@ -1,0 +1,559 @@
+//! Security groups and their rules (`/v2.0/security-groups`, `/v2.0/security-group-rules`),
+//! with each project's default group made on first use.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use haneul_core::auth::{Auth, AuthContext};
+use serde_json::{json, Map, Value};
+
+use super::{
+    bad, created, is_admin, is_uuid, list_response, members, owns, project_of, show_response, standard, ApiResult,
+    Attrs, Ctx, ListQuery,
+};
+use crate::ip::Cidr;
+use crate::model::{Model, SecurityGroup, SecurityGroupRule, Std};
+use crate::service::{check_quota, not_found, Error};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/security-groups", get(list).post(create))
+        .route("/security-groups/{id}", get(show).put(update).delete(delete))
+        .route("/security-group-rules", get(list_rules).post(create_rule))
+        .route("/security-group-rules/{id}", get(show_rule).delete(delete_rule))
+}
+
+/// Protocol names Neutron knows, with their IP protocol numbers.
+pub const PROTOCOLS: &[(&str, u8)] = &[
+    ("ah", 51),
+    ("dccp", 33),
+    ("egp", 8),
+    ("esp", 50),
+    ("gre", 47),
+    ("hopopt", 0),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("igmp", 2),
+    ("ipip", 4),
+    ("ipv6-encap", 41),
+    ("ipv6-frag", 44),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("ipv6-route", 43),
+    ("ospf", 89),
+    ("pgm", 113),
+    ("rsvp", 46),
+    ("sctp", 132),
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("vrrp", 112),
+];
+
+/// The IP protocol number of a rule's protocol (None: any).
+pub fn protocol_number(p: Option<&str>) -> Option<u8> {
+    let p = p?;
+    PROTOCOLS.iter().find(|(n, _)| *n == p).map(|(_, v)| *v).or_else(|| p.parse().ok())
+}
+
+fn visible(ctx: &AuthContext, g: &SecurityGroup) -> bool {
+    owns(ctx, &g.project_id) || g.shared
+}
+
+fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SecurityGroup, Error> {
+    m.security_groups
+        .get(id)
+        .map(|g| &**g)
+        .filter(|g| visible(ctx, g))
+        .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", id))
+}
+
+pub fn render_rule(r: &SecurityGroupRule) -> Value {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(r.id));
+    v.insert("security_group_id".into(), json!(r.security_group_id));
+    v.insert("direction".into(), json!(r.direction));
+    v.insert("ethertype".into(), json!(r.ethertype));
+    v.insert("protocol".into(), json!(r.protocol));
+    v.insert("port_range_min".into(), json!(r.port_range_min));
+    v.insert("port_range_max".into(), json!(r.port_range_max));
+    v.insert("remote_ip_prefix".into(), json!(r.remote_ip_prefix));
+    v.insert("remote_group_id".into(), json!(r.remote_group_id));
+    v.insert("remote_address_group_id".into(), json!(r.remote_address_group_id));
+    v.insert(
+        "normalized_cidr".into(),
+        json!(r.remote_ip_prefix.as_deref().and_then(|p| Cidr::parse(p, false)).map(|c| c.to_string())),
+    );
+    standard(&mut v, &r.project_id, &r.std);
+    v.remove("tags");
+    Value::Object(v)
+}
+
+fn render(m: &Model, g: &SecurityGroup) -> Value {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(g.id));
+    v.insert("name".into(), json!(g.name));
+    v.insert("stateful".into(), json!(g.stateful));
+    v.insert("shared".into(), json!(g.shared));
+    v.insert("security_group_rules".into(), json!(m.rules_of(&g.id).map(render_rule).collect::<Vec<_>>()));
+    standard(&mut v, &g.project_id, &g.std);
+    Value::Object(v)
+}
+
+async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
+    c.ensure_default_group(&project_of(&ctx)).await?;
+    let q = ListQuery::parse(&q)?;
+    let m = c.model();
+    let items = m.security_groups.values().filter(|g| visible(&ctx, g)).map(|g| render(&m, g)).collect();
+    list_response(&c, items, &q, "security-groups", &[])
+}
+
+async fn show(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let m = c.model();
+    Ok(show_response("security_group", render(&m, find(&m, &ctx, &id)?), &q))
+}
+
+async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
+    let (items, bulk) = members(&body, "security_group", "security_groups")?;
+    let mut asks = Vec::new();
+    for a in &items {
+        a.only(&["name", "description", "tenant_id", "project_id", "stateful"])?;
+        let project_id = a.owner(&ctx)?;
+        let name = a.str("name", 255)?.unwrap_or_default();
+        asks.push((
+            project_id,
+            name,
+            a.str("description", 255)?.unwrap_or_default(),
+            a.bool("stateful")?.unwrap_or(true),
+        ));
+    }
+    let ids = c
+        .write(|t| {
+            let mut ids = Vec::new();
+            for (project_id, name, description, stateful) in asks {
+                crate::service::default_group(t, &project_id)?;
+                if name == "default" {
+                    return Err(Error::Conflict(
+                        "SecurityGroupDefaultAlreadyExists",
+                        "Default security group already exists.".into(),
+                    ));
+                }
+                check_quota(&t.m, &project_id, "security_group", 1)?;
+                let id = uuid::Uuid::new_v4().to_string();
+                t.put(SecurityGroup {
+                    id: id.clone(),
+                    project_id: project_id.clone(),
+                    name,
+                    stateful,
+                    shared: false,
+                    std: Std::new(description),
+                })?;
+                // Every new group lets its members out, as Neutron's does.
+                for ethertype in ["IPv4", "IPv6"] {
+                    t.put(SecurityGroupRule {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        project_id: project_id.clone(),
+                        security_group_id: id.clone(),
+                        direction: "egress".into(),
+                        ethertype: ethertype.into(),
+                        protocol: None,
+                        port_range_min: None,
+                        port_range_max: None,
+                        remote_ip_prefix: None,
+                        remote_group_id: None,
+                        remote_address_group_id: None,
+                        std: Std::new(String::new()),
+                    })?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .await?;
+    let m = c.model();
+    let out = ids.iter().filter_map(|id| m.security_groups.get(id)).map(|g| render(&m, g)).collect();
+    Ok(created("security_group", "security_groups", out, bulk))
+}
+
+async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let (mut items, _) = members(&body, "security_group", "security_groups")?;
+    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    a.only(&["name", "description", "stateful"])?;
+    let name = a.str("name", 255)?;
+    let description = a.str("description", 255)?;
+    let stateful = a.bool("stateful")?;
+    {
+        let m = c.model();
+        let g = find(&m, &ctx, &id)?;
+        if !owns(&ctx, &g.project_id) {
+            return Err(Error::Forbidden(
+                "PolicyNotAuthorized",
+                "(rule:update_security_group) is disallowed by policy".into(),
+            )
+            .into());
+        }
+    }
+    c.write(|t| {
+        let mut g = t.edit(&t.m.security_groups, "security group", &id)?;
+        if let Some(n) = name {
+            if g.name == "default" && n != "default" {
+                return Err(Error::Conflict(
+                    "SecurityGroupCannotUpdateDefault",
+                    "Updating default security group not allowed.".into(),
+                ));
+            }
+            if n == "default" && g.name != "default" {
+                return Err(Error::Conflict(
+                    "SecurityGroupDefaultAlreadyExists",
+                    "Default security group already exists.".into(),
+                ));
+            }
+            g.name = n;
+        }
+        if let Some(d) = description {
+            g.std.description = d;
+        }
+        if let Some(s) = stateful {
+            if s != g.stateful && t.m.ports.values().any(|p| p.security_groups.contains(&id)) {
+                return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
+            }
+            g.stateful = s;
+        }
+        g.std.touch();
+        t.put(g)?;
+        Ok(())
+    })
+    .await?;
+    let m = c.model();
+    Ok(show_response("security_group", render(&m, find(&m, &ctx, &id)?), &[]))
+}
+
+async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    if !is_uuid(&id) {
+        return Err(not_found("SecurityGroupNotFound", "Security group", &id).into());
+    }
+    {
+        let m = c.model();
+        let g = find(&m, &ctx, &id)?;
+        if !owns(&ctx, &g.project_id) {
+            return Err(Error::Forbidden(
+                "PolicyNotAuthorized",
+                "(rule:delete_security_group) is disallowed by policy".into(),
+            )
+            .into());
+        }
+        if g.name == "default" && !is_admin(&ctx) {
+            return Err(Error::Conflict(
+                "SecurityGroupCannotRemoveDefault",
+                "Insufficient rights for removing default security group.".into(),
+            )
+            .into());
+        }
+    }
+    c.write(|t| {
+        if t.m.ports.values().any(|p| p.security_groups.contains(&id)) {
+            return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
+        }
+        t.delete::<SecurityGroup>(&id).ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", &id))?;
+        t.delete_where::<SecurityGroupRule>(|r| r.security_group_id == id);
+        // Rules elsewhere naming this group as their remote go with it.
+        t.delete_where::<SecurityGroupRule>(|r| r.remote_group_id.as_deref() == Some(id.as_str()));
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+
+async fn list_rules(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
+    c.ensure_default_group(&project_of(&ctx)).await?;
+    let q = ListQuery::parse(&q)?;
+    let m = c.model();
+    let items = m
+        .rules
+        .values()
+        .filter(|r| {
+            owns(&ctx, &r.project_id) || m.security_groups.get(&r.security_group_id).is_some_and(|g| visible(&ctx, g))
+        })
+        .map(|r| render_rule(r))
+        .collect();
+    list_response(&c, items, &q, "security-group-rules", &[])
+}
+
+fn find_rule<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SecurityGroupRule, Error> {
+    m.rules
+        .get(id)
+        .map(|r| &**r)
+        .filter(|r| {
+            owns(ctx, &r.project_id) || m.security_groups.get(&r.security_group_id).is_some_and(|g| visible(ctx, g))
+        })
+        .ok_or_else(|| not_found("SecurityGroupRuleNotFound", "Security group rule", id))
+}
+
+async fn show_rule(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let m = c.model();
+    Ok(show_response("security_group_rule", render_rule(find_rule(&m, &ctx, &id)?), &q))
+}
+
+/// A rule as asked, its attributes checked (the groups it names are checked in the write).
+fn parse_rule(ctx: &AuthContext, a: &Attrs) -> ApiResult<SecurityGroupRule> {
+    a.only(&[
+        "security_group_id",
+        "direction",
+        "ethertype",
+        "protocol",
+        "port_range_min",
+        "port_range_max",
+        "remote_ip_prefix",
+        "remote_group_id",
+        "remote_address_group_id",
+        "description",
+        "tenant_id",
+        "project_id",
+    ])?;
+    let project_id = a.owner(ctx)?;
+    let group = a
+        .str("security_group_id", 36)?
+        .ok_or_else(|| bad("Failed to parse request. Required attribute 'security_group_id' not specified"))?;
+    let direction = a
+        .str("direction", 16)?
+        .ok_or_else(|| bad("Failed to parse request. Required attribute 'direction' not specified"))?;
+    if direction != "ingress" && direction != "egress" {
+        return Err(bad(format!(
+            "Invalid input for direction. Reason: '{direction}' is not in ['ingress', 'egress']."
+        )));
+    }
+    let ethertype = a.str("ethertype", 8)?.unwrap_or_else(|| "IPv4".into());
+    let ethertype = match ethertype.to_ascii_lowercase().as_str() {
+        "ipv4" => "IPv4".to_string(),
+        "ipv6" => "IPv6".to_string(),
+        _ => {
+            return Err(Error::BadRequest(
+                "SecurityGroupRuleInvalidEtherType",
+                format!(
+                "Security group rule for ethertype '{ethertype}' not supported. Allowed values are ['IPv4', 'IPv6']."
+            ),
+            )
+            .into())
+        }
+    };
+    let protocol = match a.get("protocol") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() || s.eq_ignore_ascii_case("any") => None,
+        Some(Value::String(s)) => Some(s.to_ascii_lowercase()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(unknown_protocol(&other.to_string())),
+    };
+    let number = match &protocol {
+        None => None,
+        Some(p) => match protocol_number(Some(p)) {
+            Some(n) if PROTOCOLS.iter().any(|(name, _)| name == p) || p.parse::<u8>().is_ok() => Some(n),
+            _ => return Err(unknown_protocol(p)),
+        },
+    };
+    if ethertype == "IPv4" && matches!(protocol.as_deref(), Some("icmpv6") | Some("ipv6-icmp")) {
+        return Err(Error::BadRequest(
+            "SecurityGroupEthertypeConflictWithProtocol",
+            format!("Ethertype IPv4 is not supported for protocol {}.", protocol.as_deref().unwrap_or_default()),
+        )
+        .into());
+    }
+    let port = |key: &str| -> ApiResult<Option<i64>> {
+        match a.int(key)? {
+            None | Some(None) => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+        }
+    };
+    let (min, max) = (port("port_range_min")?, port("port_range_max")?);
+    match number {
+        _ if min.is_none() && max.is_none() => {}
+        None => {
+            return Err(Error::BadRequest("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given.".into()).into())
+        }
+        Some(6) | Some(17) | Some(132) | Some(33) | Some(136) => {
+            for v in [min, max].into_iter().flatten() {
+                if !(1..=65535).contains(&v) {
+                    return Err(Error::BadRequest("SecurityGroupInvalidPortValue", format!("Invalid value for port {v}.")).into());
+                }
+            }
+            if let (Some(lo), Some(hi)) = (min, max) {
+                if lo > hi {
+                    return Err(Error::BadRequest(
+                        "SecurityGroupInvalidPortRange",
+                        "For TCP/UDP protocols, port_range_min must be <= port_range_max".into(),
+                    )
+                    .into());
+                }
+            }
+            if min.is_none() {
+                return Err(Error::BadRequest(
+                    "SecurityGroupInvalidPortRange",
+                    "For TCP/UDP protocols, port_range_min must be <= port_range_max".into(),
+                )
+                .into());
+            }
+        }
+        Some(1) | Some(58) => {
+            if min.is_none() && max.is_some() {
+                return Err(Error::BadRequest("SecurityGroupMissingIcmpType", format!("ICMP code (port-range-max) {} is provided but ICMP type (port-range-min) is missing.", max.unwrap_or_default())).into());
+            }
+            for (what, v) in [("type", min), ("code", max)] {
+                if let Some(v) = v {
+                    if !(0..=255).contains(&v) {
+                        return Err(Error::BadRequest("SecurityGroupInvalidIcmpValue", format!("Invalid value for ICMP {what} (port-range-min): {v}. It must be 0 to 255.")).into());
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "SecurityGroupInvalidProtocolForPortRange",
+                format!("Invalid protocol {} for port range, only supported for TCP, UDP, UDPLITE, SCTP, DCCP and ICMP protocols.", protocol.as_deref().unwrap_or_default()),
+            )
+            .into())
+        }
+    }
+    let remote_ip_prefix = match a.nullable_str("remote_ip_prefix", 64)?.flatten() {
+        None => None,
+        Some(p) => {
+            let c =
+                Cidr::parse(&p, false).or_else(|| crate::ip::Addr::parse(&p).map(|a| Cidr { net: a, len: a.width() }));
+            let Some(c) = c else {
+                return Err(bad(format!(
+                    "Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet."
+                )));
+            };
+            if (c.version() == 4) != (ethertype == "IPv4") {
+                return Err(Error::BadRequest(
+                    "SecurityGroupRuleParameterConflict",
+                    format!("Conflicting value ethertype {ethertype} for CIDR {p}"),
+                )
+                .into());
+            }
+            Some(if p.contains('/') { p } else { c.to_string() })
+        }
+    };
+    let remote_group_id = a.nullable_str("remote_group_id", 36)?.flatten();
+    if remote_group_id.is_some() && remote_ip_prefix.is_some() {
+        return Err(Error::BadRequest(
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix",
+            "Only remote_ip_prefix or remote_group_id may be provided.".into(),
+        )
+        .into());
+    }
+    if a.get("remote_address_group_id").is_some_and(|v| !v.is_null()) {
+        return Err(bad("remote_address_group_id: address groups are not supported."));
+    }
+    Ok(SecurityGroupRule {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id,
+        security_group_id: group,
+        direction,
+        ethertype,
+        protocol,
+        port_range_min: min,
+        port_range_max: max,
+        remote_ip_prefix,
+        remote_group_id,
+        remote_address_group_id: None,
+        std: Std::new(a.str("description", 255)?.unwrap_or_default()),
+    })
+}
+
+fn unknown_protocol(p: &str) -> haneul_core::error::ApiError {
+    let names: Vec<&str> = PROTOCOLS.iter().map(|(n, _)| *n).collect();
+    Error::BadRequest(
+        "SecurityGroupRuleInvalidProtocol",
+        format!("Security group rule protocol {p} not supported. Only protocol values {names:?} and integer representations [0 to 255] are supported."),
+    )
+    .into()
+}
+
+/// Whether two rules say the same thing.
+fn same_rule(a: &SecurityGroupRule, b: &SecurityGroupRule) -> bool {
+    let norm = |r: &SecurityGroupRule| {
+        r.remote_ip_prefix.as_deref().and_then(|p| Cidr::parse(p, false)).map(|c| c.to_string())
+    };
+    a.security_group_id == b.security_group_id
+        && a.direction == b.direction
+        && a.ethertype == b.ethertype
+        && protocol_number(a.protocol.as_deref()) == protocol_number(b.protocol.as_deref())
+        && a.port_range_min == b.port_range_min
+        && a.port_range_max == b.port_range_max
+        && norm(a) == norm(b)
+        && a.remote_group_id == b.remote_group_id
+}
+
+async fn create_rule(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
+    let (items, bulk) = members(&body, "security_group_rule", "security_group_rules")?;
+    let rules = items.iter().map(|a| parse_rule(&ctx, a)).collect::<ApiResult<Vec<_>>>()?;
+    let ids = c
+        .write(|t| {
+            let mut ids = Vec::new();
+            for mut r in rules {
+                let g = find(&t.m, &ctx, &r.security_group_id)?;
+                if !owns(&ctx, &g.project_id) {
+                    return Err(not_found("SecurityGroupNotFound", "Security group", &r.security_group_id));
+                }
+                // A rule belongs to its group's project.
+                r.project_id = g.project_id.clone();
+                if let Some(remote) = &r.remote_group_id {
+                    find(&t.m, &ctx, remote)?;
+                }
+                if let Some(dup) = t.m.rules_of(&r.security_group_id).find(|o| same_rule(o, &r)) {
+                    return Err(Error::Conflict(
+                        "SecurityGroupRuleExists",
+                        format!("Security group rule already exists. Rule id is {}.", dup.id),
+                    ));
+                }
+                check_quota(&t.m, &r.project_id, "security_group_rule", 1)?;
+                ids.push(r.id.clone());
+                t.put(r)?;
+            }
+            Ok(ids)
+        })
+        .await?;
+    let m = c.model();
+    let out = ids.iter().filter_map(|id| m.rules.get(id)).map(|r| render_rule(r)).collect();
+    Ok(created("security_group_rule", "security_group_rules", out, bulk))
+}
+
+async fn delete_rule(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    if !is_uuid(&id) {
+        return Err(not_found("SecurityGroupRuleNotFound", "Security group rule", &id).into());
+    }
+    {
+        let m = c.model();
+        let r = find_rule(&m, &ctx, &id)?;
+        if !owns(&ctx, &r.project_id) {
+            return Err(Error::Forbidden(
+                "PolicyNotAuthorized",
+                "(rule:delete_security_group_rule) is disallowed by policy".into(),
+            )
+            .into());
+        }
+    }
+    c.write(|t| {
+        t.delete::<SecurityGroupRule>(&id)
+            .ok_or_else(|| not_found("SecurityGroupRuleNotFound", "Security group rule", &id))?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

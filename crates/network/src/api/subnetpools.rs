@@ -1,0 +1,379 @@
+//! Subnet pools (`/v2.0/subnetpools`, `subnet_allocation`): prefixes subnets are carved from
+//! when they name a pool (or the default pool) instead of a CIDR.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use haneul_core::auth::{Auth, AuthContext};
+use serde_json::{json, Map, Value};
+
+use super::{
+    bad, created, enforce, list_response, members, owns, show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
+};
+use crate::ip::Cidr;
+use crate::model::{Model, Std, SubnetPool};
+use crate::service::{check_quota, invalid, not_found, Error};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/subnetpools", get(list).post(create))
+        .route("/subnetpools/{id}", get(show).put(update).delete(delete))
+}
+
+fn visible(ctx: &AuthContext, p: &SubnetPool) -> bool {
+    owns(ctx, &p.project_id) || p.shared
+}
+
+pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SubnetPool, Error> {
+    m.subnetpools
+        .get(id)
+        .map(|p| &**p)
+        .filter(|p| visible(ctx, p))
+        .ok_or_else(|| not_found("SubnetPoolNotFound", "Subnet pool", id))
+}
+
+fn render(p: &SubnetPool) -> Value {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(p.id));
+    v.insert("name".into(), json!(p.name));
+    v.insert("ip_version".into(), json!(p.ip_version));
+    v.insert("prefixes".into(), json!(p.prefixes));
+    // Neutron answers the lengths as strings.
+    v.insert("default_prefixlen".into(), json!(p.default_prefixlen.to_string()));
+    v.insert("min_prefixlen".into(), json!(p.min_prefixlen.to_string()));
+    v.insert("max_prefixlen".into(), json!(p.max_prefixlen.to_string()));
+    v.insert("shared".into(), json!(p.shared));
+    v.insert("is_default".into(), json!(p.is_default));
+    v.insert("default_quota".into(), json!(p.default_quota));
+    v.insert("address_scope_id".into(), json!(p.address_scope_id));
+    standard(&mut v, &p.project_id, &p.std);
+    Value::Object(v)
+}
+
+async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
+    let q = ListQuery::parse(&q)?;
+    let m = c.model();
+    let items = m.subnetpools.values().filter(|p| visible(&ctx, p)).map(|p| render(p)).collect();
+    list_response(&c, items, &q, "subnetpools", &[])
+}
+
+async fn show(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let m = c.model();
+    Ok(show_response("subnetpool", render(find(&m, &ctx, &id)?), &q))
+}
+
+fn prefix_len(a: &Attrs, key: &str) -> ApiResult<Option<u8>> {
+    match a.int(key)?.flatten() {
+        None => Ok(None),
+        Some(n) if (0..=128).contains(&n) => Ok(Some(n as u8)),
+        Some(n) => Err(bad(format!("Invalid input for {key}. Reason: '{n}' is not a valid prefix length."))),
+    }
+}
+
+fn parse_prefixes(a: &Attrs) -> ApiResult<Option<Vec<Cidr>>> {
+    let Some(list) = a.str_list("prefixes")? else { return Ok(None) };
+    if list.is_empty() {
+        return Err(Error::BadRequest("EmptySubnetPoolPrefixList", "Empty subnet pool prefix list.".into()).into());
+    }
+    let cidrs = list
+        .iter()
+        .map(|p| {
+            Cidr::parse(p, false)
+                .ok_or_else(|| bad(format!("Invalid input for prefixes. Reason: '{p}' is not a valid IP subnet.")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    if cidrs.iter().any(|c| c.version() != cidrs[0].version()) {
+        return Err(Error::BadRequest(
+            "PrefixVersionMismatch",
+            "Cannot mix IPv4 and IPv6 prefixes in a subnet pool.".into(),
+        )
+        .into());
+    }
+    Ok(Some(cidrs))
+}
+
+/// Checks min ≤ default ≤ max within the version's width and the prefixes.
+fn check_bounds(p: &SubnetPool) -> Result<(), Error> {
+    let width = if p.ip_version == 4 { 32 } else { 128 };
+    if p.min_prefixlen > p.max_prefixlen || p.max_prefixlen > width {
+        return Err(Error::BadRequest(
+            "IllegalSubnetPoolPrefixBounds",
+            format!("Illegal prefix bounds: min_prefixlen={}, max_prefixlen={}.", p.min_prefixlen, p.max_prefixlen),
+        ));
+    }
+    if p.default_prefixlen < p.min_prefixlen || p.default_prefixlen > p.max_prefixlen {
+        return Err(Error::BadRequest(
+            "IllegalSubnetPoolPrefixBounds",
+            format!(
+                "Illegal prefix bounds: default_prefixlen={} must be between min_prefixlen and max_prefixlen.",
+                p.default_prefixlen
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
+    let (items, bulk) = members(&body, "subnetpool", "subnetpools")?;
+    let mut pools = Vec::new();
+    for a in &items {
+        a.only(&[
+            "name",
+            "prefixes",
+            "default_prefixlen",
+            "min_prefixlen",
+            "max_prefixlen",
+            "shared",
+            "is_default",
+            "default_quota",
+            "address_scope_id",
+            "description",
+            "tenant_id",
+            "project_id",
+        ])?;
+        let project_id = a.owner(&ctx)?;
+        let target = json!({"project_id": project_id, "tenant_id": project_id});
+        if a.bool("shared")?.unwrap_or(false) {
+            enforce(&c, &ctx, "create_subnetpool:shared", &target)?;
+        }
+        if a.bool("is_default")?.unwrap_or(false) {
+            enforce(&c, &ctx, "create_subnetpool:is_default", &target)?;
+        }
+        if a.get("address_scope_id").is_some_and(|v| !v.is_null()) {
+            return Err(bad("Address scopes are not supported."));
+        }
+        let name = a
+            .str("name", 255)?
+            .ok_or_else(|| bad("Failed to parse request. Required attribute 'name' not specified"))?;
+        let prefixes = parse_prefixes(a)?
+            .ok_or_else(|| bad("Failed to parse request. Required attribute 'prefixes' not specified"))?;
+        let ip_version = prefixes[0].version();
+        let min = prefix_len(a, "min_prefixlen")?.unwrap_or(if ip_version == 4 { 8 } else { 64 });
+        let max = prefix_len(a, "max_prefixlen")?.unwrap_or(if ip_version == 4 { 32 } else { 128 });
+        let pool = SubnetPool {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id,
+            name,
+            ip_version,
+            prefixes: prefixes.iter().map(|c| c.to_string()).collect(),
+            default_prefixlen: prefix_len(a, "default_prefixlen")?.unwrap_or(min),
+            min_prefixlen: min,
+            max_prefixlen: max,
+            shared: a.bool("shared")?.unwrap_or(false),
+            is_default: a.bool("is_default")?.unwrap_or(false),
+            default_quota: a.int("default_quota")?.flatten(),
+            address_scope_id: None,
+            std: Std::new(a.str("description", 255)?.unwrap_or_default()),
+        };
+        check_bounds(&pool)?;
+        if prefixes.iter().any(|p| p.len < pool.min_prefixlen) {
+            return Err(Error::BadRequest(
+                "IllegalSubnetPoolPrefixBounds",
+                format!("Prefixes of the pool are shorter than its min_prefixlen {}.", pool.min_prefixlen),
+            )
+            .into());
+        }
+        pools.push(pool);
+    }
+    let ids = c
+        .write(|t| {
+            let mut ids = Vec::new();
+            for p in pools {
+                check_quota(&t.m, &p.project_id, "subnetpool", 1)?;
+                if p.is_default && t.m.subnetpools.values().any(|o| o.is_default && o.ip_version == p.ip_version) {
+                    return Err(invalid(format!("A default subnetpool for IPv{} already exists", p.ip_version)));
+                }
+                ids.push(p.id.clone());
+                t.put(p)?;
+            }
+            Ok(ids)
+        })
+        .await?;
+    let m = c.model();
+    let out = ids.iter().filter_map(|id| m.subnetpools.get(id)).map(|p| render(p)).collect();
+    Ok(created("subnetpool", "subnetpools", out, bulk))
+}
+
+async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let (mut items, _) = members(&body, "subnetpool", "subnetpools")?;
+    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    a.only(&[
+        "name",
+        "prefixes",
+        "default_prefixlen",
+        "min_prefixlen",
+        "max_prefixlen",
+        "is_default",
+        "default_quota",
+        "description",
+        "address_scope_id",
+    ])?;
+    let owner = {
+        let m = c.model();
+        let p = find(&m, &ctx, &id)?;
+        if !owns(&ctx, &p.project_id) {
+            return Err(Error::Forbidden(
+                "PolicyNotAuthorized",
+                "(rule:update_subnetpool) is disallowed by policy".into(),
+            )
+            .into());
+        }
+        p.project_id.clone()
+    };
+    if a.has("is_default") {
+        enforce(&c, &ctx, "update_subnetpool:is_default", &json!({"project_id": owner, "tenant_id": owner}))?;
+    }
+    if a.get("address_scope_id").is_some_and(|v| !v.is_null()) {
+        return Err(bad("Address scopes are not supported."));
+    }
+    let name = a.str("name", 255)?;
+    let description = a.str("description", 255)?;
+    let prefixes = parse_prefixes(&a)?;
+    let (dflt, min, max) =
+        (prefix_len(&a, "default_prefixlen")?, prefix_len(&a, "min_prefixlen")?, prefix_len(&a, "max_prefixlen")?);
+    let is_default = a.bool("is_default")?;
+    let quota = a.int("default_quota")?;
+    c.write(|t| {
+        let mut p = t.edit(&t.m.subnetpools, "subnet pool", &id)?;
+        if let Some(v) = name {
+            p.name = v;
+        }
+        if let Some(v) = description {
+            p.std.description = v;
+        }
+        if let Some(new) = prefixes {
+            if new[0].version() != p.ip_version {
+                return Err(Error::BadRequest(
+                    "PrefixVersionMismatch",
+                    "Cannot mix IPv4 and IPv6 prefixes in a subnet pool.".into(),
+                ));
+            }
+            // Prefixes only grow: each old one stays covered.
+            let covered = p
+                .prefixes
+                .iter()
+                .filter_map(|o| Cidr::parse(o, true))
+                .all(|o| new.iter().any(|n| n.len <= o.len && n.contains(o.net)));
+            if !covered {
+                return Err(Error::BadRequest(
+                    "IllegalSubnetPoolPrefixUpdate",
+                    "Illegal update to prefixes: existing prefixes must stay covered.".into(),
+                ));
+            }
+            p.prefixes = new.iter().map(|c| c.to_string()).collect();
+        }
+        if let Some(v) = min {
+            p.min_prefixlen = v;
+        }
+        if let Some(v) = max {
+            p.max_prefixlen = v;
+        }
+        if let Some(v) = dflt {
+            p.default_prefixlen = v;
+        }
+        check_bounds(&p)?;
+        if let Some(v) = is_default {
+            if v && t.m.subnetpools.values().any(|o| o.id != id && o.is_default && o.ip_version == p.ip_version) {
+                return Err(invalid(format!("A default subnetpool for IPv{} already exists", p.ip_version)));
+            }
+            p.is_default = v;
+        }
+        if let Some(v) = quota {
+            p.default_quota = v;
+        }
+        p.std.touch();
+        t.put(p)?;
+        Ok(())
+    })
+    .await?;
+    let m = c.model();
+    Ok(show_response("subnetpool", render(find(&m, &ctx, &id)?), &[]))
+}
+
+async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    {
+        let m = c.model();
+        let p = find(&m, &ctx, &id)?;
+        if !owns(&ctx, &p.project_id) {
+            return Err(Error::Forbidden(
+                "PolicyNotAuthorized",
+                "(rule:delete_subnetpool) is disallowed by policy".into(),
+            )
+            .into());
+        }
+    }
+    c.write(|t| {
+        if t.m.subnets.values().any(|s| s.subnetpool_id.as_deref() == Some(id.as_str())) {
+            return Err(Error::BadRequest(
+                "SubnetPoolDeleteError",
+                "Unable to delete subnet pool: Subnet pool has existing allocations.".into(),
+            ));
+        }
+        t.delete::<SubnetPool>(&id).ok_or_else(|| not_found("SubnetPoolNotFound", "Subnet pool", &id))?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Carves a subnet of `/prefixlen` (the pool's default when None) out of the pool: the first
+/// block of that size in the pool's prefixes that overlaps no subnet allocated from it.
+pub fn allocate(m: &Model, pool: &SubnetPool, prefixlen: Option<u8>) -> Result<Cidr, Error> {
+    let len = prefixlen.unwrap_or(pool.default_prefixlen);
+    if len < pool.min_prefixlen {
+        return Err(Error::BadRequest(
+            "MinPrefixSubnetAllocationError",
+            format!(
+                "Unable to allocate subnet with prefix length {len}, minimum allowed prefix is {}.",
+                pool.min_prefixlen
+            ),
+        ));
+    }
+    if len > pool.max_prefixlen {
+        return Err(Error::BadRequest(
+            "MaxPrefixSubnetAllocationError",
+            format!(
+                "Unable to allocate subnet with prefix length {len}, maximum allowed prefix is {}.",
+                pool.max_prefixlen
+            ),
+        ));
+    }
+    let taken: Vec<Cidr> = m
+        .subnets
+        .values()
+        .filter(|s| s.subnetpool_id.as_deref() == Some(pool.id.as_str()))
+        .filter_map(|s| Cidr::parse(&s.cidr, true))
+        .collect();
+    for prefix in pool.prefixes.iter().filter_map(|p| Cidr::parse(p, true)) {
+        if len < prefix.len {
+            continue;
+        }
+        let step = Cidr { net: prefix.net, len }.size();
+        let count = prefix.size() / step;
+        let mut i = 0u128;
+        // Skips whole taken blocks at a time, so a big pool is not walked block by block.
+        while i < count.min(1 << 20) {
+            let Some(net) = prefix.net.offset((i * step) as i128) else { break };
+            let block = Cidr { net, len };
+            match taken.iter().find(|t| t.overlaps(block)) {
+                None => return Ok(block),
+                Some(t) => {
+                    let after = t.last().offset(1).map(|a| a.bits.saturating_sub(prefix.net.bits)).unwrap_or(u128::MAX);
+                    i = (i + 1).max(after.div_ceil(step));
+                }
+            }
+        }
+    }
+    Err(Error::Conflict(
+        "SubnetAllocationError",
+        format!("Failed to allocate subnet: Insufficient prefix space to allocate subnet size /{len}."),
+    ))
+}

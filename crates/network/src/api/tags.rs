@@ -1,0 +1,208 @@
+//! Tags on resources (`/v2.0/{collection}/{id}/tags[/{tag}]`, the `standard-attr-tag`
+//! extension): list, check, add, replace and remove.
+
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use haneul_core::auth::{Auth, AuthContext};
+use serde_json::{json, Value};
+
+use super::{bad, owns, ApiResult, Ctx};
+use crate::model::{FloatingIp, Network, Port, Router as L3Router, SecurityGroup, Standard, Subnet, SubnetPool};
+use crate::service::{Error, Networking};
+
+/// The collections that carry tags, with the type name of their 404.
+const TAGGED: &[(&str, &str)] = &[
+    ("networks", "NetworkNotFound"),
+    ("subnets", "SubnetNotFound"),
+    ("ports", "PortNotFound"),
+    ("security-groups", "SecurityGroupNotFound"),
+    ("routers", "RouterNotFound"),
+    ("floatingips", "FloatingIPNotFound"),
+    ("subnetpools", "SubnetPoolNotFound"),
+];
+
+const MAX_TAG_LEN: usize = 255;
+
+pub fn routes() -> Router<Ctx> {
+    let mut r = Router::new();
+    for (collection, _) in TAGGED {
+        r = r
+            .route(&format!("/{collection}/{{id}}/tags"), get(list).put(replace).delete(clear))
+            .route(&format!("/{collection}/{{id}}/tags/{{tag}}"), get(check).put(add).delete(remove));
+    }
+    r
+}
+
+/// The collection a tag route was matched for (`/v2.0/<collection>/{id}/tags...`).
+fn collection(path: &MatchedPath) -> &'static str {
+    let segments: Vec<&str> = path.as_str().split('/').collect();
+    let at = segments.iter().position(|s| *s == "{id}").unwrap_or(1);
+    let name = segments.get(at.saturating_sub(1)).copied().unwrap_or_default();
+    TAGGED.iter().find(|(c, _)| *c == name).map(|(c, _)| *c).unwrap_or("networks")
+}
+
+fn missing(collection: &str, id: &str) -> Error {
+    let kind = TAGGED.iter().find(|(c, _)| *c == collection).map(|(_, k)| *k).unwrap_or("NotFound");
+    Error::NotFound(kind, format!("{} {id} could not be found.", kind.trim_end_matches("NotFound")))
+}
+
+fn tags_of<T: Standard>(m: &crate::model::Model, ctx: &AuthContext, id: &str) -> Option<Vec<String>> {
+    T::table(m).get(id).filter(|r| owns(ctx, r.project_id())).map(|r| r.std().tags.iter().cloned().collect())
+}
+
+fn current(n: &Networking, ctx: &AuthContext, collection: &str, id: &str) -> Result<Vec<String>, Error> {
+    let m = n.model();
+    let tags = match collection {
+        "networks" => tags_of::<Network>(&m, ctx, id),
+        "subnets" => tags_of::<Subnet>(&m, ctx, id),
+        "ports" => tags_of::<Port>(&m, ctx, id),
+        "security-groups" => tags_of::<SecurityGroup>(&m, ctx, id),
+        "routers" => tags_of::<L3Router>(&m, ctx, id),
+        "floatingips" => tags_of::<FloatingIp>(&m, ctx, id),
+        _ => tags_of::<SubnetPool>(&m, ctx, id),
+    };
+    tags.ok_or_else(|| missing(collection, id))
+}
+
+fn edit<T: Standard>(
+    t: &mut crate::service::Txn,
+    id: &str,
+    f: &dyn Fn(&mut std::collections::BTreeSet<String>),
+) -> bool {
+    let Some(r) = T::table(&t.m).get(id) else { return false };
+    let mut r = (**r).clone();
+    f(&mut r.std_mut().tags);
+    r.std_mut().touch();
+    t.put(r).is_ok()
+}
+
+/// Changes the tags of a resource the caller owns.
+async fn change(
+    n: &Networking,
+    ctx: &AuthContext,
+    collection: &str,
+    id: &str,
+    f: impl Fn(&mut std::collections::BTreeSet<String>) + Send,
+) -> Result<Vec<String>, Error> {
+    current(n, ctx, collection, id)?;
+    n.write(|t| {
+        let done = match collection {
+            "networks" => edit::<Network>(t, id, &f),
+            "subnets" => edit::<Subnet>(t, id, &f),
+            "ports" => edit::<Port>(t, id, &f),
+            "security-groups" => edit::<SecurityGroup>(t, id, &f),
+            "routers" => edit::<L3Router>(t, id, &f),
+            "floatingips" => edit::<FloatingIp>(t, id, &f),
+            _ => edit::<SubnetPool>(t, id, &f),
+        };
+        if done {
+            Ok(())
+        } else {
+            Err(missing(collection, id))
+        }
+    })
+    .await?;
+    current(n, ctx, collection, id)
+}
+
+fn check_tag(tag: &str) -> ApiResult<()> {
+    if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN {
+        return Err(bad(format!(
+            "Invalid input for tags. Reason: '{tag}' is not a valid tag (1 to {MAX_TAG_LEN} characters)."
+        )));
+    }
+    Ok(())
+}
+
+async fn list(State(c): State<Ctx>, Auth(ctx): Auth, path: MatchedPath, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!({"tags": current(&c, &ctx, collection(&path), &id)?})).into_response())
+}
+
+async fn check(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    path: MatchedPath,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult {
+    if current(&c, &ctx, collection(&path), &id)?.contains(&tag) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Error::NotFound("TagNotFound", format!("Tag {tag} could not be found for {} {id}.", collection(&path)))
+            .into())
+    }
+}
+
+async fn add(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    path: MatchedPath,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult {
+    check_tag(&tag)?;
+    change(&c, &ctx, collection(&path), &id, move |tags| {
+        tags.insert(tag.clone());
+    })
+    .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn replace(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    path: MatchedPath,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let v: Value = haneul_core::http::parse_json(&body).map_err(|e| bad(e.message))?;
+    let Some(list) = v.get("tags").and_then(Value::as_array) else {
+        return Err(bad("Invalid input: the body needs a 'tags' list."));
+    };
+    let mut tags = Vec::new();
+    for t in list {
+        let Some(s) = t.as_str() else {
+            return Err(bad(format!("Invalid input for tags. Reason: '{t}' is not a valid string.")));
+        };
+        check_tag(s)?;
+        tags.push(s.to_string());
+    }
+    let now = change(&c, &ctx, collection(&path), &id, move |set| {
+        set.clear();
+        set.extend(tags.iter().cloned());
+    })
+    .await?;
+    Ok(Json(json!({"tags": now})).into_response())
+}
+
+async fn clear(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    path: MatchedPath,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    change(&c, &ctx, collection(&path), &id, |set| set.clear()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    path: MatchedPath,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    if !current(&c, &ctx, collection(&path), &id)?.contains(&tag) {
+        return Err(Error::NotFound(
+            "TagNotFound",
+            format!("Tag {tag} could not be found for {} {id}.", collection(&path)),
+        )
+        .into());
+    }
+    change(&c, &ctx, collection(&path), &id, move |set| {
+        set.remove(&tag);
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,13 @@
+//! The network service: OpenStack Networking (Neutron v2.0), its API and IP address
+//! management (issue 5, in progress). The data plane (bridges, namespaces, DHCP, firewall)
+//! is the host agent's.
+//!
+//! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
+
+pub mod api;
+pub mod ip;
+pub mod model;
+pub mod policy_defaults;
+pub mod service;
+
+pub use service::Networking;

@@ -1,0 +1,387 @@
+//! The network service's state: networks, subnets, ports, security groups and their rules,
+//! routers, floating IPs, subnet pools, RBAC policies and quotas; one snapshot written
+//! through to the database (`core::docstore`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use serde::{Deserialize, Serialize};
+
+/// Prefixed: several services may share one PostgreSQL database.
+pub const TABLES: &[&str] = &[
+    "network_networks",
+    "network_subnets",
+    "network_ports",
+    "network_security_groups",
+    "network_security_group_rules",
+    "network_routers",
+    "network_floatingips",
+    "network_subnetpools",
+    "network_rbac_policies",
+    "network_quotas",
+    "network_settings",
+];
+
+/// Neutron's standard attributes, on every resource that has them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Std {
+    pub description: String,
+    pub tags: BTreeSet<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub revision_number: i64,
+}
+
+impl Std {
+    pub fn new(description: String) -> Std {
+        let now = now();
+        Std { description, tags: BTreeSet::new(), created_at: now, updated_at: now, revision_number: 0 }
+    }
+    /// A change: newer `updated_at`, next revision.
+    pub fn touch(&mut self) {
+        self.updated_at = now();
+        self.revision_number += 1;
+    }
+}
+
+/// Now, to the second (Neutron's timestamps carry no fraction).
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(0)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub admin_state_up: bool,
+    pub shared: bool,
+    /// `router:external`.
+    pub external: bool,
+    pub mtu: u32,
+    /// `provider:network_type`: `vxlan`, `flat` or `local`.
+    pub network_type: String,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<u32>,
+    pub port_security_enabled: bool,
+    pub availability_zone_hints: Vec<String>,
+    pub dns_domain: String,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub project_id: String,
+    pub network_id: String,
+    pub name: String,
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub allocation_pools: Vec<Pool>,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<HostRoute>,
+    pub enable_dhcp: bool,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+    pub subnetpool_id: Option<String>,
+    pub service_types: Vec<String>,
+    pub dns_publish_fixed_ip: bool,
+    pub std: Std,
+}
+
+impl Subnet {
+    /// Addresses come from the guest itself (SLAAC or DHCPv6 stateless), not from the pools.
+    pub fn is_auto_address(&self) -> bool {
+        let auto = |m: &Option<String>| matches!(m.as_deref(), Some("slaac") | Some("dhcpv6-stateless"));
+        self.ip_version == 6 && (auto(&self.ipv6_address_mode) || auto(&self.ipv6_ra_mode))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddressPair {
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DhcpOpt {
+    pub opt_name: String,
+    pub opt_value: String,
+    pub ip_version: u8,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Port {
+    pub id: String,
+    pub project_id: String,
+    pub network_id: String,
+    pub name: String,
+    pub admin_state_up: bool,
+    pub mac_address: String,
+    pub fixed_ips: Vec<FixedIp>,
+    pub device_id: String,
+    pub device_owner: String,
+    pub status: String,
+    pub security_groups: Vec<String>,
+    pub port_security_enabled: bool,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub extra_dhcp_opts: Vec<DhcpOpt>,
+    /// `binding:host_id`.
+    pub host_id: String,
+    /// `binding:vnic_type`.
+    pub vnic_type: String,
+    /// `binding:profile`.
+    pub profile: serde_json::Value,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub stateful: bool,
+    pub shared: bool,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    pub id: String,
+    pub project_id: String,
+    pub security_group_id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    pub ethertype: String,
+    /// As given: a name (`tcp`), a number as a string, or none (any).
+    pub protocol: Option<String>,
+    pub port_range_min: Option<i64>,
+    pub port_range_max: Option<i64>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+    pub remote_address_group_id: Option<String>,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExternalGateway {
+    pub network_id: String,
+    pub enable_snat: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Router {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub admin_state_up: bool,
+    pub gateway: Option<ExternalGateway>,
+    /// Static routes (`routes`, the extraroute extension).
+    pub routes: Vec<HostRoute>,
+    pub distributed: bool,
+    pub ha: bool,
+    pub availability_zone_hints: Vec<String>,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub project_id: String,
+    pub floating_network_id: String,
+    pub floating_ip_address: String,
+    /// The port on the external network holding the address (device_owner
+    /// `network:floatingip`).
+    pub floating_port_id: String,
+    pub port_id: Option<String>,
+    pub fixed_ip_address: Option<String>,
+    pub router_id: Option<String>,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubnetPool {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub ip_version: u8,
+    pub prefixes: Vec<String>,
+    pub default_prefixlen: u8,
+    pub min_prefixlen: u8,
+    pub max_prefixlen: u8,
+    pub shared: bool,
+    pub is_default: bool,
+    pub default_quota: Option<i64>,
+    pub address_scope_id: Option<String>,
+    pub std: Std,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RbacPolicy {
+    pub id: String,
+    pub project_id: String,
+    /// `network`, ...
+    pub object_type: String,
+    pub object_id: String,
+    /// `access_as_shared` or `access_as_external`.
+    pub action: String,
+    /// A project id or `*`.
+    pub target_tenant: String,
+}
+
+/// A project's quota overrides (resource → limit, -1 unlimited).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Quota {
+    /// The project id.
+    pub id: String,
+    pub limits: BTreeMap<String, i64>,
+}
+
+/// Things done once (the default security group of a project, ...).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setting {
+    pub id: String,
+    pub value: serde_json::Value,
+}
+
+macro_rules! record {
+    ($ty:ty, $table:literal, $field:ident) => {
+        impl Record for $ty {
+            type Model = Model;
+            const TABLE: &'static str = $table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn table(m: &Model) -> &Table<Self> {
+                &m.$field
+            }
+            fn table_mut(m: &mut Model) -> &mut Table<Self> {
+                &mut m.$field
+            }
+        }
+    };
+}
+
+record!(Network, "network_networks", networks);
+record!(Subnet, "network_subnets", subnets);
+record!(Port, "network_ports", ports);
+record!(SecurityGroup, "network_security_groups", security_groups);
+record!(SecurityGroupRule, "network_security_group_rules", rules);
+record!(Router, "network_routers", routers);
+record!(FloatingIp, "network_floatingips", floatingips);
+record!(SubnetPool, "network_subnetpools", subnetpools);
+record!(RbacPolicy, "network_rbac_policies", rbac);
+record!(Quota, "network_quotas", quotas);
+record!(Setting, "network_settings", settings);
+
+#[derive(Clone, Default)]
+pub struct Model {
+    pub generation: u64,
+    pub networks: Table<Network>,
+    pub subnets: Table<Subnet>,
+    pub ports: Table<Port>,
+    pub security_groups: Table<SecurityGroup>,
+    pub rules: Table<SecurityGroupRule>,
+    pub routers: Table<Router>,
+    pub floatingips: Table<FloatingIp>,
+    pub subnetpools: Table<SubnetPool>,
+    pub rbac: Table<RbacPolicy>,
+    pub quotas: Table<Quota>,
+    pub settings: Table<Setting>,
+}
+
+impl Snapshot for Model {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn set_generation(&mut self, g: u64) {
+        self.generation = g;
+    }
+    async fn load(store: &Store) -> Result<Model, StoreError> {
+        let mut m = Model::default();
+        store.load_table::<Network>(&mut m).await?;
+        store.load_table::<Subnet>(&mut m).await?;
+        store.load_table::<Port>(&mut m).await?;
+        store.load_table::<SecurityGroup>(&mut m).await?;
+        store.load_table::<SecurityGroupRule>(&mut m).await?;
+        store.load_table::<Router>(&mut m).await?;
+        store.load_table::<FloatingIp>(&mut m).await?;
+        store.load_table::<SubnetPool>(&mut m).await?;
+        store.load_table::<RbacPolicy>(&mut m).await?;
+        store.load_table::<Quota>(&mut m).await?;
+        store.load_table::<Setting>(&mut m).await?;
+        Ok(m)
+    }
+}
+
+impl Model {
+    pub fn subnets_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Subnet> + 'a {
+        self.subnets.values().filter(move |s| s.network_id == network_id).map(|s| &**s)
+    }
+    pub fn ports_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.values().filter(move |p| p.network_id == network_id).map(|p| &**p)
+    }
+    pub fn rules_of<'a>(&'a self, group_id: &'a str) -> impl Iterator<Item = &'a SecurityGroupRule> + 'a {
+        self.rules.values().filter(move |r| r.security_group_id == group_id).map(|r| &**r)
+    }
+    /// The addresses in use on a subnet (ports' fixed IPs).
+    pub fn used_ips(&self, subnet_id: &str) -> BTreeSet<String> {
+        self.ports
+            .values()
+            .flat_map(|p| p.fixed_ips.iter())
+            .filter(|f| f.subnet_id == subnet_id)
+            .map(|f| f.ip_address.clone())
+            .collect()
+    }
+    /// A project's default security group, if made.
+    pub fn default_group(&self, project_id: &str) -> Option<&SecurityGroup> {
+        self.security_groups.values().find(|g| g.project_id == project_id && g.name == "default").map(|g| &**g)
+    }
+}
+
+/// A resource with Neutron's standard attributes (tags, description, timestamps, revision).
+pub trait Standard: Record<Model = Model> {
+    fn std(&self) -> &Std;
+    fn std_mut(&mut self) -> &mut Std;
+    fn project_id(&self) -> &str;
+}
+
+macro_rules! standard {
+    ($($ty:ty),*) => {$(
+        impl Standard for $ty {
+            fn std(&self) -> &Std {
+                &self.std
+            }
+            fn std_mut(&mut self) -> &mut Std {
+                &mut self.std
+            }
+            fn project_id(&self) -> &str {
+                &self.project_id
+            }
+        }
+    )*};
+}
+
+standard!(Network, Subnet, Port, SecurityGroup, Router, FloatingIp, SubnetPool);

@@ -1,0 +1,481 @@
+//! The network service's rules that are not HTTP: quotas, the default security group of a
+//! project, and IP address management. Every change runs inside one snapshot write
+//! ([`Networking::write`]), so a check and the change it guards are atomic: two ports
+//! created at once never get the same address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use haneul_core::config::Config;
+use haneul_core::docstore::{State, Store, StoreError, Txn as DocTxn};
+use haneul_core::policy::PolicyFile;
+
+use crate::ip::{eui64, Addr, Cidr};
+use crate::model::{FixedIp, Model, Port, SecurityGroup, SecurityGroupRule, Setting, Std, Subnet};
+
+pub type Txn = DocTxn<Model>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The catalog's service type.
+pub const SERVICE_TYPE: &str = "network";
+
+/// A Neutron error: its HTTP class, its exception type name (`NeutronError.type`) and message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{1}")]
+    NotFound(&'static str, String),
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An attribute check that had to run inside a write (it depends on the state there).
+    #[error("{}", .0.message)]
+    Api(Box<haneul_core::error::ApiError>),
+}
+
+impl From<haneul_core::error::ApiError> for Error {
+    fn from(e: haneul_core::error::ApiError) -> Error {
+        Error::Api(Box::new(e))
+    }
+}
+
+/// Neutron's 400 for a malformed or invalid attribute.
+pub fn bad(msg: impl Into<String>) -> Error {
+    Error::BadRequest("HTTPBadRequest", msg.into())
+}
+
+/// Neutron's `InvalidInput` (a 400 raised by the plugin, not the attribute checks).
+pub fn invalid(msg: impl Into<String>) -> Error {
+    Error::BadRequest("InvalidInput", format!("Invalid input for operation: {}.", msg.into()))
+}
+
+pub fn not_found(kind: &'static str, what: &str, id: &str) -> Error {
+    Error::NotFound(kind, format!("{what} {id} could not be found."))
+}
+
+/// Neutron's default quotas (`[quotas]` in neutron.conf).
+pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
+    ("network", 100),
+    ("subnet", 100),
+    ("port", 500),
+    ("router", 10),
+    ("floatingip", 50),
+    ("security_group", 10),
+    ("security_group_rule", 100),
+    ("subnetpool", -1),
+    ("rbac_policy", 10),
+];
+
+pub struct Settings {
+    /// The network endpoint (`http://host:9696`), for links.
+    pub public_url: String,
+    pub global_physnet_mtu: u32,
+    pub dns_domain: String,
+}
+
+pub struct Networking {
+    state: State<Model>,
+    pub policy: PolicyFile,
+    pub settings: Settings,
+}
+
+impl Networking {
+    pub async fn open(config: &Config) -> Result<Arc<Networking>> {
+        let store = Store::open(&config.network_database_url(), "network", crate::model::TABLES, &[]).await?;
+        let state = State::<Model>::open(store).await?;
+        let policy = PolicyFile::new(config.network_policy_file(), crate::policy_defaults::DEFAULT_RULES)
+            .map_err(|e| Error::Internal(format!("network policy could not be loaded: {e}")))?;
+        Ok(Arc::new(Networking {
+            state,
+            policy,
+            settings: Settings {
+                public_url: config.public_url(config.network.port),
+                global_physnet_mtu: config.network.global_physnet_mtu,
+                dns_domain: config.network.dns_domain.clone(),
+            },
+        }))
+    }
+
+    pub fn model(&self) -> Arc<Model> {
+        self.state.model()
+    }
+
+    pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
+        self.state.write(f).await
+    }
+
+    pub async fn refresh(&self) -> Result<bool> {
+        Ok(self.state.refresh().await?)
+    }
+
+    /// Makes the project's default security group if it has none yet (Neutron makes it the
+    /// first time a project uses security groups or ports).
+    pub async fn ensure_default_group(&self, project_id: &str) -> Result<()> {
+        if project_id.is_empty() || self.model().default_group(project_id).is_some() {
+            return Ok(());
+        }
+        self.write(|t| {
+            default_group(t, project_id)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The project's default group, made in `t` if missing: egress anywhere (IPv4 and IPv6),
+/// ingress from members of the group itself.
+pub fn default_group(t: &mut Txn, project_id: &str) -> Result<String> {
+    if let Some(g) = t.m.default_group(project_id) {
+        return Ok(g.id.clone());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    t.put(SecurityGroup {
+        id: id.clone(),
+        project_id: project_id.into(),
+        name: "default".into(),
+        stateful: true,
+        shared: false,
+        std: Std::new("Default security group".into()),
+    })?;
+    for (direction, ethertype) in [("egress", "IPv4"), ("egress", "IPv6"), ("ingress", "IPv4"), ("ingress", "IPv6")] {
+        t.put(SecurityGroupRule {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id: project_id.into(),
+            security_group_id: id.clone(),
+            direction: direction.into(),
+            ethertype: ethertype.into(),
+            protocol: None,
+            port_range_min: None,
+            port_range_max: None,
+            remote_ip_prefix: None,
+            remote_group_id: (direction == "ingress").then(|| id.clone()),
+            remote_address_group_id: None,
+            std: Std::new(String::new()),
+        })?;
+    }
+    t.put(Setting { id: format!("default_group/{project_id}"), value: serde_json::json!(id) })?;
+    Ok(id)
+}
+
+/// The project's limit for `resource`: its override, else the default.
+pub fn quota_limit(m: &Model, project_id: &str, resource: &str) -> i64 {
+    m.quotas
+        .get(project_id)
+        .and_then(|q| q.limits.get(resource).copied())
+        .or_else(|| DEFAULT_QUOTAS.iter().find(|(r, _)| *r == resource).map(|(_, v)| *v))
+        .unwrap_or(-1)
+}
+
+/// How many of `resource` the project has.
+pub fn quota_used(m: &Model, project_id: &str, resource: &str) -> i64 {
+    let n = match resource {
+        "network" => m.networks.values().filter(|x| x.project_id == project_id).count(),
+        "subnet" => m.subnets.values().filter(|x| x.project_id == project_id).count(),
+        "port" => m.ports.values().filter(|x| x.project_id == project_id).count(),
+        "router" => m.routers.values().filter(|x| x.project_id == project_id).count(),
+        "floatingip" => m.floatingips.values().filter(|x| x.project_id == project_id).count(),
+        "security_group" => m.security_groups.values().filter(|x| x.project_id == project_id).count(),
+        "security_group_rule" => m.rules.values().filter(|x| x.project_id == project_id).count(),
+        "subnetpool" => m.subnetpools.values().filter(|x| x.project_id == project_id).count(),
+        "rbac_policy" => m.rbac.values().filter(|x| x.project_id == project_id).count(),
+        _ => 0,
+    };
+    n as i64
+}
+
+/// Neutron's 409 `OverQuota` when one more `resource` would pass the project's limit.
+pub fn check_quota(m: &Model, project_id: &str, resource: &str, adding: i64) -> Result<()> {
+    let limit = quota_limit(m, project_id, resource);
+    if limit >= 0 && quota_used(m, project_id, resource) + adding > limit {
+        return Err(Error::Conflict("OverQuota", format!("Quota exceeded for resources: ['{resource}'].")));
+    }
+    Ok(())
+}
+
+/// A fixed IP asked for on a port: a subnet, an address, or both.
+#[derive(Clone, Debug, Default)]
+pub struct IpRequest {
+    pub subnet_id: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// Turns a port's requested fixed IPs into addresses on `network_id`: each named address
+/// checked (in a subnet of the network, free), each subnet-only request given the next free
+/// address of its pools, SLAAC subnets their EUI-64 address. With no request at all the port
+/// gets one address from each IPv4 subnet (the first with room) and each auto-address IPv6
+/// subnet, as Neutron does. `port_id` is the port being updated (its own addresses are free
+/// to keep; a request naming only a subnet keeps the port's address there).
+pub fn allocate_ips(
+    m: &Model,
+    network_id: &str,
+    mac: &str,
+    requests: Option<&[IpRequest]>,
+    port_id: Option<&str>,
+) -> Result<Vec<FixedIp>> {
+    let subnets: Vec<&Subnet> = m.subnets_of(network_id).collect();
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in m.ports.values() {
+        if Some(p.id.as_str()) == port_id {
+            continue;
+        }
+        for f in &p.fixed_ips {
+            used.entry(f.subnet_id.clone()).or_default().insert(f.ip_address.clone());
+        }
+    }
+    let mut out: Vec<FixedIp> = Vec::new();
+    let Some(requests) = requests else {
+        // One address from one IPv4 subnet, one from one stateful IPv6 subnet, and the
+        // EUI-64 address on every auto-address IPv6 subnet.
+        let (mut v4_done, mut v6_done) = (false, false);
+        for s in &subnets {
+            if s.is_auto_address() {
+                let ip = slaac_ip(s, mac)?;
+                take(&mut used, s, ip, &mut out)?;
+                continue;
+            }
+            let done = if s.ip_version == 4 { &mut v4_done } else { &mut v6_done };
+            if *done {
+                continue;
+            }
+            if let Some(ip) = next_free(s, used.get(&s.id)) {
+                take(&mut used, s, ip, &mut out)?;
+                *done = true;
+            }
+        }
+        if !subnets.is_empty() && out.is_empty() {
+            return Err(Error::Conflict(
+                "IpAddressGenerationFailure",
+                format!("No more IP addresses available on network {network_id}."),
+            ));
+        }
+        return Ok(out);
+    };
+    let kept: Vec<FixedIp> = port_id.and_then(|id| m.ports.get(id)).map(|p| p.fixed_ips.clone()).unwrap_or_default();
+    for r in requests {
+        if let (Some(sid), None) = (&r.subnet_id, &r.ip_address) {
+            if let Some(k) =
+                kept.iter().find(|k| &k.subnet_id == sid && !out.iter().any(|o| o.ip_address == k.ip_address))
+            {
+                if let Some(s) = subnets.iter().find(|s| &s.id == sid) {
+                    take(&mut used, s, k.ip_address.clone(), &mut out)?;
+                    continue;
+                }
+            }
+        }
+        let subnet = match (&r.subnet_id, &r.ip_address) {
+            (Some(sid), _) => {
+                let s = m.subnets.get(sid).ok_or_else(|| not_found("SubnetNotFound", "Subnet", sid))?;
+                if s.network_id != network_id {
+                    return Err(invalid(format!("Failed to create port on network {network_id}, because fixed_ips included invalid subnet {sid}")));
+                }
+                &**s
+            }
+            (None, Some(ip)) => {
+                let a = Addr::parse(ip).ok_or_else(|| {
+                    bad(format!("Invalid input for fixed_ips. Reason: '{ip}' is not a valid IP address."))
+                })?;
+                *subnets.iter().find(|s| Cidr::parse(&s.cidr, true).is_some_and(|c| c.contains(a))).ok_or_else(
+                    || {
+                        bad(format!(
+                            "IP address {ip} is not a valid IP for any of the subnets on the specified network."
+                        ))
+                    },
+                )?
+            }
+            (None, None) => {
+                return Err(bad("Invalid input for fixed_ips. Reason: a fixed IP needs a subnet_id or an ip_address."))
+            }
+        };
+        let ip = match &r.ip_address {
+            Some(ip) => {
+                let a = Addr::parse(ip).ok_or_else(|| {
+                    bad(format!("Invalid input for fixed_ips. Reason: '{ip}' is not a valid IP address."))
+                })?;
+                let c = Cidr::parse(&subnet.cidr, true)
+                    .ok_or_else(|| Error::Internal(format!("subnet {} has a bad cidr", subnet.id)))?;
+                if !c.contains(a) {
+                    return Err(invalid(format!("IP address {ip} is not a valid IP for the specified subnet.")));
+                }
+                if subnet.is_auto_address() {
+                    return Err(invalid(format!(
+                        "IPv6 address {ip} cannot be directly assigned to a port on subnet {} with {} address mode",
+                        subnet.id,
+                        subnet.ipv6_address_mode.as_deref().unwrap_or_default()
+                    )));
+                }
+                a.to_string()
+            }
+            None if subnet.is_auto_address() => slaac_ip(subnet, mac)?,
+            None => next_free(subnet, used.get(&subnet.id)).ok_or_else(|| {
+                Error::Conflict(
+                    "IpAddressGenerationFailure",
+                    format!("No more IP addresses available on network {network_id}."),
+                )
+            })?,
+        };
+        take(&mut used, subnet, ip, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Records `ip` on `subnet` for the port being placed; 409 if it is taken.
+fn take(
+    used: &mut BTreeMap<String, BTreeSet<String>>,
+    subnet: &Subnet,
+    ip: String,
+    out: &mut Vec<FixedIp>,
+) -> Result<()> {
+    if !used.entry(subnet.id.clone()).or_default().insert(ip.clone()) {
+        return Err(Error::Conflict(
+            "IpAddressAlreadyAllocated",
+            format!("IP address {ip} already allocated in subnet {}", subnet.id),
+        ));
+    }
+    out.push(FixedIp { subnet_id: subnet.id.clone(), ip_address: ip });
+    Ok(())
+}
+
+fn slaac_ip(s: &Subnet, mac: &str) -> Result<String> {
+    let c = Cidr::parse(&s.cidr, true).ok_or_else(|| Error::Internal(format!("subnet {} has a bad cidr", s.id)))?;
+    eui64(c, mac)
+        .map(|a| a.to_string())
+        .ok_or_else(|| invalid(format!("no EUI-64 address for MAC {mac} on subnet {}", s.id)))
+}
+
+/// The first address of the subnet's pools not in `used` (the gateway is outside the pools).
+fn next_free(s: &Subnet, used: Option<&std::collections::BTreeSet<String>>) -> Option<String> {
+    for pool in &s.allocation_pools {
+        let (Some(start), Some(end)) = (Addr::parse(&pool.start), Addr::parse(&pool.end)) else { continue };
+        let mut a = start;
+        // A pool is at most a /64's worth of tries in practice; ports are far fewer.
+        let mut tries = 0u32;
+        while a <= end && tries < 1_000_000 {
+            let text = a.to_string();
+            if !used.is_some_and(|u| u.contains(&text)) {
+                return Some(text);
+            }
+            a = a.offset(1)?;
+            tries += 1;
+        }
+    }
+    None
+}
+
+/// A new MAC address, `fa:16:3e:xx:xx:xx` as Neutron's base_mac, unique on the network.
+pub fn new_mac(m: &Model, network_id: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    loop {
+        let b: [u8; 3] = rng.gen();
+        let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
+        if !m.ports_of(network_id).any(|p| p.mac_address == mac) {
+            return mac;
+        }
+    }
+}
+
+/// Whether a port's device owner is one of Neutron's own (router interfaces, DHCP, ...).
+pub fn is_network_owned(p: &Port) -> bool {
+    p.device_owner.starts_with("network:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Pool;
+
+    fn subnet(id: &str, cidr: &str, pools: &[(&str, &str)]) -> Subnet {
+        Subnet {
+            id: id.into(),
+            project_id: "p".into(),
+            network_id: "n".into(),
+            name: String::new(),
+            ip_version: if cidr.contains(':') { 6 } else { 4 },
+            cidr: cidr.into(),
+            gateway_ip: None,
+            allocation_pools: pools.iter().map(|(a, b)| Pool { start: a.to_string(), end: b.to_string() }).collect(),
+            dns_nameservers: vec![],
+            host_routes: vec![],
+            enable_dhcp: true,
+            ipv6_ra_mode: None,
+            ipv6_address_mode: None,
+            subnetpool_id: None,
+            service_types: vec![],
+            dns_publish_fixed_ip: false,
+            std: Std::default(),
+        }
+    }
+
+    fn port(id: &str, ips: &[(&str, &str)]) -> Port {
+        Port {
+            id: id.into(),
+            project_id: "p".into(),
+            network_id: "n".into(),
+            name: String::new(),
+            admin_state_up: true,
+            mac_address: "fa:16:3e:00:00:01".into(),
+            fixed_ips: ips
+                .iter()
+                .map(|(s, a)| FixedIp { subnet_id: s.to_string(), ip_address: a.to_string() })
+                .collect(),
+            device_id: String::new(),
+            device_owner: String::new(),
+            status: "DOWN".into(),
+            security_groups: vec![],
+            port_security_enabled: true,
+            allowed_address_pairs: vec![],
+            extra_dhcp_opts: vec![],
+            host_id: String::new(),
+            vnic_type: "normal".into(),
+            profile: serde_json::json!({}),
+            std: Std::default(),
+        }
+    }
+
+    #[test]
+    fn addresses_are_handed_out_once_and_named_ones_checked() {
+        let mut m = Model::default();
+        m.subnets.insert("s".into(), Arc::new(subnet("s", "10.0.0.0/29", &[("10.0.0.2", "10.0.0.4")])));
+        m.ports.insert("a".into(), Arc::new(port("a", &[("s", "10.0.0.2")])));
+        let got = allocate_ips(&m, "n", "fa:16:3e:00:00:02", None, None).unwrap();
+        assert_eq!(got, vec![FixedIp { subnet_id: "s".into(), ip_address: "10.0.0.3".into() }]);
+        // A named address already held is a 409; one outside the subnet a 400.
+        let taken = [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.0.2".into()) }];
+        assert!(matches!(
+            allocate_ips(&m, "n", "x", Some(&taken), None),
+            Err(Error::Conflict("IpAddressAlreadyAllocated", _))
+        ));
+        let outside = [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.1.2".into()) }];
+        assert!(matches!(allocate_ips(&m, "n", "x", Some(&outside), None), Err(Error::BadRequest(..))));
+        // The port itself may keep its address.
+        assert!(allocate_ips(&m, "n", "x", Some(&taken), Some("a")).is_ok());
+        // Two in one request from a pool of one left: the second fails.
+        let two = [
+            IpRequest { subnet_id: Some("s".into()), ..Default::default() },
+            IpRequest { subnet_id: Some("s".into()), ..Default::default() },
+        ];
+        assert_eq!(allocate_ips(&m, "n", "x", Some(&two[..1]), None).unwrap()[0].ip_address, "10.0.0.3");
+        let mut full = m.clone();
+        full.ports.insert("b".into(), Arc::new(port("b", &[("s", "10.0.0.3")])));
+        assert!(matches!(
+            allocate_ips(&full, "n", "x", Some(&two), None),
+            Err(Error::Conflict("IpAddressGenerationFailure", _))
+        ));
+    }
+
+    #[test]
+    fn slaac_subnets_give_the_eui64_address() {
+        let mut m = Model::default();
+        let mut s = subnet("v6", "2001:db8::/64", &[("2001:db8::2", "2001:db8::ffff:ffff:ffff:ffff")]);
+        s.ipv6_address_mode = Some("slaac".into());
+        m.subnets.insert("v6".into(), Arc::new(s));
+        let got = allocate_ips(&m, "n", "fa:16:3e:12:34:56", None, None).unwrap();
+        assert_eq!(got[0].ip_address, "2001:db8::f816:3eff:fe12:3456");
+    }
+}
