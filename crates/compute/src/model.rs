@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::{Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 /// Nova's `default_availability_zone` and `internal_service_availability_zone`.
@@ -325,35 +325,17 @@ pub struct Setting {
     pub value: serde_json::Value,
 }
 
-macro_rules! record {
-    ($ty:ty, $table:literal, $field:ident) => {
-        impl Record for $ty {
-            type Model = Model;
-            const TABLE: &'static str = $table;
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn table(m: &Model) -> &Table<Self> {
-                &m.$field
-            }
-            fn table_mut(m: &mut Model) -> &mut Table<Self> {
-                &mut m.$field
-            }
-        }
-    };
-}
-
-record!(Flavor, "flavors", flavors);
-record!(FlavorAccess, "flavor_access", flavor_access);
-record!(Keypair, "keypairs", keypairs);
-record!(Setting, "compute_settings", settings);
-record!(Server, "servers", servers);
-record!(QuotaLimits, "quota_limits", quotas);
-record!(ServerGroup, "server_groups", server_groups);
-record!(Service, "compute_services", services);
-record!(Aggregate, "compute_aggregates", aggregates);
-record!(InstanceAction, "compute_instance_actions", actions);
-record!(DeletedServer, "compute_deleted_servers", deleted_servers);
+haneul_core::record!(Model; Flavor, "flavors", flavors);
+haneul_core::record!(Model; FlavorAccess, "flavor_access", flavor_access);
+haneul_core::record!(Model; Keypair, "keypairs", keypairs);
+haneul_core::record!(Model; Setting, "compute_settings", settings);
+haneul_core::record!(Model; Server, "servers", servers);
+haneul_core::record!(Model; QuotaLimits, "quota_limits", quotas);
+haneul_core::record!(Model; ServerGroup, "server_groups", server_groups);
+haneul_core::record!(Model; Service, "compute_services", services);
+haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
+haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions);
+haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
 
 #[derive(Clone, Default)]
 pub struct Model {

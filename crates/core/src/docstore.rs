@@ -31,6 +31,31 @@ pub fn children<'a, T>(table: &'a Table<T>, parent: &str) -> impl Iterator<Item 
     table.range(prefix.clone()..).take_while(move |(k, _)| k.starts_with(&prefix)).map(|(_, v)| &**v)
 }
 
+/// Implements [`Record`] for a stored type whose id is its `id` field, kept in the snapshot
+/// `$model`'s field `$field` and the table `$table` (with `unique: f` the database keeps the
+/// string field `f` unique): `record!(Model; Flavor, "flavors", flavors);`.
+#[macro_export]
+macro_rules! record {
+    ($model:ty; $ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)?) => {
+        impl $crate::docstore::Record for $ty {
+            type Model = $model;
+            const TABLE: &'static str = $table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            $(fn unique_key(&self) -> Option<String> {
+                Some(self.$uniq.clone())
+            })?
+            fn table(m: &$model) -> &$crate::docstore::Table<Self> {
+                &m.$field
+            }
+            fn table_mut(m: &mut $model) -> &mut $crate::docstore::Table<Self> {
+                &mut m.$field
+            }
+        }
+    };
+}
+
 /// A stored resource kind of the snapshot type `Model`.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     type Model;

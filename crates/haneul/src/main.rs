@@ -496,6 +496,7 @@ mod tests {
             haneul_image::model::TABLES,
             haneul_compute::model::TABLES,
             haneul_placement::model::TABLES,
+            haneul_network::model::TABLES,
         ];
         let mut seen = std::collections::BTreeSet::new();
         for t in all.iter().flat_map(|ts| ts.iter()) {

@@ -266,35 +266,17 @@ pub struct Setting {
     pub value: serde_json::Value,
 }
 
-macro_rules! record {
-    ($ty:ty, $table:literal, $field:ident) => {
-        impl Record for $ty {
-            type Model = Model;
-            const TABLE: &'static str = $table;
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn table(m: &Model) -> &Table<Self> {
-                &m.$field
-            }
-            fn table_mut(m: &mut Model) -> &mut Table<Self> {
-                &mut m.$field
-            }
-        }
-    };
-}
-
-record!(Network, "network_networks", networks);
-record!(Subnet, "network_subnets", subnets);
-record!(Port, "network_ports", ports);
-record!(SecurityGroup, "network_security_groups", security_groups);
-record!(SecurityGroupRule, "network_security_group_rules", rules);
-record!(Router, "network_routers", routers);
-record!(FloatingIp, "network_floatingips", floatingips);
-record!(SubnetPool, "network_subnetpools", subnetpools);
-record!(RbacPolicy, "network_rbac_policies", rbac);
-record!(Quota, "network_quotas", quotas);
-record!(Setting, "network_settings", settings);
+haneul_core::record!(Model; Network, "network_networks", networks);
+haneul_core::record!(Model; Subnet, "network_subnets", subnets);
+haneul_core::record!(Model; Port, "network_ports", ports);
+haneul_core::record!(Model; SecurityGroup, "network_security_groups", security_groups);
+haneul_core::record!(Model; SecurityGroupRule, "network_security_group_rules", rules);
+haneul_core::record!(Model; Router, "network_routers", routers);
+haneul_core::record!(Model; FloatingIp, "network_floatingips", floatingips);
+haneul_core::record!(Model; SubnetPool, "network_subnetpools", subnetpools);
+haneul_core::record!(Model; RbacPolicy, "network_rbac_policies", rbac);
+haneul_core::record!(Model; Quota, "network_quotas", quotas);
+haneul_core::record!(Model; Setting, "network_settings", settings);
 
 #[derive(Clone, Default)]
 pub struct Model {

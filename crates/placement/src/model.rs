@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::{Snapshot, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 /// Prefixed: several services may share one PostgreSQL database (identity has `consumers`).
@@ -75,31 +75,10 @@ pub struct CustomTrait {
     pub created_at: DateTime<Utc>,
 }
 
-macro_rules! record {
-    ($ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)?) => {
-        impl Record for $ty {
-            type Model = Model;
-            const TABLE: &'static str = $table;
-            fn id(&self) -> &str {
-                &self.id
-            }
-            $(fn unique_key(&self) -> Option<String> {
-                Some(self.$uniq.clone())
-            })?
-            fn table(m: &Model) -> &Table<Self> {
-                &m.$field
-            }
-            fn table_mut(m: &mut Model) -> &mut Table<Self> {
-                &mut m.$field
-            }
-        }
-    };
-}
-
-record!(Provider, "placement_providers", providers, unique: name);
-record!(Consumer, "placement_consumers", consumers);
-record!(CustomName, "placement_classes", classes);
-record!(CustomTrait, "placement_traits", traits);
+haneul_core::record!(Model; Provider, "placement_providers", providers, unique: name);
+haneul_core::record!(Model; Consumer, "placement_consumers", consumers);
+haneul_core::record!(Model; CustomName, "placement_classes", classes);
+haneul_core::record!(Model; CustomTrait, "placement_traits", traits);
 
 #[derive(Clone, Default)]
 pub struct Model {

@@ -10,7 +10,9 @@ use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
-use super::{bad, created, list_response, members, owns, show_response, standard, ApiResult, Ctx, ListQuery};
+use super::{
+    bad, created_rows, list_response, members, one_member, owns, show_response, standard, ApiResult, Ctx, ListQuery,
+};
 use crate::ip::Addr;
 use crate::model::{FloatingIp, Model, Port, Std};
 use crate::service::{allocate_ips, check_quota, new_mac, not_found, Error, IpRequest};
@@ -230,14 +232,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.floatingips.get(id)).map(|f| render(&m, f)).collect();
-    Ok(created("floatingip", "floatingips", out, bulk))
+    Ok(created_rows(&c, &ids, "floatingip", "floatingips", bulk, |m| &m.floatingips, |m, r| render(m, r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "floatingip", "floatingips")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "floatingip", "floatingips")?;
     a.only(&["port_id", "fixed_ip_address", "description"])?;
     find(&c.model(), &ctx, &id)?;
     let port = if a.has("port_id") { Some(a.nullable_str("port_id", 36)?.flatten()) } else { None };

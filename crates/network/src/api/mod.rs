@@ -536,7 +536,35 @@ pub fn created(member: &str, collection: &str, mut items: Vec<Value>, bulk: bool
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// Neutron's id check on paths: anything that is not a UUID cannot name a resource.
-pub fn is_uuid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok()
+/// The answer to a create: the new rows (by id, in order) rendered.
+pub fn created_rows<T>(
+    n: &Networking,
+    ids: &[String],
+    member: &str,
+    collection: &str,
+    bulk: bool,
+    table: impl Fn(&crate::model::Model) -> &haneul_core::docstore::Table<T>,
+    render: impl Fn(&crate::model::Model, &T) -> Value,
+) -> Response {
+    let m = n.model();
+    let out = ids.iter().filter_map(|id| table(&m).get(id)).map(|r| render(&m, r)).collect();
+    created(member, collection, out, bulk)
+}
+
+/// An update's body: exactly one resource.
+pub fn one_member(body: &[u8], member: &str, collection: &str) -> ApiResult<Attrs> {
+    let (mut items, bulk) = members(body, member, collection)?;
+    match items.pop() {
+        Some(a) if !bulk => Ok(a),
+        _ => Err(bad(format!("Resource body required: '{member}' must be an object."))),
+    }
+}
+
+/// Neutron's 403 when the caller is not the resource's project (nor admin) for `rule`.
+pub fn require_owner(ctx: &AuthContext, project_id: &str, rule: &str) -> Result<(), Error> {
+    if owns(ctx, project_id) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("PolicyNotAuthorized", format!("(rule:{rule}) is disallowed by policy")))
+    }
 }

@@ -11,8 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, is_admin, is_uuid, list_response, members, owns, show_response, standard, ApiResult, Attrs,
-    Ctx, ListQuery,
+    bad, created_rows, enforce, is_admin, list_response, members, one_member, owns, require_owner, show_response,
+    standard, ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::model::{Model, Network, Std};
 use crate::service::{check_quota, is_network_owned, not_found, Error, Networking};
@@ -256,14 +256,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.networks.get(id)).map(|n| render(&m, &ctx, n)).collect();
-    Ok(created("network", "networks", out, bulk))
+    Ok(created_rows(&c, &ids, "network", "networks", bulk, |m| &m.networks, |m, r| render(m, &ctx, r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "network", "networks")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "network", "networks")?;
     a.only(&[
         "name",
         "admin_state_up",
@@ -278,13 +275,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     {
         let m = c.model();
         let n = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &n.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:update_network) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &n.project_id, "update_network")?;
         let target = json!({"project_id": n.project_id, "tenant_id": n.project_id});
         if a.has("shared") {
             enforce(&c, &ctx, "update_network:shared", &target)?;
@@ -352,19 +343,10 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    if !is_uuid(&id) {
-        return Err(not_found("NetworkNotFound", "Network", &id).into());
-    }
     {
         let m = c.model();
         let n = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &n.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:delete_network) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &n.project_id, "delete_network")?;
     }
     c.write(|t| {
         let m = t.m.clone();

@@ -11,8 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, is_admin, is_uuid, list_response, members, owns, show_response, standard, ApiResult, Attrs,
-    Ctx, ListQuery,
+    bad, created_rows, enforce, is_admin, list_response, members, one_member, owns, show_response, standard, ApiResult,
+    Attrs, Ctx, ListQuery,
 };
 use crate::ip::{Addr, Cidr};
 use crate::model::{AddressPair, DhcpOpt, Model, Port, Std};
@@ -430,14 +430,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.ports.get(id)).map(|p| render(&ctx, p)).collect();
-    Ok(created("port", "ports", out, bulk))
+    Ok(created_rows(&c, &ids, "port", "ports", bulk, |m| &m.ports, |_, r| render(&ctx, r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "port", "ports")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "port", "ports")?;
     for ro in ["network_id", "tenant_id", "project_id"] {
         if a.has(ro) {
             return Err(bad(format!("Cannot update read-only attribute {ro}")));
@@ -568,9 +565,6 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    if !is_uuid(&id) {
-        return Err(not_found("PortNotFound", "Port", &id).into());
-    }
     {
         let m = c.model();
         let p = find(&m, &ctx, &id)?;

@@ -11,8 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, is_admin, list_response, members, owns, show_response, standard, ApiResult, Attrs, Ctx,
-    ListQuery,
+    bad, created_rows, enforce, is_admin, list_response, members, one_member, owns, show_response, standard, ApiResult,
+    Attrs, Ctx, ListQuery,
 };
 use crate::ip::{Addr, Cidr};
 use crate::model::{ExternalGateway, HostRoute, Model, Port, Router as L3Router, Std};
@@ -328,14 +328,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.routers.get(id)).map(|r| render(&m, &ctx, r)).collect();
-    Ok(created("router", "routers", out, bulk))
+    Ok(created_rows(&c, &ids, "router", "routers", bulk, |m| &m.routers, |m, r| render(m, &ctx, r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "router", "routers")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "router", "routers")?;
     a.only(&["name", "admin_state_up", "external_gateway_info", "description", "routes", "distributed", "ha"])?;
     let owner = find(&c.model(), &ctx, &id)?.project_id.clone();
     let target = json!({"project_id": owner, "tenant_id": owner});

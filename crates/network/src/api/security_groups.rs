@@ -11,8 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, is_admin, is_uuid, list_response, members, owns, project_of, show_response, standard, ApiResult,
-    Attrs, Ctx, ListQuery,
+    bad, created, created_rows, is_admin, list_response, members, one_member, owns, project_of, require_owner,
+    show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::ip::Cidr;
 use crate::model::{Model, SecurityGroup, SecurityGroupRule, Std};
@@ -179,14 +179,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.security_groups.get(id)).map(|g| render(&m, g)).collect();
-    Ok(created("security_group", "security_groups", out, bulk))
+    Ok(created_rows(&c, &ids, "security_group", "security_groups", bulk, |m| &m.security_groups, |m, r| render(m, r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "security_group", "security_groups")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "security_group", "security_groups")?;
     a.only(&["name", "description", "stateful"])?;
     let name = a.str("name", 255)?;
     let description = a.str("description", 255)?;
@@ -194,13 +191,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     {
         let m = c.model();
         let g = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &g.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:update_security_group) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &g.project_id, "update_security_group")?;
     }
     c.write(|t| {
         let mut g = t.edit(&t.m.security_groups, "security group", &id)?;
@@ -238,19 +229,10 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    if !is_uuid(&id) {
-        return Err(not_found("SecurityGroupNotFound", "Security group", &id).into());
-    }
     {
         let m = c.model();
         let g = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &g.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:delete_security_group) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &g.project_id, "delete_security_group")?;
         if g.name == "default" && !is_admin(&ctx) {
             return Err(Error::Conflict(
                 "SecurityGroupCannotRemoveDefault",
@@ -535,19 +517,10 @@ async fn create_rule(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiR
 }
 
 async fn delete_rule(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    if !is_uuid(&id) {
-        return Err(not_found("SecurityGroupRuleNotFound", "Security group rule", &id).into());
-    }
     {
         let m = c.model();
         let r = find_rule(&m, &ctx, &id)?;
-        if !owns(&ctx, &r.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:delete_security_group_rule) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &r.project_id, "delete_security_group_rule")?;
     }
     c.write(|t| {
         t.delete::<SecurityGroupRule>(&id)

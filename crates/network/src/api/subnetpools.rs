@@ -11,7 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, list_response, members, owns, show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
+    bad, created_rows, enforce, list_response, members, one_member, owns, require_owner, show_response, standard,
+    ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::ip::Cidr;
 use crate::model::{Model, Std, SubnetPool};
@@ -197,14 +198,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.subnetpools.get(id)).map(|p| render(p)).collect();
-    Ok(created("subnetpool", "subnetpools", out, bulk))
+    Ok(created_rows(&c, &ids, "subnetpool", "subnetpools", bulk, |m| &m.subnetpools, |_, r| render(r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "subnetpool", "subnetpools")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "subnetpool", "subnetpools")?;
     a.only(&[
         "name",
         "prefixes",
@@ -219,13 +217,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     let owner = {
         let m = c.model();
         let p = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &p.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:update_subnetpool) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &p.project_id, "update_subnetpool")?;
         p.project_id.clone()
     };
     if a.has("is_default") {
@@ -302,13 +294,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     {
         let m = c.model();
         let p = find(&m, &ctx, &id)?;
-        if !owns(&ctx, &p.project_id) {
-            return Err(Error::Forbidden(
-                "PolicyNotAuthorized",
-                "(rule:delete_subnetpool) is disallowed by policy".into(),
-            )
-            .into());
-        }
+        require_owner(&ctx, &p.project_id, "delete_subnetpool")?;
     }
     c.write(|t| {
         if t.m.subnets.values().any(|s| s.subnetpool_id.as_deref() == Some(id.as_str())) {

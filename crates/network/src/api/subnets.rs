@@ -11,7 +11,8 @@ use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, is_uuid, list_response, members, owns, show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
+    bad, created_rows, list_response, members, one_member, owns, show_response, standard, ApiResult, Attrs, Ctx,
+    ListQuery,
 };
 use crate::ip::{Addr, Cidr};
 use crate::model::{HostRoute, Model, Pool, Std, Subnet};
@@ -466,14 +467,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
-    let m = c.model();
-    let out = ids.iter().filter_map(|id| m.subnets.get(id)).map(|s| render(s)).collect();
-    Ok(created("subnet", "subnets", out, bulk))
+    Ok(created_rows(&c, &ids, "subnet", "subnets", bulk, |m| &m.subnets, |_, r| render(r)))
 }
 
 async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (mut items, _) = members(&body, "subnet", "subnets")?;
-    let a = items.pop().ok_or_else(|| bad("Resource body required"))?;
+    let a = one_member(&body, "subnet", "subnets")?;
     for ro in [
         "cidr",
         "ip_version",
@@ -578,9 +576,6 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    if !is_uuid(&id) {
-        return Err(not_found("SubnetNotFound", "Subnet", &id).into());
-    }
     {
         let m = c.model();
         let s = find(&m, &ctx, &id)?;
