@@ -12,6 +12,7 @@ pub mod api;
 pub mod hosts;
 pub mod metadata;
 pub mod model;
+pub mod network;
 pub mod policy_defaults;
 pub mod quotas;
 pub mod scheduler;

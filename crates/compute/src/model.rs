@@ -189,6 +189,15 @@ pub struct Server {
     /// While rescued: the image the guest boots from (id and disk format).
     #[serde(default)]
     pub rescue_image: Option<(String, String)>,
+    /// The networks and ports asked for at create; made into ports when the build has a host.
+    #[serde(default)]
+    pub requested_networks: Vec<crate::network::NetRequest>,
+    /// The security groups asked for at create (names or ids; none: the project's default).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// The server's ports on the network service.
+    #[serde(default)]
+    pub ports: Vec<crate::network::ServerPort>,
 }
 
 /// A resize: its migration (the placement consumer that holds the old flavor's resources

@@ -85,6 +85,22 @@ impl Compute {
             self.release(&id).await;
             return;
         }
+        if !server.requested_networks.is_empty() {
+            let plugged = self
+                .plug_ports(&id, &server.project_id, &host.name, &server.requested_networks, &server.security_groups)
+                .await;
+            let recorded = match plugged {
+                Ok(ports) => self.set_state(&id, |s| s.ports = ports).await.map_err(|e| format!("{e}")),
+                Err(message) => Err(message),
+            };
+            if let Err(message) = recorded {
+                tracing::warn!(server = %id, %message, "no ports for the server");
+                self.release(&id).await;
+                self.event_finish(rid, BUILD, Err(&message)).await;
+                self.fail(&id, message).await;
+                return;
+            }
+        }
         match self.push(&id, Power::Running, |_| {}).await {
             Ok(_) => {
                 let r = self
@@ -132,6 +148,11 @@ impl Compute {
                 tracing::warn!(server = %id, %host, error = %e, "host is down; deleting the server locally");
             } else {
                 self.event_finish(request_id, TERMINATE, Ok(())).await;
+            }
+        }
+        if let Some(s) = self.model().servers.get(id).cloned() {
+            if !s.ports.is_empty() || !s.requested_networks.is_empty() {
+                self.unplug(id, &s.ports).await;
             }
         }
         self.release(id).await;
@@ -194,7 +215,7 @@ pub fn config_drive_files(s: &Server) -> Vec<(String, Vec<u8>)> {
         ("openstack/latest/meta_data.json".to_string(), meta.to_string().into_bytes()),
         (
             "openstack/latest/network_data.json".to_string(),
-            br#"{"links": [], "networks": [], "services": []}"#.to_vec(),
+            crate::network::network_data(&s.ports).to_string().into_bytes(),
         ),
         ("openstack/latest/vendor_data.json".to_string(), b"{}".to_vec()),
         ("openstack/latest/vendor_data2.json".to_string(), b"{}".to_vec()),

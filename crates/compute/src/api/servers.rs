@@ -112,7 +112,7 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: View) -> Val
         "flavor": flavor,
         "created": ts(&s.created_at),
         "updated": ts(&s.updated_at),
-        "addresses": {},
+        "addresses": crate::network::addresses(&s.ports),
         "accessIPv4": s.access_ipv4,
         "accessIPv6": s.access_ipv6,
         "links": links(c, &format!("servers/{}", s.id)),
@@ -571,15 +571,27 @@ async fn create(
         Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
         _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
     };
-    match o.get("networks") {
-        Some(Value::String(n)) if n == "none" => {}
-        None if !mv.at_least(37) => {}
-        None => return Err(bad("Invalid input for field/attribute server. Value: 'networks' is a required property")),
-        Some(_) => {
-            return Err(bad(
-                "Networking is not available yet (the network service comes with a later release): create servers with networks \"none\" (openstack server create --nic none).",
-            ))
-        }
+    let networks = crate::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
+    let security_groups: Vec<String> = match o.get("security_groups") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|g| {
+                g.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(format!("Invalid input for field/attribute security_groups. Value: {g}.")))
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute security_groups. Value: {v}."))),
+    };
+    let requested_networks = c.check_networks(&project, networks).await.map_err(|(status, message)| match status {
+        409 => ApiError::conflict(message),
+        503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+        _ => bad(message),
+    })?;
+    if requested_networks.iter().filter(|r| r.port_id.is_some()).count() > 0 && max_count > 1 {
+        return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }
     let (requested_zone, forced_host) = requested_zone(&c, &ctx, o.get("availability_zone"))?;
     let m = c.model();
@@ -671,6 +683,9 @@ async fn create(
         resize: None,
         reverts: 0,
         rescue_image: None,
+        requested_networks,
+        security_groups: security_groups.clone(),
+        ports: Vec::new(),
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -734,7 +749,7 @@ async fn create(
         "id": first.id,
         "links": links(&c, &format!("servers/{}", first.id)),
         "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [{"name": "default"}],
+        "security_groups": if security_groups.is_empty() { json!([{"name": "default"}]) } else { json!(security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()) },
         "adminPass": admin_pass,
     }});
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();

@@ -1,0 +1,376 @@
+//! Servers on networks: the compute service asks the network service (its public API, as the
+//! service user) for the ports of a server, as Nova asks Neutron. At create the requested
+//! networks and ports are checked; when the build has a host, the ports are made (or taken
+//! over) and bound to it; at delete they go (ports the user brought are only let go).
+
+use haneul_core::client::ClientError;
+use hyper::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::service::Compute;
+
+/// One entry of a create's `networks`: a network, a port, a fixed address on the network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetRequest {
+    pub network_id: Option<String>,
+    pub port_id: Option<String>,
+    pub fixed_ip: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// A port of a server as its view and its guest need it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerPort {
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub mac: String,
+    pub mtu: u32,
+    pub ips: Vec<String>,
+    /// A port the user created and named: only let go at delete, not deleted.
+    pub preexisting: bool,
+}
+
+/// What went wrong with a network call: the HTTP status (0 when there was no answer) and
+/// Neutron's message.
+#[derive(Debug)]
+pub struct NetError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Compute {
+    /// A call to the network API as the service user (retried once with a new token).
+    pub async fn network_call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, NetError> {
+        let unreachable = |e: &dyn std::fmt::Display| NetError {
+            status: 0,
+            message: format!("the network service is unavailable: {e}"),
+        };
+        let base = self.service.endpoint("network").await.map_err(|e| unreachable(&e))?;
+        let url = format!("{}/v2.0{path}", base.trim_end_matches('/'));
+        let mut retried = false;
+        loop {
+            let token = self.service.token().await.map_err(|e| unreachable(&e))?;
+            match haneul_core::client::json(method.clone(), &url, &[("x-auth-token", token.as_str())], body.clone())
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(ClientError::Status { status: 401, .. }) if !retried => {
+                    self.service.invalidate().await;
+                    retried = true;
+                }
+                Err(ClientError::Status { status, body, .. }) => {
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let message = v["NeutronError"]["message"].as_str().map_or(body.clone(), str::to_owned);
+                    return Err(NetError { status, message });
+                }
+                Err(e) => return Err(unreachable(&e)),
+            }
+        }
+    }
+
+    /// The networks a project may put servers on without naming one: its own and shared
+    /// ones, not external ones.
+    async fn usable_networks(&self, project: &str) -> Result<Vec<Value>, NetError> {
+        let all = self.network_call(Method::GET, "/networks", None).await?;
+        Ok(all["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["router:external"] != json!(true))
+            .filter(|n| n["project_id"] == json!(project) || n["shared"] == json!(true))
+            .cloned()
+            .collect())
+    }
+
+    /// Checks a create's networks for `project` (Nova's 400/409 with its messages) and
+    /// resolves `auto` (and, before 2.37, an absent `networks`) to the one usable network.
+    pub async fn check_networks(&self, project: &str, asked: NetworksArg) -> Result<Vec<NetRequest>, (u16, String)> {
+        let fail = |e: NetError| (if e.status == 0 { 503 } else { 400 }, e.message);
+        match asked {
+            NetworksArg::None => Ok(Vec::new()),
+            NetworksArg::Auto { required } => {
+                let usable = self.usable_networks(project).await.map_err(fail)?;
+                match usable.as_slice() {
+                    [] if required => {
+                        Err((400, format!("Unable to automatically allocate a network for project {project}")))
+                    }
+                    [] => Ok(Vec::new()),
+                    [one] => {
+                        Ok(vec![NetRequest { network_id: one["id"].as_str().map(str::to_owned), ..Default::default() }])
+                    }
+                    _ => Err((409, "Multiple possible networks found, use a Network ID to be more specific.".into())),
+                }
+            }
+            NetworksArg::List(list) => {
+                for r in &list {
+                    if let Some(pid) = &r.port_id {
+                        let p = self.network_call(Method::GET, &format!("/ports/{pid}"), None).await;
+                        let p = match p {
+                            Ok(v) => v["port"].clone(),
+                            Err(e) if e.status == 404 => {
+                                return Err((400, format!("Port id {pid} could not be found.")))
+                            }
+                            Err(e) => return Err(fail(e)),
+                        };
+                        if p["project_id"] != json!(project) {
+                            return Err((400, format!("Port id {pid} could not be found.")));
+                        }
+                        if p["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                            return Err((409, format!("Port {pid} is still in use.")));
+                        }
+                    } else if let Some(nid) = &r.network_id {
+                        let n = match self.network_call(Method::GET, &format!("/networks/{nid}"), None).await {
+                            Ok(v) => v["network"].clone(),
+                            Err(e) if e.status == 404 => {
+                                return Err((400, format!("Network {nid} could not be found.")))
+                            }
+                            Err(e) => return Err(fail(e)),
+                        };
+                        if n["project_id"] != json!(project) && n["shared"] != json!(true) {
+                            return Err((400, format!("Network {nid} could not be found.")));
+                        }
+                        if let Some(ip) = &r.fixed_ip {
+                            let subnets = n["subnets"].as_array().map_or(0, Vec::len);
+                            if subnets == 0 {
+                                return Err((
+                                    400,
+                                    format!("Network {nid} requires a subnet in order to boot instances on."),
+                                ));
+                            }
+                            if ip.parse::<std::net::IpAddr>().is_err() {
+                                return Err((400, format!("Invalid fixed IP address ({ip})")));
+                            }
+                        }
+                    }
+                }
+                Ok(list)
+            }
+        }
+    }
+
+    /// Makes (or takes over) the server's ports, bound to `host`; the ports made before a
+    /// failure are removed again.
+    pub async fn plug_ports(
+        &self,
+        server_id: &str,
+        project: &str,
+        host: &str,
+        requests: &[NetRequest],
+        security_groups: &[String],
+    ) -> Result<Vec<ServerPort>, String> {
+        let mut out: Vec<ServerPort> = Vec::new();
+        for r in requests {
+            let binding = json!({
+                "device_id": server_id,
+                "device_owner": "compute:nova",
+                "binding:host_id": host,
+            });
+            let result = match (&r.port_id, &r.network_id) {
+                (Some(pid), _) => {
+                    self.network_call(Method::PUT, &format!("/ports/{pid}"), Some(json!({"port": binding}))).await
+                }
+                (None, Some(nid)) => {
+                    let mut port = binding.clone();
+                    port["network_id"] = json!(nid);
+                    port["project_id"] = json!(project);
+                    if let Some(ip) = &r.fixed_ip {
+                        port["fixed_ips"] = json!([{"ip_address": ip}]);
+                    }
+                    match self.group_ids(project, security_groups).await {
+                        Ok(Some(ids)) => port["security_groups"] = json!(ids),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.unplug(server_id, &out).await;
+                            return Err(e);
+                        }
+                    }
+                    self.network_call(Method::POST, "/ports", Some(json!({"port": port}))).await
+                }
+                (None, None) => continue,
+            };
+            let port = match result {
+                Ok(v) => v["port"].clone(),
+                Err(e) => {
+                    self.unplug(server_id, &out).await;
+                    return Err(format!("Build of instance {server_id} aborted: {}", e.message));
+                }
+            };
+            let network_id = port["network_id"].as_str().unwrap_or_default().to_string();
+            let network = self.network_call(Method::GET, &format!("/networks/{network_id}"), None).await.ok();
+            out.push(ServerPort {
+                port_id: port["id"].as_str().unwrap_or_default().into(),
+                network_name: network
+                    .as_ref()
+                    .and_then(|n| n["network"]["name"].as_str())
+                    .unwrap_or(&network_id)
+                    .to_string(),
+                mtu: network.as_ref().and_then(|n| n["network"]["mtu"].as_u64()).unwrap_or(1500) as u32,
+                network_id,
+                mac: port["mac_address"].as_str().unwrap_or_default().into(),
+                ips: port["fixed_ips"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["ip_address"].as_str().map(str::to_owned))
+                    .collect(),
+                preexisting: r.port_id.is_some(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The ids of the project's security groups named (None: the port gets the default).
+    async fn group_ids(&self, project: &str, names: &[String]) -> Result<Option<Vec<String>>, String> {
+        if names.is_empty() || names == ["default"] {
+            return Ok(None);
+        }
+        let groups = self
+            .network_call(Method::GET, &format!("/security-groups?project_id={project}"), None)
+            .await
+            .map_err(|e| e.message)?;
+        let groups = groups["security_groups"].as_array().cloned().unwrap_or_default();
+        names
+            .iter()
+            .map(|n| {
+                groups
+                    .iter()
+                    .find(|g| g["name"] == json!(n) || g["id"] == json!(n))
+                    .and_then(|g| g["id"].as_str().map(str::to_owned))
+                    .ok_or_else(|| format!("Security group {n} not found for project {project}."))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Removes the server's ports: those it made are deleted, the user's are let go. Ports
+    /// the network service has for the server but the server never recorded (a crash between
+    /// the two) go too.
+    pub async fn unplug(&self, server_id: &str, ports: &[ServerPort]) {
+        let mut ids: Vec<(String, bool)> = ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect();
+        if let Ok(v) = self.network_call(Method::GET, &format!("/ports?device_id={server_id}"), None).await {
+            for p in v["ports"].as_array().into_iter().flatten() {
+                if let Some(id) = p["id"].as_str() {
+                    if !ids.iter().any(|(x, _)| x == id) {
+                        ids.push((id.to_string(), false));
+                    }
+                }
+            }
+        }
+        for (id, preexisting) in ids {
+            let r = if preexisting {
+                let body = json!({"port": {"device_id": "", "device_owner": "", "binding:host_id": ""}});
+                self.network_call(Method::PUT, &format!("/ports/{id}"), Some(body)).await.map(|_| ())
+            } else {
+                match self.network_call(Method::DELETE, &format!("/ports/{id}"), None).await {
+                    Err(e) if e.status == 404 => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!(server = %server_id, port = %id, error = %e, "could not remove a port of the server");
+            }
+        }
+    }
+}
+
+/// A create's `networks` as given.
+pub enum NetworksArg {
+    None,
+    /// `auto`, or (before 2.37) no `networks` at all (`required` false: none is fine).
+    Auto {
+        required: bool,
+    },
+    List(Vec<NetRequest>),
+}
+
+/// Parses a create's `networks` (Nova's 400s for malformed entries).
+pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> Result<NetworksArg, String> {
+    match v {
+        None if mv_at_least_37 => {
+            Err("Invalid input for field/attribute server. Value: 'networks' is a required property".into())
+        }
+        None => Ok(NetworksArg::Auto { required: false }),
+        Some(Value::String(s)) if s == "none" => Ok(NetworksArg::None),
+        Some(Value::String(s)) if s == "auto" => Ok(NetworksArg::Auto { required: true }),
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for item in list {
+                let Value::Object(o) = item else {
+                    return Err(format!("Invalid input for field/attribute networks. Value: {item}."));
+                };
+                for k in o.keys() {
+                    if !["uuid", "port", "fixed_ip", "tag"].contains(&k.as_str()) {
+                        return Err(format!("Invalid input for field/attribute networks. Additional properties are not allowed ('{k}' was unexpected)"));
+                    }
+                }
+                let s = |k: &str| -> Result<Option<String>, String> {
+                    match o.get(k) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(x)) => Ok(Some(x.clone())),
+                        Some(other) => Err(format!("Invalid input for field/attribute {k}. Value: {other}.")),
+                    }
+                };
+                let r = NetRequest {
+                    network_id: s("uuid")?,
+                    port_id: s("port")?,
+                    fixed_ip: s("fixed_ip")?,
+                    tag: s("tag")?,
+                };
+                if r.network_id.is_none() && r.port_id.is_none() {
+                    return Err("Bad networks format: network uuid is not in proper format".into());
+                }
+                if let Some(id) = &r.network_id {
+                    if uuid::Uuid::parse_str(id).is_err() {
+                        return Err(format!("Bad networks format: network uuid is not in proper format ({id})"));
+                    }
+                }
+                out.push(r);
+            }
+            Ok(NetworksArg::List(out))
+        }
+        Some(other) => Err(format!("Invalid input for field/attribute networks. Value: {other}.")),
+    }
+}
+
+/// The server view's `addresses`: network name → its addresses.
+pub fn addresses(ports: &[ServerPort]) -> Value {
+    let mut out = serde_json::Map::new();
+    for p in ports {
+        let entry = out.entry(p.network_name.clone()).or_insert_with(|| json!([]));
+        for ip in &p.ips {
+            let version = if ip.contains(':') { 6 } else { 4 };
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"version": version, "addr": ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.mac}));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The config drive's and metadata's `network_data.json`: a link per port and DHCP on it
+/// (the addresses come from the network's DHCP server, as on a Neutron network with DHCP).
+pub fn network_data(ports: &[ServerPort]) -> Value {
+    let links: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({"id": format!("tap{}", &p.port_id[..p.port_id.len().min(11)]), "vif_id": p.port_id, "type": "bridge", "mtu": p.mtu, "ethernet_mac_address": p.mac}))
+        .collect();
+    let networks: Vec<Value> = ports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.ips.iter().enumerate().map(move |(j, ip)| {
+                let kind = if ip.contains(':') { "ipv6_dhcp" } else { "ipv4_dhcp" };
+                json!({"id": format!("network{}", i * 8 + j), "type": kind, "link": format!("tap{}", &p.port_id[..p.port_id.len().min(11)]), "network_id": p.network_id})
+            })
+        })
+        .collect();
+    json!({"links": links, "networks": networks, "services": []})
+}
