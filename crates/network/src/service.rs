@@ -11,7 +11,7 @@ use haneul_core::docstore::{State, Store, StoreError, Txn as DocTxn};
 use haneul_core::policy::PolicyFile;
 
 use crate::ip::{eui64, Addr, Cidr};
-use crate::model::{FixedIp, Model, Port, SecurityGroup, SecurityGroupRule, Setting, Std, Subnet};
+use crate::model::{FixedIp, Model, Port, SecurityGroup, SecurityGroupRule, Std, Subnet};
 
 pub type Txn = DocTxn<Model>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -159,7 +159,6 @@ pub fn default_group(t: &mut Txn, project_id: &str) -> Result<String> {
             std: Std::new(String::new()),
         })?;
     }
-    t.put(Setting { id: format!("default_group/{project_id}"), value: serde_json::json!(id) })?;
     Ok(id)
 }
 
