@@ -221,13 +221,20 @@ pub fn running_pid(d: &Domain) -> Option<u32> {
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let is_qemu = args.first().is_some_and(|a| a.ends_with(QEMU.as_bytes()));
     let is_ours = args.windows(2).any(|w| w[0] == b"-uuid" && w[1] == d.uuid.as_bytes());
-    (is_qemu && is_ours && !is_zombie(pid)).then_some(pid)
+    (is_qemu && is_ours && !has_exited(pid)).then_some(pid)
 }
 
-fn is_zombie(pid: u32) -> bool {
+/// The process's start time (clock ticks after boot), which tells a reused pid apart.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is dead: exited (a zombie, or dead being reaped) or not there at all.
+fn has_exited(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
         .unwrap_or(true)
 }
 
@@ -244,10 +251,15 @@ pub enum StopHow {
     Killed,
 }
 
+/// Waits until QEMU `pid` has exited, all of it: a process on its way out loses its memory
+/// (and with it the command line [`running_pid`] checks) before its open files are closed,
+/// so the disk image locks outlive the pid file's answer by a moment. Gone means the pid is
+/// no more, a zombie, or a different process now.
 async fn wait_gone(d: &Domain, pid: u32, timeout: Duration) -> bool {
+    let started = start_time(pid);
     let deadline = Instant::now() + timeout;
     loop {
-        if running_pid(d) != Some(pid) {
+        if running_pid(d) != Some(pid) && (has_exited(pid) || start_time(pid) != started) {
             return true;
         }
         if Instant::now() >= deadline {
