@@ -47,6 +47,48 @@ def free_port():
         return port
 
 
+NETNS_PREFIX = "hnt-"
+NETWORK_STATE_DIR = "/run/haneul/network"
+
+
+def make_host_namespace():
+    """A network namespace that stands for the host of one test cloud: its data plane
+    (bridges, taps, guests) lives there, and its own namespaces carry the same name as prefix.
+    Nothing touches the machine's own network."""
+    name = NETNS_PREFIX + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    return name
+
+
+def remove_namespaces(prefix):
+    """Removes the namespaces whose names start with `prefix` and stops the dnsmasq processes
+    a data plane left for them (by the pid files in its state directory)."""
+    try:
+        states = os.listdir(NETWORK_STATE_DIR)
+    except OSError:
+        states = []
+    for d in states:
+        if not d.startswith(prefix):
+            continue
+        try:
+            with open(os.path.join(NETWORK_STATE_DIR, d, "pid")) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "dnsmasq":
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        subprocess.run(["rm", "-rf", os.path.join(NETWORK_STATE_DIR, d)])
+    try:
+        names = os.listdir("/run/netns")
+    except OSError:
+        names = []
+    for ns in names:
+        if ns.startswith(prefix):
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+
 def create_pg_database(hostport):
     host, port = hostport.split(":")
     name = "haneul_" + uuid.uuid4().hex[:12]
@@ -95,6 +137,12 @@ class Server:
             self.env["HANEUL_COMPUTE__DATABASE_URL"] = url
             self.env["HANEUL_PLACEMENT__DATABASE_URL"] = url
             self.env["HANEUL_NETWORK__DATABASE_URL"] = url
+        # The cloud's "host" for networking is a namespace of its own (see make_host_namespace).
+        self.netns = make_host_namespace()
+        self.env.update({
+            "HANEUL_NETWORK__HOST_NAMESPACE": self.netns,
+            "HANEUL_NETWORK__NAMESPACE_PREFIX": self.netns + "-",
+        })
         self.env.update(extra_env or {})
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
@@ -168,6 +216,12 @@ class Server:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+            if getattr(self, "netns", None):
+                remove_namespaces(self.netns)
+
+    def in_host(self, *cmd, **kw):
+        """Runs a command inside this cloud's host namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.netns, *cmd], **kw)
 
     def _stop_serve(self, kill=False):
         if self.proc and self.proc.poll() is None:
@@ -222,6 +276,13 @@ class Agent:
             "HANEUL_AGENT__AUTH_URL": server.auth_url,
             "HANEUL_AGENT__PASSWORD": password,
             "HANEUL_AGENT__REPORT_INTERVAL": "1",
+            # A compute node: guests' taps only, in a host namespace of its own.
+            "HANEUL_NETWORK__NETWORK_NODE": "false",
+        })
+        self.netns = make_host_namespace()
+        self.env.update({
+            "HANEUL_NETWORK__HOST_NAMESPACE": self.netns,
+            "HANEUL_NETWORK__NAMESPACE_PREFIX": self.netns + "-",
         })
         self.binary = server.binary
         self.proc = None

@@ -25,6 +25,10 @@ stage() {
 }
 summary() {
   local rc=$?
+  # Test clouds remove their network namespaces (hnt-*) themselves; a killed run's leftovers
+  # go here.
+  python3 -c 'import sys; sys.path.insert(0, "tests"); import harness; harness.remove_namespaces(harness.NETNS_PREFIX)' \
+    2>/dev/null || true
   stage ""
   printf '\n==== stage times\n'
   printf '%s\n' "${STAGES[@]}"
@@ -42,6 +46,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v genisoimage >/dev/null || need_apt+=(genisoimage)
+# the network data plane's tools
+for pair in dnsmasq:dnsmasq-base iptables-restore:iptables ebtables:ebtables ip:iproute2 sysctl:procps; do
+  command -v "${pair%%:*}" >/dev/null || need_apt+=("${pair#*:}")
+done
 # tools/build-test-image.sh's tools
 for pair in busybox:busybox-static dropbear:dropbear-bin syslinux:syslinux mcopy:mtools mkfs.vfat:dosfstools \
             sfdisk:fdisk cpio:cpio; do

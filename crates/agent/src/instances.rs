@@ -77,6 +77,9 @@ pub struct Spec {
     /// own root disk attached second; none: it boots from its own disk.
     #[serde(default)]
     pub rescue: Option<ImageRef>,
+    /// The guest's network interfaces, in order.
+    #[serde(default)]
+    pub nics: Vec<crate::netdp::Nic>,
 }
 
 /// What an instance is.
@@ -130,6 +133,8 @@ pub struct Instances {
     /// to its QEMU started. Builds that start together then finish one after the other
     /// instead of all late, sharing the CPU at once.
     build_slots: tokio::sync::Semaphore,
+    /// The network data plane, when this host has one: guests' taps come from it.
+    dataplane: std::sync::OnceLock<Arc<crate::netdp::Dataplane>>,
 }
 
 fn valid_uuid(id: &str) -> Result<(), Error> {
@@ -154,7 +159,13 @@ impl Instances {
             locks: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
             build_slots: tokio::sync::Semaphore::new(cores),
+            dataplane: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives guests network interfaces from `dp` (once, at start-up).
+    pub fn set_dataplane(&self, dp: Arc<crate::netdp::Dataplane>) {
+        let _ = self.dataplane.set(dp);
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -181,6 +192,11 @@ impl Instances {
             incoming: None,
             rescue_disk: rescue.exists().then_some(rescue),
             dir,
+            nics: match self.dataplane.get() {
+                Some(_) => spec.nics.iter().map(|n| (crate::netdp::doc::tap_name(&n.port_id), n.mac.clone())).collect(),
+                None => Vec::new(),
+            },
+            netns: self.dataplane.get().and_then(|d| d.settings.host_ns.clone()),
         }
     }
 
@@ -199,6 +215,8 @@ impl Instances {
             incoming: None,
             rescue_disk: None,
             dir,
+            nics: Vec::new(),
+            netns: None,
         }
     }
 
@@ -427,6 +445,11 @@ impl Instances {
                     qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
                 }
                 if qemu::running_pid(&d).is_none() {
+                    if let Some(dp) = self.dataplane.get() {
+                        dp.plug(&spec.nics)
+                            .await
+                            .map_err(|e| Error::Failed(format!("plugging the guest's ports: {e}")))?;
+                    }
                     if saved.exists() {
                         let from_saved = Domain { incoming: Some(saved.clone()), ..d.clone() };
                         qemu::start(&from_saved).await.map_err(failed)?;

@@ -1,5 +1,5 @@
 //! The host agent (`nova-compute`'s place): everything that touches this host's hypervisor
-//! (and later its network data plane and volumes). Side effects on the host live here and
+//! and network data plane (and later its volumes). Side effects on the host live here and
 //! nowhere else.
 //!
 //! - [`instances`]: desired state in, observed state out: the controller says what each
@@ -8,6 +8,8 @@
 //! - [`report`]: the heartbeat with host resources and instance states, to the controller.
 //! - [`virt`]: the QEMU driver: one QEMU process per instance, controlled over QMP,
 //!   surviving the agent's restart (instances are adopted, not restarted).
+//! - [`netdp`]: the network data plane: bridges, taps, DHCP, routers, security groups,
+//!   metadata proxies, following the network service.
 //! - [`host`]: what this host offers guests.
 //! - [`vnc`]: the remote console proxy: noVNC's page and a websocket to a guest's VNC.
 //!
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod host;
 pub mod instances;
+pub mod netdp;
 pub mod report;
 pub mod virt;
 pub mod vnc;
@@ -66,4 +69,51 @@ async fn choose_accel(config: &Config, instances_dir: &std::path::Path) -> virt:
             .await
         }
     }
+}
+
+/// This host's network data plane (`network.dataplane`), given to `instances` for guests'
+/// interfaces; [`netdp::Dataplane::run`] makes it follow the network service.
+pub fn open_dataplane(
+    config: &Config,
+    service: Arc<ServiceToken>,
+    instances: &instances::Instances,
+) -> Option<Arc<netdp::Dataplane>> {
+    let n = &config.network;
+    if !n.dataplane {
+        return None;
+    }
+    let mappings = n
+        .physical_interface_mappings
+        .split(',')
+        .filter_map(|pair| pair.trim().split_once(':'))
+        .map(|(net, nic)| (net.trim().to_string(), nic.trim().to_string()))
+        .collect();
+    let metadata_url = if n.metadata_url.is_empty() {
+        config.public_url(config.compute.metadata_port)
+    } else {
+        n.metadata_url.clone()
+    };
+    let secret = if config.compute.metadata_proxy_shared_secret.is_empty() {
+        std::fs::read_to_string(config.data_dir.join("metadata-proxy-secret")).unwrap_or_default().trim().to_string()
+    } else {
+        config.compute.metadata_proxy_shared_secret.clone()
+    };
+    if secret.is_empty() {
+        tracing::warn!("no metadata proxy secret (compute.metadata_proxy_shared_secret): guests' metadata requests will be refused");
+    }
+    let dp = netdp::Dataplane::new(
+        netdp::Settings {
+            host: config.compute_host(),
+            host_ns: Some(n.host_namespace.clone()).filter(|s| !s.is_empty()),
+            prefix: n.namespace_prefix.clone(),
+            network_node: n.network_node,
+            mappings,
+            state_dir: n.state_dir.clone().into(),
+            metadata_url,
+            metadata_secret: secret.into_bytes(),
+        },
+        service,
+    );
+    instances.set_dataplane(dp.clone());
+    Some(dp)
 }

@@ -256,6 +256,16 @@ impl Compute {
                 .rescue_image
                 .as_ref()
                 .map(|(id, format)| ImageRef { id: id.clone(), disk_format: format.clone() }),
+            nics: s
+                .ports
+                .iter()
+                .map(|p| haneul_agent::netdp::Nic {
+                    port_id: p.port_id.clone(),
+                    network_id: p.network_id.clone(),
+                    mac: p.mac.clone(),
+                    mtu: p.mtu,
+                })
+                .collect(),
         }
     }
 }

@@ -236,6 +236,30 @@ pub struct NetworkConfig {
     pub global_physnet_mtu: u32,
     /// The DNS domain ports' host names are in (Neutron's `dns_domain`).
     pub dns_domain: String,
+    /// Whether this host's agent builds the data plane (bridges, taps, namespaces, dnsmasq,
+    /// firewall); off, servers still get ports but no wire.
+    pub dataplane: bool,
+    /// Whether this host is also the network node: DHCP servers, routers and metadata
+    /// proxies run here (the all-in-one host is).
+    pub network_node: bool,
+    /// A network namespace the data plane takes for "the host": its bridges and taps go
+    /// there and guests run in it. Empty: the host itself. The tests set one they made.
+    pub host_namespace: String,
+    /// Put before the names of the namespaces the data plane makes (`qdhcp-...`,
+    /// `qrouter-...`), so that two clouds (or a test's) on one host keep theirs apart.
+    pub namespace_prefix: String,
+    /// Physical networks on real NICs, `physnet:interface,...` (Neutron's
+    /// `physical_interface_mappings`): the network's bridge takes in that NIC. A flat
+    /// external network on a physical network not listed here is bridged to the host
+    /// instead, which gets the subnets' gateway addresses on that bridge (DevStack's
+    /// `br-ex`): floating IPs answer from the host.
+    pub physical_interface_mappings: String,
+    /// Where the metadata proxies send guests' requests; empty means this host's metadata
+    /// service (`http://<public_host>:<compute.metadata_port>`).
+    pub metadata_url: String,
+    /// Where the data plane keeps dnsmasq's files (readable by `nobody`, as dnsmasq drops
+    /// to it).
+    pub state_dir: String,
 }
 
 impl Default for NetworkConfig {
@@ -246,6 +270,13 @@ impl Default for NetworkConfig {
             policy_file: String::new(),
             global_physnet_mtu: 1500,
             dns_domain: "openstacklocal.".into(),
+            dataplane: true,
+            network_node: true,
+            host_namespace: String::new(),
+            namespace_prefix: String::new(),
+            physical_interface_mappings: String::new(),
+            metadata_url: String::new(),
+            state_dir: "/run/haneul/network".into(),
         }
     }
 }

@@ -241,6 +241,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         service: service.clone(),
         novnc_dir: cfg.agent.novnc_dir.clone().into(),
     }));
+    let dataplane = haneul_agent::open_dataplane(&cfg, service.clone(), &instances);
     let reporter = haneul_agent::report::Reporter {
         instances,
         service: service.clone(),
@@ -366,6 +367,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         servers.spawn(async move { haneul_core::http::serve(listener, app, stopped).await.map_err(|e| (name, e)) });
     }
     tokio::spawn(reporter.run());
+    if let Some(dp) = dataplane {
+        tokio::spawn(dp.run());
+    }
     let seed_cfg = cfg.clone();
     tokio::spawn(async move {
         if let Err(e) = seed_demo_image(&seed_cfg, service).await {
@@ -447,6 +451,7 @@ async fn agent(cfg: Config) -> anyhow::Result<()> {
         service: service.clone(),
         novnc_dir: cfg.agent.novnc_dir.clone().into(),
     }));
+    let dataplane = haneul_agent::open_dataplane(&cfg, service.clone(), &instances);
     let reporter = haneul_agent::report::Reporter {
         instances,
         service,
@@ -455,6 +460,9 @@ async fn agent(cfg: Config) -> anyhow::Result<()> {
         every: Duration::from_secs(cfg.agent.report_interval.max(1)),
     };
     tokio::spawn(reporter.run());
+    if let Some(dp) = dataplane {
+        tokio::spawn(dp.run());
+    }
     tracing::info!(agent = %addr, host = %cfg.compute_host(), controller = %cfg.agent_auth_url(), "agent listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

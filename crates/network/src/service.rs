@@ -83,6 +83,12 @@ pub struct Networking {
     state: State<Model>,
     pub policy: PolicyFile,
     pub settings: Settings,
+    /// The snapshot's generation, published after each change (agents wait on it).
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Tells this process's generations apart from an earlier one's.
+    boot: u128,
+    /// When each host's agent last asked for its data plane.
+    agents: std::sync::Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Networking {
@@ -91,8 +97,13 @@ impl Networking {
         let state = State::<Model>::open(store).await?;
         let policy = PolicyFile::new(config.network_policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(|e| Error::Internal(format!("network policy could not be loaded: {e}")))?;
+        let (changed, _) = tokio::sync::watch::channel(state.model().generation);
+        let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         Ok(Arc::new(Networking {
             state,
+            changed,
+            boot,
+            agents: Default::default(),
             policy,
             settings: Settings {
                 public_url: config.public_url(config.network.port),
@@ -107,11 +118,64 @@ impl Networking {
     }
 
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
-        self.state.write(f).await
+        let r = self.state.write(f).await;
+        self.changed.send_replace(self.model().generation);
+        r
     }
 
     pub async fn refresh(&self) -> Result<bool> {
-        Ok(self.state.refresh().await?)
+        let changed = self.state.refresh().await?;
+        if changed {
+            self.changed.send_replace(self.model().generation);
+        }
+        Ok(changed)
+    }
+
+    /// Wakes on every change of the snapshot.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The version of the snapshot as agents know it.
+    pub fn version(&self) -> String {
+        format!("{:x}-{}", self.boot, self.model().generation)
+    }
+
+    /// Notes that `host`'s agent is alive.
+    pub fn agent_seen(&self, host: &str) {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner()).insert(host.to_string(), chrono::Utc::now());
+    }
+
+    /// The hosts whose agents asked for their data plane, and when they last did.
+    pub fn agents(&self) -> BTreeMap<String, chrono::DateTime<chrono::Utc>> {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The ports bound to `host` go `ACTIVE` when listed in `up` (their devices are plugged)
+    /// and `DOWN` otherwise; unbound ports the host plumbed (a router's) go `ACTIVE` too.
+    /// Nothing is written when nothing changes.
+    pub async fn set_ports_up(&self, host: &str, up: &[String]) -> Result<()> {
+        let status = |p: &Port| if up.contains(&p.id) && p.admin_state_up { "ACTIVE" } else { "DOWN" };
+        let stale = |m: &Model| -> Vec<String> {
+            m.ports
+                .values()
+                .filter(|p| p.host_id == host || (p.host_id.is_empty() && up.contains(&p.id)))
+                .filter(|p| p.status != status(p))
+                .map(|p| p.id.clone())
+                .collect()
+        };
+        if stale(&self.model()).is_empty() {
+            return Ok(());
+        }
+        self.write(|t| {
+            for id in stale(&t.m) {
+                let mut p = (**t.m.ports.get(&id).expect("listed from this snapshot")).clone();
+                p.status = status(&p).into();
+                t.put(p)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Makes the project's default security group if it has none yet (Neutron makes it the

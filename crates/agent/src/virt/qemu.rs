@@ -49,6 +49,10 @@ pub struct Domain {
     pub incoming: Option<PathBuf>,
     /// Rescue: the guest boots from this disk, with its own root disk attached second.
     pub rescue_disk: Option<PathBuf>,
+    /// Network interfaces: (host tap, guest MAC), virtio-net each.
+    pub nics: Vec<(String, String)>,
+    /// The network namespace QEMU runs in (where its taps are); none: the agent's.
+    pub netns: Option<String>,
 }
 
 impl Domain {
@@ -141,6 +145,12 @@ impl Domain {
             push("-device".into());
             push("virtio-blk-pci,drive=config".into());
         }
+        for (i, (tap, mac)) in self.nics.iter().enumerate() {
+            push("-netdev".into());
+            push(format!("tap,id=net{i},ifname={tap},script=no,downscript=no"));
+            push("-device".into());
+            push(format!("virtio-net-pci,netdev=net{i},mac={mac}"));
+        }
         push("-device".into());
         push("virtio-rng-pci".into());
         push("-chardev".into());
@@ -179,12 +189,22 @@ pub async fn start(d: &Domain) -> Result<u32, VirtError> {
     let _ = std::fs::remove_file(d.pidfile());
     let sockets = d.socket_dir();
     std::fs::create_dir_all(&sockets).map_err(|err| VirtError::Io { what: "create", path: sockets.clone(), err })?;
-    let out = tokio::process::Command::new(QEMU)
-        .args(d.args())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(VirtError::Spawn)?;
+    let mut cmd = tokio::process::Command::new(QEMU);
+    cmd.args(d.args()).stdin(std::process::Stdio::null());
+    let netns = match &d.netns {
+        Some(ns) => Some(crate::netdp::sys::open_namespace(ns).map_err(VirtError::Spawn)?),
+        None => None,
+    };
+    if let Some(f) = &netns {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: the child only calls setns(2), async-signal-safe, before exec.
+        unsafe {
+            cmd.pre_exec(move || crate::netdp::sys::enter(fd));
+        }
+    }
+    let out = cmd.output().await.map_err(VirtError::Spawn)?;
+    drop(netns);
     if !out.status.success() {
         return Err(VirtError::Start(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
@@ -269,15 +289,25 @@ async fn wait_gone(d: &Domain, pid: u32, timeout: Duration) -> bool {
     }
 }
 
+/// How often the power button is pressed while a guest is given time to power off.
+const POWERDOWN_RETRY: Duration = Duration::from_secs(10);
+
 /// Stops the instance: the ACPI power button and up to `graceful` for the guest to power
 /// off (zero skips it), then QMP `quit`, then SIGKILL.
 pub async fn stop(d: &Domain, graceful: Duration) -> Result<StopHow, VirtError> {
     let Some(pid) = running_pid(d) else { return Ok(StopHow::NotRunning) };
-    if !graceful.is_zero() {
-        if let Ok(mut qmp) = Qmp::connect(&d.qmp_socket()).await {
-            if qmp.execute("system_powerdown", None).await.is_ok() && wait_gone(d, pid, graceful).await {
-                return Ok(StopHow::Graceful);
-            }
+    // The button is pressed again every few seconds, as Nova does: a guest still booting
+    // misses a press that comes before it listens.
+    let deadline = Instant::now() + graceful;
+    while Instant::now() < deadline {
+        let Ok(mut qmp) = Qmp::connect(&d.qmp_socket()).await else { break };
+        if qmp.execute("system_powerdown", None).await.is_err() {
+            break;
+        }
+        drop(qmp);
+        let wait = POWERDOWN_RETRY.min(deadline.saturating_duration_since(Instant::now()));
+        if wait_gone(d, pid, wait).await {
+            return Ok(StopHow::Graceful);
         }
     }
     if let Ok(mut qmp) = Qmp::connect(&d.qmp_socket()).await {

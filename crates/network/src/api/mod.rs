@@ -5,6 +5,7 @@
 //! `sort_dir`, `limit` / `marker` / `page_reverse` with `<collection>_links`, and the tag
 //! filters. Handlers render what the caller may see as JSON and hand it over.
 
+mod dataplane;
 mod extensions;
 mod floatingips;
 mod networks;
@@ -77,6 +78,7 @@ pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_lim
         .merge(subnetpools::routes())
         .merge(quotas::routes())
         .merge(tags::routes())
+        .merge(dataplane::routes())
         .layer(axum::middleware::from_fn(require_token));
     let app = Router::new()
         .route("/", get(versions))

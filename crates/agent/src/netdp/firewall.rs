@@ -1,0 +1,191 @@
+//! Security groups: stateful iptables chains on the bridged traffic of each guest port
+//! (br_netfilter makes bridged frames pass iptables' FORWARD; physdev names the tap;
+//! conntrack keeps the state), as Neutron's iptables firewall driver does:
+//!
+//! - `FORWARD -i brq+ -m physdev --physdev-is-bridged -j haneul-fw`; `haneul-fw` sends what a
+//!   guest sends through `haneul-o<port>` and what it receives through `haneul-i<port>`, then
+//!   accepts what they let through.
+//! - `haneul-o<port>`: DHCP requests, then `haneul-s<port>` (the port's own MAC and
+//!   addresses, and its allowed address pairs, else drop: no spoofing), no DHCP server, the
+//!   established, the egress rules, drop.
+//! - `haneul-i<port>`: the established, DHCP answers, the ingress rules, drop.
+//!
+//! One `iptables-restore --noflush` writes all of it: a rule change reaches every port in
+//! one step. Chains of ports that went away are removed after. Only IPv4 is filtered
+//! (ip6tables rules are not written yet).
+
+use std::collections::BTreeSet;
+
+use super::doc::{Doc, Port, Rule};
+use super::{doc, sys, Dataplane};
+
+const FW: &str = "haneul-fw";
+const JUMP: &[&str] = &["FORWARD", "-i", "brq+", "-m", "physdev", "--physdev-is-bridged", "-j", FW];
+
+fn chain(kind: char, port_id: &str) -> String {
+    format!("haneul-{kind}{}", &port_id[..port_id.len().min(10)])
+}
+
+/// The v4 addresses of the ports in `group`.
+fn members(doc: &Doc, group: &str) -> BTreeSet<String> {
+    doc.ports
+        .iter()
+        .filter(|p| p.security_groups.iter().any(|g| g == group))
+        .flat_map(|p| {
+            p.fixed_ips
+                .iter()
+                .map(|f| f.ip_address.clone())
+                .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.clone()))
+        })
+        .filter(|ip| !ip.contains(':'))
+        .collect()
+}
+
+/// A rule's iptables matches (one line per remote address), or none for rules this
+/// firewall does not write (IPv6).
+fn matches(doc: &Doc, r: &Rule) -> Vec<String> {
+    if r.ethertype != "IPv4" {
+        return Vec::new();
+    }
+    let mut m = String::new();
+    let proto = r.protocol.as_deref().map(str::to_ascii_lowercase);
+    let proto = match proto.as_deref() {
+        None | Some("any") | Some("") => None,
+        Some("6") => Some("tcp".to_string()),
+        Some("17") => Some("udp".to_string()),
+        Some("1") => Some("icmp".to_string()),
+        Some("132") => Some("sctp".to_string()),
+        Some("ipv6-icmp" | "icmpv6" | "58") => return Vec::new(),
+        Some(p) => Some(p.to_string()),
+    };
+    if let Some(p) = &proto {
+        m.push_str(&format!(" -p {p}"));
+        match p.as_str() {
+            "tcp" | "udp" | "sctp" | "dccp" | "udplite" => {
+                if let Some(min) = r.port_range_min {
+                    let max = r.port_range_max.unwrap_or(min);
+                    let range = if max > min { format!("{min}:{max}") } else { min.to_string() };
+                    m.push_str(&format!(" -m {p} --dport {range}"));
+                }
+            }
+            "icmp" => {
+                if let Some(t) = r.port_range_min {
+                    match r.port_range_max {
+                        Some(c) => m.push_str(&format!(" -m icmp --icmp-type {t}/{c}")),
+                        None => m.push_str(&format!(" -m icmp --icmp-type {t}")),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let side = if r.direction == "ingress" { "-s" } else { "-d" };
+    if let Some(prefix) = &r.remote_ip_prefix {
+        if prefix.contains(':') {
+            return Vec::new();
+        }
+        return vec![format!("{side} {prefix}{m}")];
+    }
+    if let Some(group) = &r.remote_group_id {
+        return members(doc, group).into_iter().map(|ip| format!("{side} {ip}/32{m}")).collect();
+    }
+    vec![m.trim_start().to_string()]
+}
+
+/// The whole `filter` table part of haneul, for `iptables-restore --noflush`; the chains.
+pub fn ruleset(doc: &Doc, ports: &[&Port]) -> (String, BTreeSet<String>) {
+    let guarded: Vec<&&Port> = ports.iter().filter(|p| p.port_security_enabled).collect();
+    let mut chains = BTreeSet::from([FW.to_string()]);
+    let mut rules = String::new();
+    for p in &guarded {
+        let tap = doc::tap_name(&p.id);
+        let (i, o, s) = (chain('i', &p.id), chain('o', &p.id), chain('s', &p.id));
+        rules.push_str(&format!("-A {FW} -m physdev --physdev-in {tap} --physdev-is-bridged -j {o}\n"));
+        rules.push_str(&format!("-A {FW} -m physdev --physdev-out {tap} --physdev-is-bridged -j {i}\n"));
+        // Anti-spoofing: the port's MAC with its addresses, and its allowed pairs.
+        for f in p.fixed_ips.iter().filter(|f| !f.ip_address.contains(':')) {
+            rules.push_str(&format!("-A {s} -s {}/32 -m mac --mac-source {} -j RETURN\n", f.ip_address, p.mac_address));
+        }
+        for a in p.allowed_address_pairs.iter().filter(|a| !a.ip_address.contains(':')) {
+            let mac = if a.mac_address.is_empty() { &p.mac_address } else { &a.mac_address };
+            let ip = if a.ip_address.contains('/') { a.ip_address.clone() } else { format!("{}/32", a.ip_address) };
+            rules.push_str(&format!("-A {s} -s {ip} -m mac --mac-source {mac} -j RETURN\n"));
+        }
+        rules.push_str(&format!("-A {s} -j DROP\n"));
+        rules.push_str(&format!("-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN\n"));
+        rules.push_str(&format!("-A {o} -j {s}\n"));
+        rules.push_str(&format!("-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP\n"));
+        rules.push_str(&format!("-A {o} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
+        rules.push_str(&format!("-A {o} -m conntrack --ctstate INVALID -j DROP\n"));
+        rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
+        rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
+        rules.push_str(&format!("-A {i} -p udp -m udp --sport 67 --dport 68 -j RETURN\n"));
+        for r in doc.rules.iter().filter(|r| p.security_groups.contains(&r.security_group_id)) {
+            let to = if r.direction == "ingress" { &i } else { &o };
+            for m in matches(doc, r) {
+                rules.push_str(&format!("-A {to} {m} -j RETURN\n").replace("  ", " "));
+            }
+        }
+        rules.push_str(&format!("-A {o} -j DROP\n"));
+        rules.push_str(&format!("-A {i} -j DROP\n"));
+        chains.extend([i, o, s]);
+    }
+    rules.push_str(&format!("-A {FW} -j ACCEPT\n"));
+    let mut text = String::from("*filter\n");
+    for c in &chains {
+        text.push_str(&format!(":{c} - [0:0]\n"));
+    }
+    text.push_str(&rules);
+    text.push_str("COMMIT\n");
+    (text, chains)
+}
+
+/// haneul's chains now in the host's filter table.
+async fn existing(ns: Option<&str>) -> sys::Result<BTreeSet<String>> {
+    let out = sys::run_in(ns, "iptables", &["-w", "-S"], None).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .filter(|c| c.starts_with("haneul-"))
+        .map(str::to_owned)
+        .collect())
+}
+
+pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()> {
+    let ns = dp.settings.host_ns.as_deref();
+    let have = existing(ns).await?;
+    let jump: Vec<&str> = JUMP.to_vec();
+    if ports.is_empty() {
+        // Nothing to guard: haneul's chains go, if any.
+        if have.is_empty() {
+            return Ok(());
+        }
+        let mut del = vec!["-w", "-D"];
+        del.extend(&jump);
+        let _ = sys::run_in(ns, "iptables", &del, None).await;
+        remove(ns, &have).await;
+        return Ok(());
+    }
+    sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
+    let (text, chains) = ruleset(doc, ports);
+    sys::run_in(ns, "iptables-restore", &["-w", "--noflush"], Some(&text)).await?;
+    let mut check = vec!["-w", "-C"];
+    check.extend(&jump);
+    if sys::run_in(ns, "iptables", &check, None).await.is_err() {
+        let mut insert = vec!["-w", "-I", "FORWARD", "1"];
+        insert.extend(&jump[1..]);
+        sys::run_in(ns, "iptables", &insert, None).await?;
+    }
+    let stale: BTreeSet<String> = have.difference(&chains).cloned().collect();
+    remove(ns, &stale).await;
+    Ok(())
+}
+
+async fn remove(ns: Option<&str>, chains: &BTreeSet<String>) {
+    for c in chains {
+        let _ = sys::run_in(ns, "iptables", &["-w", "-F", c], None).await;
+    }
+    for c in chains {
+        let _ = sys::run_in(ns, "iptables", &["-w", "-X", c], None).await;
+    }
+}

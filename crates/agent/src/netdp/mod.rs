@@ -1,0 +1,524 @@
+//! The network data plane of this host, made to match what the network service says
+//! (desired state, as for instances): a Linux bridge per network, a tap per guest port, and
+//! on the network node a `qdhcp-` namespace per network with dnsmasq, a `qrouter-` namespace
+//! per router with its NAT, metadata proxies, and the security groups as iptables chains on
+//! the bridged traffic (physdev + conntrack through br_netfilter, as Neutron's iptables
+//! firewall).
+//!
+//! The agent asks the network service for the whole picture ([`doc::Doc`]) and waits for the
+//! next change (a long poll); each answer is applied in full: what is missing is made, what
+//! is no longer wanted is removed, and what already matches is left alone. The host itself
+//! is the record: nothing is remembered between applies, so a restarted agent (or a host
+//! someone changed by hand) is brought back the same way.
+//!
+//! Names: bridges `brq<network>`, taps and the bridge ends of veths `tap<port>`, their other
+//! ends `ns-`/`qr-`/`qg-<port>` (11 characters of the ids), namespaces
+//! `<prefix>qdhcp-<network>` and `<prefix>qrouter-<router>`, iptables chains `haneul-...`.
+
+pub mod dhcp;
+pub mod doc;
+pub mod firewall;
+pub mod metadata;
+pub mod router;
+pub mod sys;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use haneul_core::service_auth::ServiceToken;
+use hyper::Method;
+
+use doc::{Doc, Port};
+use sys::Link;
+
+pub struct Settings {
+    pub host: String,
+    /// The namespace taken for the host (tests); none: the host itself.
+    pub host_ns: Option<String>,
+    pub prefix: String,
+    pub network_node: bool,
+    /// Physical network → NIC (`physical_interface_mappings`).
+    pub mappings: BTreeMap<String, String>,
+    /// dnsmasq's files, one directory per namespace.
+    pub state_dir: PathBuf,
+    /// The metadata service the proxies forward to.
+    pub metadata_url: String,
+    /// What the proxies sign instance ids with.
+    pub metadata_secret: Vec<u8>,
+}
+
+/// A guest's network interface, as the instance spec names it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Nic {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac: String,
+    pub mtu: u32,
+}
+
+pub struct Dataplane {
+    me: std::sync::Weak<Dataplane>,
+    pub settings: Settings,
+    service: Arc<ServiceToken>,
+    /// The picture last fetched.
+    doc: RwLock<Arc<Doc>>,
+    /// One apply (or plug) at a time.
+    busy: tokio::sync::Mutex<()>,
+    /// The metadata proxies running, by namespace.
+    proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    /// DHCP ports asked of the network service and not seen yet, by network.
+    dhcp_asked: Mutex<BTreeSet<String>>,
+    /// What the last apply could not do, for `diagnose`.
+    pub problems: Mutex<Vec<String>>,
+}
+
+impl Dataplane {
+    pub fn new(settings: Settings, service: Arc<ServiceToken>) -> Arc<Dataplane> {
+        Arc::new_cyclic(|me| Dataplane {
+            me: me.clone(),
+            settings,
+            service,
+            doc: RwLock::new(Arc::new(Doc::default())),
+            busy: tokio::sync::Mutex::new(()),
+            proxies: Mutex::new(BTreeMap::new()),
+            dhcp_asked: Mutex::new(BTreeSet::new()),
+            problems: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn me(&self) -> std::sync::Weak<Dataplane> {
+        self.me.clone()
+    }
+
+    pub fn doc(&self) -> Arc<Doc> {
+        self.doc.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn host_ns(&self) -> Option<&str> {
+        self.settings.host_ns.as_deref()
+    }
+
+    pub fn dhcp_ns(&self, network_id: &str) -> String {
+        format!("{}qdhcp-{network_id}", self.settings.prefix)
+    }
+
+    pub fn router_ns(&self, router_id: &str) -> String {
+        format!("{}qrouter-{router_id}", self.settings.prefix)
+    }
+
+    /// Follows the network service forever: fetch, apply, report; wait for the next change.
+    pub async fn run(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            let version = self.doc().version.clone();
+            match self.fetch(&version).await {
+                Ok(doc) => {
+                    if failing {
+                        tracing::info!("following the network service again");
+                        failing = false;
+                    }
+                    if doc.version == version {
+                        continue;
+                    }
+                    let doc = Arc::new(doc);
+                    *self.doc.write().unwrap_or_else(|e| e.into_inner()) = doc.clone();
+                    let up = self.apply(&doc).await;
+                    if let Err(e) = self.report_up(&up).await {
+                        tracing::warn!(error = %e, "could not report ports up");
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "could not reach the network service; retrying");
+                        failing = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let base = self.service.endpoint("network").await.map_err(|e| e.to_string())?;
+        let token = self.service.token().await.map_err(|e| e.to_string())?;
+        let url = format!("{}/v2.0{path}", base.trim_end_matches('/'));
+        let headers = [("x-auth-token", token.as_str())];
+        let call = haneul_core::client::json(method, &url, &headers, body);
+        match tokio::time::timeout(Duration::from_secs(40), call).await {
+            Err(_) => Err("the network service did not answer in time".into()),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(haneul_core::client::ClientError::Status { status: 401, .. })) => {
+                self.service.invalidate().await;
+                Err("the network service refused our token; renewing it".into())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+        }
+    }
+
+    async fn fetch(&self, version: &str) -> Result<Doc, String> {
+        let q = format!("/internal/dataplane?host={}&version={}", enc(&self.settings.host), enc(version));
+        let v = self.call(Method::GET, &q, None).await?;
+        serde_json::from_value(v).map_err(|e| format!("the network service answered an odd picture: {e}"))
+    }
+
+    async fn report_up(&self, up: &[String]) -> Result<(), String> {
+        let body = serde_json::json!({"host": self.settings.host, "up": up});
+        self.call(Method::PUT, "/internal/dataplane/ports", Some(body)).await.map(|_| ())
+    }
+
+    /// Makes the guest interfaces of an instance about to start: each NIC's tap, on its
+    /// network's bridge. The firewall and the rest follow from the network service's picture.
+    pub async fn plug(&self, nics: &[Nic]) -> Result<(), String> {
+        let _busy = self.busy.lock().await;
+        let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        for nic in nics {
+            self.ensure_bridge(&links, &nic.network_id, nic.mtu).await.map_err(|e| e.to_string())?;
+            let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+            self.ensure_tap(&links, &nic.port_id, &nic.network_id, nic.mtu, &nic.mac)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Brings the host to the picture; the ports whose devices are in place.
+    pub async fn apply(&self, doc: &Doc) -> Vec<String> {
+        let _busy = self.busy.lock().await;
+        let started = std::time::Instant::now();
+        let mut problems = Vec::new();
+        let mut up = Vec::new();
+        let host = &self.settings.host;
+        let local: Vec<&Port> = doc.ports.iter().filter(|p| &p.host_id == host && doc::is_instance_port(p)).collect();
+        // The networks this host carries, with their MTU.
+        let mut networks: BTreeMap<String, u32> = BTreeMap::new();
+        let mut want = |id: &str| {
+            if let Some(n) = doc.network(id) {
+                networks.insert(n.id.clone(), n.mtu.max(576));
+            }
+        };
+        for p in &local {
+            want(&p.network_id);
+        }
+        let dhcp_networks: Vec<&doc::Network> = if self.settings.network_node {
+            doc.networks
+                .iter()
+                .filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.enable_dhcp && s.ip_version == 4))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let routers: Vec<&doc::Router> = if self.settings.network_node {
+            doc.routers.iter().filter(|r| r.admin_state_up).collect()
+        } else {
+            Vec::new()
+        };
+        for n in &dhcp_networks {
+            want(&n.id);
+        }
+        for r in &routers {
+            for p in router::ports(doc, &r.id) {
+                want(&p.network_id);
+            }
+        }
+        if self.settings.network_node {
+            // External networks are always carried: floating IPs answer on them.
+            for n in doc.networks.iter().filter(|n| n.external) {
+                want(&n.id);
+            }
+        }
+
+        let mut links = match sys::links(self.host_ns()).await {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!("cannot list the host's links: {e}"));
+                *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
+                return up;
+            }
+        };
+        for (id, mtu) in &networks {
+            if let Err(e) = self.ensure_bridge(&links, id, *mtu).await {
+                problems.push(format!("network {id}: bridge: {e}"));
+            }
+            if let Some(n) = doc.network(id) {
+                if let Err(e) = self.ensure_uplink(doc, n).await {
+                    problems.push(format!("network {id}: uplink: {e}"));
+                }
+            }
+        }
+        if let Ok(l) = sys::links(self.host_ns()).await {
+            links = l;
+        }
+        for p in &local {
+            let mtu = networks.get(&p.network_id).copied().unwrap_or(1500);
+            match self.ensure_tap(&links, &p.id, &p.network_id, mtu, &p.mac_address).await {
+                Ok(()) => up.push(p.id.clone()),
+                Err(e) => problems.push(format!("port {}: tap: {e}", p.id)),
+            }
+        }
+
+        let mut keep_ns: BTreeSet<String> = BTreeSet::new();
+        for n in &dhcp_networks {
+            let ns = self.dhcp_ns(&n.id);
+            keep_ns.insert(ns.clone());
+            match dhcp::ensure(self, doc, n, &ns).await {
+                Ok(Some(port)) => up.push(port),
+                Ok(None) => {}
+                Err(e) => problems.push(format!("network {}: DHCP: {e}", n.id)),
+            }
+        }
+        for r in &routers {
+            let ns = self.router_ns(&r.id);
+            keep_ns.insert(ns.clone());
+            match router::ensure(self, doc, r, &ns).await {
+                Ok(ports) => up.extend(ports),
+                Err(e) => problems.push(format!("router {}: {e}", r.id)),
+            }
+        }
+        if let Err(e) = firewall::apply(self, doc, &local).await {
+            problems.push(format!("security groups: {e}"));
+        }
+        self.remove_unwanted(&networks, &local, doc, &keep_ns, &mut problems).await;
+
+        for p in &problems {
+            tracing::warn!(problem = %p, "data plane");
+        }
+        tracing::info!(
+            version = %doc.version,
+            networks = networks.len(),
+            ports = local.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "data plane applied"
+        );
+        *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
+        up
+    }
+
+    async fn ensure_bridge(&self, links: &[Link], network_id: &str, mtu: u32) -> sys::Result<()> {
+        let br = doc::bridge_name(network_id);
+        let ns = self.host_ns();
+        match links.iter().find(|l| l.ifname == br) {
+            Some(l) if l.is_up() && l.mtu == mtu => Ok(()),
+            Some(_) => sys::ip(ns, &["link", "set", &br, "mtu", &mtu.to_string(), "up"]).await.map(|_| ()),
+            None => {
+                sys::ip_batch(
+                    ns,
+                    &[
+                        format!("link add {br} mtu {mtu} type bridge forward_delay 0 stp_state 0"),
+                        format!("link set {br} up"),
+                    ],
+                )
+                .await
+            }
+        }
+    }
+
+    /// A flat or external network's way out: the mapped NIC in its bridge, or (an external
+    /// network on an unmapped physical network) the subnets' gateway addresses on the bridge
+    /// itself, so the host is the gateway.
+    async fn ensure_uplink(&self, doc: &Doc, n: &doc::Network) -> sys::Result<()> {
+        let br = doc::bridge_name(&n.id);
+        let ns = self.host_ns();
+        let physnet = n.physical_network.clone().unwrap_or_default();
+        if n.network_type == "flat" {
+            if let Some(nic) = self.settings.mappings.get(&physnet) {
+                return sys::ip(ns, &["link", "set", nic, "master", &br, "up"]).await.map(|_| ());
+            }
+        }
+        if !n.external || !self.settings.network_node {
+            return Ok(());
+        }
+        let want: BTreeSet<String> = doc
+            .subnets_of(&n.id)
+            .filter(|s| s.ip_version == 4)
+            .filter_map(|s| Some(format!("{}/{}", s.gateway_ip.as_ref()?, doc::prefix_len(&s.cidr)?)))
+            .collect();
+        let have: BTreeSet<String> =
+            sys::addresses(ns, &br).await?.into_iter().map(|a| format!("{}/{}", a.local, a.prefixlen)).collect();
+        let mut cmds: Vec<String> = want.difference(&have).map(|a| format!("addr add {a} dev {br}")).collect();
+        cmds.extend(have.difference(&want).map(|a| format!("addr del {a} dev {br}")));
+        sys::ip_batch(ns, &cmds).await
+    }
+
+    async fn ensure_tap(
+        &self,
+        links: &[Link],
+        port_id: &str,
+        network_id: &str,
+        mtu: u32,
+        mac: &str,
+    ) -> sys::Result<()> {
+        let tap = doc::tap_name(port_id);
+        let br = doc::bridge_name(network_id);
+        let ns = self.host_ns();
+        match links.iter().find(|l| l.ifname == tap) {
+            Some(l) if l.master.as_deref() == Some(br.as_str()) && l.is_up() && l.mtu == mtu => Ok(()),
+            Some(_) => {
+                sys::ip(ns, &["link", "set", &tap, "master", &br, "mtu", &mtu.to_string(), "up"]).await.map(|_| ())
+            }
+            None => {
+                // The host's end of the guest's NIC must not look like the guest (a bridge
+                // learning the guest's MAC on it would loop): Neutron's fe: prefix.
+                let host_mac = format!("fe{}", mac.get(2..).unwrap_or(":16:3e:00:00:00"));
+                sys::ip_batch(
+                    ns,
+                    &[
+                        format!("tuntap add dev {tap} mode tap"),
+                        format!("link set {tap} address {host_mac} mtu {mtu} master {br} up"),
+                    ],
+                )
+                .await
+            }
+        }
+    }
+
+    /// Plumbs a network port into namespace `ns`: a veth `tap<port>` (on the network's
+    /// bridge) ↔ `<kind><port>` (in `ns`, with the port's MAC and addresses, plus `extra`).
+    pub async fn plumb(&self, doc: &Doc, ns: &str, port: &Port, kind: &str, extra: &[String]) -> sys::Result<String> {
+        let tap = doc::tap_name(&port.id);
+        let inner = doc::inner_name(kind, &port.id);
+        let br = doc::bridge_name(&port.network_id);
+        let mtu = doc.network(&port.network_id).map_or(1500, |n| n.mtu.max(576));
+        let host = self.host_ns();
+        let inner_links = sys::links(Some(ns)).await?;
+        if !inner_links.iter().any(|l| l.ifname == inner) {
+            // A half-made pair (the namespace was remade) goes first.
+            let _ = sys::ip(host, &["link", "del", &tap]).await;
+            sys::ip(
+                host,
+                &["link", "add", &tap, "mtu", &mtu.to_string(), "type", "veth", "peer", "name", &inner, "netns", ns],
+            )
+            .await?;
+        }
+        sys::ip(host, &["link", "set", &tap, "master", &br, "mtu", &mtu.to_string(), "up"]).await?;
+        sys::ip(Some(ns), &["link", "set", &inner, "address", &port.mac_address, "mtu", &mtu.to_string(), "up"])
+            .await?;
+        let mut want: BTreeSet<String> = port
+            .fixed_ips
+            .iter()
+            .filter_map(|f| Some(format!("{}/{}", f.ip_address, doc::prefix_len(&doc.subnet(&f.subnet_id)?.cidr)?)))
+            .collect();
+        want.extend(extra.iter().cloned());
+        let have: BTreeSet<String> = sys::addresses(Some(ns), &inner)
+            .await?
+            .into_iter()
+            .map(|a| format!("{}/{}", a.local, a.prefixlen))
+            .collect();
+        let mut cmds: Vec<String> = have.difference(&want).map(|a| format!("addr del {a} dev {inner}")).collect();
+        cmds.extend(want.difference(&have).map(|a| format!("addr add {a} dev {inner}")));
+        sys::ip_batch(Some(ns), &cmds).await?;
+        Ok(inner)
+    }
+
+    /// Removes what this host no longer carries: namespaces (their dnsmasq and proxies
+    /// first), taps, bridges.
+    async fn remove_unwanted(
+        &self,
+        networks: &BTreeMap<String, u32>,
+        local: &[&Port],
+        doc: &Doc,
+        keep_ns: &BTreeSet<String>,
+        problems: &mut Vec<String>,
+    ) {
+        let prefix = &self.settings.prefix;
+        for ns in sys::namespaces() {
+            let ours =
+                ns.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with("qdhcp-") || r.starts_with("qrouter-"));
+            if !ours || keep_ns.contains(&ns) {
+                continue;
+            }
+            self.stop_proxy(&ns);
+            dhcp::stop(self, &ns);
+            if let Err(e) = sys::delete_namespace(&ns).await {
+                problems.push(format!("removing namespace {ns}: {e}"));
+            }
+        }
+        let Ok(links) = sys::links(self.host_ns()).await else { return };
+        let taps: BTreeSet<String> = local
+            .iter()
+            .map(|p| doc::tap_name(&p.id))
+            .chain(doc.ports.iter().filter(|p| !doc::is_instance_port(p)).map(|p| doc::tap_name(&p.id)))
+            .collect();
+        let bridges: BTreeSet<String> = networks.keys().map(|n| doc::bridge_name(n)).collect();
+        let mapped: BTreeSet<&String> = self.settings.mappings.values().collect();
+        let mut cmds = Vec::new();
+        for l in &links {
+            let is_ours = |prefix: &str| {
+                l.ifname.len() == 14
+                    && l.ifname
+                        .strip_prefix(prefix)
+                        .is_some_and(|r| r.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            };
+            if is_ours("tap") && matches!(l.kind(), "tun" | "veth") && !taps.contains(&l.ifname) {
+                cmds.push(format!("link del {}", l.ifname));
+            } else if is_ours("brq") && l.kind() == "bridge" && !bridges.contains(&l.ifname) {
+                for nic in links.iter().filter(|m| m.master.as_ref() == Some(&l.ifname) && mapped.contains(&m.ifname)) {
+                    cmds.push(format!("link set {} nomaster", nic.ifname));
+                }
+                cmds.push(format!("link del {}", l.ifname));
+            }
+        }
+        for c in cmds {
+            if let Err(e) = sys::ip_batch(self.host_ns(), std::slice::from_ref(&c)).await {
+                problems.push(format!("{c}: {e}"));
+            }
+        }
+    }
+
+    pub fn has_proxy(&self, ns: &str) -> bool {
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner()).get(ns).is_some_and(|h| !h.is_finished())
+    }
+
+    pub fn set_proxy(&self, ns: &str, task: tokio::task::JoinHandle<()>) {
+        if let Some(old) = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string(), task) {
+            old.abort();
+        }
+    }
+
+    fn stop_proxy(&self, ns: &str) {
+        if let Some(t) = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).remove(ns) {
+            t.abort();
+        }
+    }
+
+    /// Asks the network service for network `n`'s DHCP port on this host (as Neutron's
+    /// DHCP agent does), once until it shows up.
+    pub async fn ask_dhcp_port(&self, n: &doc::Network, subnets: &[&doc::Subnet]) -> Result<(), String> {
+        if !self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).insert(n.id.clone()) {
+            return Ok(());
+        }
+        let body = serde_json::json!({"port": {
+            "network_id": n.id,
+            "device_owner": doc::OWNER_DHCP,
+            "device_id": dhcp::device_id(&self.settings.host, &n.id),
+            "binding:host_id": self.settings.host,
+            "fixed_ips": subnets.iter().map(|s| serde_json::json!({"subnet_id": s.id})).collect::<Vec<_>>(),
+            "name": "",
+        }});
+        let r = self.call(Method::POST, "/ports", Some(body)).await.map(|_| ());
+        if r.is_err() {
+            self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(&n.id);
+        }
+        r
+    }
+
+    pub fn dhcp_port_seen(&self, network_id: &str) {
+        self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(network_id);
+    }
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,109 @@
+//! A router: namespace `qrouter-<router>` with a `qr-` interface per subnet it joins and a
+//! `qg-` one on the external network; forwarding on; SNAT of its subnets out of the gateway
+//! (`enable_snat`), each floating IP as an address on `qg-` with DNAT in and SNAT out; static
+//! routes; and the metadata proxy for its networks (169.254.169.254:80 redirected to 9697).
+//! The namespace's iptables are the router's alone, rewritten whole each time.
+
+use std::collections::BTreeSet;
+
+use super::doc::{self, Doc, Port, Router};
+use super::{metadata, sys, Dataplane};
+
+pub const METADATA_PORT: u16 = 9697;
+
+/// The router's ports: interfaces and gateway.
+pub fn ports<'a>(doc: &'a Doc, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
+    doc.ports.iter().filter(move |p| {
+        p.device_id == router_id
+            && (p.device_owner == doc::OWNER_ROUTER_INTERFACE || p.device_owner == doc::OWNER_ROUTER_GATEWAY)
+    })
+}
+
+/// Makes router `r` what the picture says; the ports it plumbed.
+pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<Vec<String>, String> {
+    let fresh = !sys::namespaces().iter().any(|n| n == ns);
+    sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
+    if fresh {
+        sys::sysctl(Some(ns), "net.ipv4.ip_forward", "1").await.map_err(|e| e.to_string())?;
+    }
+    let mut up = Vec::new();
+    let mut inner = BTreeSet::new();
+    let interfaces: Vec<&Port> = ports(doc, &r.id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE).collect();
+    for p in &interfaces {
+        inner.insert(dp.plumb(doc, ns, p, "qr-", &[]).await.map_err(|e| e.to_string())?);
+        up.push(p.id.clone());
+    }
+    let floating: Vec<&doc::FloatingIp> = doc
+        .floatingips
+        .iter()
+        .filter(|f| {
+            f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_some() && f.fixed_ip_address.is_some()
+        })
+        .collect();
+    let gateway = ports(doc, &r.id).find(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY);
+    let mut nat = String::from(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+    );
+    nat.push_str(&format!(
+        "-A PREROUTING -i qr-+ -d {}/32 -p tcp --dport 80 -j REDIRECT --to-ports {METADATA_PORT}\n",
+        super::dhcp::METADATA_IP
+    ));
+    if let Some(g) = gateway {
+        let extra: Vec<String> = floating.iter().map(|f| format!("{}/32", f.floating_ip_address)).collect();
+        let qg = dp.plumb(doc, ns, g, "qg-", &extra).await.map_err(|e| e.to_string())?;
+        inner.insert(qg.clone());
+        up.push(g.id.clone());
+        let v4 = g.fixed_ips.iter().find_map(|f| Some((f, doc.subnet(&f.subnet_id).filter(|s| s.ip_version == 4)?)));
+        if let Some((fixed, subnet)) = v4 {
+            if let Some(gw) = &subnet.gateway_ip {
+                sys::ip(Some(ns), &["route", "replace", "default", "via", gw, "dev", &qg])
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            for f in &floating {
+                let (fip, fixed_ip) = (&f.floating_ip_address, f.fixed_ip_address.as_deref().unwrap_or_default());
+                nat.push_str(&format!("-A PREROUTING -d {fip}/32 -j DNAT --to-destination {fixed_ip}\n"));
+                nat.push_str(&format!("-A OUTPUT -d {fip}/32 -j DNAT --to-destination {fixed_ip}\n"));
+                nat.push_str(&format!("-A POSTROUTING -s {fixed_ip}/32 -o {qg} -j SNAT --to-source {fip}\n"));
+            }
+            if r.gateway.as_ref().is_some_and(|g| g.enable_snat) {
+                nat.push_str(&format!(
+                    "-A POSTROUTING -o {qg} -m conntrack ! --ctstate DNAT -j SNAT --to-source {}\n",
+                    fixed.ip_address
+                ));
+            }
+        }
+    }
+    nat.push_str("COMMIT\n");
+    let filter = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    sys::run_in(Some(ns), "iptables-restore", &[], Some(&format!("{nat}{filter}"))).await.map_err(|e| e.to_string())?;
+    // Static routes (the extraroute extension), as `proto static`; others we made go.
+    let want: BTreeSet<(String, String)> =
+        r.routes.iter().map(|rt| (rt.destination.clone(), rt.nexthop.clone())).collect();
+    for (dest, hop) in &want {
+        sys::ip(Some(ns), &["route", "replace", dest, "via", hop, "proto", "static"])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let have = sys::ip(Some(ns), &["-j", "route", "show", "proto", "static"]).await.map_err(|e| e.to_string())?;
+    let have: Vec<serde_json::Value> = serde_json::from_str(&have).unwrap_or_default();
+    for rt in have {
+        let (Some(dst), Some(gw)) = (rt["dst"].as_str(), rt["gateway"].as_str()) else { continue };
+        if !want.iter().any(|(d, h)| h == gw && (d == dst || d.strip_suffix("/32") == Some(dst))) {
+            let _ = sys::ip(Some(ns), &["route", "del", dst, "via", gw, "proto", "static"]).await;
+        }
+    }
+    // Interfaces of ports the router no longer has.
+    for l in sys::links(Some(ns)).await.map_err(|e| e.to_string())? {
+        if (l.ifname.starts_with("qr-") || l.ifname.starts_with("qg-")) && !inner.contains(&l.ifname) {
+            let _ = sys::ip(Some(ns), &["link", "del", &l.ifname]).await;
+        }
+    }
+    if !dp.has_proxy(ns) {
+        let addr: std::net::SocketAddr = format!("0.0.0.0:{METADATA_PORT}").parse().expect("a socket address");
+        let task = metadata::serve(dp, ns, addr, metadata::Scope::Router(r.id.clone()))
+            .map_err(|e| format!("metadata proxy: {e}"))?;
+        dp.set_proxy(ns, task);
+    }
+    Ok(up)
+}

@@ -1,0 +1,97 @@
+//! The host agents' side door (not part of Neutron's API; the service user only):
+//!
+//! - `GET /v2.0/internal/dataplane?host=H&version=V`: everything a host's data plane is made
+//!   from (networks, subnets, ports, security groups and rules, routers, floating IPs), with
+//!   its `version`. When the caller already has version `V`, the answer waits (up to
+//!   [`LONGEST_WAIT`]) for the next change: the agent asks again at once, so a change reaches
+//!   every host within milliseconds, and an agent that restarts simply asks anew. Each ask is
+//!   also the host's heartbeat for the agents list.
+//! - `PUT /v2.0/internal/dataplane/ports`: `{"host": H, "up": [port ids]}`: the ports bound to
+//!   H whose devices are plugged; they go `ACTIVE`, H's other bound ports `DOWN`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use haneul_core::auth::Auth;
+use haneul_core::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiResult, Ctx};
+
+/// How long an ask for changes is held before it is answered with the same version.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(25);
+
+pub fn routes() -> Router<Ctx> {
+    Router::new().route("/internal/dataplane", get(dataplane)).route("/internal/dataplane/ports", put(ports_up))
+}
+
+fn service_only(ctx: &haneul_core::auth::AuthContext) -> Result<(), ApiError> {
+    if ctx.has_role("service") {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("Only the service user may call the data plane API.").with_kind("HTTPForbidden"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Ask {
+    host: String,
+    #[serde(default)]
+    version: String,
+}
+
+async fn dataplane(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Ask>) -> ApiResult {
+    service_only(&ctx)?;
+    n.agent_seen(&q.host);
+    let mut changes = n.changes();
+    if n.version() == q.version {
+        let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
+        // Another controller sharing the database shows up at the next refresh.
+        while n.version() == q.version {
+            let step = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(5)));
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = step => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    n.refresh().await?;
+                }
+            }
+        }
+    }
+    let m = n.model();
+    let version = n.version();
+    Ok(Json(json!({
+        "version": version,
+        "networks": m.networks.values().collect::<Vec<_>>(),
+        "subnets": m.subnets.values().collect::<Vec<_>>(),
+        "ports": m.ports.values().collect::<Vec<_>>(),
+        "security_groups": m.security_groups.values().collect::<Vec<_>>(),
+        "rules": m.rules.values().collect::<Vec<_>>(),
+        "routers": m.routers.values().collect::<Vec<_>>(),
+        "floatingips": m.floatingips.values().collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct Up {
+    host: String,
+    up: Vec<String>,
+}
+
+async fn ports_up(State(n): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult<Response> {
+    service_only(&ctx)?;
+    let b: Up =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid port report: {e}")))?;
+    n.agent_seen(&b.host);
+    n.set_ports_up(&b.host, &b.up).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
