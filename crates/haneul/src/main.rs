@@ -345,8 +345,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "this host's agent could not describe the host"),
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let network_stop = network.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        network_stop.stop();
         let _ = stop_tx.send(true);
     });
     let mut servers = tokio::task::JoinSet::new();

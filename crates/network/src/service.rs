@@ -89,6 +89,7 @@ pub struct Networking {
     boot: u128,
     /// When each host's agent last asked for its data plane.
     agents: std::sync::Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Networking {
@@ -104,6 +105,7 @@ impl Networking {
             changed,
             boot,
             agents: Default::default(),
+            stopping: Default::default(),
             policy,
             settings: Settings {
                 public_url: config.public_url(config.network.port),
@@ -129,6 +131,17 @@ impl Networking {
             self.changed.send_replace(self.model().generation);
         }
         Ok(changed)
+    }
+
+    /// Ends waiting asks for changes (the process is stopping): their answers go out now
+    /// instead of holding the server's graceful stop.
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.send_modify(|_| {});
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Wakes on every change of the snapshot.

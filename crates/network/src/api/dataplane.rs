@@ -53,7 +53,7 @@ async fn dataplane(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Ask>) 
     if n.version() == q.version {
         let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
         // Another controller sharing the database shows up at the next refresh.
-        while n.version() == q.version {
+        while n.version() == q.version && !n.stopping() {
             let step = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(5)));
             tokio::select! {
                 _ = changes.changed() => {}

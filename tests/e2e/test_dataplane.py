@@ -1,0 +1,188 @@
+"""The network data plane end to end, with the unmodified `openstack` CLI: two guests on a
+private network behind a router, in the test cloud's own host namespace (harness.Server makes
+it; nothing here touches the machine's network). They get their addresses by DHCP and their
+metadata and keys from 169.254.169.254 on every boot, reach each other and the external side
+(through SNAT), answer on a floating IP, and a security group lets exactly what it allows in.
+Deleting everything leaves no namespace, bridge, tap, iptables chain or dnsmasq behind."""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from support import Cli, start_server, unique, wait_for
+from test_servers import IMAGE_NAME, console, prepare
+
+EXTERNAL_GW = "172.24.4.1"
+SEEN_PORT = 8000
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+
+# Answers every GET with the address it came from: what the external side sees of a guest.
+SEEN_SERVER = f"""
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("seen-as " + self.client_address[0] + "\\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("{EXTERNAL_GW}", {SEEN_PORT}), H).serve_forever()
+"""
+
+
+def boots(cli, name, marker):
+    return console(cli, name).count(marker)
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dataplane")
+    srv = start_server(tmp / "data")
+    seen = None
+    try:
+        prepare(srv, tmp)
+        cli = Cli(srv)
+        cli.run("network", "create", "--external", "--provider-network-type", "flat",
+                "--provider-physical-network", "public", "public")
+        cli.run("subnet", "create", "--network", "public", "--subnet-range", "172.24.4.0/24", "--no-dhcp",
+                "--gateway", EXTERNAL_GW, "public-subnet")
+        cli.run("network", "create", "private")
+        cli.run("subnet", "create", "--network", "private", "--subnet-range", "10.10.0.0/24", "private-subnet")
+        cli.run("router", "create", "router1")
+        cli.run("router", "set", "--external-gateway", "public", "router1")
+        cli.run("router", "add", "subnet", "router1", "private-subnet")
+        cli.run("security group", "create", "web")
+        rules = {}
+        for proto, port in (("icmp", None), ("tcp", "22")):
+            args = ["security", "group", "rule", "create", "--protocol", proto]
+            if port:
+                args += ["--dst-port", port]
+            rules[proto] = cli.json(*args, "web")["id"]
+        # The external side: an HTTP server at the host's gateway address that tells guests
+        # what address their request came from.
+        wait_for(lambda: EXTERNAL_GW in srv.in_host("ip", "-4", "addr", capture_output=True, text=True).stdout,
+                 20, 0.2, what="the host-side gateway address")
+        seen = subprocess.Popen(["ip", "netns", "exec", srv.netns, "python3", "-c", SEEN_SERVER])
+        user_data = tmp / "ud.sh"
+        user_data.write_text(f"#!/bin/sh\nwget -q -O- http://{EXTERNAL_GW}:{SEEN_PORT}/ 2>&1 | sed 's/^/EXTERNAL: /'\n")
+        for name in ("vm1", "vm2"):
+            cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--network", "private",
+                    "--security-group", "web", "--key-name", "k1", "--user-data", str(user_data), name)
+        for name in ("vm1", "vm2"):
+            wait_for(lambda: cli.json("server", "show", name)["status"] == "ACTIVE", 120, 1, what=f"{name} ACTIVE")
+        fip = cli.json("floating", "ip", "create", "public")["floating_ip_address"]
+        cli.run("server", "add", "floating", "ip", "vm1", fip)
+        yield srv, cli, tmp, fip, rules
+    finally:
+        if seen:
+            seen.kill()
+            seen.wait()
+        srv.stop()
+
+
+def fixed_ip(cli, name):
+    return cli.json("server", "show", name)["addresses"]["private"][0]
+
+
+def ssh(srv, tmp, ip, command, timeout=30):
+    return srv.in_host("ssh", "-i", str(tmp / "id"), *SSH_OPTS, f"root@{ip}", command,
+                       capture_output=True, text=True, timeout=timeout)
+
+
+def tcp_open(srv, ip, port):
+    code = f"import socket; s=socket.socket(); s.settimeout(3); s.connect(({ip!r}, {port})); print('open')"
+    return srv.in_host("python3", "-c", code, capture_output=True, text=True, timeout=15).stdout.strip() == "open"
+
+
+def pings(srv, ip):
+    return srv.in_host("ping", "-c", "1", "-W", "2", ip, capture_output=True).returncode == 0
+
+
+def test_guests_get_dhcp_addresses_and_metadata_and_their_ports_go_active(cloud):
+    srv, cli, tmp, fip, rules = cloud
+    for name in ("vm1", "vm2"):
+        ip = fixed_ip(cli, name)
+        assert re.fullmatch(r"10\.10\.0\.\d+", ip), ip
+        for marker in (f"HANEUL-TESTIMG: address {ip}/24 router=10.10.0.1 mtu=1450",
+                       "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1",
+                       "HANEUL-TESTIMG: ready"):
+            wait_for(lambda: marker in console(cli, name), 120, 1, what=f"{marker!r} on {name}'s console")
+    ports = cli.json("port", "list", "--network", "private", "--long")
+    owners = sorted(p["Device Owner"] for p in ports)
+    assert owners == ["compute:nova", "compute:nova", "network:dhcp", "network:router_interface"], owners
+    wait_for(lambda: all(p["Status"] == "ACTIVE" for p in cli.json("port", "list", "--network", "private")), 20, 0.5,
+             what="the private network's ports ACTIVE")
+
+
+def test_the_floating_ip_answers_from_the_external_side_and_guests_reach_each_other(cloud):
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    vm2 = fixed_ip(cli, "vm2")
+    out = ssh(srv, tmp, fip, f"ping -c 2 -W 2 {vm2} >/dev/null && echo reached; hostname")
+    assert out.stdout.split() == ["reached", "vm1"], (out.stdout, out.stderr)
+    # The guest with a floating IP goes out as that address; the one without as the router.
+    out = ssh(srv, tmp, fip, f"wget -q -O- http://{EXTERNAL_GW}:{SEEN_PORT}/")
+    assert out.stdout.strip() == f"seen-as {fip}", (out.stdout, out.stderr)
+    gateway_ip = cli.json("router", "show", "router1")["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    wait_for(lambda: "EXTERNAL: seen-as" in console(cli, "vm2"), 60, 1, what="vm2's user data")
+    assert f"EXTERNAL: seen-as {gateway_ip}" in console(cli, "vm2")
+
+
+def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    assert tcp_open(srv, fip, 22)
+    assert pings(srv, fip)
+    # A web server listens on 80 in the guest, but the group does not allow it.
+    assert ssh(srv, tmp, fip, "httpd -p 80 -h /tmp && netstat -ltn | grep -c ':80 '").stdout.strip() == "1"
+    assert not tcp_open(srv, fip, 80)
+    cli.run("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "80", "web")
+    wait_for(lambda: tcp_open(srv, fip, 80), 10, 0.2, what="port 80 to open")
+    cli.run("security", "group", "rule", "delete", rules["icmp"])
+    wait_for(lambda: not pings(srv, fip), 10, 0.2, what="ping to be refused")
+    vm2 = fixed_ip(cli, "vm2")
+    assert "reached" not in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout
+
+
+def test_ten_boots_ten_metadata_answers(cloud):
+    srv, cli, tmp, fip, rules = cloud
+    marker, key = "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1"
+    for _ in range(4):
+        before = {n: boots(cli, n, "HANEUL-TESTIMG: ready") for n in ("vm1", "vm2")}
+        for name in ("vm1", "vm2"):
+            cli.run("server", "reboot", "--hard", name)
+        for name in ("vm1", "vm2"):
+            wait_for(lambda: boots(cli, name, "HANEUL-TESTIMG: ready") > before[name], 120, 1,
+                     what=f"{name} to boot again")
+    for name in ("vm1", "vm2"):
+        log = console(cli, name)
+        assert log.count("HANEUL-TESTIMG: booted") == 5, log[-2000:]
+        assert log.count(marker) == 5 and log.count(key) == 5, log[-2000:]
+        assert "no DHCP lease" not in log and "no metadata" not in log
+
+
+def test_deleting_everything_leaves_nothing_behind(cloud):
+    srv, cli, tmp, fip, rules = cloud
+    for name in ("vm1", "vm2"):
+        cli.run("server", "delete", "--wait", name)
+    cli.run("floating", "ip", "delete", fip)
+    cli.run("router", "remove", "subnet", "router1", "private-subnet")
+    cli.run("router", "delete", "router1")
+    cli.run("network", "delete", "private", "public")
+
+    def leftovers():
+        found = [ns for ns in os.listdir("/run/netns") if ns.startswith(srv.netns + "-")]
+        links = srv.in_host("ip", "-o", "link", "show", capture_output=True, text=True).stdout
+        found += re.findall(r"^\d+: ((?:brq|tap)[^:@]+)", links, re.M)
+        chains = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
+        found += [line for line in chains.splitlines() if "haneul" in line]
+        found += [d for d in os.listdir("/run/haneul/network") if d.startswith(srv.netns)] \
+            if os.path.isdir("/run/haneul/network") else []
+        return found
+
+    wait_for(lambda: not leftovers(), 20, 0.5, what="no leftovers")
+    dnsmasq = subprocess.run(["pgrep", "-a", "dnsmasq"], capture_output=True, text=True).stdout
+    assert srv.netns not in dnsmasq, dnsmasq
