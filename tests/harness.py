@@ -142,6 +142,9 @@ class Server:
         self.env.update({
             "HANEUL_NETWORK__HOST_NAMESPACE": self.netns,
             "HANEUL_NETWORK__NAMESPACE_PREFIX": self.netns + "-",
+            # Tests make their own networks (tempest's `public` among them); one test turns
+            # the demo layout back on.
+            "HANEUL_NETWORK__DEMO_LAYOUT": "false",
         })
         self.env.update(extra_env or {})
         self.proc = None

@@ -132,6 +132,10 @@ def test_the_floating_ip_answers_from_the_external_side_and_guests_reach_each_ot
     vm2 = fixed_ip(cli, "vm2")
     out = ssh(srv, tmp, fip, f"ping -c 2 -W 2 {vm2} >/dev/null && echo reached; hostname")
     assert out.stdout.split() == ["reached", "vm1"], (out.stdout, out.stderr)
+    # An address the port does not have is not let out (IP and ARP anti-spoofing).
+    out = ssh(srv, tmp, fip, f"ip addr add 10.10.0.250/24 dev eth0; ping -I 10.10.0.250 -c 2 -W 2 {vm2} >/dev/null"
+                             f" && echo spoofed; ip addr del 10.10.0.250/24 dev eth0; echo done")
+    assert out.stdout.split() == ["done"], (out.stdout, out.stderr)
     # The guest with a floating IP goes out as that address; the one without as the router.
     out = ssh(srv, tmp, fip, f"wget -q -O- http://{EXTERNAL_GW}:{SEEN_PORT}/")
     assert out.stdout.strip() == f"seen-as {fip}", (out.stdout, out.stderr)
@@ -193,6 +197,8 @@ def test_deleting_everything_leaves_nothing_behind(cloud):
         found += re.findall(r"^\d+: ((?:brq|tap)[^:@]+)", links, re.M)
         chains = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
         found += [line for line in chains.splitlines() if "haneul" in line]
+        tables = srv.in_host("nft", "list", "tables", capture_output=True, text=True).stdout
+        found += [line for line in tables.splitlines() if "haneul" in line]
         found += [d for d in os.listdir("/run/haneul/network") if d.startswith(srv.netns)] \
             if os.path.isdir("/run/haneul/network") else []
         return found
@@ -200,3 +206,49 @@ def test_deleting_everything_leaves_nothing_behind(cloud):
     wait_for(lambda: not leftovers(), 20, 0.5, what="no leftovers")
     dnsmasq = subprocess.run(["pgrep", "-a", "dnsmasq"], capture_output=True, text=True).stdout
     assert srv.netns not in dnsmasq, dnsmasq
+
+
+def test_serve_makes_the_demo_layout_where_a_demo_server_answers_on_its_floating_ip(tmp_path):
+    """What a learner does right after `haneul serve`: as the demo user, boot the demo image on
+    `private` and reach it on a floating IP from `public`, with nothing set up by hand."""
+    import shutil
+    from harness import Server
+    from test_servers import IMAGE
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(IMAGE, data / "haneul-testimg.qcow2")
+    srv = Server(data_dir=str(data), extra_env={"HANEUL_NETWORK__DEMO_LAYOUT": "true"}).start()
+    try:
+        admin = Cli(srv)
+        wait_for(lambda: admin.json("router", "list", "--name", "router1"), 30, 0.5, what="router1")
+        nets = {n["Name"]: n for n in admin.json("network", "list", "--long")}
+        assert nets["public"]["Router Type"] is True and nets["private"]["Router Type"] is False, nets
+        router = admin.json("router", "show", "router1")
+        assert router["external_gateway_info"]["network_id"] == nets["public"]["ID"], router
+        with open(data / "keystonerc_demo") as f:
+            password = re.search(r"OS_PASSWORD='([^']*)'", f.read()).group(1)
+        demo = srv.os_env(user="demo", password=password, project="demo")
+        rules = admin.json("security", "group", "rule", "list", "--long", "--project", "demo")
+        assert {(r["IP Protocol"], r["Port Range"]) for r in rules if r["Direction"] == "ingress"
+                and not r["Remote Security Group"]} == {("icmp", ""), ("tcp", "22:22")}, rules
+        wait_for(lambda: admin.json("image", "list", "--name", IMAGE_NAME), 60, 1, what="the demo image")
+        wait_for(lambda: admin.json("image", "show", IMAGE_NAME)["status"] == "active", 60, 1, what="the demo image")
+        server = admin.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--network",
+                            "private", "--wait", "demo-vm", env=demo)
+        assert server["status"] == "ACTIVE", server
+        fip = admin.json("floating", "ip", "create", "public", env=demo)["floating_ip_address"]
+        admin.run("server", "add", "floating", "ip", "demo-vm", fip, env=demo)
+        wait_for(lambda: pings(srv, fip), 90, 1, what=f"the demo server to answer on {fip}")
+        # The diagnosis walks the whole path on this host and finds nothing wrong.
+        out = subprocess.run([srv.binary, "network", "diagnose", server["id"]], env=srv.env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and "the path is whole" in out.stdout, out.stdout + out.stderr
+        assert f"floating IP {fip} is forwarded" in out.stdout, out.stdout
+        # A broken path is named: the guest's tap taken off its bridge.
+        tap = "tap" + admin.json("port", "list", "--server", server["id"])[0]["ID"][:11]
+        srv.in_host("ip", "link", "set", tap, "nomaster", check=True)
+        out = subprocess.run([srv.binary, "network", "diagnose", server["id"]], env=srv.env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode != 0 and f"breaks at: tap {tap} is up on" in out.stderr, out.stdout + out.stderr
+    finally:
+        srv.stop()

@@ -67,7 +67,9 @@ admin_domain_name = Default
 admin_user_domain_name = Default
 admin_project_domain_name = Default
 default_credentials_domain_name = Default
-create_isolated_networks = false
+# With the network service on and guests booting, each test's credentials get a network,
+# subnet and router of their own (as in the gate).
+create_isolated_networks = $([ "${NEUTRON_AVAILABLE:-false}" = true ] && [ "${NOVA_AVAILABLE:-false}" = true ] && echo true || echo false)
 tempest_roles =
 
 [identity]

@@ -78,10 +78,17 @@ pub fn open_dataplane(
     service: Arc<ServiceToken>,
     instances: &instances::Instances,
 ) -> Option<Arc<netdp::Dataplane>> {
-    let n = &config.network;
-    if !n.dataplane {
+    if !config.network.dataplane {
         return None;
     }
+    let dp = netdp::Dataplane::new(dataplane_settings(config), service);
+    instances.set_dataplane(dp.clone());
+    Some(dp)
+}
+
+/// The data plane's settings from the configuration.
+pub fn dataplane_settings(config: &Config) -> netdp::Settings {
+    let n = &config.network;
     let mappings = n
         .physical_interface_mappings
         .split(',')
@@ -101,19 +108,14 @@ pub fn open_dataplane(
     if secret.is_empty() {
         tracing::warn!("no metadata proxy secret (compute.metadata_proxy_shared_secret): guests' metadata requests will be refused");
     }
-    let dp = netdp::Dataplane::new(
-        netdp::Settings {
-            host: config.compute_host(),
-            host_ns: Some(n.host_namespace.clone()).filter(|s| !s.is_empty()),
-            prefix: n.namespace_prefix.clone(),
-            network_node: n.network_node,
-            mappings,
-            state_dir: n.state_dir.clone().into(),
-            metadata_url,
-            metadata_secret: secret.into_bytes(),
-        },
-        service,
-    );
-    instances.set_dataplane(dp.clone());
-    Some(dp)
+    netdp::Settings {
+        host: config.compute_host(),
+        host_ns: Some(n.host_namespace.clone()).filter(|s| !s.is_empty()),
+        prefix: n.namespace_prefix.clone(),
+        network_node: n.network_node,
+        mappings,
+        state_dir: n.state_dir.clone().into(),
+        metadata_url,
+        metadata_secret: secret.into_bytes(),
+    }
 }

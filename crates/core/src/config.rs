@@ -260,6 +260,13 @@ pub struct NetworkConfig {
     /// Where the data plane keeps dnsmasq's files (readable by `nobody`, as dnsmasq drops
     /// to it).
     pub state_dir: String,
+    /// `serve` makes Packstack's demo layout on its first start: an external `public`
+    /// network (flat, physical network `public`) with `demo_public_cidr`, and in the demo
+    /// project a `private` network (`demo_private_cidr`) joined to it by `router1`; the demo
+    /// project's default security group also lets ping and SSH in.
+    pub demo_layout: bool,
+    pub demo_public_cidr: String,
+    pub demo_private_cidr: String,
 }
 
 impl Default for NetworkConfig {
@@ -277,6 +284,9 @@ impl Default for NetworkConfig {
             physical_interface_mappings: String::new(),
             metadata_url: String::new(),
             state_dir: "/run/haneul/network".into(),
+            demo_layout: true,
+            demo_public_cidr: "172.24.4.0/24".into(),
+            demo_private_cidr: "10.0.0.0/24".into(),
         }
     }
 }

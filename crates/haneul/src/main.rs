@@ -49,6 +49,21 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// This host's network data plane.
+    Network {
+        #[command(subcommand)]
+        action: NetworkAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkAction {
+    /// Walk the path of a server's (or one port's) traffic on this host (port, bridge, tap,
+    /// DHCP, metadata, router, NAT, security group) and say where it breaks.
+    Diagnose {
+        /// A server id or a port id.
+        target: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +141,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => rt.block_on(serve(cfg)),
         Command::Agent => rt.block_on(agent(cfg)),
         Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
+        Command::Network { action: NetworkAction::Diagnose { ref target } } => rt.block_on(diagnose(cfg, target)),
         Command::TokenKeys { action: KeysAction::Rotate } => {
             let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);
             let primary = repo.rotate().context("rotating token keys")?;
@@ -374,6 +390,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let seed_cfg = cfg.clone();
     tokio::spawn(async move {
+        if seed_cfg.network.demo_layout {
+            if let Err(e) = seed_demo_network(&seed_cfg, service.clone()).await {
+                tracing::warn!(error = format!("{e:#}"), "could not make the demo networks");
+            }
+        }
         if let Err(e) = seed_demo_image(&seed_cfg, service).await {
             tracing::warn!(error = format!("{e:#}"), "could not offer the demo image");
         }
@@ -384,6 +405,122 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Makes the demo network layout (`network.demo_layout`), once: a marker in the data
+/// directory remembers it was done, so what the operator deletes stays deleted.
+async fn seed_demo_network(cfg: &Config, service: Arc<ServiceToken>) -> anyhow::Result<()> {
+    use hyper::Method;
+    let marker = cfg.data_dir.join(".demo-network-seeded");
+    if marker.exists() {
+        return Ok(());
+    }
+    let net = service.endpoint("network").await?;
+    let token = service.token().await?;
+    let headers = [("x-auth-token", token.as_str())];
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let url = format!("{}/v2.0{path}", net.trim_end_matches('/'));
+        let headers = headers;
+        async move { haneul_core::client::json(method, &url, &headers, body).await }
+    };
+    let projects = haneul_core::client::json(
+        Method::GET,
+        &format!("{}/projects", service.auth_url().trim_end_matches('/')),
+        &headers,
+        None,
+    )
+    .await?;
+    let project = |name: &str| -> anyhow::Result<String> {
+        projects["projects"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .and_then(|p| p["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("no project {name}"))
+    };
+    let (admin, demo) = (project("admin")?, project("demo")?);
+    let n = &cfg.network;
+    let id = |v: serde_json::Value, kind: &str| -> anyhow::Result<String> {
+        v[kind]["id"].as_str().map(str::to_owned).with_context(|| format!("the network service made no {kind}"))
+    };
+    let public = id(
+        call(
+            Method::POST,
+            "/networks",
+            Some(serde_json::json!({"network": {
+                "name": "public", "project_id": admin, "router:external": true,
+                "provider:network_type": "flat", "provider:physical_network": "public",
+            }})),
+        )
+        .await?,
+        "network",
+    )?;
+    let cidr: &str = &n.demo_public_cidr;
+    call(
+        Method::POST,
+        "/subnets",
+        Some(serde_json::json!({"subnet": {
+            "name": "public_subnet", "project_id": admin, "network_id": public, "ip_version": 4,
+            "cidr": cidr, "enable_dhcp": false,
+        }})),
+    )
+    .await?;
+    let private = id(
+        call(Method::POST, "/networks", Some(serde_json::json!({"network": {"name": "private", "project_id": demo}})))
+            .await?,
+        "network",
+    )?;
+    let private_subnet = id(
+        call(
+            Method::POST,
+            "/subnets",
+            Some(serde_json::json!({"subnet": {
+                "name": "private_subnet", "project_id": demo, "network_id": private, "ip_version": 4,
+                "cidr": n.demo_private_cidr,
+            }})),
+        )
+        .await?,
+        "subnet",
+    )?;
+    let router = id(
+        call(
+            Method::POST,
+            "/routers",
+            Some(serde_json::json!({"router": {
+                "name": "router1", "project_id": demo, "external_gateway_info": {"network_id": public},
+            }})),
+        )
+        .await?,
+        "router",
+    )?;
+    call(
+        Method::PUT,
+        &format!("/routers/{router}/add_router_interface"),
+        Some(serde_json::json!({"subnet_id": private_subnet})),
+    )
+    .await?;
+    // The demo project's default group: ping and SSH from anywhere, so a floating IP answers.
+    let groups = call(Method::GET, &format!("/security-groups?project_id={demo}&name=default"), None).await?;
+    let group = groups["security_groups"]
+        .as_array()
+        .and_then(|g| g.first())
+        .and_then(|g| g["id"].as_str())
+        .context("the demo project has no default security group")?
+        .to_string();
+    for (proto, port) in [("icmp", None), ("tcp", Some(22))] {
+        call(
+            Method::POST,
+            "/security-group-rules",
+            Some(serde_json::json!({"security_group_rule": {
+                "security_group_id": group, "project_id": demo, "direction": "ingress", "ethertype": "IPv4",
+                "protocol": proto, "port_range_min": port, "port_range_max": port, "remote_ip_prefix": "0.0.0.0/0",
+            }})),
+        )
+        .await?;
+    }
+    std::fs::write(&marker, &router).with_context(|| format!("writing {}", marker.display()))?;
+    tracing::info!(%public, %private, %router, "demo networks made: public, private, router1");
     Ok(())
 }
 
@@ -423,6 +560,43 @@ async fn seed_demo_image(cfg: &Config, service: Arc<ServiceToken>) -> anyhow::Re
     Ok(())
 }
 
+/// `haneul network diagnose`: the checks, one line each; fails when one does.
+async fn diagnose(cfg: Config, target: &str) -> anyhow::Result<()> {
+    let service = ServiceToken::new(service_credentials(&cfg)?);
+    let dp = haneul_agent::netdp::Dataplane::new(haneul_agent::dataplane_settings(&cfg), service);
+    let doc = dp.fetch_now().await.map_err(anyhow::Error::msg).context("asking the network service")?;
+    let steps = haneul_agent::netdp::diagnose::diagnose(&dp, &doc, target).await.map_err(anyhow::Error::msg)?;
+    for s in &steps {
+        println!("{} {}", if s.ok { "  ok  " } else { "  FAIL" }, s.what);
+    }
+    match steps.iter().find(|s| !s.ok) {
+        Some(s) => anyhow::bail!("the path breaks at: {}", s.what),
+        None => {
+            println!("the path is whole");
+            Ok(())
+        }
+    }
+}
+
+/// The service user's credentials, as an agent has them (`agent.*`, or the password `serve`
+/// keeps in the data directory).
+fn service_credentials(cfg: &Config) -> anyhow::Result<Credentials> {
+    let password = if cfg.agent.password.is_empty() {
+        let path = cfg.data_dir.join("service-password");
+        std::fs::read_to_string(&path)
+            .map(|p| p.trim().to_string())
+            .with_context(|| format!("no agent.password configured and none in {}", path.display()))?
+    } else {
+        cfg.agent.password.clone()
+    };
+    Ok(Credentials {
+        auth_url: cfg.agent_auth_url(),
+        username: cfg.agent.username.clone(),
+        password,
+        project_name: cfg.agent.project_name.clone(),
+    })
+}
+
 /// A compute node: the agent alone, its API on `agent.port`, reporting to the controller.
 async fn agent(cfg: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
@@ -432,20 +606,7 @@ async fn agent(cfg: Config) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(&console_addr).await.with_context(|| format!("binding {console_addr}"))?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
-    let password = if cfg.agent.password.is_empty() {
-        let path = cfg.data_dir.join("service-password");
-        std::fs::read_to_string(&path)
-            .map(|p| p.trim().to_string())
-            .with_context(|| format!("no agent.password configured and none in {}", path.display()))?
-    } else {
-        cfg.agent.password.clone()
-    };
-    let service = ServiceToken::new(Credentials {
-        auth_url: cfg.agent_auth_url(),
-        username: cfg.agent.username.clone(),
-        password,
-        project_name: cfg.agent.project_name.clone(),
-    });
+    let service = ServiceToken::new(service_credentials(&cfg)?);
     let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
     let app = haneul_agent::api::router(instances.clone(), RemoteValidator::new(service.clone()));
     let console_app = haneul_agent::vnc::router(Arc::new(haneul_agent::vnc::Proxy {

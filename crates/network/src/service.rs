@@ -79,6 +79,13 @@ pub struct Settings {
     pub dns_domain: String,
 }
 
+#[derive(Clone, Debug)]
+pub struct AgentSeen {
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub last: chrono::DateTime<chrono::Utc>,
+    pub network_node: bool,
+}
+
 pub struct Networking {
     state: State<Model>,
     pub policy: PolicyFile,
@@ -87,9 +94,11 @@ pub struct Networking {
     changed: tokio::sync::watch::Sender<u64>,
     /// Tells this process's generations apart from an earlier one's.
     boot: u128,
-    /// When each host's agent last asked for its data plane.
-    agents: std::sync::Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
+    /// Each host's agent: when it first and last asked for its data plane, and whether it
+    /// is a network node.
+    agents: std::sync::Mutex<BTreeMap<String, AgentSeen>>,
     stopping: std::sync::atomic::AtomicBool,
+    agent_overrides: std::sync::Mutex<BTreeMap<String, (bool, Option<String>)>>,
 }
 
 impl Networking {
@@ -106,6 +115,7 @@ impl Networking {
             boot,
             agents: Default::default(),
             stopping: Default::default(),
+            agent_overrides: Default::default(),
             policy,
             settings: Settings {
                 public_url: config.public_url(config.network.port),
@@ -154,13 +164,36 @@ impl Networking {
         format!("{:x}-{}", self.boot, self.model().generation)
     }
 
-    /// Notes that `host`'s agent is alive.
-    pub fn agent_seen(&self, host: &str) {
-        self.agents.lock().unwrap_or_else(|e| e.into_inner()).insert(host.to_string(), chrono::Utc::now());
+    /// Notes that `host`'s agent is alive (and, when it says, whether it is a network node).
+    pub fn agent_seen(&self, host: &str, network_node: Option<bool>) {
+        let now = chrono::Utc::now();
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        let a = agents.entry(host.to_string()).or_insert(AgentSeen { started: now, last: now, network_node: false });
+        a.last = now;
+        if let Some(n) = network_node {
+            a.network_node = n;
+        }
     }
 
-    /// The hosts whose agents asked for their data plane, and when they last did.
-    pub fn agents(&self) -> BTreeMap<String, chrono::DateTime<chrono::Utc>> {
+    /// An agent's `admin_state_up` and `description` as set through the API.
+    pub fn agent_override(&self, id: &str) -> (bool, Option<String>) {
+        let o = self.agent_overrides.lock().unwrap_or_else(|e| e.into_inner());
+        o.get(id).cloned().unwrap_or((true, None))
+    }
+
+    pub fn set_agent_override(&self, id: &str, admin_state_up: Option<bool>, description: Option<String>) {
+        let mut o = self.agent_overrides.lock().unwrap_or_else(|e| e.into_inner());
+        let e = o.entry(id.to_string()).or_insert((true, None));
+        if let Some(a) = admin_state_up {
+            e.0 = a;
+        }
+        if description.is_some() {
+            e.1 = description;
+        }
+    }
+
+    /// The hosts whose agents asked for their data plane.
+    pub fn agents(&self) -> BTreeMap<String, AgentSeen> {
         self.agents.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -77,6 +77,7 @@ pub struct Port {
     pub port_security_enabled: bool,
     pub allowed_address_pairs: Vec<AddressPair>,
     pub host_id: String,
+    pub status: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

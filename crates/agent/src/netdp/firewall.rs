@@ -10,6 +10,8 @@
 //!   established, the egress rules, drop.
 //! - `haneul-i<port>`: the established, DHCP answers, the ingress rules, drop.
 //!
+//! ARP and MAC anti-spoofing are bridge rules in nftables ([`arp_ruleset`]).
+//!
 //! One `iptables-restore --noflush` writes all of it: a rule change reaches every port in
 //! one step. Chains of ports that went away are removed after. Only IPv4 is filtered
 //! (ip6tables rules are not written yet).
@@ -140,6 +142,36 @@ pub fn ruleset(doc: &Doc, ports: &[&Port]) -> (String, BTreeSet<String>) {
     (text, chains)
 }
 
+/// ARP and MAC anti-spoofing: nftables table `bridge haneul` (bridge filtering needs no
+/// connection state, so nft does it): a guest's frames must carry its MAC, and its ARP its
+/// MAC and addresses (allowed address pairs included). The table is rewritten whole.
+pub fn arp_ruleset(ports: &[&Port]) -> String {
+    let mut rules = String::new();
+    for p in ports.iter().filter(|p| p.port_security_enabled) {
+        let tap = doc::tap_name(&p.id);
+        let mut macs: BTreeSet<String> = BTreeSet::from([p.mac_address.to_ascii_lowercase()]);
+        let mut ips: BTreeSet<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
+        for a in &p.allowed_address_pairs {
+            if !a.mac_address.is_empty() {
+                macs.insert(a.mac_address.to_ascii_lowercase());
+            }
+            ips.insert(a.ip_address.clone());
+        }
+        let v4: Vec<String> = ips.into_iter().filter(|ip| !ip.contains(':')).collect();
+        let macs: Vec<String> = macs.into_iter().collect();
+        rules.push_str(&format!("    iifname \"{tap}\" ether saddr != {{ {} }} drop\n", macs.join(", ")));
+        rules.push_str(&format!("    iifname \"{tap}\" arp saddr ether != {{ {} }} drop\n", macs.join(", ")));
+        if v4.is_empty() {
+            rules.push_str(&format!("    iifname \"{tap}\" ether type arp drop\n"));
+        } else {
+            rules.push_str(&format!("    iifname \"{tap}\" arp saddr ip != {{ {} }} drop\n", v4.join(", ")));
+        }
+    }
+    format!(
+        "table bridge haneul\ndelete table bridge haneul\ntable bridge haneul {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
 /// haneul's chains now in the host's filter table.
 async fn existing(ns: Option<&str>) -> sys::Result<BTreeSet<String>> {
     let out = sys::run_in(ns, "iptables", &["-w", "-S"], None).await?;
@@ -156,7 +188,8 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()
     let have = existing(ns).await?;
     let jump: Vec<&str> = JUMP.to_vec();
     if ports.is_empty() {
-        // Nothing to guard: haneul's chains go, if any.
+        // Nothing to guard: haneul's chains and table go, if any.
+        let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
         if have.is_empty() {
             return Ok(());
         }
@@ -166,6 +199,7 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()
         remove(ns, &have).await;
         return Ok(());
     }
+    sys::run_in(ns, "nft", &["-f", "-"], Some(&arp_ruleset(ports))).await?;
     sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
     let (text, chains) = ruleset(doc, ports);
     sys::run_in(ns, "iptables-restore", &["-w", "--noflush"], Some(&text)).await?;

@@ -16,6 +16,7 @@
 //! `<prefix>qdhcp-<network>` and `<prefix>qrouter-<router>`, iptables chains `haneul-...`.
 
 pub mod dhcp;
+pub mod diagnose;
 pub mod doc;
 pub mod firewall;
 pub mod metadata;
@@ -108,7 +109,8 @@ impl Dataplane {
         format!("{}qrouter-{router_id}", self.settings.prefix)
     }
 
-    /// Follows the network service forever: fetch, apply, report; wait for the next change.
+    /// Follows the network service forever: fetch, apply, report; wait for the next change
+    /// (or the end of the service's wait, 25 s).
     pub async fn run(self: Arc<Self>) {
         let mut failing = false;
         loop {
@@ -119,9 +121,8 @@ impl Dataplane {
                         tracing::info!("following the network service again");
                         failing = false;
                     }
-                    if doc.version == version {
-                        continue;
-                    }
+                    // An answer without change (the wait ran out) still applies: what was
+                    // changed or broken on the host by hand is put back.
                     let doc = Arc::new(doc);
                     *self.doc.write().unwrap_or_else(|e| e.into_inner()) = doc.clone();
                     let up = self.apply(&doc).await;
@@ -162,8 +163,18 @@ impl Dataplane {
         }
     }
 
+    /// The network service's picture now (no waiting).
+    pub async fn fetch_now(&self) -> Result<Doc, String> {
+        self.fetch("").await
+    }
+
     async fn fetch(&self, version: &str) -> Result<Doc, String> {
-        let q = format!("/internal/dataplane?host={}&version={}", enc(&self.settings.host), enc(version));
+        let q = format!(
+            "/internal/dataplane?host={}&version={}&network_node={}",
+            enc(&self.settings.host),
+            enc(version),
+            self.settings.network_node
+        );
         let v = self.call(Method::GET, &q, None).await?;
         serde_json::from_value(v).map_err(|e| format!("the network service answered an odd picture: {e}"))
     }
@@ -455,7 +466,10 @@ impl Dataplane {
                         .strip_prefix(prefix)
                         .is_some_and(|r| r.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
             };
-            if is_ours("tap") && matches!(l.kind(), "tun" | "veth") && !taps.contains(&l.ifname) {
+            // A tap a QEMU holds (carrier on) stays: its port may be newer than the picture
+            // this apply works from; it goes at an apply after its guest let go of it.
+            let held = l.kind() == "tun" && l.flags.iter().any(|f| f == "LOWER_UP");
+            if is_ours("tap") && matches!(l.kind(), "tun" | "veth") && !taps.contains(&l.ifname) && !held {
                 cmds.push(format!("link del {}", l.ifname));
             } else if is_ours("brq") && l.kind() == "bridge" && !bridges.contains(&l.ifname) {
                 for nic in links.iter().filter(|m| m.master.as_ref() == Some(&l.ifname) && mapped.contains(&m.ifname)) {

@@ -44,11 +44,13 @@ struct Ask {
     host: String,
     #[serde(default)]
     version: String,
+    #[serde(default)]
+    network_node: Option<bool>,
 }
 
 async fn dataplane(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Ask>) -> ApiResult {
     service_only(&ctx)?;
-    n.agent_seen(&q.host);
+    n.agent_seen(&q.host, q.network_node);
     let mut changes = n.changes();
     if n.version() == q.version {
         let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
@@ -91,7 +93,7 @@ async fn ports_up(State(n): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResu
     service_only(&ctx)?;
     let b: Up =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid port report: {e}")))?;
-    n.agent_seen(&b.host);
+    n.agent_seen(&b.host, None);
     n.set_ports_up(&b.host, &b.up).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

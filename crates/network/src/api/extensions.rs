@@ -1,12 +1,13 @@
 //! The extension list (`/v2.0/extensions`): exactly what this service implements, as
 //! neutron-lib names it (clients such as tempest and the SDK decide what to call from it),
-//! and the empty agent and service provider lists (no Neutron agents run here: the data
-//! plane is the host agent's).
+//! the agents list (the host agents, as the Neutron agent types they stand for) and the
+//! empty service provider list.
 
-use axum::extract::Path;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use haneul_core::auth::Auth;
 use serde_json::{json, Value};
 
 use super::{ApiResult, Ctx};
@@ -53,6 +54,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/extensions", get(list))
         .route("/extensions/{alias}", get(show))
         .route("/agents", get(agents))
+        .route("/agents/{id}", get(show_agent).put(update_agent))
         .route("/service-providers", get(service_providers))
 }
 
@@ -72,8 +74,90 @@ async fn show(Path(alias): Path<String>) -> ApiResult {
     Ok(Json(json!({"extension": render(e)})).into_response())
 }
 
-async fn agents() -> Response {
-    Json(json!({"agents": []})).into_response()
+/// Neutron's agent types a host's haneul agent stands for: the Linux bridge agent on every
+/// host, DHCP, L3 and metadata on the network node.
+const AGENT_TYPES: &[(&str, &str, bool)] = &[
+    ("Linux bridge agent", "neutron-linuxbridge-agent", false),
+    ("DHCP agent", "neutron-dhcp-agent", true),
+    ("L3 agent", "neutron-l3-agent", true),
+    ("Metadata agent", "neutron-metadata-agent", true),
+];
+
+/// How long after its last ask an agent counts as alive (Neutron's `agent_down_time`).
+const AGENT_DOWN_SECONDS: i64 = 75;
+
+/// `GET /v2.0/agents` (admin): one entry per host and agent type, alive while the host's
+/// agent keeps asking for its data plane.
+async fn agents(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
+    let q = super::ListQuery::parse(&q)?;
+    // As Neutron: others see an empty list.
+    let items = if super::is_admin(&ctx) { agent_list(&n) } else { Vec::new() };
+    super::list_response(&n, items, &q, "agents", &[])
+}
+
+fn find_agent(n: &Ctx, ctx: &haneul_core::auth::AuthContext, id: &str) -> Result<Value, Error> {
+    let missing = || Error::NotFound("AgentNotFound", format!("Agent {id} could not be found."));
+    if !super::is_admin(ctx) {
+        return Err(missing());
+    }
+    agent_list(n).into_iter().find(|a| a["id"] == id).ok_or_else(missing)
+}
+
+async fn show_agent(State(n): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!({"agent": find_agent(&n, &ctx, &id)?})).into_response())
+}
+
+/// `PUT /v2.0/agents/{id}`: `admin_state_up` and `description` (kept in memory: the agent's
+/// work does not depend on them here).
+async fn update_agent(
+    State(n): State<Ctx>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    find_agent(&n, &ctx, &id)?;
+    let a = super::one_member(&body, "agent", "agents")?;
+    a.only(&["admin_state_up", "description"])?;
+    let admin_state_up = a.bool("admin_state_up")?;
+    let description = a.str("description", 255)?;
+    n.set_agent_override(&id, admin_state_up, description);
+    Ok(Json(json!({"agent": find_agent(&n, &ctx, &id)?})).into_response())
+}
+
+fn agent_list(n: &Ctx) -> Vec<Value> {
+    use sha2::Digest;
+    let now = chrono::Utc::now();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let mut items = Vec::new();
+    for (host, seen) in n.agents() {
+        for (kind, binary, node_only) in AGENT_TYPES {
+            if *node_only && !seen.network_node {
+                continue;
+            }
+            let digest = sha2::Sha256::digest(format!("{host}/{binary}").as_bytes());
+            let id =
+                uuid::Builder::from_random_bytes(digest[..16].try_into().expect("16 bytes")).into_uuid().to_string();
+            let (admin_state_up, description) = n.agent_override(&id);
+            items.push(json!({
+                "id": id,
+                "agent_type": kind,
+                "binary": binary,
+                "host": host,
+                "topic": "N/A",
+                "admin_state_up": admin_state_up,
+                "alive": (now - seen.last).num_seconds() < AGENT_DOWN_SECONDS,
+                "availability_zone": if *node_only && *binary != "neutron-metadata-agent" { json!("nova") } else { json!(null) },
+                "configurations": {},
+                "description": description,
+                "created_at": stamp(seen.started),
+                "started_at": stamp(seen.started),
+                "heartbeat_timestamp": stamp(seen.last),
+                "resources_synced": null,
+                "resource_versions": {},
+            }));
+        }
+    }
+    items
 }
 
 async fn service_providers() -> Response {

@@ -105,7 +105,11 @@ fn render(m: &Model, g: &SecurityGroup) -> Value {
 }
 
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
-    c.ensure_default_group(&project_of(&ctx)).await?;
+    // As Neutron: the default group of the project filtered on (else the caller's) is made
+    // if missing; only a group the caller could see anyway shows up.
+    let filtered = q.iter().find(|(k, _)| k == "project_id" || k == "tenant_id").map(|(_, v)| v.clone());
+    let project = filtered.filter(|p| is_admin(&ctx) || *p == project_of(&ctx)).unwrap_or_else(|| project_of(&ctx));
+    c.ensure_default_group(&project).await?;
     let q = ListQuery::parse(&q)?;
     let m = c.model();
     let items = m.security_groups.values().filter(|g| visible(&ctx, g)).map(|g| render(&m, g)).collect();
