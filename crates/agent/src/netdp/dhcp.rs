@@ -81,7 +81,32 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
             opts.push_str(&format!("tag:{tag},249,{}\n", list.join(",")));
         }
     }
+    // A host entry that went away (a deleted port; its address may come back with another
+    // MAC) takes its lease along: dnsmasq would refuse the address to anyone else until the
+    // lease ran out. dnsmasq keeps leases in memory, so it restarts on a lease file without it.
+    let before = std::fs::read_to_string(d.join("host")).unwrap_or_default();
+    let dropped: Vec<&str> = before.lines().filter(|l| !hosts.lines().any(|h| h == *l)).collect();
     let files_changed = write_if_changed(&d.join("host"), &hosts)? | write_if_changed(&d.join("opts"), &opts)?;
+    let mut restart = false;
+    if !dropped.is_empty() {
+        let leases = std::fs::read_to_string(d.join("leases")).unwrap_or_default();
+        let kept: String = leases
+            .lines()
+            .filter(|l| {
+                // "<expiry> <mac> <ip> <name> <client id>"
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() < 3
+                    || hosts.lines().any(|h| h.starts_with(&format!("{},", f[1])) && h.ends_with(&format!(",{}", f[2])))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        restart = kept != leases;
+        if restart {
+            // Stopped first: a dnsmasq still running could write its leases over ours.
+            halt(&d);
+            write_if_changed(&d.join("leases"), &kept)?;
+        }
+    }
     let mut args = vec![
         "--no-hosts".to_string(),
         "--no-resolv".into(),
@@ -104,13 +129,13 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     let pidfile = d.join("pid");
     let running = sys::pid_running(&pidfile, "dnsmasq").is_some();
     let same_args = std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline);
-    if running && same_args {
+    if running && same_args && !restart {
         if files_changed {
             sys::signal_pidfile(&pidfile, "dnsmasq", libc::SIGHUP);
         }
     } else {
         if running {
-            stop(dp, ns);
+            halt(&d);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         sys::run_in(Some(ns), "dnsmasq", &refs, None).await.map_err(|e| e.to_string())?;
@@ -128,6 +153,12 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
 /// Stops the namespace's dnsmasq and removes its files.
 pub fn stop(dp: &Dataplane, ns: &str) {
     let d = dir(dp, ns);
+    halt(&d);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Stops the dnsmasq whose files are in `d`, and waits (briefly) for it to be gone.
+fn halt(d: &std::path::Path) {
     let pidfile = d.join("pid");
     if let Some(pid) = sys::pid_running(&pidfile, "dnsmasq") {
         sys::signal_pidfile(&pidfile, "dnsmasq", libc::SIGTERM);
@@ -138,7 +169,6 @@ pub fn stop(dp: &Dataplane, ns: &str) {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Lets others through the directory and its parents up to the state directory (dnsmasq
