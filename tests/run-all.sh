@@ -121,8 +121,10 @@ run_e2e() { # $1 = label, $2 = tempest compute regex, then extra pytest argument
   [ -n "$compute_regex" ] || return 0
   stage "e2e $label: tempest compute"
   # Three at a time: most of the time is waiting for guests (TCG) and polling.
+  # With the network service: each test's credentials get a network, subnet and router;
+  # guests boot on them with DHCP and metadata.
   CONCURRENCY=3 FEATURE_RESIZE=true FEATURE_SUSPEND=true FEATURE_RESCUE=true FEATURE_SNAPSHOT=true FEATURE_VNC=true \
-    NOVA_AVAILABLE=true HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh \
+    NOVA_AVAILABLE=true NEUTRON_AVAILABLE=true HANEUL_BIN=$BIN python tests/tempest/with_server.py tests/tempest/run.sh \
     "$compute_regex" "$OUT/tempest-compute-$label"
   cat tests/tempest/compute-pass.txt tests/tempest/compute-servers-pass.txt > "$OUT/tempest-compute-$label/expected.txt"
   python tests/tempest/check.py "$OUT/tempest-compute-$label/expected.txt" "$OUT/tempest-compute-$label/results.json"

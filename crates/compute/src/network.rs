@@ -340,15 +340,21 @@ pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> Result<Network
     }
 }
 
-/// The server view's `addresses`: network name → its addresses.
-pub fn addresses(ports: &[ServerPort]) -> Value {
+/// The server view's `addresses`: network name → its addresses (with the `OS-EXT-IPS` type
+/// and MAC in the extended views).
+pub fn addresses(ports: &[ServerPort], extended: bool) -> Value {
     let mut out = serde_json::Map::new();
     for p in ports {
         let entry = out.entry(p.network_name.clone()).or_insert_with(|| json!([]));
         for ip in &p.ips {
             let version = if ip.contains(':') { 6 } else { 4 };
             if let Some(a) = entry.as_array_mut() {
-                a.push(json!({"version": version, "addr": ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.mac}));
+                let mut one = json!({"version": version, "addr": ip});
+                if extended {
+                    one["OS-EXT-IPS:type"] = json!("fixed");
+                    one["OS-EXT-IPS-MAC:mac_addr"] = json!(p.mac);
+                }
+                a.push(one);
             }
         }
     }

@@ -29,6 +29,28 @@ pub fn routes() -> Router<Ctx> {
         .route("/servers/detail", get(list_detail))
         .route("/servers/{id}", get(show).put(update).delete(delete))
         .route("/servers/{id}/action", post(action))
+        .route("/servers/{id}/ips", get(ips))
+        .route("/servers/{id}/ips/{network}", get(ips_of_network))
+}
+
+/// `GET /servers/{id}/ips`: the server's addresses by network.
+async fn ips(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    Ok(Json(json!({"addresses": crate::network::addresses(&s.ports, false)})).into_response())
+}
+
+/// `GET /servers/{id}/ips/{network}`: its addresses on one network (by name).
+async fn ips_of_network(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    Path((id, network)): Path<(String, String)>,
+) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    let all = crate::network::addresses(&s.ports, false);
+    let on = all.get(&network).cloned().ok_or_else(|| {
+        ApiError::not_found(format!("Instance {id} is not attached to network {network}.")).with_kind("itemNotFound")
+    })?;
+    Ok(Json(json!({network: on})).into_response())
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -112,7 +134,7 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: View) -> Val
         "flavor": flavor,
         "created": ts(&s.created_at),
         "updated": ts(&s.updated_at),
-        "addresses": crate::network::addresses(&s.ports),
+        "addresses": crate::network::addresses(&s.ports, extended),
         "accessIPv4": s.access_ipv4,
         "accessIPv6": s.access_ipv6,
         "links": links(c, &format!("servers/{}", s.id)),
@@ -223,12 +245,25 @@ fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Ar
     });
     let (tags, tags_any, not_tags, not_tags_any) =
         (tag_filter("tags"), tag_filter("tags-any"), tag_filter("not-tags"), tag_filter("not-tags-any"));
+    // `ip` and `ip6`: regular expressions on the server's addresses, as Nova matches them.
+    let address = |k: &str| {
+        q.get(k).map(|n| {
+            regex_lite::Regex::new(n)
+                .unwrap_or_else(|_| regex_lite::Regex::new(&regex_lite::escape(n)).expect("escaped"))
+        })
+    };
+    let (ip4, ip6) = (address("ip"), address("ip6"));
+    let has_ip = |s: &Server, re: &Option<regex_lite::Regex>, v6: bool| {
+        re.as_ref()
+            .is_none_or(|re| s.ports.iter().flat_map(|p| &p.ips).any(|ip| ip.contains(':') == v6 && re.is_match(ip)))
+    };
     let mut out: Vec<Arc<Server>> = c
         .model()
         .servers
         .values()
         .filter(|s| if all { true } else { ctx.project_id() == Some(s.project_id.as_str()) })
         .filter(|s| name.as_ref().is_none_or(|re| re.is_match(&s.name)))
+        .filter(|s| has_ip(s, &ip4, false) && has_ip(s, &ip6, true))
         .filter(|s| q.get("flavor").is_none_or(|f| s.flavor.id == last_segment(f)))
         .filter(|s| q.get("image").is_none_or(|i| s.image_id == last_segment(i)))
         .filter(|s| q.get("status").is_none_or(|st| st.eq_ignore_ascii_case(status(s))))
