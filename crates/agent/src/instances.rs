@@ -652,6 +652,7 @@ mod tests {
             resize_backup: false,
             reverts: 0,
             rescue: None,
+            nics: Vec::new(),
         }
     }
 

@@ -67,6 +67,8 @@ async fn domain(dir: &Path, image: &Path, accel: Accel) -> Domain {
         dir: dir.to_path_buf(),
         incoming: None,
         rescue_disk: None,
+        nics: Vec::new(),
+        netns: None,
     }
 }
 
