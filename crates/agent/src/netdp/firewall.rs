@@ -223,3 +223,95 @@ async fn remove(ns: Option<&str>, chains: &BTreeSet<String>) {
         let _ = sys::run_in(ns, "iptables", &["-w", "-X", c], None).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netdp::doc::{AddressPair, FixedIp};
+
+    fn port(id: &str, ip: &str, groups: &[&str]) -> Port {
+        Port {
+            id: id.into(),
+            network_id: "net".into(),
+            admin_state_up: true,
+            mac_address: "fa:16:3e:00:00:01".into(),
+            fixed_ips: vec![FixedIp { subnet_id: "s".into(), ip_address: ip.into() }],
+            device_owner: "compute:nova".into(),
+            security_groups: groups.iter().map(|g| g.to_string()).collect(),
+            port_security_enabled: true,
+            ..Default::default()
+        }
+    }
+
+    fn rule(group: &str, direction: &str, proto: Option<&str>, ports: Option<(i64, i64)>) -> Rule {
+        Rule {
+            security_group_id: group.into(),
+            direction: direction.into(),
+            ethertype: "IPv4".into(),
+            protocol: proto.map(str::to_owned),
+            port_range_min: ports.map(|p| p.0),
+            port_range_max: ports.map(|p| p.1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_group_becomes_chains_that_allow_its_rules_and_drop_the_rest() {
+        let a = port("aaaaaaaaaa-1", "10.0.0.3", &["web"]);
+        let b = port("bbbbbbbbbb-2", "10.0.0.4", &["web"]);
+        let mut remote = rule("web", "ingress", Some("udp"), Some((53, 53)));
+        remote.remote_group_id = Some("web".into());
+        let doc = Doc {
+            ports: vec![a.clone(), b.clone()],
+            rules: vec![
+                rule("web", "ingress", Some("tcp"), Some((22, 22))),
+                rule("web", "ingress", Some("icmp"), None),
+                rule("web", "egress", None, None),
+                rule("other", "ingress", Some("tcp"), Some((80, 80))),
+                remote,
+            ],
+            ..Default::default()
+        };
+        let (text, chains) = ruleset(&doc, &[&a]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(chains.contains("haneul-iaaaaaaaaaa") && chains.contains("haneul-oaaaaaaaaaa"));
+        assert!(!chains.contains("haneul-ibbbbbbbbbb"), "only the ports asked for get chains");
+        let i: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("-A haneul-iaaaaaaaaaa ")).collect();
+        assert_eq!(
+            i,
+            [
+                "-A haneul-iaaaaaaaaaa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+                "-A haneul-iaaaaaaaaaa -m conntrack --ctstate INVALID -j DROP",
+                "-A haneul-iaaaaaaaaaa -p udp -m udp --sport 67 --dport 68 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -p tcp -m tcp --dport 22 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -p icmp -j RETURN",
+                "-A haneul-iaaaaaaaaaa -s 10.0.0.3/32 -p udp -m udp --dport 53 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -s 10.0.0.4/32 -p udp -m udp --dport 53 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -j DROP",
+            ]
+        );
+        assert!(lines.contains(&"-A haneul-oaaaaaaaaaa -j RETURN"), "egress anywhere");
+        assert!(lines.contains(&"-A haneul-saaaaaaaaaa -s 10.0.0.3/32 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN"));
+        assert!(lines.contains(&"-A haneul-saaaaaaaaaa -j DROP"));
+        assert_eq!(lines.last(), Some(&"COMMIT"));
+        assert!(lines.contains(&"-A haneul-fw -j ACCEPT"));
+    }
+
+    #[test]
+    fn a_port_without_port_security_is_not_filtered_and_pairs_may_send() {
+        let mut open = port("cccccccccc-3", "10.0.0.5", &[]);
+        open.port_security_enabled = false;
+        let mut paired = port("dddddddddd-4", "10.0.0.6", &[]);
+        paired.allowed_address_pairs =
+            vec![AddressPair { ip_address: "10.0.0.100".into(), mac_address: String::new() }];
+        let doc = Doc { ports: vec![open.clone(), paired.clone()], ..Default::default() };
+        let (text, _) = ruleset(&doc, &[&open, &paired]);
+        assert!(!text.contains("cccccccccc"));
+        assert!(text.contains("-A haneul-sdddddddddd -s 10.0.0.100/32 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN"));
+        let arp = arp_ruleset(&[&open, &paired]);
+        assert!(arp.starts_with("table bridge haneul\ndelete table bridge haneul\n"));
+        let tap = doc::tap_name(&paired.id);
+        assert!(arp.contains(&format!("iifname \"{tap}\" arp saddr ip != {{ 10.0.0.100, 10.0.0.6 }} drop")), "{arp}");
+        assert!(!arp.contains(&doc::tap_name(&open.id)));
+    }
+}
