@@ -171,8 +171,8 @@ impl Dataplane {
     async fn fetch(&self, version: &str) -> Result<Doc, String> {
         let q = format!(
             "/internal/dataplane?host={}&version={}&network_node={}",
-            enc(&self.settings.host),
-            enc(version),
+            haneul_core::client::query_value(&self.settings.host),
+            haneul_core::client::query_value(version),
             self.settings.network_node
         );
         let v = self.call(Method::GET, &q, None).await?;
@@ -525,14 +525,4 @@ impl Dataplane {
     pub fn dhcp_port_seen(&self, network_id: &str) {
         self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(network_id);
     }
-}
-
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -461,8 +461,13 @@ pub fn list_response(
         let keep: Vec<(String, String)> =
             q.raw.iter().filter(|(k, _)| k != "marker" && k != "page_reverse").cloned().collect();
         let link = |marker: &str, rev: bool| {
-            let mut qs: Vec<String> = keep.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-            qs.push(format!("marker={}", enc(marker)));
+            let mut qs: Vec<String> = keep
+                .iter()
+                .map(|(k, v)| {
+                    format!("{}={}", haneul_core::client::query_value(k), haneul_core::client::query_value(v))
+                })
+                .collect();
+            qs.push(format!("marker={}", haneul_core::client::query_value(marker)));
             if rev {
                 qs.push("page_reverse=True".into());
             }
@@ -495,15 +500,6 @@ pub fn list_response(
         body.insert(format!("{}_links", collection.replace('-', "_")), Value::Array(links));
     }
     Ok(Json(Value::Object(body)).into_response())
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Only the asked `fields` of a rendered resource (all of them when none are asked).
