@@ -101,7 +101,7 @@ pub fn dataplane_settings(config: &Config) -> netdp::Settings {
         n.metadata_url.clone()
     };
     let secret = if config.compute.metadata_proxy_shared_secret.is_empty() {
-        std::fs::read_to_string(config.data_dir.join("metadata-proxy-secret")).unwrap_or_default().trim().to_string()
+        std::fs::read_to_string(config.metadata_secret_file()).unwrap_or_default().trim().to_string()
     } else {
         config.compute.metadata_proxy_shared_secret.clone()
     };

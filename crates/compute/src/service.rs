@@ -168,7 +168,7 @@ fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
     if !config.compute.metadata_proxy_shared_secret.is_empty() {
         return Ok(config.compute.metadata_proxy_shared_secret.as_bytes().to_vec());
     }
-    let path = config.data_dir.join("metadata-proxy-secret");
+    let path = config.metadata_secret_file();
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => {}

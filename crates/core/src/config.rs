@@ -543,6 +543,12 @@ impl Config {
     }
 
     /// Where the controller reaches this host's agent.
+    /// Where `serve` keeps the metadata proxy secret it generated (when
+    /// `compute.metadata_proxy_shared_secret` is empty).
+    pub fn metadata_secret_file(&self) -> PathBuf {
+        self.data_dir.join("metadata-proxy-secret")
+    }
+
     pub fn agent_url(&self) -> String {
         if self.agent.url.is_empty() {
             self.public_url(self.agent.port)

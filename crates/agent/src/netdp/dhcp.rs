@@ -17,7 +17,8 @@ pub fn device_id(host: &str, network_id: &str) -> String {
     format!("dhcp-{host}-{network_id}")
 }
 
-fn dir(dp: &Dataplane, ns: &str) -> PathBuf {
+/// Where the namespace's dnsmasq keeps its files (pid, hosts, options, leases, log).
+pub fn dir(dp: &Dataplane, ns: &str) -> PathBuf {
     dp.settings.state_dir.join(ns)
 }
 

@@ -66,9 +66,10 @@ async fn port(dp: &Dataplane, doc: &Doc, p: &Port, out: &mut Vec<Step>) {
     if !dhcp_subnets.is_empty() {
         let ns = dp.dhcp_ns(&p.network_id);
         if step(out, sys::namespaces().contains(&ns), format!("DHCP namespace {ns} exists")) {
-            let d = dp.settings.state_dir.join(&ns);
+            let d = dhcp::dir(dp, &ns);
             step(out, sys::pid_running(&d.join("pid"), "dnsmasq").is_some(), "dnsmasq runs for the network");
             let hosts = std::fs::read_to_string(d.join("host")).unwrap_or_default();
+            let log = std::fs::read_to_string(d.join("log")).unwrap_or_default();
             for ip in &ips {
                 if ip.contains(':') {
                     continue;
@@ -78,7 +79,6 @@ async fn port(dp: &Dataplane, doc: &Doc, p: &Port, out: &mut Vec<Step>) {
                     hosts.contains(&format!("{},", p.mac_address)) && hosts.contains(&format!(",{ip}\n")),
                     format!("dnsmasq knows {} → {ip}", p.mac_address),
                 );
-                let log = std::fs::read_to_string(d.join("log")).unwrap_or_default();
                 step(
                     out,
                     log.lines().any(|l| l.contains("DHCPACK") && l.contains(ip) && l.contains(&p.mac_address)),

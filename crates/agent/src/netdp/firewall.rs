@@ -188,11 +188,11 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()
     let have = existing(ns).await?;
     let jump: Vec<&str> = JUMP.to_vec();
     if ports.is_empty() {
-        // Nothing to guard: haneul's chains and table go, if any.
-        let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
+        // Nothing to guard: haneul's chains and table go, if any (they are made together).
         if have.is_empty() {
             return Ok(());
         }
+        let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
         let mut del = vec!["-w", "-D"];
         del.extend(&jump);
         let _ = sys::run_in(ns, "iptables", &del, None).await;

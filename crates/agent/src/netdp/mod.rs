@@ -191,7 +191,10 @@ impl Dataplane {
         let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
         for nic in nics {
             self.ensure_bridge(&links, &nic.network_id, nic.mtu).await.map_err(|e| e.to_string())?;
-            let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        }
+        // Once more: the taps go on the bridges just made.
+        let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        for nic in nics {
             self.ensure_tap(&links, &nic.port_id, &nic.network_id, nic.mtu, &nic.mac)
                 .await
                 .map_err(|e| e.to_string())?;
