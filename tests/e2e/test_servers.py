@@ -522,13 +522,32 @@ def test_servers_on_networks_get_ports_that_go_with_them(booted):
     assert port["device_owner"] == "compute:nova" and port["binding_host_id"] == shown["OS-EXT-SRV-ATTR:host"]
     assert port["fixed_ips"][0]["ip_address"] in addresses[net["name"]][0]
     assert cli.json("port", "show", given["id"])["device_id"] == b["id"]
+    # Security groups through the server (Nova's addSecurityGroup/removeSecurityGroup): its
+    # port follows, and so does the server's view.
+    token = Api(srv).admin_token
+    sg = cli.json("security", "group", "create", unique("sg"))
+    cli.run("server", "add", "security", "group", a["id"], sg["name"])
+    assert sg["id"] in cli.json("port", "show", port["id"])["security_group_ids"]
+    view = nova(srv, "GET", f"/servers/{a['id']}", token).json()["server"]
+    assert view["security_groups"] == [{"name": "default"}, {"name": sg["name"]}], view["security_groups"]
+    cli.run("server", "remove", "security", "group", a["id"], sg["name"])
+    assert sg["id"] not in cli.json("port", "show", port["id"])["security_group_ids"]
+    r = nova(srv, "POST", f"/servers/{a['id']}/action", token, json={"removeSecurityGroup": {"name": sg["name"]}})
+    assert r.status_code == 404 and "not associated" in r.json()["itemNotFound"]["message"], r.text
+    # A group that does not exist fails the create at once (400), leaving no server.
+    image_id = cli.json("image", "show", IMAGE_NAME)["id"]
+    before = len(cli.json("server", "list"))
+    r = nova(srv, "POST", "/servers", token, json={"server": {
+        "name": unique("vm"), "imageRef": image_id, "flavorRef": "42", "networks": [{"uuid": net["id"]}],
+        "security_groups": [{"name": "no-such-group"}]}})
+    assert r.status_code == 400 and "no-such-group" in r.json()["badRequest"]["message"], r.text
+    assert len(cli.json("server", "list")) == before
+    cli.run("security", "group", "delete", sg["id"])
     # A port in use cannot be given to another server; an unknown network is a 400.
     r = cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--port", given["id"],
                 unique("vm"), check=False)
     assert r.returncode != 0 and "in use" in r.stderr, r.stderr
     # (The CLI looks networks up itself; the API is asked directly.)
-    token = Api(srv).admin_token
-    image_id = cli.json("image", "show", IMAGE_NAME)["id"]
     r = nova(srv, "POST", "/servers", token, json={"server": {
         "name": unique("vm"), "imageRef": image_id, "flavorRef": "42",
         "networks": [{"uuid": "3f1c5a0e-8c1e-4f4e-9b0a-2d6c7e1f9a11"}]}})

@@ -198,6 +198,14 @@ pub struct Server {
     /// The server's ports on the network service.
     #[serde(default)]
     pub ports: Vec<crate::network::ServerPort>,
+    /// `OS-DCF:diskConfig` AUTO (Nova's `auto_disk_config`): kept and shown; the guest
+    /// grows its own file system, so nothing else changes.
+    #[serde(default)]
+    pub auto_disk_config: bool,
+    /// The guest's encrypted password as it posted it to the metadata service
+    /// (`os-server-password`); empty when none or cleared.
+    #[serde(default)]
+    pub password: String,
 }
 
 /// A resize: its migration (the placement consumer that holds the old flavor's resources

@@ -30,6 +30,10 @@ pub struct ServerPort {
     pub ips: Vec<String>,
     /// A port the user created and named: only let go at delete, not deleted.
     pub preexisting: bool,
+    /// The names of the port's security groups (the server view's `security_groups`), as
+    /// the port was made or last changed through the server.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// What went wrong with a network call: the HTTP status (0 when there was no answer) and
@@ -49,6 +53,28 @@ impl std::fmt::Display for NetError {
 impl Compute {
     /// A call to the network API as the service user (retried once with a new token).
     pub async fn network_call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, NetError> {
+        self.network_request(method, path, body, None).await
+    }
+
+    /// A call to the network API with the caller's own token (Nova's proxies act as the
+    /// user, so the network service's policy decides what they see).
+    pub async fn network_call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, NetError> {
+        self.network_request(method, path, body, Some(token)).await
+    }
+
+    async fn network_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        user_token: Option<&str>,
+    ) -> Result<Value, NetError> {
         let unreachable = |e: &dyn std::fmt::Display| NetError {
             status: 0,
             message: format!("the network service is unavailable: {e}"),
@@ -57,12 +83,15 @@ impl Compute {
         let url = format!("{}/v2.0{path}", base.trim_end_matches('/'));
         let mut retried = false;
         loop {
-            let token = self.service.token().await.map_err(|e| unreachable(&e))?;
+            let token = match user_token {
+                Some(t) => t.to_string(),
+                None => self.service.token().await.map_err(|e| unreachable(&e))?,
+            };
             match haneul_core::client::json(method.clone(), &url, &[("x-auth-token", token.as_str())], body.clone())
                 .await
             {
                 Ok(v) => return Ok(v),
-                Err(ClientError::Status { status: 401, .. }) if !retried => {
+                Err(ClientError::Status { status: 401, .. }) if !retried && user_token.is_none() => {
                     self.service.invalidate().await;
                     retried = true;
                 }
@@ -222,13 +251,38 @@ impl Compute {
                     .filter_map(|f| f["ip_address"].as_str().map(str::to_owned))
                     .collect(),
                 preexisting: r.port_id.is_some(),
+                security_groups: self.group_names(&port).await,
             });
         }
         Ok(out)
     }
 
+    /// The names of a port's security groups (their ids when a name cannot be read).
+    pub async fn group_names(&self, port: &Value) -> Vec<String> {
+        let ids: Vec<&str> =
+            port["security_groups"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let query: String = ids.iter().map(|id| format!("id={id}&")).collect();
+        let groups =
+            self.network_call(Method::GET, &format!("/security-groups?{query}fields=id&fields=name"), None).await;
+        let groups = groups.map(|g| g["security_groups"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
+        ids.iter()
+            .map(|id| {
+                groups
+                    .iter()
+                    .find(|g| g["id"] == json!(id))
+                    .and_then(|g| g["name"].as_str())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(id)
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// The ids of the project's security groups named (None: the port gets the default).
-    async fn group_ids(&self, project: &str, names: &[String]) -> Result<Option<Vec<String>>, String> {
+    pub async fn group_ids(&self, project: &str, names: &[String]) -> Result<Option<Vec<String>>, String> {
         if names.is_empty() || names == ["default"] {
             return Ok(None);
         }
@@ -244,7 +298,7 @@ impl Compute {
                     .iter()
                     .find(|g| g["name"] == json!(n) || g["id"] == json!(n))
                     .and_then(|g| g["id"].as_str().map(str::to_owned))
-                    .ok_or_else(|| format!("Security group {n} not found for project {project}."))
+                    .ok_or_else(|| format!("Unable to find security_group with name or id '{n}'"))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)

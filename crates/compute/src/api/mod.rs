@@ -8,6 +8,7 @@ mod flavors;
 mod hosts;
 mod images;
 mod keypairs;
+mod net_proxies;
 mod quotas;
 mod server_groups;
 mod server_meta;
@@ -101,6 +102,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(consoles::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
+        .merge(net_proxies::routes())
         .merge(quotas::routes())
         .merge(hosts::routes())
         .merge(images::routes())

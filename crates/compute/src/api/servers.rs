@@ -31,6 +31,23 @@ pub fn routes() -> Router<Ctx> {
         .route("/servers/{id}/action", post(action))
         .route("/servers/{id}/ips", get(ips))
         .route("/servers/{id}/ips/{network}", get(ips_of_network))
+        .route("/servers/{id}/os-server-password", get(show_password).delete(clear_password))
+}
+
+/// `GET /servers/{id}/os-server-password`: the encrypted password the guest posted to the
+/// metadata service (empty when none), as Nova.
+async fn show_password(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    enforce(&c, &ctx, "os_compute_api:os-server-password:show", &json!({"project_id": s.project_id}))?;
+    Ok(Json(json!({"password": s.password})).into_response())
+}
+
+/// `DELETE /servers/{id}/os-server-password`: forgets it (the guest's password stays).
+async fn clear_password(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let s = find(&c, &ctx, &id)?;
+    enforce(&c, &ctx, "os_compute_api:os-server-password:clear", &json!({"project_id": s.project_id}))?;
+    c.set_state(&id, |cur| cur.password.clear()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /servers/{id}/ips`: the server's addresses by network.
@@ -138,9 +155,17 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: View) -> Val
         "accessIPv4": s.access_ipv4,
         "accessIPv6": s.access_ipv6,
         "links": links(c, &format!("servers/{}", s.id)),
-        "OS-DCF:diskConfig": "MANUAL",
-        "progress": 0,
+        "OS-DCF:diskConfig": disk_config(s.auto_disk_config),
     });
+    // As Nova: progress only while the server is (or becomes) usable.
+    if matches!(v["status"].as_str(), Some("ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING")) {
+        v["progress"] = json!(0);
+    }
+    // The groups of its ports, one entry per port and group (Nova's view); none, no key.
+    if extended && s.ports.iter().any(|p| !p.security_groups.is_empty()) {
+        let groups: Vec<Value> = s.ports.iter().flat_map(|p| &p.security_groups).map(|n| json!({"name": n})).collect();
+        v["security_groups"] = json!(groups);
+    }
     if extended {
         let more = json!({
             "OS-EXT-AZ:availability_zone": s.availability_zone,
@@ -207,6 +232,54 @@ fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: View) -> Val
         v["scheduler_hints"] = json!(s.scheduler_hints);
     }
     v
+}
+
+fn disk_config(auto: bool) -> &'static str {
+    if auto {
+        "AUTO"
+    } else {
+        "MANUAL"
+    }
+}
+
+/// `OS-DCF:diskConfig` as given (None when absent; Nova's 400 for anything but AUTO/MANUAL).
+fn disk_config_arg(o: &Map<String, Value>) -> ApiResult<Option<bool>> {
+    match o.get("OS-DCF:diskConfig") {
+        None => Ok(None),
+        Some(Value::String(d)) if d == "AUTO" => Ok(Some(true)),
+        Some(Value::String(d)) if d == "MANUAL" => Ok(Some(false)),
+        Some(d) => Err(bad(format!(
+            "Invalid input for field/attribute OS-DCF:diskConfig. Value: {d}. {d} is not one of ['AUTO', 'MANUAL']"
+        ))),
+    }
+}
+
+/// The disk config a server gets from an image: as asked, else the image's
+/// `auto_disk_config` property (Nova's 400 when the image disables it and AUTO is asked).
+fn image_disk_config(image_id: &str, properties: &BTreeMap<String, String>, asked: Option<bool>) -> ApiResult<bool> {
+    let property = properties.get("auto_disk_config").map(|v| v.to_ascii_lowercase());
+    match (asked, property.as_deref()) {
+        (Some(true), Some("disabled")) => {
+            Err(bad(format!("Requested image {image_id} has automatic disk resize disabled.")))
+        }
+        (Some(auto), _) => Ok(auto),
+        (None, Some(p)) => Ok(matches!(p, "true" | "1" | "yes" | "on" | "y" | "t")),
+        (None, None) => Ok(false),
+    }
+}
+
+/// `adminPass` as given (None when absent).
+fn admin_pass_arg(o: &Map<String, Value>) -> ApiResult<Option<String>> {
+    match o.get("adminPass") {
+        None => Ok(None),
+        Some(Value::String(p)) => Ok(Some(p.clone())),
+        Some(v) => Err(bad(format!("Invalid input for field/attribute adminPass. Value: {v}."))),
+    }
+}
+
+/// A generated admin password (Nova makes one when none is given; this guest ignores it).
+fn new_admin_pass() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
 /// The server's image: a bookmark, with the image's properties from 2.98.
@@ -620,6 +693,12 @@ async fn create(
             .collect::<ApiResult<Vec<_>>>()?,
         Some(v) => return Err(bad(format!("Invalid input for field/attribute security_groups. Value: {v}."))),
     };
+    // Nova checks the groups before anything is made ("default" is always there).
+    if security_groups.iter().any(|g| g != "default") {
+        c.group_ids(&project, &security_groups).await.map_err(bad)?;
+    }
+    let auto_disk_config = disk_config_arg(&o)?;
+    let admin_pass = admin_pass_arg(&o)?.unwrap_or_else(new_admin_pass);
     let requested_networks = c.check_networks(&project, networks).await.map_err(|(status, message)| match status {
         409 => ApiError::conflict(message),
         503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
@@ -664,6 +743,7 @@ async fn create(
     let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
     let (image, disk_format) = bootable_image(&c, &token.0, &image_ref, flavor.disk, flavor.ram).await?;
     let image_properties = image_properties(&image);
+    let auto_disk_config = image_disk_config(&image_ref, &image_properties, auto_disk_config)?;
     let now = Utc::now();
     let reservation_id: String = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let template = Server {
@@ -721,6 +801,8 @@ async fn create(
         requested_networks,
         security_groups: security_groups.clone(),
         ports: Vec::new(),
+        auto_disk_config,
+        password: String::new(),
     };
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
@@ -779,11 +861,10 @@ async fn create(
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": reservation_id}))).into_response());
     }
     let first = &saved[0];
-    let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let body = json!({"server": {
         "id": first.id,
         "links": links(&c, &format!("servers/{}", first.id)),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(first.auto_disk_config),
         "security_groups": if security_groups.is_empty() { json!([{"name": "default"}]) } else { json!(security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()) },
         "adminPass": admin_pass,
     }});
@@ -845,15 +926,14 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
         access_ipv4: access_ip(&o, "accessIPv4", false)?,
         access_ipv6: access_ip(&o, "accessIPv6", true)?,
     };
-    if let Some(d) = o.get("OS-DCF:diskConfig") {
-        if !matches!(d.as_str(), Some("AUTO" | "MANUAL")) {
-            return Err(bad(format!("Invalid input for field/attribute OS-DCF:diskConfig. Value: {d}.")));
-        }
-    }
+    let auto_disk_config = disk_config_arg(&o)?;
     let saved = c
         .write(|t| {
             let mut cur = t.edit(&t.m.servers, "server", &id)?;
             edits.apply(&mut cur);
+            if let Some(auto) = auto_disk_config {
+                cur.auto_disk_config = auto;
+            }
             if let Some(h) = hostname {
                 cur.hostname = h;
             }
@@ -941,6 +1021,17 @@ async fn action(
     }
     if v.get("lock").is_some() || v.get("unlock").is_some() {
         return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
+    }
+    for (key, add) in [("addSecurityGroup", true), ("removeSecurityGroup", false)] {
+        if let Some(arg) = v.get(key) {
+            return super::net_proxies::change_group(&c, &ctx, &s, arg, add).await;
+        }
+    }
+    if let Some(arg) = v.get("addFloatingIp") {
+        return super::net_proxies::add_fip(&c, &ctx, mv, &s, arg, &token.0).await;
+    }
+    if let Some(arg) = v.get("removeFloatingIp") {
+        return super::net_proxies::remove_fip(&c, &ctx, mv, &s, arg, &token.0).await;
     }
     for action in ["createImage", "createBackup"] {
         if let Some(arg) = v.get(action) {
@@ -1038,7 +1129,11 @@ async fn rebuild(
         access_ipv4: access_ip(o, "accessIPv4", false)?,
         access_ipv6: access_ip(o, "accessIPv6", true)?,
     };
+    let asked_disk_config = disk_config_arg(o)?;
+    let admin_pass = admin_pass_arg(o)?.unwrap_or_else(new_admin_pass);
     let (image, disk_format) = bootable_image(c, token, &image_ref, s.flavor.disk, s.flavor.ram).await?;
+    let properties = image_properties(&image);
+    let auto_disk_config = image_disk_config(&image_ref, &properties, asked_disk_config)?;
     let id = s.id.clone();
     let saved = start_action(c, ctx, &id, rid, ("rebuild", "rebuild"), &["active", "stopped", "error"], |_, cur| {
         cur.task_state = Some("rebuilding".into());
@@ -1048,13 +1143,14 @@ async fn rebuild(
         if let Some(md) = metadata {
             cur.metadata = md;
         }
-        cur.image_properties = image_properties(&image);
+        cur.image_properties = properties;
+        cur.auto_disk_config = auto_disk_config;
         Ok(())
     })
     .await?;
     tokio::spawn(c.clone().rebuild(id, rid.to_string()));
     let mut body = render(c, mv, ctx, &saved, View::Rebuild);
-    body["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    body["adminPass"] = json!(admin_pass);
     Ok((StatusCode::ACCEPTED, Json(json!({"server": body}))).into_response())
 }
 
@@ -1110,6 +1206,7 @@ async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) 
             "Invalid input for field/attribute resize. Additional properties are not allowed ('{k}' was unexpected)"
         )));
     }
+    let auto_disk_config = disk_config_arg(o)?.unwrap_or(false);
     let flavor_ref = match o.get("flavorRef") {
         Some(Value::String(f)) if !f.is_empty() => last_segment(f).to_string(),
         Some(Value::Number(n)) => n.to_string(),
@@ -1145,6 +1242,8 @@ async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, rid: &str) 
         let more: Vec<(&str, i64)> = more.into_iter().filter(|(_, n)| *n > 0).collect();
         crate::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
         cur.task_state = Some("resize_prep".into());
+        // Nova: the resize's disk config, MANUAL when not given.
+        cur.auto_disk_config = auto_disk_config;
         Ok(())
     })
     .await?;
