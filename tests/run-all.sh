@@ -81,11 +81,14 @@ img_dir=$CACHE/images/$(cat tools/build-test-image.sh tools/build-test-kernel.sh
 export HANEUL_TEST_IMAGE=$img_dir/haneul-testimg.qcow2
 
 stage "cargo build --release"
-cargo build --release --workspace --all-targets --locked 2>&1 | tail -3
+# Incremental: a fresh clone gives every source file a new mtime, so cargo rebuilds all the
+# workspace's crates; rustc's incremental cache (in the cached target directory, keyed by
+# content) then reuses what did not change.
+CARGO_INCREMENTAL=1 cargo build --release --workspace --all-targets --locked 2>&1 | tail -3
 BIN=$CARGO_TARGET_DIR/release/haneul
 
 stage "unit tests (cargo test)"
-cargo test --release --workspace --locked 2>&1 | tee "$OUT/cargo-test.log" | grep -E '^(test result|error|failures:|    [a-z_:]+$)' || true
+CARGO_INCREMENTAL=1 cargo test --release --workspace --locked 2>&1 | tee "$OUT/cargo-test.log" | grep -E '^(test result|error|failures:|    [a-z_:]+$)' || true
 if grep -q '^test result: FAILED' "$OUT/cargo-test.log" || ! grep -q '^test result: ok' "$OUT/cargo-test.log"; then
   echo "unit tests failed"; exit 1
 fi

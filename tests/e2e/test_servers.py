@@ -304,6 +304,20 @@ def test_the_metadata_service_answers_a_signed_request_in_both_formats(booted):
     assert get("/latest/meta-data/public-keys/").text == "0=k1"
     assert get("/latest/meta-data/public-keys/0/openssh-key").text.startswith("ssh-ed25519 ")
     assert get("/latest/user-data").text.startswith("#!/bin/sh")
+    # The guest leaves its (encrypted) password once; os-server-password shows and clears it.
+    def post_password(text):
+        sig = hmac.new(secret.encode(), sid.encode(), hashlib.sha256).hexdigest()
+        return requests.post(srv.metadata_url + "/openstack/latest/password", data=text, timeout=HTTP_TIMEOUT,
+                             headers={"X-Instance-ID": sid, "X-Instance-ID-Signature": sig})
+    token = Api(srv).admin_token
+    assert nova(srv, "GET", f"/servers/{sid}/os-server-password", token).json() == {"password": ""}
+    assert post_password("x" * 257).status_code == 400
+    assert post_password("c2VjcmV0").status_code == 200
+    assert post_password("again").status_code == 409
+    assert get("/openstack/latest/password").text == "c2VjcmV0"
+    assert nova(srv, "GET", f"/servers/{sid}/os-server-password", token).json() == {"password": "c2VjcmV0"}
+    assert nova(srv, "DELETE", f"/servers/{sid}/os-server-password", token).status_code == 204
+    assert nova(srv, "GET", f"/servers/{sid}/os-server-password", token).json() == {"password": ""}
     # Wrong secret, unknown instance, no headers: refused.
     assert get("/openstack/latest/meta_data.json", key="wrong").status_code == 403
     assert get("/openstack/latest/meta_data.json", instance=str(uuid.uuid4())).status_code == 404

@@ -74,7 +74,8 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 pub fn router(compute: Arc<Compute>) -> Router {
-    let app = Router::new().route("/", get(root)).route("/{*path}", get(document)).with_state(compute);
+    let app =
+        Router::new().route("/", get(root)).route("/{*path}", get(document).post(post_password)).with_state(compute);
     haneul_core::http::service_layers(
         app,
         "metadata",
@@ -146,6 +147,37 @@ async fn document(State(c): State<Arc<Compute>>, Path(path): Path<String>, req: 
     }
 }
 
+/// `POST /openstack/<version>/password`: the guest leaves its encrypted password once (Nova's
+/// rules: at most 256 bytes, 409 when one is already kept); `os-server-password` shows it.
+async fn post_password(State(c): State<Arc<Compute>>, Path(path): Path<String>, req: Request) -> Response {
+    let server = match instance(&c, req.headers()) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if !matches!(parts.as_slice(), ["openstack", v, "password"] if OPENSTACK_VERSIONS.contains(v)) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n", "text/plain; charset=UTF-8");
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 256).await else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request\n\nRequest is too large.\n",
+            "text/plain; charset=UTF-8",
+        );
+    };
+    if !server.password.is_empty() {
+        return text(StatusCode::CONFLICT, "409 Conflict\n\nPassword already set.\n", "text/plain; charset=UTF-8");
+    }
+    let password = String::from_utf8_lossy(&body).into_owned();
+    match c.set_state(&server.id, |s| s.password = password).await {
+        Ok(()) => plain(""),
+        Err(e) => {
+            tracing::error!(server = %server.id, error = ?e, "could not keep the guest's password");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n", "text/plain; charset=UTF-8")
+        }
+    }
+}
+
 fn openstack(s: &Server, rest: &[&str]) -> Response {
     let files: BTreeMap<String, Vec<u8>> = crate::servers::config_drive_files(s)
         .into_iter()
@@ -161,7 +193,7 @@ fn openstack(s: &Server, rest: &[&str]) -> Response {
             }
             plain(names.join("\n"))
         }
-        [v, "password"] if OPENSTACK_VERSIONS.contains(v) => plain(""),
+        [v, "password"] if OPENSTACK_VERSIONS.contains(v) => plain(s.password.clone()),
         [v, f] if OPENSTACK_VERSIONS.contains(v) => match files.get(*f) {
             Some(data) if f.ends_with(".json") => text(StatusCode::OK, data.clone(), "application/json"),
             Some(data) => text(StatusCode::OK, data.clone(), "application/octet-stream"),

@@ -84,7 +84,13 @@ async fn forward(State(p): State<Arc<Proxy>>, ConnectInfo(peer): ConnectInfo<Soc
         ("x-forwarded-for", ip.as_str()),
     ];
     let method = req.method().clone();
-    let resp = match haneul_core::client::send(method, &url, &headers, None).await {
+    // A body only for the guest's password post (256 bytes at most); refuse more than a page.
+    let body = match axum::body::to_bytes(req.into_body(), 4096).await {
+        Ok(b) if b.is_empty() => None,
+        Ok(b) => Some(b.to_vec()),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "413 Request Entity Too Large\n"),
+    };
+    let resp = match haneul_core::client::send(method, &url, &headers, body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "the metadata service is unreachable");
