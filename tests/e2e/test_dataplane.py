@@ -145,6 +145,32 @@ def test_the_floating_ip_answers_from_the_external_side_and_guests_reach_each_ot
     assert f"EXTERNAL: seen-as {gateway_ip}" in console(cli, "vm2")
 
 
+def test_a_port_forwarding_reaches_a_guest_port_through_a_floating_ip(cloud):
+    """`openstack floating ip port forwarding create`: TCP 2222 of a second floating IP goes
+    to vm2's SSH port; that floating IP cannot also point at a port; deleting the forwarding
+    closes it."""
+    srv, cli, tmp, fip, rules = cloud
+    vm2 = fixed_ip(cli, "vm2")
+    port = cli.json("port", "list", "--server", "vm2")[0]["ID"]
+    fip2 = cli.json("floating", "ip", "create", "public")
+    addr = fip2["floating_ip_address"]
+    pf = cli.json("floating", "ip", "port", "forwarding", "create", "--internal-ip-address", vm2, "--port", port,
+                  "--internal-protocol-port", "22", "--external-protocol-port", "2222", "--protocol", "tcp",
+                  fip2["id"])
+    assert (pf["internal_port"], pf["external_port"], pf["protocol"]) == (22, 2222, "tcp"), pf
+
+    def hostname_via_forwarding():
+        return srv.in_host("ssh", "-p", "2222", "-i", str(tmp / "id"), *SSH_OPTS, f"root@{addr}", "hostname",
+                           capture_output=True, text=True, timeout=30).stdout.strip()
+    wait_for(lambda: hostname_via_forwarding() == "vm2", 60, 1, what="ssh through the port forwarding")
+    assert not tcp_open(srv, addr, 22)
+    r = cli.run("floating", "ip", "set", "--port", port, fip2["id"], check=False)
+    assert r.returncode != 0 and "Port Forwarding" in r.stderr, r.stderr
+    cli.run("floating", "ip", "port", "forwarding", "delete", fip2["id"], pf["id"])
+    wait_for(lambda: not tcp_open(srv, addr, 2222), 10, 0.2, what="the forwarded port to close")
+    cli.run("floating", "ip", "delete", fip2["id"])
+
+
 def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
     srv, cli, tmp, fip, rules = cloud
     wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")

@@ -250,3 +250,70 @@ def test_tags_on_networks_subnets_and_ports(env, member, net_server):
     user, pw = api.new_user("member", project_id=project["id"])
     other = api.issue(user["name"], pw, project_id=project["id"])
     assert_neutron_error(neutron(net_server, "GET", f"/ports/{port['id']}/tags", other), 404, "PortNotFound")
+
+
+def test_rbac_policies_share_a_network_with_one_project(env, member, net_server):
+    """`openstack network rbac create`: the owner shares its network with one project, which
+    then sees it (`shared` true for it) and puts ports on it; the policy cannot go while that
+    project's port is there; a third project never sees it. `--share` is the wildcard policy."""
+    api, cli = env
+    token, menv, project = member
+    net = cli.json("network", "create", unique("owned"), env=menv)
+    cli.json("subnet", "create", "--network", net["id"], "--subnet-range", "10.70.0.0/24", unique("sub"), env=menv)
+    guest_project = api.new_project()
+    user, pw = api.new_user("member", project_id=guest_project["id"])
+    genv = cli.env(user=user["name"], password=pw, project=guest_project["name"])
+    gtoken = api.issue(user["name"], pw, project_id=guest_project["id"])
+    third = api.new_project()
+    tuser, tpw = api.new_user("member", project_id=third["id"])
+    ttoken = api.issue(tuser["name"], tpw, project_id=third["id"])
+    assert_neutron_error(neutron(net_server, "GET", f"/networks/{net['id']}", gtoken), 404, "NetworkNotFound")
+
+    policy = cli.json("network", "rbac", "create", "--type", "network", "--action", "access_as_shared",
+                      "--target-project", guest_project["id"], net["id"], env=menv)
+    assert policy["object_id"] == net["id"] and policy["target_project_id"] == guest_project["id"]
+    assert [p["ID"] for p in cli.json("network", "rbac", "list", env=menv)] == [policy["id"]]
+    seen = neutron(net_server, "GET", f"/networks/{net['id']}", gtoken).json()["network"]
+    assert seen["shared"] is True
+    assert neutron(net_server, "GET", f"/networks/{net['id']}", token).json()["network"]["shared"] is False
+    port = cli.json("port", "create", "--network", net["id"], unique("port"), env=genv)
+    assert port["project_id"] == guest_project["id"]
+    # Only the owner's projects see the policy; sharing with everyone is the admin's.
+    assert_neutron_error(neutron(net_server, "GET", f"/rbac-policies/{policy['id']}", gtoken), 404)
+    r = neutron(net_server, "POST", "/rbac-policies", token, json={"rbac_policy": {
+        "object_type": "network", "object_id": net["id"], "action": "access_as_shared", "target_tenant": "*"}})
+    assert_neutron_error(r, 403)
+    r = neutron(net_server, "POST", "/rbac-policies", token, json={"rbac_policy": {
+        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
+        "target_tenant": guest_project["id"]}})
+    assert_neutron_error(r, 409, "DuplicateRbacPolicy")
+    assert_neutron_error(neutron(net_server, "GET", f"/networks/{net['id']}", ttoken), 404)
+    # In use by the guest project's port: 409 until the port goes.
+    assert_neutron_error(neutron(net_server, "DELETE", f"/rbac-policies/{policy['id']}", token), 409, "RbacPolicyInUse")
+    cli.run("port", "delete", port["id"], env=genv)
+    cli.run("network", "rbac", "delete", policy["id"], env=menv)
+    assert_neutron_error(neutron(net_server, "GET", f"/networks/{net['id']}", gtoken), 404)
+    # `--share` (admin) is the wildcard policy, and deleting that policy unshares.
+    cli.run("network", "set", "--share", net["id"])
+    wildcard = [p for p in cli.json("network", "rbac", "list", "--long") if p["Object ID"] == net["id"]]
+    assert len(wildcard) == 1 and cli.json("network", "rbac", "show", wildcard[0]["ID"])["target_project_id"] == "*"
+    assert neutron(net_server, "GET", f"/networks/{net['id']}", ttoken).json()["network"]["shared"] is True
+    cli.run("network", "rbac", "delete", wildcard[0]["ID"])
+    assert cli.json("network", "show", net["id"])["shared"] is False
+    cli.run("network", "delete", net["id"], env=menv)
+
+
+def test_network_availability_zones(env, member, net_server):
+    """`openstack availability zone list --network`: the one zone, for networks and routers;
+    a hint naming no zone is Neutron's 404."""
+    api, cli = env
+    token, menv, project = member
+    zones = cli.json("availability", "zone", "list", "--network", "--long")
+    assert sorted((z["Zone Name"], z["Zone Resource"], z["Zone Status"]) for z in zones) == [
+        ("nova", "network", "available"), ("nova", "router", "available")], zones
+    net = cli.json("network", "create", "--availability-zone-hint", "nova", unique("az"), env=menv)
+    assert net["availability_zone_hints"] == ["nova"] and net["availability_zones"] == ["nova"]
+    r = neutron(net_server, "POST", "/networks", token,
+                json={"network": {"name": unique("az"), "availability_zone_hints": ["elsewhere"]}})
+    assert_neutron_error(r, 404, "AvailabilityZoneNotFound")
+    cli.run("network", "delete", net["id"], env=menv)

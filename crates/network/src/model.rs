@@ -219,6 +219,24 @@ pub struct FloatingIp {
     pub fixed_ip_address: Option<String>,
     pub router_id: Option<String>,
     pub std: Std,
+    /// Port forwardings (a floating IP with them is not associated with a port).
+    #[serde(default)]
+    pub port_forwardings: Vec<PortForwarding>,
+}
+
+/// `external_port` of the floating IP forwarded to `internal_ip_address:internal_port` of a
+/// port behind the same router.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PortForwarding {
+    pub id: String,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub internal_ip_address: String,
+    pub internal_port: u16,
+    pub internal_port_id: String,
+    pub external_port: u16,
+    #[serde(default)]
+    pub description: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

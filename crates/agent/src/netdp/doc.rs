@@ -126,6 +126,16 @@ pub struct FloatingIp {
     pub port_id: Option<String>,
     pub fixed_ip_address: Option<String>,
     pub router_id: Option<String>,
+    pub port_forwardings: Vec<PortForwarding>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PortForwarding {
+    pub protocol: String,
+    pub internal_ip_address: String,
+    pub internal_port: u16,
+    pub external_port: u16,
 }
 
 pub const OWNER_DHCP: &str = "network:dhcp";

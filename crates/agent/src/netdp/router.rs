@@ -1,6 +1,7 @@
 //! A router: namespace `qrouter-<router>` with a `qr-` interface per subnet it joins and a
 //! `qg-` one on the external network; forwarding on; SNAT of its subnets out of the gateway
-//! (`enable_snat`), each floating IP as an address on `qg-` with DNAT in and SNAT out; static
+//! (`enable_snat`), each floating IP as an address on `qg-` with DNAT in and SNAT out (or, with
+//! port forwardings, DNAT of each forwarded port); static
 //! routes; and the metadata proxy for its networks (169.254.169.254:80 redirected to 9697).
 //! The namespace's iptables are the router's alone, rewritten whole each time.
 
@@ -40,6 +41,14 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
             f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_some() && f.fixed_ip_address.is_some()
         })
         .collect();
+    // Floating IPs with port forwardings: their address on qg-, DNAT per forwarded port.
+    let forwarded: Vec<&doc::FloatingIp> = doc
+        .floatingips
+        .iter()
+        .filter(|f| {
+            f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_none() && !f.port_forwardings.is_empty()
+        })
+        .collect();
     let gateway = ports(doc, &r.id).find(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY);
     let mut nat = String::from(
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
@@ -49,7 +58,8 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         super::dhcp::METADATA_IP
     ));
     if let Some(g) = gateway {
-        let extra: Vec<String> = floating.iter().map(|f| format!("{}/32", f.floating_ip_address)).collect();
+        let extra: Vec<String> =
+            floating.iter().chain(&forwarded).map(|f| format!("{}/32", f.floating_ip_address)).collect();
         let qg = dp.plumb(doc, ns, g, "qg-", &extra).await.map_err(|e| e.to_string())?;
         inner.insert(qg.clone());
         up.push(g.id.clone());
@@ -65,6 +75,20 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
                 nat.push_str(&format!("-A PREROUTING -d {fip}/32 -j DNAT --to-destination {fixed_ip}\n"));
                 nat.push_str(&format!("-A OUTPUT -d {fip}/32 -j DNAT --to-destination {fixed_ip}\n"));
                 nat.push_str(&format!("-A POSTROUTING -s {fixed_ip}/32 -o {qg} -j SNAT --to-source {fip}\n"));
+            }
+            for f in &forwarded {
+                for pf in &f.port_forwardings {
+                    let rule = format!(
+                        "-d {}/32 -p {} -m {} --dport {} -j DNAT --to-destination {}:{}\n",
+                        f.floating_ip_address,
+                        pf.protocol,
+                        pf.protocol,
+                        pf.external_port,
+                        pf.internal_ip_address,
+                        pf.internal_port
+                    );
+                    nat.push_str(&format!("-A PREROUTING {rule}-A OUTPUT {rule}"));
+                }
             }
             if r.gateway.as_ref().is_some_and(|g| g.enable_snat) {
                 nat.push_str(&format!(

@@ -15,14 +15,18 @@ use crate::service::Error;
 
 /// (alias, name, description, updated)
 pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
+    ("availability_zone", "Availability Zone", "The availability zone extension.", "2015-01-01T10:00:00-00:00"),
     ("agent", "agent", "The agent management extension.", "2013-02-03T10:00:00-00:00"),
     ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"),
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00"),
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"),
+    ("expose-port-forwarding-in-fip", "Expose port forwardings in a floating IP", "Expose port forwardings in a floating IP", "2019-04-30T10:00:00-00:00"),
     ("external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00"),
     ("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)", "2013-03-17T12:00:00-00:00"),
     ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default.", "2016-02-18T18:00:00-00:00"),
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"),
+    ("floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2019-04-09T10:00:00-00:00"),
+    ("floating-ip-port-forwarding-description", "Floating IP port forwarding description", "Add description field to port forwarding rules", "2019-11-01T10:00:00-00:00"),
     ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource", "2018-04-09T10:00:00-00:00"),
     ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"),
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"),
@@ -32,7 +36,10 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks", "2012-09-07T10:00:00-00:00"),
     ("quotas", "Quota management support", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00"),
     ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00"),
+    ("network_availability_zone", "Network Availability Zone", "Availability zone support for network.", "2015-01-01T10:00:00-00:00"),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00"),
+    ("rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources.", "2015-06-17T12:15:12-00:00"),
+    ("router_availability_zone", "Router Availability Zone", "Availability zone support for router.", "2015-01-01T10:00:00-00:00"),
     ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"),
     ("security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00"),
     ("security-groups-normalized-cidr", "Normalized CIDR field for security group rules", "Add new field with normalized remote_ip_prefix cidr in SG rule", "2020-07-28T10:00:00-00:00"),
@@ -56,6 +63,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/agents", get(agents))
         .route("/agents/{id}", get(show_agent).put(update_agent))
         .route("/service-providers", get(service_providers))
+        .route("/availability_zones", get(availability_zones))
 }
 
 fn render(e: &(&str, &str, &str, &str)) -> Value {
@@ -162,4 +170,31 @@ fn agent_list(n: &Ctx) -> Vec<Value> {
 
 async fn service_providers() -> Response {
     Json(json!({"service_providers": []})).into_response()
+}
+
+/// The zones networks and routers are placed in: `nova`, the zone of every host's agent.
+pub const ZONES: &[&str] = &["nova"];
+
+/// `GET /v2.0/availability_zones`: each zone once per resource kind, as Neutron lists them.
+async fn availability_zones(
+    State(c): State<Ctx>,
+    Auth(_ctx): Auth,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let q = super::ListQuery::parse(&q)?;
+    let items = ZONES
+        .iter()
+        .flat_map(|z| ["network", "router"].map(|r| json!({"name": z, "resource": r, "state": "available"})))
+        .collect();
+    super::list_response(&c, items, &q, "availability_zones", &[])
+}
+
+/// Neutron's 404 for an availability zone hint that names no zone.
+pub fn check_zone_hints(hints: &[String]) -> Result<(), Error> {
+    match hints.iter().find(|h| !ZONES.contains(&h.as_str())) {
+        Some(h) => {
+            Err(Error::NotFound("AvailabilityZoneNotFound", format!("AvailabilityZone {h} could not be found.")))
+        }
+        None => Ok(()),
+    }
 }

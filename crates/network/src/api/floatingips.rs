@@ -25,7 +25,7 @@ pub fn routes() -> Router<Ctx> {
 
 pub const OWNER: &str = "network:floatingip";
 
-fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a FloatingIp, Error> {
+pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a FloatingIp, Error> {
     m.floatingips
         .get(id)
         .map(|f| &**f)
@@ -54,6 +54,17 @@ fn render(m: &Model, f: &FloatingIp) -> Value {
         })
     });
     v.insert("port_details".into(), details.unwrap_or(Value::Null));
+    v.insert(
+        "port_forwardings".into(),
+        json!(f
+            .port_forwardings
+            .iter()
+            .map(|p| json!({
+                "protocol": p.protocol, "internal_ip_address": p.internal_ip_address,
+                "internal_port": p.internal_port, "external_port": p.external_port,
+            }))
+            .collect::<Vec<_>>()),
+    );
     standard(&mut v, &f.project_id, &f.std);
     Value::Object(v)
 }
@@ -78,7 +89,7 @@ async fn show(
 /// Where a floating IP points: the port (the caller's), its fixed IP (given, or its first
 /// IPv4 address), and the router with a gateway on the floating network and an interface on
 /// that address's subnet.
-fn association(
+pub fn association(
     m: &Model,
     ctx: &AuthContext,
     fip_id: &str,
@@ -181,7 +192,8 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                     t.m.networks
                         .get(&network_id)
                         .ok_or_else(|| not_found("NetworkNotFound", "Network", &network_id))?;
-                if !network.external {
+                if !network.external && !super::rbac::grants(&t.m, &network_id, Some(&project_id), "access_as_external")
+                {
                     return Err(Error::BadRequest(
                         "BadRequest",
                         format!("Bad floatingip request: Network {network_id} is not a valid external network."),
@@ -226,6 +238,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                     fixed_ip_address,
                     router_id,
                     std: Std::new(description),
+                    port_forwardings: Vec::new(),
                 })?;
                 ids.push(id);
             }
@@ -249,6 +262,12 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     let description = a.str("description", 255)?;
     c.write(|t| {
         let mut f = t.edit(&t.m.floatingips, "floating IP", &id)?;
+        if matches!(port, Some(Some(_))) && !f.port_forwardings.is_empty() {
+            return Err(Error::Conflict(
+                "FipInUseByPortForwarding",
+                format!("Floating IP {id} in use by Port Forwarding resources."),
+            ));
+        }
         match port {
             Some(Some(p)) => {
                 let (ip, r) = association(&t.m, &ctx, &id, &f.floating_network_id, &p, fixed.as_deref())?;
@@ -292,14 +311,28 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Floating IPs pointing at `port_id` let go of it (the port is going away).
+/// Floating IPs pointing at `port_id` let go of it (the port is going away), and their port
+/// forwardings to it go.
 pub fn disassociate_port(t: &mut crate::service::Txn, port_id: &str) -> Result<(), Error> {
-    let held: Vec<FloatingIp> =
-        t.m.floatingips.values().filter(|f| f.port_id.as_deref() == Some(port_id)).map(|f| (**f).clone()).collect();
+    let held: Vec<FloatingIp> = t
+        .m
+        .floatingips
+        .values()
+        .filter(|f| {
+            f.port_id.as_deref() == Some(port_id) || f.port_forwardings.iter().any(|p| p.internal_port_id == port_id)
+        })
+        .map(|f| (**f).clone())
+        .collect();
     for mut f in held {
-        f.port_id = None;
-        f.fixed_ip_address = None;
-        f.router_id = None;
+        if f.port_id.as_deref() == Some(port_id) {
+            f.port_id = None;
+            f.fixed_ip_address = None;
+            f.router_id = None;
+        }
+        f.port_forwardings.retain(|p| p.internal_port_id != port_id);
+        if f.port_id.is_none() && f.port_forwardings.is_empty() {
+            f.router_id = None;
+        }
         f.std.touch();
         t.put(f)?;
     }

@@ -9,8 +9,10 @@ mod dataplane;
 mod extensions;
 mod floatingips;
 mod networks;
+mod port_forwardings;
 mod ports;
 mod quotas;
+pub mod rbac;
 mod routers;
 mod security_groups;
 mod subnetpools;
@@ -74,9 +76,11 @@ pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_lim
         .merge(ports::routes())
         .merge(routers::routes())
         .merge(floatingips::routes())
+        .merge(port_forwardings::routes())
         .merge(security_groups::routes())
         .merge(subnetpools::routes())
         .merge(quotas::routes())
+        .merge(rbac::routes())
         .merge(tags::routes())
         .merge(dataplane::routes())
         .layer(axum::middleware::from_fn(require_token));
@@ -110,6 +114,7 @@ async fn resources(axum::extract::State(n): axum::extract::State<Ctx>) -> Respon
         ("subnetpool", "subnetpools"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("rbac_policy", "rbac-policies"),
     ]
     .iter()
     .map(|(name, collection)| {

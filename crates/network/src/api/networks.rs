@@ -26,9 +26,24 @@ pub fn routes() -> Router<Ctx> {
 /// Overhead of VXLAN over IPv4 (outer Ethernet, IP, UDP and VXLAN headers).
 const VXLAN_OVERHEAD: u32 = 50;
 
-/// Whether the caller sees the network: its own, shared, external, or as admin.
-pub fn visible(ctx: &AuthContext, n: &Network) -> bool {
-    owns(ctx, &n.project_id) || n.shared || n.external
+/// Whether the caller sees the network: its own, shared, external, shared with or made
+/// external for its project by an RBAC policy, or as admin.
+pub fn visible(m: &Model, ctx: &AuthContext, n: &Network) -> bool {
+    owns(ctx, &n.project_id)
+        || n.shared
+        || n.external
+        || super::rbac::grants(m, &n.id, ctx.project_id(), "access_as_shared")
+        || super::rbac::grants(m, &n.id, ctx.project_id(), "access_as_external")
+}
+
+/// Whether the caller may put ports on the network: its own, or shared with it.
+pub fn usable(m: &Model, ctx: &AuthContext, n: &Network) -> bool {
+    owns(ctx, &n.project_id) || n.shared || super::rbac::grants(m, &n.id, ctx.project_id(), "access_as_shared")
+}
+
+/// Whether the network is external for the caller (floating IPs, router gateways).
+pub fn external_for(m: &Model, ctx: &AuthContext, n: &Network) -> bool {
+    n.external || super::rbac::grants(m, &n.id, ctx.project_id(), "access_as_external")
 }
 
 /// The network if the caller may see it; Neutron's 404 otherwise.
@@ -36,7 +51,7 @@ pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a Network
     m.networks
         .get(id)
         .map(|n| &**n)
-        .filter(|n| visible(ctx, n))
+        .filter(|n| visible(m, ctx, n))
         .ok_or_else(|| not_found("NetworkNotFound", "Network", id))
 }
 
@@ -47,8 +62,8 @@ pub fn render(m: &Model, ctx: &AuthContext, n: &Network) -> Value {
     v.insert("admin_state_up".into(), json!(n.admin_state_up));
     v.insert("status".into(), json!("ACTIVE"));
     v.insert("subnets".into(), json!(m.subnets_of(&n.id).map(|s| s.id.clone()).collect::<Vec<_>>()));
-    v.insert("shared".into(), json!(n.shared));
-    v.insert("router:external".into(), json!(n.external));
+    v.insert("shared".into(), json!(n.shared || (!owns(ctx, &n.project_id) && usable(m, ctx, n))));
+    v.insert("router:external".into(), json!(external_for(m, ctx, n)));
     v.insert("mtu".into(), json!(n.mtu));
     v.insert("port_security_enabled".into(), json!(n.port_security_enabled));
     v.insert("availability_zone_hints".into(), json!(n.availability_zone_hints));
@@ -69,7 +84,7 @@ pub fn render(m: &Model, ctx: &AuthContext, n: &Network) -> Value {
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
     let q = ListQuery::parse(&q)?;
     let m = c.model();
-    let items = m.networks.values().filter(|n| visible(&ctx, n)).map(|n| render(&m, &ctx, n)).collect();
+    let items = m.networks.values().filter(|n| visible(&m, &ctx, n)).map(|n| render(&m, &ctx, n)).collect();
     list_response(&c, items, &q, "networks", &[])
 }
 
@@ -160,7 +175,11 @@ fn parse_new(c: &Networking, ctx: &AuthContext, a: &Attrs) -> ApiResult<NewNetwo
         network_type: a.str("provider:network_type", 255)?,
         physical_network: a.str("provider:physical_network", 64)?,
         segmentation_id,
-        availability_zone_hints: a.str_list("availability_zone_hints")?.unwrap_or_default(),
+        availability_zone_hints: {
+            let hints = a.str_list("availability_zone_hints")?.unwrap_or_default();
+            super::extensions::check_zone_hints(&hints)?;
+            hints
+        },
         dns_domain: a.str("dns_domain", 255)?.unwrap_or_default(),
         description: a.str("description", 255)?.unwrap_or_default(),
     })
@@ -251,6 +270,12 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                 check_quota(&t.m, &ask.project_id, "network", 1)?;
                 let n = build(&c, &t.m, ask)?;
                 ids.push(n.id.clone());
+                if n.shared {
+                    super::rbac::grant_all(t, &n.id, &n.project_id, "access_as_shared")?;
+                }
+                if n.external {
+                    super::rbac::grant_all(t, &n.id, &n.project_id, "access_as_external")?;
+                }
                 t.put(n)?;
             }
             Ok(ids)
@@ -315,9 +340,19 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
                 ));
             }
             n.shared = v;
+            if v {
+                super::rbac::grant_all(t, &id, &n.project_id, "access_as_shared")?;
+            } else {
+                super::rbac::revoke_all(t, &id, "access_as_shared");
+            }
         }
         if let Some(v) = external {
             n.external = v;
+            if v {
+                super::rbac::grant_all(t, &id, &n.project_id, "access_as_external")?;
+            } else {
+                super::rbac::revoke_all(t, &id, "access_as_external");
+            }
         }
         if let Some(v) = port_security {
             n.port_security_enabled = v;
@@ -367,6 +402,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
         for s in m.subnets_of(&id) {
             t.delete::<crate::model::Subnet>(&s.id);
         }
+        t.delete_where::<crate::model::RbacPolicy>(|p| p.object_type == "network" && p.object_id == id);
         t.delete::<Network>(&id);
         Ok(())
     })

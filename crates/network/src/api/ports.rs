@@ -336,7 +336,7 @@ fn place(t: &mut crate::service::Txn, ctx: &AuthContext, ask: Ask) -> Result<Str
     let m = &t.m;
     let network = super::networks::find(m, ctx, &ask.network_id)?;
     let network_owner = owns(ctx, &network.project_id);
-    if !network_owner && !network.shared && !is_admin(ctx) {
+    if !network_owner && !super::networks::usable(m, ctx, network) && !is_admin(ctx) {
         return Err(not_found("NetworkNotFound", "Network", &ask.network_id));
     }
     if ask.mac.is_some() && !network_owner {

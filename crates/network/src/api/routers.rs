@@ -168,7 +168,7 @@ fn set_gateway(
     };
     let network =
         t.m.networks.get(&ask.network_id).ok_or_else(|| not_found("NetworkNotFound", "Network", &ask.network_id))?;
-    if !network.external {
+    if !super::networks::external_for(&t.m, ctx, network) {
         return Err(Error::BadRequest(
             "BadRequest",
             format!("Bad router request: Network {} is not an external network.", ask.network_id),
@@ -311,7 +311,11 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             routes: Vec::new(),
             distributed: a.bool("distributed")?.unwrap_or(false),
             ha: a.bool("ha")?.unwrap_or(false),
-            availability_zone_hints: a.str_list("availability_zone_hints")?.unwrap_or_default(),
+            availability_zone_hints: {
+                let hints = a.str_list("availability_zone_hints")?.unwrap_or_default();
+                super::extensions::check_zone_hints(&hints)?;
+                hints
+            },
             std: Std::new(a.str("description", 255)?.unwrap_or_default()),
         };
         asks.push((router, gateway));

@@ -27,7 +27,7 @@ const MAX_ROUTES: usize = 20;
 const V6_MODES: &[&str] = &["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
 
 pub fn visible(m: &Model, ctx: &AuthContext, s: &Subnet) -> bool {
-    owns(ctx, &s.project_id) || m.networks.get(&s.network_id).is_some_and(|n| super::networks::visible(ctx, n))
+    owns(ctx, &s.project_id) || m.networks.get(&s.network_id).is_some_and(|n| super::networks::visible(m, ctx, n))
 }
 
 pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a Subnet, Error> {
