@@ -51,8 +51,8 @@ def log_tail(srv, n=40):
         return "(no log)"
 
 
-def start_server(data_dir):
-    srv = Server(data_dir=str(data_dir))
+def start_server(data_dir, extra_env=None):
+    srv = Server(data_dir=str(data_dir), extra_env=extra_env)
     try:
         srv.start()
     except BaseException:

@@ -12,10 +12,13 @@ import time
 
 import pytest
 
+from harness import Agent
 from support import Cli, start_server, unique, wait_for
 from test_servers import IMAGE_NAME, console, prepare
 
 EXTERNAL_GW = "172.24.4.1"
+# The underlay between the cloud's host and a second host (addresses inside their namespaces).
+UNDERLAY = ("192.0.2.1", "192.0.2.2")
 SEEN_PORT = 8000
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
             "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
@@ -47,7 +50,9 @@ def console_file(srv, cli, name):
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dataplane")
-    srv = start_server(tmp / "data")
+    # Its tunnels (VXLAN to a second host, see the last test) start from this address, on
+    # an underlay link that test makes between the two hosts' namespaces.
+    srv = start_server(tmp / "data", extra_env={"HANEUL_NETWORK__LOCAL_IP": UNDERLAY[0]})
     seen = None
     try:
         prepare(srv, tmp)
@@ -208,6 +213,44 @@ def test_ten_boots_ten_metadata_answers(cloud):
         assert "no DHCP lease" not in log and "no metadata" not in log
 
 
+def test_a_guest_on_a_second_host_joins_the_network_over_vxlan(cloud, tmp_path):
+    """A second host (`haneul agent`, a compute node in a namespace of its own) joined to the
+    cloud's host by an underlay link: the tenant network reaches it over VXLAN, so its guest
+    gets its lease and metadata from the network node and pings a guest on the first host."""
+    srv, cli, tmp, fip, rules = cloud
+    node2 = Agent(srv, tmp_path / "node2", "node2")
+    node2.env["HANEUL_NETWORK__LOCAL_IP"] = UNDERLAY[1]
+    try:
+        subprocess.run(["ip", "link", "add", "underlay", "netns", srv.netns, "type", "veth",
+                        "peer", "name", "underlay", "netns", node2.netns], check=True)
+        for ns, ip in zip((srv.netns, node2.netns), UNDERLAY):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "underlay"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "underlay", "up"], check=True)
+        node2.start()
+        wait_for(lambda: any(s["Host"] == "node2" and s["State"] == "up"
+                             for s in cli.json("compute", "service", "list", "--service", "nova-compute")),
+                 60, 0.5, what="node2 to report")
+        vm3 = cli.json("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--network", "private",
+                       "--security-group", "web", "--key-name", "k1", "--availability-zone", "nova:node2",
+                       "--wait", "vm3")
+        assert vm3["OS-EXT-SRV-ATTR:host"] == "node2"
+        ip = fixed_ip(cli, "vm3")
+        wait_for(lambda: "HANEUL-TESTIMG: ready" in console(cli, "vm3"), 120, 1, what="vm3 booted")
+        log = console(cli, "vm3")
+        for marker in (f"HANEUL-TESTIMG: address {ip}/24 router=10.10.0.1 mtu=1450",
+                       "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1"):
+            assert marker in log, log[-2000:]
+        tunnels = subprocess.run(["ip", "-n", node2.netns, "-d", "link", "show", "type", "vxlan"],
+                                 capture_output=True, text=True).stdout
+        assert f"local {UNDERLAY[1]}" in tunnels, tunnels
+        wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+        out = ssh(srv, tmp, fip, f"ping -c 2 -W 2 {ip} >/dev/null && echo reached")
+        assert out.stdout.split() == ["reached"], (out.stdout, out.stderr)
+        cli.run("server", "delete", "--wait", "vm3")
+    finally:
+        node2.stop()
+
+
 def test_deleting_everything_leaves_nothing_behind(cloud):
     srv, cli, tmp, fip, rules = cloud
     for name in ("vm1", "vm2"):
@@ -220,7 +263,7 @@ def test_deleting_everything_leaves_nothing_behind(cloud):
     def leftovers():
         found = [ns for ns in os.listdir("/run/netns") if ns.startswith(srv.netns + "-")]
         links = srv.in_host("ip", "-o", "link", "show", capture_output=True, text=True).stdout
-        found += re.findall(r"^\d+: ((?:brq|tap)[^:@]+)", links, re.M)
+        found += re.findall(r"^\d+: ((?:brq|tap|vxlan-)[^:@]+)", links, re.M)
         chains = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
         found += [line for line in chains.splitlines() if "haneul" in line]
         tables = srv.in_host("nft", "list", "tables", capture_output=True, text=True).stdout

@@ -114,6 +114,7 @@ pub fn dataplane_settings(config: &Config) -> netdp::Settings {
         prefix: n.namespace_prefix.clone(),
         network_node: n.network_node,
         mappings,
+        local_ip: Some(n.local_ip.trim().to_string()).filter(|s| !s.is_empty()),
         state_dir: n.state_dir.clone().into(),
         metadata_url,
         metadata_secret: secret.into_bytes(),

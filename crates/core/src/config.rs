@@ -254,6 +254,9 @@ pub struct NetworkConfig {
     /// instead, which gets the subnets' gateway addresses on that bridge (DevStack's
     /// `br-ex`): floating IPs answer from the host.
     pub physical_interface_mappings: String,
+    /// This host's address for VXLAN tunnels to the other hosts (Neutron's `local_ip`):
+    /// tenant networks reach hosts through it. Empty: no tunnels (one host is enough).
+    pub local_ip: String,
     /// Where the metadata proxies send guests' requests; empty means this host's metadata
     /// service (`http://<public_host>:<compute.metadata_port>`).
     pub metadata_url: String,
@@ -282,6 +285,7 @@ impl Default for NetworkConfig {
             host_namespace: String::new(),
             namespace_prefix: String::new(),
             physical_interface_mappings: String::new(),
+            local_ip: String::new(),
             metadata_url: String::new(),
             state_dir: "/run/haneul/network".into(),
             demo_layout: true,

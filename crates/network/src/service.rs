@@ -84,6 +84,8 @@ pub struct AgentSeen {
     pub started: chrono::DateTime<chrono::Utc>,
     pub last: chrono::DateTime<chrono::Utc>,
     pub network_node: bool,
+    /// The address its VXLAN tunnels start from (`network.local_ip`), if it has one.
+    pub tunnel_ip: Option<String>,
 }
 
 pub struct Networking {
@@ -98,6 +100,9 @@ pub struct Networking {
     /// is a network node.
     agents: std::sync::Mutex<BTreeMap<String, AgentSeen>>,
     stopping: std::sync::atomic::AtomicBool,
+    /// Bumped when an agent's tunnel address appears or changes: part of the version, so
+    /// every agent learns its VXLAN peers.
+    tunnels: std::sync::atomic::AtomicU64,
     agent_overrides: std::sync::Mutex<BTreeMap<String, (bool, Option<String>)>>,
 }
 
@@ -115,6 +120,7 @@ impl Networking {
             boot,
             agents: Default::default(),
             stopping: Default::default(),
+            tunnels: Default::default(),
             agent_overrides: Default::default(),
             policy,
             settings: Settings {
@@ -161,18 +167,38 @@ impl Networking {
 
     /// The version of the snapshot as agents know it.
     pub fn version(&self) -> String {
-        format!("{:x}-{}", self.boot, self.model().generation)
+        let tunnels = self.tunnels.load(std::sync::atomic::Ordering::SeqCst);
+        format!("{:x}-{}-{tunnels}", self.boot, self.model().generation)
     }
 
-    /// Notes that `host`'s agent is alive (and, when it says, whether it is a network node).
-    pub fn agent_seen(&self, host: &str, network_node: Option<bool>) {
+    /// Notes that `host`'s agent is alive (and, when it says, whether it is a network node
+    /// and where its tunnels start). A new tunnel address wakes every agent's wait.
+    pub fn agent_seen(&self, host: &str, network_node: Option<bool>, tunnel_ip: Option<&str>) {
         let now = chrono::Utc::now();
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        let a = agents.entry(host.to_string()).or_insert(AgentSeen { started: now, last: now, network_node: false });
+        let a = agents.entry(host.to_string()).or_insert(AgentSeen {
+            started: now,
+            last: now,
+            network_node: false,
+            tunnel_ip: None,
+        });
         a.last = now;
         if let Some(n) = network_node {
             a.network_node = n;
         }
+        if let Some(ip) = tunnel_ip.filter(|ip| !ip.is_empty()) {
+            if a.tunnel_ip.as_deref() != Some(ip) {
+                a.tunnel_ip = Some(ip.to_string());
+                self.tunnels.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                self.changed.send_modify(|_| {});
+            }
+        }
+    }
+
+    /// Each host's tunnel address (VXLAN peers), of agents that said one.
+    pub fn tunnel_endpoints(&self) -> BTreeMap<String, String> {
+        let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents.iter().filter_map(|(h, a)| Some((h.clone(), a.tunnel_ip.clone()?))).collect()
     }
 
     /// An agent's `admin_state_up` and `description` as set through the API.

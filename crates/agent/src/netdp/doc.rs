@@ -14,6 +14,8 @@ pub struct Doc {
     pub rules: Vec<Rule>,
     pub routers: Vec<Router>,
     pub floatingips: Vec<FloatingIp>,
+    /// Each host's VXLAN tunnel address (hosts whose agents have one).
+    pub tunnel_endpoints: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

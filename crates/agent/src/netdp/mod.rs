@@ -42,6 +42,8 @@ pub struct Settings {
     pub network_node: bool,
     /// Physical network → NIC (`physical_interface_mappings`).
     pub mappings: BTreeMap<String, String>,
+    /// This host's VXLAN tunnel address (`network.local_ip`); none: no tunnels.
+    pub local_ip: Option<String>,
     /// dnsmasq's files, one directory per namespace.
     pub state_dir: PathBuf,
     /// The metadata service the proxies forward to.
@@ -170,10 +172,11 @@ impl Dataplane {
 
     async fn fetch(&self, version: &str) -> Result<Doc, String> {
         let q = format!(
-            "/internal/dataplane?host={}&version={}&network_node={}",
+            "/internal/dataplane?host={}&version={}&network_node={}&tunnel_ip={}",
             haneul_core::client::query_value(&self.settings.host),
             haneul_core::client::query_value(version),
-            self.settings.network_node
+            self.settings.network_node,
+            haneul_core::client::query_value(self.settings.local_ip.as_deref().unwrap_or_default())
         );
         let v = self.call(Method::GET, &q, None).await?;
         serde_json::from_value(v).map_err(|e| format!("the network service answered an odd picture: {e}"))
@@ -269,6 +272,24 @@ impl Dataplane {
         if let Ok(l) = sys::links(self.host_ns()).await {
             links = l;
         }
+        // Tenant (VXLAN) networks reach the other hosts through a tunnel device on their
+        // bridge, flooding to every peer's tunnel address (the bridge learns the rest).
+        let mut tunnels: BTreeSet<String> = BTreeSet::new();
+        if let Some(local_ip) = &self.settings.local_ip {
+            let peers: BTreeSet<&str> =
+                doc.tunnel_endpoints.values().map(String::as_str).filter(|ip| ip != local_ip).collect();
+            for (id, mtu) in &networks {
+                let Some(vni) = doc.network(id).filter(|n| n.network_type == "vxlan").and_then(|n| n.segmentation_id)
+                else {
+                    continue;
+                };
+                let dev = format!("vxlan-{vni}");
+                tunnels.insert(dev.clone());
+                if let Err(e) = self.ensure_vxlan(&links, &dev, vni, local_ip, id, *mtu, &peers).await {
+                    problems.push(format!("network {id}: VXLAN: {e}"));
+                }
+            }
+        }
         for p in &local {
             let mtu = networks.get(&p.network_id).copied().unwrap_or(1500);
             match self.ensure_tap(&links, &p.id, &p.network_id, mtu, &p.mac_address).await {
@@ -298,7 +319,7 @@ impl Dataplane {
         if let Err(e) = firewall::apply(self, doc, &local).await {
             problems.push(format!("security groups: {e}"));
         }
-        self.remove_unwanted(&networks, &local, doc, &keep_ns, &mut problems).await;
+        self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
 
         for p in &problems {
             tracing::warn!(problem = %p, "data plane");
@@ -331,6 +352,50 @@ impl Dataplane {
                 .await
             }
         }
+    }
+
+    /// The network's VXLAN device `dev` (VNI `vni`, from `local_ip`) on its bridge, with one
+    /// all-zeros forwarding entry per peer (head-end replication of broadcasts; learning on).
+    #[allow(clippy::too_many_arguments)]
+    async fn ensure_vxlan(
+        &self,
+        links: &[Link],
+        dev: &str,
+        vni: u32,
+        local_ip: &str,
+        network_id: &str,
+        mtu: u32,
+        peers: &BTreeSet<&str>,
+    ) -> sys::Result<()> {
+        let ns = self.host_ns();
+        let br = doc::bridge_name(network_id);
+        match links.iter().find(|l| l.ifname == dev) {
+            Some(l) if l.master.as_deref() == Some(br.as_str()) && l.is_up() => {}
+            Some(_) => sys::ip(ns, &["link", "set", dev, "master", &br, "up"]).await.map(|_| ())?,
+            None => {
+                sys::ip_batch(
+                    ns,
+                    &[
+                        format!("link add {dev} mtu {mtu} type vxlan id {vni} local {local_ip} dstport 4789"),
+                        format!("link set {dev} master {br} up"),
+                    ],
+                )
+                .await?
+            }
+        }
+        let shown = sys::run_in(ns, "bridge", &["fdb", "show", "dev", dev], None).await?;
+        let have: BTreeSet<String> = shown
+            .lines()
+            .filter(|l| l.starts_with("00:00:00:00:00:00 "))
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "dst").nth(1).map(str::to_owned))
+            .collect();
+        for peer in peers.iter().filter(|p| !have.contains(**p)) {
+            sys::run_in(ns, "bridge", &["fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", peer], None).await?;
+        }
+        for gone in have.iter().filter(|h| !peers.contains(h.as_str())) {
+            sys::run_in(ns, "bridge", &["fdb", "del", "00:00:00:00:00:00", "dev", dev, "dst", gone], None).await?;
+        }
+        Ok(())
     }
 
     /// A flat or external network's way out: the mapped NIC in its bridge, or (an external
@@ -435,6 +500,7 @@ impl Dataplane {
     async fn remove_unwanted(
         &self,
         networks: &BTreeMap<String, u32>,
+        tunnels: &BTreeSet<String>,
         local: &[&Port],
         doc: &Doc,
         keep_ns: &BTreeSet<String>,
@@ -473,6 +539,12 @@ impl Dataplane {
             // this apply works from; it goes at an apply after its guest let go of it.
             let held = l.kind() == "tun" && l.flags.iter().any(|f| f == "LOWER_UP");
             if is_ours("tap") && matches!(l.kind(), "tun" | "veth") && !taps.contains(&l.ifname) && !held {
+                cmds.push(format!("link del {}", l.ifname));
+            } else if l.kind() == "vxlan"
+                && l.ifname.strip_prefix("vxlan-").is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                && l.master.as_deref().is_some_and(|m| m.starts_with("brq"))
+                && !tunnels.contains(&l.ifname)
+            {
                 cmds.push(format!("link del {}", l.ifname));
             } else if is_ours("brq") && l.kind() == "bridge" && !bridges.contains(&l.ifname) {
                 for nic in links.iter().filter(|m| m.master.as_ref() == Some(&l.ifname) && mapped.contains(&m.ifname)) {

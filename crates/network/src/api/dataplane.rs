@@ -46,11 +46,14 @@ struct Ask {
     version: String,
     #[serde(default)]
     network_node: Option<bool>,
+    /// The host's VXLAN tunnel address.
+    #[serde(default)]
+    tunnel_ip: Option<String>,
 }
 
 async fn dataplane(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Ask>) -> ApiResult {
     service_only(&ctx)?;
-    n.agent_seen(&q.host, q.network_node);
+    n.agent_seen(&q.host, q.network_node, q.tunnel_ip.as_deref());
     let mut changes = n.changes();
     if n.version() == q.version {
         let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
@@ -79,6 +82,7 @@ async fn dataplane(State(n): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Ask>) 
         "rules": m.rules.values().collect::<Vec<_>>(),
         "routers": m.routers.values().collect::<Vec<_>>(),
         "floatingips": m.floatingips.values().collect::<Vec<_>>(),
+        "tunnel_endpoints": n.tunnel_endpoints(),
     }))
     .into_response())
 }
@@ -93,7 +97,7 @@ async fn ports_up(State(n): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResu
     service_only(&ctx)?;
     let b: Up =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid port report: {e}")))?;
-    n.agent_seen(&b.host, None);
+    n.agent_seen(&b.host, None, None);
     n.set_ports_up(&b.host, &b.up).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -155,7 +155,11 @@ fn agent_list(n: &Ctx) -> Vec<Value> {
                 "admin_state_up": admin_state_up,
                 "alive": (now - seen.last).num_seconds() < AGENT_DOWN_SECONDS,
                 "availability_zone": if *node_only && *binary != "neutron-metadata-agent" { json!("nova") } else { json!(null) },
-                "configurations": {},
+                "configurations": if *binary == "neutron-linuxbridge-agent" {
+                    json!({"tunneling_ip": seen.tunnel_ip, "tunnel_types": if seen.tunnel_ip.is_some() { json!(["vxlan"]) } else { json!([]) }})
+                } else {
+                    json!({})
+                },
                 "description": description,
                 "created_at": stamp(seen.started),
                 "started_at": stamp(seen.started),
