@@ -52,6 +52,11 @@ fn net_error(e: NetError) -> ApiError {
     }
 }
 
+/// `net_error`, with the network service's 404 answered as Nova's message for `what`.
+fn or_not_found(what: String) -> impl FnOnce(NetError) -> ApiError {
+    move |e| if e.status == 404 { ApiError::not_found(what) } else { net_error(e) }
+}
+
 fn uuid_like(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
@@ -137,13 +142,10 @@ async fn show_group(
     if !uuid_like(&id) {
         return Err(bad("Security group id should be uuid"));
     }
-    let g = c.network_call_as(&t.0, Method::GET, &format!("/security-groups/{id}"), None).await.map_err(|e| {
-        if e.status == 404 {
-            ApiError::not_found(format!("Security group {id} not found."))
-        } else {
-            net_error(e)
-        }
-    })?;
+    let g = c
+        .network_call_as(&t.0, Method::GET, &format!("/security-groups/{id}"), None)
+        .await
+        .map_err(or_not_found(format!("Security group {id} not found.")))?;
     let all = groups_visible(&c, &t.0).await?;
     Ok(Json(json!({"security_group": nova_group(&g["security_group"], &all)})).into_response())
 }
@@ -193,12 +195,9 @@ async fn delete_group(
     if !uuid_like(&id) {
         return Err(bad("Security group id should be uuid"));
     }
-    c.network_call_as(&t.0, Method::DELETE, &format!("/security-groups/{id}"), None).await.map_err(|e| {
-        match e.status {
-            404 => ApiError::not_found(format!("Security group {id} not found.")),
-            _ => net_error(e),
-        }
-    })?;
+    c.network_call_as(&t.0, Method::DELETE, &format!("/security-groups/{id}"), None)
+        .await
+        .map_err(or_not_found(format!("Security group {id} not found.")))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -378,13 +377,10 @@ async fn show_fip(
 ) -> ApiResult {
     proxy_version(mv)?;
     enforce(&c, &ctx, "os_compute_api:os-floating-ips:show", &json!({"project_id": ctx.project_id()}))?;
-    let f = c.network_call_as(&t.0, Method::GET, &format!("/floatingips/{id}"), None).await.map_err(|e| {
-        if e.status == 404 {
-            ApiError::not_found(format!("Floating IP {id} could not be found"))
-        } else {
-            net_error(e)
-        }
-    })?;
+    let f = c
+        .network_call_as(&t.0, Method::GET, &format!("/floatingips/{id}"), None)
+        .await
+        .map_err(or_not_found(format!("Floating IP {id} could not be found")))?;
     Ok(Json(json!({"floating_ip": nova_fip(&c, &t.0, &f["floatingip"]).await})).into_response())
 }
 
@@ -437,13 +433,9 @@ async fn delete_fip(
 ) -> ApiResult {
     proxy_version(mv)?;
     enforce(&c, &ctx, "os_compute_api:os-floating-ips:delete", &json!({"project_id": ctx.project_id()}))?;
-    c.network_call_as(&t.0, Method::DELETE, &format!("/floatingips/{id}"), None).await.map_err(|e| {
-        if e.status == 404 {
-            ApiError::not_found(format!("Floating IP {id} could not be found"))
-        } else {
-            net_error(e)
-        }
-    })?;
+    c.network_call_as(&t.0, Method::DELETE, &format!("/floatingips/{id}"), None)
+        .await
+        .map_err(or_not_found(format!("Floating IP {id} could not be found")))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

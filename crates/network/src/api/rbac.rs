@@ -190,12 +190,9 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
 
 /// Whether projects the policy lets in (other than the network's owner) still use the
 /// network: their ports on it, or (external) their floating IPs and router gateways.
-fn in_use(m: &Model, p: &RbacPolicy, other_grants: bool) -> bool {
+fn in_use(m: &Model, p: &RbacPolicy) -> bool {
     let Some(n) = m.networks.get(&p.object_id) else { return false };
     let covered = |project: &str| project != n.project_id && (p.target_tenant == "*" || p.target_tenant == project);
-    if other_grants {
-        return false;
-    }
     match p.action.as_str() {
         "access_as_shared" => {
             m.ports_of(&n.id).any(|port| covered(&port.project_id) && !crate::service::is_network_owned(port))
@@ -218,7 +215,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
         if p.target_tenant == new_target {
             return Ok(());
         }
-        if in_use(&t.m, &p, false) {
+        if in_use(&t.m, &p) {
             return Err(policy_in_use(&p));
         }
         if p.target_tenant == "*" || new_target == "*" {
@@ -260,7 +257,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
                 && o.action == p.action
                 && (o.target_tenant == "*" || o.target_tenant == p.target_tenant)
         });
-        if in_use(&t.m, &p, others) {
+        if !others && in_use(&t.m, &p) {
             return Err(policy_in_use(&p));
         }
         if p.target_tenant == "*" {
