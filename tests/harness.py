@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -97,7 +98,11 @@ def create_pg_database(hostport):
 
 
 class Server:
-    def __init__(self, binary=None, data_dir=None, extra_env=None):
+    def __init__(self, binary=None, data_dir=None, extra_env=None, in_netns=False):
+        # in_netns: `haneul serve` itself runs inside the cloud's host namespace (its APIs on
+        # that namespace's loopback), so a client run there too reaches both the APIs and
+        # the guests' floating IPs (tempest's SSH validation).
+        self.in_netns = in_netns
         self.binary = binary or os.environ["HANEUL_BIN"]
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="haneul-e2e-")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -180,19 +185,29 @@ class Server:
 
     def start(self, timeout=60):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=log, stderr=log,
-                                     start_new_session=True)
+        cmd = [self.binary, "serve"]
+        if self.in_netns:
+            # `ip netns exec` execs serve: the pid stays the server's.
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"haneul serve exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.auth_url, timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
+            if self._answers():
+                return self
+            time.sleep(0.05)
         raise RuntimeError(f"haneul serve did not answer within {timeout}s; see {self.log_path}")
+
+    def _answers(self):
+        if self.in_netns:
+            probe = f"import urllib.request as u; u.urlopen({self.auth_url!r}, timeout=1)"
+            return self.in_host(sys.executable, "-c", probe, stderr=subprocess.DEVNULL).returncode == 0
+        try:
+            with urllib.request.urlopen(self.auth_url, timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def qemu_pids(self):
         """QEMU processes of this server's instances (their pid files are under its data dir)."""

@@ -96,9 +96,9 @@ fi
 # tempest's compute API tests that need no guest (flavors, key pairs, quotas, limits, zones,
 # hypervisors, services, aggregates, usage, server list filters)...
 COMPUTE_API='^tempest\.api\.compute\.(test_versions|flavors|keypairs|admin\.test_flavors|admin\.test_keypairs|test_quotas|limits|admin\.test_quotas|servers\.test_availability_zone|admin\.test_availability_zone|admin\.test_hypervisor|admin\.test_services|admin\.test_aggregates|admin\.test_simple_tenant_usage|servers\.test_list_server_filters)|^tempest\.serial_tests\.(api\.compute\.admin\.test_aggregates|scenario\.test_aggregates_basic_ops)'
-# ...and the ones that boot guests (servers and their actions, images made from servers): on
-# SQLite only, as the QEMU e2e tests.
-COMPUTE_SERVERS='^tempest\.api\.compute\.(servers\.|images\.)'
+# ...and the ones that boot guests (servers and their actions, images made from servers, the
+# security group and floating IP proxies): on SQLite only, as the QEMU e2e tests.
+COMPUTE_SERVERS='^tempest\.api\.compute\.(servers\.|images\.|security_groups\.|floating_ips\.)'
 
 run_e2e() { # $1 = label, $2 = tempest compute regex, then extra pytest arguments; HANEUL_TEST_PG set means PostgreSQL, else SQLite
   local label=$1 compute_regex=$2
@@ -135,6 +135,15 @@ run_e2e() { # $1 = label, $2 = tempest compute regex, then extra pytest argument
 }
 
 run_e2e sqlite "$COMPUTE_API|$COMPUTE_SERVERS"
+
+stage "e2e sqlite: tempest compute, logged in to the guests"
+# The tests that check inside their guests over SSH (hostname, vCPUs, interfaces plugged in
+# and out): tempest and the cloud both run in the cloud's host namespace, where the floating
+# IPs answer.
+VALIDATED='^tempest\.api\.compute\.servers\.(test_create_server\.ServersTestJSON\.|test_attach_interfaces\.)'
+IN_NETNS=true VALIDATION=true CONCURRENCY=2 NOVA_AVAILABLE=true NEUTRON_AVAILABLE=true HANEUL_BIN=$BIN \
+  python tests/tempest/with_server.py tests/tempest/run.sh "$VALIDATED" "$OUT/tempest-validation"
+python tests/tempest/check.py tests/tempest/compute-validation-pass.txt "$OUT/tempest-validation/results.json"
 
 stage "start PostgreSQL"
 export HANEUL_TEST_PG=$(tests/pg.sh start "$OUT/pg")

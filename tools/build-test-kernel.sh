@@ -32,8 +32,8 @@ SRC=$(ls -d "$WORK"/linux-source-*/)
 
 # What the guest needs on top of tinyconfig: serial console, initramfs (gzip), virtio disk,
 # NIC and RNG on PCI, IPv4/IPv6 with packet sockets (udhcpc), ACPI power button as an input
-# event (busybox acpid), ISO 9660 and VFAT config drives, ptys for dropbear, KVM clock when
-# KVM works.
+# event (busybox acpid), ACPI PCI hot-plug (interfaces attached to a running server), ISO
+# 9660 and VFAT config drives, ptys for dropbear, KVM clock when KVM works.
 cat > "$WORK/guest.config" <<'EOF'
 CONFIG_64BIT=y
 CONFIG_KERNEL_GZIP=y
@@ -61,6 +61,8 @@ CONFIG_KVM_GUEST=y
 CONFIG_PCI=y
 CONFIG_ACPI=y
 CONFIG_ACPI_BUTTON=y
+CONFIG_HOTPLUG_PCI=y
+CONFIG_HOTPLUG_PCI_ACPI=y
 CONFIG_INPUT=y
 CONFIG_INPUT_EVDEV=y
 CONFIG_TTY=y

@@ -176,6 +176,42 @@ def test_a_port_forwarding_reaches_a_guest_port_through_a_floating_ip(cloud):
     cli.run("floating", "ip", "delete", fip2["id"])
 
 
+def test_a_port_added_to_a_running_server_is_plugged_in_and_taken_out_again(cloud):
+    """`openstack server add port` / `remove port` on a running guest: the port is bound to
+    the server's host and goes ACTIVE, the guest sees a second NIC (PCI hot-plug) and gets
+    the port's address on it by DHCP; after the remove the guest has let go of the NIC and
+    the port, the user's own, is free again (not deleted)."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    vm1 = cli.json("server", "show", "vm1")
+    port = cli.json("port", "create", "--network", "private", "--security-group", "web", unique("extra"))
+    ip = port["fixed_ips"][0]["ip_address"]
+    try:
+        cli.run("server", "add", "port", "vm1", port["id"])
+        shown = cli.json("port", "show", port["id"])
+        assert (shown["device_id"], shown["device_owner"]) == (vm1["id"], "compute:nova"), shown
+        assert shown["binding_host_id"] == vm1["OS-EXT-SRV-ATTR:host"], shown
+        wait_for(lambda: cli.json("port", "show", port["id"])["status"] == "ACTIVE", 20, 0.5, what="the port ACTIVE")
+        assert ip in cli.json("server", "show", "vm1")["addresses"]["private"]
+        # The guest's kernel took the new NIC in (ACPI PCI hot-plug) ...
+        wait_for(lambda: "eth1" in ssh(srv, tmp, fip, "ls /sys/class/net").stdout, 30, 1, what="eth1 in the guest")
+        # ... and DHCP on it answers with the port's address (a hook that only prints the
+        # lease, so the guest's routes stay as they are).
+        hook = "printf '#!/bin/sh\\n[ \"$1\" = bound ] && echo \"lease $ip\"\\nexit 0\\n' > /tmp/h; chmod +x /tmp/h"
+        out = ssh(srv, tmp, fip, f"{hook}; ip link set eth1 up; udhcpc -i eth1 -s /tmp/h -t 5 -T 2 -n -q 2>/dev/null")
+        assert f"lease {ip}" in out.stdout, (out.stdout, out.stderr)
+        cli.run("server", "remove", "port", "vm1", port["id"])
+        wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+        assert "eth1" not in ssh(srv, tmp, fip, "ls /sys/class/net").stdout
+        assert ip not in cli.json("server", "show", "vm1")["addresses"]["private"]
+        # Nothing of it is left on the host.
+        tap = "tap" + port["id"][:11]
+        wait_for(lambda: tap not in srv.in_host("ip", "-o", "link", capture_output=True, text=True).stdout, 30, 0.5,
+                 what="the port's tap removed")
+    finally:
+        cli.run("port", "delete", port["id"], check=False)
+
+
 def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
     srv, cli, tmp, fip, rules = cloud
     wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")

@@ -515,8 +515,9 @@ def test_instance_actions_usage_and_paging(booted):
 def test_servers_on_networks_get_ports_that_go_with_them(booted):
     """`server create --network` / `--port`: the compute service makes (or takes over) the
     port on the network service, bound to the server's host; the server shows its address;
-    delete removes the port it made and lets go of the one it was given. (The guest has no
-    NIC yet: the data plane that wires ports comes with the rest of issue 5.)"""
+    delete removes the port it made and lets go of the one it was given. Interfaces attached
+    and detached through the server (os-interface: `server add network`, `remove port`),
+    with Nova's 400/404/409 for bad ones. (test_dataplane checks what the guest sees.)"""
     srv, _ = booted
     cli = Cli(srv)
     net = cli.json("network", "create", unique("net"))
@@ -557,6 +558,31 @@ def test_servers_on_networks_get_ports_that_go_with_them(booted):
     assert r.status_code == 400 and "no-such-group" in r.json()["badRequest"]["message"], r.text
     assert len(cli.json("server", "list")) == before
     cli.run("security", "group", "delete", sg["id"])
+    # An interface attached on the network (a port made for it, bound to the host), listed
+    # and shown as Nova does, then detached (its port deleted).
+    cli.run("server", "add", "network", a["id"], net["id"])
+    ifaces = nova(srv, "GET", f"/servers/{a['id']}/os-interface", token).json()["interfaceAttachments"]
+    assert len(ifaces) == 2 and {i["net_id"] for i in ifaces} == {net["id"]}, ifaces
+    extra = next(i for i in ifaces if i["port_id"] != port["id"])
+    assert extra["fixed_ips"][0]["subnet_id"] and extra["mac_addr"], extra
+    assert cli.json("port", "show", extra["port_id"])["binding_host_id"] == shown["OS-EXT-SRV-ATTR:host"]
+    one = nova(srv, "GET", f"/servers/{a['id']}/os-interface/{extra['port_id']}", token).json()
+    assert one["interfaceAttachment"]["port_id"] == extra["port_id"], one
+    assert len(cli.json("server", "show", a["id"])["addresses"][net["name"]]) == 2
+    bad = [({"interfaceAttachment": {"net_id": net["id"], "port_id": given["id"]}}, 400, "both"),
+           ({"interfaceAttachment": {"fixed_ips": [{"ip_address": "10.60.0.77"}]}}, 400, "network_id"),
+           ({"interfaceAttachment": {"port_id": given["id"]}}, 409, "in use"),
+           ({"interfaceAttachment": {"net_id": "3f1c5a0e-8c1e-4f4e-9b0a-2d6c7e1f9a11"}}, 404, "could not be found"),
+           ({"interfaceAttachment": {"port_id": "nope"}}, 400, "port_id")]
+    for body, status, words in bad:
+        r = nova(srv, "POST", f"/servers/{a['id']}/os-interface", token, json=body)
+        assert r.status_code == status and words in r.text, (body, r.status_code, r.text)
+    r = nova(srv, "DELETE", f"/servers/{a['id']}/os-interface/{given['id']}", token)
+    assert r.status_code == 404 and "not attached" in r.text, r.text
+    cli.run("server", "remove", "port", a["id"], extra["port_id"])
+    wait_for(lambda: cli.run("port", "show", extra["port_id"], check=False).returncode != 0, 30, 0.5,
+             what="the attached port deleted")
+    assert len(cli.json("server", "show", a["id"])["addresses"][net["name"]]) == 1
     # A port in use cannot be given to another server; an unknown network is a 400.
     r = cli.run("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.nano", "--port", given["id"],
                 unique("vm"), check=False)

@@ -137,6 +137,11 @@ pub struct Instances {
     dataplane: std::sync::OnceLock<Arc<crate::netdp::Dataplane>>,
 }
 
+/// A spec's NIC as QEMU plugs it.
+fn guest_nic(n: &crate::netdp::Nic) -> qemu::Nic {
+    qemu::Nic { tap: crate::netdp::doc::tap_name(&n.port_id), mac: n.mac.clone(), slot: n.slot }
+}
+
 fn valid_uuid(id: &str) -> Result<(), Error> {
     let ok = id.len() == 36
         && id
@@ -193,7 +198,7 @@ impl Instances {
             rescue_disk: rescue.exists().then_some(rescue),
             dir,
             nics: match self.dataplane.get() {
-                Some(_) => spec.nics.iter().map(|n| (crate::netdp::doc::tap_name(&n.port_id), n.mac.clone())).collect(),
+                Some(_) => spec.nics.iter().map(guest_nic).collect(),
                 None => Vec::new(),
             },
             netns: self.dataplane.get().and_then(|d| d.settings.host_ns.clone()),
@@ -444,7 +449,11 @@ impl Instances {
                 } else if running && (spec.reboots > reboots || resized) {
                     qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
                 }
-                if qemu::running_pid(&d).is_none() {
+                if qemu::running_pid(&d).is_some() {
+                    if let Some(before) = before {
+                        self.replug(&d, &before.nics, &spec.nics).await?;
+                    }
+                } else {
                     if let Some(dp) = self.dataplane.get() {
                         dp.plug(&spec.nics)
                             .await
@@ -466,6 +475,29 @@ impl Instances {
                     qemu::set_paused(&d, want_paused).await.map_err(failed)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Brings a running guest's NICs from `before` to `after`: new ones are plugged in
+    /// (their taps first), gone ones taken out.
+    async fn replug(&self, d: &Domain, before: &[crate::netdp::Nic], after: &[crate::netdp::Nic]) -> Result<(), Error> {
+        let Some(dp) = self.dataplane.get() else { return Ok(()) };
+        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
+        for gone in before.iter().filter(|n| !after.iter().any(|a| a.port_id == n.port_id)) {
+            if !qemu::unplug_nic(d, &guest_nic(gone)).await.map_err(failed)? {
+                tracing::warn!(instance = %d.uuid, port = %gone.port_id,
+                    "the guest did not let go of its interface; it stays, unconnected, until the guest next starts");
+            }
+        }
+        let new: Vec<crate::netdp::Nic> =
+            after.iter().filter(|n| !before.iter().any(|b| b.port_id == n.port_id)).cloned().collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        dp.plug(&new).await.map_err(|e| Error::Failed(format!("plugging the guest's ports: {e}")))?;
+        for nic in &new {
+            qemu::plug_nic(d, &guest_nic(nic)).await.map_err(failed)?;
         }
         Ok(())
     }

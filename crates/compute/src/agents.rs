@@ -264,6 +264,7 @@ impl Compute {
                     network_id: p.network_id.clone(),
                     mac: p.mac.clone(),
                     mtu: p.mtu,
+                    slot: p.slot,
                 })
                 .collect(),
         }

@@ -34,6 +34,22 @@ pub struct ServerPort {
     /// the port was made or last changed through the server.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// The guest's PCI slot for the port's NIC (see [`SLOTS`]); none for ports of servers
+    /// made before slots were kept.
+    #[serde(default)]
+    pub slot: Option<u8>,
+    /// The device tag the port was asked with (`networks[].tag`, an attach's `tag`).
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+/// The guest PCI slots NICs go in: clear of the slots QEMU gives its other devices (from 2
+/// up), so a NIC plugged in later sits where a fresh start puts it. 16 NICs at most.
+pub const SLOTS: std::ops::Range<u8> = 0x10..0x20;
+
+/// The lowest NIC slot none of `ports` uses.
+pub fn free_slot(ports: &[ServerPort]) -> Option<u8> {
+    SLOTS.into_iter().find(|s| !ports.iter().any(|p| p.slot == Some(*s)))
 }
 
 /// What went wrong with a network call: the HTTP status (0 when there was no answer) and
@@ -185,8 +201,8 @@ impl Compute {
         }
     }
 
-    /// Makes (or takes over) the server's ports, bound to `host`; the ports made before a
-    /// failure are removed again.
+    /// Makes (or takes over) the server's ports, bound to `host`, next to the ports it has
+    /// (`existing`); the ports made before a failure are removed again.
     pub async fn plug_ports(
         &self,
         server_id: &str,
@@ -194,9 +210,15 @@ impl Compute {
         host: &str,
         requests: &[NetRequest],
         security_groups: &[String],
+        existing: &[ServerPort],
     ) -> Result<Vec<ServerPort>, String> {
         let mut out: Vec<ServerPort> = Vec::new();
         for r in requests {
+            let taken: Vec<ServerPort> = existing.iter().chain(&out).cloned().collect();
+            let Some(slot) = free_slot(&taken) else {
+                self.release_ports(server_id, &out).await;
+                return Err(format!("Build of instance {server_id} aborted: no room for another network interface"));
+            };
             let binding = json!({
                 "device_id": server_id,
                 "device_owner": "compute:nova",
@@ -217,7 +239,7 @@ impl Compute {
                         Ok(Some(ids)) => port["security_groups"] = json!(ids),
                         Ok(None) => {}
                         Err(e) => {
-                            self.unplug(server_id, &out).await;
+                            self.release_ports(server_id, &out).await;
                             return Err(e);
                         }
                     }
@@ -228,7 +250,7 @@ impl Compute {
             let port = match result {
                 Ok(v) => v["port"].clone(),
                 Err(e) => {
-                    self.unplug(server_id, &out).await;
+                    self.release_ports(server_id, &out).await;
                     return Err(format!("Build of instance {server_id} aborted: {}", e.message));
                 }
             };
@@ -252,6 +274,8 @@ impl Compute {
                     .collect(),
                 preexisting: r.port_id.is_some(),
                 security_groups: self.group_names(&port).await,
+                slot: Some(slot),
+                tag: r.tag.clone(),
             });
         }
         Ok(out)
@@ -318,6 +342,15 @@ impl Compute {
                 }
             }
         }
+        self.let_go(server_id, ids).await
+    }
+
+    /// Removes these ports of the server only (made ones deleted, the user's let go).
+    pub async fn release_ports(&self, server_id: &str, ports: &[ServerPort]) {
+        self.let_go(server_id, ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect()).await
+    }
+
+    async fn let_go(&self, server_id: &str, ids: Vec<(String, bool)>) {
         for (id, preexisting) in ids {
             let r = if preexisting {
                 let body = json!({"port": {"device_id": "", "device_owner": "", "binding:host_id": ""}});
@@ -332,6 +365,120 @@ impl Compute {
                 tracing::warn!(server = %server_id, port = %id, error = %e, "could not remove a port of the server");
             }
         }
+    }
+}
+
+/// The power state a server's instance keeps while its ports change.
+fn power_of(vm_state: &str) -> haneul_agent::instances::Power {
+    use haneul_agent::instances::Power;
+    match vm_state {
+        "paused" => Power::Paused,
+        "stopped" => Power::Shutoff,
+        "suspended" => Power::Suspended,
+        _ => Power::Running,
+    }
+}
+
+impl Compute {
+    fn interface_lock(&self, server_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.interface_locks.lock().unwrap().entry(server_id.to_string()).or_default().clone()
+    }
+
+    /// Attaches a port (made on a network, or the user's) to the server: bound to its host,
+    /// recorded on the server and, on a running guest, plugged in. The port as the network
+    /// service has it then. Recorded as the instance action `attach_interface`.
+    pub async fn attach_interface(
+        &self,
+        server_id: &str,
+        asked: NetRequest,
+        request_id: &str,
+        user_id: &str,
+        project_id: &str,
+    ) -> crate::service::Result<Value> {
+        use crate::service::Error;
+        let lock = self.interface_lock(server_id);
+        let _held = lock.lock().await;
+        let s = self
+            .write(|t| {
+                let s = t.edit(&t.m.servers, "server", server_id)?;
+                crate::actions::record(t, request_id, &s, "attach_interface", user_id, project_id)?;
+                Ok(s)
+            })
+            .await?;
+        let host = s.host.clone().ok_or_else(|| Error::Conflict(format!("Instance {server_id} has no host")))?;
+        const EVENT: &str = "compute_attach_interface";
+        self.event_start(request_id, EVENT, Some(&host)).await;
+        let fail = |m: String| Error::Internal(format!("Failed to attach network adapter device to {server_id}: {m}"));
+        let made = self.plug_ports(server_id, &s.project_id, &host, &[asked], &[], &s.ports).await;
+        let port = match made {
+            Ok(mut ports) if ports.len() == 1 => ports.remove(0),
+            Ok(_) => return Err(fail("no port".into())),
+            Err(m) => {
+                self.event_finish(request_id, EVENT, Err(&m)).await;
+                let m = m.split_once(": ").map_or(m.clone(), |(_, why)| why.to_string());
+                return Err(Error::BadRequest(m));
+            }
+        };
+        let power = power_of(&s.vm_state);
+        let added = port.clone();
+        if let Err(m) = self.push(server_id, power, move |s| s.ports.push(added)).await {
+            // The port goes again; the server as it was.
+            let gone = port.port_id.clone();
+            let _ = self.set_state(server_id, |s| s.ports.retain(|p| p.port_id != gone)).await;
+            let _ = self.push(server_id, power, |_| {}).await;
+            self.release_ports(server_id, std::slice::from_ref(&port)).await;
+            self.event_finish(request_id, EVENT, Err(&m)).await;
+            return Err(fail(m));
+        }
+        self.event_finish(request_id, EVENT, Ok(())).await;
+        let v = self.network_call(Method::GET, &format!("/ports/{}", port.port_id), None).await;
+        Ok(v.map(|v| v["port"].clone()).unwrap_or_else(|_| {
+            json!({"id": port.port_id, "network_id": port.network_id, "mac_address": port.mac, "status": "DOWN",
+                   "fixed_ips": port.ips.iter().map(|ip| json!({"ip_address": ip})).collect::<Vec<_>>()})
+        }))
+    }
+
+    /// Records the instance action `detach_interface` and takes the port out in the
+    /// background: the guest lets go of its NIC, then the port is deleted (one the server
+    /// made) or let go (the user's).
+    pub async fn start_detach(
+        self: &std::sync::Arc<Self>,
+        server_id: &str,
+        port_id: &str,
+        request_id: &str,
+        user_id: &str,
+        project_id: &str,
+    ) -> crate::service::Result<()> {
+        self.write(|t| {
+            let s = t.edit(&t.m.servers, "server", server_id)?;
+            crate::actions::record(t, request_id, &s, "detach_interface", user_id, project_id)?;
+            Ok(())
+        })
+        .await?;
+        let (me, id, port, rid) = (self.clone(), server_id.to_string(), port_id.to_string(), request_id.to_string());
+        tokio::spawn(async move { me.detach_interface(&id, &port, &rid).await });
+        Ok(())
+    }
+
+    async fn detach_interface(&self, server_id: &str, port_id: &str, request_id: &str) {
+        let lock = self.interface_lock(server_id);
+        let _held = lock.lock().await;
+        let Some(s) = self.model().servers.get(server_id).cloned() else { return };
+        let Some(port) = s.ports.iter().find(|p| p.port_id == port_id).cloned() else { return };
+        const EVENT: &str = "compute_detach_interface";
+        self.event_start(request_id, EVENT, s.host.as_deref()).await;
+        let power = power_of(&s.vm_state);
+        let gone = port_id.to_string();
+        if let Err(m) = self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await {
+            // Still plugged in: the server keeps the port.
+            tracing::warn!(server = %server_id, port = %port_id, error = %m, "could not detach an interface");
+            let back = port.clone();
+            let _ = self.set_state(server_id, move |s| s.ports.push(back)).await;
+            self.event_finish(request_id, EVENT, Err(&m)).await;
+            return;
+        }
+        self.release_ports(server_id, std::slice::from_ref(&port)).await;
+        self.event_finish(request_id, EVENT, Ok(())).await;
     }
 }
 

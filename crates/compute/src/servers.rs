@@ -87,7 +87,14 @@ impl Compute {
         }
         if !server.requested_networks.is_empty() {
             let plugged = self
-                .plug_ports(&id, &server.project_id, &host.name, &server.requested_networks, &server.security_groups)
+                .plug_ports(
+                    &id,
+                    &server.project_id,
+                    &host.name,
+                    &server.requested_networks,
+                    &server.security_groups,
+                    &[],
+                )
                 .await;
             let recorded = match plugged {
                 Ok(ports) => self.set_state(&id, |s| s.ports = ports).await.map_err(|e| format!("{e}")),

@@ -58,6 +58,8 @@ pub struct Compute {
     /// Remote console tokens handed out and not yet expired (kept in memory, as short-lived
     /// as Nova's: a restart ends them).
     pub consoles: std::sync::Mutex<std::collections::HashMap<String, ConsoleToken>>,
+    /// One lock per server whose ports are being attached or detached: one change at a time.
+    pub interface_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What a console token opens: the instance's VNC on its host, until `expires`.
@@ -114,6 +116,7 @@ impl Compute {
             service,
             metadata_secret,
             consoles: Default::default(),
+            interface_locks: Default::default(),
         });
         if !compute.model().settings.contains_key(SEEDED) {
             compute

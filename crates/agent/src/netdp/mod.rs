@@ -59,6 +59,11 @@ pub struct Nic {
     pub network_id: String,
     pub mac: String,
     pub mtu: u32,
+    /// The guest's PCI slot for it: the same whether the NIC came at boot or was plugged in
+    /// later, so a saved guest state always matches the devices QEMU is started with. None
+    /// (servers made before slots were kept): QEMU places it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
 }
 
 pub struct Dataplane {
@@ -523,7 +528,9 @@ impl Dataplane {
         let taps: BTreeSet<String> = local
             .iter()
             .map(|p| doc::tap_name(&p.id))
-            .chain(doc.ports.iter().filter(|p| !doc::is_instance_port(p)).map(|p| doc::tap_name(&p.id)))
+            // The DHCP and router ports' veths (a port nothing uses, one let go by a server
+            // among them, has no device here).
+            .chain(doc.ports.iter().filter(|p| p.device_owner.starts_with("network:")).map(|p| doc::tap_name(&p.id)))
             .collect();
         let bridges: BTreeSet<String> = networks.keys().map(|n| doc::bridge_name(n)).collect();
         let mapped: BTreeSet<&String> = self.settings.mappings.values().collect();

@@ -49,10 +49,40 @@ pub struct Domain {
     pub incoming: Option<PathBuf>,
     /// Rescue: the guest boots from this disk, with its own root disk attached second.
     pub rescue_disk: Option<PathBuf>,
-    /// Network interfaces: (host tap, guest MAC), virtio-net each.
-    pub nics: Vec<(String, String)>,
+    /// Network interfaces, virtio-net each.
+    pub nics: Vec<Nic>,
     /// The network namespace QEMU runs in (where its taps are); none: the agent's.
     pub netns: Option<String>,
+}
+
+/// A guest network interface: the host's tap it is joined to, its MAC, its PCI slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nic {
+    pub tap: String,
+    pub mac: String,
+    pub slot: Option<u8>,
+}
+
+impl Nic {
+    /// QEMU's ids of the tap back end and of the guest device.
+    fn netdev_id(&self) -> String {
+        format!("net-{}", self.tap)
+    }
+    fn device_id(&self) -> String {
+        format!("nic-{}", self.tap)
+    }
+    fn device_props(&self) -> serde_json::Value {
+        let mut p = serde_json::json!({
+            "driver": "virtio-net-pci",
+            "netdev": self.netdev_id(),
+            "id": self.device_id(),
+            "mac": self.mac,
+        });
+        if let Some(slot) = self.slot {
+            p["addr"] = format!("{slot:#x}").into();
+        }
+        p
+    }
 }
 
 impl Domain {
@@ -145,11 +175,18 @@ impl Domain {
             push("-device".into());
             push("virtio-blk-pci,drive=config".into());
         }
-        for (i, (tap, mac)) in self.nics.iter().enumerate() {
+        for nic in &self.nics {
             push("-netdev".into());
-            push(format!("tap,id=net{i},ifname={tap},script=no,downscript=no"));
+            push(format!("tap,id={},ifname={},script=no,downscript=no", nic.netdev_id(), nic.tap));
             push("-device".into());
-            push(format!("virtio-net-pci,netdev=net{i},mac={mac}"));
+            let props = nic.device_props();
+            let mut dev = String::from("virtio-net-pci");
+            for k in ["netdev", "id", "mac", "addr"] {
+                if let Some(v) = props[k].as_str() {
+                    dev.push_str(&format!(",{k}={v}"));
+                }
+            }
+            push(dev);
         }
         push("-device".into());
         push("virtio-rng-pci".into());
@@ -401,6 +438,54 @@ pub async fn wait_incoming(d: &Domain, timeout: Duration) -> Result<(), VirtErro
             }
             _ => return Ok(()),
         }
+    }
+}
+
+/// How long a guest gets to let go of an interface being unplugged (the ACPI eject).
+pub const UNPLUG_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Plugs a NIC into the running guest (PCI hot-plug: the tap back end, then the device).
+pub async fn plug_nic(d: &Domain, nic: &Nic) -> Result<(), VirtError> {
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    let netdev = serde_json::json!({
+        "type": "tap", "id": nic.netdev_id(), "ifname": nic.tap, "script": "no", "downscript": "no",
+    });
+    qmp.execute("netdev_add", Some(netdev)).await?;
+    if let Err(e) = qmp.execute("device_add", Some(nic.device_props())).await {
+        let _ = qmp.execute("netdev_del", Some(serde_json::json!({"id": nic.netdev_id()}))).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Takes a NIC out of the running guest: the device is ejected (the guest has
+/// `UNPLUG_TIMEOUT` to let it go), then the tap back end goes in any case, so the host
+/// side is free even when the guest never answers (a paused guest, one without ACPI
+/// hot-plug); such a device stays, without a back end, until QEMU next starts. Whether the
+/// guest let go.
+pub async fn unplug_nic(d: &Domain, nic: &Nic) -> Result<bool, VirtError> {
+    let mut qmp = Qmp::connect(&d.qmp_socket()).await?;
+    let id = nic.device_id();
+    let released = match qmp.execute("device_del", Some(serde_json::json!({"id": id}))).await {
+        Ok(_) => {
+            let deadline = Instant::now() + UNPLUG_TIMEOUT;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match qmp.wait_event("DEVICE_DELETED", left).await {
+                    Some(e) if e["data"]["device"] == id.as_str() => break true,
+                    Some(_) => continue,
+                    None => break false,
+                }
+            }
+        }
+        // Not there (a guest started before NICs had ids): only the back end is left.
+        Err(QmpError::Command { class, .. }) if class == "DeviceNotFound" => true,
+        Err(e) => return Err(e.into()),
+    };
+    match qmp.execute("netdev_del", Some(serde_json::json!({"id": nic.netdev_id()}))).await {
+        Ok(_) => Ok(released),
+        Err(QmpError::Command { .. }) => Ok(released),
+        Err(e) => Err(e.into()),
     }
 }
 

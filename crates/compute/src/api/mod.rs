@@ -7,6 +7,7 @@ mod consoles;
 mod flavors;
 mod hosts;
 mod images;
+mod interfaces;
 mod keypairs;
 mod net_proxies;
 mod quotas;
@@ -106,6 +107,7 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(quotas::routes())
         .merge(hosts::routes())
         .merge(images::routes())
+        .merge(interfaces::routes())
         .merge(server_groups::routes())
         .merge(server_meta::routes())
         .merge(servers::routes())

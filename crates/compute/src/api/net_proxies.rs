@@ -539,3 +539,94 @@ pub async fn remove_fip(
     c.network_call_as(token, Method::PUT, &format!("/floatingips/{fid}"), Some(body)).await.map_err(net_error)?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
+
+// ------------------------------------------------------------------------------- fixed IPs
+
+/// `addFixedIp` / `removeFixedIp` (Nova's multinic actions, up to 2.43): one more address
+/// for the server's port on a network (from the first of its subnets with one free), or one
+/// address taken off the port that has it.
+pub async fn change_fixed_ip(
+    c: &Ctx,
+    ctx: &AuthContext,
+    mv: Mv,
+    s: &Server,
+    arg: &Value,
+    add: bool,
+) -> ApiResult<Response> {
+    if mv.at_least(44) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    let (action, key, rule) = if add {
+        ("addFixedIp", "networkId", "os_compute_api:os-multinic:add")
+    } else {
+        ("removeFixedIp", "address", "os_compute_api:os-multinic:remove")
+    };
+    enforce(c, ctx, rule, &json!({"project_id": s.project_id, "user_id": s.user_id}))?;
+    let o = arg.as_object().ok_or_else(|| bad(format!("Invalid input for field/attribute {action}. Value: {arg}.")))?;
+    if let Some(k) = o.keys().find(|k| k.as_str() != key) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute {action}. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let value = match o.get(key) {
+        Some(Value::String(v)) if !v.is_empty() => v.clone(),
+        Some(Value::Number(n)) if add => n.to_string(),
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute {key}. Value: {v}."))),
+        None => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute {action}. Value: '{key}' is a required property"
+            )))
+        }
+    };
+    let port = if add {
+        s.ports
+            .iter()
+            .find(|p| p.network_id == value)
+            .ok_or_else(|| bad(format!("Network could not be found for instance {}.", s.id)))?
+    } else {
+        s.ports
+            .iter()
+            .find(|p| p.ips.contains(&value))
+            .ok_or_else(|| bad(format!("Instance {} does not have fixed IP '{value}'.", s.id)))?
+    };
+    let current = c.network_call(Method::GET, &format!("/ports/{}", port.port_id), None).await.map_err(net_error)?;
+    let mut fixed: Vec<Value> = current["port"]["fixed_ips"].as_array().cloned().unwrap_or_default();
+    let updated = if add {
+        let network = c.network_call(Method::GET, &format!("/networks/{value}"), None).await.map_err(net_error)?;
+        let subnets: Vec<String> = network["network"]["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let mut done = None;
+        for subnet in subnets {
+            let mut with = fixed.clone();
+            with.push(json!({"subnet_id": subnet}));
+            let body = json!({"port": {"fixed_ips": with}});
+            if let Ok(v) = c.network_call(Method::PUT, &format!("/ports/{}", port.port_id), Some(body)).await {
+                done = Some(v);
+                break;
+            }
+        }
+        done.ok_or_else(|| bad(format!("No fixed IP addresses available for network: {value}")))?
+    } else {
+        fixed.retain(|f| f["ip_address"] != json!(value));
+        let body = json!({"port": {"fixed_ips": fixed}});
+        c.network_call(Method::PUT, &format!("/ports/{}", port.port_id), Some(body)).await.map_err(net_error)?
+    };
+    let ips: Vec<String> = updated["port"]["fixed_ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["ip_address"].as_str().map(str::to_owned))
+        .collect();
+    let pid = port.port_id.clone();
+    c.set_state(&s.id, move |s| {
+        if let Some(p) = s.ports.iter_mut().find(|p| p.port_id == pid) {
+            p.ips = ips;
+        }
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

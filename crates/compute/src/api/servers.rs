@@ -1030,6 +1030,11 @@ async fn action(
     if let Some(arg) = v.get("addFloatingIp") {
         return super::net_proxies::add_fip(&c, &ctx, mv, &s, arg, &token.0).await;
     }
+    for (key, add) in [("addFixedIp", true), ("removeFixedIp", false)] {
+        if let Some(arg) = v.get(key) {
+            return super::net_proxies::change_fixed_ip(&c, &ctx, mv, &s, arg, add).await;
+        }
+    }
     if let Some(arg) = v.get("removeFloatingIp") {
         return super::net_proxies::remove_fip(&c, &ctx, mv, &s, arg, &token.0).await;
     }
@@ -1156,7 +1161,7 @@ async fn rebuild(
 
 /// Nova's 409 for an action on a server in a state it does not start from, or busy with
 /// another task.
-fn check_state(cur: &Server, action: &str, sources: &[&str]) -> Result<(), crate::service::Error> {
+pub(super) fn check_state(cur: &Server, action: &str, sources: &[&str]) -> Result<(), crate::service::Error> {
     if cur.task_state.is_none() && sources.contains(&cur.vm_state.as_str()) {
         return Ok(());
     }
