@@ -24,7 +24,9 @@ use crate::network::NetError;
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/os-security-groups", get(list_groups).post(create_group))
-        .route("/os-security-groups/{id}", get(show_group).delete(delete_group))
+        .route("/os-security-groups/{id}", get(show_group).put(update_group).delete(delete_group))
+        .route("/os-security-group-rules", axum::routing::post(create_rule))
+        .route("/os-security-group-rules/{id}", axum::routing::delete(delete_rule))
         .route("/servers/{id}/os-security-groups", get(server_groups))
         .route("/os-floating-ips", get(list_fips).post(create_fip))
         .route("/os-floating-ips/{id}", get(show_fip).delete(delete_fip))
@@ -160,15 +162,7 @@ async fn create_group(
 ) -> ApiResult {
     proxy_version(mv)?;
     enforce(&c, &ctx, "os_compute_api:os-security-groups:create", &json!({"project_id": ctx.project_id()}))?;
-    let o: Map<String, Value> = super::body_member(&body, "security_group")?;
-    let field = |k: &str| match o.get(k) {
-        Some(Value::String(s)) if s.chars().count() <= 255 => Ok(s.clone()),
-        Some(v) => Err(bad(format!("Invalid input for field/attribute {k}. Value: {v}."))),
-        None => {
-            Err(bad(format!("Invalid input for field/attribute security_group. Value: '{k}' is a required property")))
-        }
-    };
-    let (name, description) = (field("name")?, field("description")?);
+    let (name, description) = group_fields(&body)?;
     let made = c
         .network_call_as(
             &t.0,
@@ -180,6 +174,165 @@ async fn create_group(
         .map_err(|e| if e.status == 409 { ApiError::forbidden(e.message) } else { net_error(e) })?;
     let g = &made["security_group"];
     Ok(Json(json!({"security_group": nova_group(g, std::slice::from_ref(g))})).into_response())
+}
+
+/// A create's or update's `security_group`: its name and description (both required).
+fn group_fields(body: &Bytes) -> ApiResult<(String, String)> {
+    let o: Map<String, Value> = super::body_member(body, "security_group")?;
+    let field = |k: &str| match o.get(k) {
+        Some(Value::String(s)) if s.chars().count() <= 255 => Ok(s.clone()),
+        Some(v) => Err(bad(format!("Invalid input for field/attribute {k}. Value: {v}."))),
+        None => {
+            Err(bad(format!("Invalid input for field/attribute security_group. Value: '{k}' is a required property")))
+        }
+    };
+    Ok((field("name")?, field("description")?))
+}
+
+/// `PUT /os-security-groups/{id}`: a new name and description.
+async fn update_group(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Extension(t): Extension<RawToken>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    proxy_version(mv)?;
+    enforce(&c, &ctx, "os_compute_api:os-security-groups:update", &json!({"project_id": ctx.project_id()}))?;
+    if !uuid_like(&id) {
+        return Err(bad("Security group id should be uuid"));
+    }
+    let (name, description) = group_fields(&body)?;
+    let body = json!({"security_group": {"name": name, "description": description}});
+    let g = c
+        .network_call_as(&t.0, Method::PUT, &format!("/security-groups/{id}"), Some(body))
+        .await
+        .map_err(or_not_found(format!("Security group {id} not found.")))?;
+    let all = groups_visible(&c, &t.0).await?;
+    Ok(Json(json!({"security_group": nova_group(&g["security_group"], &all)})).into_response())
+}
+
+/// A rule's port as given (a number or a numeric string).
+fn port_number(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `POST /os-security-group-rules`: an ingress rule in Nova's terms (protocol, port range,
+/// a CIDR or a source group) made as a network service rule; 200 with it, as Nova.
+async fn create_rule(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Extension(t): Extension<RawToken>,
+    body: Bytes,
+) -> ApiResult {
+    proxy_version(mv)?;
+    enforce(&c, &ctx, "os_compute_api:os-security-groups:rule:create", &json!({"project_id": ctx.project_id()}))?;
+    let o: Map<String, Value> = super::body_member(&body, "security_group_rule")?;
+    let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    let parent = match o.get("parent_group_id") {
+        Some(Value::String(p)) if uuid_like(p) => p.clone(),
+        Some(_) => return Err(bad("Security group id should be uuid")),
+        None => return Err(bad(
+            "Invalid input for field/attribute security_group_rule. Value: 'parent_group_id' is a required property",
+        )),
+    };
+    let group_id = match o.get("group_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(g)) if uuid_like(g) => Some(g.clone()),
+        Some(_) => return Err(bad("Security group id should be uuid")),
+    };
+    let protocol = text("ip_protocol").map(|p| p.to_lowercase());
+    let (from, to) = (port_number(o.get("from_port")), port_number(o.get("to_port")));
+    let range = |f: &str| {
+        bad(format!(
+            "Invalid port range {}:{}. {f}",
+            o.get("from_port").unwrap_or(&Value::Null),
+            o.get("to_port").unwrap_or(&Value::Null)
+        ))
+    };
+    let (min, max) = match protocol.as_deref() {
+        Some(p @ ("tcp" | "udp")) => {
+            let (Some(f), Some(t)) = (from, to) else { return Err(range("Valid ports should be integers")) };
+            if !(1..=65535).contains(&f) || !(1..=65535).contains(&t) {
+                return Err(range(&format!("Valid {} ports should be between 1-65535", p.to_uppercase())));
+            }
+            if f > t {
+                return Err(range("Former value cannot be greater than the later"));
+            }
+            (Some(f), Some(t))
+        }
+        Some("icmp") => {
+            let (Some(f), Some(t)) = (from, to) else { return Err(range("Valid ports should be integers")) };
+            if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
+                return Err(range("For ICMP, the type:code must be valid"));
+            }
+            ((f >= 0).then_some(f), (f >= 0 && t >= 0).then_some(t))
+        }
+        Some(p) => return Err(bad(format!("Invalid IP protocol {p}."))),
+        None => (None, None),
+    };
+    let cidr = match (&group_id, text("cidr")) {
+        (Some(_), _) => None,
+        (None, None) => Some("0.0.0.0/0".to_string()),
+        (None, Some(cidr)) => {
+            let valid = cidr.split_once('/').is_some_and(|(a, m)| {
+                a.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| m.parse::<u8>().is_ok_and(|m| m <= if ip.is_ipv4() { 32 } else { 128 }))
+            });
+            if !valid {
+                return Err(bad(format!("Invalid cidr {cidr}.")));
+            }
+            Some(cidr)
+        }
+    };
+    let not_found = |id: &str| format!("Security group {id} not found.");
+    c.network_call_as(&t.0, Method::GET, &format!("/security-groups/{parent}"), None)
+        .await
+        .map_err(or_not_found(not_found(&parent)))?;
+    if let Some(g) = &group_id {
+        c.network_call_as(&t.0, Method::GET, &format!("/security-groups/{g}"), None)
+            .await
+            .map_err(or_not_found(not_found(g)))?;
+    }
+    let ethertype = if cidr.as_deref().is_some_and(|c| c.contains(':')) { "IPv6" } else { "IPv4" };
+    let rule = json!({"security_group_rule": {
+        "security_group_id": parent, "direction": "ingress", "ethertype": ethertype, "protocol": protocol,
+        "port_range_min": min, "port_range_max": max, "remote_ip_prefix": cidr, "remote_group_id": group_id,
+    }});
+    let made = c.network_call_as(&t.0, Method::POST, "/security-group-rules", Some(rule)).await.map_err(|e| {
+        if e.status == 409 {
+            bad(format!("This rule already exists in group {parent}"))
+        } else {
+            net_error(e)
+        }
+    })?;
+    let all = groups_visible(&c, &t.0).await?;
+    Ok(Json(json!({"security_group_rule": nova_rule(&made["security_group_rule"], &all)})).into_response())
+}
+
+/// `DELETE /os-security-group-rules/{id}`: 202.
+async fn delete_rule(
+    State(c): State<Ctx>,
+    Auth(ctx): Auth,
+    mv: Mv,
+    Extension(t): Extension<RawToken>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    proxy_version(mv)?;
+    enforce(&c, &ctx, "os_compute_api:os-security-groups:rule:delete", &json!({"project_id": ctx.project_id()}))?;
+    if !uuid_like(&id) {
+        return Err(bad("Security group rule id should be uuid"));
+    }
+    c.network_call_as(&t.0, Method::DELETE, &format!("/security-group-rules/{id}"), None)
+        .await
+        .map_err(or_not_found(format!("Rule ({id}) not found")))?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `DELETE /os-security-groups/{id}`: 202; a group in use is Nova's 400.
