@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -171,8 +172,50 @@ class Api:
         return self.request("GET", "/auth/tokens", token, headers={"X-Subject-Token": subject}).status_code
 
 
+class _Zygote:
+    """A process that has imported the `openstack` CLI once and forks a child per command
+    (tests/cli_zygote.py): the same CLI code, without a second of imports for each call. One
+    command at a time; a caller that finds it busy (threads of one test) runs the CLI as a
+    process of its own."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.proc = None
+
+    def _start(self):
+        script = os.path.join(os.path.dirname(__file__), "..", "cli_zygote.py")
+        self.proc = subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        if json.loads(self.proc.stdout.readline()).get("ready") is not True:
+            raise RuntimeError("the CLI zygote did not start")
+
+    def run(self, argv, env):
+        """A CompletedProcess, or None when busy or broken (the caller runs the CLI itself)."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            req = {"argv": list(argv), "env": env, "cwd": os.getcwd(), "timeout": CLI_TIMEOUT}
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+            answer = json.loads(self.proc.stdout.readline())
+        except (OSError, ValueError, RuntimeError):
+            self.proc = None
+            return None
+        finally:
+            self.lock.release()
+        if answer["timed_out"]:
+            raise subprocess.TimeoutExpired([OPENSTACK, *argv], CLI_TIMEOUT, answer["stdout"], answer["stderr"])
+        return subprocess.CompletedProcess([OPENSTACK, *argv], answer["rc"], answer["stdout"], answer["stderr"])
+
+
+_ZYGOTE = _Zygote()
+
+
 class Cli:
-    """The `openstack` command line, one process per call."""
+    """The `openstack` command line (python-openstackclient as installed, run through
+    `_Zygote`)."""
 
     def __init__(self, srv):
         self.srv = srv
@@ -181,8 +224,11 @@ class Cli:
         return self.srv.os_env(**kw)
 
     def run(self, *args, env=None, check=True):
-        p = subprocess.run([OPENSTACK, *args], env=env or self.srv.os_env(), capture_output=True, text=True,
-                           timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
+        env = env or self.srv.os_env()
+        p = _ZYGOTE.run(args, env)
+        if p is None:
+            p = subprocess.run([OPENSTACK, *args], env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT,
+                               stdin=subprocess.DEVNULL)
         if check and p.returncode != 0:
             pytest.fail(f"`openstack {' '.join(args)}` exited {p.returncode}\n"
                         f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-3000:]}\nserver log:\n{log_tail(self.srv)}")
