@@ -63,6 +63,62 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def floor(agent, ids, s, nova):
+    """The floor under request -> QEMU started on this machine: the same N QEMU command lines
+    as the bench's guests (disks and config drives copied), started two at a time as the
+    agent's build slots do on two cores, with no control plane and nothing else running
+    (the bench's guests are deleted first). Reports each one's pid file time after the start."""
+    import shutil
+    import subprocess
+    import uuid as uuidlib
+    pid = qemu_pid(ids[0], agent)
+    args = open(f"/proc/{pid}/cmdline", "rb").read().rstrip(b"\0").split(b"\0")
+    args = [a.decode() for a in args]
+    src = os.path.join(agent.data_dir, "instances", ids[0])
+    work = tempfile.mkdtemp(prefix="haneul-bench-floor-")
+    runs = []
+    for i in range(len(ids)):
+        d = os.path.join(work, f"{i:02d}")
+        os.makedirs(d)
+        for f in ("disk", "disk.config"):
+            if os.path.exists(os.path.join(src, f)):
+                shutil.copy(os.path.join(src, f), d)
+        new = str(uuidlib.uuid4())
+        runs.append((d, [a.replace(src, d).replace(ids[0], new) for a in args]))
+    for sid in ids:
+        s.delete(f"{nova}/servers/{sid}")
+    end = time.monotonic() + 120
+    while agent.qemu_pids() and time.monotonic() < end:
+        time.sleep(0.2)
+    time.sleep(1)
+    t0 = time.time()
+    lock = threading.Lock()
+    queue = list(runs)
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                d, a = queue.pop(0)
+            subprocess.run(a, check=True, stdin=subprocess.DEVNULL)
+
+    workers = [threading.Thread(target=worker) for _ in range(os.cpu_count() or 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    up = sorted((os.stat(os.path.join(d, "qemu.pid")).st_mtime - t0) * 1000 for d, _ in runs)
+    print(f"floor (the same {len(runs)} QEMU command lines, {len(workers)} at a time, no control plane): "
+          f"p50 {pct(up, 50):.0f} ms, p99 {pct(up, 99):.0f} ms, first {up[0]:.0f} ms")
+    for d, _ in runs:
+        try:
+            os.kill(int(open(os.path.join(d, "qemu.pid")).read().strip()), 9)
+        except (OSError, ValueError):
+            pass
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     work = tempfile.mkdtemp(prefix="haneul-bench-compute-")
     # 20 one-vCPU guests on a 2-core host need more than Nova's 4.0 CPU overcommit.
@@ -184,6 +240,7 @@ def main():
         print(f"agent RSS: {agent_before / 1024:.1f} MiB before, {agent_after / 1024:.1f} MiB with {len(to_active)} "
               f"instances: {(agent_after - agent_before) / max(1, len(to_active)):.0f} KiB per instance (QEMU excluded)")
         print(f"median of accept latencies: {statistics.median(accept):.1f} ms")
+        floor(agent, [sid for sid, _, _ in created], s, nova)
     finally:
         if agent:
             agent.stop()

@@ -129,14 +129,15 @@ echo "HANEUL-TESTIMG: powering off" > /dev/ttyS0
 EOF
 chmod 755 "$R/etc/acpi/PWRF/00000080"
 
-# udhcpc's hook: configure eth0 from the lease, print the address marker.
+# udhcpc's hook: configure eth0 from the lease (IPv4 only: the kernel keeps its IPv6
+# link-local and SLAAC addresses), print the address marker.
 cat > "$R/etc/udhcpc.script" <<'EOF'
 #!/bin/sh
 case "$1" in
-  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    ip addr flush dev "$interface"
+    ip -4 addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     # Classless static routes (option 121) replace the router option, as RFC 3442 says.
     if [ -n "$staticroutes" ]; then

@@ -228,6 +228,67 @@ def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
     assert "reached" not in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout
 
 
+def link_local(mac):
+    """The IPv6 link-local address a guest makes from its MAC (EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 2
+    groups = [b[0] << 8 | b[1], b[2] << 8 | 0xff, 0xfe << 8 | b[3], b[4] << 8 | b[5]]
+    return "fe80::" + ":".join(f"{g:x}" for g in groups)
+
+
+def test_the_security_group_guards_ipv6_too(cloud):
+    """ip6tables chains beside the IPv4 ones: vm1 reaches vm2's link-local address only
+    while an IPv6 ICMP rule lets it in (neighbour discovery passes regardless)."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    mac = cli.json("port", "list", "--server", "vm2")[0]["MAC Address"]
+    target = link_local(mac)
+
+    def reached():
+        out = ssh(srv, tmp, fip, f"ping -6 -c 1 -W 2 -I eth0 {target} >/dev/null 2>&1 && echo reached")
+        return "reached" in out.stdout
+    assert not reached(), "IPv6 got in without a rule"
+    rule = cli.json("security", "group", "rule", "create", "--ethertype", "IPv6", "--protocol", "ipv6-icmp",
+                    "web")["id"]
+    try:
+        wait_for(reached, 40, 0.5, what="ping over IPv6 once allowed")
+    except AssertionError as e:
+        chains = srv.in_host("ip6tables", "-S", capture_output=True, text=True).stdout
+        raise AssertionError(f"{e}\nip6tables:\n{chains}\n{ssh(srv, tmp, fip, 'ip -6 neigh; ip -6 addr').stdout}")
+    cli.run("security", "group", "rule", "delete", rule)
+    wait_for(lambda: not reached(), 20, 0.5, what="ping over IPv6 refused again")
+
+
+def test_a_slaac_subnet_is_advertised_and_routes_ipv6(cloud):
+    """An IPv6 SLAAC subnet on the router: the router advertises its prefix (a dnsmasq in
+    the router namespace), a NIC of vm1 on it (plugged in while it runs) builds exactly the
+    address the network service gave its port (EUI-64), and vm1 reaches the router's IPv6
+    gateway address."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    net = cli.json("network", "create", unique("v6"))
+    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6", "--ipv6-ra-mode", "slaac",
+                   "--ipv6-address-mode", "slaac", "--subnet-range", "2001:db8:77::/64", unique("v6sub"))
+    cli.run("router", "add", "subnet", "router1", sub["id"])
+    port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6port"))
+    addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
+    try:
+        cli.run("server", "add", "port", "vm1", port["id"])
+        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
+        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
+        ssh(srv, tmp, fip, f"ip link set {dev} up")
+        wait_for(lambda: addr in ssh(srv, tmp, fip, f"ip -6 addr show dev {dev}").stdout, 60, 1,
+                 what=f"the SLAAC address {addr} on {dev}")
+        out = ssh(srv, tmp, fip, f"ping -6 -c 2 -W 2 {sub['gateway_ip']} >/dev/null && echo reached")
+        assert "reached" in out.stdout, (out.stdout, out.stderr)
+    finally:
+        cli.run("server", "remove", "port", "vm1", port["id"], check=False)
+        wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+        cli.run("port", "delete", port["id"])
+        cli.run("router", "remove", "subnet", "router1", sub["id"])
+        cli.run("network", "delete", net["id"])
+
+
 def test_ten_boots_ten_metadata_answers(cloud):
     srv, cli, tmp, fip, rules = cloud
     marker, key = "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1"

@@ -35,8 +35,16 @@ async fn finish_response(mut req: Request, next: Next, service: &'static str, st
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let has_body = req.headers().get(header::TRANSFER_ENCODING).is_some()
+        || req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
 
     let mut resp = next.run(req).await;
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        // An error may come before the request's body was read (an upload refused at
+        // once); the connection then ends after the answer, and the client must know not
+        // to send its next request on it.
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 
     if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
         resp = render_fault(err.with_style(style), resp);

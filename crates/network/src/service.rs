@@ -338,6 +338,9 @@ pub fn check_quota(m: &Model, project_id: &str, resource: &str, adding: i64) -> 
 pub struct IpRequest {
     pub subnet_id: Option<String>,
     pub ip_address: Option<String>,
+    /// A router interface's gateway address: taken also on a SLAAC subnet (whose other
+    /// ports only get their EUI-64 address), as Neutron allows for router ports.
+    pub gateway: bool,
 }
 
 /// Turns a port's requested fixed IPs into addresses on `network_id`: each named address
@@ -437,7 +440,7 @@ pub fn allocate_ips(
                 if !c.contains(a) {
                     return Err(invalid(format!("IP address {ip} is not a valid IP for the specified subnet.")));
                 }
-                if subnet.is_auto_address() {
+                if subnet.is_auto_address() && !r.gateway {
                     return Err(invalid(format!(
                         "IPv6 address {ip} cannot be directly assigned to a port on subnet {} with {} address mode",
                         subnet.id,
@@ -581,12 +584,14 @@ mod tests {
         let got = allocate_ips(&m, "n", "fa:16:3e:00:00:02", None, None).unwrap();
         assert_eq!(got, vec![FixedIp { subnet_id: "s".into(), ip_address: "10.0.0.3".into() }]);
         // A named address already held is a 409; one outside the subnet a 400.
-        let taken = [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.0.2".into()) }];
+        let taken =
+            [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.0.2".into()), ..Default::default() }];
         assert!(matches!(
             allocate_ips(&m, "n", "x", Some(&taken), None),
             Err(Error::Conflict("IpAddressAlreadyAllocated", _))
         ));
-        let outside = [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.1.2".into()) }];
+        let outside =
+            [IpRequest { subnet_id: Some("s".into()), ip_address: Some("10.0.1.2".into()), ..Default::default() }];
         assert!(matches!(allocate_ips(&m, "n", "x", Some(&outside), None), Err(Error::BadRequest(..))));
         // The port itself may keep its address.
         assert!(allocate_ips(&m, "n", "x", Some(&taken), Some("a")).is_ok());

@@ -151,9 +151,75 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     Ok(Some(port.id.clone()))
 }
 
+/// One router interface that advertises its IPv6 subnet: the interface, the subnet, its
+/// `ipv6_ra_mode`.
+pub struct Advertised {
+    pub ifname: String,
+    pub cidr: String,
+    pub mode: String,
+    pub mtu: u32,
+}
+
+/// Router advertisements from a router's namespace, as Neutron's radvd sends them: a
+/// dnsmasq that advertises (no DNS) on each interface of an IPv6 subnet with an
+/// `ipv6_ra_mode`: the prefix for SLAAC (`slaac`), with the "other configuration" flag and
+/// stateless DHCPv6 answers (`dhcpv6-stateless`); `dhcpv6-stateful` is not advertised
+/// (stateful DHCPv6 is not served yet). None left: it stops.
+pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> Result<(), String> {
+    let d = dir(dp, ns).join("ra");
+    let mut per_interface = Vec::new();
+    for a in interfaces {
+        let Some((net, len)) = a.cidr.split_once('/') else { continue };
+        let kind = match a.mode.as_str() {
+            "slaac" => "ra-only",
+            "dhcpv6-stateless" => "ra-stateless",
+            // Stateful DHCPv6 is not served: advertising the managed flag would leave
+            // guests waiting for it.
+            _ => continue,
+        };
+        per_interface.push(format!("--interface={}", a.ifname));
+        per_interface.push(format!("--ra-param={},mtu:{},10,600", a.ifname, a.mtu.max(1280)));
+        per_interface.push(format!("--dhcp-range={net},{kind},{len}"));
+    }
+    if per_interface.is_empty() {
+        if d.exists() {
+            halt(&d);
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    open_up(&d, &dp.settings.state_dir);
+    let mut args = vec![
+        "--no-hosts".to_string(),
+        "--no-resolv".into(),
+        "--port=0".into(),
+        "--conf-file=/dev/null".into(),
+        format!("--pid-file={}", d.join("pid").display()),
+        format!("--log-facility={}", d.join("log").display()),
+        "--bind-interfaces".into(),
+        "--except-interface=lo".into(),
+        "--enable-ra".into(),
+    ];
+    args.extend(per_interface);
+    let cmdline = args.join("\n");
+    let pidfile = d.join("pid");
+    let running = sys::pid_running(&pidfile, "dnsmasq").is_some();
+    if running && std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline) {
+        return Ok(());
+    }
+    if running {
+        halt(&d);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sys::run_in(Some(ns), "dnsmasq", &refs, None).await.map_err(|e| e.to_string())?;
+    std::fs::write(d.join("args"), &cmdline).map_err(|e| format!("writing {}: {e}", d.display()))
+}
+
 /// Stops the namespace's dnsmasq and removes its files.
 pub fn stop(dp: &Dataplane, ns: &str) {
     let d = dir(dp, ns);
+    halt(&d.join("ra"));
     halt(&d);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -48,6 +48,9 @@ pub struct Subnet {
     pub dns_nameservers: Vec<String>,
     pub host_routes: Vec<Route>,
     pub enable_dhcp: bool,
+    /// IPv6: who sends router advertisements and what they say (`slaac`,
+    /// `dhcpv6-stateless`, `dhcpv6-stateful`); none: no advertisements from us.
+    pub ipv6_ra_mode: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -12,9 +12,14 @@
 //!
 //! ARP and MAC anti-spoofing are bridge rules in nftables ([`arp_ruleset`]).
 //!
-//! One `iptables-restore --noflush` writes all of it: a rule change reaches every port in
-//! one step. Chains of ports that went away are removed after. Only IPv4 is filtered
-//! (ip6tables rules are not written yet).
+//! The same chains guard IPv6 in ip6tables, with what IPv6 needs besides: a guest may send
+//! neighbour discovery and router solicitations (also from `::` while it checks for a
+//! duplicate address) and DHCPv6 requests, from its link-local address (EUI-64 of its MAC)
+//! and its own addresses only, and never router advertisements or DHCPv6 answers; it
+//! receives neighbour discovery, router advertisements and DHCPv6 answers.
+//!
+//! One `iptables-restore --noflush` (and one `ip6tables-restore`) writes all of it: a rule
+//! change reaches every port in one step. Chains of ports that went away are removed after.
 
 use std::collections::BTreeSet;
 
@@ -28,8 +33,56 @@ fn chain(kind: char, port_id: &str) -> String {
     format!("haneul-{kind}{}", &port_id[..port_id.len().min(10)])
 }
 
-/// The v4 addresses of the ports in `group`.
-fn members(doc: &Doc, group: &str) -> BTreeSet<String> {
+/// Which of the two tables: iptables for IPv4, ip6tables for IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn ethertype(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+    fn has(self, ip: &str) -> bool {
+        ip.contains(':') == (self == Family::V6)
+    }
+    fn host(self) -> &'static str {
+        match self {
+            Family::V4 => "/32",
+            Family::V6 => "/128",
+        }
+    }
+    fn tools(self) -> (&'static str, &'static str) {
+        match self {
+            Family::V4 => ("iptables", "iptables-restore"),
+            Family::V6 => ("ip6tables", "ip6tables-restore"),
+        }
+    }
+}
+
+/// The link-local address a guest makes from its MAC (EUI-64).
+pub fn link_local(mac: &str) -> Option<String> {
+    let b: Vec<u8> = mac.split(':').map(|x| u8::from_str_radix(x, 16)).collect::<Result<_, _>>().ok()?;
+    let [a, b1, c, d, e, f] = <[u8; 6]>::try_from(b).ok()?;
+    let ip = std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([a ^ 0x02, b1]),
+        u16::from_be_bytes([c, 0xff]),
+        u16::from_be_bytes([0xfe, d]),
+        u16::from_be_bytes([e, f]),
+    );
+    Some(ip.to_string())
+}
+
+/// The addresses of `family` of the ports in `group`.
+fn members(doc: &Doc, group: &str, family: Family) -> BTreeSet<String> {
     doc.ports
         .iter()
         .filter(|p| p.security_groups.iter().any(|g| g == group))
@@ -39,26 +92,28 @@ fn members(doc: &Doc, group: &str) -> BTreeSet<String> {
                 .map(|f| f.ip_address.clone())
                 .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.clone()))
         })
-        .filter(|ip| !ip.contains(':'))
+        .filter(|ip| family.has(ip))
         .collect()
 }
 
-/// A rule's iptables matches (one line per remote address), or none for rules this
-/// firewall does not write (IPv6).
-fn matches(doc: &Doc, r: &Rule) -> Vec<String> {
-    if r.ethertype != "IPv4" {
+/// A rule's matches for the table of `family` (one line per remote address), none when
+/// the rule is for the other family.
+fn matches(doc: &Doc, r: &Rule, family: Family) -> Vec<String> {
+    if r.ethertype != family.ethertype() {
         return Vec::new();
     }
     let mut m = String::new();
     let proto = r.protocol.as_deref().map(str::to_ascii_lowercase);
-    let proto = match proto.as_deref() {
-        None | Some("any") | Some("") => None,
-        Some("6") => Some("tcp".to_string()),
-        Some("17") => Some("udp".to_string()),
-        Some("1") => Some("icmp".to_string()),
-        Some("132") => Some("sctp".to_string()),
-        Some("ipv6-icmp" | "icmpv6" | "58") => return Vec::new(),
-        Some(p) => Some(p.to_string()),
+    let proto = match (proto.as_deref(), family) {
+        (None | Some("any") | Some(""), _) => None,
+        (Some("6"), _) => Some("tcp".to_string()),
+        (Some("17"), _) => Some("udp".to_string()),
+        (Some("132"), _) => Some("sctp".to_string()),
+        (Some("icmp" | "1"), Family::V4) => Some("icmp".to_string()),
+        // Neutron takes `icmp` in an IPv6 rule as ICMPv6.
+        (Some("icmp" | "ipv6-icmp" | "icmpv6" | "58"), Family::V6) => Some("ipv6-icmp".to_string()),
+        (Some("ipv6-icmp" | "icmpv6" | "58"), Family::V4) => return Vec::new(),
+        (Some(p), _) => Some(p.to_string()),
     };
     if let Some(p) = &proto {
         m.push_str(&format!(" -p {p}"));
@@ -70,11 +125,12 @@ fn matches(doc: &Doc, r: &Rule) -> Vec<String> {
                     m.push_str(&format!(" -m {p} --dport {range}"));
                 }
             }
-            "icmp" => {
+            "icmp" | "ipv6-icmp" => {
+                let (module, option) = if p == "icmp" { ("icmp", "--icmp-type") } else { ("icmp6", "--icmpv6-type") };
                 if let Some(t) = r.port_range_min {
                     match r.port_range_max {
-                        Some(c) => m.push_str(&format!(" -m icmp --icmp-type {t}/{c}")),
-                        None => m.push_str(&format!(" -m icmp --icmp-type {t}")),
+                        Some(c) => m.push_str(&format!(" -m {module} {option} {t}/{c}")),
+                        None => m.push_str(&format!(" -m {module} {option} {t}")),
                     }
                 }
             }
@@ -83,19 +139,21 @@ fn matches(doc: &Doc, r: &Rule) -> Vec<String> {
     }
     let side = if r.direction == "ingress" { "-s" } else { "-d" };
     if let Some(prefix) = &r.remote_ip_prefix {
-        if prefix.contains(':') {
+        if !family.has(prefix) {
             return Vec::new();
         }
         return vec![format!("{side} {prefix}{m}")];
     }
     if let Some(group) = &r.remote_group_id {
-        return members(doc, group).into_iter().map(|ip| format!("{side} {ip}/32{m}")).collect();
+        let host = family.host();
+        return members(doc, group, family).into_iter().map(|ip| format!("{side} {ip}{host}{m}")).collect();
     }
     vec![m.trim_start().to_string()]
 }
 
-/// The whole `filter` table part of haneul, for `iptables-restore --noflush`; the chains.
-pub fn ruleset(doc: &Doc, ports: &[&Port]) -> (String, BTreeSet<String>) {
+/// The whole `filter` table part of haneul for `family`, for `iptables-restore --noflush`
+/// (or `ip6tables-restore`); the chains.
+pub fn ruleset(doc: &Doc, ports: &[&Port], family: Family) -> (String, BTreeSet<String>) {
     let guarded: Vec<&&Port> = ports.iter().filter(|p| p.port_security_enabled).collect();
     let mut chains = BTreeSet::from([FW.to_string()]);
     let mut rules = String::new();
@@ -104,27 +162,68 @@ pub fn ruleset(doc: &Doc, ports: &[&Port]) -> (String, BTreeSet<String>) {
         let (i, o, s) = (chain('i', &p.id), chain('o', &p.id), chain('s', &p.id));
         rules.push_str(&format!("-A {FW} -m physdev --physdev-in {tap} --physdev-is-bridged -j {o}\n"));
         rules.push_str(&format!("-A {FW} -m physdev --physdev-out {tap} --physdev-is-bridged -j {i}\n"));
-        // Anti-spoofing: the port's MAC with its addresses, and its allowed pairs.
-        for f in p.fixed_ips.iter().filter(|f| !f.ip_address.contains(':')) {
-            rules.push_str(&format!("-A {s} -s {}/32 -m mac --mac-source {} -j RETURN\n", f.ip_address, p.mac_address));
+        // Anti-spoofing: the port's MAC with its addresses (and, for IPv6, its link-local
+        // one), and its allowed pairs.
+        let host = family.host();
+        let mut own: Vec<String> = p
+            .fixed_ips
+            .iter()
+            .filter(|f| family.has(&f.ip_address))
+            .map(|f| format!("{}{host}", f.ip_address))
+            .collect();
+        if family == Family::V6 {
+            own.extend(link_local(&p.mac_address).map(|ll| format!("{ll}{host}")));
         }
-        for a in p.allowed_address_pairs.iter().filter(|a| !a.ip_address.contains(':')) {
+        for ip in own {
+            rules.push_str(&format!("-A {s} -s {ip} -m mac --mac-source {} -j RETURN\n", p.mac_address));
+        }
+        for a in p.allowed_address_pairs.iter().filter(|a| family.has(&a.ip_address)) {
             let mac = if a.mac_address.is_empty() { &p.mac_address } else { &a.mac_address };
-            let ip = if a.ip_address.contains('/') { a.ip_address.clone() } else { format!("{}/32", a.ip_address) };
+            let ip = if a.ip_address.contains('/') { a.ip_address.clone() } else { format!("{}{host}", a.ip_address) };
             rules.push_str(&format!("-A {s} -s {ip} -m mac --mac-source {mac} -j RETURN\n"));
         }
         rules.push_str(&format!("-A {s} -j DROP\n"));
-        rules.push_str(&format!("-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN\n"));
-        rules.push_str(&format!("-A {o} -j {s}\n"));
-        rules.push_str(&format!("-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP\n"));
+        match family {
+            Family::V4 => {
+                rules.push_str(&format!("-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN\n"));
+                rules.push_str(&format!("-A {o} -j {s}\n"));
+                rules.push_str(&format!("-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP\n"));
+            }
+            Family::V6 => {
+                // Duplicate address detection and multicast listener reports come from `::`.
+                for t in DAD_TYPES {
+                    rules.push_str(&format!("-A {o} -s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
+                }
+                rules.push_str(&format!("-A {o} -j {s}\n"));
+                for t in NDP_OUT_TYPES {
+                    rules.push_str(&format!("-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
+                }
+                rules.push_str(&format!("-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n"));
+                rules.push_str(&format!("-A {o} -p udp -m udp --sport 546 --dport 547 -j RETURN\n"));
+                rules.push_str(&format!("-A {o} -p udp -m udp --sport 547 --dport 546 -j DROP\n"));
+            }
+        }
         rules.push_str(&format!("-A {o} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
         rules.push_str(&format!("-A {o} -m conntrack --ctstate INVALID -j DROP\n"));
-        rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
-        rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
-        rules.push_str(&format!("-A {i} -p udp -m udp --sport 67 --dport 68 -j RETURN\n"));
+        match family {
+            Family::V4 => {
+                rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
+                rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
+                rules.push_str(&format!("-A {i} -p udp -m udp --sport 67 --dport 68 -j RETURN\n"));
+            }
+            Family::V6 => {
+                // Neighbour discovery is stateless to conntrack: before the state checks.
+                for t in NDP_IN_TYPES {
+                    rules.push_str(&format!("-A {i} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
+                }
+                rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
+                rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
+                rules.push_str(&format!("-A {i} -p udp -m udp --sport 547 --dport 546 -j RETURN\n"));
+            }
+        }
         for r in doc.rules.iter().filter(|r| p.security_groups.contains(&r.security_group_id)) {
             let to = if r.direction == "ingress" { &i } else { &o };
-            for m in matches(doc, r) {
+            for m in matches(doc, r, family) {
                 rules.push_str(&format!("-A {to} {m} -j RETURN\n").replace("  ", " "));
             }
         }
@@ -145,6 +244,16 @@ pub fn ruleset(doc: &Doc, ports: &[&Port]) -> (String, BTreeSet<String>) {
 /// ARP and MAC anti-spoofing: nftables table `bridge haneul` (bridge filtering needs no
 /// connection state, so nft does it): a guest's frames must carry its MAC, and its ARP its
 /// MAC and addresses (allowed address pairs included). The table is rewritten whole.
+/// ICMPv6 a guest may send from `::` (multicast listener report, neighbour solicitation,
+/// MLDv2 report: duplicate address detection).
+const DAD_TYPES: &[u16] = &[131, 135, 143];
+/// ICMPv6 a guest may send from its own addresses whatever its groups say (multicast
+/// listener query/report/done, router solicitation, neighbour solicitation and
+/// advertisement, MLDv2 report).
+const NDP_OUT_TYPES: &[u16] = &[130, 131, 132, 133, 135, 136, 143];
+/// ICMPv6 a guest receives whatever its groups say (the same, and router advertisements).
+const NDP_IN_TYPES: &[u16] = &[130, 131, 132, 134, 135, 136, 143];
+
 pub fn arp_ruleset(ports: &[&Port]) -> String {
     let mut rules = String::new();
     for p in ports.iter().filter(|p| p.port_security_enabled) {
@@ -172,9 +281,9 @@ pub fn arp_ruleset(ports: &[&Port]) -> String {
     )
 }
 
-/// haneul's chains now in the host's filter table.
-async fn existing(ns: Option<&str>) -> sys::Result<BTreeSet<String>> {
-    let out = sys::run_in(ns, "iptables", &["-w", "-S"], None).await?;
+/// haneul's chains now in the host's filter table of `family`.
+async fn existing(ns: Option<&str>, family: Family) -> sys::Result<BTreeSet<String>> {
+    let out = sys::run_in(ns, family.tools().0, &["-w", "-S"], None).await?;
     Ok(out
         .lines()
         .filter_map(|l| l.strip_prefix("-N "))
@@ -185,42 +294,50 @@ async fn existing(ns: Option<&str>) -> sys::Result<BTreeSet<String>> {
 
 pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()> {
     let ns = dp.settings.host_ns.as_deref();
-    let have = existing(ns).await?;
-    let jump: Vec<&str> = JUMP.to_vec();
+    let have = existing(ns, Family::V4).await?;
     if ports.is_empty() {
         // Nothing to guard: haneul's chains and table go, if any (they are made together).
         if have.is_empty() {
             return Ok(());
         }
         let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
-        let mut del = vec!["-w", "-D"];
-        del.extend(&jump);
-        let _ = sys::run_in(ns, "iptables", &del, None).await;
-        remove(ns, &have).await;
+        for family in [Family::V4, Family::V6] {
+            let have = if family == Family::V4 { have.clone() } else { existing(ns, family).await.unwrap_or_default() };
+            let mut del = vec!["-w", "-D"];
+            del.extend(JUMP);
+            let _ = sys::run_in(ns, family.tools().0, &del, None).await;
+            remove(ns, family, &have).await;
+        }
         return Ok(());
     }
     sys::run_in(ns, "nft", &["-f", "-"], Some(&arp_ruleset(ports))).await?;
     sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
-    let (text, chains) = ruleset(doc, ports);
-    sys::run_in(ns, "iptables-restore", &["-w", "--noflush"], Some(&text)).await?;
-    let mut check = vec!["-w", "-C"];
-    check.extend(&jump);
-    if sys::run_in(ns, "iptables", &check, None).await.is_err() {
-        let mut insert = vec!["-w", "-I", "FORWARD", "1"];
-        insert.extend(&jump[1..]);
-        sys::run_in(ns, "iptables", &insert, None).await?;
+    sys::sysctl(ns, "net.bridge.bridge-nf-call-ip6tables", "1").await?;
+    for family in [Family::V4, Family::V6] {
+        let (tool, restore) = family.tools();
+        let have = if family == Family::V4 { have.clone() } else { existing(ns, family).await? };
+        let (text, chains) = ruleset(doc, ports, family);
+        sys::run_in(ns, restore, &["-w", "--noflush"], Some(&text)).await?;
+        let mut check = vec!["-w", "-C"];
+        check.extend(JUMP);
+        if sys::run_in(ns, tool, &check, None).await.is_err() {
+            let mut insert = vec!["-w", "-I", "FORWARD", "1"];
+            insert.extend(&JUMP[1..]);
+            sys::run_in(ns, tool, &insert, None).await?;
+        }
+        let stale: BTreeSet<String> = have.difference(&chains).cloned().collect();
+        remove(ns, family, &stale).await;
     }
-    let stale: BTreeSet<String> = have.difference(&chains).cloned().collect();
-    remove(ns, &stale).await;
     Ok(())
 }
 
-async fn remove(ns: Option<&str>, chains: &BTreeSet<String>) {
+async fn remove(ns: Option<&str>, family: Family, chains: &BTreeSet<String>) {
+    let tool = family.tools().0;
     for c in chains {
-        let _ = sys::run_in(ns, "iptables", &["-w", "-F", c], None).await;
+        let _ = sys::run_in(ns, tool, &["-w", "-F", c], None).await;
     }
     for c in chains {
-        let _ = sys::run_in(ns, "iptables", &["-w", "-X", c], None).await;
+        let _ = sys::run_in(ns, tool, &["-w", "-X", c], None).await;
     }
 }
 
@@ -272,7 +389,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (text, chains) = ruleset(&doc, &[&a]);
+        let (text, chains) = ruleset(&doc, &[&a], Family::V4);
         let lines: Vec<&str> = text.lines().collect();
         assert!(chains.contains("haneul-iaaaaaaaaaa") && chains.contains("haneul-oaaaaaaaaaa"));
         assert!(!chains.contains("haneul-ibbbbbbbbbb"), "only the ports asked for get chains");
@@ -298,6 +415,40 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_gets_its_own_chains_with_neighbour_discovery_and_the_link_local_address() {
+        assert_eq!(link_local("fa:16:3e:00:00:01").as_deref(), Some("fe80::f816:3eff:fe00:1"));
+        let mut a = port("aaaaaaaaaa-1", "10.0.0.3", &["web"]);
+        a.fixed_ips.push(FixedIp { subnet_id: "s6".into(), ip_address: "2001:db8::5".into() });
+        let mut icmp6 = rule("web", "ingress", Some("icmp"), None);
+        icmp6.ethertype = "IPv6".into();
+        let mut ssh6 = rule("web", "ingress", Some("tcp"), Some((22, 22)));
+        ssh6.ethertype = "IPv6".into();
+        ssh6.remote_ip_prefix = Some("2001:db8::/64".into());
+        let doc = Doc {
+            ports: vec![a.clone()],
+            rules: vec![rule("web", "ingress", Some("tcp"), Some((80, 80))), icmp6, ssh6],
+            ..Default::default()
+        };
+        let (v6, _) = ruleset(&doc, &[&a], Family::V6);
+        let lines: Vec<&str> = v6.lines().collect();
+        for want in [
+            "-A haneul-saaaaaaaaaa -s 2001:db8::5/128 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN",
+            "-A haneul-saaaaaaaaaa -s fe80::f816:3eff:fe00:1/128 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN",
+            "-A haneul-oaaaaaaaaaa -s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN",
+            "-A haneul-oaaaaaaaaaa -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+            "-A haneul-oaaaaaaaaaa -p udp -m udp --sport 546 --dport 547 -j RETURN",
+            "-A haneul-iaaaaaaaaaa -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j RETURN",
+            "-A haneul-iaaaaaaaaaa -p ipv6-icmp -j RETURN",
+            "-A haneul-iaaaaaaaaaa -s 2001:db8::/64 -p tcp -m tcp --dport 22 -j RETURN",
+        ] {
+            assert!(lines.contains(&want), "{want} missing from\n{v6}");
+        }
+        assert!(!v6.contains("10.0.0.3") && !v6.contains("--dport 80"), "no IPv4 in ip6tables: {v6}");
+        let (v4, _) = ruleset(&doc, &[&a], Family::V4);
+        assert!(!v4.contains("2001:db8") && !v4.contains("icmp6") && v4.contains("--dport 80"), "{v4}");
+    }
+
+    #[test]
     fn a_port_without_port_security_is_not_filtered_and_pairs_may_send() {
         let mut open = port("cccccccccc-3", "10.0.0.5", &[]);
         open.port_security_enabled = false;
@@ -305,7 +456,7 @@ mod tests {
         paired.allowed_address_pairs =
             vec![AddressPair { ip_address: "10.0.0.100".into(), mac_address: String::new() }];
         let doc = Doc { ports: vec![open.clone(), paired.clone()], ..Default::default() };
-        let (text, _) = ruleset(&doc, &[&open, &paired]);
+        let (text, _) = ruleset(&doc, &[&open, &paired], Family::V4);
         assert!(!text.contains("cccccccccc"));
         assert!(text.contains("-A haneul-sdddddddddd -s 10.0.0.100/32 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN"));
         let arp = arp_ruleset(&[&open, &paired]);

@@ -2,13 +2,15 @@
 //! `qg-` one on the external network; forwarding on; SNAT of its subnets out of the gateway
 //! (`enable_snat`), each floating IP as an address on `qg-` with DNAT in and SNAT out (or, with
 //! port forwardings, DNAT of each forwarded port); static
-//! routes; and the metadata proxy for its networks (169.254.169.254:80 redirected to 9697).
+//! routes; IPv6 routed (no NAT) with router advertisements on the interfaces of subnets that
+//! ask for them (`ipv6_ra_mode`, see [`dhcp::ensure_ra`]); and the metadata proxy for its
+//! networks (169.254.169.254:80 redirected to 9697).
 //! The namespace's iptables are the router's alone, rewritten whole each time.
 
 use std::collections::BTreeSet;
 
 use super::doc::{self, Doc, Port, Router};
-use super::{metadata, sys, Dataplane};
+use super::{dhcp, metadata, sys, Dataplane};
 
 pub const METADATA_PORT: u16 = 9697;
 
@@ -29,11 +31,27 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     }
     let mut up = Vec::new();
     let mut inner = BTreeSet::new();
+    let mut advertised = Vec::new();
     let interfaces: Vec<&Port> = ports(doc, &r.id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE).collect();
     for p in &interfaces {
-        inner.insert(dp.plumb(doc, ns, p, "qr-", &[]).await.map_err(|e| e.to_string())?);
+        let ifname = dp.plumb(doc, ns, p, "qr-", &[]).await.map_err(|e| e.to_string())?;
+        for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
+            if let Some(mode) = &s.ipv6_ra_mode {
+                let mtu = doc.network(&p.network_id).map_or(1500, |n| n.mtu);
+                advertised.push(dhcp::Advertised {
+                    ifname: ifname.clone(),
+                    cidr: s.cidr.clone(),
+                    mode: mode.clone(),
+                    mtu,
+                });
+            }
+        }
+        inner.insert(ifname);
         up.push(p.id.clone());
     }
+    // IPv6 is routed, not translated: forwarding on, and advertisements where asked.
+    sys::sysctl(Some(ns), "net.ipv6.conf.all.forwarding", "1").await.map_err(|e| e.to_string())?;
+    dhcp::ensure_ra(dp, ns, &advertised).await?;
     let floating: Vec<&doc::FloatingIp> = doc
         .floatingips
         .iter()

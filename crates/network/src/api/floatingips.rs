@@ -212,9 +212,13 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                 let request = match (&subnet, &address) {
                     (None, None) => {
                         let v4 = t.m.subnets_of(&network_id).find(|s| s.ip_version == 4).map(|s| s.id.clone());
-                        v4.map(|s| vec![IpRequest { subnet_id: Some(s), ip_address: None }])
+                        v4.map(|s| vec![IpRequest { subnet_id: Some(s), ..Default::default() }])
                     }
-                    _ => Some(vec![IpRequest { subnet_id: subnet.clone(), ip_address: address.clone() }]),
+                    _ => Some(vec![IpRequest {
+                        subnet_id: subnet.clone(),
+                        ip_address: address.clone(),
+                        ..Default::default()
+                    }]),
                 };
                 let Some(request) = request else {
                     return Err(Error::BadRequest(

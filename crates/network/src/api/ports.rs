@@ -155,7 +155,7 @@ fn parse_fixed_ips(a: &Attrs) -> ApiResult<Option<Vec<IpRequest>>> {
                     Err(bad(format!("Invalid input for fixed_ips. Reason: '{other}' is not a valid string.")))
                 }
             };
-            let r = IpRequest { subnet_id: get("subnet_id")?, ip_address: get("ip_address")? };
+            let r = IpRequest { subnet_id: get("subnet_id")?, ip_address: get("ip_address")?, ..Default::default() };
             if let Some(ip) = &r.ip_address {
                 if Addr::parse(ip).is_none() {
                     return Err(bad(format!("Invalid input for fixed_ips. Reason: '{ip}' is not a valid IP address.")));

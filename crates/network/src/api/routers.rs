@@ -137,6 +137,7 @@ fn parse_gateway(
                 .map(|f| IpRequest {
                     subnet_id: f.get("subnet_id").and_then(Value::as_str).map(str::to_string),
                     ip_address: f.get("ip_address").and_then(Value::as_str).map(str::to_string),
+                    ..Default::default()
                 })
                 .collect(),
         ),
@@ -477,7 +478,7 @@ async fn add_interface(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<Str
                     };
                     check_overlap(&t.m, &id, std::slice::from_ref(sid))?;
                     let mac = new_mac(&t.m, &s.network_id);
-                    let req = [IpRequest { subnet_id: Some(sid.clone()), ip_address: Some(gw) }];
+                    let req = [IpRequest { subnet_id: Some(sid.clone()), ip_address: Some(gw), gateway: true }];
                     let fixed = allocate_ips(&t.m, &s.network_id, &mac, Some(&req), None)?;
                     let p = network_port(&s.network_id, mac, fixed, &id, INTERFACE, &router.project_id);
                     t.put(p.clone())?;
