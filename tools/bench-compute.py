@@ -66,8 +66,9 @@ def pct(values, p):
 def floor(agent, ids, s, nova):
     """The floor under request -> QEMU started on this machine: the same N QEMU command lines
     as the bench's guests (disks and config drives copied), started two at a time as the
-    agent's build slots do on two cores, with no control plane and nothing else running
-    (the bench's guests are deleted first). Reports each one's pid file time after the start."""
+    agent's build slots do on two cores and niced as the agent nices them, with no control
+    plane and nothing else running (the bench's guests are deleted first). Reports each
+    one's pid file time after the start."""
     import shutil
     import subprocess
     import uuid as uuidlib
@@ -84,6 +85,8 @@ def floor(agent, ids, s, nova):
             if os.path.exists(os.path.join(src, f)):
                 shutil.copy(os.path.join(src, f), d)
         new = str(uuidlib.uuid4())
+        # Sockets go to /run/haneul/instances/<uuid> when the instance path is long.
+        os.makedirs(f"/run/haneul/instances/{new}", exist_ok=True)
         runs.append((d, [a.replace(src, d).replace(ids[0], new) for a in args]))
     for sid in ids:
         s.delete(f"{nova}/servers/{sid}")
@@ -102,6 +105,15 @@ def floor(agent, ids, s, nova):
                     return
                 d, a = queue.pop(0)
             subprocess.run(a, check=True, stdin=subprocess.DEVNULL)
+            # As the agent does (compute.guest_nice): the started guest yields the CPU.
+            pid = int(open(os.path.join(d, "qemu.pid")).read().strip())
+            try:
+                with open(f"/proc/{pid}/autogroup", "w") as f:
+                    f.write("10")
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    os.setpriority(os.PRIO_PROCESS, int(tid), 10)
+            except OSError:
+                pass
 
     workers = [threading.Thread(target=worker) for _ in range(os.cpu_count() or 2)]
     for w in workers:
@@ -117,6 +129,8 @@ def floor(agent, ids, s, nova):
         except (OSError, ValueError):
             pass
     shutil.rmtree(work, ignore_errors=True)
+    for _, a in runs:
+        shutil.rmtree(f"/run/haneul/instances/{a[a.index('-uuid') + 1]}", ignore_errors=True)
 
 
 def main():
