@@ -153,7 +153,7 @@ def test_the_floating_ip_answers_from_the_external_side_and_guests_reach_each_ot
 def test_a_port_forwarding_reaches_a_guest_port_through_a_floating_ip(cloud):
     """`openstack floating ip port forwarding create`: TCP 2222 of a second floating IP goes
     to vm2's SSH port; that floating IP cannot also point at a port; deleting the forwarding
-    closes it."""
+    closes it; a range (2221:2222 onto 21:22) forwards port by port."""
     srv, cli, tmp, fip, rules = cloud
     vm2 = fixed_ip(cli, "vm2")
     port = cli.json("port", "list", "--server", "vm2")[0]["ID"]
@@ -173,6 +173,13 @@ def test_a_port_forwarding_reaches_a_guest_port_through_a_floating_ip(cloud):
     assert r.returncode != 0 and "Port Forwarding" in r.stderr, r.stderr
     cli.run("floating", "ip", "port", "forwarding", "delete", fip2["id"], pf["id"])
     wait_for(lambda: not tcp_open(srv, addr, 2222), 10, 0.2, what="the forwarded port to close")
+    # A range onto a range of the same size, port by port: 2221:2222 → 21:22, so 2222 is SSH.
+    pf = cli.json("floating", "ip", "port", "forwarding", "create", "--internal-ip-address", vm2, "--port", port,
+                  "--internal-protocol-port", "21:22", "--external-protocol-port", "2221:2222", "--protocol", "tcp",
+                  fip2["id"])
+    assert (pf["internal_port_range"], pf["external_port_range"]) == ("21:22", "2221:2222"), pf
+    wait_for(lambda: hostname_via_forwarding() == "vm2", 60, 1, what="ssh through the forwarded range")
+    cli.run("floating", "ip", "port", "forwarding", "delete", fip2["id"], pf["id"])
     cli.run("floating", "ip", "delete", fip2["id"])
 
 

@@ -235,6 +235,12 @@ pub struct PortForwarding {
     pub internal_port: u16,
     pub internal_port_id: String,
     pub external_port: u16,
+    /// The last ports of a range (`internal_port_range` "first:last"); none: one port. The
+    /// external range maps onto an internal range of the same size, or onto one port.
+    #[serde(default)]
+    pub internal_port_end: Option<u16>,
+    #[serde(default)]
+    pub external_port_end: Option<u16>,
     #[serde(default)]
     pub description: String,
 }

@@ -108,39 +108,19 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
             write_if_changed(&d.join("leases"), &kept)?;
         }
     }
-    let mut args = vec![
-        "--no-hosts".to_string(),
-        "--no-resolv".into(),
-        "--port=0".into(),
-        "--conf-file=/dev/null".into(),
-        format!("--pid-file={}", d.join("pid").display()),
+    let mut args = base_args(&d);
+    args.extend([
         format!("--dhcp-hostsfile={}", d.join("host").display()),
         format!("--dhcp-optsfile={}", d.join("opts").display()),
         format!("--dhcp-leasefile={}", d.join("leases").display()),
-        format!("--log-facility={}", d.join("log").display()),
         "--log-dhcp".into(),
-        "--bind-interfaces".into(),
         format!("--interface={inner}"),
-        "--except-interface=lo".into(),
         "--dhcp-authoritative".into(),
         "--domain=openstacklocal".into(),
-    ];
+    ]);
     args.extend(ranges);
-    let cmdline = args.join("\n");
-    let pidfile = d.join("pid");
-    let running = sys::pid_running(&pidfile, "dnsmasq").is_some();
-    let same_args = std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline);
-    if running && same_args && !restart {
-        if files_changed {
-            sys::signal_pidfile(&pidfile, "dnsmasq", libc::SIGHUP);
-        }
-    } else {
-        if running {
-            halt(&d);
-        }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        sys::run_in(Some(ns), "dnsmasq", &refs, None).await.map_err(|e| e.to_string())?;
-        std::fs::write(d.join("args"), &cmdline).map_err(|e| format!("writing {}: {e}", d.display()))?;
+    if !start(ns, &d, &args, restart).await? && files_changed {
+        sys::signal_pidfile(&d.join("pid"), "dnsmasq", libc::SIGHUP);
     }
     if !dp.has_proxy(ns) {
         let addr: std::net::SocketAddr = format!("{METADATA_IP}:80").parse().expect("a socket address");
@@ -190,7 +170,16 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
     }
     std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
     open_up(&d, &dp.settings.state_dir);
-    let mut args = vec![
+    let mut args = base_args(&d);
+    args.push("--enable-ra".into());
+    args.extend(per_interface);
+    start(ns, &d, &args, false).await.map(|_| ())
+}
+
+/// What every dnsmasq of ours is started with: no DNS, no host or resolver files, its pid
+/// file and log in `d`, only on the interfaces named.
+fn base_args(d: &std::path::Path) -> Vec<String> {
+    vec![
         "--no-hosts".to_string(),
         "--no-resolv".into(),
         "--port=0".into(),
@@ -199,21 +188,24 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
         format!("--log-facility={}", d.join("log").display()),
         "--bind-interfaces".into(),
         "--except-interface=lo".into(),
-        "--enable-ra".into(),
-    ];
-    args.extend(per_interface);
+    ]
+}
+
+/// Starts the dnsmasq of `d` in `ns` with `args`, unless it runs with those already (and
+/// no `restart` is asked); whether it was started.
+async fn start(ns: &str, d: &std::path::Path, args: &[String], restart: bool) -> Result<bool, String> {
     let cmdline = args.join("\n");
-    let pidfile = d.join("pid");
-    let running = sys::pid_running(&pidfile, "dnsmasq").is_some();
-    if running && std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline) {
-        return Ok(());
+    let running = sys::pid_running(&d.join("pid"), "dnsmasq").is_some();
+    if running && !restart && std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline) {
+        return Ok(false);
     }
     if running {
-        halt(&d);
+        halt(d);
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     sys::run_in(Some(ns), "dnsmasq", &refs, None).await.map_err(|e| e.to_string())?;
-    std::fs::write(d.join("args"), &cmdline).map_err(|e| format!("writing {}: {e}", d.display()))
+    std::fs::write(d.join("args"), &cmdline).map_err(|e| format!("writing {}: {e}", d.display()))?;
+    Ok(true)
 }
 
 /// Stops the namespace's dnsmasq and removes its files.

@@ -141,6 +141,9 @@ pub struct PortForwarding {
     pub internal_ip_address: String,
     pub internal_port: u16,
     pub external_port: u16,
+    /// The last ports of a range (none: one port).
+    pub internal_port_end: Option<u16>,
+    pub external_port_end: Option<u16>,
 }
 
 pub const OWNER_DHCP: &str = "network:dhcp";

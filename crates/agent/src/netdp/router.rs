@@ -96,16 +96,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
             }
             for f in &forwarded {
                 for pf in &f.port_forwardings {
-                    let rule = format!(
-                        "-d {}/32 -p {} -m {} --dport {} -j DNAT --to-destination {}:{}\n",
-                        f.floating_ip_address,
-                        pf.protocol,
-                        pf.protocol,
-                        pf.external_port,
-                        pf.internal_ip_address,
-                        pf.internal_port
-                    );
-                    nat.push_str(&format!("-A PREROUTING {rule}-A OUTPUT {rule}"));
+                    nat.push_str(&forward_rules(&f.floating_ip_address, pf));
                 }
             }
             if r.gateway.as_ref().is_some_and(|g| g.enable_snat) {
@@ -148,4 +139,46 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         dp.set_proxy(ns, task);
     }
     Ok(up)
+}
+
+/// The DNAT of one port forwarding, in PREROUTING and OUTPUT: one port to one port, a range
+/// onto one port, or a range onto a range of the same size (port by port: iptables' base
+/// port shifts each external port by the same offset).
+fn forward_rules(fip: &str, pf: &doc::PortForwarding) -> String {
+    let (ef, el) = (pf.external_port, pf.external_port_end.unwrap_or(pf.external_port));
+    let (inf, inl) = (pf.internal_port, pf.internal_port_end.unwrap_or(pf.internal_port));
+    let dport = if el > ef { format!("{ef}:{el}") } else { ef.to_string() };
+    let to = if inl > inf { format!("{inf}-{inl}/{ef}") } else { inf.to_string() };
+    let (p, ip) = (&pf.protocol, &pf.internal_ip_address);
+    let rule = format!("-d {fip}/32 -p {p} -m {p} --dport {dport} -j DNAT --to-destination {ip}:{to}\n");
+    format!("-A PREROUTING {rule}-A OUTPUT {rule}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_forwardings_map_ports_and_ranges() {
+        let pf = |i: u16, ie: Option<u16>, e: u16, ee: Option<u16>| doc::PortForwarding {
+            protocol: "tcp".into(),
+            internal_ip_address: "10.0.0.5".into(),
+            internal_port: i,
+            external_port: e,
+            internal_port_end: ie,
+            external_port_end: ee,
+        };
+        let one = forward_rules("172.24.4.9", &pf(22, None, 2222, None));
+        assert!(
+            one.starts_with(
+                "-A PREROUTING -d 172.24.4.9/32 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.0.0.5:22\n"
+            ),
+            "{one}"
+        );
+        let many_to_one = forward_rules("172.24.4.9", &pf(80, None, 8000, Some(8009)));
+        assert!(many_to_one.contains("--dport 8000:8009 -j DNAT --to-destination 10.0.0.5:80\n"), "{many_to_one}");
+        let n_to_n = forward_rules("172.24.4.9", &pf(21, Some(22), 2221, Some(2222)));
+        assert!(n_to_n.contains("--dport 2221:2222 -j DNAT --to-destination 10.0.0.5:21-22/2221\n"), "{n_to_n}");
+        assert!(n_to_n.contains("-A OUTPUT -d 172.24.4.9/32"));
+    }
 }

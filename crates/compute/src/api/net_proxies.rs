@@ -324,14 +324,31 @@ async fn delete_rule(
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:rule:delete", &json!({"project_id": ctx.project_id()}))?;
-    if !uuid_like(&id) {
-        return Err(bad("Security group rule id should be uuid"));
-    }
-    c.network_call_as(&t.0, Method::DELETE, &format!("/security-group-rules/{id}"), None)
+    let rule = "os_compute_api:os-security-groups:rule:delete";
+    let path = format!("/security-group-rules/{id}");
+    proxied_delete(&c, &ctx, mv, &t.0, rule, &id, &path, ("Security group rule", format!("Rule ({id}) not found")))
         .await
-        .map_err(or_not_found(format!("Rule ({id}) not found")))?;
+}
+
+/// A proxied delete: 202, the id checked first, the network service's 404 as Nova's
+/// message (`what.1`).
+#[allow(clippy::too_many_arguments)]
+async fn proxied_delete(
+    c: &Ctx,
+    ctx: &AuthContext,
+    mv: Mv,
+    token: &str,
+    rule: &str,
+    id: &str,
+    path: &str,
+    what: (&str, String),
+) -> ApiResult {
+    proxy_version(mv)?;
+    enforce(c, ctx, rule, &json!({"project_id": ctx.project_id()}))?;
+    if !uuid_like(id) {
+        return Err(bad(format!("{} id should be uuid", what.0)));
+    }
+    c.network_call_as(token, Method::DELETE, path, None).await.map_err(or_not_found(what.1))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -343,15 +360,10 @@ async fn delete_group(
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:delete", &json!({"project_id": ctx.project_id()}))?;
-    if !uuid_like(&id) {
-        return Err(bad("Security group id should be uuid"));
-    }
-    c.network_call_as(&t.0, Method::DELETE, &format!("/security-groups/{id}"), None)
+    let rule = "os_compute_api:os-security-groups:delete";
+    let path = format!("/security-groups/{id}");
+    proxied_delete(&c, &ctx, mv, &t.0, rule, &id, &path, ("Security group", format!("Security group {id} not found.")))
         .await
-        .map_err(or_not_found(format!("Security group {id} not found.")))?;
-    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `GET /servers/{id}/os-security-groups`: the groups of the server's ports (any version).

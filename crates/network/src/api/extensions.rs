@@ -27,6 +27,7 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"),
     ("floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2019-04-09T10:00:00-00:00"),
     ("floating-ip-port-forwarding-description", "Floating IP port forwarding description", "Add description field to port forwarding rules", "2019-11-01T10:00:00-00:00"),
+    ("floating-ip-port-forwarding-port-ranges", "Floating IP Port Forwarding support port ranges", "Add support to port ranges", "2020-07-01T10:00:00-00:00"),
     ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource", "2018-04-09T10:00:00-00:00"),
     ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00"),
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"),

@@ -1,5 +1,6 @@
-//! Floating IP port forwardings (`/v2.0/floatingips/{id}/port_forwardings`): one external
-//! port of a floating IP, TCP or UDP, forwarded to an address and port of a port behind the
+//! Floating IP port forwardings (`/v2.0/floatingips/{id}/port_forwardings`): an external
+//! port (or range, `external_port_range` "first:last") of a floating IP, TCP or UDP,
+//! forwarded to an address and port (or a range of the same size) of a port behind the
 //! router that has a gateway on the floating IP's network. The router's namespace DNATs it.
 
 use axum::body::Bytes;
@@ -22,15 +23,30 @@ pub fn routes() -> Router<Ctx> {
 }
 
 fn render(p: &PortForwarding) -> Value {
+    // A single port shows as the port and as a one-port range; a range only as the range.
+    let single = |first: u16, last: Option<u16>| last.filter(|l| *l != first).map_or(json!(first), |_| Value::Null);
+    let range = |first: u16, last: Option<u16>| format!("{first}:{}", last.unwrap_or(first));
     json!({
         "id": p.id,
         "protocol": p.protocol,
         "internal_ip_address": p.internal_ip_address,
-        "internal_port": p.internal_port,
+        "internal_port": single(p.internal_port, p.internal_port_end),
+        "internal_port_range": range(p.internal_port, p.internal_port_end),
         "internal_port_id": p.internal_port_id,
-        "external_port": p.external_port,
+        "external_port": single(p.external_port, p.external_port_end),
+        "external_port_range": range(p.external_port, p.external_port_end),
         "description": p.description,
     })
+}
+
+/// The external ports of a forwarding, first and last.
+fn external(p: &PortForwarding) -> (u16, u16) {
+    (p.external_port, p.external_port_end.unwrap_or(p.external_port))
+}
+
+/// The internal ports, first and last.
+fn internal(p: &PortForwarding) -> (u16, u16) {
+    (p.internal_port, p.internal_port_end.unwrap_or(p.internal_port))
 }
 
 fn find_pf<'a>(f: &'a FloatingIp, id: &str) -> Result<&'a PortForwarding, Error> {
@@ -68,10 +84,35 @@ async fn show(
 struct Ask {
     protocol: Option<String>,
     internal_ip_address: Option<String>,
-    internal_port: Option<u16>,
+    /// First and last (the same for one port).
+    internal_ports: Option<(u16, u16)>,
     internal_port_id: Option<String>,
-    external_port: Option<u16>,
+    external_ports: Option<(u16, u16)>,
     description: Option<String>,
+}
+
+/// A port range as given ("first:last", or one number), or the single port of `port_key`;
+/// not both.
+fn ports(a: &Attrs, port_key: &str, range_key: &str) -> ApiResult<Option<(u16, u16)>> {
+    let single = port_number(a, port_key)?;
+    let range = match a.get(range_key) {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+            let invalid = || bad(format!("Invalid input for {range_key}. Reason: '{text}' is not a valid port range."));
+            let (first, last) = text.split_once(':').unwrap_or((&text, &text));
+            let n = |x: &str| x.trim().parse::<u16>().ok().filter(|n| *n >= 1);
+            match (n(first), n(last)) {
+                (Some(f), Some(l)) if f <= l => Some((f, l)),
+                _ => return Err(invalid()),
+            }
+        }
+    };
+    match (single, range) {
+        (Some(_), Some(_)) => Err(bad(format!("Invalid input: {port_key} and {range_key} cannot be given together."))),
+        (Some(p), None) => Ok(Some((p, p))),
+        (None, r) => Ok(r),
+    }
 }
 
 fn port_number(a: &Attrs, key: &str) -> ApiResult<Option<u16>> {
@@ -89,8 +130,10 @@ fn parse(a: &Attrs) -> ApiResult<Ask> {
         "protocol",
         "internal_ip_address",
         "internal_port",
+        "internal_port_range",
         "internal_port_id",
         "external_port",
+        "external_port_range",
         "description",
         "project_id",
         "tenant_id",
@@ -112,11 +155,23 @@ fn parse(a: &Attrs) -> ApiResult<Ask> {
     Ok(Ask {
         protocol,
         internal_ip_address,
-        internal_port: port_number(a, "internal_port")?,
+        internal_ports: ports(a, "internal_port", "internal_port_range")?,
         internal_port_id: a.str("internal_port_id", 36)?,
-        external_port: port_number(a, "external_port")?,
+        external_ports: ports(a, "external_port", "external_port_range")?,
         description: a.str("description", 255)?,
     })
+}
+
+/// Sets a forwarding's ports from first/last pairs.
+fn set_ports(pf: &mut PortForwarding, internal: Option<(u16, u16)>, external: Option<(u16, u16)>) {
+    if let Some((f, l)) = internal {
+        pf.internal_port = f;
+        pf.internal_port_end = (l != f).then_some(l);
+    }
+    if let Some((f, l)) = external {
+        pf.external_port = f;
+        pf.external_port_end = (l != f).then_some(l);
+    }
 }
 
 /// Checks a forwarding against its floating IP (not associated with a port; no other
@@ -130,12 +185,22 @@ fn check(m: &crate::model::Model, ctx: &AuthContext, f: &FloatingIp, pf: &PortFo
             format!("Floating IP {} is associated with port {port}; a port forwarding needs a free floating IP.", f.id),
         ));
     }
+    let ((ef, el), (inf, inl)) = (external(pf), internal(pf));
+    if inl != inf && inl - inf != el - ef {
+        return Err(Error::BadRequest(
+            "BadRequest",
+            format!(
+                "The internal port range {inf}:{inl} and the external port range {ef}:{el} must be of the same size, or the internal one a single port."
+            ),
+        ));
+    }
+    let overlaps = |a: (u16, u16), b: (u16, u16)| a.0 <= b.1 && b.0 <= a.1;
     let clash = f.port_forwardings.iter().filter(|o| o.id != pf.id).find(|o| {
         o.protocol == pf.protocol
-            && (o.external_port == pf.external_port
+            && (overlaps(external(o), external(pf))
                 || (o.internal_port_id == pf.internal_port_id
                     && o.internal_ip_address == pf.internal_ip_address
-                    && o.internal_port == pf.internal_port))
+                    && overlaps(internal(o), internal(pf))))
     });
     if let Some(o) = clash {
         return Err(Error::BadRequest(
@@ -167,22 +232,25 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, Path(fip): Path<String>, 
     let missing = [
         ("protocol", ask.protocol.is_none()),
         ("internal_ip_address", ask.internal_ip_address.is_none()),
-        ("internal_port", ask.internal_port.is_none()),
+        ("internal_port", ask.internal_ports.is_none()),
         ("internal_port_id", ask.internal_port_id.is_none()),
-        ("external_port", ask.external_port.is_none()),
+        ("external_port", ask.external_ports.is_none()),
     ];
     if let Some((k, _)) = missing.iter().find(|(_, m)| *m) {
         return Err(bad(format!("Failed to parse request. Required attribute '{k}' not specified")));
     }
-    let pf = PortForwarding {
+    let mut pf = PortForwarding {
         id: uuid::Uuid::new_v4().to_string(),
         protocol: ask.protocol.unwrap_or_default(),
         internal_ip_address: ask.internal_ip_address.unwrap_or_default(),
-        internal_port: ask.internal_port.unwrap_or_default(),
+        internal_port: 0,
         internal_port_id: ask.internal_port_id.unwrap_or_default(),
-        external_port: ask.external_port.unwrap_or_default(),
+        external_port: 0,
+        internal_port_end: None,
+        external_port_end: None,
         description: ask.description.unwrap_or_default(),
     };
+    set_ports(&mut pf, ask.internal_ports, ask.external_ports);
     super::floatingips::find(&c.model(), &ctx, &fip)?;
     let made = pf.clone();
     c.write(|t| {
@@ -217,14 +285,9 @@ async fn update(
             if let Some(v) = ask.internal_ip_address {
                 pf.internal_ip_address = v;
             }
-            if let Some(v) = ask.internal_port {
-                pf.internal_port = v;
-            }
+            set_ports(&mut pf, ask.internal_ports, ask.external_ports);
             if let Some(v) = ask.internal_port_id {
                 pf.internal_port_id = v;
-            }
-            if let Some(v) = ask.external_port {
-                pf.external_port = v;
             }
             if let Some(v) = ask.description {
                 pf.description = v;
