@@ -142,6 +142,7 @@ impl Compute {
     /// down cannot be asked: the server goes anyway (Nova's local delete) and the agent
     /// removes the orphan instance when it reports again.
     pub async fn destroy(&self, id: &str, request_id: &str) -> crate::service::Result<()> {
+        self.interface_locks.lock().unwrap().remove(id);
         if let Some(host) = self.model().servers.get(id).and_then(|s| s.host.clone()) {
             const TERMINATE: &str = "compute_terminate_instance";
             self.event_start(request_id, TERMINATE, Some(&host)).await;
