@@ -371,8 +371,9 @@ def test_deleting_everything_leaves_nothing_behind(cloud):
         found = [ns for ns in os.listdir("/run/netns") if ns.startswith(srv.netns + "-")]
         links = srv.in_host("ip", "-o", "link", "show", capture_output=True, text=True).stdout
         found += re.findall(r"^\d+: ((?:brq|tap|vxlan-)[^:@]+)", links, re.M)
-        chains = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
-        found += [line for line in chains.splitlines() if "haneul" in line]
+        for tool in ("iptables", "ip6tables"):
+            chains = srv.in_host(tool, "-S", capture_output=True, text=True).stdout
+            found += [f"{tool} {line}" for line in chains.splitlines() if "haneul" in line]
         tables = srv.in_host("nft", "list", "tables", capture_output=True, text=True).stdout
         found += [line for line in tables.splitlines() if "haneul" in line]
         found += [d for d in os.listdir("/run/haneul/network") if d.startswith(srv.netns)] \
