@@ -48,8 +48,8 @@ pub struct ServerPort {
 pub const SLOTS: std::ops::Range<u8> = 0x10..0x20;
 
 /// The lowest NIC slot none of `ports` uses.
-pub fn free_slot(ports: &[ServerPort]) -> Option<u8> {
-    SLOTS.into_iter().find(|s| !ports.iter().any(|p| p.slot == Some(*s)))
+pub fn free_slot<'a>(ports: impl Iterator<Item = &'a ServerPort> + Clone) -> Option<u8> {
+    SLOTS.into_iter().find(|s| !ports.clone().any(|p| p.slot == Some(*s)))
 }
 
 /// What went wrong with a network call: the HTTP status (0 when there was no answer) and
@@ -202,7 +202,8 @@ impl Compute {
     }
 
     /// Makes (or takes over) the server's ports, bound to `host`, next to the ports it has
-    /// (`existing`); the ports made before a failure are removed again.
+    /// (`existing`); the ports made before a failure are removed again. The error is the
+    /// reason, without saying what it failed (a build, an attach).
     pub async fn plug_ports(
         &self,
         server_id: &str,
@@ -214,10 +215,9 @@ impl Compute {
     ) -> Result<Vec<ServerPort>, String> {
         let mut out: Vec<ServerPort> = Vec::new();
         for r in requests {
-            let taken: Vec<ServerPort> = existing.iter().chain(&out).cloned().collect();
-            let Some(slot) = free_slot(&taken) else {
+            let Some(slot) = free_slot(existing.iter().chain(&out)) else {
                 self.release_ports(server_id, &out).await;
-                return Err(format!("Build of instance {server_id} aborted: no room for another network interface"));
+                return Err("no room for another network interface".into());
             };
             let binding = json!({
                 "device_id": server_id,
@@ -251,7 +251,7 @@ impl Compute {
                 Ok(v) => v["port"].clone(),
                 Err(e) => {
                     self.release_ports(server_id, &out).await;
-                    return Err(format!("Build of instance {server_id} aborted: {}", e.message));
+                    return Err(e.message);
                 }
             };
             let network_id = port["network_id"].as_str().unwrap_or_default().to_string();
@@ -415,7 +415,6 @@ impl Compute {
             Ok(_) => return Err(fail("no port".into())),
             Err(m) => {
                 self.event_finish(request_id, EVENT, Err(&m)).await;
-                let m = m.split_once(": ").map_or(m.clone(), |(_, why)| why.to_string());
                 return Err(Error::BadRequest(m));
             }
         };
@@ -424,8 +423,7 @@ impl Compute {
         if let Err(m) = self.push(server_id, power, move |s| s.ports.push(added)).await {
             // The port goes again; the server as it was.
             let gone = port.port_id.clone();
-            let _ = self.set_state(server_id, |s| s.ports.retain(|p| p.port_id != gone)).await;
-            let _ = self.push(server_id, power, |_| {}).await;
+            let _ = self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await;
             self.release_ports(server_id, std::slice::from_ref(&port)).await;
             self.event_finish(request_id, EVENT, Err(&m)).await;
             return Err(fail(m));

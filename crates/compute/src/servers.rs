@@ -98,7 +98,7 @@ impl Compute {
                 .await;
             let recorded = match plugged {
                 Ok(ports) => self.set_state(&id, |s| s.ports = ports).await.map_err(|e| format!("{e}")),
-                Err(message) => Err(message),
+                Err(why) => Err(format!("Build of instance {id} aborted: {why}")),
             };
             if let Err(message) = recorded {
                 tracing::warn!(server = %id, %message, "no ports for the server");

@@ -56,6 +56,13 @@ impl Family {
             Family::V6 => "/128",
         }
     }
+    /// DHCP's client and server ports.
+    fn dhcp_ports(self) -> (u16, u16) {
+        match self {
+            Family::V4 => (68, 67),
+            Family::V6 => (546, 547),
+        }
+    }
     fn tools(self) -> (&'static str, &'static str) {
         match self {
             Family::V4 => ("iptables", "iptables-restore"),
@@ -183,44 +190,34 @@ pub fn ruleset(doc: &Doc, ports: &[&Port], family: Family) -> (String, BTreeSet<
             rules.push_str(&format!("-A {s} -s {ip} -m mac --mac-source {mac} -j RETURN\n"));
         }
         rules.push_str(&format!("-A {s} -j DROP\n"));
+        let (client, server) = family.dhcp_ports();
+        let dhcp_request = format!("-p udp -m udp --sport {client} --dport {server}");
+        let dhcp_answer = format!("-p udp -m udp --sport {server} --dport {client}");
+        let icmp6 = |chain: &str, from: &str, t: &u16| {
+            format!("-A {chain} {from}-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n")
+        };
         match family {
-            Family::V4 => {
-                rules.push_str(&format!("-A {o} -p udp -m udp --sport 68 --dport 67 -j RETURN\n"));
-                rules.push_str(&format!("-A {o} -j {s}\n"));
-                rules.push_str(&format!("-A {o} -p udp -m udp --sport 67 --dport 68 -j DROP\n"));
-            }
+            // A DHCP request comes from 0.0.0.0: before the source check.
+            Family::V4 => rules.push_str(&format!("-A {o} {dhcp_request} -j RETURN\n-A {o} -j {s}\n")),
             Family::V6 => {
                 // Duplicate address detection and multicast listener reports come from `::`.
-                for t in DAD_TYPES {
-                    rules.push_str(&format!("-A {o} -s ::/128 -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
-                }
+                DAD_TYPES.iter().for_each(|t| rules.push_str(&icmp6(&o, "-s ::/128 ", t)));
                 rules.push_str(&format!("-A {o} -j {s}\n"));
-                for t in NDP_OUT_TYPES {
-                    rules.push_str(&format!("-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
-                }
+                NDP_OUT_TYPES.iter().for_each(|t| rules.push_str(&icmp6(&o, "", t)));
                 rules.push_str(&format!("-A {o} -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n"));
-                rules.push_str(&format!("-A {o} -p udp -m udp --sport 546 --dport 547 -j RETURN\n"));
-                rules.push_str(&format!("-A {o} -p udp -m udp --sport 547 --dport 546 -j DROP\n"));
+                rules.push_str(&format!("-A {o} {dhcp_request} -j RETURN\n"));
             }
         }
-        rules.push_str(&format!("-A {o} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
-        rules.push_str(&format!("-A {o} -m conntrack --ctstate INVALID -j DROP\n"));
-        match family {
-            Family::V4 => {
-                rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
-                rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
-                rules.push_str(&format!("-A {i} -p udp -m udp --sport 67 --dport 68 -j RETURN\n"));
-            }
-            Family::V6 => {
-                // Neighbour discovery is stateless to conntrack: before the state checks.
-                for t in NDP_IN_TYPES {
-                    rules.push_str(&format!("-A {i} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN\n"));
-                }
-                rules.push_str(&format!("-A {i} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
-                rules.push_str(&format!("-A {i} -m conntrack --ctstate INVALID -j DROP\n"));
-                rules.push_str(&format!("-A {i} -p udp -m udp --sport 547 --dport 546 -j RETURN\n"));
-            }
+        rules.push_str(&format!("-A {o} {dhcp_answer} -j DROP\n"));
+        // Neighbour discovery is stateless to conntrack: before the state checks.
+        if family == Family::V6 {
+            NDP_IN_TYPES.iter().for_each(|t| rules.push_str(&icmp6(&i, "", t)));
         }
+        for chain in [&o, &i] {
+            rules.push_str(&format!("-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"));
+            rules.push_str(&format!("-A {chain} -m conntrack --ctstate INVALID -j DROP\n"));
+        }
+        rules.push_str(&format!("-A {i} {dhcp_answer} -j RETURN\n"));
         for r in doc.rules.iter().filter(|r| p.security_groups.contains(&r.security_group_id)) {
             let to = if r.direction == "ingress" { &i } else { &o };
             for m in matches(doc, r, family) {
@@ -294,28 +291,28 @@ async fn existing(ns: Option<&str>, family: Family) -> sys::Result<BTreeSet<Stri
 
 pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()> {
     let ns = dp.settings.host_ns.as_deref();
-    let have = existing(ns, Family::V4).await?;
+    let v4 = existing(ns, Family::V4).await?;
+    // Nothing to guard and nothing there (the chains of both families and the table are
+    // made together): the common case of a host without guests costs one listing.
+    if ports.is_empty() && v4.is_empty() {
+        return Ok(());
+    }
+    let have = [(Family::V4, v4), (Family::V6, existing(ns, Family::V6).await?)];
     if ports.is_empty() {
-        // Nothing to guard: haneul's chains and table go, if any (they are made together).
-        if have.is_empty() {
-            return Ok(());
-        }
         let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
-        for family in [Family::V4, Family::V6] {
-            let have = if family == Family::V4 { have.clone() } else { existing(ns, family).await.unwrap_or_default() };
+        for (family, chains) in &have {
             let mut del = vec!["-w", "-D"];
             del.extend(JUMP);
             let _ = sys::run_in(ns, family.tools().0, &del, None).await;
-            remove(ns, family, &have).await;
+            remove(ns, *family, chains).await;
         }
         return Ok(());
     }
     sys::run_in(ns, "nft", &["-f", "-"], Some(&arp_ruleset(ports))).await?;
     sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
     sys::sysctl(ns, "net.bridge.bridge-nf-call-ip6tables", "1").await?;
-    for family in [Family::V4, Family::V6] {
+    for (family, had) in have {
         let (tool, restore) = family.tools();
-        let have = if family == Family::V4 { have.clone() } else { existing(ns, family).await? };
         let (text, chains) = ruleset(doc, ports, family);
         sys::run_in(ns, restore, &["-w", "--noflush"], Some(&text)).await?;
         let mut check = vec!["-w", "-C"];
@@ -325,7 +322,7 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()
             insert.extend(&JUMP[1..]);
             sys::run_in(ns, tool, &insert, None).await?;
         }
-        let stale: BTreeSet<String> = have.difference(&chains).cloned().collect();
+        let stale: BTreeSet<String> = had.difference(&chains).cloned().collect();
         remove(ns, family, &stale).await;
     }
     Ok(())

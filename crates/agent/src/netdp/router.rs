@@ -27,7 +27,10 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     let fresh = !sys::namespaces().iter().any(|n| n == ns);
     sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
     if fresh {
-        sys::sysctl(Some(ns), "net.ipv4.ip_forward", "1").await.map_err(|e| e.to_string())?;
+        // IPv6 is routed too, not translated.
+        for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+            sys::sysctl(Some(ns), key, "1").await.map_err(|e| e.to_string())?;
+        }
     }
     let mut up = Vec::new();
     let mut inner = BTreeSet::new();
@@ -49,8 +52,6 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         inner.insert(ifname);
         up.push(p.id.clone());
     }
-    // IPv6 is routed, not translated: forwarding on, and advertisements where asked.
-    sys::sysctl(Some(ns), "net.ipv6.conf.all.forwarding", "1").await.map_err(|e| e.to_string())?;
     dhcp::ensure_ra(dp, ns, &advertised).await?;
     let floating: Vec<&doc::FloatingIp> = doc
         .floatingips
