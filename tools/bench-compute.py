@@ -5,9 +5,12 @@ Runs `haneul serve` (the controller) and one `haneul agent` (a second host on th
 with the controller's own host disabled, so every server lands on the agent and its memory can
 be told apart. The base image is cached by one warm-up server first. Reports:
 - API accept latency of POST /servers (p50, p99),
-- control-plane time from the request to the QEMU process started (its start time in /proc),
+- time from the request to the QEMU process started (the mtime of the pid file QEMU writes),
+- the floor under it: the same QEMU command lines started with no control plane, and the
+  control plane's own share (the difference, rank by rank),
 - time from the request to ACTIVE,
-- RSS of the controller (before, peak, growth) and of the agent per instance (QEMU excluded).
+- RSS of the controller (before, peak, growth) and of the agent per instance (QEMU excluded),
+- CPU time the controller and the agent used for the burst.
 
 usage: HANEUL_BIN=target/release/haneul HANEUL_TEST_IMAGE=.../haneul-testimg.qcow2 tools/bench-compute.py [N]
 Targets (issue 4): accept p99 < 50 ms, request-to-QEMU < 500 ms per server, controller RSS growth < 64 MiB.
@@ -31,6 +34,13 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
+def cpu_ms(pid):
+    """CPU time (user + system, with waited-for children) of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def qemu_started(agent, server_id):
@@ -123,6 +133,7 @@ def floor(agent, ids, s, nova):
     up = sorted((os.stat(os.path.join(d, "qemu.pid")).st_mtime - t0) * 1000 for d, _ in runs)
     print(f"floor (the same {len(runs)} QEMU command lines, {len(workers)} at a time, no control plane): "
           f"p50 {pct(up, 50):.0f} ms, p99 {pct(up, 99):.0f} ms, first {up[0]:.0f} ms")
+    return up
     for d, _ in runs:
         try:
             os.kill(int(open(os.path.join(d, "qemu.pid")).read().strip()), 9)
@@ -212,6 +223,7 @@ def main():
 
         agent_pid = agent.proc.pid
         serve_before, agent_before = rss_kib(srv.proc.pid), rss_kib(agent_pid)
+        cpu_before = cpu_ms(srv.proc.pid), cpu_ms(agent_pid)
         peak = [serve_before]
         stop = threading.Event()
 
@@ -225,6 +237,7 @@ def main():
         with concurrent.futures.ThreadPoolExecutor(N) as pool:
             created = list(pool.map(create, [f"bench-{i}" for i in range(N)]))
         states = wait_all_active([sid for sid, _, _ in created])
+        cpu_used = cpu_ms(srv.proc.pid) - cpu_before[0], cpu_ms(agent_pid) - cpu_before[1]
         stop.set()
         sampler.join()
         accept = [(t1 - t0) * 1000 for _, t0, t1 in created]
@@ -253,8 +266,15 @@ def main():
               f"after {serve_after / 1024:.1f} MiB, growth {(peak[0] - serve_before) / 1024:.1f} MiB (target < 64 MiB)")
         print(f"agent RSS: {agent_before / 1024:.1f} MiB before, {agent_after / 1024:.1f} MiB with {len(to_active)} "
               f"instances: {(agent_after - agent_before) / max(1, len(to_active)):.0f} KiB per instance (QEMU excluded)")
+        print(f"CPU used until all were ACTIVE: controller {cpu_used[0]:.0f} ms, agent {cpu_used[1]:.0f} ms "
+              f"(with the processes it waited for; QEMU excluded)")
         print(f"median of accept latencies: {statistics.median(accept):.1f} ms")
-        floor(agent, [sid for sid, _, _ in created], s, nova)
+        bare = floor(agent, [sid for sid, _, _ in created], s, nova)
+        if to_qemu and len(bare) == len(to_qemu):
+            # Rank by rank: the k-th server to get its QEMU against the k-th bare QEMU start.
+            added = [a - b for a, b in zip(sorted(to_qemu), bare)]
+            print(f"control plane's own share of request -> QEMU started (minus the floor, rank by rank): "
+                  f"p50 {pct(added, 50):.0f} ms, max {max(added):.0f} ms (target < 500 ms per server)")
     finally:
         if agent:
             agent.stop()

@@ -21,7 +21,7 @@ use haneul_core::service_auth::ServiceToken;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 
-use crate::virt::{configdrive, console, qemu, Accel, Domain};
+use crate::virt::{configdrive, console, qcow2, qemu, Accel, Domain};
 
 /// The power state the controller wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +129,9 @@ pub struct Instances {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One lock per image being cached: concurrent builds share one download.
     downloads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Build slots, as many as the host has cores: a new instance holds one from its disk
-    /// to its QEMU started. Builds that start together then finish one after the other
-    /// instead of all late, sharing the CPU at once.
+    /// Build slots, as many as the host has cores: a new instance holds one while its QEMU
+    /// starts (its files are made before). Builds that start together then finish one after
+    /// the other instead of all late, sharing the CPU at once.
     build_slots: tokio::sync::Semaphore,
     /// The network data plane, when this host has one: guests' taps come from it.
     dataplane: std::sync::OnceLock<Arc<crate::netdp::Dataplane>>,
@@ -310,14 +310,6 @@ impl Instances {
                 return self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")));
             }
         }
-        let build_slot = match before {
-            None => {
-                // The image is fetched (if it must be) before the slot is taken.
-                self.cache_image(&spec.image.id).await?;
-                Some(self.build_slots.acquire().await.map_err(|e| Error::Failed(e.to_string()))?)
-            }
-            Some(_) => None,
-        };
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
         let disk = dir.join("disk");
@@ -371,6 +363,12 @@ impl Instances {
         if before.as_ref().map(|b| &b.config_drive) != Some(&spec.config_drive) || image_changed {
             self.make_config_drive(&dir, &spec).await?;
         }
+        // A first start waits for a build slot (QEMU's start-up is the CPU-heavy part; its
+        // files are made before).
+        let build_slot = match before {
+            None => Some(self.build_slots.acquire().await.map_err(|e| Error::Failed(e.to_string()))?),
+            Some(_) => None,
+        };
         self.apply_power(id, before.as_ref(), &spec, build_slot).await?;
         self.store(id, &spec)?;
         self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")))
@@ -379,15 +377,21 @@ impl Instances {
     async fn make_disk(&self, disk: &Path, spec: &Spec) -> Result<(), Error> {
         let base = self.cache_image(&spec.image.id).await?;
         let tmp = disk.with_extension("tmp");
-        let mut args = vec!["create".to_string(), "-q".into(), "-f".into(), "qcow2".into(), "-F".into()];
-        args.push(spec.image.disk_format.clone());
-        args.push("-b".into());
-        args.push(base.display().to_string());
-        args.push(tmp.display().to_string());
-        if spec.disk_gb > 0 {
-            args.push(format!("{}G", spec.disk_gb));
-        }
-        run("qemu-img", &args).await?;
+        let format = spec.image.disk_format.clone();
+        let disk_gb = spec.disk_gb;
+        let written = tokio::task::spawn_blocking({
+            let tmp = tmp.clone();
+            move || {
+                let size = match disk_gb {
+                    0 => qcow2::virtual_size(&base, &format)?,
+                    gb => gb << 30,
+                };
+                qcow2::create(&tmp, &base, &format, size)
+            }
+        })
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?;
+        written.map_err(|e| Error::Failed(format!("making the instance's disk: {e}")))?;
         std::fs::rename(&tmp, disk).map_err(|e| Error::Failed(format!("placing {}: {e}", disk.display())))
     }
 

@@ -195,13 +195,19 @@ impl Dataplane {
     /// Makes the guest interfaces of an instance about to start: each NIC's tap, on its
     /// network's bridge. The firewall and the rest follow from the network service's picture.
     pub async fn plug(&self, nics: &[Nic]) -> Result<(), String> {
-        let _busy = self.busy.lock().await;
-        let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
-        for nic in nics {
-            self.ensure_bridge(&links, &nic.network_id, nic.mtu).await.map_err(|e| e.to_string())?;
+        if nics.is_empty() {
+            return Ok(());
         }
-        // Once more: the taps go on the bridges just made.
-        let links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        let _busy = self.busy.lock().await;
+        let mut links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        let mut changed = false;
+        for nic in nics {
+            changed |= self.ensure_bridge(&links, &nic.network_id, nic.mtu).await.map_err(|e| e.to_string())?;
+        }
+        if changed {
+            // Once more: the taps go on the bridges just made.
+            links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        }
         for nic in nics {
             self.ensure_tap(&links, &nic.port_id, &nic.network_id, nic.mtu, &nic.mac)
                 .await
@@ -340,22 +346,22 @@ impl Dataplane {
         up
     }
 
-    async fn ensure_bridge(&self, links: &[Link], network_id: &str, mtu: u32) -> sys::Result<()> {
+    /// Whether the bridge had to be made or changed.
+    async fn ensure_bridge(&self, links: &[Link], network_id: &str, mtu: u32) -> sys::Result<bool> {
         let br = doc::bridge_name(network_id);
         let ns = self.host_ns();
         match links.iter().find(|l| l.ifname == br) {
-            Some(l) if l.is_up() && l.mtu == mtu => Ok(()),
-            Some(_) => sys::ip(ns, &["link", "set", &br, "mtu", &mtu.to_string(), "up"]).await.map(|_| ()),
-            None => {
-                sys::ip_batch(
-                    ns,
-                    &[
-                        format!("link add {br} mtu {mtu} type bridge forward_delay 0 stp_state 0"),
-                        format!("link set {br} up"),
-                    ],
-                )
-                .await
-            }
+            Some(l) if l.is_up() && l.mtu == mtu => Ok(false),
+            Some(_) => sys::ip(ns, &["link", "set", &br, "mtu", &mtu.to_string(), "up"]).await.map(|_| true),
+            None => sys::ip_batch(
+                ns,
+                &[
+                    format!("link add {br} mtu {mtu} type bridge forward_delay 0 stp_state 0"),
+                    format!("link set {br} up"),
+                ],
+            )
+            .await
+            .map(|_| true),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod configdrive;
 pub mod console;
+pub mod qcow2;
 pub mod qemu;
 pub mod qmp;
 
