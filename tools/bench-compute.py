@@ -133,15 +133,22 @@ def floor(agent, ids, s, nova):
     up = sorted((os.stat(os.path.join(d, "qemu.pid")).st_mtime - t0) * 1000 for d, _ in runs)
     print(f"floor (the same {len(runs)} QEMU command lines, {len(workers)} at a time, no control plane): "
           f"p50 {pct(up, 50):.0f} ms, p99 {pct(up, 99):.0f} ms, first {up[0]:.0f} ms")
-    return up
+    pids = []
     for d, _ in runs:
         try:
-            os.kill(int(open(os.path.join(d, "qemu.pid")).read().strip()), 9)
+            pid = int(open(os.path.join(d, "qemu.pid")).read().strip())
+            os.kill(pid, 9)
+            pids.append(pid)
         except (OSError, ValueError):
             pass
+    # Gone before the next run: a dying QEMU still frees its memory for a while.
+    end = time.monotonic() + 60
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < end:
+        time.sleep(0.2)
     shutil.rmtree(work, ignore_errors=True)
     for _, a in runs:
         shutil.rmtree(f"/run/haneul/instances/{a[a.index('-uuid') + 1]}", ignore_errors=True)
+    return up
 
 
 def main():
