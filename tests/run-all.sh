@@ -52,7 +52,7 @@ for pair in dnsmasq:dnsmasq-base iptables-restore:iptables ebtables:ebtables ip:
 done
 # tools/build-test-image.sh's tools
 for pair in busybox:busybox-static dropbear:dropbear-bin syslinux:syslinux mcopy:mtools mkfs.vfat:dosfstools \
-            sfdisk:fdisk cpio:cpio; do
+            sfdisk:fdisk cpio:cpio dhclient:isc-dhcp-client; do
   command -v "${pair%%:*}" >/dev/null || need_apt+=("${pair#*:}")
 done
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || need_apt+=(syslinux-common)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds haneul's test guest: a tiny bootable cloud image (qcow2, about 6 MiB) made only of
+# Builds haneul's test guest: a tiny bootable cloud image (qcow2, about 7 MiB) made only of
 # Debian packages (a kernel built from Debian's kernel source, static busybox, dropbear,
-# syslinux), without loop mounts.
+# ISC dhclient for DHCPv6, syslinux), without loop mounts.
 # It stands in for CirrOS: same user (cirros / gocubsgo), same role in tests.
 #
 # What the guest does, printing a "HANEUL-TESTIMG: ..." marker line on the serial console for
@@ -28,7 +28,7 @@ PASSWORD=gocubsgo
 
 need=()
 for pair in busybox:busybox-static dropbear:dropbear-bin syslinux:syslinux mcopy:mtools mkfs.vfat:dosfstools \
-            sfdisk:fdisk cpio:cpio qemu-img:qemu-utils; do
+            sfdisk:fdisk cpio:cpio qemu-img:qemu-utils dhclient:isc-dhcp-client; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || need+=(syslinux-common)
@@ -84,6 +84,9 @@ with_libs() {
 }
 with_libs "$(command -v dropbear)" /usr/sbin/dropbear
 with_libs "$(command -v dropbearkey)" /usr/bin/dropbearkey
+# busybox has no DHCPv6 client: ISC's dhclient (libc only) for `dhclient -6` by hand, e.g.
+# dhclient -6 -1 -cf /dev/null -sf <script> -lf /tmp/l6 -pf /tmp/p6 eth1.
+with_libs "$(command -v dhclient)" /sbin/dhclient
 
 # Kernel modules the guest needs, with what they depend on (read from each module's
 # .modinfo), listed in load order.

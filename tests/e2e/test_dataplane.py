@@ -296,6 +296,56 @@ def test_a_slaac_subnet_is_advertised_and_routes_ipv6(cloud):
         cli.run("network", "delete", net["id"])
 
 
+def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
+    """An IPv6 subnet in `dhcpv6-stateful` mode on the router: the router advertises it as
+    managed (no SLAAC address appears), and DHCPv6 from the network's DHCP namespace hands a
+    NIC of vm1 exactly its port's address and the subnet's DNS server; with it, vm1 reaches
+    the router's IPv6 gateway."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    net = cli.json("network", "create", unique("v6s"))
+    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6",
+                   "--ipv6-ra-mode", "dhcpv6-stateful", "--ipv6-address-mode", "dhcpv6-stateful",
+                   "--dns-nameserver", "2001:db8:88::53", "--subnet-range", "2001:db8:88::/64", unique("v6ssub"))
+    cli.run("router", "add", "subnet", "router1", sub["id"])
+    port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6sport"))
+    addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
+    assert not addr.endswith(link_local(mac).split("::")[1]), f"{addr} looks like a SLAAC address"
+    hook = ("printf '#!/bin/sh\\ncase $reason in BOUND6|RENEW6|REBIND6) "
+            "ip -6 addr add $new_ip6_address/128 dev $interface; "
+            "echo \"lease6 $new_ip6_address dns $new_dhcp6_name_servers\";; esac\\nexit 0\\n' > /tmp/h6; chmod +x /tmp/h6")
+    try:
+        cli.run("server", "add", "port", "vm1", port["id"])
+        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
+        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
+        ssh(srv, tmp, fip, f"ip link set {dev} up")
+        # The router's advertisement arrives (an IPv6 default route), and says "managed".
+        wait_for(lambda: "default" in ssh(srv, tmp, fip, f"ip -6 route show dev {dev}").stdout, 60, 1,
+                 what=f"a router advertisement on {dev}")
+
+        def leased():
+            out = ssh(srv, tmp, fip, f"{hook}; timeout 20 dhclient -6 -1 -cf /dev/null -sf /tmp/h6 "
+                                     f"-lf /tmp/l6 -pf /tmp/p6 {dev} 2>&1", timeout=40)
+            return out.stdout if f"lease6 {addr}" in out.stdout else None
+        try:
+            got = wait_for(leased, 90, 2, what=f"a DHCPv6 lease of {addr}")
+        except AssertionError as e:
+            logs = subprocess.run(f"tail -n 30 $(find {srv.data_dir} -path '*qdhcp-{net['id']}*' -name log)",
+                                  shell=True, capture_output=True, text=True).stdout
+            raise AssertionError(f"{e}\nthe DHCP server's log:\n{logs}")
+        assert "dns 2001:db8:88::53" in got, got
+        addrs = ssh(srv, tmp, fip, f"ip -6 addr show dev {dev} scope global").stdout
+        assert addr in addrs and "mngtmpaddr" not in addrs and "dynamic" not in addrs, addrs
+        out = ssh(srv, tmp, fip, f"ping -6 -c 2 -W 2 {sub['gateway_ip']} >/dev/null && echo reached")
+        assert "reached" in out.stdout, (out.stdout, out.stderr)
+    finally:
+        cli.run("server", "remove", "port", "vm1", port["id"], check=False)
+        wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+        cli.run("port", "delete", port["id"])
+        cli.run("router", "remove", "subnet", "router1", sub["id"])
+        cli.run("network", "delete", net["id"])
+
+
 def test_ten_boots_ten_metadata_answers(cloud):
     srv, cli, tmp, fip, rules = cloud
     marker, key = "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1"

@@ -1,6 +1,9 @@
 //! DHCP for a network: namespace `qdhcp-<network>` with the network's DHCP port in it and
 //! dnsmasq serving fixed addresses only (a hosts file of MAC → address for every port, as
-//! Neutron's DHCP agent writes it; SIGHUP re-reads it). Networks without a router also get
+//! Neutron's DHCP agent writes it; SIGHUP re-reads it): DHCPv4, and DHCPv6 on IPv6 subnets
+//! with the address mode `dhcpv6-stateful` (addresses) or `dhcpv6-stateless` (DNS servers
+//! only); the router advertisements that send guests to it come from the router's
+//! namespace ([`ensure_ra`]). Networks without a router also get
 //! the metadata proxy at 169.254.169.254 in this namespace, and a classless static route to
 //! it in their leases.
 
@@ -24,15 +27,25 @@ pub fn dir(dp: &Dataplane, ns: &str) -> PathBuf {
 
 /// Makes network `n`'s DHCP server what the picture says; the DHCP port's id once it runs.
 pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<Option<String>, String> {
-    let subnets: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.enable_dhcp && s.ip_version == 4).collect();
+    let served: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.dhcp_served()).collect();
     let device = device_id(&dp.settings.host, &n.id);
     let Some(port) = doc.ports_of(&n.id).find(|p| p.device_owner == doc::OWNER_DHCP && p.device_id == device) else {
-        dp.ask_dhcp_port(n, &subnets).await?;
+        dp.ask_dhcp_port(n, &served).await?;
         return Ok(None);
     };
     dp.dhcp_port_seen(&n.id);
     let fixed: BTreeMap<&str, &str> =
         port.fixed_ips.iter().map(|f| (f.subnet_id.as_str(), f.ip_address.as_str())).collect();
+    // A subnet added since the port was made: the port is given an address on it (as
+    // Neutron's DHCP agent does); dnsmasq answers on a subnet once its interface has one.
+    let missing: Vec<&Subnet> = served.iter().copied().filter(|s| !fixed.contains_key(s.id.as_str())).collect();
+    if !missing.is_empty() {
+        if let Err(e) = dp.widen_dhcp_port(port, &missing).await {
+            // The other subnets are served meanwhile; the next pass asks again.
+            tracing::warn!(network = %n.id, "no DHCP address on a new subnet yet: {e}");
+        }
+    }
+    let subnets: Vec<&Subnet> = served.into_iter().filter(|s| fixed.contains_key(s.id.as_str())).collect();
     sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
     let inner = dp.plumb(doc, ns, port, "ns-", &[format!("{METADATA_IP}/32")]).await.map_err(|e| e.to_string())?;
 
@@ -41,21 +54,24 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     // dnsmasq reads its files as nobody.
     open_up(&d, &dp.settings.state_dir);
     let routed = doc.routed(&n.id);
-    let mut hosts = String::new();
-    for p in doc.ports_of(&n.id) {
-        for f in &p.fixed_ips {
-            if subnets.iter().any(|s| s.id == f.subnet_id) {
-                let name = format!("host-{}", f.ip_address.replace('.', "-"));
-                hosts.push_str(&format!("{},{name}.openstacklocal,{}\n", p.mac_address, f.ip_address));
-            }
-        }
-    }
+    let hosts = hosts_file(doc, &n.id, &subnets);
     let mut opts = String::new();
     let mut ranges = Vec::new();
     for (i, s) in subnets.iter().enumerate() {
         let tag = format!("subnet{i}");
         let Some((addr, len)) = s.cidr.split_once('/') else { continue };
         let Ok(len) = len.parse::<u32>() else { continue };
+        if s.ip_version == 6 {
+            // Fixed addresses from the hosts file (stateful), or only the settings below
+            // (stateless); the router advertises the subnet and says which.
+            ranges.push(format!("--dhcp-range=set:{tag},{addr},static,{len},86400s"));
+            let dns: Vec<String> =
+                s.dns_nameservers.iter().filter(|d| d.contains(':')).map(|d| format!("[{d}]")).collect();
+            if !dns.is_empty() {
+                opts.push_str(&format!("tag:{tag},option6:dns-server,{}\n", dns.join(",")));
+            }
+            continue;
+        }
         let mask = std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - len).unwrap_or(0));
         ranges.push(format!("--dhcp-range=set:{tag},{addr},static,{mask},86400s"));
         match &s.gateway_ip {
@@ -91,16 +107,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     let mut restart = false;
     if !dropped.is_empty() {
         let leases = std::fs::read_to_string(d.join("leases")).unwrap_or_default();
-        let kept: String = leases
-            .lines()
-            .filter(|l| {
-                // "<expiry> <mac> <ip> <name> <client id>"
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() < 3
-                    || hosts.lines().any(|h| h.starts_with(&format!("{},", f[1])) && h.ends_with(&format!(",{}", f[2])))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let kept: String = leases.lines().filter(|l| lease_kept(l, &hosts)).map(|l| format!("{l}\n")).collect();
         restart = kept != leases;
         if restart {
             // Stopped first: a dnsmasq still running could write its leases over ours.
@@ -131,6 +138,55 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     Ok(Some(port.id.clone()))
 }
 
+/// dnsmasq's hosts file: a line per port with addresses DHCP hands out on the network,
+/// `<mac>,<name>,<IPv4 address>,[<IPv6 address>]...`, and a line more for each further
+/// IPv4 address (dnsmasq picks the line whose address is in the subnet asked about).
+fn hosts_file(doc: &Doc, network_id: &str, subnets: &[&Subnet]) -> String {
+    let mut hosts = String::new();
+    for p in doc.ports_of(network_id) {
+        let addrs: Vec<&str> = p
+            .fixed_ips
+            .iter()
+            .filter(|f| subnets.iter().any(|s| s.id == f.subnet_id && s.dhcp_assigns()))
+            .map(|f| f.ip_address.as_str())
+            .collect();
+        let (v4, v6): (Vec<&str>, Vec<&str>) = addrs.iter().partition(|a| !a.contains(':'));
+        let Some(first) = v4.first().or(v6.first()) else { continue };
+        let name = format!("host-{}", first.replace(['.', ':'], "-"));
+        let mut line = format!("{},{name}.openstacklocal", p.mac_address);
+        if let Some(a) = v4.first() {
+            line.push_str(&format!(",{a}"));
+        }
+        for a in &v6 {
+            line.push_str(&format!(",[{a}]"));
+        }
+        hosts.push_str(&line);
+        hosts.push('\n');
+        for a in v4.iter().skip(1) {
+            hosts.push_str(&format!("{},host-{}.openstacklocal,{a}\n", p.mac_address, a.replace('.', "-")));
+        }
+    }
+    hosts
+}
+
+/// Whether a line of dnsmasq's lease file still has its host: an IPv4 lease
+/// (`<expiry> <mac> <ip> <name> <client id>`) the same MAC and address, an IPv6 one
+/// (`<expiry> <iaid> <ip> <name> <duid>`) its address; other lines (the server's DUID) stay.
+fn lease_kept(lease: &str, hosts: &str) -> bool {
+    let f: Vec<&str> = lease.split_whitespace().collect();
+    if f.len() < 3 {
+        return true;
+    }
+    hosts.lines().any(|h| {
+        let fields: Vec<&str> = h.split(',').collect();
+        if f[2].contains(':') {
+            fields.contains(&format!("[{}]", f[2]).as_str())
+        } else {
+            fields.first() == Some(&f[1]) && fields.contains(&f[2])
+        }
+    })
+}
+
 /// One router interface that advertises its IPv6 subnet: the interface, the subnet, its
 /// `ipv6_ra_mode`.
 pub struct Advertised {
@@ -141,10 +197,11 @@ pub struct Advertised {
 }
 
 /// Router advertisements from a router's namespace, as Neutron's radvd sends them: a
-/// dnsmasq that advertises (no DNS) on each interface of an IPv6 subnet with an
-/// `ipv6_ra_mode`: the prefix for SLAAC (`slaac`), with the "other configuration" flag and
-/// stateless DHCPv6 answers (`dhcpv6-stateless`); `dhcpv6-stateful` is not advertised
-/// (stateful DHCPv6 is not served yet). None left: it stops.
+/// dnsmasq that advertises (no DNS, no DHCP: it ignores every DHCPv6 request, the
+/// network's own DHCP server answers them) on each interface of an IPv6 subnet with an
+/// `ipv6_ra_mode`: the prefix for SLAAC (`slaac`), SLAAC with the "other configuration" flag
+/// (`dhcpv6-stateless`), or the "managed" flag and the prefix on-link only
+/// (`dhcpv6-stateful`). None left: it stops.
 pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> Result<(), String> {
     let d = dir(dp, ns).join("ra");
     let mut per_interface = Vec::new();
@@ -153,8 +210,7 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
         let kind = match a.mode.as_str() {
             "slaac" => "ra-only",
             "dhcpv6-stateless" => "ra-stateless",
-            // Stateful DHCPv6 is not served: advertising the managed flag would leave
-            // guests waiting for it.
+            "dhcpv6-stateful" => "static",
             _ => continue,
         };
         per_interface.push(format!("--interface={}", a.ifname));
@@ -172,6 +228,8 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
     open_up(&d, &dp.settings.state_dir);
     let mut args = base_args(&d);
     args.push("--enable-ra".into());
+    // No DHCPv6 answers from here (no host is known to this dnsmasq).
+    args.push("--dhcp-ignore=tag:!known".into());
     args.extend(per_interface);
     start(ns, &d, &args, false).await.map(|_| ())
 }
@@ -255,4 +313,61 @@ fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool, String> 
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Doc {
+        serde_json::from_value(serde_json::json!({
+            "subnets": [
+                {"id": "v4", "network_id": "n", "ip_version": 4, "cidr": "10.0.0.0/24", "enable_dhcp": true},
+                {"id": "v4b", "network_id": "n", "ip_version": 4, "cidr": "10.0.1.0/24", "enable_dhcp": true},
+                {"id": "full", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:1::/64", "enable_dhcp": true,
+                 "ipv6_ra_mode": "dhcpv6-stateful", "ipv6_address_mode": "dhcpv6-stateful"},
+                {"id": "less", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:2::/64", "enable_dhcp": true,
+                 "ipv6_ra_mode": "dhcpv6-stateless", "ipv6_address_mode": "dhcpv6-stateless"},
+                {"id": "slaac", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:3::/64", "enable_dhcp": true,
+                 "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"},
+            ],
+            "ports": [
+                {"id": "p1", "network_id": "n", "mac_address": "fa:16:3e:00:00:01", "fixed_ips": [
+                    {"subnet_id": "v4", "ip_address": "10.0.0.5"},
+                    {"subnet_id": "full", "ip_address": "2001:db8:1::5"},
+                    {"subnet_id": "less", "ip_address": "2001:db8:2::f816:3eff:fe00:1"},
+                    {"subnet_id": "slaac", "ip_address": "2001:db8:3::f816:3eff:fe00:1"},
+                    {"subnet_id": "v4b", "ip_address": "10.0.1.5"}]},
+                {"id": "p2", "network_id": "n", "mac_address": "fa:16:3e:00:00:02", "fixed_ips": [
+                    {"subnet_id": "full", "ip_address": "2001:db8:1::6"}]},
+                {"id": "p3", "network_id": "n", "mac_address": "fa:16:3e:00:00:03", "fixed_ips": [
+                    {"subnet_id": "slaac", "ip_address": "2001:db8:3::f816:3eff:fe00:3"}]},
+            ],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn dhcp_serves_ipv4_and_dhcpv6_subnets_and_hands_out_only_assigned_addresses() {
+        let d = doc();
+        let served: Vec<&Subnet> = d.subnets_of("n").filter(|s| s.dhcp_served()).collect();
+        assert_eq!(served.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["v4", "v4b", "full", "less"]);
+        assert_eq!(
+            hosts_file(&d, "n", &served),
+            "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal,10.0.0.5,[2001:db8:1::5]\n\
+             fa:16:3e:00:00:01,host-10-0-1-5.openstacklocal,10.0.1.5\n\
+             fa:16:3e:00:00:02,host-2001-db8-1--6.openstacklocal,[2001:db8:1::6]\n"
+        );
+    }
+
+    #[test]
+    fn leases_stay_while_their_host_line_names_them() {
+        let hosts = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\n";
+        assert!(lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.5 h *", hosts));
+        assert!(!lease_kept("1700000000 fa:16:3e:00:00:09 10.0.0.5 h *", hosts));
+        assert!(!lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.6 h *", hosts));
+        assert!(lease_kept("1700000000 1040187408 2001:db8:1::5 h 00:01:00:01", hosts));
+        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::7 h 00:01:00:01", hosts));
+        assert!(lease_kept("duid 00:01:00:01:32:9b", hosts));
+    }
 }

@@ -51,6 +51,28 @@ pub struct Subnet {
     /// IPv6: who sends router advertisements and what they say (`slaac`,
     /// `dhcpv6-stateless`, `dhcpv6-stateful`); none: no advertisements from us.
     pub ipv6_ra_mode: Option<String>,
+    /// IPv6: how ports get their addresses (`slaac`, `dhcpv6-stateless`: SLAAC and DHCPv6
+    /// for the other settings, `dhcpv6-stateful`: DHCPv6); none with no `ipv6_ra_mode`
+    /// either is served as stateful (an outside router advertises), as Neutron does.
+    pub ipv6_address_mode: Option<String>,
+}
+
+impl Subnet {
+    /// Whether the network's DHCP server answers on this subnet.
+    pub fn dhcp_served(&self) -> bool {
+        self.enable_dhcp
+            && (self.ip_version == 4
+                || match self.ipv6_address_mode.as_deref() {
+                    Some("dhcpv6-stateful" | "dhcpv6-stateless") => true,
+                    Some(_) => false,
+                    None => self.ipv6_ra_mode.is_none(),
+                })
+    }
+
+    /// Whether DHCP hands out this subnet's addresses (not only its other settings).
+    pub fn dhcp_assigns(&self) -> bool {
+        self.dhcp_served() && self.ipv6_address_mode.as_deref() != Some("dhcpv6-stateless")
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -235,10 +235,7 @@ impl Dataplane {
             want(&p.network_id);
         }
         let dhcp_networks: Vec<&doc::Network> = if self.settings.network_node {
-            doc.networks
-                .iter()
-                .filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.enable_dhcp && s.ip_version == 4))
-                .collect()
+            doc.networks.iter().filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.dhcp_served())).collect()
         } else {
             Vec::new()
         };
@@ -495,13 +492,16 @@ impl Dataplane {
             .filter_map(|f| Some(format!("{}/{}", f.ip_address, doc::prefix_len(&doc.subnet(&f.subnet_id)?.cidr)?)))
             .collect();
         want.extend(extra.iter().cloned());
+        // IPv6 addresses are ours without duplicate address detection: the network service
+        // handed them out once, and DAD would keep them unusable for a second or two.
+        let flags = |a: &String| if a.contains(':') { " nodad" } else { "" };
         let have: BTreeSet<String> = sys::addresses(Some(ns), &inner)
             .await?
             .into_iter()
             .map(|a| format!("{}/{}", a.local, a.prefixlen))
             .collect();
         let mut cmds: Vec<String> = have.difference(&want).map(|a| format!("addr del {a} dev {inner}")).collect();
-        cmds.extend(want.difference(&have).map(|a| format!("addr add {a} dev {inner}")));
+        cmds.extend(want.difference(&have).map(|a| format!("addr add {a} dev {inner}{}", flags(a))));
         sys::ip_batch(Some(ns), &cmds).await?;
         Ok(inner)
     }
@@ -606,6 +606,27 @@ impl Dataplane {
         let r = self.call(Method::POST, "/ports", Some(body)).await.map(|_| ());
         if r.is_err() {
             self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(&n.id);
+        }
+        r
+    }
+
+    /// Asks for addresses on `subnets` for the network's DHCP port (once per port and set of
+    /// subnets until the picture shows them).
+    pub async fn widen_dhcp_port(&self, port: &doc::Port, subnets: &[&doc::Subnet]) -> Result<(), String> {
+        let key = format!("{}:{}", port.id, subnets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(","));
+        if !self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+            return Ok(());
+        }
+        let mut fixed: Vec<serde_json::Value> = port
+            .fixed_ips
+            .iter()
+            .map(|f| serde_json::json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+            .collect();
+        fixed.extend(subnets.iter().map(|s| serde_json::json!({"subnet_id": s.id})));
+        let body = serde_json::json!({"port": {"fixed_ips": fixed}});
+        let r = self.call(Method::PUT, &format!("/ports/{}", port.id), Some(body)).await.map(|_| ());
+        if r.is_err() {
+            self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         }
         r
     }
