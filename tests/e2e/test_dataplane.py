@@ -346,6 +346,61 @@ def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
         cli.run("network", "delete", net["id"])
 
 
+def test_a_router_routes_ipv6_between_its_subnet_and_the_external_network(cloud):
+    """An IPv6 subnet on the external network: a router set to it gets an IPv6 gateway
+    address there and routes (no NAT) its IPv6 subnets to it; the host, the external side,
+    reaches a guest's SLAAC address as it is (once a rule lets ICMPv6 in), and the guest
+    reaches the host's IPv6 gateway address."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    ext6 = cli.json("subnet", "create", "--network", "public", "--ip-version", "6", "--no-dhcp",
+                    "--subnet-range", "2001:db8:ff::/64", "--gateway", "2001:db8:ff::1", unique("public6"))
+    router = cli.json("router", "create", unique("r6"))
+    net = cli.json("network", "create", unique("v6r"))
+    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6", "--ipv6-ra-mode", "slaac",
+                   "--ipv6-address-mode", "slaac", "--subnet-range", "2001:db8:79::/64", unique("v6rsub"))
+    port = rule = None
+    try:
+        cli.run("router", "set", "--external-gateway", "public", router["id"])
+        gw = cli.json("router", "show", router["id"])["external_gateway_info"]["external_fixed_ips"]
+        assert any(f["subnet_id"] == ext6["id"] for f in gw), gw
+        cli.run("router", "add", "subnet", router["id"], sub["id"])
+        port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6rport"))
+        addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
+        rule = cli.json("security", "group", "rule", "create", "--ethertype", "IPv6", "--protocol", "ipv6-icmp",
+                        "web")["id"]
+        cli.run("server", "add", "port", "vm1", port["id"])
+        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
+        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
+        ssh(srv, tmp, fip, f"ip link set {dev} up")
+        wait_for(lambda: addr in ssh(srv, tmp, fip, f"ip -6 addr show dev {dev}").stdout, 60, 1,
+                 what=f"the SLAAC address {addr} on {dev}")
+
+        def host_reaches():
+            return srv.in_host("ping", "-6", "-c", "1", "-W", "2", addr, capture_output=True).returncode == 0
+        try:
+            wait_for(host_reaches, 40, 1, what=f"ping from the external side to {addr}")
+        except AssertionError as e:
+            routes = srv.in_host("ip", "-6", "route", capture_output=True, text=True).stdout
+            raise AssertionError(f"{e}\nthe host's IPv6 routes:\n{routes}")
+        out = ssh(srv, tmp, fip, f"ping -6 -c 2 -W 2 -I {addr} 2001:db8:ff::1 >/dev/null && echo reached")
+        assert "reached" in out.stdout, (out.stdout, out.stderr)
+    finally:
+        if port:
+            cli.run("server", "remove", "port", "vm1", port["id"], check=False)
+            wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+            cli.run("port", "delete", port["id"])
+        if rule:
+            cli.run("security", "group", "rule", "delete", rule)
+        cli.run("router", "remove", "subnet", router["id"], sub["id"], check=False)
+        cli.run("router", "delete", router["id"])
+        cli.run("network", "delete", net["id"])
+        cli.run("subnet", "delete", ext6["id"])
+    # The route to the router's subnet went with it.
+    wait_for(lambda: "2001:db8:79::" not in srv.in_host("ip", "-6", "route", capture_output=True, text=True).stdout,
+             30, 0.5, what="the host's route to the router's IPv6 subnet removed")
+
+
 def test_ten_boots_ten_metadata_answers(cloud):
     srv, cli, tmp, fip, rules = cloud
     marker, key = "HANEUL-TESTIMG: metadata metadata-service", "HANEUL-TESTIMG: key installed k1"

@@ -423,13 +423,32 @@ impl Dataplane {
         }
         let want: BTreeSet<String> = doc
             .subnets_of(&n.id)
-            .filter(|s| s.ip_version == 4)
             .filter_map(|s| Some(format!("{}/{}", s.gateway_ip.as_ref()?, doc::prefix_len(&s.cidr)?)))
             .collect();
         let have: BTreeSet<String> =
             sys::addresses(ns, &br).await?.into_iter().map(|a| format!("{}/{}", a.local, a.prefixlen)).collect();
-        let mut cmds: Vec<String> = want.difference(&have).map(|a| format!("addr add {a} dev {br}")).collect();
+        let nodad = |a: &String| if a.contains(':') { " nodad" } else { "" };
+        let mut cmds: Vec<String> =
+            want.difference(&have).map(|a| format!("addr add {a} dev {br}{}", nodad(a))).collect();
         cmds.extend(have.difference(&want).map(|a| format!("addr del {a} dev {br}")));
+        sys::ip_batch(ns, &cmds).await?;
+        // Routers' IPv6 subnets, routed (not translated) to the routers' gateway addresses;
+        // routes through a router on this bridge that are no longer wanted go.
+        let want = router::v6_routes(doc, &n.id);
+        let listed = sys::ip(ns, &["-6", "-j", "route", "show", "dev", &br]).await?;
+        let have: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        let mut cmds = Vec::new();
+        for rt in &have {
+            let (Some(dst), Some(via)) = (rt["dst"].as_str(), rt["gateway"].as_str()) else { continue };
+            if !want.iter().any(|(d, v)| d == dst && v == via) {
+                cmds.push(format!("route del {dst} via {via} dev {br}"));
+            }
+        }
+        for (dst, via) in &want {
+            if !have.iter().any(|rt| rt["dst"].as_str() == Some(dst) && rt["gateway"].as_str() == Some(via)) {
+                cmds.push(format!("route replace {dst} via {via} dev {br}"));
+            }
+        }
         sys::ip_batch(ns, &cmds).await
     }
 

@@ -82,6 +82,18 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         let qg = dp.plumb(doc, ns, g, "qg-", &extra).await.map_err(|e| e.to_string())?;
         inner.insert(qg.clone());
         up.push(g.id.clone());
+        // IPv6 leaves by the external subnet's gateway, untranslated (the external side
+        // routes the router's subnets back to its gateway address, see `v6_routes`).
+        let v6_gateway = g.fixed_ips.iter().find_map(|f| doc.subnet(&f.subnet_id).filter(|s| s.ip_version == 6));
+        match v6_gateway.and_then(|s| s.gateway_ip.as_ref()) {
+            Some(gw) => sys::ip(Some(ns), &["-6", "route", "replace", "default", "via", gw, "dev", &qg])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())?,
+            None => {
+                let _ = sys::ip(Some(ns), &["-6", "route", "del", "default", "dev", &qg]).await;
+            }
+        }
         let v4 = g.fixed_ips.iter().find_map(|f| Some((f, doc.subnet(&f.subnet_id).filter(|s| s.ip_version == 4)?)));
         if let Some((fixed, subnet)) = v4 {
             if let Some(gw) = &subnet.gateway_ip {
@@ -140,6 +152,22 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         dp.set_proxy(ns, task);
     }
     Ok(up)
+}
+
+/// The IPv6 routes the external side needs to reach routers' IPv6 subnets on external
+/// network `network_id` (DevStack adds the same on `br-ex`): each subnet a router joins, via
+/// that router's IPv6 gateway address.
+pub fn v6_routes(doc: &Doc, network_id: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for g in doc.ports_of(network_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY) {
+        let Some(via) = g.fixed_ips.iter().find(|f| f.ip_address.contains(':')) else { continue };
+        for p in ports(doc, &g.device_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE) {
+            for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
+                out.insert((s.cidr.clone(), via.ip_address.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The DNAT of one port forwarding, in PREROUTING and OUTPUT: one port to one port, a range
