@@ -4,6 +4,7 @@ it; nothing here touches the machine's network). They get their addresses by DHC
 metadata and keys from 169.254.169.254 on every boot, reach each other and the external side
 (through SNAT), answer on a floating IP, and a security group lets exactly what it allows in.
 Deleting everything leaves no namespace, bridge, tap, iptables chain or dnsmasq behind."""
+import contextlib
 import os
 import re
 import socket
@@ -266,6 +267,40 @@ def test_the_security_group_guards_ipv6_too(cloud):
     wait_for(lambda: not reached(), 20, 0.5, what="ping over IPv6 refused again")
 
 
+def plug_into_vm1(cloud, port):
+    """`server add port vm1`: the name of the NIC the guest made for it, set up."""
+    srv, cli, tmp, fip, _ = cloud
+    cli.run("server", "add", "port", "vm1", port["id"])
+    find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {port['mac_address']} ] && basename $i; done"
+    dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
+    ssh(srv, tmp, fip, f"ip link set {dev} up")
+    return dev
+
+
+@contextlib.contextmanager
+def v6_port_on_router1(cli, mode, cidr, dns=None):
+    """An IPv6 subnet in `mode` (RA and address mode) on a new network, on router1, and a port
+    on it in the group `web`; all of it gone afterwards (vm1 lets go of the port first)."""
+    net = cli.json("network", "create", unique("v6"))
+    extra = ["--dns-nameserver", dns] if dns else []
+    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6", "--ipv6-ra-mode", mode,
+                   "--ipv6-address-mode", mode, "--subnet-range", cidr, *extra, unique("v6sub"))
+    cli.run("router", "add", "subnet", "router1", sub["id"])
+    port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6port"))
+    try:
+        yield sub, port
+    finally:
+        unplug_from_vm1(cli, port)
+        cli.run("port", "delete", port["id"])
+        cli.run("router", "remove", "subnet", "router1", sub["id"])
+        cli.run("network", "delete", net["id"])
+
+
+def unplug_from_vm1(cli, port):
+    cli.run("server", "remove", "port", "vm1", port["id"], check=False)
+    wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+
+
 def test_a_slaac_subnet_is_advertised_and_routes_ipv6(cloud):
     """An IPv6 SLAAC subnet on the router: the router advertises its prefix (a dnsmasq in
     the router namespace), a NIC of vm1 on it (plugged in while it runs) builds exactly the
@@ -273,27 +308,13 @@ def test_a_slaac_subnet_is_advertised_and_routes_ipv6(cloud):
     gateway address."""
     srv, cli, tmp, fip, rules = cloud
     wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
-    net = cli.json("network", "create", unique("v6"))
-    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6", "--ipv6-ra-mode", "slaac",
-                   "--ipv6-address-mode", "slaac", "--subnet-range", "2001:db8:77::/64", unique("v6sub"))
-    cli.run("router", "add", "subnet", "router1", sub["id"])
-    port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6port"))
-    addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
-    try:
-        cli.run("server", "add", "port", "vm1", port["id"])
-        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
-        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
-        ssh(srv, tmp, fip, f"ip link set {dev} up")
+    with v6_port_on_router1(cli, "slaac", "2001:db8:77::/64") as (sub, port):
+        addr = port["fixed_ips"][0]["ip_address"]
+        dev = plug_into_vm1(cloud, port)
         wait_for(lambda: addr in ssh(srv, tmp, fip, f"ip -6 addr show dev {dev}").stdout, 60, 1,
                  what=f"the SLAAC address {addr} on {dev}")
         out = ssh(srv, tmp, fip, f"ping -6 -c 2 -W 2 {sub['gateway_ip']} >/dev/null && echo reached")
         assert "reached" in out.stdout, (out.stdout, out.stderr)
-    finally:
-        cli.run("server", "remove", "port", "vm1", port["id"], check=False)
-        wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
-        cli.run("port", "delete", port["id"])
-        cli.run("router", "remove", "subnet", "router1", sub["id"])
-        cli.run("network", "delete", net["id"])
 
 
 def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
@@ -303,22 +324,14 @@ def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
     the router's IPv6 gateway."""
     srv, cli, tmp, fip, rules = cloud
     wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
-    net = cli.json("network", "create", unique("v6s"))
-    sub = cli.json("subnet", "create", "--network", net["id"], "--ip-version", "6",
-                   "--ipv6-ra-mode", "dhcpv6-stateful", "--ipv6-address-mode", "dhcpv6-stateful",
-                   "--dns-nameserver", "2001:db8:88::53", "--subnet-range", "2001:db8:88::/64", unique("v6ssub"))
-    cli.run("router", "add", "subnet", "router1", sub["id"])
-    port = cli.json("port", "create", "--network", net["id"], "--security-group", "web", unique("v6sport"))
-    addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
-    assert not addr.endswith(link_local(mac).split("::")[1]), f"{addr} looks like a SLAAC address"
+    # dhclient's hook: the address as DHCPv6 gives it (a /128), and what it said.
     hook = ("printf '#!/bin/sh\\ncase $reason in BOUND6|RENEW6|REBIND6) "
             "ip -6 addr add $new_ip6_address/128 dev $interface; "
             "echo \"lease6 $new_ip6_address dns $new_dhcp6_name_servers\";; esac\\nexit 0\\n' > /tmp/h6; chmod +x /tmp/h6")
-    try:
-        cli.run("server", "add", "port", "vm1", port["id"])
-        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
-        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
-        ssh(srv, tmp, fip, f"ip link set {dev} up")
+    with v6_port_on_router1(cli, "dhcpv6-stateful", "2001:db8:88::/64", "2001:db8:88::53") as (sub, port):
+        addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
+        assert not addr.endswith(link_local(mac).split("::")[1]), f"{addr} looks like a SLAAC address"
+        dev = plug_into_vm1(cloud, port)
         # The router's advertisement arrives (an IPv6 default route), and says "managed".
         wait_for(lambda: "default" in ssh(srv, tmp, fip, f"ip -6 route show dev {dev}").stdout, 60, 1,
                  what=f"a router advertisement on {dev}")
@@ -330,7 +343,7 @@ def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
         try:
             got = wait_for(leased, 90, 2, what=f"a DHCPv6 lease of {addr}")
         except AssertionError as e:
-            logs = subprocess.run(f"tail -n 30 $(find {srv.data_dir} -path '*qdhcp-{net['id']}*' -name log)",
+            logs = subprocess.run(f"tail -n 30 $(find {srv.data_dir} -path '*qdhcp-{sub['network_id']}*' -name log)",
                                   shell=True, capture_output=True, text=True).stdout
             raise AssertionError(f"{e}\nthe DHCP server's log:\n{logs}")
         assert "dns 2001:db8:88::53" in got, got
@@ -338,12 +351,6 @@ def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
         assert addr in addrs and "mngtmpaddr" not in addrs and "dynamic" not in addrs, addrs
         out = ssh(srv, tmp, fip, f"ping -6 -c 2 -W 2 {sub['gateway_ip']} >/dev/null && echo reached")
         assert "reached" in out.stdout, (out.stdout, out.stderr)
-    finally:
-        cli.run("server", "remove", "port", "vm1", port["id"], check=False)
-        wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
-        cli.run("port", "delete", port["id"])
-        cli.run("router", "remove", "subnet", "router1", sub["id"])
-        cli.run("network", "delete", net["id"])
 
 
 def test_a_router_routes_ipv6_between_its_subnet_and_the_external_network(cloud):
@@ -369,10 +376,7 @@ def test_a_router_routes_ipv6_between_its_subnet_and_the_external_network(cloud)
         addr, mac = port["fixed_ips"][0]["ip_address"], port["mac_address"]
         rule = cli.json("security", "group", "rule", "create", "--ethertype", "IPv6", "--protocol", "ipv6-icmp",
                         "web")["id"]
-        cli.run("server", "add", "port", "vm1", port["id"])
-        find = f"for i in /sys/class/net/*; do [ \"$(cat $i/address)\" = {mac} ] && basename $i; done"
-        dev = wait_for(lambda: ssh(srv, tmp, fip, find).stdout.strip(), 30, 1, what="the new NIC in the guest")
-        ssh(srv, tmp, fip, f"ip link set {dev} up")
+        dev = plug_into_vm1(cloud, port)
         wait_for(lambda: addr in ssh(srv, tmp, fip, f"ip -6 addr show dev {dev}").stdout, 60, 1,
                  what=f"the SLAAC address {addr} on {dev}")
 
@@ -387,8 +391,7 @@ def test_a_router_routes_ipv6_between_its_subnet_and_the_external_network(cloud)
         assert "reached" in out.stdout, (out.stdout, out.stderr)
     finally:
         if port:
-            cli.run("server", "remove", "port", "vm1", port["id"], check=False)
-            wait_for(lambda: cli.json("port", "show", port["id"])["device_id"] == "", 60, 0.5, what="the port let go")
+            unplug_from_vm1(cli, port)
             cli.run("port", "delete", port["id"])
         if rule:
             cli.run("security", "group", "rule", "delete", rule)

@@ -201,8 +201,10 @@ impl Dataplane {
         let _busy = self.busy.lock().await;
         let mut links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
         let mut changed = false;
-        for nic in nics {
-            changed |= self.ensure_bridge(&links, &nic.network_id, nic.mtu).await.map_err(|e| e.to_string())?;
+        // Each network once: two NICs on one network share its bridge.
+        let networks: BTreeMap<&str, u32> = nics.iter().map(|n| (n.network_id.as_str(), n.mtu)).collect();
+        for (network_id, mtu) in networks {
+            changed |= self.ensure_bridge(&links, network_id, mtu).await.map_err(|e| e.to_string())?;
         }
         if changed {
             // Once more: the taps go on the bridges just made.
