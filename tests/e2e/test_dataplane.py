@@ -353,6 +353,27 @@ def test_a_dhcpv6_stateful_subnet_hands_out_the_ports_address(cloud):
         assert "reached" in out.stdout, (out.stdout, out.stderr)
 
 
+def test_a_dhcpv6_stateless_subnet_gives_slaac_and_dns_servers(cloud):
+    """`dhcpv6-stateless`: the guest builds its SLAAC address from the router's advertisement
+    and asks DHCPv6 only for the other settings (`dhclient -6 -S`): the subnet's DNS server,
+    from the network's DHCP namespace (the router's dnsmasq answers no DHCPv6)."""
+    srv, cli, tmp, fip, rules = cloud
+    wait_for(lambda: ssh(srv, tmp, fip, "true").returncode == 0, 60, 1, what="ssh to the floating IP")
+    hook = ("printf '#!/bin/sh\\n[ -n \"$new_dhcp6_name_servers\" ] && echo \"dns $new_dhcp6_name_servers\"\\n"
+            "exit 0\\n' > /tmp/h6s; chmod +x /tmp/h6s")
+    with v6_port_on_router1(cli, "dhcpv6-stateless", "2001:db8:89::/64", "2001:db8:89::53") as (sub, port):
+        addr = port["fixed_ips"][0]["ip_address"]
+        dev = plug_into_vm1(cloud, port)
+        wait_for(lambda: addr in ssh(srv, tmp, fip, f"ip -6 addr show dev {dev}").stdout, 60, 1,
+                 what=f"the SLAAC address {addr} on {dev}")
+
+        def informed():
+            out = ssh(srv, tmp, fip, f"{hook}; timeout 20 dhclient -6 -S -1 -cf /dev/null -sf /tmp/h6s "
+                                     f"-lf /tmp/l6s -pf /tmp/p6s {dev} 2>&1", timeout=40)
+            return out.stdout if "dns 2001:db8:89::53" in out.stdout else None
+        wait_for(informed, 90, 2, what="the DNS server by stateless DHCPv6")
+
+
 def test_a_router_routes_ipv6_between_its_subnet_and_the_external_network(cloud):
     """An IPv6 subnet on the external network: a router set to it gets an IPv6 gateway
     address there and routes (no NAT) its IPv6 subnets to it; the host, the external side,
