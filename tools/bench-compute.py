@@ -126,13 +126,22 @@ def floor(agent, ids, s, nova):
                 pass
 
     workers = [threading.Thread(target=worker) for _ in range(os.cpu_count() or 2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    up = sorted((os.stat(os.path.join(d, "qemu.pid")).st_mtime - t0) * 1000 for d, _ in runs)
-    print(f"floor (the same {len(runs)} QEMU command lines, {len(workers)} at a time, no control plane): "
-          f"p50 {pct(up, 50):.0f} ms, p99 {pct(up, 99):.0f} ms, first {up[0]:.0f} ms")
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        up = sorted((os.stat(os.path.join(d, "qemu.pid")).st_mtime - t0) * 1000 for d, _ in runs)
+        print(f"floor (the same {len(runs)} QEMU command lines, {len(workers)} at a time, no control plane): "
+              f"p50 {pct(up, 50):.0f} ms, p99 {pct(up, 99):.0f} ms, first {up[0]:.0f} ms")
+    finally:
+        stop_floor(runs)
+    return up
+
+
+def stop_floor(runs):
+    """Kills the floor's QEMUs (by their pid files) and waits until they are gone."""
+    import shutil
     pids = []
     for d, _ in runs:
         try:
@@ -145,10 +154,9 @@ def floor(agent, ids, s, nova):
     end = time.monotonic() + 60
     while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < end:
         time.sleep(0.2)
-    shutil.rmtree(work, ignore_errors=True)
-    for _, a in runs:
+    for d, a in runs:
+        shutil.rmtree(os.path.dirname(d), ignore_errors=True)
         shutil.rmtree(f"/run/haneul/instances/{a[a.index('-uuid') + 1]}", ignore_errors=True)
-    return up
 
 
 def main():

@@ -310,6 +310,11 @@ impl Instances {
                 return self.observe(id).await.ok_or_else(|| Error::NotFound(format!("instance {id} vanished")));
             }
         }
+        if before.is_none() {
+            // The image is fetched (if it must be) before the instance's directory exists: a
+            // failed fetch leaves nothing behind.
+            self.cache_image(&spec.image.id).await?;
+        }
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
         let disk = dir.join("disk");
@@ -384,7 +389,9 @@ impl Instances {
             move || {
                 let size = match disk_gb {
                     0 => qcow2::virtual_size(&base, &format)?,
-                    gb => gb << 30,
+                    gb => gb
+                        .checked_mul(1 << 30)
+                        .ok_or_else(|| qcow2::Qcow2Error::Invalid(format!("{gb} GiB is too large a disk")))?,
                 };
                 qcow2::create(&tmp, &base, &format, size)
             }

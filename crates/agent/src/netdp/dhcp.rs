@@ -39,11 +39,11 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     // A subnet added since the port was made: the port is given an address on it (as
     // Neutron's DHCP agent does); dnsmasq answers on a subnet once its interface has one.
     let missing: Vec<&Subnet> = served.iter().copied().filter(|s| !fixed.contains_key(s.id.as_str())).collect();
-    if !missing.is_empty() {
-        if let Err(e) = dp.widen_dhcp_port(port, &missing).await {
-            // The other subnets are served meanwhile; the next pass asks again.
-            tracing::warn!(network = %n.id, "no DHCP address on a new subnet yet: {e}");
-        }
+    if missing.is_empty() {
+        dp.dhcp_port_complete(&port.id);
+    } else if let Err(e) = dp.widen_dhcp_port(doc, port, &missing).await {
+        // The other subnets are served meanwhile; the next pass asks again.
+        tracing::warn!(network = %n.id, "no DHCP address on a new subnet yet: {e}");
     }
     let subnets: Vec<&Subnet> = served.into_iter().filter(|s| fixed.contains_key(s.id.as_str())).collect();
     sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
@@ -62,6 +62,11 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
         let Some((addr, len)) = s.cidr.split_once('/') else { continue };
         let Ok(len) = len.parse::<u32>() else { continue };
         if s.ip_version == 6 {
+            if len < 64 {
+                // dnsmasq serves no DHCPv6 on a prefix shorter than /64 (nor does Neutron).
+                tracing::warn!(subnet = %s.id, "no DHCPv6 on {}: prefixes shorter than /64 are not served", s.cidr);
+                continue;
+            }
             // Fixed addresses from the hosts file (stateful), or only the settings below
             // (stateless); the router advertises the subnet and says which.
             ranges.push(format!("--dhcp-range=set:{tag},{addr},static,{len},86400s"));
@@ -107,7 +112,8 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     let mut restart = false;
     if !dropped.is_empty() {
         let leases = std::fs::read_to_string(d.join("leases")).unwrap_or_default();
-        let kept: String = leases.lines().filter(|l| lease_kept(l, &hosts)).map(|l| format!("{l}\n")).collect();
+        let kept: String =
+            leases.lines().filter(|l| lease_kept(l, &hosts, &before)).map(|l| format!("{l}\n")).collect();
         restart = kept != leases;
         if restart {
             // Stopped first: a dnsmasq still running could write its leases over ours.
@@ -170,21 +176,32 @@ fn hosts_file(doc: &Doc, network_id: &str, subnets: &[&Subnet]) -> String {
 }
 
 /// Whether a line of dnsmasq's lease file still has its host: an IPv4 lease
-/// (`<expiry> <mac> <ip> <name> <client id>`) the same MAC and address, an IPv6 one
-/// (`<expiry> <iaid> <ip> <name> <duid>`) its address; other lines (the server's DUID) stay.
-fn lease_kept(lease: &str, hosts: &str) -> bool {
+/// (`<expiry> <mac> <ip> <name> <client id>`) the same MAC and address; an IPv6 one
+/// (`<expiry> <iaid> <ip> <name> <duid>`, no MAC in it) its address, on the same MAC's line
+/// as in the hosts file `before` (an address gone to another port takes the lease along);
+/// other lines (the server's DUID) stay.
+fn lease_kept(lease: &str, hosts: &str, before: &str) -> bool {
     let f: Vec<&str> = lease.split_whitespace().collect();
     if f.len() < 3 {
         return true;
     }
+    if f[2].contains(':') {
+        let v6 = format!("[{}]", f[2]);
+        return match (v6_mac(hosts, &v6), v6_mac(before, &v6)) {
+            (Some(mac), Some(old)) => mac == old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+    }
     hosts.lines().any(|h| {
         let fields: Vec<&str> = h.split(',').collect();
-        if f[2].contains(':') {
-            fields.contains(&format!("[{}]", f[2]).as_str())
-        } else {
-            fields.first() == Some(&f[1]) && fields.contains(&f[2])
-        }
+        fields.first() == Some(&f[1]) && fields.contains(&f[2])
     })
+}
+
+/// The MAC of the hosts file line that holds `v6` (`[address]`).
+fn v6_mac<'a>(hosts: &'a str, v6: &str) -> Option<&'a str> {
+    hosts.lines().find(|h| h.split(',').any(|f| f == v6)).and_then(|h| h.split(',').next())
 }
 
 /// One router interface that advertises its IPv6 subnet: the interface, the subnet, its
@@ -213,6 +230,12 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
             "dhcpv6-stateful" => "static",
             _ => continue,
         };
+        // SLAAC needs a /64; dnsmasq refuses DHCPv6 ranges shorter than that.
+        let fits = len.parse::<u32>().is_ok_and(|l| if kind == "static" { l >= 64 } else { l == 64 });
+        if !fits {
+            tracing::warn!(interface = %a.ifname, "not advertising {} in mode {}: the prefix does not fit it", a.cidr, a.mode);
+            continue;
+        }
         per_interface.push(format!("--interface={}", a.ifname));
         per_interface.push(format!("--ra-param={},mtu:{},10,600", a.ifname, a.mtu.max(1280)));
         per_interface.push(format!("--dhcp-range={net},{kind},{len}"));
@@ -363,11 +386,16 @@ mod tests {
     #[test]
     fn leases_stay_while_their_host_line_names_them() {
         let hosts = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\n";
-        assert!(lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.5 h *", hosts));
-        assert!(!lease_kept("1700000000 fa:16:3e:00:00:09 10.0.0.5 h *", hosts));
-        assert!(!lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.6 h *", hosts));
-        assert!(lease_kept("1700000000 1040187408 2001:db8:1::5 h 00:01:00:01", hosts));
-        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::7 h 00:01:00:01", hosts));
-        assert!(lease_kept("duid 00:01:00:01:32:9b", hosts));
+        let before =
+            "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\nfa:16:3e:00:00:02,g,[2001:db8:1::6]\n";
+        assert!(lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.5 h *", hosts, before));
+        assert!(!lease_kept("1700000000 fa:16:3e:00:00:09 10.0.0.5 h *", hosts, before));
+        assert!(!lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.6 h *", hosts, before));
+        assert!(lease_kept("1700000000 1040187408 2001:db8:1::5 h 00:01:00:01", hosts, before));
+        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::6 h 00:01:00:01", hosts, before));
+        // The address went from one port to another: the old lease goes.
+        let moved = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::6]\n";
+        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::6 g 00:01:00:01", moved, before));
+        assert!(lease_kept("duid 00:01:00:01:32:9b", hosts, before));
     }
 }

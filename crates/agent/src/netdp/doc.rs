@@ -69,6 +69,13 @@ impl Subnet {
                 })
     }
 
+    /// Addresses made by the guest itself (SLAAC, also with stateless DHCPv6), as the
+    /// network service's IPAM sees them: it refuses them as explicit addresses.
+    pub fn is_auto_address(&self) -> bool {
+        let auto = |m: &Option<String>| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+        self.ip_version == 6 && (auto(&self.ipv6_address_mode) || auto(&self.ipv6_ra_mode))
+    }
+
     /// Whether DHCP hands out this subnet's addresses (not only its other settings).
     pub fn dhcp_assigns(&self) -> bool {
         self.dhcp_served() && self.ipv6_address_mode.as_deref() != Some("dhcpv6-stateless")

@@ -34,6 +34,10 @@ use hyper::Method;
 use doc::{Doc, Port};
 use sys::Link;
 
+/// The routing protocol number of the host routes the agent adds (to routers' IPv6 subnets
+/// on external bridges): only routes with it are the agent's to remove.
+const HOST_ROUTE_PROTO: &str = "86";
+
 pub struct Settings {
     pub host: String,
     /// The namespace taken for the host (tests); none: the host itself.
@@ -426,6 +430,8 @@ impl Dataplane {
         let want: BTreeSet<String> = doc
             .subnets_of(&n.id)
             .filter_map(|s| Some(format!("{}/{}", s.gateway_ip.as_ref()?, doc::prefix_len(&s.cidr)?)))
+            // A link-local gateway is the bridge's own already.
+            .filter(|a| !a.to_ascii_lowercase().starts_with("fe80"))
             .collect();
         let have: BTreeSet<String> =
             sys::addresses(ns, &br).await?.into_iter().map(|a| format!("{}/{}", a.local, a.prefixlen)).collect();
@@ -435,20 +441,20 @@ impl Dataplane {
         cmds.extend(have.difference(&want).map(|a| format!("addr del {a} dev {br}")));
         sys::ip_batch(ns, &cmds).await?;
         // Routers' IPv6 subnets, routed (not translated) to the routers' gateway addresses;
-        // routes through a router on this bridge that are no longer wanted go.
+        // ours carry protocol number HOST_ROUTE_PROTO, and those no longer wanted go.
         let want = router::v6_routes(doc, &n.id);
-        let listed = sys::ip(ns, &["-6", "-j", "route", "show", "dev", &br]).await?;
+        let listed = sys::ip(ns, &["-6", "-j", "route", "show", "dev", &br, "proto", HOST_ROUTE_PROTO]).await?;
         let have: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
         let mut cmds = Vec::new();
         for rt in &have {
             let (Some(dst), Some(via)) = (rt["dst"].as_str(), rt["gateway"].as_str()) else { continue };
             if !want.iter().any(|(d, v)| d == dst && v == via) {
-                cmds.push(format!("route del {dst} via {via} dev {br}"));
+                cmds.push(format!("route del {dst} via {via} dev {br} proto {HOST_ROUTE_PROTO}"));
             }
         }
         for (dst, via) in &want {
             if !have.iter().any(|rt| rt["dst"].as_str() == Some(dst) && rt["gateway"].as_str() == Some(via)) {
-                cmds.push(format!("route replace {dst} via {via} dev {br}"));
+                cmds.push(format!("route replace {dst} via {via} dev {br} proto {HOST_ROUTE_PROTO}"));
             }
         }
         sys::ip_batch(ns, &cmds).await
@@ -633,15 +639,20 @@ impl Dataplane {
 
     /// Asks for addresses on `subnets` for the network's DHCP port (once per port and set of
     /// subnets until the picture shows them).
-    pub async fn widen_dhcp_port(&self, port: &doc::Port, subnets: &[&doc::Subnet]) -> Result<(), String> {
+    pub async fn widen_dhcp_port(&self, doc: &Doc, port: &doc::Port, subnets: &[&doc::Subnet]) -> Result<(), String> {
         let key = format!("{}:{}", port.id, subnets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(","));
         if !self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
             return Ok(());
         }
+        // The addresses it has stay; those the guest side makes (SLAAC) are asked for by
+        // subnet only, as the network service takes no explicit address there.
         let mut fixed: Vec<serde_json::Value> = port
             .fixed_ips
             .iter()
-            .map(|f| serde_json::json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+            .map(|f| match doc.subnet(&f.subnet_id) {
+                Some(s) if s.is_auto_address() => serde_json::json!({"subnet_id": f.subnet_id}),
+                _ => serde_json::json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}),
+            })
             .collect();
         fixed.extend(subnets.iter().map(|s| serde_json::json!({"subnet_id": s.id})));
         let body = serde_json::json!({"port": {"fixed_ips": fixed}});
@@ -650,6 +661,12 @@ impl Dataplane {
             self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         }
         r
+    }
+
+    /// The DHCP port has an address on every subnet it serves: earlier asks are done.
+    pub fn dhcp_port_complete(&self, port_id: &str) {
+        let prefix = format!("{port_id}:");
+        self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).retain(|k| !k.starts_with(&prefix));
     }
 
     pub fn dhcp_port_seen(&self, network_id: &str) {

@@ -52,7 +52,10 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         inner.insert(ifname);
         up.push(p.id.clone());
     }
-    dhcp::ensure_ra(dp, ns, &advertised).await?;
+    if let Err(e) = dhcp::ensure_ra(dp, ns, &advertised).await {
+        // Advertisements are IPv6's part: the router's IPv4 (NAT, floating IPs) goes on.
+        tracing::warn!(router = %r.id, "router advertisements: {e}");
+    }
     let floating: Vec<&doc::FloatingIp> = doc
         .floatingips
         .iter()
@@ -86,10 +89,11 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         // routes the router's subnets back to its gateway address, see `v6_routes`).
         let v6_gateway = g.fixed_ips.iter().find_map(|f| doc.subnet(&f.subnet_id).filter(|s| s.ip_version == 6));
         match v6_gateway.and_then(|s| s.gateway_ip.as_ref()) {
-            Some(gw) => sys::ip(Some(ns), &["-6", "route", "replace", "default", "via", gw, "dev", &qg])
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())?,
+            Some(gw) => {
+                if let Err(e) = sys::ip(Some(ns), &["-6", "route", "replace", "default", "via", gw, "dev", &qg]).await {
+                    tracing::warn!(router = %r.id, "IPv6 default route via {gw}: {e}");
+                }
+            }
             None => {
                 let _ = sys::ip(Some(ns), &["-6", "route", "del", "default", "dev", &qg]).await;
             }
@@ -156,11 +160,18 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
 
 /// The IPv6 routes the external side needs to reach routers' IPv6 subnets on external
 /// network `network_id` (DevStack adds the same on `br-ex`): each subnet a router joins, via
-/// that router's IPv6 gateway address.
+/// that router's IPv6 gateway address, where the host has an address on that external
+/// subnet (its gateway, link-local ones aside).
 pub fn v6_routes(doc: &Doc, network_id: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for g in doc.ports_of(network_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY) {
-        let Some(via) = g.fixed_ips.iter().find(|f| f.ip_address.contains(':')) else { continue };
+        let reachable = |f: &&doc::FixedIp| {
+            doc.subnet(&f.subnet_id).is_some_and(|s| {
+                s.ip_version == 6
+                    && s.gateway_ip.as_ref().is_some_and(|gw| !gw.to_ascii_lowercase().starts_with("fe80"))
+            })
+        };
+        let Some(via) = g.fixed_ips.iter().find(reachable) else { continue };
         for p in ports(doc, &g.device_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE) {
             for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
                 out.insert((s.cidr.clone(), via.ip_address.clone()));

@@ -20,6 +20,8 @@ const HEADER_LEN: u32 = 104;
 const EXT_BACKING_FORMAT: u32 = 0xE279_2ACA;
 /// Guest bytes one L1 entry covers: an L2 table of 8-byte entries, each a cluster.
 const L1_ENTRY_SPAN: u64 = CLUSTER * (CLUSTER / 8);
+/// The largest L1 table QEMU opens (QCOW_MAX_L1_SIZE, 32 MiB, in 8-byte entries): 2 PiB.
+const MAX_L1_ENTRIES: u64 = (32 << 20) / 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Qcow2Error {
@@ -55,17 +57,21 @@ pub fn overlay(backing: &str, backing_format: &str, size: u64) -> Result<Vec<u8>
     if backing.is_empty() || name_at + backing.len() > CLUSTER as usize || backing.len() > 1023 {
         return Err(Qcow2Error::Invalid(format!("backing file name {backing:?} is empty or too long")));
     }
+    // Whole sectors, as qemu-img rounds (QEMU sees size / 512 sectors).
+    let size = size.checked_next_multiple_of(512).unwrap_or(u64::MAX);
     let l1_size = size.div_ceil(L1_ENTRY_SPAN);
-    let l1_bytes = l1_size * 8;
-    let l1_clusters = l1_bytes.div_ceil(CLUSTER).max(1);
-    let clusters = 3 + l1_clusters;
-    // One refcount block counts CLUSTER * 8 / 16 clusters: 2 TiB of metadata-only image.
-    if clusters > CLUSTER * 8 / (1 << REFCOUNT_ORDER) || l1_size > u32::MAX as u64 {
+    if l1_size > MAX_L1_ENTRIES {
         return Err(Qcow2Error::Invalid(format!("{size} bytes is too large an image")));
     }
-    let (refcount_table, refcount_block, l1_table) = (CLUSTER, 2 * CLUSTER, 3 * CLUSTER);
+    let l1_bytes = l1_size * 8;
+    // At most 512 clusters of L1 table: the one refcount block (32768 entries) counts them all.
+    let l1_clusters = l1_bytes.div_ceil(CLUSTER);
+    let clusters = 3 + l1_clusters;
+    let (refcount_table, refcount_block) = (CLUSTER, 2 * CLUSTER);
+    // An empty image has no L1 table at all.
+    let l1_table = if l1_size == 0 { 0 } else { 3 * CLUSTER };
 
-    let mut out = Vec::with_capacity((l1_table + l1_bytes) as usize);
+    let mut out = Vec::with_capacity((3 * CLUSTER + l1_bytes) as usize);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&3u32.to_be_bytes()); // version
     out.extend_from_slice(&(name_at as u64).to_be_bytes()); // backing_file_offset
@@ -99,24 +105,20 @@ pub fn overlay(backing: &str, backing_format: &str, size: u64) -> Result<Vec<u8>
     for _ in 0..clusters {
         out.extend_from_slice(&1u16.to_be_bytes());
     }
-    out.resize(l1_table as usize, 0);
+    out.resize(3 * CLUSTER as usize, 0);
     // The L1 table, all zero; the file ends with it as qemu-img's does.
-    out.resize((l1_table + l1_bytes) as usize, 0);
-    if l1_bytes == 0 {
-        // A zero-sized image still owns its (empty) L1 cluster in the refcounts above.
-        out.resize((l1_table + 8) as usize, 0);
-    }
+    out.resize((3 * CLUSTER + l1_bytes) as usize, 0);
     Ok(out)
 }
 
-/// Writes an empty overlay at `path` (replacing any file there). Like qemu-img, it does not
-/// wait for the disk to have it: an overlay that a host crash cut short is an empty or
-/// headerless file that QEMU refuses to open (a start error, not a wrong disk).
+/// Writes an empty overlay at `path` (replacing any file there), on disk before it returns:
+/// the caller renames it into place, and a host crash must not leave a half-written overlay
+/// under the instance's disk name.
 pub fn create(path: &Path, backing: &Path, backing_format: &str, size: u64) -> Result<(), Qcow2Error> {
     let backing = backing.to_str().ok_or_else(|| Qcow2Error::Invalid(format!("{} is not UTF-8", backing.display())))?;
     let bytes = overlay(backing, backing_format, size)?;
     let io = |e| Qcow2Error::Io(format!("writing {}", path.display()), e);
-    std::fs::File::create(path).and_then(|mut f| f.write_all(&bytes)).map_err(io)
+    std::fs::File::create(path).and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all())).map_err(io)
 }
 
 fn pad8(n: usize) -> usize {
@@ -143,8 +145,10 @@ mod tests {
         let mut data = vec![0u8; 3 << 20];
         data[(2 << 20) + 5] = 0x5a;
         std::fs::write(&base, &data).unwrap();
+        // The last one is the middle of the chain below.
         for (size, format, base) in [
-            (1u64 << 30, "raw", base.clone()),
+            (0u64, "raw", base.clone()),
+            (1 << 30, "raw", base.clone()),
             (20 << 30, "raw", base.clone()),
             (virtual_size(&base, "raw").unwrap(), "raw", base.clone()),
         ] {
@@ -184,6 +188,11 @@ mod tests {
         assert!(overlay("", "raw", 1 << 30).is_err());
         assert!(overlay(&"x".repeat(2000), "raw", 1 << 30).is_err());
         assert!(overlay("/b", "raw", u64::MAX).is_err());
+        assert!(overlay("/b", "raw", 2 << 50).is_ok());
+        assert!(overlay("/b", "raw", (2 << 50) + 1).is_err());
+        // Sizes are whole sectors.
+        let odd = overlay("/b", "raw", 1000).unwrap();
+        assert_eq!(u64::from_be_bytes(odd[24..32].try_into().unwrap()), 1024);
         assert!(virtual_size(Path::new("/nonexistent"), "raw").is_err());
         assert!(virtual_size(Path::new("/nonexistent"), "vmdk").is_err());
     }

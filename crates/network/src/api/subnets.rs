@@ -329,6 +329,10 @@ fn parse(ctx: &AuthContext, a: &Attrs) -> ApiResult<Subnet> {
             return Err(invalid(format!("ipv6_ra_mode set to '{r}' with ipv6_address_mode set to '{am}' is not valid. If both attributes are set, they must be the same value")).into());
         }
     }
+    let auto = |m: &Option<String>| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless"));
+    if (auto(&ra_mode) || auto(&addr_mode)) && cidr.len != 64 {
+        return Err(invalid(format!("Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64")).into());
+    }
     let enable_dhcp = a.bool("enable_dhcp")?.unwrap_or(true);
     if !enable_dhcp && (ra_mode.is_some() || addr_mode.is_some()) {
         return Err(invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False").into());
