@@ -223,6 +223,11 @@ pub fn inner_name(kind: &str, port_id: &str) -> String {
     format!("{kind}{}", short(port_id))
 }
 
+/// Whether `ip` is an IPv6 link-local address (every interface has its own already).
+pub fn is_link_local(ip: &str) -> bool {
+    ip.parse::<std::net::Ipv6Addr>().is_ok_and(|a| a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 /// A CIDR's prefix length (`10.0.0.0/24` → 24).
 pub fn prefix_len(cidr: &str) -> Option<u8> {
     cidr.split_once('/')?.1.parse().ok()

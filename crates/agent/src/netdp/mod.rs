@@ -38,6 +38,20 @@ use sys::Link;
 /// on external bridges): only routes with it are the agent's to remove.
 const HOST_ROUTE_PROTO: &str = "86";
 
+/// Gives `dev` (in `ns`) exactly the addresses `want` (`addr/len`; link-local ones aside),
+/// removing others first. IPv6 addresses go on without duplicate address detection: the
+/// network service handed each out once, and DAD would keep it unusable for a second or two.
+async fn sync_addresses(ns: Option<&str>, dev: &str, want: &BTreeSet<String>) -> sys::Result<()> {
+    let have: BTreeSet<String> =
+        sys::addresses(ns, dev).await?.into_iter().map(|a| format!("{}/{}", a.local, a.prefixlen)).collect();
+    let mut cmds: Vec<String> = have.difference(want).map(|a| format!("addr del {a} dev {dev}")).collect();
+    for a in want.difference(&have) {
+        let nodad = if a.contains(':') { " nodad" } else { "" };
+        cmds.push(format!("addr add {a} dev {dev}{nodad}"));
+    }
+    sys::ip_batch(ns, &cmds).await
+}
+
 pub struct Settings {
     pub host: String,
     /// The namespace taken for the host (tests); none: the host itself.
@@ -429,17 +443,10 @@ impl Dataplane {
         }
         let want: BTreeSet<String> = doc
             .subnets_of(&n.id)
-            .filter_map(|s| Some(format!("{}/{}", s.gateway_ip.as_ref()?, doc::prefix_len(&s.cidr)?)))
-            // A link-local gateway is the bridge's own already.
-            .filter(|a| !a.to_ascii_lowercase().starts_with("fe80"))
+            .filter_map(|s| s.gateway_ip.as_ref().filter(|gw| !doc::is_link_local(gw)).zip(doc::prefix_len(&s.cidr)))
+            .map(|(gw, len)| format!("{gw}/{len}"))
             .collect();
-        let have: BTreeSet<String> =
-            sys::addresses(ns, &br).await?.into_iter().map(|a| format!("{}/{}", a.local, a.prefixlen)).collect();
-        let nodad = |a: &String| if a.contains(':') { " nodad" } else { "" };
-        let mut cmds: Vec<String> =
-            want.difference(&have).map(|a| format!("addr add {a} dev {br}{}", nodad(a))).collect();
-        cmds.extend(have.difference(&want).map(|a| format!("addr del {a} dev {br}")));
-        sys::ip_batch(ns, &cmds).await?;
+        sync_addresses(ns, &br, &want).await?;
         // Routers' IPv6 subnets, routed (not translated) to the routers' gateway addresses;
         // ours carry protocol number HOST_ROUTE_PROTO, and those no longer wanted go.
         let want = router::v6_routes(doc, &n.id);
@@ -519,17 +526,7 @@ impl Dataplane {
             .filter_map(|f| Some(format!("{}/{}", f.ip_address, doc::prefix_len(&doc.subnet(&f.subnet_id)?.cidr)?)))
             .collect();
         want.extend(extra.iter().cloned());
-        // IPv6 addresses are ours without duplicate address detection: the network service
-        // handed them out once, and DAD would keep them unusable for a second or two.
-        let flags = |a: &String| if a.contains(':') { " nodad" } else { "" };
-        let have: BTreeSet<String> = sys::addresses(Some(ns), &inner)
-            .await?
-            .into_iter()
-            .map(|a| format!("{}/{}", a.local, a.prefixlen))
-            .collect();
-        let mut cmds: Vec<String> = have.difference(&want).map(|a| format!("addr del {a} dev {inner}")).collect();
-        cmds.extend(want.difference(&have).map(|a| format!("addr add {a} dev {inner}{}", flags(a))));
-        sys::ip_batch(Some(ns), &cmds).await?;
+        sync_addresses(Some(ns), &inner, &want).await?;
         Ok(inner)
     }
 

@@ -166,10 +166,8 @@ pub fn v6_routes(doc: &Doc, network_id: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for g in doc.ports_of(network_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY) {
         let reachable = |f: &&doc::FixedIp| {
-            doc.subnet(&f.subnet_id).is_some_and(|s| {
-                s.ip_version == 6
-                    && s.gateway_ip.as_ref().is_some_and(|gw| !gw.to_ascii_lowercase().starts_with("fe80"))
-            })
+            doc.subnet(&f.subnet_id)
+                .is_some_and(|s| s.ip_version == 6 && s.gateway_ip.as_ref().is_some_and(|gw| !doc::is_link_local(gw)))
         };
         let Some(via) = g.fixed_ips.iter().find(reachable) else { continue };
         for p in ports(doc, &g.device_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE) {
