@@ -22,6 +22,7 @@ pub mod limits;
 pub mod microversion;
 pub mod pagination;
 pub mod policy;
+pub mod routes;
 pub mod service_auth;
 
 pub use error::{ApiError, FaultStyle};

@@ -450,6 +450,7 @@ impl Policy {
     }
 
     pub fn enforce(&self, rule: &str, target: &Value, creds: &Value) -> bool {
+        crate::routes::note_asked(rule);
         let idx = self.index.get(rule).or_else(|| self.index.get(DEFAULT_RULE));
         let rule = idx.and_then(|&i| self.rules.get(i));
         rule.is_some_and(|r| self.eval(&r.node, (target, creds), 0).unwrap_or(false))

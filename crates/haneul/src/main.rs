@@ -17,6 +17,7 @@ use haneul_identity::token::KeyRepository;
 use haneul_identity::Identity;
 
 mod logging;
+mod policy_cmd;
 
 const DEFAULT_CONFIG: &str = "/etc/haneul/haneul.toml";
 
@@ -49,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The API's access rules.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// This host's network data plane.
     Network {
         #[command(subcommand)]
@@ -64,6 +70,14 @@ enum NetworkAction {
         /// A server id or a port id.
         target: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Print every route of every service (JSON) with the rule it asks and what each persona
+    /// (system admin, project admin/manager/member/reader, another project's member,
+    /// anonymous) gets from it under the effective policy.
+    Routes,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +155,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => rt.block_on(serve(cfg)),
         Command::Agent => rt.block_on(agent(cfg)),
         Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
+        Command::Policy { action: PolicyAction::Routes } => policy_cmd::routes(&cfg),
         Command::Network { action: NetworkAction::Diagnose { ref target } } => rt.block_on(diagnose(cfg, target)),
         Command::TokenKeys { action: KeysAction::Rotate } => {
             let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);

@@ -5,16 +5,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::put;
-use axum::Router;
 use haneul_core::auth::Auth;
+use haneul_core::routes::{rule, Routes};
 use haneul_core::ApiError;
 
 use super::{ApiResult, Ctx};
 use crate::agents::ReportBody;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/internal/agents/{host}", put(report))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new().put("/internal/agents/{host}", rule("haneul:agent:report"), report)
 }
 
 async fn report(State(c): State<Ctx>, Auth(ctx): Auth, Path(host): Path<String>, body: Bytes) -> ApiResult {

@@ -7,21 +7,29 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, Access, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Aggregate;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/os-aggregates", get(list).post(create))
-        .route("/os-aggregates/{id}", get(show).put(update).delete(delete))
-        .route("/os-aggregates/{id}/action", post(action))
-        .route("/os-aggregates/{id}/images", post(images))
+pub fn routes() -> Routes<Ctx> {
+    const ACTIONS: &[(&str, &str)] = &[
+        ("add_host", "os_compute_api:os-aggregates:add_host"),
+        ("remove_host", "os_compute_api:os-aggregates:remove_host"),
+        ("set_metadata", "os_compute_api:os-aggregates:set_metadata"),
+    ];
+    Routes::new()
+        .get("/os-aggregates", rule("os_compute_api:os-aggregates:index"), list)
+        .post("/os-aggregates", rule("os_compute_api:os-aggregates:create"), create)
+        .get("/os-aggregates/{id}", rule("os_compute_api:os-aggregates:show"), show)
+        .put("/os-aggregates/{id}", rule("os_compute_api:os-aggregates:update"), update)
+        .delete("/os-aggregates/{id}", rule("os_compute_api:os-aggregates:delete"), delete)
+        .post("/os-aggregates/{id}/action", Access::Actions(ACTIONS), action)
+        .post("/os-aggregates/{id}/images", rule("compute:aggregates:images"), images)
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {

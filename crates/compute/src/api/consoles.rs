@@ -7,11 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{Duration, Utc};
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Value};
 
 use super::{enforce, ApiResult, Ctx, Mv};
@@ -21,10 +21,10 @@ use crate::service::{Compute, ConsoleToken};
 /// How long a console token is good for (Nova's `consoleauth.token_ttl`).
 const TOKEN_TTL: i64 = 600;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/servers/{id}/remote-consoles", post(remote_console))
-        .route("/os-console-auth-tokens/{token}", get(show_token))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .post("/servers/{id}/remote-consoles", target("os_compute_api:os-remote-consoles"), remote_console)
+        .get("/os-console-auth-tokens/{token}", rule("os_compute_api:os-console-auth-tokens"), show_token)
 }
 
 /// A console for `s`: a new token, and the URL a browser opens.

@@ -7,26 +7,40 @@ use std::collections::{BTreeMap, HashMap};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, Access, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{accepted, body_member, enforce, is_admin, links, ApiResult, Ctx, Mv};
 use crate::model::{Flavor, FlavorAccess, Model};
 use crate::service::{Compute, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/flavors", get(list).post(create))
-        .route("/flavors/detail", get(list_detail))
-        .route("/flavors/{id}", get(show).put(update).delete(delete))
-        .route("/flavors/{id}/action", post(action))
-        .route("/flavors/{id}/os-flavor-access", get(list_access))
-        .route("/flavors/{id}/os-extra_specs", get(list_specs).post(create_specs))
-        .route("/flavors/{id}/os-extra_specs/{key}", get(show_spec).put(update_spec).delete(delete_spec))
+/// Nova asks no rule to list or show flavors: every user picks one to boot with (which ones
+/// a project sees is the flavor's access list).
+const FLAVORS_READ: Access = Access::Token("flavors are read by every user");
+
+pub fn routes() -> Routes<Ctx> {
+    const ACTIONS: &[(&str, &str)] = &[
+        ("addTenantAccess", "os_compute_api:os-flavor-access:add_tenant_access"),
+        ("removeTenantAccess", "os_compute_api:os-flavor-access:remove_tenant_access"),
+    ];
+    Routes::new()
+        .get("/flavors", FLAVORS_READ, list)
+        .post("/flavors", rule("os_compute_api:os-flavor-manage:create"), create)
+        .get("/flavors/detail", FLAVORS_READ, list_detail)
+        .get("/flavors/{id}", FLAVORS_READ, show)
+        .put("/flavors/{id}", rule("os_compute_api:os-flavor-manage:update"), update)
+        .delete("/flavors/{id}", rule("os_compute_api:os-flavor-manage:delete"), delete)
+        .post("/flavors/{id}/action", Access::Actions(ACTIONS), action)
+        .get("/flavors/{id}/os-flavor-access", rule("os_compute_api:os-flavor-access"), list_access)
+        .get("/flavors/{id}/os-extra_specs", rule("os_compute_api:os-flavor-extra-specs:index"), list_specs)
+        .post("/flavors/{id}/os-extra_specs", rule("os_compute_api:os-flavor-extra-specs:create"), create_specs)
+        .get("/flavors/{id}/os-extra_specs/{key}", rule("os_compute_api:os-flavor-extra-specs:show"), show_spec)
+        .put("/flavors/{id}/os-extra_specs/{key}", rule("os_compute_api:os-flavor-extra-specs:update"), update_spec)
+        .delete("/flavors/{id}/os-extra_specs/{key}", rule("os_compute_api:os-flavor-extra-specs:delete"), delete_spec)
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -6,11 +6,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{enforce, ApiResult, Ctx, Mv};
@@ -18,19 +18,20 @@ use crate::hosts::compute_service;
 use crate::model::Service;
 use crate::service::Compute;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/os-availability-zone", get(zones))
-        .route("/os-availability-zone/detail", get(zones_detail))
-        .route("/os-services", get(services))
-        .route("/os-services/{id}", put(update_service).delete(delete_service))
-        .route("/os-hypervisors", get(hypervisors))
-        .route("/os-hypervisors/detail", get(hypervisors_detail))
-        .route("/os-hypervisors/statistics", get(statistics))
-        .route("/os-hypervisors/{id}", get(hypervisor))
-        .route("/os-hypervisors/{id}/uptime", get(uptime))
-        .route("/os-hypervisors/{id}/search", get(search))
-        .route("/os-hypervisors/{id}/servers", get(search_servers))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/os-availability-zone", rule("os_compute_api:os-availability-zone:list"), zones)
+        .get("/os-availability-zone/detail", rule("os_compute_api:os-availability-zone:detail"), zones_detail)
+        .get("/os-services", rule("os_compute_api:os-services:list"), services)
+        .put("/os-services/{id}", rule("os_compute_api:os-services:update"), update_service)
+        .delete("/os-services/{id}", rule("os_compute_api:os-services:delete"), delete_service)
+        .get("/os-hypervisors", rule("os_compute_api:os-hypervisors:list"), hypervisors)
+        .get("/os-hypervisors/detail", rule("os_compute_api:os-hypervisors:list-detail"), hypervisors_detail)
+        .get("/os-hypervisors/statistics", rule("os_compute_api:os-hypervisors:statistics"), statistics)
+        .get("/os-hypervisors/{id}", rule("os_compute_api:os-hypervisors:show"), hypervisor)
+        .get("/os-hypervisors/{id}/uptime", rule("os_compute_api:os-hypervisors:uptime"), uptime)
+        .get("/os-hypervisors/{id}/search", rule("os_compute_api:os-hypervisors:search"), search)
+        .get("/os-hypervisors/{id}/servers", rule("os_compute_api:os-hypervisors:servers"), search_servers)
 }
 
 fn admin(c: &Compute, ctx: &haneul_core::auth::AuthContext, rule: &str) -> ApiResult<()> {

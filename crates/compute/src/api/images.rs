@@ -8,25 +8,34 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use chrono::DateTime;
 use haneul_core::auth::{Auth, RawToken};
 use haneul_core::client::ClientError;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{Access, Routes};
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use super::{links, ApiResult, Ctx, Mv};
 use crate::service::Compute;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/images", get(list))
-        .route("/images/detail", get(list_detail))
-        .route("/images/{id}", get(show).delete(delete))
-        .route("/images/{id}/metadata", get(list_meta).post(merge_meta).put(replace_meta))
-        .route("/images/{id}/metadata/{key}", get(show_meta).put(put_meta).delete(delete_meta))
+/// Nova asks no rule for its image proxy: each call goes to the image service with the
+/// caller's own token, and the image service's policy decides.
+const PROXY: Access = Access::Token("the image service decides, with the caller's token");
+
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/images", PROXY, list)
+        .get("/images/detail", PROXY, list_detail)
+        .get("/images/{id}", PROXY, show)
+        .delete("/images/{id}", PROXY, delete)
+        .get("/images/{id}/metadata", PROXY, list_meta)
+        .post("/images/{id}/metadata", PROXY, merge_meta)
+        .put("/images/{id}/metadata", PROXY, replace_meta)
+        .get("/images/{id}/metadata/{key}", PROXY, show_meta)
+        .put("/images/{id}/metadata/{key}", PROXY, put_meta)
+        .delete("/images/{id}/metadata/{key}", PROXY, delete_meta)
 }
 
 /// The image service's own fields; everything else on an image is a property.

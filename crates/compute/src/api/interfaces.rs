@@ -6,11 +6,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
 use haneul_core::http::RequestId;
+use haneul_core::routes::{target, Routes};
 use hyper::Method;
 use serde_json::{json, Value};
 
@@ -19,10 +19,12 @@ use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Server;
 use crate::network::{NetRequest, NetworksArg};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/servers/{id}/os-interface", get(list).post(attach))
-        .route("/servers/{id}/os-interface/{port_id}", get(show).delete(detach))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/servers/{id}/os-interface", target("os_compute_api:os-attach-interfaces:list"), list)
+        .post("/servers/{id}/os-interface", target("os_compute_api:os-attach-interfaces:create"), attach)
+        .get("/servers/{id}/os-interface/{port_id}", target("os_compute_api:os-attach-interfaces:show"), show)
+        .delete("/servers/{id}/os-interface/{port_id}", target("os_compute_api:os-attach-interfaces:delete"), detach)
 }
 
 /// The states a server takes or gives up a port in (Nova's).

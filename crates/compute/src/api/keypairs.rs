@@ -7,12 +7,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use chrono::Utc;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{target, Routes};
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
@@ -20,8 +20,12 @@ use super::{body_member, enforce, ApiResult, Ctx, Mv};
 use crate::model::Keypair;
 use crate::service::{Compute, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/os-keypairs", get(list).post(create)).route("/os-keypairs/{name}", get(show).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/os-keypairs", target("os_compute_api:os-keypairs:index"), list)
+        .post("/os-keypairs", target("os_compute_api:os-keypairs:create"), create)
+        .get("/os-keypairs/{name}", target("os_compute_api:os-keypairs:show"), show)
+        .delete("/os-keypairs/{name}", target("os_compute_api:os-keypairs:delete"), delete)
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {

@@ -22,11 +22,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
 use haneul_core::microversion::{negotiate, Microversion};
+use haneul_core::policy::Policy;
+use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Value};
 
 use crate::service::{Compute, Error};
@@ -95,9 +96,9 @@ async fn microversion(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// All compute routes with their layers.
-pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
-    let v21 = Router::new()
+/// The routes under `/v2.1`, each with its rule.
+fn v21_routes() -> Routes<Ctx> {
+    Routes::new()
         .merge(agents::routes())
         .merge(aggregates::routes())
         .merge(consoles::routes())
@@ -112,16 +113,40 @@ pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_li
         .merge(server_meta::routes())
         .merge(servers::routes())
         .merge(usage::routes())
-        .layer(axum::middleware::from_fn(microversion));
-    let app = Router::new()
-        .route("/", get(versions))
-        .route("/v2.1", get(version))
-        .route("/v2.1/", get(version))
-        .route("/v2", get(version_2_0))
-        .route("/v2/", get(version_2_0))
-        .nest("/v2.1", v21)
-        .with_state(compute)
-        .layer(auth_layer(validator));
+}
+
+/// Version discovery: public, as in Nova.
+fn version_routes() -> Routes<Ctx> {
+    const DISCOVERY: Access = Access::Public("version discovery");
+    Routes::new()
+        .get("/", DISCOVERY, versions)
+        .get("/v2.1", DISCOVERY, version)
+        .get("/v2.1/", DISCOVERY, version)
+        .get("/v2", DISCOVERY, version_2_0)
+        .get("/v2/", DISCOVERY, version_2_0)
+}
+
+/// Every compute route with what it asks, as the router serves them.
+pub fn route_table() -> Vec<RouteSpec> {
+    version_routes().nest("/v2.1", v21_routes()).table()
+}
+
+/// The guard of every compute route, over `policy` (the service's current rules).
+pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard {
+    Guard::new(FaultStyle::Compute, denied, policy)
+}
+
+/// Nova's 403 for a rule that denies.
+fn denied(rule: &str) -> ApiError {
+    ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed."))
+}
+
+/// All compute routes with their layers.
+pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let c = compute.clone();
+    let guard = guard(move || c.policy.current());
+    let v21 = v21_routes().into_router(guard.clone()).layer(axum::middleware::from_fn(microversion));
+    let app = version_routes().into_router(guard).nest("/v2.1", v21).with_state(compute).layer(auth_layer(validator));
     haneul_core::http::service_layers(app, "compute", FaultStyle::Compute, body_limit)
 }
 
@@ -178,7 +203,7 @@ pub fn enforce(c: &Compute, ctx: &AuthContext, rule: &str, target: &Value) -> Ap
     if c.policy.current().allows(rule, target, ctx.policy_credentials()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("Policy doesn't allow {rule} to be performed.")))
+        Err(denied(rule))
     }
 }
 
@@ -224,4 +249,27 @@ pub fn body_member(body: &[u8], key: &str) -> ApiResult<serde_json::Map<String, 
 
 pub fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
+}
+
+#[cfg(test)]
+mod route_rules {
+    use haneul_core::policy::Policy;
+    use haneul_core::routes::Access;
+
+    #[test]
+    fn the_default_rules_parse_and_every_route_names_one_of_them() {
+        let defaults = crate::policy_defaults::DEFAULT_RULES;
+        Policy::new(defaults).expect("the default rules parse");
+        let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
+        for route in super::route_table() {
+            let rules: Vec<&str> = match &route.access {
+                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Rule(r) | Access::Target(r) => vec![r],
+                Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
+            };
+            for r in rules {
+                assert!(known(r), "{} {} asks {r}, which is not a default rule", route.method, route.path);
+            }
+        }
+    }
 }

@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use haneul_core::auth::{Auth, AuthContext, RawToken};
 use haneul_core::client::query_value;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, target, Routes};
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
@@ -21,15 +21,20 @@ use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Server;
 use crate::network::NetError;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/os-security-groups", get(list_groups).post(create_group))
-        .route("/os-security-groups/{id}", get(show_group).put(update_group).delete(delete_group))
-        .route("/os-security-group-rules", axum::routing::post(create_rule))
-        .route("/os-security-group-rules/{id}", axum::routing::delete(delete_rule))
-        .route("/servers/{id}/os-security-groups", get(server_groups))
-        .route("/os-floating-ips", get(list_fips).post(create_fip))
-        .route("/os-floating-ips/{id}", get(show_fip).delete(delete_fip))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/os-security-groups", rule("os_compute_api:os-security-groups:get"), list_groups)
+        .post("/os-security-groups", rule("os_compute_api:os-security-groups:create"), create_group)
+        .get("/os-security-groups/{id}", rule("os_compute_api:os-security-groups:show"), show_group)
+        .put("/os-security-groups/{id}", rule("os_compute_api:os-security-groups:update"), update_group)
+        .delete("/os-security-groups/{id}", rule("os_compute_api:os-security-groups:delete"), delete_group)
+        .post("/os-security-group-rules", rule("os_compute_api:os-security-groups:rule:create"), create_rule)
+        .delete("/os-security-group-rules/{id}", rule("os_compute_api:os-security-groups:rule:delete"), delete_rule)
+        .get("/servers/{id}/os-security-groups", target("os_compute_api:os-security-groups:list"), server_groups)
+        .get("/os-floating-ips", rule("os_compute_api:os-floating-ips:list"), list_fips)
+        .post("/os-floating-ips", rule("os_compute_api:os-floating-ips:create"), create_fip)
+        .get("/os-floating-ips/{id}", rule("os_compute_api:os-floating-ips:show"), show_fip)
+        .delete("/os-floating-ips/{id}", rule("os_compute_api:os-floating-ips:delete"), delete_fip)
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {

@@ -6,22 +6,25 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{body_member, enforce, ApiResult, Ctx, Mv};
 use crate::quotas::{self, class_key, resources_at, user_key};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/os-quota-sets/{project}", get(show).put(update).delete(delete))
-        .route("/os-quota-sets/{project}/defaults", get(defaults))
-        .route("/os-quota-sets/{project}/detail", get(detail))
-        .route("/os-quota-class-sets/{class}", get(show_class).put(update_class))
-        .route("/limits", get(limits))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/os-quota-sets/{project}", target("os_compute_api:os-quota-sets:show"), show)
+        .put("/os-quota-sets/{project}", target("os_compute_api:os-quota-sets:update"), update)
+        .delete("/os-quota-sets/{project}", target("os_compute_api:os-quota-sets:delete"), delete)
+        .get("/os-quota-sets/{project}/defaults", target("os_compute_api:os-quota-sets:defaults"), defaults)
+        .get("/os-quota-sets/{project}/detail", target("os_compute_api:os-quota-sets:detail"), detail)
+        .get("/os-quota-class-sets/{class}", target("os_compute_api:os-quota-class-sets:show"), show_class)
+        .put("/os-quota-class-sets/{class}", target("os_compute_api:os-quota-class-sets:update"), update_class)
+        .get("/limits", rule("os_compute_api:limits"), limits)
 }
 
 fn key_pairs_default(c: &crate::service::Compute) -> i64 {

@@ -7,21 +7,23 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Value};
 
 use super::{body_member, enforce, is_admin, ApiResult, Ctx, Mv};
 use crate::model::ServerGroup;
 use crate::service::Error;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/os-server-groups", get(list).post(create))
-        .route("/os-server-groups/{id}", get(show).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/os-server-groups", rule("os_compute_api:os-server-groups:index"), list)
+        .post("/os-server-groups", rule("os_compute_api:os-server-groups:create"), create)
+        .get("/os-server-groups/{id}", target("os_compute_api:os-server-groups:show"), show)
+        .delete("/os-server-groups/{id}", target("os_compute_api:os-server-groups:delete"), delete)
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {

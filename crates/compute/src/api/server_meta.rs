@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{target, Routes};
 use serde_json::{json, Map, Value};
 
 use super::servers::find;
@@ -20,12 +20,20 @@ use crate::service::{Compute, Error};
 /// Most tags per server, as Nova.
 pub const MAX_TAGS: usize = 50;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/servers/{id}/metadata", get(list_meta).post(merge_meta).put(replace_meta))
-        .route("/servers/{id}/metadata/{key}", get(show_meta).put(put_meta).delete(delete_meta))
-        .route("/servers/{id}/tags", get(list_tags).put(replace_tags).delete(delete_tags))
-        .route("/servers/{id}/tags/{tag}", get(show_tag).put(put_tag).delete(delete_tag))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/servers/{id}/metadata", target("os_compute_api:server-metadata:index"), list_meta)
+        .post("/servers/{id}/metadata", target("os_compute_api:server-metadata:create"), merge_meta)
+        .put("/servers/{id}/metadata", target("os_compute_api:server-metadata:update_all"), replace_meta)
+        .get("/servers/{id}/metadata/{key}", target("os_compute_api:server-metadata:show"), show_meta)
+        .put("/servers/{id}/metadata/{key}", target("os_compute_api:server-metadata:update"), put_meta)
+        .delete("/servers/{id}/metadata/{key}", target("os_compute_api:server-metadata:delete"), delete_meta)
+        .get("/servers/{id}/tags", target("os_compute_api:os-server-tags:index"), list_tags)
+        .put("/servers/{id}/tags", target("os_compute_api:os-server-tags:update_all"), replace_tags)
+        .delete("/servers/{id}/tags", target("os_compute_api:os-server-tags:delete_all"), delete_tags)
+        .get("/servers/{id}/tags/{tag}", target("os_compute_api:os-server-tags:show"), show_tag)
+        .put("/servers/{id}/tags/{tag}", target("os_compute_api:os-server-tags:update"), put_tag)
+        .delete("/servers/{id}/tags/{tag}", target("os_compute_api:os-server-tags:delete"), delete_tag)
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {

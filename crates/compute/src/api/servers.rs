@@ -9,13 +9,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use haneul_core::auth::{Auth, AuthContext, RawToken};
 use haneul_core::error::ApiError;
 use haneul_core::http::RequestId;
+use haneul_core::routes::{rule, target, Access, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{body_member, enforce, is_admin, links, ApiResult, Ctx, Mv};
@@ -23,15 +23,48 @@ use crate::model::{FlavorAccess, FlavorCopy, Server};
 use crate::servers::BuildRequest;
 use crate::service::Compute;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/servers", get(list).post(create))
-        .route("/servers/detail", get(list_detail))
-        .route("/servers/{id}", get(show).put(update).delete(delete))
-        .route("/servers/{id}/action", post(action))
-        .route("/servers/{id}/ips", get(ips))
-        .route("/servers/{id}/ips/{network}", get(ips_of_network))
-        .route("/servers/{id}/os-server-password", get(show_password).delete(clear_password))
+/// The server actions served, each with Nova's rule (`POST /servers/{id}/action`).
+pub const ACTIONS: &[(&str, &str)] = &[
+    ("os-getConsoleOutput", "os_compute_api:os-console-output"),
+    ("os-getVNCConsole", "os_compute_api:os-remote-consoles"),
+    ("lock", "os_compute_api:os-lock-server:lock"),
+    ("unlock", "os_compute_api:os-lock-server:unlock"),
+    ("addSecurityGroup", "os_compute_api:os-security-groups:add"),
+    ("removeSecurityGroup", "os_compute_api:os-security-groups:remove"),
+    ("addFloatingIp", "os_compute_api:os-floating-ips:add"),
+    ("removeFloatingIp", "os_compute_api:os-floating-ips:remove"),
+    ("addFixedIp", "os_compute_api:os-multinic:add"),
+    ("removeFixedIp", "os_compute_api:os-multinic:remove"),
+    ("createImage", "os_compute_api:servers:create_image"),
+    ("createBackup", "os_compute_api:os-create-backup"),
+    ("rebuild", "os_compute_api:servers:rebuild"),
+    ("resize", "os_compute_api:servers:resize"),
+    ("confirmResize", "os_compute_api:servers:confirm_resize"),
+    ("revertResize", "os_compute_api:servers:revert_resize"),
+    ("rescue", "os_compute_api:os-rescue"),
+    ("unrescue", "os_compute_api:os-unrescue"),
+    ("os-stop", "os_compute_api:servers:stop"),
+    ("os-start", "os_compute_api:servers:start"),
+    ("reboot", "os_compute_api:servers:reboot"),
+    ("pause", "os_compute_api:os-pause-server:pause"),
+    ("unpause", "os_compute_api:os-pause-server:unpause"),
+    ("suspend", "os_compute_api:os-suspend-server:suspend"),
+    ("resume", "os_compute_api:os-suspend-server:resume"),
+];
+
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/servers", rule("os_compute_api:servers:index"), list)
+        .post("/servers", rule("os_compute_api:servers:create"), create)
+        .get("/servers/detail", rule("os_compute_api:servers:detail"), list_detail)
+        .get("/servers/{id}", rule("os_compute_api:servers:show"), show)
+        .put("/servers/{id}", target("os_compute_api:servers:update"), update)
+        .delete("/servers/{id}", rule("os_compute_api:servers:delete"), delete)
+        .post("/servers/{id}/action", Access::Actions(ACTIONS), action)
+        .get("/servers/{id}/ips", rule("os_compute_api:ips:index"), ips)
+        .get("/servers/{id}/ips/{network}", rule("os_compute_api:ips:show"), ips_of_network)
+        .get("/servers/{id}/os-server-password", target("os_compute_api:os-server-password:show"), show_password)
+        .delete("/servers/{id}/os-server-password", target("os_compute_api:os-server-password:clear"), clear_password)
 }
 
 /// `GET /servers/{id}/os-server-password`: the encrypted password the guest posted to the

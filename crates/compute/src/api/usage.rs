@@ -5,23 +5,27 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Value};
 
 use super::{enforce, is_admin, ApiResult, Ctx, Mv};
 use crate::model::{FlavorCopy, InstanceAction};
 use crate::service::Compute;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/servers/{id}/os-instance-actions", get(actions))
-        .route("/servers/{id}/os-instance-actions/{request_id}", get(action))
-        .route("/os-simple-tenant-usage", get(usages))
-        .route("/os-simple-tenant-usage/{tenant}", get(usage))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/servers/{id}/os-instance-actions", target("os_compute_api:os-instance-actions:list"), actions)
+        .get(
+            "/servers/{id}/os-instance-actions/{request_id}",
+            target("os_compute_api:os-instance-actions:show"),
+            action,
+        )
+        .get("/os-simple-tenant-usage", rule("os_compute_api:os-simple-tenant-usage:list"), usages)
+        .get("/os-simple-tenant-usage/{tenant}", target("os_compute_api:os-simple-tenant-usage:show"), usage)
 }
 
 fn ts(t: DateTime<Utc>) -> String {

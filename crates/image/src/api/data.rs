@@ -1,14 +1,13 @@
 //! Image data: upload (`PUT /file`), download (`GET /file`, with ranges), and the
 //! `glance-direct` import (`PUT /stage`, then `POST /import`).
 
+use haneul_core::routes::{target, Routes};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
-use axum::Router;
 use chrono::Utc;
 use futures_util::StreamExt;
 use haneul_core::auth::{Auth, AuthContext};
@@ -19,11 +18,12 @@ use super::{image_for, no_content, ApiResult, Ctx};
 use crate::model::{Image, Status};
 use crate::service::{is_admin, Error, Images};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/v2/images/{id}/file", put(upload).get(download))
-        .route("/v2/images/{id}/stage", put(stage))
-        .route("/v2/images/{id}/import", post(import))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .put("/v2/images/{id}/file", target("upload_image"), upload)
+        .get("/v2/images/{id}/file", target("download_image"), download)
+        .put("/v2/images/{id}/stage", target("upload_image"), stage)
+        .post("/v2/images/{id}/import", target("import_image"), import)
 }
 
 fn require_octet_stream(headers: &HeaderMap) -> ApiResult<()> {

@@ -1,5 +1,6 @@
 //! Images: create, show, list, update (JSON patch), delete, tags, deactivate/reactivate.
 
+use haneul_core::routes::{rule, target, Routes};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,8 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
@@ -20,14 +20,18 @@ use super::{enforce, image_for, image_target, no_content, ts, ApiResult, Ctx};
 use crate::model::{Image, Member, MemberStatus, Model, Status, Visibility};
 use crate::service::{is_admin, Error, Images};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/v2/images", get(list).post(create))
-        .route("/v2/images/{id}", get(show).patch(update).delete(delete))
-        .route("/v2/images/{id}/tags/{tag}", put(add_tag).delete(delete_tag))
-        .route("/v2/images/{id}/tasks", get(image_tasks))
-        .route("/v2/images/{id}/actions/deactivate", post(deactivate))
-        .route("/v2/images/{id}/actions/reactivate", post(reactivate))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/v2/images", rule("get_images"), list)
+        .post("/v2/images", rule("add_image"), create)
+        .get("/v2/images/{id}", target("get_image"), show)
+        .patch("/v2/images/{id}", target("modify_image"), update)
+        .delete("/v2/images/{id}", target("delete_image"), delete)
+        .put("/v2/images/{id}/tags/{tag}", target("modify_image"), add_tag)
+        .delete("/v2/images/{id}/tags/{tag}", target("modify_image"), delete_tag)
+        .get("/v2/images/{id}/tasks", target("get_image"), image_tasks)
+        .post("/v2/images/{id}/actions/deactivate", target("deactivate"), deactivate)
+        .post("/v2/images/{id}/actions/reactivate", target("reactivate"), reactivate)
 }
 
 /// Attributes only the service sets.

@@ -3,21 +3,24 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{target, Routes};
 use serde_json::{json, Value};
 
 use super::{enforce, find_image, image_for, image_target, no_content, ts, ApiResult, Ctx};
 use crate::model::{Member, MemberStatus, Visibility};
 use crate::service::{is_admin, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/v2/images/{id}/members", get(list).post(create))
-        .route("/v2/images/{id}/members/{member}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/v2/images/{id}/members", target("get_members"), list)
+        .post("/v2/images/{id}/members", target("add_member"), create)
+        .get("/v2/images/{id}/members/{member}", target("get_member"), show)
+        .put("/v2/images/{id}/members/{member}", target("modify_member"), update)
+        .delete("/v2/images/{id}/members/{member}", target("delete_member"), delete)
 }
 
 fn render(m: &Member) -> Value {

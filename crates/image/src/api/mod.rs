@@ -10,10 +10,11 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
+use haneul_core::policy::Policy;
+use haneul_core::routes::{rule, Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Value};
 
 use crate::model::{Image, Model};
@@ -44,17 +45,42 @@ impl From<Error> for ApiError {
     }
 }
 
-/// All image routes with their layers.
-pub fn router(images: Arc<Images>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
-    let app = Router::new()
-        .route("/", get(versions_300))
-        .route("/versions", get(versions_200))
+/// Every image route, each with its rule.
+fn routes() -> Routes<Ctx> {
+    const DISCOVERY: Access = Access::Public("version discovery");
+    Routes::new()
+        .get("/", DISCOVERY, versions_300)
+        .get("/versions", DISCOVERY, versions_200)
         .merge(schemas::routes())
         .merge(images::routes())
         .merge(data::routes())
         .merge(members::routes())
-        .route("/v2/info/import", get(info_import))
-        .route("/v2/info/usage", get(info_usage))
+        .get("/v2/info/import", Access::Token("Glance asks no rule for its import methods"), info_import)
+        .get("/v2/info/usage", rule("get_images"), info_usage)
+}
+
+/// Every image route with what it asks, as the router serves them.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().table()
+}
+
+/// The guard of every image route, over `policy` (the service's current rules).
+pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard {
+    Guard::new(FaultStyle::Image, denied, policy)
+}
+
+/// Glance's 403 for a rule that denies.
+fn denied(rule: &str) -> ApiError {
+    ApiError::forbidden(format!("You are not authorized to complete {rule} action."))
+}
+
+/// All image routes with their layers.
+pub fn router(images: Arc<Images>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let svc = images.clone();
+    let guard = guard(move || svc.policy.current());
+    let app = routes()
+        .into_router(guard)
+        // Not a resource: any other path is Glance's 404 (or 300 for a bare version prefix).
         .route("/{*rest}", axum::routing::any(unknown_path))
         .with_state(images)
         .layer(auth_layer(validator));
@@ -141,7 +167,7 @@ pub fn enforce(svc: &Images, ctx: &AuthContext, rule: &str, target: &Value) -> A
     if svc.policy.current().allows(rule, target, ctx.policy_credentials()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("You are not authorized to complete {rule} action.")))
+        Err(denied(rule))
     }
 }
 
@@ -162,4 +188,27 @@ pub fn image_for(svc: &Images, m: &Model, ctx: &AuthContext, id: &str, rule: &st
 
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod route_rules {
+    use haneul_core::policy::Policy;
+    use haneul_core::routes::Access;
+
+    #[test]
+    fn the_default_rules_parse_and_every_route_names_one_of_them() {
+        let defaults = crate::policy_defaults::DEFAULT_RULES;
+        Policy::new(defaults).expect("the default rules parse");
+        let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
+        for route in super::route_table() {
+            let rules: Vec<&str> = match &route.access {
+                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Rule(r) | Access::Target(r) => vec![r],
+                Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
+            };
+            for r in rules {
+                assert!(known(r), "{} {} asks {r}, which is not a default rule", route.method, route.path);
+            }
+        }
+    }
 }

@@ -1,21 +1,23 @@
 //! `GET /v2/schemas/{image,images,member,members}`: the JSON schemas clients such as
 //! python-glanceclient fetch and validate against. Every value the API returns fits them.
 
+use haneul_core::routes::{Access, Routes};
 use std::sync::OnceLock;
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::Ctx;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/v2/schemas/image", get(|| serve(image)))
-        .route("/v2/schemas/images", get(|| serve(images)))
-        .route("/v2/schemas/member", get(|| serve(member)))
-        .route("/v2/schemas/members", get(|| serve(members)))
+pub fn routes() -> Routes<Ctx> {
+    /// Glance asks no rule for its schemas: clients read them to build requests.
+    const SCHEMA: Access = Access::Token("clients read the schemas to build requests");
+    Routes::new()
+        .get("/v2/schemas/image", SCHEMA, || serve(image))
+        .get("/v2/schemas/images", SCHEMA, || serve(images))
+        .get("/v2/schemas/member", SCHEMA, || serve(member))
+        .get("/v2/schemas/members", SCHEMA, || serve(members))
 }
 
 async fn serve(f: fn() -> &'static Value) -> Response {

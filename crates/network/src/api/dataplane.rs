@@ -9,14 +9,14 @@
 //! - `PUT /v2.0/internal/dataplane/ports`: `{"host": H, "up": [port ids]}`: the ports bound to
 //!   H whose devices are plugged; they go `ACTIVE`, H's other bound ports `DOWN`.
 
+use haneul_core::routes::{rule, Routes};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::ApiError;
 use serde::Deserialize;
@@ -27,8 +27,12 @@ use super::{ApiResult, Ctx};
 /// How long an ask for changes is held before it is answered with the same version.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(25);
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/internal/dataplane", get(dataplane)).route("/internal/dataplane/ports", put(ports_up))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new().get("/internal/dataplane", rule("haneul:agent:dataplane"), dataplane).put(
+        "/internal/dataplane/ports",
+        rule("haneul:agent:dataplane"),
+        ports_up,
+    )
 }
 
 fn service_only(ctx: &haneul_core::auth::AuthContext) -> Result<(), ApiError> {

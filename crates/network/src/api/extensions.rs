@@ -5,9 +5,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
+use haneul_core::routes::{rule, Access, Routes};
 use serde_json::{json, Value};
 
 use super::{ApiResult, Ctx};
@@ -57,14 +57,17 @@ pub const EXTENSIONS: &[(&str, &str, &str, &str)] = &[
     ("tag", "Tag support", "Enables to set tag on resources.", "2016-01-01T00:00:00-00:00"),
 ];
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/extensions", get(list))
-        .route("/extensions/{alias}", get(show))
-        .route("/agents", get(agents))
-        .route("/agents/{id}", get(show_agent).put(update_agent))
-        .route("/service-providers", get(service_providers))
-        .route("/availability_zones", get(availability_zones))
+pub fn routes() -> Routes<Ctx> {
+    /// Neutron asks no rule for its extension list: clients read it to learn what is served.
+    const DISCOVERY: Access = Access::Token("clients read the extension list to learn what is served");
+    Routes::new()
+        .get("/extensions", DISCOVERY, list)
+        .get("/extensions/{alias}", DISCOVERY, show)
+        .get("/agents", rule("get_agent"), agents)
+        .get("/agents/{id}", rule("get_agent"), show_agent)
+        .put("/agents/{id}", rule("update_agent"), update_agent)
+        .get("/service-providers", rule("get_service_provider"), service_providers)
+        .get("/availability_zones", rule("get_availability_zone"), availability_zones)
 }
 
 fn render(e: &(&str, &str, &str, &str)) -> Value {

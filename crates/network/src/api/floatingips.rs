@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -17,10 +16,13 @@ use crate::ip::Addr;
 use crate::model::{FloatingIp, Model, Port, Std};
 use crate::service::{allocate_ips, check_quota, new_mac, not_found, Error, IpRequest};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/floatingips", get(list).post(create))
-        .route("/floatingips/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/floatingips", rule("get_floatingip"), list)
+        .post("/floatingips", rule("create_floatingip"), create)
+        .get("/floatingips/{id}", rule("get_floatingip"), show)
+        .put("/floatingips/{id}", rule("update_floatingip"), update)
+        .delete("/floatingips/{id}", rule("delete_floatingip"), delete)
 }
 
 pub const OWNER: &str = "network:floatingip";

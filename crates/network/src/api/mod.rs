@@ -21,14 +21,13 @@ mod tags;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
-use haneul_core::auth::{auth_layer, unauthenticated, AuthContext, TokenValidator};
+use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
+use haneul_core::policy::Policy;
+use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Map, Value};
 
 use crate::service::{Error, Networking};
@@ -60,16 +59,9 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Every `/v2.0` route needs a token; the version list does not.
-async fn require_token(req: Request, next: Next) -> Response {
-    if req.extensions().get::<Arc<AuthContext>>().is_none() {
-        return unauthenticated().with_style(FaultStyle::Network).into_response();
-    }
-    next.run(req).await
-}
-
-pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
-    let v2 = Router::new()
+/// The routes under `/v2.0`, each with its rule.
+fn v2_routes() -> Routes<Ctx> {
+    Routes::new()
         .merge(extensions::routes())
         .merge(networks::routes())
         .merge(subnets::routes())
@@ -83,14 +75,40 @@ pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_lim
         .merge(rbac::routes())
         .merge(tags::routes())
         .merge(dataplane::routes())
-        .layer(axum::middleware::from_fn(require_token));
-    let app = Router::new()
-        .route("/", get(versions))
-        .route("/v2.0", get(resources))
-        .route("/v2.0/", get(resources))
-        .nest("/v2.0", v2)
-        .with_state(net)
-        .layer(auth_layer(validator));
+}
+
+/// Version discovery and the resource list: public, as in Neutron.
+fn version_routes() -> Routes<Ctx> {
+    const DISCOVERY: Access = Access::Public("version discovery");
+    Routes::new().get("/", DISCOVERY, versions).get("/v2.0", DISCOVERY, resources).get("/v2.0/", DISCOVERY, resources)
+}
+
+/// Every network route with what it asks, as the router serves them.
+pub fn route_table() -> Vec<RouteSpec> {
+    version_routes().nest("/v2.0", v2_routes()).table()
+}
+
+/// The guard of every network route, over `policy` (the service's current rules). Neutron's
+/// owner rules name the parent's project (`network:project_id`, ...): asked without a
+/// resource, the parent is the caller's own project's too.
+pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard {
+    Guard::new(FaultStyle::Network, denied, policy).owner_keys(&[
+        "network:project_id",
+        "ext_parent:project_id",
+        "security_group:project_id",
+    ])
+}
+
+/// Neutron's 403 for a rule that denies.
+fn denied(rule: &str) -> ApiError {
+    ApiError::forbidden(format!("(rule:{rule}) is disallowed by policy")).with_kind("PolicyNotAuthorized")
+}
+
+pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let n = net.clone();
+    let guard = guard(move || n.policy.current());
+    let app =
+        version_routes().nest("/v2.0", v2_routes()).into_router(guard).with_state(net).layer(auth_layer(validator));
     haneul_core::http::service_layers(app, "network", FaultStyle::Network, body_limit)
 }
 
@@ -150,9 +168,7 @@ pub fn enforce(n: &Networking, ctx: &AuthContext, rule: &str, target: &Value) ->
     if n.policy.current().allows(rule, target, ctx.policy_credentials()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("(rule:{rule}) is disallowed by policy"))
-            .with_kind("PolicyNotAuthorized")
-            .with_style(FaultStyle::Network))
+        Err(denied(rule).with_style(FaultStyle::Network))
     }
 }
 
@@ -569,5 +585,28 @@ pub fn require_owner(ctx: &AuthContext, project_id: &str, rule: &str) -> Result<
         Ok(())
     } else {
         Err(Error::Forbidden("PolicyNotAuthorized", format!("(rule:{rule}) is disallowed by policy")))
+    }
+}
+
+#[cfg(test)]
+mod route_rules {
+    use haneul_core::policy::Policy;
+    use haneul_core::routes::Access;
+
+    #[test]
+    fn the_default_rules_parse_and_every_route_names_one_of_them() {
+        let defaults = crate::policy_defaults::DEFAULT_RULES;
+        Policy::new(defaults).expect("the default rules parse");
+        let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
+        for route in super::route_table() {
+            let rules: Vec<&str> = match &route.access {
+                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Rule(r) | Access::Target(r) => vec![r],
+                Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
+            };
+            for r in rules {
+                assert!(known(r), "{} {} asks {r}, which is not a default rule", route.method, route.path);
+            }
+        }
     }
 }

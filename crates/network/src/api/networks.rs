@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -17,10 +16,13 @@ use super::{
 use crate::model::{Model, Network, Std};
 use crate::service::{check_quota, is_network_owned, not_found, Error, Networking};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/networks", get(list).post(create))
-        .route("/networks/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/networks", rule("get_network"), list)
+        .post("/networks", rule("create_network"), create)
+        .get("/networks/{id}", rule("get_network"), show)
+        .put("/networks/{id}", rule("update_network"), update)
+        .delete("/networks/{id}", rule("delete_network"), delete)
 }
 
 /// Overhead of VXLAN over IPv4 (outer Ethernet, IP, UDP and VXLAN headers).

@@ -7,19 +7,21 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
 use super::{bad, created, list_response, one_member, show_response, ApiResult, Attrs, Ctx, ListQuery};
 use crate::model::{FloatingIp, PortForwarding};
 use crate::service::Error;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/floatingips/{fip}/port_forwardings", get(list).post(create))
-        .route("/floatingips/{fip}/port_forwardings/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/floatingips/{fip}/port_forwardings", rule("get_floatingip_port_forwarding"), list)
+        .post("/floatingips/{fip}/port_forwardings", rule("create_floatingip_port_forwarding"), create)
+        .get("/floatingips/{fip}/port_forwardings/{id}", rule("get_floatingip_port_forwarding"), show)
+        .put("/floatingips/{fip}/port_forwardings/{id}", rule("update_floatingip_port_forwarding"), update)
+        .delete("/floatingips/{fip}/port_forwardings/{id}", rule("delete_floatingip_port_forwarding"), delete)
 }
 
 fn render(p: &PortForwarding) -> Value {

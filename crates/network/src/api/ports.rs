@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -18,8 +17,13 @@ use crate::ip::{Addr, Cidr};
 use crate::model::{AddressPair, DhcpOpt, Model, Port, Std};
 use crate::service::{allocate_ips, check_quota, default_group, new_mac, not_found, Error, IpRequest, Networking};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/ports", get(list).post(create)).route("/ports/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/ports", rule("get_port"), list)
+        .post("/ports", rule("create_port"), create)
+        .get("/ports/{id}", rule("get_port"), show)
+        .put("/ports/{id}", rule("update_port"), update)
+        .delete("/ports/{id}", rule("delete_port"), delete)
 }
 
 /// Whether the caller sees the port: its own, one on its network, or as admin.

@@ -1,13 +1,13 @@
 //! Quotas (`/v2.0/quotas`, with `quota_details`): per-project limits over Neutron's defaults.
 
+use haneul_core::routes::{rule, target, Routes};
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
 use serde_json::{json, Map, Value};
 
@@ -15,25 +15,24 @@ use super::{bad, is_admin, ApiResult, Ctx};
 use crate::model::Quota;
 use crate::service::{quota_limit, quota_used, Error, DEFAULT_QUOTAS};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/quotas", get(list))
-        .route("/quotas/{project}", get(show).put(update).delete(reset))
-        .route("/quotas/{project}/default", get(defaults))
-        .route("/quotas/{project}/details", get(details))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/quotas", rule("get_quota"), list)
+        .get("/quotas/{project}", target("get_quota"), show)
+        .put("/quotas/{project}", rule("update_quota"), update)
+        .delete("/quotas/{project}", rule("delete_quota"), reset)
+        .get("/quotas/{project}/default", target("get_quota"), defaults)
+        .get("/quotas/{project}/details", target("get_quota"), details)
 }
 
 fn forbidden() -> Error {
     Error::Forbidden("PolicyNotAuthorized", "(rule:get_quota) is disallowed by policy".into())
 }
 
-/// The caller may read its own project's quota; admins any.
-fn may_read(ctx: &AuthContext, project: &str) -> Result<(), Error> {
-    if is_admin(ctx) || ctx.project_id() == Some(project) {
-        Ok(())
-    } else {
-        Err(forbidden())
-    }
+/// `get_quota` with the quota's project as the target (Neutron's default: admins, and the
+/// project's own managers).
+fn may_read(c: &crate::Networking, ctx: &AuthContext, project: &str) -> ApiResult<()> {
+    super::enforce(c, ctx, "get_quota", &json!({"project_id": project, "tenant_id": project}))
 }
 
 fn limits(m: &crate::model::Model, project: &str) -> Map<String, Value> {
@@ -59,19 +58,19 @@ async fn list(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
 }
 
 async fn show(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
-    may_read(&ctx, &project)?;
+    may_read(&c, &ctx, &project)?;
     Ok(Json(json!({"quota": limits(&c.model(), &project)})).into_response())
 }
 
 async fn defaults(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
-    may_read(&ctx, &project)?;
+    may_read(&c, &ctx, &project)?;
     let _ = c;
     let v: Map<String, Value> = DEFAULT_QUOTAS.iter().map(|(r, d)| (r.to_string(), json!(d))).collect();
     Ok(Json(json!({"quota": v})).into_response())
 }
 
 async fn details(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String>) -> ApiResult {
-    may_read(&ctx, &project)?;
+    may_read(&c, &ctx, &project)?;
     let m = c.model();
     let v: Map<String, Value> = DEFAULT_QUOTAS
         .iter()

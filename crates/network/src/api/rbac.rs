@@ -7,9 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
 use super::{
@@ -20,10 +19,13 @@ use crate::service::{check_quota, not_found, Error, Txn};
 
 const ACTIONS: &[&str] = &["access_as_shared", "access_as_external"];
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/rbac-policies", get(list).post(create))
-        .route("/rbac-policies/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/rbac-policies", rule("get_rbac_policy"), list)
+        .post("/rbac-policies", rule("create_rbac_policy"), create)
+        .get("/rbac-policies/{id}", rule("get_rbac_policy"), show)
+        .put("/rbac-policies/{id}", rule("update_rbac_policy"), update)
+        .delete("/rbac-policies/{id}", rule("delete_rbac_policy"), delete)
 }
 
 /// Whether a policy lets `project` use network `network_id` for `action`.

@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -18,12 +18,15 @@ use crate::ip::{Addr, Cidr};
 use crate::model::{ExternalGateway, HostRoute, Model, Port, Router as L3Router, Std};
 use crate::service::{allocate_ips, check_quota, invalid, new_mac, not_found, Error, IpRequest, Networking, Txn};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/routers", get(list).post(create))
-        .route("/routers/{id}", get(show).put(update).delete(delete))
-        .route("/routers/{id}/add_router_interface", put(add_interface))
-        .route("/routers/{id}/remove_router_interface", put(remove_interface))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/routers", rule("get_router"), list)
+        .post("/routers", rule("create_router"), create)
+        .get("/routers/{id}", rule("get_router"), show)
+        .put("/routers/{id}", rule("update_router"), update)
+        .delete("/routers/{id}", rule("delete_router"), delete)
+        .put("/routers/{id}/add_router_interface", rule("add_router_interface"), add_interface)
+        .put("/routers/{id}/remove_router_interface", rule("remove_router_interface"), remove_interface)
 }
 
 pub const INTERFACE: &str = "network:router_interface";

@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -18,12 +17,17 @@ use crate::ip::Cidr;
 use crate::model::{Model, SecurityGroup, SecurityGroupRule, Std};
 use crate::service::{check_quota, not_found, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/security-groups", get(list).post(create))
-        .route("/security-groups/{id}", get(show).put(update).delete(delete))
-        .route("/security-group-rules", get(list_rules).post(create_rule))
-        .route("/security-group-rules/{id}", get(show_rule).delete(delete_rule))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/security-groups", rule("get_security_group"), list)
+        .post("/security-groups", rule("create_security_group"), create)
+        .get("/security-groups/{id}", rule("get_security_group"), show)
+        .put("/security-groups/{id}", rule("update_security_group"), update)
+        .delete("/security-groups/{id}", rule("delete_security_group"), delete)
+        .get("/security-group-rules", rule("get_security_group_rule"), list_rules)
+        .post("/security-group-rules", rule("create_security_group_rule"), create_rule)
+        .get("/security-group-rules/{id}", rule("get_security_group_rule"), show_rule)
+        .delete("/security-group-rules/{id}", rule("delete_security_group_rule"), delete_rule)
 }
 
 /// Protocol names Neutron knows, with their IP protocol numbers.

@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -18,10 +17,13 @@ use crate::ip::Cidr;
 use crate::model::{Model, Std, SubnetPool};
 use crate::service::{check_quota, invalid, not_found, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/subnetpools", get(list).post(create))
-        .route("/subnetpools/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/subnetpools", rule("get_subnetpool"), list)
+        .post("/subnetpools", rule("create_subnetpool"), create)
+        .get("/subnetpools/{id}", rule("get_subnetpool"), show)
+        .put("/subnetpools/{id}", rule("update_subnetpool"), update)
+        .delete("/subnetpools/{id}", rule("delete_subnetpool"), delete)
 }
 
 fn visible(ctx: &AuthContext, p: &SubnetPool) -> bool {

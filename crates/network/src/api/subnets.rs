@@ -5,9 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -18,8 +17,13 @@ use crate::ip::{Addr, Cidr};
 use crate::model::{HostRoute, Model, Pool, Std, Subnet};
 use crate::service::{check_quota, invalid, is_network_owned, not_found, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/subnets", get(list).post(create)).route("/subnets/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/subnets", rule("get_subnet"), list)
+        .post("/subnets", rule("create_subnet"), create)
+        .get("/subnets/{id}", rule("get_subnet"), show)
+        .put("/subnets/{id}", rule("update_subnet"), update)
+        .delete("/subnets/{id}", rule("delete_subnet"), delete)
 }
 
 const MAX_DNS: usize = 5;

@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{Access, Routes};
 use serde_json::{json, Value};
 
 use super::{bad, owns, ApiResult, Ctx};
@@ -27,14 +27,25 @@ const TAGGED: &[(&str, &str)] = &[
 
 const MAX_TAG_LEN: usize = 255;
 
-pub fn routes() -> Router<Ctx> {
-    let mut r = Router::new();
+pub fn routes() -> Routes<Ctx> {
+    let mut r = Routes::new();
     for (collection, _) in TAGGED {
+        let member = member_of(collection);
+        let rule = |action: &str| Access::Rule(format!("{action}_{member}:tags").into());
         r = r
-            .route(&format!("/{collection}/{{id}}/tags"), get(list).put(replace).delete(clear))
-            .route(&format!("/{collection}/{{id}}/tags/{{tag}}"), get(check).put(add).delete(remove));
+            .get(&format!("/{collection}/{{id}}/tags"), rule("get"), list)
+            .put(&format!("/{collection}/{{id}}/tags"), rule("update"), replace)
+            .delete(&format!("/{collection}/{{id}}/tags"), rule("delete"), clear)
+            .get(&format!("/{collection}/{{id}}/tags/{{tag}}"), rule("get"), check)
+            .put(&format!("/{collection}/{{id}}/tags/{{tag}}"), rule("create"), add)
+            .delete(&format!("/{collection}/{{id}}/tags/{{tag}}"), rule("delete"), remove);
     }
     r
+}
+
+/// The member name of a tagged collection, as Neutron's tag rules name it (`security_group`).
+fn member_of(collection: &str) -> String {
+    collection.trim_end_matches('s').replace('-', "_")
 }
 
 /// The collection a tag route was matched for (`/v2.0/<collection>/{id}/tags...`).

@@ -1,12 +1,12 @@
 //! Allocations of consumers, usages, allocation candidates and the reshaper.
 
+use haneul_core::routes::{rule, Routes};
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use serde_json::{json, Map, Value};
 
@@ -23,13 +23,15 @@ use crate::service::{self, ConsumerAllocations};
 /// `incomplete_consumer_project_id`/`user_id`).
 const INCOMPLETE: &str = "00000000-0000-0000-0000-000000000000";
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/allocations", post(post_allocations))
-        .route("/allocations/{consumer}", get(show).put(put).delete(delete))
-        .route("/usages", get(usages))
-        .route("/allocation_candidates", get(allocation_candidates))
-        .route("/reshaper", post(reshape))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .post("/allocations", rule("placement:allocations:manage"), post_allocations)
+        .get("/allocations/{consumer}", rule("placement:allocations:list"), show)
+        .put("/allocations/{consumer}", rule("placement:allocations:update"), put)
+        .delete("/allocations/{consumer}", rule("placement:allocations:delete"), delete)
+        .get("/usages", rule("placement:usages"), usages)
+        .get("/allocation_candidates", rule("placement:allocation_candidates:list"), allocation_candidates)
+        .post("/reshaper", rule("placement:reshaper:reshape"), reshape)
 }
 
 async fn show(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(consumer): Path<String>) -> ApiResult {

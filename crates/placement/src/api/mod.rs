@@ -10,11 +10,12 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
-use haneul_core::auth::{auth_layer, unauthenticated, AuthContext, TokenValidator};
+use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
 use haneul_core::microversion::{negotiate, Microversion};
+use haneul_core::policy::Policy;
+use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Map, Value};
 
 use crate::service::{code, Error, Placement};
@@ -98,23 +99,35 @@ async fn microversion(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// Every placement route needs a token except the version document.
-async fn require_token(req: Request, next: Next) -> Response {
-    if req.extensions().get::<Arc<AuthContext>>().is_none() {
-        return unauthenticated().into_response();
-    }
-    next.run(req).await
-}
-
-pub fn router(placement: Arc<Placement>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
-    let api = Router::new()
+/// Every placement route, each with its rule; the version document is public.
+fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/", Access::Public("version discovery"), versions)
         .merge(providers::routes())
         .merge(allocations::routes())
         .merge(names::routes())
-        .layer(axum::middleware::from_fn(require_token));
-    let app = Router::new()
-        .route("/", get(versions))
-        .merge(api)
+}
+
+/// Every placement route with what it asks, as the router serves them.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().table()
+}
+
+/// The guard of every placement route, over `policy` (the service's current rules).
+pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard {
+    Guard::new(FaultStyle::Placement, denied, policy)
+}
+
+/// Placement's 403 for a rule that denies.
+fn denied(rule: &str) -> ApiError {
+    ApiError::forbidden(format!("Policy does not allow {rule} to be performed."))
+}
+
+pub fn router(placement: Arc<Placement>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
+    let p = placement.clone();
+    let guard = guard(move || p.policy.current());
+    let app = routes()
+        .into_router(guard)
         .layer(axum::middleware::from_fn(microversion))
         .with_state(placement)
         .layer(auth_layer(validator));
@@ -141,7 +154,7 @@ pub fn enforce(p: &Placement, ctx: &AuthContext, rule: &str) -> ApiResult<()> {
     if p.policy.current().allows(rule, &target, ctx.policy_credentials()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("Policy does not allow {rule} to be performed.")))
+        Err(denied(rule))
     }
 }
 
@@ -249,4 +262,27 @@ pub fn created(location: &str, body: Option<Value>) -> Response {
         resp.headers_mut().insert("location", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod route_rules {
+    use haneul_core::policy::Policy;
+    use haneul_core::routes::Access;
+
+    #[test]
+    fn the_default_rules_parse_and_every_route_names_one_of_them() {
+        let defaults = crate::policy_defaults::DEFAULT_RULES;
+        Policy::new(defaults).expect("the default rules parse");
+        let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
+        for route in super::route_table() {
+            let rules: Vec<&str> = match &route.access {
+                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Rule(r) | Access::Target(r) => vec![r],
+                Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
+            };
+            for r in rules {
+                assert!(known(r), "{} {} asks {r}, which is not a default rule", route.method, route.path);
+            }
+        }
+    }
 }

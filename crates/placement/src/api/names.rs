@@ -4,10 +4,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
 use super::{
@@ -17,12 +17,17 @@ use super::{
 use crate::model::{STANDARD_CLASSES, STANDARD_TRAITS};
 use crate::service;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/resource_classes", get(list_classes).post(create_class))
-        .route("/resource_classes/{name}", get(show_class).put(put_class).delete(delete_class))
-        .route("/traits", get(list_traits))
-        .route("/traits/{name}", get(show_trait).put(put_trait).delete(delete_trait))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/resource_classes", rule("placement:resource_classes:list"), list_classes)
+        .post("/resource_classes", rule("placement:resource_classes:create"), create_class)
+        .get("/resource_classes/{name}", rule("placement:resource_classes:show"), show_class)
+        .put("/resource_classes/{name}", rule("placement:resource_classes:update"), put_class)
+        .delete("/resource_classes/{name}", rule("placement:resource_classes:delete"), delete_class)
+        .get("/traits", rule("placement:traits:list"), list_traits)
+        .get("/traits/{name}", rule("placement:traits:show"), show_trait)
+        .put("/traits/{name}", rule("placement:traits:update"), put_trait)
+        .delete("/traits/{name}", rule("placement:traits:delete"), delete_trait)
 }
 
 fn class_json(name: &str) -> Value {

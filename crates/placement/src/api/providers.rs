@@ -1,14 +1,14 @@
 //! Resource providers and what hangs off them: inventories, traits, aggregates, usages and
 //! the allocations against them.
 
+use haneul_core::routes::{rule, Routes};
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use serde_json::{json, Map, Value};
 
@@ -19,22 +19,67 @@ use super::{
 use crate::model::{Inventory, Model, Provider};
 use crate::service::{self, InventoryIn};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/resource_providers", get(list).post(create))
-        .route("/resource_providers/{uuid}", get(show).put(update).delete(delete))
-        .route(
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/resource_providers", rule("placement:resource_providers:list"), list)
+        .post("/resource_providers", rule("placement:resource_providers:create"), create)
+        .get("/resource_providers/{uuid}", rule("placement:resource_providers:show"), show)
+        .put("/resource_providers/{uuid}", rule("placement:resource_providers:update"), update)
+        .delete("/resource_providers/{uuid}", rule("placement:resource_providers:delete"), delete)
+        .get(
             "/resource_providers/{uuid}/inventories",
-            get(list_inventories).put(put_inventories).post(post_inventory).delete(delete_inventories),
+            rule("placement:resource_providers:inventories:list"),
+            list_inventories,
         )
-        .route(
+        .put(
+            "/resource_providers/{uuid}/inventories",
+            rule("placement:resource_providers:inventories:update"),
+            put_inventories,
+        )
+        .post(
+            "/resource_providers/{uuid}/inventories",
+            rule("placement:resource_providers:inventories:create"),
+            post_inventory,
+        )
+        .delete(
+            "/resource_providers/{uuid}/inventories",
+            rule("placement:resource_providers:inventories:delete"),
+            delete_inventories,
+        )
+        .get(
             "/resource_providers/{uuid}/inventories/{rc}",
-            get(show_inventory).put(put_inventory).delete(delete_inventory),
+            rule("placement:resource_providers:inventories:show"),
+            show_inventory,
         )
-        .route("/resource_providers/{uuid}/traits", get(list_traits).put(put_traits).delete(delete_traits))
-        .route("/resource_providers/{uuid}/aggregates", get(list_aggregates).put(put_aggregates))
-        .route("/resource_providers/{uuid}/usages", get(usages))
-        .route("/resource_providers/{uuid}/allocations", get(provider_allocations))
+        .put(
+            "/resource_providers/{uuid}/inventories/{rc}",
+            rule("placement:resource_providers:inventories:update"),
+            put_inventory,
+        )
+        .delete(
+            "/resource_providers/{uuid}/inventories/{rc}",
+            rule("placement:resource_providers:inventories:delete"),
+            delete_inventory,
+        )
+        .get("/resource_providers/{uuid}/traits", rule("placement:resource_providers:traits:list"), list_traits)
+        .put("/resource_providers/{uuid}/traits", rule("placement:resource_providers:traits:update"), put_traits)
+        .delete("/resource_providers/{uuid}/traits", rule("placement:resource_providers:traits:delete"), delete_traits)
+        .get(
+            "/resource_providers/{uuid}/aggregates",
+            rule("placement:resource_providers:aggregates:list"),
+            list_aggregates,
+        )
+        .put(
+            "/resource_providers/{uuid}/aggregates",
+            rule("placement:resource_providers:aggregates:update"),
+            put_aggregates,
+        )
+        .get("/resource_providers/{uuid}/usages", rule("placement:resource_providers:usages"), usages)
+        .get(
+            "/resource_providers/{uuid}/allocations",
+            rule("placement:resource_providers:allocations:list"),
+            provider_allocations,
+        )
 }
 
 pub fn provider_json(p: &Provider, mv: Mv) -> Value {

@@ -1,0 +1,134 @@
+//! `haneul policy routes`: every route of every service with the rule it asks and what the
+//! guard decides for each persona, from the routers' own tables and the effective policy
+//! (the defaults plus the policy file the configuration names). The RBAC matrix test walks
+//! this list against a running cloud.
+
+use std::sync::Arc;
+
+use haneul_core::auth::{AuthContext, NamedRef, Scope};
+use haneul_core::config::Config;
+use haneul_core::policy::{Policy, PolicyFile};
+use haneul_core::routes::{Access, Decision, Guard, RouteSpec};
+use serde_json::{json, Value};
+
+/// The callers the matrix asks about: (name, scope, roles as Keystone expands them).
+const PERSONAS: &[(&str, &str, &[&str])] = &[
+    ("system_admin", "system", &["admin", "manager", "member", "reader"]),
+    ("project_admin", "project", &["admin", "manager", "member", "reader"]),
+    ("project_manager", "project", &["manager", "member", "reader"]),
+    ("project_member", "project", &["member", "reader"]),
+    ("project_reader", "project", &["reader"]),
+    ("other_project_member", "other", &["member", "reader"]),
+];
+
+fn persona(scope: &str, roles: &[&str]) -> AuthContext {
+    let r = |id: &str| NamedRef { id: id.into(), name: id.into() };
+    let scope = match scope {
+        "system" => Scope::System,
+        "other" => Scope::Project { project: r("project-b"), domain: r("default") },
+        _ => Scope::Project { project: r("project-a"), domain: r("default") },
+    };
+    AuthContext {
+        user: r("persona"),
+        user_domain: r("default"),
+        scope,
+        roles: roles.iter().map(|n| r(n)).collect(),
+        methods: vec!["password".into()],
+        audit_ids: vec![],
+        issued_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now(),
+        trust_id: None,
+        application_credential_id: None,
+        is_admin_project: false,
+        creds: Default::default(),
+    }
+}
+
+fn expect(guard: &Guard, access: &Access, action: Option<&str>) -> Value {
+    let mut out = serde_json::Map::new();
+    let word = |d: Decision| match d {
+        Decision::Allow => "allow",
+        Decision::Unauthenticated => "unauthenticated",
+        Decision::Deny(_) => "deny",
+        Decision::NoSuchAction => "no_such_action",
+    };
+    out.insert("anonymous".into(), json!(word(guard.decide(None, access, action))));
+    for (name, scope, roles) in PERSONAS {
+        let ctx = persona(scope, roles);
+        out.insert((*name).into(), json!(word(guard.decide(Some(&ctx), access, action))));
+    }
+    Value::Object(out)
+}
+
+fn service(name: &str, port: u16, table: Vec<RouteSpec>, guard: Guard) -> Value {
+    let mut rows = Vec::new();
+    for route in &table {
+        let base = route.to_json();
+        match &route.access {
+            Access::Actions(actions) => {
+                for (key, rule) in actions.iter() {
+                    let mut row = base.clone();
+                    row["action"] = json!(key);
+                    row["rule"] = json!(rule);
+                    row["expect"] = expect(&guard, &route.access, Some(key));
+                    rows.push(row);
+                }
+            }
+            access => {
+                let mut row = base;
+                row["rule"] = match access {
+                    Access::Rule(r) | Access::Target(r) => json!(r),
+                    _ => Value::Null,
+                };
+                row["expect"] = expect(&guard, access, None);
+                rows.push(row);
+            }
+        }
+    }
+    json!({"service": name, "port": port, "routes": rows})
+}
+
+fn effective(path: std::path::PathBuf, defaults: &[(&str, &str)]) -> anyhow::Result<impl Fn() -> Arc<Policy>> {
+    let file = Arc::new(PolicyFile::new(path, defaults)?);
+    Ok(move || file.current())
+}
+
+pub fn routes(cfg: &Config) -> anyhow::Result<()> {
+    let services = vec![
+        service(
+            "compute",
+            cfg.compute.port,
+            haneul_compute::api::route_table(),
+            haneul_compute::api::guard(effective(
+                cfg.compute_policy_file(),
+                haneul_compute::policy_defaults::DEFAULT_RULES,
+            )?),
+        ),
+        service(
+            "network",
+            cfg.network.port,
+            haneul_network::api::route_table(),
+            haneul_network::api::guard(effective(
+                cfg.network_policy_file(),
+                haneul_network::policy_defaults::DEFAULT_RULES,
+            )?),
+        ),
+        service(
+            "image",
+            cfg.image.port,
+            haneul_image::api::route_table(),
+            haneul_image::api::guard(effective(cfg.image_policy_file(), haneul_image::policy_defaults::DEFAULT_RULES)?),
+        ),
+        service(
+            "placement",
+            cfg.placement.port,
+            haneul_placement::api::route_table(),
+            haneul_placement::api::guard(effective(
+                cfg.placement_policy_file(),
+                haneul_placement::policy_defaults::DEFAULT_RULES,
+            )?),
+        ),
+    ];
+    println!("{}", serde_json::to_string_pretty(&json!({"services": services}))?);
+    Ok(())
+}
