@@ -132,7 +132,9 @@ impl Guard {
         (self.denied)(rule).with_style(self.style).into_response()
     }
 
-    fn allows(&self, ctx: &AuthContext, rule: &str) -> bool {
+    /// Whether `rule` allows the caller on its own project (no resource): the guard's own
+    /// question, and what a resource rule answers for the caller's own resources.
+    pub fn allows(&self, ctx: &AuthContext, rule: &str) -> bool {
         let mut target = own_target(ctx);
         for key in self.owner_keys {
             target[*key] = json!(ctx.project_id());

@@ -44,18 +44,21 @@ fn persona(scope: &str, roles: &[&str]) -> AuthContext {
     }
 }
 
+/// What each persona gets: the guard's decision, and for a rule the handler asks on the
+/// resource, that rule on the persona's own project's resources.
 fn expect(guard: &Guard, access: &Access, action: Option<&str>) -> Value {
     let mut out = serde_json::Map::new();
-    let word = |d: Decision| match d {
-        Decision::Allow => "allow",
-        Decision::Unauthenticated => "unauthenticated",
-        Decision::Deny(_) => "deny",
-        Decision::NoSuchAction => "no_such_action",
+    let word = |d: Decision, ctx: Option<&AuthContext>| match (d, access, ctx) {
+        (Decision::Allow, Access::Target(rule), Some(ctx)) if !guard.allows(ctx, rule) => "deny",
+        (Decision::Allow, ..) => "allow",
+        (Decision::Unauthenticated, ..) => "unauthenticated",
+        (Decision::Deny(_), ..) => "deny",
+        (Decision::NoSuchAction, ..) => "no_such_action",
     };
-    out.insert("anonymous".into(), json!(word(guard.decide(None, access, action))));
+    out.insert("anonymous".into(), json!(word(guard.decide(None, access, action), None)));
     for (name, scope, roles) in PERSONAS {
         let ctx = persona(scope, roles);
-        out.insert((*name).into(), json!(word(guard.decide(Some(&ctx), access, action))));
+        out.insert((*name).into(), json!(word(guard.decide(Some(&ctx), access, action), Some(&ctx))));
     }
     Value::Object(out)
 }
