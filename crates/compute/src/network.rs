@@ -137,7 +137,14 @@ impl Compute {
 
     /// Checks a create's networks for `project` (Nova's 400/409 with its messages) and
     /// resolves `auto` (and, before 2.37, an absent `networks`) to the one usable network.
-    pub async fn check_networks(&self, project: &str, asked: NetworksArg) -> Result<Vec<NetRequest>, (u16, String)> {
+    /// An admin (`any_project`) may name any network or free port the network service shows
+    /// an admin, as in Nova; the ports are made in the server's project all the same.
+    pub async fn check_networks(
+        &self,
+        project: &str,
+        asked: NetworksArg,
+        any_project: bool,
+    ) -> Result<Vec<NetRequest>, (u16, String)> {
         let fail = |e: NetError| (if e.status == 0 { 503 } else { 400 }, e.message);
         match asked {
             NetworksArg::None => Ok(Vec::new()),
@@ -165,7 +172,7 @@ impl Compute {
                             }
                             Err(e) => return Err(fail(e)),
                         };
-                        if p["project_id"] != json!(project) {
+                        if p["project_id"] != json!(project) && !any_project {
                             return Err((400, format!("Port id {pid} could not be found.")));
                         }
                         if p["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
@@ -179,7 +186,7 @@ impl Compute {
                             }
                             Err(e) => return Err(fail(e)),
                         };
-                        if n["project_id"] != json!(project) && n["shared"] != json!(true) {
+                        if n["project_id"] != json!(project) && n["shared"] != json!(true) && !any_project {
                             return Err((400, format!("Network {nid} could not be found.")));
                         }
                         if let Some(ip) = &r.fixed_ip {

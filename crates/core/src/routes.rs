@@ -11,6 +11,8 @@
 //! `enforce_scope`), and asks the route's rule:
 //!
 //! - [`Access::Token`]: no rule, as upstream asks none (said why where the route is declared).
+//! - [`Access::Delegated`]: no rule here; the named service, called with the caller's token,
+//!   decides.
 //! - [`Access::Rule`]: the guard asks it, with the caller's own project, user and domain as
 //!   the target. Whether the caller may touch a particular resource (its own project's, or
 //!   any as admin) is the handler's visibility check, which answers 404 as Nova and Neutron do.
@@ -53,6 +55,9 @@ pub enum Access {
     /// Any valid token, of any scope, and no rule: the service's upstream asks none here
     /// (Nova's flavor list, its image proxy). The string says why.
     Token(&'static str),
+    /// Any valid token, and no rule here: the call goes on to the named service with the
+    /// caller's own token, whose policy decides (Nova's image proxy).
+    Delegated(&'static str),
     /// The rule, asked by the guard with the caller's own scope as the target.
     Rule(Cow<'static, str>),
     /// The rule, asked by the handler with the resource as the target; the guard checks that
@@ -86,6 +91,7 @@ impl RouteSpec {
         let (kind, rules) = match &self.access {
             Access::Public(why) => ("public", json!([{"why": why}])),
             Access::Token(why) => ("token", json!([{"why": why}])),
+            Access::Delegated(to) => ("delegated", json!([{"service": to}])),
             Access::Rule(r) => ("rule", json!([{"rule": r}])),
             Access::Target(r) => ("target", json!([{"rule": r}])),
             Access::Actions(a) => ("actions", a.iter().map(|(k, r)| json!({"action": k, "rule": r})).collect()),
@@ -149,7 +155,7 @@ impl Guard {
         let rule = match access {
             Access::Public(_) => return Decision::Allow,
             _ if ctx.is_none() => return Decision::Unauthenticated,
-            Access::Token(_) => return Decision::Allow,
+            Access::Token(_) | Access::Delegated(_) => return Decision::Allow,
             Access::Rule(r) | Access::Target(r) => r.as_ref(),
             Access::Actions(actions) => match actions.iter().find(|(k, _)| Some(*k) == action) {
                 Some((_, r)) => r,

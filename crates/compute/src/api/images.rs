@@ -22,7 +22,7 @@ use crate::service::Compute;
 
 /// Nova asks no rule for its image proxy: each call goes to the image service with the
 /// caller's own token, and the image service's policy decides.
-const PROXY: Access = Access::Token("the image service decides, with the caller's token");
+const PROXY: Access = Access::Delegated("image");
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -115,6 +115,10 @@ async fn glance(c: &Compute, token: &str, method: Method, path: &str, patch: Opt
 }
 
 fn unreachable(e: ClientError) -> ApiError {
+    if let ClientError::Status { status: 403, .. } = e {
+        // The image service's policy refused the caller (a token of a scope it does not serve).
+        return ApiError::forbidden("The image service does not allow this request.");
+    }
     tracing::warn!(error = %e, "image service call failed");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
 }

@@ -168,7 +168,7 @@ async fn attach(
     check_state(&s, "attach_interface", SOURCES)?;
     let asked = match (&asked.port_id, &asked.network_id) {
         (None, None) => {
-            let auto = c.check_networks(&s.project_id, NetworksArg::Auto { required: true }).await;
+            let auto = c.check_networks(&s.project_id, NetworksArg::Auto { required: true }, false).await;
             match auto {
                 Ok(mut one) if one.len() == 1 => NetRequest { tag: asked.tag, ..one.remove(0) },
                 Ok(_) | Err((400, _)) => {
@@ -185,7 +185,7 @@ async fn attach(
         }
         _ => {
             // The create's checks, with the answers an attach gives (404 for what is not there).
-            match c.check_networks(&s.project_id, NetworksArg::List(vec![asked.clone()])).await {
+            match c.check_networks(&s.project_id, NetworksArg::List(vec![asked.clone()]), super::is_admin(&ctx)).await {
                 Ok(_) => asked,
                 Err((400, m)) if m.ends_with("could not be found.") => return Err(ApiError::not_found(m)),
                 Err((409, m)) => return Err(ApiError::conflict(m)),

@@ -4,6 +4,7 @@
 mod agents;
 mod aggregates;
 mod consoles;
+mod extensions;
 mod flavors;
 mod hosts;
 mod images;
@@ -102,6 +103,7 @@ fn v21_routes() -> Routes<Ctx> {
         .merge(agents::routes())
         .merge(aggregates::routes())
         .merge(consoles::routes())
+        .merge(extensions::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(net_proxies::routes())
@@ -263,7 +265,7 @@ mod route_rules {
         let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
         for route in super::route_table() {
             let rules: Vec<&str> = match &route.access {
-                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Public(_) | Access::Token(_) | Access::Delegated(_) => vec![],
                 Access::Rule(r) | Access::Target(r) => vec![r],
                 Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
             };

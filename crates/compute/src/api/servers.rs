@@ -732,11 +732,12 @@ async fn create(
     }
     let auto_disk_config = disk_config_arg(&o)?;
     let admin_pass = admin_pass_arg(&o)?.unwrap_or_else(new_admin_pass);
-    let requested_networks = c.check_networks(&project, networks).await.map_err(|(status, message)| match status {
-        409 => ApiError::conflict(message),
-        503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-        _ => bad(message),
-    })?;
+    let requested_networks =
+        c.check_networks(&project, networks, is_admin(&ctx)).await.map_err(|(status, message)| match status {
+            409 => ApiError::conflict(message),
+            503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            _ => bad(message),
+        })?;
     if requested_networks.iter().filter(|r| r.port_id.is_some()).count() > 0 && max_count > 1 {
         return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }

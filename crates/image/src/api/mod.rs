@@ -202,7 +202,7 @@ mod route_rules {
         let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
         for route in super::route_table() {
             let rules: Vec<&str> = match &route.access {
-                Access::Public(_) | Access::Token(_) => vec![],
+                Access::Public(_) | Access::Token(_) | Access::Delegated(_) => vec![],
                 Access::Rule(r) | Access::Target(r) => vec![r],
                 Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
             };

@@ -10,7 +10,7 @@ use haneul_core::auth::Auth;
 use haneul_core::routes::{rule, Access, Routes};
 use serde_json::{json, Value};
 
-use super::{ApiResult, Ctx};
+use super::{list_response, ApiResult, Ctx, ListQuery};
 use crate::service::Error;
 
 /// (alias, name, description, updated)
@@ -176,8 +176,16 @@ fn agent_list(n: &Ctx) -> Vec<Value> {
     items
 }
 
-async fn service_providers() -> Response {
-    Json(json!({"service_providers": []})).into_response()
+/// The service types served and their drivers, as Neutron lists its `service_providers`:
+/// routers (`L3_ROUTER_NAT`), one kind of them here (a router on the network node, no HA or
+/// DVR), so its driver is the default.
+const SERVICE_PROVIDERS: &[(&str, &str, bool)] = &[("L3_ROUTER_NAT", "single_node", true)];
+
+async fn service_providers(State(c): State<Ctx>, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
+    let q = ListQuery::parse(&q)?;
+    let items =
+        SERVICE_PROVIDERS.iter().map(|(t, name, default)| json!({"service_type": t, "name": name, "default": default}));
+    list_response(&c, items.collect(), &q, "service_providers", &[])
 }
 
 /// The zones networks and routers are placed in: `nova`, the zone of every host's agent.

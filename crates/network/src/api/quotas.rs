@@ -17,7 +17,7 @@ use crate::service::{quota_limit, quota_used, Error, DEFAULT_QUOTAS};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
-        .get("/quotas", rule("get_quota"), list)
+        .get("/quotas", rule("context_is_admin"), list) // Neutron: admins only (`_check_admin`)
         .get("/quotas/{project}", target("get_quota"), show)
         .put("/quotas/{project}", rule("update_quota"), update)
         .delete("/quotas/{project}", rule("delete_quota"), reset)
