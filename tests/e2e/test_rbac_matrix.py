@@ -169,7 +169,7 @@ def project_a(server, api, people):
     srv = post(f"{server.compute_url}/servers", {"server": {"name": unique("rbac-vm"), "imageRef": image["id"],
                                                             "flavorRef": flavor, "networks": "none"}})["server"]
     return {"network": network, "subnet": subnet, "port": port, "router": router, "security-group": group,
-            "image": image, "server": srv}
+            "image": image, "server": srv, "flavor": flavor}
 
 
 def as_(people, persona, method, url, **kw):
@@ -244,3 +244,18 @@ def test_the_openstack_cli_as_a_reader_gets_403_for_network_create(server, api, 
     assert p.returncode != 0
     assert "disallowed by policy" in p.stderr, p.stderr
     assert isinstance(cli.json("network", "list", env=env), list)
+
+
+def test_an_admin_boots_on_another_projects_network_and_a_member_cannot(server, people, project_a):
+    """Nova lets an admin use any network the network service shows the admin; the port is
+    made in the server's project. Another project's member gets Nova's 400."""
+    body = {"server": {"name": unique("rbac-admin-vm"), "imageRef": project_a["image"]["id"],
+                       "flavorRef": project_a["flavor"],
+                       "networks": [{"uuid": project_a["network"]["id"]}]}}
+    refused = as_(people, "other_project_member", "POST", f"{server.compute_url}/servers", json=body)
+    assert refused.status_code == 400, refused.text
+    assert "could not be found" in refused.json()["badRequest"]["message"], refused.text
+    made = as_(people, "project_admin", "POST", f"{server.compute_url}/servers", json=body)
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    assert as_(people, "project_admin", "DELETE", f"{server.compute_url}/servers/{sid}").status_code == 204
