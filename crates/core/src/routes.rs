@@ -208,6 +208,25 @@ impl Guard {
     }
 }
 
+/// The routes of `table` that name a rule `defaults` does not define, as `METHOD path rule`
+/// (each service's unit test asks that there are none), or the defaults' parse error.
+pub fn unknown_rules(table: &[RouteSpec], defaults: &[(&str, &str)]) -> Vec<String> {
+    if let Err(e) = Policy::new(defaults) {
+        return vec![format!("the default rules do not parse: {e}")];
+    }
+    let known = |r: &str| defaults.iter().any(|(name, _)| *name == r);
+    let mut out = Vec::new();
+    for route in table {
+        let rules: Vec<&str> = match &route.access {
+            Access::Public(_) | Access::Token(_) | Access::Delegated(_) => vec![],
+            Access::Rule(r) | Access::Target(r) => vec![r],
+            Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
+        };
+        out.extend(rules.into_iter().filter(|r| !known(r)).map(|r| format!("{} {} {r}", route.method, route.path)));
+    }
+    out
+}
+
 /// What the guard decides before a handler runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
