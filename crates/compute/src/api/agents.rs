@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use haneul_core::auth::Auth;
 use haneul_core::routes::{rule, Routes};
 use haneul_core::ApiError;
 
@@ -16,10 +15,7 @@ pub fn routes() -> Routes<Ctx> {
     Routes::new().put("/internal/agents/{host}", rule("haneul:agent:report"), report)
 }
 
-async fn report(State(c): State<Ctx>, Auth(ctx): Auth, Path(host): Path<String>, body: Bytes) -> ApiResult {
-    if !ctx.has_role("service") {
-        return Err(ApiError::forbidden("Only the service user may report as a host agent."));
-    }
+async fn report(State(c): State<Ctx>, Path(host): Path<String>, body: Bytes) -> ApiResult {
     let b: ReportBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("Invalid agent report: {e}")))?;
     c.agent_report(&host, b.agent).await?;

@@ -8,12 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
 use haneul_core::routes::{rule, Access, Routes};
 use serde_json::{json, Map, Value};
 
-use super::{enforce, ApiResult, Ctx, Mv};
+use super::{ApiResult, Ctx, Mv};
 use crate::model::Aggregate;
 
 pub fn routes() -> Routes<Ctx> {
@@ -58,10 +57,6 @@ fn render(a: &Aggregate, mv: Mv, full: bool) -> Value {
 
 fn one(a: &Aggregate, mv: Mv) -> ApiResult {
     Ok(Json(json!({"aggregate": render(a, mv, true)})).into_response())
-}
-
-fn allowed(c: &Ctx, ctx: &haneul_core::auth::AuthContext, op: &str) -> ApiResult<()> {
-    enforce(c, ctx, &format!("os_compute_api:os-aggregates:{op}"), &json!({"project_id": ctx.project_id()}))
 }
 
 fn invalid(field: &str, value: &Value, why: &str) -> ApiError {
@@ -125,8 +120,7 @@ fn zone(v: &Value) -> ApiResult<Option<String>> {
     }
 }
 
-async fn list(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv) -> ApiResult {
-    allowed(&c, &ctx, "index")?;
+async fn list(State(c): State<Ctx>, mv: Mv) -> ApiResult {
     let m = c.model();
     let mut all: Vec<&Aggregate> = m.aggregates.values().map(|a| &**a).collect();
     all.sort_by_key(|a| a.number);
@@ -134,7 +128,7 @@ async fn list(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv) -> ApiResult {
     Ok(Json(json!({"aggregates": items})).into_response())
 }
 
-async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
+async fn create(State(c): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult {
     let body: Value = haneul_core::http::parse_json(&body)?;
     let o = object(&body, "aggregate")?;
     only(o, "aggregate", &["name", "availability_zone"])?;
@@ -143,18 +137,16 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
         false,
     )?;
     let z = o.get("availability_zone").map(zone).transpose()?.flatten();
-    allowed(&c, &ctx, "create")?;
     let a = c.create_aggregate(n, z).await?;
     Ok(Json(json!({"aggregate": render(&a, mv, false)})).into_response())
 }
 
-async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    allowed(&c, &ctx, "show")?;
+async fn show(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let m = c.model();
     one(crate::aggregates::find(&m, &id)?, mv)
 }
 
-async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn update(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let body: Value = haneul_core::http::parse_json(&body)?;
     let o = object(&body, "aggregate")?;
     only(o, "aggregate", &["name", "availability_zone"])?;
@@ -163,13 +155,11 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     }
     let n = o.get("name").map(|v| name(v, true)).transpose()?;
     let z = o.get("availability_zone").map(zone).transpose()?;
-    allowed(&c, &ctx, "update")?;
     crate::aggregates::find(&c.model(), &id)?;
     one(&c.update_aggregate(&id, n, z).await?, mv)
 }
 
-async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    allowed(&c, &ctx, "delete")?;
+async fn delete(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     c.delete_aggregate(&id).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -187,7 +177,7 @@ fn host_arg(o: &Map<String, Value>, action: &str) -> ApiResult<String> {
     }
 }
 
-async fn action(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn action(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let body: Value = haneul_core::http::parse_json(&body)?;
     let outer =
         body.as_object().filter(|o| o.len() == 1).ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
@@ -196,12 +186,10 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     match verb.as_str() {
         "add_host" => {
             let host = host_arg(arg, verb)?;
-            allowed(&c, &ctx, "add_host")?;
             one(&c.aggregate_add_host(&id, &host).await?, mv)
         }
         "remove_host" => {
             let host = host_arg(arg, verb)?;
-            allowed(&c, &ctx, "remove_host")?;
             one(&c.aggregate_remove_host(&id, &host).await?, mv)
         }
         "set_metadata" => {
@@ -228,7 +216,6 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
                 };
                 changes.insert(k.clone(), v);
             }
-            allowed(&c, &ctx, "set_metadata")?;
             one(&c.set_aggregate_metadata(&id, changes).await?, mv)
         }
         other => Err(ApiError::bad_request(format!("There is no such action: {other}"))),
@@ -236,7 +223,7 @@ async fn action(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
 }
 
 /// 2.81: warm the image caches of the aggregate's hosts.
-async fn images(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn images(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     if !mv.at_least(81) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
@@ -261,7 +248,6 @@ async fn images(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
         }
         ids.push(id.to_string());
     }
-    enforce(&c, &ctx, "compute:aggregates:images", &json!({"project_id": ctx.project_id()}))?;
     let hosts = crate::aggregates::find(&c.model(), &id)?.hosts.clone();
     let c2 = c.clone();
     tokio::spawn(async move {

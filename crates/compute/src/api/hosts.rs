@@ -8,12 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::Utc;
-use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
 use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
-use super::{enforce, ApiResult, Ctx, Mv};
+use super::{ApiResult, Ctx, Mv};
 use crate::hosts::compute_service;
 use crate::model::Service;
 use crate::service::Compute;
@@ -32,10 +31,6 @@ pub fn routes() -> Routes<Ctx> {
         .get("/os-hypervisors/{id}/uptime", rule("os_compute_api:os-hypervisors:uptime"), uptime)
         .get("/os-hypervisors/{id}/search", rule("os_compute_api:os-hypervisors:search"), search)
         .get("/os-hypervisors/{id}/servers", rule("os_compute_api:os-hypervisors:servers"), search_servers)
-}
-
-fn admin(c: &Compute, ctx: &haneul_core::auth::AuthContext, rule: &str) -> ApiResult<()> {
-    enforce(c, ctx, rule, &json!({"project_id": ctx.project_id()}))
 }
 
 fn ts(t: chrono::DateTime<Utc>) -> String {
@@ -67,8 +62,7 @@ fn zone_names(c: &Compute, with_internal: bool) -> Vec<(String, bool)> {
     out
 }
 
-async fn zones(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-availability-zone:list")?;
+async fn zones(State(c): State<Ctx>) -> ApiResult {
     let info: Vec<Value> = zone_names(&c, false)
         .into_iter()
         .map(|(z, up)| json!({"zoneName": z, "zoneState": {"available": up}, "hosts": null}))
@@ -76,8 +70,7 @@ async fn zones(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
     Ok(Json(json!({"availabilityZoneInfo": info})).into_response())
 }
 
-async fn zones_detail(State(c): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-availability-zone:detail")?;
+async fn zones_detail(State(c): State<Ctx>) -> ApiResult {
     let m = c.model();
     let now = Utc::now();
     let info: Vec<Value> = zone_names(&c, true)
@@ -118,13 +111,7 @@ fn service_json(c: &Compute, s: &Service, mv: Mv) -> Value {
     v
 }
 
-async fn services(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-services:list")?;
+async fn services(State(c): State<Ctx>, mv: Mv, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let m = c.model();
     let mut list: Vec<&Service> = m
         .services
@@ -144,14 +131,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 /// `PUT /os-services/{id}` (2.53: `status`, `disabled_reason`, `forced_down`), and before
 /// 2.53 the actions `enable`, `disable`, `disable-log-reason`, `force-down` by host and binary.
-async fn update_service(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-services:update")?;
+async fn update_service(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let o: Map<String, Value> = match haneul_core::http::parse_json::<Value>(&body)? {
         Value::Object(o) => o,
         _ => return Err(bad("The request body must be a JSON object.")),
@@ -220,8 +200,7 @@ async fn update_service(
     Ok(Json(json!({"service": v})).into_response())
 }
 
-async fn delete_service(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-services:delete")?;
+async fn delete_service(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let m = c.model();
     let sid = if mv.at_least(53) {
         m.services.get(&id).map(|s| s.id.clone())
@@ -373,13 +352,7 @@ fn list_filter(q: &HashMap<String, String>, mv: Mv) -> ApiResult<(Option<String>
     Ok((q.get("hypervisor_hostname_pattern").cloned(), with))
 }
 
-async fn hypervisors(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:list")?;
+async fn hypervisors(State(c): State<Ctx>, mv: Mv, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let (pattern, with) = list_filter(&q, mv)?;
     let list = hypervisor_list(&c);
     let matching: Vec<&Hv> =
@@ -403,13 +376,7 @@ async fn hypervisors(
     Ok(Json(json!({"hypervisors": items})).into_response())
 }
 
-async fn hypervisors_detail(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:list-detail")?;
+async fn hypervisors_detail(State(c): State<Ctx>, mv: Mv, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let (pattern, with) = list_filter(&q, mv)?;
     let items: Vec<Value> = hypervisor_list(&c)
         .iter()
@@ -440,12 +407,10 @@ fn find_hv(c: &Compute, id: &str, mv: Mv) -> ApiResult<Hv> {
 
 async fn hypervisor(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:show")?;
     let h = find_hv(&c, &id, mv)?;
     let mut v = hv_detail(&c, &h, mv);
     if q.get("with_servers").is_some_and(|v| v == "true" || v == "True" || v == "1") {
@@ -454,8 +419,7 @@ async fn hypervisor(
     Ok(Json(json!({"hypervisor": v})).into_response())
 }
 
-async fn uptime(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:uptime")?;
+async fn uptime(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     if mv.at_least(88) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
@@ -465,8 +429,7 @@ async fn uptime(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     Ok(Json(json!({"hypervisor": v})).into_response())
 }
 
-async fn statistics(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:statistics")?;
+async fn statistics(State(c): State<Ctx>, mv: Mv) -> ApiResult {
     if mv.at_least(88) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
@@ -490,13 +453,11 @@ async fn statistics(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv) -> ApiResult 
 }
 
 /// Before 2.53: hypervisors whose host name contains `id`, optionally with their servers.
-async fn search(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:search")?;
+async fn search(State(c): State<Ctx>, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
     search_common(&c, mv, &pattern, false)
 }
 
-async fn search_servers(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
-    admin(&c, &ctx, "os_compute_api:os-hypervisors:servers")?;
+async fn search_servers(State(c): State<Ctx>, mv: Mv, Path(pattern): Path<String>) -> ApiResult {
     search_common(&c, mv, &pattern, true)
 }
 

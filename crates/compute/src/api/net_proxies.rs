@@ -129,7 +129,6 @@ fn sorted(mut groups: Vec<Value>) -> Vec<Value> {
 
 async fn list_groups(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Extension(t): Extension<RawToken>) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:get", &json!({"project_id": ctx.project_id()}))?;
     let all = groups_visible(&c, &t.0).await?;
     let project = ctx.project_id().unwrap_or_default();
     let mine: Vec<Value> =
@@ -139,13 +138,11 @@ async fn list_groups(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Extension(t)
 
 async fn show_group(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:show", &json!({"project_id": ctx.project_id()}))?;
     if !uuid_like(&id) {
         return Err(bad("Security group id should be uuid"));
     }
@@ -158,15 +155,8 @@ async fn show_group(
 }
 
 /// `POST /os-security-groups`: 200 (not 201) with the new group, as Nova.
-async fn create_group(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Extension(t): Extension<RawToken>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_group(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawToken>, body: Bytes) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:create", &json!({"project_id": ctx.project_id()}))?;
     let (name, description) = group_fields(&body)?;
     let made = c
         .network_call_as(
@@ -197,14 +187,12 @@ fn group_fields(body: &Bytes) -> ApiResult<(String, String)> {
 /// `PUT /os-security-groups/{id}`: a new name and description.
 async fn update_group(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:update", &json!({"project_id": ctx.project_id()}))?;
     if !uuid_like(&id) {
         return Err(bad("Security group id should be uuid"));
     }
@@ -229,15 +217,8 @@ fn port_number(v: Option<&Value>) -> Option<i64> {
 
 /// `POST /os-security-group-rules`: an ingress rule in Nova's terms (protocol, port range,
 /// a CIDR or a source group) made as a network service rule; 200 with it, as Nova.
-async fn create_rule(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Extension(t): Extension<RawToken>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_rule(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawToken>, body: Bytes) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-security-groups:rule:create", &json!({"project_id": ctx.project_id()}))?;
     let o: Map<String, Value> = super::body_member(&body, "security_group_rule")?;
     let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
     let parent = match o.get("parent_group_id") {
@@ -324,32 +305,18 @@ async fn create_rule(
 /// `DELETE /os-security-group-rules/{id}`: 202.
 async fn delete_rule(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let rule = "os_compute_api:os-security-groups:rule:delete";
     let path = format!("/security-group-rules/{id}");
-    proxied_delete(&c, &ctx, mv, &t.0, rule, &id, &path, ("Security group rule", format!("Rule ({id}) not found")))
-        .await
+    proxied_delete(&c, mv, &t.0, &id, &path, ("Security group rule", format!("Rule ({id}) not found"))).await
 }
 
-/// A proxied delete: 202, the id checked first, the network service's 404 as Nova's
-/// message (`what.1`).
-#[allow(clippy::too_many_arguments)]
-async fn proxied_delete(
-    c: &Ctx,
-    ctx: &AuthContext,
-    mv: Mv,
-    token: &str,
-    rule: &str,
-    id: &str,
-    path: &str,
-    what: (&str, String),
-) -> ApiResult {
+/// A proxied delete (its rule asked by the route's guard): 202, the id checked first, the
+/// network service's 404 as Nova's message (`what.1`).
+async fn proxied_delete(c: &Ctx, mv: Mv, token: &str, id: &str, path: &str, what: (&str, String)) -> ApiResult {
     proxy_version(mv)?;
-    enforce(c, ctx, rule, &json!({"project_id": ctx.project_id()}))?;
     if !uuid_like(id) {
         return Err(bad(format!("{} id should be uuid", what.0)));
     }
@@ -360,15 +327,12 @@ async fn proxied_delete(
 /// `DELETE /os-security-groups/{id}`: 202; a group in use is Nova's 400.
 async fn delete_group(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let rule = "os_compute_api:os-security-groups:delete";
     let path = format!("/security-groups/{id}");
-    proxied_delete(&c, &ctx, mv, &t.0, rule, &id, &path, ("Security group", format!("Security group {id} not found.")))
-        .await
+    proxied_delete(&c, mv, &t.0, &id, &path, ("Security group", format!("Security group {id} not found."))).await
 }
 
 /// `GET /servers/{id}/os-security-groups`: the groups of the server's ports (any version).
@@ -528,7 +492,6 @@ async fn nova_fip(c: &Ctx, token: &str, f: &Value) -> Value {
 
 async fn list_fips(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Extension(t): Extension<RawToken>) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-floating-ips:list", &json!({"project_id": ctx.project_id()}))?;
     let path = format!("/floatingips?project_id={}", query_value(ctx.project_id().unwrap_or_default()));
     let v = c.network_call_as(&t.0, Method::GET, &path, None).await.map_err(net_error)?;
     let mut out = Vec::new();
@@ -540,13 +503,11 @@ async fn list_fips(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Extension(t): 
 
 async fn show_fip(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-floating-ips:show", &json!({"project_id": ctx.project_id()}))?;
     let f = c
         .network_call_as(&t.0, Method::GET, &format!("/floatingips/{id}"), None)
         .await
@@ -556,15 +517,8 @@ async fn show_fip(
 
 /// `POST /os-floating-ips {"pool": ...}`: an address from the external network named (or
 /// the only one), 200 as Nova.
-async fn create_fip(
-    State(c): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Extension(t): Extension<RawToken>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_fip(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawToken>, body: Bytes) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-floating-ips:create", &json!({"project_id": ctx.project_id()}))?;
     let v: Value = if body.is_empty() { Value::Null } else { haneul_core::http::parse_json(&body)? };
     let pool = match v.get("pool") {
         None | Some(Value::Null) => None,
@@ -596,13 +550,11 @@ async fn create_fip(
 /// `DELETE /os-floating-ips/{id}`: released (disassociated first), 202.
 async fn delete_fip(
     State(c): State<Ctx>,
-    Auth(ctx): Auth,
     mv: Mv,
     Extension(t): Extension<RawToken>,
     Path(id): Path<String>,
 ) -> ApiResult {
     proxy_version(mv)?;
-    enforce(&c, &ctx, "os_compute_api:os-floating-ips:delete", &json!({"project_id": ctx.project_id()}))?;
     c.network_call_as(&t.0, Method::DELETE, &format!("/floatingips/{id}"), None)
         .await
         .map_err(or_not_found(format!("Floating IP {id} could not be found")))?;

@@ -7,13 +7,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use haneul_core::auth::Auth;
 use serde_json::{json, Map, Value};
 
 use super::providers::{parse_member_of, parse_required, parse_resources};
 use super::{
-    bad, enforce, generation, int, no_content, object, only_keys, only_params, param, required, since, string, uuid,
-    ApiResult, Ctx, Mv, Pairs,
+    bad, generation, int, no_content, object, only_keys, only_params, param, required, since, string, uuid, ApiResult,
+    Ctx, Mv, Pairs,
 };
 use crate::candidates::{self, GroupPolicy, Query as CandidateQuery};
 use crate::model::Model;
@@ -34,8 +33,7 @@ pub fn routes() -> Routes<Ctx> {
         .post("/reshaper", rule("placement:reshaper:reshape"), reshape)
 }
 
-async fn show(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(consumer): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:allocations:list")?;
+async fn show(State(p): State<Ctx>, mv: Mv, Path(consumer): Path<String>) -> ApiResult {
     let m = p.model();
     let Some(c) = m.consumers.get(&consumer) else {
         return Ok(Json(json!({"allocations": {}})).into_response());
@@ -167,8 +165,7 @@ fn consumer_allocations(
     })
 }
 
-async fn put(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(consumer): Path<String>, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:allocations:update")?;
+async fn put(State(p): State<Ctx>, mv: Mv, Path(consumer): Path<String>, body: Bytes) -> ApiResult {
     let consumer = uuid(&consumer, "consumer uuid")?;
     let o = object(&body)?;
     let request = consumer_allocations(&consumer, &o, mv, mv.at_least(28))?;
@@ -176,8 +173,7 @@ async fn put(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(consumer): Path
     Ok(no_content())
 }
 
-async fn post_allocations(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:allocations:manage")?;
+async fn post_allocations(State(p): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult {
     if !mv.at_least(13) {
         return Err(haneul_core::error::ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -200,14 +196,12 @@ async fn post_allocations(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: B
     Ok(no_content())
 }
 
-async fn delete(State(p): State<Ctx>, Auth(ctx): Auth, Path(consumer): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:allocations:delete")?;
+async fn delete(State(p): State<Ctx>, Path(consumer): Path<String>) -> ApiResult {
     p.write(|t| service::delete_allocations(t, &consumer)).await?;
     Ok(no_content())
 }
 
-async fn usages(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
-    enforce(&p, &ctx, "placement:usages")?;
+async fn usages(State(p): State<Ctx>, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     since(mv, 9)?;
     let mut allowed = vec!["project_id", "user_id"];
     if mv.at_least(38) {
@@ -415,8 +409,7 @@ pub fn parse_query(m: &Model, q: &Pairs, mv: Mv) -> ApiResult<CandidateQuery> {
     Ok(query)
 }
 
-async fn allocation_candidates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
-    enforce(&p, &ctx, "placement:allocation_candidates:list")?;
+async fn allocation_candidates(State(p): State<Ctx>, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     since(mv, 10)?;
     let m = p.model();
     let query = parse_query(&m, &q, mv)?;
@@ -486,8 +479,7 @@ async fn allocation_candidates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Qu
 // ---------------------------------------------------------------------------------------------
 // Reshaper
 
-async fn reshape(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult<Response> {
-    enforce(&p, &ctx, "placement:reshaper:reshape")?;
+async fn reshape(State(p): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult<Response> {
     since(mv, 30)?;
     let o = object(&body)?;
     only_keys(&o, &["inventories", "allocations"])?;

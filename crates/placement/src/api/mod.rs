@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
+use haneul_core::auth::{auth_layer, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
 use haneul_core::microversion::{negotiate, Microversion};
 use haneul_core::policy::Policy;
@@ -147,16 +147,6 @@ async fn versions() -> Response {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the resource modules.
-
-/// Checks `rule` for the caller; placement's 403 when denied.
-pub fn enforce(p: &Placement, ctx: &AuthContext, rule: &str) -> ApiResult<()> {
-    let target = json!({"project_id": ctx.project_id(), "user_id": ctx.user.id});
-    if p.policy.current().allows(rule, &target, ctx.policy_credentials()) {
-        Ok(())
-    } else {
-        Err(denied(rule))
-    }
-}
 
 pub fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)

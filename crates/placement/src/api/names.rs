@@ -5,14 +5,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use haneul_core::auth::Auth;
 use haneul_core::error::ApiError;
 use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
 use super::{
-    bad, created, created_or_confirmed, enforce, no_content, object, only_keys, only_params, param, required, since,
-    string, ApiResult, Ctx, Mv, Pairs,
+    bad, created, created_or_confirmed, no_content, object, only_keys, only_params, param, required, since, string,
+    ApiResult, Ctx, Mv, Pairs,
 };
 use crate::model::{STANDARD_CLASSES, STANDARD_TRAITS};
 use crate::service;
@@ -40,16 +39,14 @@ fn custom_name_error(kind: &str) -> ApiError {
     ))
 }
 
-async fn list_classes(State(p): State<Ctx>, Auth(ctx): Auth) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_classes:list")?;
+async fn list_classes(State(p): State<Ctx>) -> ApiResult {
     let m = p.model();
     let list: Vec<Value> =
         STANDARD_CLASSES.iter().copied().chain(m.classes.keys().map(String::as_str)).map(class_json).collect();
     Ok(Json(json!({"resource_classes": list})).into_response())
 }
 
-async fn create_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_classes:create")?;
+async fn create_class(State(p): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult {
     method_since(mv, 2)?;
     let o = object(&body)?;
     only_keys(&o, &["name"])?;
@@ -74,8 +71,7 @@ fn method_since(mv: Mv, minor: u32) -> ApiResult<()> {
     }
 }
 
-async fn show_class(State(p): State<Ctx>, Auth(ctx): Auth, Path(name): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_classes:show")?;
+async fn show_class(State(p): State<Ctx>, Path(name): Path<String>) -> ApiResult {
     if !p.model().class_exists(&name) {
         return Err(ApiError::not_found(format!("No such resource class {name}.")));
     }
@@ -84,8 +80,7 @@ async fn show_class(State(p): State<Ctx>, Auth(ctx): Auth, Path(name): Path<Stri
 
 /// From 1.7: create the class if missing (201) or confirm it (204). Before, 1.2–1.6: rename
 /// a custom class, which haneul does not support (classes are referenced by name).
-async fn put_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_classes:update")?;
+async fn put_class(State(p): State<Ctx>, mv: Mv, Path(name): Path<String>, body: Bytes) -> ApiResult {
     method_since(mv, 2)?;
     if !mv.at_least(7) {
         let o = object(&body)?;
@@ -103,15 +98,13 @@ async fn put_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Pa
     Ok(created_or_confirmed(&format!("{}/resource_classes/{name}", p.public_url), made))
 }
 
-async fn delete_class(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_classes:delete")?;
+async fn delete_class(State(p): State<Ctx>, mv: Mv, Path(name): Path<String>) -> ApiResult {
     method_since(mv, 2)?;
     p.write(|t| service::delete_class(t, &name)).await?;
     Ok(no_content())
 }
 
-async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
-    enforce(&p, &ctx, "placement:traits:list")?;
+async fn list_traits(State(p): State<Ctx>, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     since(mv, 6)?;
     only_params(&q, &["name", "associated"])?;
     let m = p.model();
@@ -147,8 +140,7 @@ async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Qu
     Ok(Json(json!({"traits": list})).into_response())
 }
 
-async fn show_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:traits:show")?;
+async fn show_trait(State(p): State<Ctx>, mv: Mv, Path(name): Path<String>) -> ApiResult {
     since(mv, 6)?;
     if !p.model().trait_exists(&name) {
         return Err(ApiError::not_found(format!("No such trait(s): {name}.")));
@@ -156,8 +148,7 @@ async fn show_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): P
     Ok(no_content())
 }
 
-async fn put_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult<Response> {
-    enforce(&p, &ctx, "placement:traits:update")?;
+async fn put_trait(State(p): State<Ctx>, mv: Mv, Path(name): Path<String>) -> ApiResult<Response> {
     since(mv, 6)?;
     if !service::is_custom(&name) {
         return Err(bad(
@@ -168,8 +159,7 @@ async fn put_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Pa
     Ok(created_or_confirmed(&format!("{}/traits/{name}", p.public_url), made))
 }
 
-async fn delete_trait(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(name): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:traits:delete")?;
+async fn delete_trait(State(p): State<Ctx>, mv: Mv, Path(name): Path<String>) -> ApiResult {
     since(mv, 6)?;
     p.write(|t| service::delete_trait(t, &name)).await?;
     Ok(no_content())

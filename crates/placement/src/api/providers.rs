@@ -9,12 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use haneul_core::auth::Auth;
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, enforce, generation, int, no_content, object, only_keys, only_params, param, required, since, string,
-    uuid, ApiResult, Ctx, Mv, Pairs,
+    bad, created, generation, int, no_content, object, only_keys, only_params, param, required, since, string, uuid,
+    ApiResult, Ctx, Mv, Pairs,
 };
 use crate::model::{Inventory, Model, Provider};
 use crate::service::{self, InventoryIn};
@@ -240,8 +239,7 @@ fn all<'a>(q: &'a Pairs, key: &str) -> Vec<&'a str> {
     q.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
 }
 
-async fn list(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:list")?;
+async fn list(State(p): State<Ctx>, mv: Mv, Query(q): Query<Pairs>) -> ApiResult {
     let mut allowed = vec!["name", "uuid"];
     if mv.at_least(3) {
         allowed.push("member_of");
@@ -285,8 +283,7 @@ async fn list(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Query(q): Query<Pai
     Ok(Json(json!({"resource_providers": list})).into_response())
 }
 
-async fn create(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:create")?;
+async fn create(State(p): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult {
     let o = object(&body)?;
     let mut allowed = vec!["name", "uuid"];
     if mv.at_least(14) {
@@ -323,15 +320,13 @@ fn parent_of(o: &Map<String, Value>) -> ApiResult<Option<String>> {
     }
 }
 
-async fn show(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:show")?;
+async fn show(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let m = p.model();
     let rp = service::provider(&m, &id)?;
     Ok(Json(provider_json(rp, mv)).into_response())
 }
 
-async fn update(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:update")?;
+async fn update(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let o = object(&body)?;
     let mut allowed = vec!["name"];
     if mv.at_least(14) {
@@ -346,8 +341,7 @@ async fn update(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<St
     Ok(Json(provider_json(&rp, mv)).into_response())
 }
 
-async fn delete(State(p): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:delete")?;
+async fn delete(State(p): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     p.write(|t| service::delete_provider(t, &id)).await?;
     Ok(no_content())
 }
@@ -412,20 +406,12 @@ pub(super) fn inventory_in(rp: &str, rc: &str, v: &Value, mv: Mv) -> ApiResult<I
     Ok(service::inventory(rp, rc, &i, mv.at_least(26))?)
 }
 
-async fn list_inventories(State(p): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:list")?;
+async fn list_inventories(State(p): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     let m = p.model();
     Ok(Json(inventories_json(service::provider(&m, &id)?)).into_response())
 }
 
-async fn put_inventories(
-    State(p): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:update")?;
+async fn put_inventories(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let o = object(&body)?;
     only_keys(&o, &["inventories", "resource_provider_generation"])?;
     let g = generation(&o)?;
@@ -440,14 +426,7 @@ async fn put_inventories(
     Ok(Json(inventories_json(&rp)).into_response())
 }
 
-async fn post_inventory(
-    State(p): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:create")?;
+async fn post_inventory(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let o = object(&body)?;
     let rc = string(required(&o, "resource_class")?, "resource_class")?.to_string();
     let inv = inventory_in(&id, &rc, &Value::Object(o.clone()), mv)?;
@@ -472,8 +451,7 @@ async fn post_inventory(
     ))
 }
 
-async fn delete_inventories(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:delete")?;
+async fn delete_inventories(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     if !mv.at_least(5) {
         return Err(haneul_core::error::ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -488,8 +466,7 @@ async fn delete_inventories(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(
     Ok(no_content())
 }
 
-async fn show_inventory(State(p): State<Ctx>, Auth(ctx): Auth, Path((id, rc)): Path<(String, String)>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:show")?;
+async fn show_inventory(State(p): State<Ctx>, Path((id, rc)): Path<(String, String)>) -> ApiResult {
     let m = p.model();
     let rp = service::provider(&m, &id)?;
     if !rp.inventories.contains_key(&rc) {
@@ -498,14 +475,7 @@ async fn show_inventory(State(p): State<Ctx>, Auth(ctx): Auth, Path((id, rc)): P
     Ok(Json(one_inventory_json(rp, &rc)).into_response())
 }
 
-async fn put_inventory(
-    State(p): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path((id, rc)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:update")?;
+async fn put_inventory(State(p): State<Ctx>, mv: Mv, Path((id, rc)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let o = object(&body)?;
     only_keys(
         &o,
@@ -531,8 +501,7 @@ async fn put_inventory(
     Ok(Json(one_inventory_json(&rp, &rc)).into_response())
 }
 
-async fn delete_inventory(State(p): State<Ctx>, Auth(ctx): Auth, Path((id, rc)): Path<(String, String)>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:inventories:delete")?;
+async fn delete_inventory(State(p): State<Ctx>, Path((id, rc)): Path<(String, String)>) -> ApiResult {
     p.write(|t| service::delete_inventory(t, &id, &rc, None)).await?;
     Ok(no_content())
 }
@@ -544,15 +513,13 @@ fn traits_json(rp: &Provider) -> Value {
     json!({"traits": rp.traits, "resource_provider_generation": rp.generation})
 }
 
-async fn list_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:traits:list")?;
+async fn list_traits(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     since(mv, 6)?;
     let m = p.model();
     Ok(Json(traits_json(service::provider(&m, &id)?)).into_response())
 }
 
-async fn put_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:traits:update")?;
+async fn put_traits(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     since(mv, 6)?;
     let o = object(&body)?;
     only_keys(&o, &["traits", "resource_provider_generation"])?;
@@ -562,8 +529,7 @@ async fn put_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Pat
     Ok(Json(traits_json(&rp)).into_response())
 }
 
-async fn delete_traits(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:traits:delete")?;
+async fn delete_traits(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     since(mv, 6)?;
     p.write(|t| {
         let g = service::provider(&t.m, &id)?.generation;
@@ -592,21 +558,13 @@ fn aggregates_json(rp: &Provider, mv: Mv) -> Value {
     v
 }
 
-async fn list_aggregates(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:aggregates:list")?;
+async fn list_aggregates(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     since(mv, 1)?;
     let m = p.model();
     Ok(Json(aggregates_json(service::provider(&m, &id)?, mv)).into_response())
 }
 
-async fn put_aggregates(
-    State(p): State<Ctx>,
-    Auth(ctx): Auth,
-    mv: Mv,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:aggregates:update")?;
+async fn put_aggregates(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
     since(mv, 1)?;
     let v: Value = haneul_core::http::parse_json(&body)?;
     let (list, g) = if mv.at_least(19) {
@@ -622,8 +580,7 @@ async fn put_aggregates(
     Ok(Json(aggregates_json(&rp, mv)).into_response())
 }
 
-async fn usages(State(p): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:usages")?;
+async fn usages(State(p): State<Ctx>, Path(id): Path<String>) -> ApiResult {
     let m = p.model();
     let rp = service::provider(&m, &id)?;
     let used = m.provider_usage(&id);
@@ -632,8 +589,7 @@ async fn usages(State(p): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     Ok(Json(json!({"usages": usages, "resource_provider_generation": rp.generation})).into_response())
 }
 
-async fn provider_allocations(State(p): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
-    enforce(&p, &ctx, "placement:resource_providers:allocations:list")?;
+async fn provider_allocations(State(p): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let m = p.model();
     let rp = service::provider(&m, &id)?;
     let allocations: Map<String, Value> = m
