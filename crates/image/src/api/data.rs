@@ -1,7 +1,6 @@
 //! Image data: upload (`PUT /file`), download (`GET /file`, with ranges), and the
 //! `glance-direct` import (`PUT /stage`, then `POST /import`).
 
-use haneul_core::routes::{target, Routes};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -12,6 +11,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{target, Routes};
 use serde_json::Value;
 
 use super::{image_for, no_content, ApiResult, Ctx};

@@ -1,6 +1,7 @@
 //! The Glance v2 HTTP API: routes, request parsing, policy checks and response shapes.
 
 mod data;
+mod image_list;
 mod images;
 mod members;
 mod schemas;
@@ -53,6 +54,7 @@ fn routes() -> Routes<Ctx> {
         .get("/versions", DISCOVERY, versions_200)
         .merge(schemas::routes())
         .merge(images::routes())
+        .merge(image_list::routes())
         .merge(data::routes())
         .merge(members::routes())
         .get("/v2/info/import", Access::Token("Glance asks no rule for its import methods"), info_import)

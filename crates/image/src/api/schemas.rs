@@ -1,11 +1,11 @@
 //! `GET /v2/schemas/{image,images,member,members}`: the JSON schemas clients such as
 //! python-glanceclient fetch and validate against. Every value the API returns fits them.
 
-use haneul_core::routes::{Access, Routes};
 use std::sync::OnceLock;
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use haneul_core::routes::{Access, Routes};
 use serde_json::{json, Value};
 
 use super::Ctx;

@@ -9,7 +9,6 @@
 //! - `PUT /v2.0/internal/dataplane/ports`: `{"host": H, "up": [port ids]}`: the ports bound to
 //!   H whose devices are plugged; they go `ACTIVE`, H's other bound ports `DOWN`.
 
-use haneul_core::routes::{rule, Routes};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -17,6 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use haneul_core::routes::{rule, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! Quotas (`/v2.0/quotas`, with `quota_details`): per-project limits over Neutron's defaults.
 
-use haneul_core::routes::{rule, target, Routes};
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -9,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{bad, is_admin, ApiResult, Ctx};

@@ -1,12 +1,12 @@
 //! Allocations of consumers, usages, allocation candidates and the reshaper.
 
-use haneul_core::routes::{rule, Routes};
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::providers::{parse_member_of, parse_required, parse_resources};

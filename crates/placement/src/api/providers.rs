@@ -1,7 +1,6 @@
 //! Resource providers and what hangs off them: inventories, traits, aggregates, usages and
 //! the allocations against them.
 
-use haneul_core::routes::{rule, Routes};
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
@@ -9,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
