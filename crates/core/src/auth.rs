@@ -52,6 +52,27 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
+    /// A context for `user` on `scope` holding `roles` (ids and names alike), issued now, by
+    /// password: what policy tools and tests ask the rules about, not a validated token.
+    pub fn synthetic(user: &str, scope: Scope, roles: &[&str]) -> AuthContext {
+        let named = |n: &str| NamedRef { id: n.into(), name: n.into() };
+        let now = Utc::now();
+        AuthContext {
+            user: named(user),
+            user_domain: named("default"),
+            scope,
+            roles: roles.iter().map(|n| named(n)).collect(),
+            methods: vec!["password".into()],
+            audit_ids: vec![],
+            issued_at: now,
+            expires_at: now,
+            trust_id: None,
+            application_credential_id: None,
+            is_admin_project: false,
+            creds: Default::default(),
+        }
+    }
+
     pub fn has_role(&self, name: &str) -> bool {
         self.roles.iter().any(|r| r.name.eq_ignore_ascii_case(name))
     }

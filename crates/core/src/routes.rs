@@ -382,21 +382,7 @@ mod tests {
     ];
 
     fn ctx(roles: &[&str], scope: Scope) -> Arc<AuthContext> {
-        let r = |n: &str| crate::auth::NamedRef { id: n.into(), name: n.into() };
-        Arc::new(AuthContext {
-            user: r("u1"),
-            user_domain: r("default"),
-            scope,
-            roles: roles.iter().map(|n| r(n)).collect(),
-            methods: vec!["password".into()],
-            audit_ids: vec![],
-            issued_at: chrono::Utc::now(),
-            expires_at: chrono::Utc::now(),
-            trust_id: None,
-            application_credential_id: None,
-            is_admin_project: false,
-            creds: Default::default(),
-        })
+        Arc::new(AuthContext::synthetic("u1", scope, roles))
     }
 
     fn project() -> Scope {

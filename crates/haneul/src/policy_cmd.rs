@@ -28,20 +28,7 @@ fn persona(scope: &str, roles: &[&str]) -> AuthContext {
         "other" => Scope::Project { project: r("project-b"), domain: r("default") },
         _ => Scope::Project { project: r("project-a"), domain: r("default") },
     };
-    AuthContext {
-        user: r("persona"),
-        user_domain: r("default"),
-        scope,
-        roles: roles.iter().map(|n| r(n)).collect(),
-        methods: vec!["password".into()],
-        audit_ids: vec![],
-        issued_at: chrono::Utc::now(),
-        expires_at: chrono::Utc::now(),
-        trust_id: None,
-        application_credential_id: None,
-        is_admin_project: false,
-        creds: Default::default(),
-    }
+    AuthContext::synthetic("persona", scope, roles)
 }
 
 /// What each persona gets: the guard's decision, and for a rule the handler asks on the

@@ -97,26 +97,27 @@ async fn glance(c: &Compute, token: &str, method: Method, path: &str, patch: Opt
         Value::Array(ops)
     });
     let body = body.map(|b| b.to_string().into_bytes());
-    let resp = haneul_core::client::send(method, &url, &headers, body).await.map_err(unreachable)?;
+    let resp = haneul_core::client::send(method, &url, &headers, body).await.map_err(image_fault)?;
     let status = resp.status();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| unreachable(e.into()))?.to_bytes();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| image_fault(e.into()))?.to_bytes();
     match status.as_u16() {
         200..=299 if bytes.is_empty() => Ok(Value::Null),
-        200..=299 => serde_json::from_slice(&bytes).map_err(|err| unreachable(ClientError::Json { url, err })),
+        200..=299 => serde_json::from_slice(&bytes).map_err(|err| image_fault(ClientError::Json { url, err })),
         404 => Err(ApiError::not_found("Image not found.")),
         403 => Err(ApiError::forbidden("You are not allowed to change this image.")),
         409 => Err(ApiError::conflict("The image cannot be changed in its current state.")),
         413 => Err(ApiError::forbidden("Quota exceeded for metadata items.")),
         400 => Err(ApiError::bad_request(String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>())),
         other => {
-            Err(unreachable(ClientError::Status { url, status: other, body: String::from_utf8_lossy(&bytes).into() }))
+            Err(image_fault(ClientError::Status { url, status: other, body: String::from_utf8_lossy(&bytes).into() }))
         }
     }
 }
 
-fn unreachable(e: ClientError) -> ApiError {
+/// An image service call that failed as Nova answers it: the image service's own policy
+/// refusal (403) passed on, anything else the service being unavailable.
+fn image_fault(e: ClientError) -> ApiError {
     if let ClientError::Status { status: 403, .. } = e {
-        // The image service's policy refused the caller (a token of a scope it does not serve).
         return ApiError::forbidden("The image service does not allow this request.");
     }
     tracing::warn!(error = %e, "image service call failed");
@@ -246,7 +247,7 @@ async fn listing(
     view: fn(&Compute, &Value) -> Value,
 ) -> ApiResult {
     proxy_available(mv)?;
-    let images = filtered(c.images_visible_to(token).await.map_err(unreachable)?, q)?;
+    let images = filtered(c.images_visible_to(token).await.map_err(image_fault)?, q)?;
     Ok(Json(json!({"images": images.iter().map(|i| view(c, i)).collect::<Vec<_>>()})).into_response())
 }
 
