@@ -13,12 +13,14 @@
 //! - [`Access::Token`]: no rule, as upstream asks none (said why where the route is declared).
 //! - [`Access::Delegated`]: no rule here; the named service, called with the caller's token,
 //!   decides.
+//! - [`Access::Filter`]: a list that asks the rule of each item and leaves out what it denies.
 //! - [`Access::Rule`]: the guard asks it, with the caller's own project, user and domain as
 //!   the target. Whether the caller may touch a particular resource (its own project's, or
 //!   any as admin) is the handler's visibility check, which answers 404 as Nova and Neutron do.
 //! - [`Access::Actions`]: `POST .../action`: the body's first key names the action; the guard
 //!   asks that action's rule, and refuses an action the route does not list.
-//! - [`Access::Target`]: the rule needs the resource (its owner, visibility, ...), so the
+//! - [`Access::Target`] (or [`Access::TargetAny`], one of several): the rule needs the
+//!   resource (its owner, visibility, ...), so the
 //!   handler asks it once it has loaded the resource. The guard records every rule asked
 //!   while the handler runs ([`crate::policy`] reports each evaluation) and turns a successful
 //!   answer that never asked the route's rule into a 500, logged as a bug: a handler that
@@ -63,6 +65,12 @@ pub enum Access {
     /// The rule, asked by the handler with the resource as the target; the guard checks that
     /// it was asked before a successful answer.
     Target(Cow<'static, str>),
+    /// As [`Access::Target`], where the handler asks one of these by the resource (Keystone's
+    /// project or domain roles, say).
+    TargetAny(&'static [&'static str]),
+    /// A list whose handler asks the rule of each item it could return and leaves out those
+    /// it denies (Keystone's credential list): an empty list asks nothing.
+    Filter(&'static str),
     /// `(body key, rule)` for each action the route serves; the guard asks the rule.
     Actions(&'static [(&'static str, &'static str)]),
 }
@@ -94,6 +102,8 @@ impl RouteSpec {
             Access::Delegated(to) => ("delegated", json!([{"service": to}])),
             Access::Rule(r) => ("rule", json!([{"rule": r}])),
             Access::Target(r) => ("target", json!([{"rule": r}])),
+            Access::TargetAny(rs) => ("target", rs.iter().map(|r| json!({"rule": r})).collect()),
+            Access::Filter(r) => ("filter", json!([{"rule": r}])),
             Access::Actions(a) => ("actions", a.iter().map(|(k, r)| json!({"action": k, "rule": r})).collect()),
         };
         json!({"method": self.method.as_str(), "path": self.path, "access": kind, "rules": rules})
@@ -155,8 +165,9 @@ impl Guard {
         let rule = match access {
             Access::Public(_) => return Decision::Allow,
             _ if ctx.is_none() => return Decision::Unauthenticated,
-            Access::Token(_) | Access::Delegated(_) => return Decision::Allow,
+            Access::Token(_) | Access::Delegated(_) | Access::Filter(_) => return Decision::Allow,
             Access::Rule(r) | Access::Target(r) => r.as_ref(),
+            Access::TargetAny(rs) => rs.first().copied().unwrap_or_default(),
             Access::Actions(actions) => match actions.iter().find(|(k, _)| Some(*k) == action) {
                 Some((_, r)) => r,
                 None => return Decision::NoSuchAction,
@@ -166,7 +177,7 @@ impl Guard {
         if self.project_scoped && !matches!(ctx.scope, Scope::Project { .. }) {
             return Decision::Deny(rule.to_owned());
         }
-        if matches!(access, Access::Target(_)) || self.allows(ctx, rule) {
+        if matches!(access, Access::Target(_) | Access::TargetAny(_)) || self.allows(ctx, rule) {
             Decision::Allow
         } else {
             Decision::Deny(rule.to_owned())
@@ -193,12 +204,15 @@ impl Guard {
             }
             Decision::Allow => {}
         }
-        let Access::Target(rule) = &*access else {
-            return next.run(req).await;
+        let rules: Vec<&str> = match &*access {
+            Access::Target(rule) => vec![rule],
+            Access::TargetAny(rules) => rules.to_vec(),
+            _ => return next.run(req).await,
         };
         let (resp, asked) = recording(next.run(req)).await;
         let ok = resp.status().is_success() || resp.status().is_redirection();
-        if ok && !asked.iter().any(|a| a == rule) {
+        if ok && !asked.iter().any(|a| rules.contains(&a.as_str())) {
+            let rule = rules.join(" or ");
             tracing::error!(rule = %rule, asked = ?asked, "a route answered without asking its policy rule");
             return ApiError::internal(format!("The request was answered without asking its policy rule {rule}."))
                 .with_style(self.style)
@@ -220,6 +234,8 @@ pub fn unknown_rules(table: &[RouteSpec], defaults: &[(&str, &str)]) -> Vec<Stri
         let rules: Vec<&str> = match &route.access {
             Access::Public(_) | Access::Token(_) | Access::Delegated(_) => vec![],
             Access::Rule(r) | Access::Target(r) => vec![r],
+            Access::TargetAny(rs) => rs.to_vec(),
+            Access::Filter(r) => vec![r],
             Access::Actions(a) => a.iter().map(|(_, r)| *r).collect(),
         };
         out.extend(rules.into_iter().filter(|r| !known(r)).map(|r| format!("{} {} {r}", route.method, route.path)));

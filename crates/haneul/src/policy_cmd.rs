@@ -31,12 +31,25 @@ fn persona(scope: &str, roles: &[&str]) -> AuthContext {
     AuthContext::synthetic("persona", scope, roles)
 }
 
+/// Whether a service's handler rules can be told from the caller alone. Keystone's rules
+/// name the resource's own attributes (`%(target.user.id)s`, the token's subject, ...): for
+/// identity the matrix expects what its handlers decide ("handler": neither 401 nor a server
+/// error), and its deny side is the identity RBAC tests' and tempest's.
+#[derive(Clone, Copy, PartialEq)]
+enum HandlerRules {
+    OwnScope,
+    ByResource,
+}
+
 /// What each persona gets: the guard's decision, and for a rule the handler asks on the
 /// resource, that rule on the persona's own project's resources.
-fn expect(guard: &Guard, access: &Access, action: Option<&str>) -> Value {
+fn expect(guard: &Guard, access: &Access, action: Option<&str>, handler: HandlerRules) -> Value {
     let mut out = serde_json::Map::new();
+    let by_resource = matches!(access, Access::Target(_) | Access::TargetAny(_)) && handler == HandlerRules::ByResource;
     let word = |d: Decision, ctx: Option<&AuthContext>| match (d, access, ctx) {
+        (Decision::Allow, _, Some(_)) if by_resource => "handler",
         (Decision::Allow, Access::Target(rule), Some(ctx)) if !guard.allows(ctx, rule) => "deny",
+        (Decision::Allow, Access::TargetAny(rules), Some(ctx)) if !rules.iter().any(|r| guard.allows(ctx, r)) => "deny",
         (Decision::Allow, ..) => "allow",
         (Decision::Unauthenticated, ..) => "unauthenticated",
         (Decision::Deny(_), ..) => "deny",
@@ -50,7 +63,7 @@ fn expect(guard: &Guard, access: &Access, action: Option<&str>) -> Value {
     Value::Object(out)
 }
 
-fn service(name: &str, port: u16, table: Vec<RouteSpec>, guard: Guard) -> Value {
+fn service(name: &str, port: u16, table: Vec<RouteSpec>, guard: Guard, handler: HandlerRules) -> Value {
     let mut rows = Vec::new();
     for route in &table {
         let base = route.to_json();
@@ -60,7 +73,7 @@ fn service(name: &str, port: u16, table: Vec<RouteSpec>, guard: Guard) -> Value 
                     let mut row = base.clone();
                     row["action"] = json!(key);
                     row["rule"] = json!(rule);
-                    row["expect"] = expect(&guard, &route.access, Some(key));
+                    row["expect"] = expect(&guard, &route.access, Some(key), handler);
                     rows.push(row);
                 }
             }
@@ -68,9 +81,11 @@ fn service(name: &str, port: u16, table: Vec<RouteSpec>, guard: Guard) -> Value 
                 let mut row = base;
                 row["rule"] = match access {
                     Access::Rule(r) | Access::Target(r) => json!(r),
+                    Access::TargetAny(rs) => json!(rs.join(" | ")),
+                    Access::Filter(r) => json!(r),
                     _ => Value::Null,
                 };
-                row["expect"] = expect(&guard, access, None);
+                row["expect"] = expect(&guard, access, None, handler);
                 rows.push(row);
             }
         }
@@ -86,6 +101,13 @@ fn effective(path: std::path::PathBuf, defaults: &[(&str, &str)]) -> anyhow::Res
 pub fn routes(cfg: &Config) -> anyhow::Result<()> {
     let services = vec![
         service(
+            "identity",
+            cfg.identity.port,
+            haneul_identity::api::route_table(),
+            haneul_identity::api::guard(effective(cfg.policy_file(), haneul_identity::policy_defaults::DEFAULT_RULES)?),
+            HandlerRules::ByResource,
+        ),
+        service(
             "compute",
             cfg.compute.port,
             haneul_compute::api::route_table(),
@@ -93,6 +115,7 @@ pub fn routes(cfg: &Config) -> anyhow::Result<()> {
                 cfg.compute_policy_file(),
                 haneul_compute::policy_defaults::DEFAULT_RULES,
             )?),
+            HandlerRules::OwnScope,
         ),
         service(
             "network",
@@ -102,12 +125,14 @@ pub fn routes(cfg: &Config) -> anyhow::Result<()> {
                 cfg.network_policy_file(),
                 haneul_network::policy_defaults::DEFAULT_RULES,
             )?),
+            HandlerRules::OwnScope,
         ),
         service(
             "image",
             cfg.image.port,
             haneul_image::api::route_table(),
             haneul_image::api::guard(effective(cfg.image_policy_file(), haneul_image::policy_defaults::DEFAULT_RULES)?),
+            HandlerRules::OwnScope,
         ),
         service(
             "placement",
@@ -117,6 +142,7 @@ pub fn routes(cfg: &Config) -> anyhow::Result<()> {
                 cfg.placement_policy_file(),
                 haneul_placement::policy_defaults::DEFAULT_RULES,
             )?),
+            HandlerRules::OwnScope,
         ),
     ];
     println!("{}", serde_json::to_string_pretty(&json!({"services": services}))?);

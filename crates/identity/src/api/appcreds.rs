@@ -3,10 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Routes};
 use haneul_core::ApiError;
 use rand::RngCore;
 use serde::Deserialize;
@@ -18,12 +18,19 @@ use super::{
 use crate::model::{AccessRule, ApplicationCredential, Model, RevocationEvent};
 use crate::service::{new_id, parse_expiry, Error, Revoke};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/users/{user_id}/application_credentials", get(list).post(create))
-        .route("/users/{user_id}/application_credentials/{id}", get(show).delete(delete))
-        .route("/users/{user_id}/access_rules", get(list_rules))
-        .route("/users/{user_id}/access_rules/{id}", get(show_rule).delete(delete_rule))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/users/{user_id}/application_credentials", target("identity:list_application_credentials"), list)
+        .post("/users/{user_id}/application_credentials", target("identity:create_application_credential"), create)
+        .get("/users/{user_id}/application_credentials/{id}", target("identity:get_application_credential"), show)
+        .delete(
+            "/users/{user_id}/application_credentials/{id}",
+            target("identity:delete_application_credential"),
+            delete,
+        )
+        .get("/users/{user_id}/access_rules", target("identity:list_access_rules"), list_rules)
+        .get("/users/{user_id}/access_rules/{id}", target("identity:get_access_rule"), show_rule)
+        .delete("/users/{user_id}/access_rules/{id}", target("identity:delete_access_rule"), delete_rule)
 }
 
 fn render_rule(r: &AccessRule) -> Value {

@@ -3,11 +3,11 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use haneul_core::auth::{Auth, Scope};
 use haneul_core::error::ApiError;
+use haneul_core::routes::{target, Access, Routes};
 use serde_json::{json, Value};
 
 use super::catalog::catalog_for;
@@ -16,13 +16,16 @@ use crate::model::TargetKind;
 use crate::service::{effective_assignments, RoleTarget};
 use crate::service::{AuthRequest, ValidToken};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/auth/tokens", get(validate).head(check).post(issue).delete(revoke))
-        .route("/auth/catalog", get(auth_catalog))
-        .route("/auth/projects", get(auth_projects))
-        .route("/auth/domains", get(auth_domains))
-        .route("/auth/system", get(auth_system))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/auth/tokens", target("identity:validate_token"), validate)
+        .head("/auth/tokens", target("identity:validate_token"), check)
+        .post("/auth/tokens", Access::Public("token issue: the credentials in the body authenticate"), issue)
+        .delete("/auth/tokens", target("identity:revoke_token"), revoke)
+        .get("/auth/catalog", target("identity:get_auth_catalog"), auth_catalog)
+        .get("/auth/projects", target("identity:get_auth_projects"), auth_projects)
+        .get("/auth/domains", target("identity:get_auth_domains"), auth_domains)
+        .get("/auth/system", target("identity:get_auth_system"), auth_system)
 }
 
 /// Keystone's timestamp format: microseconds and a `Z`.

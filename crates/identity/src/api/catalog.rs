@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Routes};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,14 +16,24 @@ use super::{
 use crate::model::{Endpoint, Extra, Model, Region, Service};
 use crate::service::{new_id, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/regions", get(list_regions).post(create_region))
-        .route("/regions/{id}", get(get_region).patch(update_region).delete(delete_region).put(put_region))
-        .route("/services", get(list_services).post(create_service))
-        .route("/services/{id}", get(get_service).patch(update_service).delete(delete_service))
-        .route("/endpoints", get(list_endpoints).post(create_endpoint))
-        .route("/endpoints/{id}", get(get_endpoint).patch(update_endpoint).delete(delete_endpoint))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/regions", target("identity:list_regions"), list_regions)
+        .post("/regions", target("identity:create_region"), create_region)
+        .get("/regions/{id}", target("identity:get_region"), get_region)
+        .patch("/regions/{id}", target("identity:update_region"), update_region)
+        .delete("/regions/{id}", target("identity:delete_region"), delete_region)
+        .put("/regions/{id}", target("identity:create_region"), put_region)
+        .get("/services", target("identity:list_services"), list_services)
+        .post("/services", target("identity:create_service"), create_service)
+        .get("/services/{id}", target("identity:get_service"), get_service)
+        .patch("/services/{id}", target("identity:update_service"), update_service)
+        .delete("/services/{id}", target("identity:delete_service"), delete_service)
+        .get("/endpoints", target("identity:list_endpoints"), list_endpoints)
+        .post("/endpoints", target("identity:create_endpoint"), create_endpoint)
+        .get("/endpoints/{id}", target("identity:get_endpoint"), get_endpoint)
+        .patch("/endpoints/{id}", target("identity:update_endpoint"), update_endpoint)
+        .delete("/endpoints/{id}", target("identity:delete_endpoint"), delete_endpoint)
 }
 
 /// The catalog for a token: enabled services with their enabled endpoints.

@@ -3,10 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target as asks, Access, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -19,12 +19,17 @@ use super::{
 use crate::model::{Credential, Extra};
 use crate::service::{new_id, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/credentials", get(list).post(create))
-        .route("/credentials/{id}", get(show).patch(update).delete(delete))
-        .route("/users/{user_id}/credentials/OS-EC2", get(ec2_list).post(ec2_create))
-        .route("/users/{user_id}/credentials/OS-EC2/{access}", get(ec2_show).delete(ec2_delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/credentials", Access::Filter("identity:list_credentials"), list)
+        .post("/credentials", asks("identity:create_credential"), create)
+        .get("/credentials/{id}", asks("identity:get_credential"), show)
+        .patch("/credentials/{id}", asks("identity:update_credential"), update)
+        .delete("/credentials/{id}", asks("identity:delete_credential"), delete)
+        .get("/users/{user_id}/credentials/OS-EC2", asks("identity:ec2_list_credentials"), ec2_list)
+        .post("/users/{user_id}/credentials/OS-EC2", asks("identity:ec2_create_credential"), ec2_create)
+        .get("/users/{user_id}/credentials/OS-EC2/{access}", asks("identity:ec2_get_credential"), ec2_show)
+        .delete("/users/{user_id}/credentials/OS-EC2/{access}", asks("identity:ec2_delete_credential"), ec2_delete)
 }
 
 fn render(ident: &Ctx, c: &Credential) -> Value {

@@ -8,10 +8,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Routes};
 use haneul_core::ApiError;
 use serde_json::{json, Map, Value};
 
@@ -75,14 +75,21 @@ const LDAP_DEFAULTS: &[(&str, &str)] = &[
 /// Accepted but never shown back.
 const SENSITIVE: &[(&str, &str)] = &[("ldap", "password")];
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/domains/config/default", get(default_all))
-        .route("/domains/config/{group}/default", get(default_group))
-        .route("/domains/config/{group}/{option}/default", get(default_option))
-        .route("/domains/{id}/config", get(show).put(create).patch(update).delete(delete))
-        .route("/domains/{id}/config/{group}", get(show_group).patch(update_group).delete(delete_group))
-        .route("/domains/{id}/config/{group}/{option}", get(show_option).patch(update_option).delete(delete_option))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/domains/config/default", target("identity:get_domain_config_default"), default_all)
+        .get("/domains/config/{group}/default", target("identity:get_domain_config_default"), default_group)
+        .get("/domains/config/{group}/{option}/default", target("identity:get_domain_config_default"), default_option)
+        .get("/domains/{id}/config", target("identity:get_domain_config"), show)
+        .put("/domains/{id}/config", target("identity:create_domain_config"), create)
+        .patch("/domains/{id}/config", target("identity:update_domain_config"), update)
+        .delete("/domains/{id}/config", target("identity:delete_domain_config"), delete)
+        .get("/domains/{id}/config/{group}", target("identity:get_domain_config"), show_group)
+        .patch("/domains/{id}/config/{group}", target("identity:update_domain_config"), update_group)
+        .delete("/domains/{id}/config/{group}", target("identity:delete_domain_config"), delete_group)
+        .get("/domains/{id}/config/{group}/{option}", target("identity:get_domain_config"), show_option)
+        .patch("/domains/{id}/config/{group}/{option}", target("identity:update_domain_config"), update_option)
+        .delete("/domains/{id}/config/{group}/{option}", target("identity:delete_domain_config"), delete_option)
 }
 
 fn defaults(group: &str) -> Option<Map<String, Value>> {

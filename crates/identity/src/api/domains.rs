@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,10 +17,13 @@ use super::{
 use crate::model::{Assignment, Domain, Extra, Group, Project, RevocationEvent, Role, TargetKind, User};
 use crate::service::{new_id, Error, Revoke};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/domains", get(list).post(create))
-        .route("/domains/{id}", get(show).patch(update).delete(delete))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/domains", target("identity:list_domains"), list)
+        .post("/domains", target("identity:create_domain"), create)
+        .get("/domains/{id}", target("identity:get_domain"), show)
+        .patch("/domains/{id}", target("identity:update_domain"), update)
+        .delete("/domains/{id}", target("identity:delete_domain"), delete)
 }
 
 pub fn render(ident: &Ctx, d: &Domain) -> Value {

@@ -4,29 +4,81 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
+use haneul_core::routes::{target, Routes};
 use serde_json::{json, Value};
 
 use super::{enforce, list_response, no_content, not_found, ApiResult, Ctx};
 use crate::model::{Document, Endpoint, EndpointGroup, Model, ProjectEndpoint};
 use crate::service::Error;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/OS-EP-FILTER/projects/{project}/endpoints", get(project_endpoints))
-        .route(
-            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
-            get(check_ep).head(check_ep).put(add_ep).delete(remove_ep),
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get(
+            "/OS-EP-FILTER/projects/{project}/endpoints",
+            target("identity:list_endpoints_for_project"),
+            project_endpoints,
         )
-        .route("/OS-EP-FILTER/endpoints/{endpoint}/projects", get(endpoint_projects))
-        .route("/OS-EP-FILTER/projects/{project}/endpoint_groups", get(project_groups))
-        .route("/OS-EP-FILTER/endpoint_groups/{group}/projects", get(group_projects))
-        .route("/OS-EP-FILTER/endpoint_groups/{group}/endpoints", get(group_endpoints))
-        .route(
+        .get(
+            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
+            target("identity:check_endpoint_in_project"),
+            check_ep,
+        )
+        .head(
+            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
+            target("identity:check_endpoint_in_project"),
+            check_ep,
+        )
+        .put(
+            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
+            target("identity:add_endpoint_to_project"),
+            add_ep,
+        )
+        .delete(
+            "/OS-EP-FILTER/projects/{project}/endpoints/{endpoint}",
+            target("identity:remove_endpoint_from_project"),
+            remove_ep,
+        )
+        .get(
+            "/OS-EP-FILTER/endpoints/{endpoint}/projects",
+            target("identity:list_projects_for_endpoint"),
+            endpoint_projects,
+        )
+        .get(
+            "/OS-EP-FILTER/projects/{project}/endpoint_groups",
+            target("identity:list_endpoint_groups_for_project"),
+            project_groups,
+        )
+        .get(
+            "/OS-EP-FILTER/endpoint_groups/{group}/projects",
+            target("identity:list_projects_associated_with_endpoint_group"),
+            group_projects,
+        )
+        .get(
+            "/OS-EP-FILTER/endpoint_groups/{group}/endpoints",
+            target("identity:list_endpoints_associated_with_endpoint_group"),
+            group_endpoints,
+        )
+        .get(
             "/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}",
-            get(get_eg).head(get_eg).put(add_eg).delete(remove_eg),
+            target("identity:get_endpoint_group_in_project"),
+            get_eg,
+        )
+        .head(
+            "/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}",
+            target("identity:get_endpoint_group_in_project"),
+            get_eg,
+        )
+        .put(
+            "/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}",
+            target("identity:add_endpoint_group_to_project"),
+            add_eg,
+        )
+        .delete(
+            "/OS-EP-FILTER/endpoint_groups/{group}/projects/{project}",
+            target("identity:remove_endpoint_group_from_project"),
+            remove_eg,
         )
 }
 

@@ -3,10 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Routes};
 use haneul_core::ApiError;
 use serde_json::{json, Map, Value};
 
@@ -14,13 +14,19 @@ use super::{created, enforce, list_response, no_content, not_found, ApiResult, C
 use crate::model::{Document, Limit, Model, RegisteredLimit};
 use crate::service::{new_id, Error};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/registered_limits", get(list_registered).post(create_registered))
-        .route("/registered_limits/{id}", get(show_registered).patch(update_registered).delete(delete_registered))
-        .route("/limits/model", get(model))
-        .route("/limits", get(list_limits).post(create_limits))
-        .route("/limits/{id}", get(show_limit).patch(update_limit).delete(delete_limit))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/registered_limits", target("identity:list_registered_limits"), list_registered)
+        .post("/registered_limits", target("identity:create_registered_limits"), create_registered)
+        .get("/registered_limits/{id}", target("identity:get_registered_limit"), show_registered)
+        .patch("/registered_limits/{id}", target("identity:update_registered_limit"), update_registered)
+        .delete("/registered_limits/{id}", target("identity:delete_registered_limit"), delete_registered)
+        .get("/limits/model", target("identity:get_limit_model"), model)
+        .get("/limits", target("identity:list_limits"), list_limits)
+        .post("/limits", target("identity:create_limits"), create_limits)
+        .get("/limits/{id}", target("identity:get_limit"), show_limit)
+        .patch("/limits/{id}", target("identity:update_limit"), update_limit)
+        .delete("/limits/{id}", target("identity:delete_limit"), delete_limit)
 }
 
 fn render(ident: &Ctx, path: &str, d: &Document) -> Value {

@@ -22,10 +22,11 @@ use std::sync::Arc;
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use haneul_core::auth::{auth_layer, unauthenticated, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
+use haneul_core::policy::Policy;
+use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Map, Value};
 
 use crate::service::{Error, Identity};
@@ -72,9 +73,9 @@ pub fn validator(identity: Arc<Identity>) -> Arc<dyn TokenValidator> {
     Arc::new(Validator(identity))
 }
 
-/// All identity routes with their layers.
-pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
-    let v3 = Router::new()
+/// The routes under `/v3`, each with the Keystone rule its handler asks.
+fn v3_routes() -> Routes<Ctx> {
+    Routes::new()
         .merge(auth::routes())
         .merge(domains::routes())
         .merge(projects::routes())
@@ -87,12 +88,38 @@ pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
         .merge(trusts::routes())
         .merge(domain_config::routes())
         .merge(limits::routes())
-        .merge(endpoint_filter::routes());
-    let app = Router::new()
-        .route("/", get(versions))
-        .route("/v3", get(version_v3))
-        .route("/v3/", get(version_v3))
-        .nest("/v3", v3)
+        .merge(endpoint_filter::routes())
+}
+
+/// Version discovery: public.
+fn version_routes() -> Routes<Ctx> {
+    const DISCOVERY: Access = Access::Public("version discovery");
+    Routes::new().get("/", DISCOVERY, versions).get("/v3", DISCOVERY, version_v3).get("/v3/", DISCOVERY, version_v3)
+}
+
+/// Every identity route with what it asks, as the router serves them.
+pub fn route_table() -> Vec<RouteSpec> {
+    version_routes().nest("/v3", v3_routes()).table()
+}
+
+/// The guard of every identity route, over `policy` (the service's current rules). Keystone
+/// serves system-, domain- and project-scoped tokens alike; its handlers ask its rules on the
+/// resource, and the guard checks they did.
+pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard {
+    Guard::new(FaultStyle::Identity, denied, policy).any_scope()
+}
+
+/// Keystone's 403 for a rule that denies.
+fn denied(rule: &str) -> ApiError {
+    ApiError::forbidden(format!("You are not authorized to perform the requested action: {rule}."))
+}
+
+/// All identity routes with their layers.
+pub fn router(identity: Arc<Identity>, body_limit: usize) -> Router {
+    let i = identity.clone();
+    let app = version_routes()
+        .nest("/v3", v3_routes())
+        .into_router(guard(move || i.policy.current()))
         .with_state(identity.clone())
         .layer(auth_layer(validator(identity)));
     haneul_core::http::service_layers(app, "identity", FaultStyle::Identity, body_limit)
@@ -128,7 +155,7 @@ pub fn enforce(ident: &Identity, ctx: &AuthContext, rule: &str, target: &Value) 
     if ident.policy.current().enforce(rule, &target, creds) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("You are not authorized to perform the requested action: {rule}.")))
+        Err(denied(rule))
     }
 }
 
@@ -261,4 +288,14 @@ pub fn with_extra(mut v: Value, extra: &Map<String, Value>) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod route_rules {
+    #[test]
+    fn the_default_rules_parse_and_every_route_names_one_of_them() {
+        let table = super::route_table();
+        let unknown = haneul_core::routes::unknown_rules(&table, crate::policy_defaults::DEFAULT_RULES);
+        assert!(unknown.is_empty(), "{unknown:?}");
+    }
 }

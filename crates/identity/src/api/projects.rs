@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target as asks, Access, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,12 +21,19 @@ use crate::service::{new_id, Error, Revoke};
 const MAX_DEPTH: usize = 5;
 const MAX_TAGS: usize = 80;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/projects", get(list).post(create))
-        .route("/projects/{id}", get(show).patch(update).delete(delete))
-        .route("/projects/{id}/tags", get(list_tags).put(replace_tags).delete(clear_tags))
-        .route("/projects/{id}/tags/{tag}", get(check_tag).put(add_tag).delete(remove_tag))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/projects", asks("identity:list_projects"), list)
+        .post("/projects", Access::TargetAny(&["identity:create_project", "identity:create_domain"]), create)
+        .get("/projects/{id}", asks("identity:get_project"), show)
+        .patch("/projects/{id}", Access::TargetAny(&["identity:update_project", "identity:update_domain"]), update)
+        .delete("/projects/{id}", asks("identity:delete_project"), delete)
+        .get("/projects/{id}/tags", asks("identity:list_project_tags"), list_tags)
+        .put("/projects/{id}/tags", asks("identity:update_project_tags"), replace_tags)
+        .delete("/projects/{id}/tags", asks("identity:delete_project_tags"), clear_tags)
+        .get("/projects/{id}/tags/{tag}", asks("identity:get_project_tag"), check_tag)
+        .put("/projects/{id}/tags/{tag}", asks("identity:create_project_tag"), add_tag)
+        .delete("/projects/{id}/tags/{tag}", asks("identity:delete_project_tag"), remove_tag)
 }
 
 pub fn render(ident: &Ctx, p: &Project) -> Value {

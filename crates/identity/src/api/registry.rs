@@ -5,10 +5,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Access, Routes};
 use haneul_core::ApiError;
 use rand::RngCore;
 use serde_json::{json, Map, Value};
@@ -132,14 +132,14 @@ pub static SERVICE_PROVIDER: Spec = Spec {
     secret_on_create: false,
 };
 
-pub fn routes() -> Router<Ctx> {
-    let protocols = "/OS-FEDERATION/identity_providers/{idp}/protocols";
-    Router::new()
-        .route(protocols, get(list_protocols))
-        .route(
-            "/OS-FEDERATION/identity_providers/{idp}/protocols/{id}",
-            get(show_protocol).put(create_protocol).patch(update_protocol).delete(delete_protocol),
-        )
+pub fn routes() -> Routes<Ctx> {
+    let protocol = "/OS-FEDERATION/identity_providers/{idp}/protocols/{id}";
+    Routes::new()
+        .get("/OS-FEDERATION/identity_providers/{idp}/protocols", target("identity:list_protocols"), list_protocols)
+        .get(protocol, target("identity:get_protocol"), show_protocol)
+        .put(protocol, target("identity:create_protocol"), create_protocol)
+        .patch(protocol, target("identity:update_protocol"), update_protocol)
+        .delete(protocol, target("identity:delete_protocol"), delete_protocol)
         .merge(doc_routes::<PolicyBlob>(&POLICY))
         .merge(doc_routes::<Consumer>(&CONSUMER))
         .merge(doc_routes::<EndpointGroup>(&ENDPOINT_GROUP))
@@ -148,7 +148,7 @@ pub fn routes() -> Router<Ctx> {
         .merge(doc_routes::<ServiceProvider>(&SERVICE_PROVIDER))
 }
 
-fn doc_routes<T: DocRecord>(spec: &'static Spec) -> Router<Ctx> {
+fn doc_routes<T: DocRecord>(spec: &'static Spec) -> Routes<Ctx> {
     let coll = format!("/{}", spec.path);
     let item = format!("/{}/{{id}}", spec.path);
     let list_h = move |State(ident): State<Ctx>, auth: Auth, params: Params| async move {
@@ -172,14 +172,18 @@ fn doc_routes<T: DocRecord>(spec: &'static Spec) -> Router<Ctx> {
     let delete_h = move |State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>| async move {
         delete::<T>(spec, ident, auth, id).await
     };
-    let mut item_route = get(show_h).head(head).patch(update_h).delete(delete_h);
-    let mut coll_route = get(list_h);
+    let asks = |action: &str| Access::Target(rule(spec, action).into());
+    let routes = Routes::new()
+        .get(&coll, asks("list"), list_h)
+        .get(&item, asks("get"), show_h)
+        .head(&item, asks("get"), head)
+        .patch(&item, asks("update"), update_h)
+        .delete(&item, asks("delete"), delete_h);
     if spec.id_from_url {
-        item_route = item_route.put(create_put);
+        routes.put(&item, asks("create"), create_put)
     } else {
-        coll_route = coll_route.post(create_post);
+        routes.post(&coll, asks("create"), create_post)
     }
-    Router::new().route(&coll, coll_route).route(&item, item_route)
 }
 
 fn rule(spec: &Spec, action: &str) -> String {

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use axum::extract::{MatchedPath, Path, State};
 use axum::response::IntoResponse;
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Access, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,39 +20,69 @@ use super::{
 use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
 use crate::service::{effective_assignments, new_id, Error, Revoke};
 
-pub fn routes() -> Router<Ctx> {
-    let grant = || put(put_grant).get(check_grant).head(check_grant).delete(delete_grant);
-    Router::new()
-        .route("/roles", get(list).post(create))
-        .route("/roles/{id}", get(show).patch(update).delete(delete))
-        .route("/roles/{prior}/implies", get(list_implied))
-        .route(
-            "/roles/{prior}/implies/{implied}",
-            put(put_implied).get(get_implied).head(check_implied).delete(delete_implied),
-        )
-        .route("/role_inferences", get(role_inferences))
-        .route("/role_assignments", get(role_assignments))
-        .route("/projects/{target}/users/{actor}/roles", get(list_grants))
-        .route("/projects/{target}/users/{actor}/roles/{role}", grant())
-        .route("/projects/{target}/groups/{actor}/roles", get(list_grants))
-        .route("/projects/{target}/groups/{actor}/roles/{role}", grant())
-        .route("/domains/{target}/users/{actor}/roles", get(list_grants))
-        .route("/domains/{target}/users/{actor}/roles/{role}", grant())
-        .route("/domains/{target}/groups/{actor}/roles", get(list_grants))
-        .route("/domains/{target}/groups/{actor}/roles/{role}", grant())
-        .route("/system/users/{actor}/roles", get(list_grants))
-        .route("/system/users/{actor}/roles/{role}", grant())
-        .route("/system/groups/{actor}/roles", get(list_grants))
-        .route("/system/groups/{actor}/roles/{role}", grant())
-        .route("/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
-        .route("/OS-INHERIT/domains/{target}/users/{actor}/roles/{role}/inherited_to_projects", grant())
-        .route("/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
-        .route("/OS-INHERIT/domains/{target}/groups/{actor}/roles/{role}/inherited_to_projects", grant())
-        .route("/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
-        .route("/OS-INHERIT/projects/{target}/users/{actor}/roles/{role}/inherited_to_projects", grant())
-        .route("/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
-        .route("/OS-INHERIT/projects/{target}/groups/{actor}/roles/{role}/inherited_to_projects", grant())
+pub fn routes() -> Routes<Ctx> {
+    let mut r = Routes::new()
+        .get("/roles", Access::TargetAny(&["identity:list_roles", "identity:list_domain_roles"]), list)
+        .post("/roles", Access::TargetAny(&["identity:create_role", "identity:create_domain_role"]), create)
+        .get("/roles/{id}", Access::TargetAny(&["identity:get_role", "identity:get_domain_role"]), show)
+        .patch("/roles/{id}", Access::TargetAny(&["identity:update_role", "identity:update_domain_role"]), update)
+        .delete("/roles/{id}", Access::TargetAny(&["identity:delete_role", "identity:delete_domain_role"]), delete)
+        .get("/roles/{prior}/implies", target("identity:list_implied_roles"), list_implied)
+        .put("/roles/{prior}/implies/{implied}", target("identity:create_implied_role"), put_implied)
+        .get("/roles/{prior}/implies/{implied}", target("identity:get_implied_role"), get_implied)
+        .head("/roles/{prior}/implies/{implied}", target("identity:check_implied_role"), check_implied)
+        .delete("/roles/{prior}/implies/{implied}", target("identity:delete_implied_role"), delete_implied)
+        .get("/role_inferences", target("identity:list_role_inference_rules"), role_inferences)
+        .get("/role_assignments", target("identity:list_role_assignments"), role_assignments);
+    // Grants: Keystone's rules for project and domain grants (inherited ones too), and the
+    // system's own per actor kind.
+    for (base, suffix, list, [create, check, revoke]) in GRANT_ROUTES {
+        let one = format!("{base}/{{role}}{suffix}");
+        r = r
+            .get(&format!("{base}{suffix}"), target(list), list_grants)
+            .put(&one, target(create), put_grant)
+            .get(&one, target(check), check_grant)
+            .head(&one, target(check), check_grant)
+            .delete(&one, target(revoke), delete_grant);
+    }
+    r
 }
+
+const PROJECT_OR_DOMAIN: [&str; 3] = ["identity:create_grant", "identity:check_grant", "identity:revoke_grant"];
+const INHERITED: &str = "/inherited_to_projects";
+
+/// (a grant list's path, the suffix of inherited grants, the list's rule, and the
+/// create/check/revoke rules of one grant)
+const GRANT_ROUTES: &[(&str, &str, &str, [&str; 3])] = &[
+    ("/projects/{target}/users/{actor}/roles", "", "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/projects/{target}/groups/{actor}/roles", "", "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/domains/{target}/users/{actor}/roles", "", "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/domains/{target}/groups/{actor}/roles", "", "identity:list_grants", PROJECT_OR_DOMAIN),
+    (
+        "/system/users/{actor}/roles",
+        "",
+        "identity:list_system_grants_for_user",
+        [
+            "identity:create_system_grant_for_user",
+            "identity:check_system_grant_for_user",
+            "identity:revoke_system_grant_for_user",
+        ],
+    ),
+    (
+        "/system/groups/{actor}/roles",
+        "",
+        "identity:list_system_grants_for_group",
+        [
+            "identity:create_system_grant_for_group",
+            "identity:check_system_grant_for_group",
+            "identity:revoke_system_grant_for_group",
+        ],
+    ),
+    ("/OS-INHERIT/domains/{target}/users/{actor}/roles", INHERITED, "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/OS-INHERIT/domains/{target}/groups/{actor}/roles", INHERITED, "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/OS-INHERIT/projects/{target}/users/{actor}/roles", INHERITED, "identity:list_grants", PROJECT_OR_DOMAIN),
+    ("/OS-INHERIT/projects/{target}/groups/{actor}/roles", INHERITED, "identity:list_grants", PROJECT_OR_DOMAIN),
+];
 
 pub fn render(ident: &Ctx, r: &Role) -> Value {
     let mut v = json!({"id": r.id, "name": r.name, "domain_id": r.domain_id, "options": r.options, "links": self_link(ident, &format!("roles/{}", r.id))});

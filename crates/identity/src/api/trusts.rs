@@ -3,11 +3,11 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target as asks, Access, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,13 +18,33 @@ use super::{
 use crate::model::{Model, RevocationEvent, Trust};
 use crate::service::{new_id, parse_expiry, roles_on, Error, Revoke, RoleTarget};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/OS-TRUST/trusts", get(list).post(create))
-        .route("/OS-TRUST/trusts/", get(list).post(create))
-        .route("/OS-TRUST/trusts/{id}", get(show).delete(delete))
-        .route("/OS-TRUST/trusts/{id}/roles", get(list_roles))
-        .route("/OS-TRUST/trusts/{id}/roles/{role_id}", get(show_role).head(check_role))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get(
+            "/OS-TRUST/trusts",
+            Access::TargetAny(&[
+                "identity:list_trusts_for_trustor",
+                "identity:list_trusts_for_trustee",
+                "identity:list_trusts",
+            ]),
+            list,
+        )
+        .post("/OS-TRUST/trusts", asks("identity:create_trust"), create)
+        .get(
+            "/OS-TRUST/trusts/",
+            Access::TargetAny(&[
+                "identity:list_trusts_for_trustor",
+                "identity:list_trusts_for_trustee",
+                "identity:list_trusts",
+            ]),
+            list,
+        )
+        .post("/OS-TRUST/trusts/", asks("identity:create_trust"), create)
+        .get("/OS-TRUST/trusts/{id}", asks("identity:get_trust"), show)
+        .delete("/OS-TRUST/trusts/{id}", asks("identity:delete_trust"), delete)
+        .get("/OS-TRUST/trusts/{id}/roles", asks("identity:list_roles_for_trust"), list_roles)
+        .get("/OS-TRUST/trusts/{id}/roles/{role_id}", asks("identity:get_role_for_trust"), show_role)
+        .head("/OS-TRUST/trusts/{id}/roles/{role_id}", asks("identity:get_role_for_trust"), check_role)
 }
 
 fn ts(t: DateTime<Utc>) -> String {

@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use haneul_core::auth::Auth;
 use haneul_core::http::Json as Body;
+use haneul_core::routes::{target, Access, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,17 +17,30 @@ use super::{
 use crate::model::{ActorKind, Assignment, Extra, Group, Membership, RevocationEvent, TargetKind, User};
 use crate::service::{effective_assignments, new_id, Error, Revoke};
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/users", get(list).post(create))
-        .route("/users/{id}", get(show).patch(update).delete(delete))
-        .route("/users/{id}/password", post(change_password))
-        .route("/users/{id}/groups", get(user_groups))
-        .route("/users/{id}/projects", get(user_projects))
-        .route("/groups", get(list_groups).post(create_group))
-        .route("/groups/{id}", get(show_group).patch(update_group).delete(delete_group))
-        .route("/groups/{id}/users", get(group_users))
-        .route("/groups/{gid}/users/{uid}", put(add_member).get(check_member).head(check_member).delete(remove_member))
+pub fn routes() -> Routes<Ctx> {
+    Routes::new()
+        .get("/users", target("identity:list_users"), list)
+        .post("/users", target("identity:create_user"), create)
+        .get("/users/{id}", target("identity:get_user"), show)
+        .patch("/users/{id}", target("identity:update_user"), update)
+        .delete("/users/{id}", target("identity:delete_user"), delete)
+        .post(
+            "/users/{id}/password",
+            Access::Public("the original password in the body authenticates"),
+            change_password,
+        )
+        .get("/users/{id}/groups", target("identity:list_groups_for_user"), user_groups)
+        .get("/users/{id}/projects", target("identity:list_user_projects"), user_projects)
+        .get("/groups", target("identity:list_groups"), list_groups)
+        .post("/groups", target("identity:create_group"), create_group)
+        .get("/groups/{id}", target("identity:get_group"), show_group)
+        .patch("/groups/{id}", target("identity:update_group"), update_group)
+        .delete("/groups/{id}", target("identity:delete_group"), delete_group)
+        .get("/groups/{id}/users", target("identity:list_users_in_group"), group_users)
+        .put("/groups/{gid}/users/{uid}", target("identity:add_user_to_group"), add_member)
+        .get("/groups/{gid}/users/{uid}", target("identity:check_user_in_group"), check_member)
+        .head("/groups/{gid}/users/{uid}", target("identity:check_user_in_group"), check_member)
+        .delete("/groups/{gid}/users/{uid}", target("identity:remove_user_from_group"), remove_member)
 }
 
 pub fn render(ident: &Ctx, u: &User) -> Value {
