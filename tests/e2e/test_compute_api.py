@@ -270,3 +270,57 @@ def test_members_cannot_see_or_make_aggregates(env, compute_server):
     assert_nova_fault(nova(compute_server, "GET", "/os-aggregates", token), 403, "forbidden")
     r = nova(compute_server, "POST", "/os-aggregates", token, json={"aggregate": {"name": unique("agg")}})
     assert_nova_fault(r, 403, "forbidden")
+
+
+def test_os_hosts_up_to_2_42(env, compute_server):
+    """Nova's older host API: the hosts of the services, a compute host's resources,
+    enable/disable; power actions and maintenance mode are not the QEMU driver's (501); gone
+    from 2.43; admins only."""
+    api, _ = env
+    token = api.admin_token
+    hosts = nova(compute_server, "GET", "/os-hosts", token).json()["hosts"]
+    compute = [h for h in hosts if h["service"] == "compute"]
+    assert compute and compute[0]["zone"] == "nova", hosts
+    host = compute[0]["host_name"]
+    assert nova(compute_server, "GET", "/os-hosts?zone=nova", token).json()["hosts"] == compute
+    rows = nova(compute_server, "GET", f"/os-hosts/{host}", token).json()["host"]
+    assert [r["resource"]["project"] for r in rows[:3]] == ["(total)", "(used_now)", "(used_max)"], rows
+    assert rows[0]["resource"]["cpu"] > 0 and rows[0]["resource"]["memory_mb"] > 0, rows
+    assert_nova_fault(nova(compute_server, "GET", "/os-hosts/no-such-host", token), 404, "itemNotFound")
+    disabled = nova(compute_server, "PUT", f"/os-hosts/{host}", token, json={"status": "disable"})
+    assert disabled.json() == {"host": host, "status": "disabled"}, disabled.text
+    services = nova(compute_server, "GET", f"/os-services?host={host}&binary=nova-compute", token).json()
+    assert services["services"][0]["status"] == "disabled", services
+    enabled = nova(compute_server, "PUT", f"/os-hosts/{host}", token, json={"status": "Enable"})
+    assert enabled.json()["status"] == "enabled", enabled.text
+    assert_nova_fault(nova(compute_server, "PUT", f"/os-hosts/{host}", token, json={"status": "on"}), 400, "badRequest")
+    assert_nova_fault(nova(compute_server, "PUT", f"/os-hosts/{host}", token, json={}), 400, "badRequest")
+    assert_nova_fault(nova(compute_server, "PUT", f"/os-hosts/{host}", token, json={"maintenance_mode": "enable"}),
+                      501, "notImplemented")
+    assert_nova_fault(nova(compute_server, "GET", f"/os-hosts/{host}/reboot", token), 501, "notImplemented")
+    assert_nova_fault(nova(compute_server, "GET", "/os-hosts/no-such-host/startup", token), 404, "itemNotFound")
+    assert_nova_fault(nova(compute_server, "GET", "/os-hosts", token, "2.43"), 404, "itemNotFound")
+    project, user, pw = member_of_new_project(api)
+    member = api.issue(user["name"], pw, project_id=project["id"])
+    assert_nova_fault(nova(compute_server, "GET", "/os-hosts", member), 403, "forbidden")
+
+
+def test_extensions_list_novas_fixed_entries(env, compute_server):
+    api, cli = env
+    listed = cli.json("extension", "list", "--compute")
+    aliases = [e["Alias"] for e in listed]
+    assert len(aliases) == 99 and "os-migrations" in aliases and "OS-EXT-IPS" in aliases, aliases
+    one = nova(compute_server, "GET", "/extensions/os-hosts", api.admin_token).json()["extension"]
+    assert one["name"] == "Hosts" and one["namespace"].startswith("http://docs.openstack.org/"), one
+    assert_nova_fault(nova(compute_server, "GET", "/extensions/nope", api.admin_token), 404, "itemNotFound")
+
+
+def test_os_migrations_lists_for_admins_and_managers_only(env, compute_server):
+    api, _ = env
+    assert nova(compute_server, "GET", "/os-migrations", api.admin_token, "2.80").json() == {"migrations": []}
+    project, user, pw = member_of_new_project(api)
+    member = api.issue(user["name"], pw, project_id=project["id"])
+    assert_nova_fault(nova(compute_server, "GET", "/os-migrations", member), 403, "forbidden")
+    manager, manager_pw = api.new_user("manager", project_id=project["id"])
+    token = api.issue(manager["name"], manager_pw, project_id=project["id"])
+    assert nova(compute_server, "GET", "/os-migrations", token).json() == {"migrations": []}

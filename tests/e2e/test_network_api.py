@@ -320,3 +320,9 @@ def test_network_availability_zones(env, member, net_server):
                 json={"network": {"name": unique("az"), "availability_zone_hints": ["elsewhere"]}})
     assert_neutron_error(r, 404, "AvailabilityZoneNotFound")
     cli.run("network", "delete", net["id"], env=menv)
+
+
+def test_service_providers_name_the_routers(env):
+    _, cli = env
+    providers = cli.json("network", "service", "provider", "list")
+    assert providers == [{"Service Type": "L3_ROUTER_NAT", "Name": "single_node", "Default": True}], providers

@@ -100,6 +100,11 @@ def test_suspend_resize_and_snapshot_with_the_cli(booted):
     assert not os.path.exists(os.path.join(inst, "disk.pre-resize"))
     assert used("MEMORY_MB") == memory_before - 256 + 384
 
+    # Both resizes are migrations (`openstack server migration list`, os-migrations 2.80).
+    migrations = cli.json("server", "migration", "list", "--server", sid, "--os-compute-api-version", "2.80")
+    assert sorted(m["Status"] for m in migrations) == ["confirmed", "reverted"], migrations
+    assert {m["Type"] for m in migrations} == {"resize"}, migrations
+
     # Nova's refusals: the same flavor, a smaller disk, a confirm with nothing to confirm.
     token = api.admin_token
     for body, status_code, text in [

@@ -23,6 +23,7 @@ pub const TABLES: &[&str] = &[
     "compute_aggregates",
     "compute_instance_actions",
     "compute_deleted_servers",
+    "compute_migrations",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -335,6 +336,29 @@ pub struct DeletedServer {
     pub terminated_at: DateTime<Utc>,
 }
 
+/// A move of a server between hosts or flavors, as Nova lists it (`os-migrations`): here the
+/// resizes, on the server's own host. Its id is also the placement consumer that holds the
+/// old flavor's resources while the resize waits for a confirm or a revert.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Migration {
+    pub id: String,
+    /// Nova's integer id.
+    pub number: i64,
+    pub server_id: String,
+    pub project_id: String,
+    pub user_id: String,
+    /// `resize` (Nova's `migration_type`).
+    pub kind: String,
+    /// migrating, finished (waiting for confirm or revert), confirmed, reverted, error
+    pub status: String,
+    pub source_compute: String,
+    pub dest_compute: String,
+    pub old_flavor_id: String,
+    pub new_flavor_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 /// Service-wide facts, such as whether the default flavors were created.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setting {
@@ -353,6 +377,7 @@ haneul_core::record!(Model; Service, "compute_services", services);
 haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
 haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions);
 haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
+haneul_core::record!(Model; Migration, "compute_migrations", migrations);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -368,6 +393,7 @@ pub struct Model {
     pub aggregates: Table<Aggregate>,
     pub actions: Table<InstanceAction>,
     pub deleted_servers: Table<DeletedServer>,
+    pub migrations: Table<Migration>,
 }
 
 impl Model {
@@ -419,6 +445,7 @@ impl Snapshot for Model {
         store.load_table::<Aggregate>(&mut m).await?;
         store.load_table::<InstanceAction>(&mut m).await?;
         store.load_table::<DeletedServer>(&mut m).await?;
+        store.load_table::<Migration>(&mut m).await?;
         Ok(m)
     }
 }

@@ -426,9 +426,11 @@ impl Compute {
         const PREP: &str = "compute_prep_resize";
         self.event_start(rid, PREP, s.host.as_deref()).await;
         let migration_id = uuid::Uuid::new_v4().to_string();
+        self.record_migration(&s, &migration_id, &flavor.id).await;
         if let Err(message) = self.claim_resize(&s, &flavor, &migration_id).await {
             self.event_finish(rid, PREP, Err(&message)).await;
             let _ = self.set_state(&id, |s| s.task_state = None).await;
+            self.migration_status(&migration_id, "error").await;
             return;
         }
         self.event_finish(rid, PREP, Ok(())).await;
@@ -450,6 +452,52 @@ impl Compute {
             s.power_state = if was_stopped { 4 } else { 1 };
         })
         .await;
+        let resized = self.model().servers.get(&id).is_some_and(|s| s.vm_state == "resized");
+        self.migration_status(&migration_id, if resized { "finished" } else { "error" }).await;
+    }
+
+    /// The migration record of a resize of `s` to `new_flavor`, on its own host.
+    async fn record_migration(&self, s: &Server, id: &str, new_flavor: &str) {
+        let host = s.host.clone().unwrap_or_default();
+        let r = self
+            .write(|t| {
+                let number = t.m.migrations.values().map(|m| m.number).max().unwrap_or(0) + 1;
+                t.put(crate::model::Migration {
+                    id: id.to_owned(),
+                    number,
+                    server_id: s.id.clone(),
+                    project_id: s.project_id.clone(),
+                    user_id: s.user_id.clone(),
+                    kind: "resize".into(),
+                    status: "migrating".into(),
+                    source_compute: host.clone(),
+                    dest_compute: host,
+                    old_flavor_id: s.flavor.id.clone(),
+                    new_flavor_id: new_flavor.to_owned(),
+                    created_at: Utc::now(),
+                    updated_at: None,
+                })?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = ?e, migration = id, "the migration record was not written");
+        }
+    }
+
+    async fn migration_status(&self, id: &str, status: &str) {
+        let r = self
+            .write(|t| {
+                let Some(mut m) = t.m.migrations.get(id).map(|m| (**m).clone()) else { return Ok(()) };
+                m.status = status.to_owned();
+                m.updated_at = Some(Utc::now());
+                t.put(m)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = ?e, migration = id, "the migration's status was not written");
+        }
     }
 
     /// Ends a resize: confirmed, the kept disk and the old flavor's resources go; reverted,
@@ -476,6 +524,7 @@ impl Compute {
         .await;
         // The claim ends either way: the server no longer records the resize.
         self.end_resize_claim(&s, &resize.migration_id, revert).await;
+        self.migration_status(&resize.migration_id, if revert { "reverted" } else { "confirmed" }).await;
     }
 }
 

@@ -33,7 +33,7 @@ pub fn routes() -> Routes<Ctx> {
         .get("/os-hypervisors/{id}/servers", rule("os_compute_api:os-hypervisors:servers"), search_servers)
 }
 
-fn ts(t: chrono::DateTime<Utc>) -> String {
+pub(super) fn ts(t: chrono::DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S.%6f").to_string()
 }
 
@@ -215,22 +215,22 @@ async fn delete_service(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>) ->
 // ---------------------------------------------------------------------------------------------
 // Hypervisors
 
-struct Hv {
-    id: String,
-    number: i64,
-    name: String,
-    service: Service,
-    vcpus: i64,
-    memory_mb: i64,
-    local_gb: i64,
-    vcpus_used: i64,
-    memory_mb_used: i64,
-    local_gb_used: i64,
-    running_vms: i64,
-    servers: Vec<(String, String)>,
+pub(super) struct Hv {
+    pub(super) id: String,
+    pub(super) number: i64,
+    pub(super) name: String,
+    pub(super) service: Service,
+    pub(super) vcpus: i64,
+    pub(super) memory_mb: i64,
+    pub(super) local_gb: i64,
+    pub(super) vcpus_used: i64,
+    pub(super) memory_mb_used: i64,
+    pub(super) local_gb_used: i64,
+    pub(super) running_vms: i64,
+    pub(super) servers: Vec<(String, String)>,
 }
 
-fn hypervisor_list(c: &Compute) -> Vec<Hv> {
+pub(super) fn hypervisor_list(c: &Compute) -> Vec<Hv> {
     let m = c.model();
     let pm = c.placement.model();
     let mut out = Vec::new();

@@ -10,6 +10,8 @@ mod hosts;
 mod images;
 mod interfaces;
 mod keypairs;
+mod legacy_hosts;
+mod migrations;
 mod net_proxies;
 mod quotas;
 mod server_groups;
@@ -109,6 +111,8 @@ fn v21_routes() -> Routes<Ctx> {
         .merge(net_proxies::routes())
         .merge(quotas::routes())
         .merge(hosts::routes())
+        .merge(legacy_hosts::routes())
+        .merge(migrations::routes())
         .merge(images::routes())
         .merge(interfaces::routes())
         .merge(server_groups::routes())
