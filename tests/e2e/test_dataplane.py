@@ -12,9 +12,10 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from harness import Agent
-from support import Cli, start_server, unique, wait_for
+from support import HTTP_TIMEOUT, Api, Cli, start_server, unique, wait_for
 from test_servers import IMAGE_NAME, console, prepare
 
 EXTERNAL_GW = "172.24.4.1"
@@ -130,6 +131,46 @@ def test_guests_get_dhcp_addresses_and_metadata_and_their_ports_go_active(cloud)
     assert owners == ["compute:nova", "compute:nova", "network:dhcp", "network:router_interface"], owners
     wait_for(lambda: all(p["Status"] == "ACTIVE" for p in cli.json("port", "list", "--network", "private")), 20, 0.5,
              what="the private network's ports ACTIVE")
+
+
+def test_a_servers_addresses_show_its_floating_ips_while_it_has_them(cloud):
+    """The network service tells the compute service (Nova's network-changed event) when a
+    floating IP is associated or let go: `addresses` lists it as `OS-EXT-IPS:type: floating`."""
+    srv, cli, _, fip, _ = cloud
+    addresses = lambda name: cli.json("server", "show", name)["addresses"]["private"]  # noqa: E731
+    wait_for(lambda: fip in addresses("vm1"), 15, 0.2, what="vm1's floating IP in its addresses")
+    sid = cli.json("server", "show", "vm1")["id"]
+    api = Api(srv)
+    shown = requests.get(f"{srv.compute_url}/servers/{sid}", headers={"X-Auth-Token": api.admin_token},
+                         timeout=HTTP_TIMEOUT).json()["server"]["addresses"]["private"]
+    assert [a["OS-EXT-IPS:type"] for a in shown] == ["fixed", "floating"], shown
+    assert shown[1]["addr"] == fip and shown[1]["OS-EXT-IPS-MAC:mac_addr"] == shown[0]["OS-EXT-IPS-MAC:mac_addr"]
+    second = cli.json("floating", "ip", "create", "public")["floating_ip_address"]
+    try:
+        cli.run("server", "add", "floating", "ip", "vm2", second)
+        wait_for(lambda: second in addresses("vm2"), 15, 0.2, what="vm2's floating IP in its addresses")
+        cli.run("server", "remove", "floating", "ip", "vm2", second)
+        wait_for(lambda: second not in addresses("vm2"), 15, 0.2, what="vm2's floating IP gone from its addresses")
+    finally:
+        cli.run("floating", "ip", "delete", second)
+
+
+def test_openstacksdk_create_server_with_auto_ip_gets_its_floating_ip(cloud):
+    """openstacksdk's `create_server(auto_ip=True)` makes and associates a floating IP and
+    waits until the server's addresses show it."""
+    import openstack
+
+    srv, _, _, _, _ = cloud
+    conn = openstack.connect(auth_url=srv.auth_url, username="admin", password=srv.admin_password,
+                             project_name="admin", user_domain_name="Default", project_domain_name="Default",
+                             region_name="RegionOne", identity_api_version="3")
+    server = conn.create_server(unique("sdk-vm"), image=IMAGE_NAME, flavor="m1.nano", network="private",
+                                auto_ip=True, wait=True, timeout=180)
+    try:
+        floating = [a["addr"] for a in server.addresses["private"] if a["OS-EXT-IPS:type"] == "floating"]
+        assert len(floating) == 1 and floating[0].startswith("172.24.4."), server.addresses
+    finally:
+        conn.delete_server(server.id, wait=True, delete_ips=True, timeout=120)
 
 
 def test_the_floating_ip_answers_from_the_external_side_and_guests_reach_each_other(cloud):

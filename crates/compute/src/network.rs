@@ -38,6 +38,10 @@ pub struct ServerPort {
     /// made before slots were kept.
     #[serde(default)]
     pub slot: Option<u8>,
+    /// The floating IPs associated with the port, as the network service last told
+    /// (Nova's `network-changed` event) or as they were when the port was plugged.
+    #[serde(default)]
+    pub floating_ips: Vec<String>,
     /// The device tag the port was asked with (`networks[].tag`, an attach's `tag`).
     #[serde(default)]
     pub tag: Option<String>,
@@ -279,6 +283,11 @@ impl Compute {
                     .flatten()
                     .filter_map(|f| f["ip_address"].as_str().map(str::to_owned))
                     .collect(),
+                // A port made here has no floating IP yet; one the user made may have.
+                floating_ips: match &r.port_id {
+                    Some(pid) => self.floating_ips_of(pid).await.unwrap_or_default(),
+                    None => Vec::new(),
+                },
                 preexisting: r.port_id.is_some(),
                 security_groups: self.group_names(&port).await,
                 slot: Some(slot),
@@ -286,6 +295,45 @@ impl Compute {
             });
         }
         Ok(out)
+    }
+
+    /// The floating IP addresses associated with a port.
+    pub async fn floating_ips_of(&self, port_id: &str) -> Result<Vec<String>, NetError> {
+        let found = self.network_call(Method::GET, &format!("/floatingips?port_id={port_id}"), None).await?;
+        Ok(found["floatingips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["floating_ip_address"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Nova's `network-changed`: the network service says a port of the server changed (a
+    /// floating IP associated or let go); its floating IPs are read again, for `tag`'s port
+    /// or, without one, every port of the server.
+    pub async fn refresh_ports(&self, server_id: &str, tag: Option<&str>) {
+        let Some(s) = self.model().servers.get(server_id).cloned() else { return };
+        let mut fresh = Vec::new();
+        for p in s.ports.iter().filter(|p| tag.is_none_or(|t| t == p.port_id)) {
+            match self.floating_ips_of(&p.port_id).await {
+                Ok(ips) => fresh.push((p.port_id.clone(), ips)),
+                Err(e) => {
+                    tracing::warn!(server = server_id, port = %p.port_id, error = %e.message, "floating IPs not read")
+                }
+            }
+        }
+        let r = self
+            .set_state(server_id, |s| {
+                for (port, ips) in fresh {
+                    if let Some(p) = s.ports.iter_mut().find(|p| p.port_id == port) {
+                        p.floating_ips = ips;
+                    }
+                }
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(server = server_id, error = ?e, "the server's floating IPs were not written");
+        }
     }
 
     /// The names of a port's security groups (their ids when a name cannot be read).
@@ -552,12 +600,13 @@ pub fn addresses(ports: &[ServerPort], extended: bool) -> Value {
     let mut out = serde_json::Map::new();
     for p in ports {
         let entry = out.entry(p.network_name.clone()).or_insert_with(|| json!([]));
-        for ip in &p.ips {
+        let fixed = p.ips.iter().map(|ip| (ip, "fixed"));
+        for (ip, kind) in fixed.chain(p.floating_ips.iter().map(|ip| (ip, "floating"))) {
             let version = if ip.contains(':') { 6 } else { 4 };
             if let Some(a) = entry.as_array_mut() {
                 let mut one = json!({"version": version, "addr": ip});
                 if extended {
-                    one["OS-EXT-IPS:type"] = json!("fixed");
+                    one["OS-EXT-IPS:type"] = json!(kind);
                     one["OS-EXT-IPS-MAC:mac_addr"] = json!(p.mac);
                 }
                 a.push(one);

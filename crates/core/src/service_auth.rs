@@ -71,6 +71,30 @@ impl ServiceToken {
             .ok_or_else(|| ClientError::Url(format!("no public {kind} endpoint in the catalog")))
     }
 
+    /// A JSON call as the service user to `path` under the catalog's public endpoint of
+    /// `kind`; a 401 (the token revoked, or the keys rotated away) gets a new token and one
+    /// retry.
+    pub async fn call(
+        &self,
+        kind: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.endpoint(kind).await?);
+        let mut retried = false;
+        loop {
+            let token = self.token().await?;
+            match client::json(method.clone(), &url, &[("x-auth-token", token.as_str())], body.clone()).await {
+                Err(ClientError::Status { status: 401, .. }) if !retried => {
+                    self.invalidate().await;
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Forgets the token (after a 401: it was revoked, or the keys rotated away).
     pub async fn invalidate(&self) {
         *self.cached.lock().await = None;

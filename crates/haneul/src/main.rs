@@ -257,6 +257,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.max_request_body_size,
     );
     let network = haneul_network::Networking::open(&cfg).await.context("opening the network service")?;
+    network.notify_compute_with(service.clone());
     let network_app = haneul_network::api::router(
         network.clone(),
         haneul_identity::api::validator(ident.clone()),

@@ -104,6 +104,9 @@ pub struct Networking {
     /// every agent learns its VXLAN peers.
     tunnels: std::sync::atomic::AtomicU64,
     agent_overrides: std::sync::Mutex<BTreeMap<String, (bool, Option<String>)>>,
+    /// The service user that tells the compute service of changed server ports (Neutron's
+    /// nova notifier); none where no compute service is reachable.
+    compute_notifier: std::sync::OnceLock<Arc<haneul_core::service_auth::ServiceToken>>,
 }
 
 impl Networking {
@@ -122,6 +125,7 @@ impl Networking {
             stopping: Default::default(),
             tunnels: Default::default(),
             agent_overrides: Default::default(),
+            compute_notifier: Default::default(),
             policy,
             settings: Settings {
                 public_url: config.public_url(config.network.port),
@@ -129,6 +133,37 @@ impl Networking {
                 dns_domain: config.network.dns_domain.clone(),
             },
         }))
+    }
+
+    /// Tells the compute service (found in the catalog of `service`'s token) when a server's
+    /// port changes, as Neutron's nova notifier does.
+    pub fn notify_compute_with(&self, service: Arc<haneul_core::service_auth::ServiceToken>) {
+        let _ = self.compute_notifier.set(service);
+    }
+
+    /// Nova's `network-changed` for each of `ports` that a server holds (device owner
+    /// `compute:*`), sent in the background: a lost notice leaves the server's addresses as
+    /// they were until the next one, not the change undone.
+    pub fn ports_changed(&self, ports: &[String]) {
+        let Some(service) = self.compute_notifier.get().cloned() else { return };
+        let m = self.model();
+        let events: Vec<serde_json::Value> = ports
+            .iter()
+            .filter_map(|id| m.ports.get(id))
+            .filter(|p| p.device_owner.starts_with("compute:") && !p.device_id.is_empty())
+            .map(|p| serde_json::json!({"name": "network-changed", "server_uuid": p.device_id, "tag": p.id}))
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let body = serde_json::json!({"events": events});
+            let sent =
+                service.call("compute", axum::http::Method::POST, "/os-server-external-events", Some(body)).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "the compute service was not told of changed ports");
+            }
+        });
     }
 
     pub fn model(&self) -> Arc<Model> {

@@ -5,6 +5,7 @@ mod agents;
 mod aggregates;
 mod consoles;
 mod extensions;
+mod external_events;
 mod flavors;
 mod hosts;
 mod images;
@@ -106,6 +107,7 @@ fn v21_routes() -> Routes<Ctx> {
         .merge(aggregates::routes())
         .merge(consoles::routes())
         .merge(extensions::routes())
+        .merge(external_events::routes())
         .merge(flavors::routes())
         .merge(keypairs::routes())
         .merge(net_proxies::routes())

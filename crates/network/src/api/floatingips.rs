@@ -251,6 +251,10 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
             Ok(ids)
         })
         .await?;
+    let m = c.model();
+    let ports: Vec<String> =
+        ids.iter().filter_map(|id| m.floatingips.get(id)).filter_map(|f| f.port_id.clone()).collect();
+    c.ports_changed(&ports);
     Ok(created_rows(&c, &ids, "floatingip", "floatingips", bulk, |m| &m.floatingips, |m, r| render(m, r)))
 }
 
@@ -266,6 +270,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
         }
     }
     let description = a.str("description", 255)?;
+    let before = c.model().floatingips.get(&id).and_then(|f| f.port_id.clone());
     c.write(|t| {
         let mut f = t.edit(&t.m.floatingips, "floating IP", &id)?;
         if matches!(port, Some(Some(_))) && !f.port_forwardings.is_empty() {
@@ -303,17 +308,23 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     })
     .await?;
     let m = c.model();
+    let after = m.floatingips.get(&id).and_then(|f| f.port_id.clone());
+    if before != after {
+        c.ports_changed(&before.into_iter().chain(after).collect::<Vec<_>>());
+    }
     Ok(show_response("floatingip", render(&m, find(&m, &ctx, &id)?), &[]))
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     find(&c.model(), &ctx, &id)?;
-    c.write(|t| {
-        let f = t.delete::<FloatingIp>(&id).ok_or_else(|| not_found("FloatingIPNotFound", "Floating IP", &id))?;
-        t.delete::<Port>(&f.floating_port_id);
-        Ok(())
-    })
-    .await?;
+    let port = c
+        .write(|t| {
+            let f = t.delete::<FloatingIp>(&id).ok_or_else(|| not_found("FloatingIPNotFound", "Floating IP", &id))?;
+            t.delete::<Port>(&f.floating_port_id);
+            Ok(f.port_id.clone())
+        })
+        .await?;
+    c.ports_changed(&port.into_iter().collect::<Vec<_>>());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
