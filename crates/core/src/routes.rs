@@ -165,9 +165,10 @@ impl Guard {
         let rule = match access {
             Access::Public(_) => return Decision::Allow,
             _ if ctx.is_none() => return Decision::Unauthenticated,
-            Access::Token(_) | Access::Delegated(_) | Access::Filter(_) => return Decision::Allow,
+            Access::Token(_) | Access::Delegated(_) => return Decision::Allow,
             Access::Rule(r) | Access::Target(r) => r.as_ref(),
             Access::TargetAny(rs) => rs.first().copied().unwrap_or_default(),
+            Access::Filter(r) => r,
             Access::Actions(actions) => match actions.iter().find(|(k, _)| Some(*k) == action) {
                 Some((_, r)) => r,
                 None => return Decision::NoSuchAction,
@@ -177,7 +178,7 @@ impl Guard {
         if self.project_scoped && !matches!(ctx.scope, Scope::Project { .. }) {
             return Decision::Deny(rule.to_owned());
         }
-        if matches!(access, Access::Target(_) | Access::TargetAny(_)) || self.allows(ctx, rule) {
+        if matches!(access, Access::Target(_) | Access::TargetAny(_) | Access::Filter(_)) || self.allows(ctx, rule) {
             Decision::Allow
         } else {
             Decision::Deny(rule.to_owned())
