@@ -94,11 +94,11 @@ if grep -q '^test result: FAILED' "$OUT/cargo-test.log" || ! grep -q '^test resu
 fi
 
 # tempest's compute API tests that need no guest (flavors, key pairs, quotas, limits, zones,
-# hypervisors, services, aggregates, usage, server list filters)...
-COMPUTE_API='^tempest\.api\.compute\.(test_versions|flavors|keypairs|admin\.test_flavors|admin\.test_keypairs|test_quotas|limits|admin\.test_quotas|servers\.test_availability_zone|admin\.test_availability_zone|admin\.test_hypervisor|admin\.test_services|admin\.test_aggregates|admin\.test_simple_tenant_usage|servers\.test_list_server_filters)|^tempest\.serial_tests\.(api\.compute\.admin\.test_aggregates|scenario\.test_aggregates_basic_ops)'
+# hypervisors, services, aggregates, usage, os-hosts, server list filters)...
+COMPUTE_API='^tempest\.api\.compute\.(test_versions|flavors|keypairs|admin\.test_flavors|admin\.test_keypairs|test_quotas|limits|admin\.test_quotas|servers\.test_availability_zone|admin\.test_availability_zone|admin\.test_hypervisor|admin\.test_services|admin\.test_aggregates|admin\.test_simple_tenant_usage|admin\.test_hosts|servers\.test_list_server_filters)|^tempest\.serial_tests\.(api\.compute\.admin\.test_aggregates|scenario\.test_aggregates_basic_ops)'
 # ...and the ones that boot guests (servers and their actions, images made from servers, the
 # security group and floating IP proxies): on SQLite only, as the QEMU e2e tests.
-COMPUTE_SERVERS='^tempest\.api\.compute\.(servers\.|images\.|security_groups\.|floating_ips\.)'
+COMPUTE_SERVERS='^tempest\.api\.compute\.(servers\.|images\.|security_groups\.|floating_ips\.|admin\.test_migrations)'
 
 run_e2e() { # $1 = label, $2 = tempest compute regex, then extra pytest arguments; HANEUL_TEST_PG set means PostgreSQL, else SQLite
   local label=$1 compute_regex=$2

@@ -48,7 +48,8 @@ async fn list(State(c): State<Ctx>, mv: Mv, Query(q): Query<HashMap<String, Stri
     let hosts: Vec<Value> = services
         .into_iter()
         .map(|s| (s, m.service_zone(s)))
-        .filter(|(_, zone)| q.get("zone").is_none_or(|z| z == zone))
+        // A blank zone filters nothing, as Nova reads it.
+        .filter(|(_, zone)| q.get("zone").filter(|z| !z.is_empty()).is_none_or(|z| z == zone))
         .map(|(s, zone)| {
             let service = s.binary.strip_prefix("nova-").unwrap_or(&s.binary);
             json!({"host_name": s.host, "service": service, "zone": zone})
