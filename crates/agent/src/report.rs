@@ -40,17 +40,8 @@ impl Reporter {
     pub async fn report(&self) -> Result<(), String> {
         let i = &self.instances;
         let body = self.body().await?;
-        let compute = self.service.endpoint("compute").await.map_err(|e| e.to_string())?;
-        let url = format!("{compute}/internal/agents/{}", i.settings.host);
-        let token = self.service.token().await.map_err(|e| e.to_string())?;
-        match haneul_core::client::json(Method::PUT, &url, &[("x-auth-token", &token)], Some(body)).await {
-            Ok(_) => Ok(()),
-            Err(haneul_core::client::ClientError::Status { status: 401, .. }) => {
-                self.service.invalidate().await;
-                Err("the controller refused our token; renewing it".into())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        let path = format!("/internal/agents/{}", i.settings.host);
+        self.service.call("compute", Method::PUT, &path, Some(body)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Reports forever; failures are logged and retried at the next tick.

@@ -181,28 +181,11 @@ impl Compute {
         timeout: Duration,
     ) -> std::result::Result<Value, String> {
         let url = format!("{}{path}", self.agent_url(host)?);
-        let mut retried = false;
-        loop {
-            let token = self.service.token().await.map_err(|e| format!("no service token: {e}"))?;
-            let headers = [("x-auth-token", token.as_str())];
-            let call = haneul_core::client::json(method.clone(), &url, &headers, body.clone());
-            match tokio::time::timeout(timeout, call).await {
-                Err(_) => return Err(format!("the agent of host {host} did not answer in time")),
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(haneul_core::client::ClientError::Status { status: 401, .. })) if !retried => {
-                    self.service.invalidate().await;
-                    retried = true;
-                }
-                Ok(Err(haneul_core::client::ClientError::Status { body, .. })) => {
-                    let detail: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let message = detail
-                        .as_object()
-                        .and_then(|o| o.values().next())
-                        .and_then(|f| f["message"].as_str())
-                        .map_or(body.clone(), str::to_owned);
-                    return Err(message);
-                }
-                Ok(Err(e)) => return Err(format!("the agent of host {host} is unreachable: {e}")),
+        match tokio::time::timeout(timeout, self.service.call_url(method, &url, body)).await {
+            Err(_) => Err(format!("the agent of host {host} did not answer in time")),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                Err(e.fault_message().unwrap_or_else(|| format!("the agent of host {host} is unreachable: {e}")))
             }
         }
     }

@@ -3,7 +3,6 @@
 //! networks and ports are checked; when the build has a host, the ports are made (or taken
 //! over) and bound to it; at delete they go (ports the user brought are only let go).
 
-use haneul_core::client::ClientError;
 use hyper::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -95,34 +94,20 @@ impl Compute {
         body: Option<Value>,
         user_token: Option<&str>,
     ) -> Result<Value, NetError> {
-        let unreachable = |e: &dyn std::fmt::Display| NetError {
-            status: 0,
-            message: format!("the network service is unavailable: {e}"),
+        let path = format!("/v2.0{path}");
+        let answer = match user_token {
+            None => self.service.call("network", method, &path, body).await,
+            Some(token) => match self.service.endpoint("network").await {
+                Ok(base) => {
+                    haneul_core::client::json(method, &format!("{base}{path}"), &[("x-auth-token", token)], body).await
+                }
+                Err(e) => Err(e),
+            },
         };
-        let base = self.service.endpoint("network").await.map_err(|e| unreachable(&e))?;
-        let url = format!("{}/v2.0{path}", base.trim_end_matches('/'));
-        let mut retried = false;
-        loop {
-            let token = match user_token {
-                Some(t) => t.to_string(),
-                None => self.service.token().await.map_err(|e| unreachable(&e))?,
-            };
-            match haneul_core::client::json(method.clone(), &url, &[("x-auth-token", token.as_str())], body.clone())
-                .await
-            {
-                Ok(v) => return Ok(v),
-                Err(ClientError::Status { status: 401, .. }) if !retried && user_token.is_none() => {
-                    self.service.invalidate().await;
-                    retried = true;
-                }
-                Err(ClientError::Status { status, body, .. }) => {
-                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let message = v["NeutronError"]["message"].as_str().map_or(body.clone(), str::to_owned);
-                    return Err(NetError { status, message });
-                }
-                Err(e) => return Err(unreachable(&e)),
-            }
-        }
+        answer.map_err(|e| match (e.status(), e.fault_message()) {
+            (Some(status), Some(message)) => NetError { status, message },
+            _ => NetError { status: 0, message: format!("the network service is unavailable: {e}") },
+        })
     }
 
     /// The networks a project may put servers on without naming one: its own and shared

@@ -24,6 +24,31 @@ pub enum ClientError {
     Json { url: String, err: serde_json::Error },
 }
 
+impl ClientError {
+    /// The message of an OpenStack fault body the other service answered (Nova's and
+    /// Cinder's `{"<kind>": {"message"}}`, Neutron's `{"NeutronError": {"message"}}`,
+    /// Keystone's `{"error": {"message"}}`, Glance's `{"message"}`, placement's
+    /// `{"errors": [{"detail"}]}`); the body as it is when it is none of those; `None` for
+    /// an error that is not an answer.
+    pub fn fault_message(&self) -> Option<String> {
+        let ClientError::Status { body, .. } = self else { return None };
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let found = v["errors"][0]["detail"]
+            .as_str()
+            .or_else(|| v["message"].as_str())
+            .or_else(|| v.as_object().and_then(|o| o.values().find_map(|f| f["message"].as_str())));
+        Some(found.map_or_else(|| body.clone(), str::to_owned))
+    }
+
+    /// The status the other service answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
 /// Sends a request to an `http://host:port/path` URL; the response with its streaming body.
 /// A body is JSON unless `headers` name another content type.
 pub async fn send(
@@ -146,4 +171,25 @@ pub fn query_value(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::ClientError;
+
+    fn answered(body: &str) -> ClientError {
+        ClientError::Status { url: "http://x/".into(), status: 400, body: body.into() }
+    }
+
+    #[test]
+    fn every_services_fault_body_gives_its_message() {
+        let message = |b: &str| answered(b).fault_message().unwrap();
+        assert_eq!(message(r#"{"itemNotFound": {"code": 404, "message": "no server"}}"#), "no server");
+        assert_eq!(message(r#"{"NeutronError": {"type": "X", "message": "no net", "detail": ""}}"#), "no net");
+        assert_eq!(message(r#"{"error": {"code": 403, "title": "Forbidden", "message": "nope"}}"#), "nope");
+        assert_eq!(message(r#"{"errors": [{"status": 409, "detail": "busy", "title": "Conflict"}]}"#), "busy");
+        assert_eq!(message(r#"{"code": 400, "title": "Bad Request", "message": "bad image"}"#), "bad image");
+        assert_eq!(message("plain text"), "plain text");
+        assert_eq!(ClientError::Url("x".into()).fault_message(), None);
+    }
 }

@@ -82,10 +82,15 @@ impl ServiceToken {
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.endpoint(kind).await?);
+        self.call_url(method, &url, body).await
+    }
+
+    /// [`ServiceToken::call`] to a URL not in the catalog (a host agent's own).
+    pub async fn call_url(&self, method: Method, url: &str, body: Option<Value>) -> Result<Value, ClientError> {
         let mut retried = false;
         loop {
             let token = self.token().await?;
-            match client::json(method.clone(), &url, &[("x-auth-token", token.as_str())], body.clone()).await {
+            match client::json(method.clone(), url, &[("x-auth-token", token.as_str())], body.clone()).await {
                 Err(ClientError::Status { status: 401, .. }) if !retried => {
                     self.invalidate().await;
                     retried = true;

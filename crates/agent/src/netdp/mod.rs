@@ -172,19 +172,11 @@ impl Dataplane {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, String> {
-        let base = self.service.endpoint("network").await.map_err(|e| e.to_string())?;
-        let token = self.service.token().await.map_err(|e| e.to_string())?;
-        let url = format!("{}/v2.0{path}", base.trim_end_matches('/'));
-        let headers = [("x-auth-token", token.as_str())];
-        let call = haneul_core::client::json(method, &url, &headers, body);
+        let path = format!("/v2.0{path}");
+        let call = self.service.call("network", method, &path, body);
         match tokio::time::timeout(Duration::from_secs(40), call).await {
             Err(_) => Err("the network service did not answer in time".into()),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(haneul_core::client::ClientError::Status { status: 401, .. })) => {
-                self.service.invalidate().await;
-                Err("the network service refused our token; renewing it".into())
-            }
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(answer) => answer.map_err(|e| e.to_string()),
         }
     }
 
