@@ -94,6 +94,22 @@ pub struct FlavorCopy {
     pub extra_specs: BTreeMap<String, String>,
 }
 
+impl FlavorCopy {
+    /// What a server keeps of the flavor it was made (or resized) with.
+    pub fn of(f: &Flavor) -> FlavorCopy {
+        FlavorCopy {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            ram: f.ram,
+            vcpus: f.vcpus,
+            disk: f.disk,
+            ephemeral: f.ephemeral,
+            swap: f.swap,
+            extra_specs: f.extra_specs.clone(),
+        }
+    }
+}
+
 /// Why a server is in ERROR.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fault {

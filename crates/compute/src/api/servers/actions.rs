@@ -322,16 +322,7 @@ pub(super) async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, 
     if flavor.disk < s.flavor.disk {
         return Err(bad("Resize error: Unable to resize disk down."));
     }
-    let new = FlavorCopy {
-        id: flavor.id.clone(),
-        name: flavor.name.clone(),
-        ram: flavor.ram,
-        vcpus: flavor.vcpus,
-        disk: flavor.disk,
-        ephemeral: flavor.ephemeral,
-        swap: flavor.swap,
-        extra_specs: flavor.extra_specs.clone(),
-    };
+    let new = FlavorCopy::of(&flavor);
     let id = s.id.clone();
     let kp = c.settings.key_pairs_quota as i64;
     start_action(c, ctx, &id, rid, ("resize", "resize"), &["active", "stopped"], |t, cur| {
