@@ -3,12 +3,7 @@
 
 use std::path::Path;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resources {
-    pub vcpus: i64,
-    pub memory_mb: i64,
-    pub disk_gb: i64,
-}
+pub use haneul_contracts::agent::Resources;
 
 /// Reads the host's resources; the disk is the file system holding `instances_dir`.
 pub fn resources(instances_dir: &Path) -> std::io::Result<Resources> {

@@ -11,7 +11,7 @@
 //! QEMU files of [`crate::virt`]. Instances outlive the agent; a restarted agent finds them
 //! by their directories and adopts their QEMU processes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,78 +19,10 @@ use std::time::Duration;
 use base64::Engine;
 use haneul_core::service_auth::ServiceToken;
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
 
 use crate::virt::{configdrive, console, qcow2, qemu, Accel, Domain};
 
-/// The power state the controller wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Power {
-    Running,
-    Paused,
-    Shutoff,
-    /// No QEMU runs; the guest's memory and devices are saved in `suspend.state` and it
-    /// carries on from there when it runs again.
-    Suspended,
-}
-
-/// The image an instance's disk is made from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageRef {
-    pub id: String,
-    /// `qcow2` or `raw`: the backing format of the overlay.
-    pub disk_format: String,
-}
-
-/// What an instance should be.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    pub generation: u64,
-    pub memory_mib: u64,
-    pub vcpus: u32,
-    /// Root disk size in GiB; 0 keeps the image's size.
-    pub disk_gb: u64,
-    pub image: ImageRef,
-    /// Config drive files (`openstack/latest/meta_data.json`, ...), base64; none: no drive.
-    #[serde(default)]
-    pub config_drive: Option<BTreeMap<String, String>>,
-    pub power: Power,
-    /// Bumped by the controller for each soft reboot, and for each hard one.
-    #[serde(default)]
-    pub reboots: u64,
-    #[serde(default)]
-    pub hard_reboots: u64,
-    /// Bumped for each rebuild: the root disk is made anew from the image.
-    #[serde(default)]
-    pub rebuilds: u64,
-    /// During a resize: the root disk as it was before is kept (`disk.pre-resize`) until
-    /// the resize is confirmed (this goes false) or reverted.
-    #[serde(default)]
-    pub resize_backup: bool,
-    /// Bumped for each revert of a resize: the kept disk comes back.
-    #[serde(default)]
-    pub reverts: u64,
-    /// Rescue: the guest boots from a fresh disk of this image (`disk.rescue`), with its
-    /// own root disk attached second; none: it boots from its own disk.
-    #[serde(default)]
-    pub rescue: Option<ImageRef>,
-    /// The guest's network interfaces, in order.
-    #[serde(default)]
-    pub nics: Vec<crate::netdp::Nic>,
-}
-
-/// What an instance is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Observed {
-    pub uuid: String,
-    /// The generation of the spec last applied in full (0: none yet).
-    pub generation: u64,
-    pub power: Power,
-    pub pid: Option<u32>,
-}
+pub use haneul_contracts::agent::{ImageRef, Observed, Power, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

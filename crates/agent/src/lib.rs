@@ -21,6 +21,7 @@ pub mod host;
 pub mod instances;
 pub mod netdp;
 pub mod report;
+pub mod serving;
 pub mod virt;
 pub mod vnc;
 

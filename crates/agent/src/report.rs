@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use haneul_contracts::agent::{Report, ReportBody};
 use haneul_core::service_auth::ServiceToken;
 use hyper::Method;
-use serde_json::json;
 
 use crate::instances::Instances;
 
+#[derive(Clone)]
 pub struct Reporter {
     pub instances: Arc<Instances>,
     pub service: Arc<ServiceToken>,
@@ -23,24 +24,24 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// The report's body: `{"agent": {...}}`.
-    pub async fn body(&self) -> Result<serde_json::Value, String> {
+    /// What the next report says.
+    pub async fn describe(&self) -> Result<Report, String> {
         let i = &self.instances;
-        let r = crate::host::resources(&i.settings.instances_dir).map_err(|e| format!("reading the host: {e}"))?;
-        Ok(json!({"agent": {
-            "url": self.url,
-            "console_url": self.console_url,
-            "accel": format!("{:?}", i.settings.accel).to_lowercase(),
-            "resources": {"vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb},
-            "instances": i.list().await,
-        }}))
+        let resources =
+            crate::host::resources(&i.settings.instances_dir).map_err(|e| format!("reading the host: {e}"))?;
+        Ok(Report {
+            url: self.url.clone(),
+            console_url: self.console_url.clone(),
+            accel: format!("{:?}", i.settings.accel).to_lowercase(),
+            resources,
+            instances: i.list().await,
+        })
     }
 
     /// One report; the controller's answer is not needed.
     pub async fn report(&self) -> Result<(), String> {
-        let i = &self.instances;
-        let body = self.body().await?;
-        let path = format!("/internal/agents/{}", i.settings.host);
+        let body = serde_json::to_value(ReportBody { agent: self.describe().await? }).map_err(|e| e.to_string())?;
+        let path = format!("/internal/agents/{}", self.instances.settings.host);
         self.service.call("compute", Method::PUT, &path, Some(body)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 

@@ -14,41 +14,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use haneul_agent::instances::{ImageRef, Observed, Power, Spec};
+use haneul_contracts::agent::{ImageRef, Nic, Observed, Power, Spec};
 use hyper::Method;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{AgentInfo, Server, Service};
 use crate::service::{Compute, Error, Result};
 
-/// A report as it travels: `{"agent": {...}}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportBody {
-    pub agent: Report,
-}
-
-/// What an agent reports.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Report {
-    pub url: String,
-    /// The host's console proxy.
-    #[serde(default)]
-    pub console_url: String,
-    pub accel: String,
-    pub resources: Resources,
-    pub instances: Vec<Observed>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    pub vcpus: i64,
-    pub memory_mb: i64,
-    pub disk_gb: i64,
-}
+pub use haneul_contracts::agent::{Report, ReportBody, Resources};
 
 /// How long one call to an agent may take (a stop waits up to Nova's 60 s for the guest).
 const CALL_TIMEOUT: Duration = Duration::from_secs(180);
@@ -242,7 +215,7 @@ impl Compute {
             nics: s
                 .ports
                 .iter()
-                .map(|p| haneul_agent::netdp::Nic {
+                .map(|p| Nic {
                     port_id: p.port_id.clone(),
                     network_id: p.network_id.clone(),
                     mac: p.mac.clone(),

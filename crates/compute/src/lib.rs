@@ -18,5 +18,6 @@ pub mod quotas;
 pub mod scheduler;
 pub mod servers;
 pub mod service;
+pub mod serving;
 
 pub use service::Compute;

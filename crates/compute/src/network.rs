@@ -409,8 +409,8 @@ impl Compute {
 }
 
 /// The power state a server's instance keeps while its ports change.
-fn power_of(vm_state: &str) -> haneul_agent::instances::Power {
-    use haneul_agent::instances::Power;
+fn power_of(vm_state: &str) -> haneul_contracts::agent::Power {
+    use haneul_contracts::agent::Power;
     match vm_state {
         "paused" => Power::Paused,
         "stopped" => Power::Shutoff,

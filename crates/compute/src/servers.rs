@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use chrono::Utc;
-use haneul_agent::instances::{Observed, Power};
+use haneul_contracts::agent::{Observed, Power};
 use hyper::Method;
 use serde_json::json;
 

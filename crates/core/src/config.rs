@@ -56,7 +56,15 @@ pub struct ServerConfig {
     pub log: String,
     /// Largest accepted request body, in bytes (Keystone's default).
     pub max_request_body_size: usize,
+    /// The services `haneul serve` runs, in start order: any of identity, image, placement,
+    /// compute, network, agent. Identity is always among them (the others validate tokens
+    /// in-process); compute needs placement beside it. Without `agent` this host runs no
+    /// guests (a controller only).
+    pub services: Vec<String>,
 }
+
+/// Every service `haneul serve` knows, in the order it opens them.
+pub const SERVICES: &[&str] = &["identity", "image", "placement", "network", "compute", "agent"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -323,6 +331,7 @@ impl Default for ServerConfig {
             public_host: "127.0.0.1".into(),
             log: "info".into(),
             max_request_body_size: 114_688,
+            services: SERVICES.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -395,6 +404,19 @@ impl Default for ComputeConfig {
 }
 
 impl Config {
+    /// The listeners a service serves its APIs on: `(api name, port)`.
+    pub fn listeners(&self, service: &str) -> Vec<(&'static str, u16)> {
+        match service {
+            "identity" => vec![("identity", self.identity.port)],
+            "image" => vec![("image", self.image.port)],
+            "placement" => vec![("placement", self.placement.port)],
+            "network" => vec![("network", self.network.port)],
+            "compute" => vec![("compute", self.compute.port), ("metadata", self.compute.metadata_port)],
+            "agent" => vec![("agent", self.agent.port), ("console", self.agent.console_port)],
+            _ => Vec::new(),
+        }
+    }
+
     /// Reads `path` if given (a missing default file is fine), then applies `env` overrides.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         Self::load_reporting(path, env).map(|(c, _)| c)
@@ -620,6 +642,15 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
             ignored.push(key.clone());
             continue;
         }
+        // A list option also takes the plain `a,b,c` form.
+        let is_list =
+            section.as_ref().and_then(|s| known.get(s)).and_then(|t| t.get(&field)).is_some_and(|v| v.is_array());
+        let value = match value {
+            toml::Value::String(s) if is_list => toml::Value::Array(
+                s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| toml::Value::String(x.into())).collect(),
+            ),
+            v => v,
+        };
         match rest.split_once("__") {
             Some((section, field)) => {
                 let section = section.to_ascii_lowercase();

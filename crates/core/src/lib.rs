@@ -23,6 +23,7 @@ pub mod microversion;
 pub mod pagination;
 pub mod policy;
 pub mod routes;
+pub mod service;
 pub mod service_auth;
 
 pub use error::{ApiError, FaultStyle};

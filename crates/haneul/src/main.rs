@@ -6,13 +6,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use haneul_core::config::Config;
+use haneul_core::service::{CatalogEntry, Listeners, Service};
 use haneul_core::service_auth::{Credentials, RemoteValidator, ServiceToken};
-use haneul_identity::bootstrap::{bootstrap, CatalogEntry};
+use haneul_identity::bootstrap::bootstrap;
 use haneul_identity::token::KeyRepository;
 use haneul_identity::Identity;
 
@@ -117,33 +118,15 @@ fn init_logging(cfg: &Config) -> logging::BufferedStdout {
 
 /// The services this process serves, as the catalog lists them.
 fn catalog(cfg: &Config) -> Vec<CatalogEntry> {
-    vec![
-        CatalogEntry {
-            kind: "identity",
-            name: "keystone",
-            url: format!("{}/v3", cfg.public_url(cfg.identity.port)),
-            limits: &[],
-        },
-        CatalogEntry {
-            kind: "compute",
-            name: "nova",
-            url: format!("{}/v2.1", cfg.public_url(cfg.compute.port)),
-            limits: &[],
-        },
-        CatalogEntry { kind: "placement", name: "placement", url: cfg.public_url(cfg.placement.port), limits: &[] },
-        CatalogEntry {
-            kind: haneul_network::service::SERVICE_TYPE,
-            name: "neutron",
-            url: cfg.public_url(cfg.network.port),
-            limits: &[],
-        },
-        CatalogEntry {
-            kind: haneul_image::service::SERVICE_TYPE,
-            name: "glance",
-            url: cfg.public_url(cfg.image.port),
-            limits: haneul_image::service::DEFAULT_LIMITS,
-        },
-    ]
+    let entry = |name: &str| match name {
+        "identity" => Some(haneul_identity::serving::catalog_entry(cfg)),
+        "image" => Some(haneul_image::serving::catalog_entry(cfg)),
+        "placement" => Some(haneul_placement::serving::catalog_entry(cfg)),
+        "network" => Some(haneul_network::serving::catalog_entry(cfg)),
+        "compute" => Some(haneul_compute::serving::catalog_entry(cfg)),
+        _ => None,
+    };
+    cfg.server.services.iter().filter_map(|s| entry(s)).collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -200,32 +183,38 @@ async fn run_bootstrap(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks `server.services`: known names, identity among them, compute beside placement.
+fn services_to_run(cfg: &Config) -> anyhow::Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for name in &cfg.server.services {
+        let known = haneul_core::config::SERVICES.iter().find(|s| **s == name.as_str());
+        let Some(known) = known else {
+            anyhow::bail!(
+                "server.services names {name:?}, which is not a service (known: {})",
+                haneul_core::config::SERVICES.join(", ")
+            )
+        };
+        if !out.contains(known) {
+            out.push(*known);
+        }
+    }
+    if !out.contains(&"identity") {
+        anyhow::bail!("server.services must include identity: the other services validate tokens with it in-process");
+    }
+    if out.contains(&"compute") && !out.contains(&"placement") {
+        anyhow::bail!("server.services names compute without placement: compute claims resources in-process");
+    }
+    // Open in dependency order whatever order the configuration names them in.
+    out.sort_by_key(|s| haneul_core::config::SERVICES.iter().position(|k| k == s));
+    Ok(out)
+}
+
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    let names = services_to_run(&cfg)?;
     // Bind first: a port in use is reported before anything is written.
-    let addr = format!("{}:{}", cfg.server.bind, cfg.identity.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
-    let image_addr = format!("{}:{}", cfg.server.bind, cfg.image.port);
-    let image_listener =
-        tokio::net::TcpListener::bind(&image_addr).await.with_context(|| format!("binding {image_addr}"))?;
-    let compute_addr = format!("{}:{}", cfg.server.bind, cfg.compute.port);
-    let compute_listener =
-        tokio::net::TcpListener::bind(&compute_addr).await.with_context(|| format!("binding {compute_addr}"))?;
-    let placement_addr = format!("{}:{}", cfg.server.bind, cfg.placement.port);
-    let placement_listener =
-        tokio::net::TcpListener::bind(&placement_addr).await.with_context(|| format!("binding {placement_addr}"))?;
-    let network_addr = format!("{}:{}", cfg.server.bind, cfg.network.port);
-    let network_listener =
-        tokio::net::TcpListener::bind(&network_addr).await.with_context(|| format!("binding {network_addr}"))?;
-    let metadata_addr = format!("{}:{}", cfg.server.bind, cfg.compute.metadata_port);
-    let metadata_listener =
-        tokio::net::TcpListener::bind(&metadata_addr).await.with_context(|| format!("binding {metadata_addr}"))?;
-    let agent_addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
-    let agent_listener =
-        tokio::net::TcpListener::bind(&agent_addr).await.with_context(|| format!("binding {agent_addr}"))?;
-    let console_addr = format!("{}:{}", cfg.server.bind, cfg.agent.console_port);
-    let console_listener =
-        tokio::net::TcpListener::bind(&console_addr).await.with_context(|| format!("binding {console_addr}"))?;
+    let ports: Vec<_> = names.iter().flat_map(|n| cfg.listeners(n)).collect();
+    let listeners = Listeners::bind(&cfg.server.bind, &ports).await?;
     let ident = open_and_bootstrap(&cfg, false).await?;
     let service_password = haneul_identity::bootstrap::ensure_service_user(
         &ident,
@@ -243,184 +232,77 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         password: service_password,
         project_name: cfg.agent.project_name.clone(),
     });
-    let app = haneul_identity::api::router(ident.clone(), cfg.server.max_request_body_size);
-    let images = haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
-    let image_app = haneul_image::api::router(
-        images.clone(),
-        haneul_identity::api::validator(ident.clone()),
-        cfg.server.max_request_body_size,
-    );
-    let placement = haneul_placement::Placement::open(&cfg).await.context("opening the placement service")?;
-    let placement_app = haneul_placement::api::router(
-        placement.clone(),
-        haneul_identity::api::validator(ident.clone()),
-        cfg.server.max_request_body_size,
-    );
-    let network = haneul_network::Networking::open(&cfg).await.context("opening the network service")?;
-    network.notify_compute_with(service.clone());
-    let network_app = haneul_network::api::router(
-        network.clone(),
-        haneul_identity::api::validator(ident.clone()),
-        cfg.server.max_request_body_size,
-    );
-    let compute = haneul_compute::Compute::open(&cfg, placement.clone(), service.clone())
-        .await
-        .context("opening the compute service")?;
-    let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
-    let agent_app = haneul_agent::api::router(instances.clone(), haneul_identity::api::validator(ident.clone()));
-    let console_app = haneul_agent::vnc::router(Arc::new(haneul_agent::vnc::Proxy {
-        instances: instances.clone(),
-        service: service.clone(),
-        novnc_dir: cfg.agent.novnc_dir.clone().into(),
-    }));
-    let dataplane = haneul_agent::open_dataplane(&cfg, service.clone(), &instances);
-    let reporter = haneul_agent::report::Reporter {
-        instances,
-        service: service.clone(),
-        url: cfg.agent_url(),
-        console_url: cfg.console_url(),
-        every: Duration::from_secs(cfg.agent.report_interval.max(1)),
-    };
-    let compute_app = haneul_compute::api::router(
-        compute.clone(),
-        haneul_identity::api::validator(ident.clone()),
-        cfg.server.max_request_body_size,
-    );
-
-    let metadata_app = haneul_compute::metadata::router(compute.clone());
-
-    // Keys rotated by `haneul token-keys rotate`, and identity data written by other processes
-    // on the same database, are picked up without a restart.
-    let keys_ident = ident.clone();
-    let images_bg = images.clone();
-    let compute_bg = compute.clone();
-    let placement_bg = placement.clone();
-    let network_bg = network.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            match keys_ident.reload_keys_if_changed() {
-                Ok(true) => tracing::info!("token keys reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "token keys could not be reloaded"),
+    let validator = haneul_identity::api::validator(ident.clone());
+    let mut services: Vec<Arc<dyn Service>> = Vec::new();
+    let mut placement = None;
+    let mut compute = None;
+    let mut agent = None;
+    for name in &names {
+        let svc = match *name {
+            "identity" => haneul_identity::serving::serving(ident.clone(), &cfg),
+            "image" => {
+                let images =
+                    haneul_image::Images::open(&cfg, ident.clone()).await.context("opening the image service")?;
+                haneul_image::serving::serving(images, validator.clone(), &cfg)
             }
-            match keys_ident.refresh().await {
-                Ok(true) => tracing::info!("identity data changed by another process; reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "identity data could not be refreshed"),
+            "placement" => {
+                let p = haneul_placement::Placement::open(&cfg).await.context("opening the placement service")?;
+                placement = Some(p.clone());
+                haneul_placement::serving::serving(p, validator.clone(), &cfg)
             }
-            if let Some(e) = keys_ident.policy.take_reload_error() {
-                tracing::warn!(error = %e, "policy file not reloaded; keeping the previous rules");
+            "network" => {
+                let network = haneul_network::Networking::open(&cfg).await.context("opening the network service")?;
+                network.notify_compute_with(service.clone());
+                haneul_network::serving::serving(network, validator.clone(), &cfg)
             }
-            match images_bg.refresh().await {
-                Ok(true) => tracing::info!("image data changed by another process; reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "image data could not be refreshed"),
+            "compute" => {
+                let p = placement.clone().context("compute opens after placement")?;
+                let c = haneul_compute::Compute::open(&cfg, p, service.clone())
+                    .await
+                    .context("opening the compute service")?;
+                compute = Some(c.clone());
+                haneul_compute::serving::serving(c, validator.clone(), &cfg)
             }
-            match compute_bg.refresh().await {
-                Ok(true) => tracing::info!("compute data changed by another process; reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "compute data could not be refreshed"),
+            "agent" => {
+                let a = haneul_agent::serving::open(&cfg, service.clone(), validator.clone())
+                    .await
+                    .context("opening this host's agent")?;
+                agent = Some(a.clone());
+                a
             }
-            match placement_bg.refresh().await {
-                Ok(true) => tracing::info!("placement data changed by another process; reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "placement data could not be refreshed"),
-            }
-            match network_bg.refresh().await {
-                Ok(true) => tracing::info!("network data changed by another process; reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = ?e, "network data could not be refreshed"),
-            }
-            if let Some(e) = network_bg.policy.take_reload_error() {
-                tracing::warn!(error = %e, "network policy file not reloaded; keeping the previous rules");
-            }
-            if let Some(e) = placement_bg.policy.take_reload_error() {
-                tracing::warn!(error = %e, "placement policy file not reloaded; keeping the previous rules");
-            }
-            if let Err(e) = compute_bg.heartbeat_if_due().await {
-                tracing::warn!(error = ?e, "compute services could not report alive");
-            }
-            if let Some(e) = compute_bg.policy.take_reload_error() {
-                tracing::warn!(error = %e, "compute policy file not reloaded; keeping the previous rules");
-            }
-            if let Some(e) = images_bg.policy.take_reload_error() {
-                tracing::warn!(error = %e, "image policy file not reloaded; keeping the previous rules");
-            }
-        }
-    });
-    let prune_ident = ident.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            if let Err(e) = prune_ident.prune_revocations().await {
-                tracing::warn!(error = ?e, "pruning revocation events failed");
-            }
-        }
-    });
-
+            other => anyhow::bail!("no service {other}"),
+        };
+        services.push(svc);
+    }
     tracing::info!(
-        identity = %addr, image = %image_addr, compute = %compute_addr, placement = %placement_addr, network = %network_addr, metadata = %metadata_addr, agent = %agent_addr,
+        services = names.join(","),
+        listening = listeners.describe(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "services listening"
+        "services open"
     );
     // This host's first report goes in directly, so that the host takes servers as soon as
     // the APIs answer; the agent reports over REST from then on.
-    let first = reporter
-        .body()
-        .await
-        .and_then(|b| serde_json::from_value::<haneul_compute::agents::ReportBody>(b).map_err(|e| e.to_string()));
-    match first {
-        Ok(b) => compute.agent_report(&cfg.compute_host(), b.agent).await.context("registering this host")?,
-        Err(e) => tracing::warn!(error = %e, "this host's agent could not describe the host"),
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let network_stop = network.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        network_stop.stop();
-        let _ = stop_tx.send(true);
-    });
-    let mut servers = tokio::task::JoinSet::new();
-    for (name, listener, app) in [
-        ("identity", listener, app),
-        ("image", image_listener, image_app),
-        ("compute", compute_listener, compute_app),
-        ("placement", placement_listener, placement_app),
-        ("network", network_listener, network_app),
-        ("metadata", metadata_listener, metadata_app),
-        ("agent", agent_listener, agent_app),
-        ("console", console_listener, console_app),
-    ] {
-        let mut rx = stop_rx.clone();
-        let stopped = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        servers.spawn(async move { haneul_core::http::serve(listener, app, stopped).await.map_err(|e| (name, e)) });
-    }
-    tokio::spawn(reporter.run());
-    if let Some(dp) = dataplane {
-        tokio::spawn(dp.run());
+    if let (Some(compute), Some(agent)) = (&compute, &agent) {
+        match agent.report().await {
+            Ok(r) => compute.agent_report(&cfg.compute_host(), r).await.context("registering this host")?,
+            Err(e) => tracing::warn!(error = %e, "this host's agent could not describe the host"),
+        }
     }
     let seed_cfg = cfg.clone();
+    let seeds = (names.contains(&"network"), names.contains(&"image"));
     tokio::spawn(async move {
-        if seed_cfg.network.demo_layout {
+        if seeds.0 && seed_cfg.network.demo_layout {
             if let Err(e) = seed_demo_network(&seed_cfg, service.clone()).await {
                 tracing::warn!(error = format!("{e:#}"), "could not make the demo networks");
             }
         }
-        if let Err(e) = seed_demo_image(&seed_cfg, service).await {
-            tracing::warn!(error = format!("{e:#}"), "could not offer the demo image");
+        if seeds.1 {
+            if let Err(e) = seed_demo_image(&seed_cfg, service).await {
+                tracing::warn!(error = format!("{e:#}"), "could not offer the demo image");
+            }
         }
     });
-    while let Some(done) = servers.join_next().await {
-        if let Ok(Err((name, e))) = done {
-            return Err(anyhow::Error::new(e).context(format!("serving {name}")));
-        }
-    }
-    tracing::info!("stopped");
+    haneul_core::service::run(listeners, services).await?;
     Ok(())
 }
 
@@ -613,64 +495,19 @@ fn service_credentials(cfg: &Config) -> anyhow::Result<Credentials> {
     })
 }
 
-/// A compute node: the agent alone, its API on `agent.port`, reporting to the controller.
+/// A compute node: the agent alone, its API on `agent.port`, reporting to the controller;
+/// the same loop as `serve` over one service.
 async fn agent(cfg: Config) -> anyhow::Result<()> {
-    let addr = format!("{}:{}", cfg.server.bind, cfg.agent.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
-    let console_addr = format!("{}:{}", cfg.server.bind, cfg.agent.console_port);
-    let console_listener =
-        tokio::net::TcpListener::bind(&console_addr).await.with_context(|| format!("binding {console_addr}"))?;
+    let listeners = Listeners::bind(&cfg.server.bind, &cfg.listeners("agent")).await?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let service = ServiceToken::new(service_credentials(&cfg)?);
-    let instances = haneul_agent::open(&cfg, service.clone()).await.context("opening this host's agent")?;
-    let app = haneul_agent::api::router(instances.clone(), RemoteValidator::new(service.clone()));
-    let console_app = haneul_agent::vnc::router(Arc::new(haneul_agent::vnc::Proxy {
-        instances: instances.clone(),
-        service: service.clone(),
-        novnc_dir: cfg.agent.novnc_dir.clone().into(),
-    }));
-    let dataplane = haneul_agent::open_dataplane(&cfg, service.clone(), &instances);
-    let reporter = haneul_agent::report::Reporter {
-        instances,
-        service,
-        url: cfg.agent_url(),
-        console_url: cfg.console_url(),
-        every: Duration::from_secs(cfg.agent.report_interval.max(1)),
-    };
-    tokio::spawn(reporter.run());
-    if let Some(dp) = dataplane {
-        tokio::spawn(dp.run());
-    }
-    tracing::info!(agent = %addr, host = %cfg.compute_host(), controller = %cfg.agent_auth_url(), "agent listening");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let (api, console) = tokio::join!(
-        haneul_core::http::serve(listener, app, stopped(stop_rx.clone())),
-        haneul_core::http::serve(console_listener, console_app, stopped(stop_rx)),
-    );
-    api.context("serving the agent API")?;
-    console.context("serving the console proxy")?;
-    tracing::info!("stopped");
+    let agent = haneul_agent::serving::open(&cfg, service.clone(), RemoteValidator::new(service))
+        .await
+        .context("opening this host's agent")?;
+    tracing::info!(listening = listeners.describe(), host = %cfg.compute_host(), controller = %cfg.agent_auth_url(), "agent listening");
+    haneul_core::service::run(listeners, vec![agent]).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 #[cfg(test)]

@@ -12,17 +12,7 @@ use crate::model::{
 };
 use crate::service::{new_id, Error, Identity, Result};
 
-/// A service this process serves, to be put in the catalog.
-#[derive(Clone, Debug)]
-pub struct CatalogEntry {
-    pub kind: &'static str,
-    pub name: &'static str,
-    /// Endpoint URL for all three interfaces.
-    pub url: String,
-    /// Registered default limits (unified limits) of the service: resource name and value.
-    /// Created when missing; an operator's changes are kept.
-    pub limits: &'static [(&'static str, i64)],
-}
+pub use haneul_core::service::CatalogEntry;
 
 pub struct BootstrapReport {
     pub admin_password: Option<String>,

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod model;
 pub mod policy_defaults;
 pub mod service;
+pub mod serving;
 pub mod store;
 pub mod token;
 

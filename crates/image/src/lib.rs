@@ -21,6 +21,7 @@ pub mod model;
 pub mod policy_defaults;
 pub mod qemu;
 pub mod service;
+pub mod serving;
 pub mod store;
 
 pub use service::Images;

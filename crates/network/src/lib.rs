@@ -7,7 +7,9 @@
 pub mod api;
 pub mod ip;
 pub mod model;
+pub mod picture;
 pub mod policy_defaults;
 pub mod service;
+pub mod serving;
 
 pub use service::Networking;

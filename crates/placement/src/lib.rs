@@ -14,5 +14,6 @@ pub mod candidates;
 pub mod model;
 pub mod policy_defaults;
 pub mod service;
+pub mod serving;
 
 pub use service::Placement;

@@ -343,31 +343,49 @@ mod tests {
     use super::*;
 
     fn doc() -> Doc {
-        serde_json::from_value(serde_json::json!({
-            "subnets": [
-                {"id": "v4", "network_id": "n", "ip_version": 4, "cidr": "10.0.0.0/24", "enable_dhcp": true},
-                {"id": "v4b", "network_id": "n", "ip_version": 4, "cidr": "10.0.1.0/24", "enable_dhcp": true},
-                {"id": "full", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:1::/64", "enable_dhcp": true,
-                 "ipv6_ra_mode": "dhcpv6-stateful", "ipv6_address_mode": "dhcpv6-stateful"},
-                {"id": "less", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:2::/64", "enable_dhcp": true,
-                 "ipv6_ra_mode": "dhcpv6-stateless", "ipv6_address_mode": "dhcpv6-stateless"},
-                {"id": "slaac", "network_id": "n", "ip_version": 6, "cidr": "2001:db8:3::/64", "enable_dhcp": true,
-                 "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"},
+        use crate::netdp::doc::{FixedIp, Port};
+        let subnet = |id: &str, v: u8, cidr: &str, mode: Option<&str>| Subnet {
+            id: id.into(),
+            network_id: "n".into(),
+            ip_version: v,
+            cidr: cidr.into(),
+            enable_dhcp: true,
+            ipv6_ra_mode: mode.map(Into::into),
+            ipv6_address_mode: mode.map(Into::into),
+            ..Default::default()
+        };
+        let port = |id: &str, mac: &str, ips: &[(&str, &str)]| Port {
+            id: id.into(),
+            network_id: "n".into(),
+            mac_address: mac.into(),
+            fixed_ips: ips.iter().map(|(s, ip)| FixedIp { subnet_id: (*s).into(), ip_address: (*ip).into() }).collect(),
+            ..Default::default()
+        };
+        Doc {
+            subnets: vec![
+                subnet("v4", 4, "10.0.0.0/24", None),
+                subnet("v4b", 4, "10.0.1.0/24", None),
+                subnet("full", 6, "2001:db8:1::/64", Some("dhcpv6-stateful")),
+                subnet("less", 6, "2001:db8:2::/64", Some("dhcpv6-stateless")),
+                subnet("slaac", 6, "2001:db8:3::/64", Some("slaac")),
             ],
-            "ports": [
-                {"id": "p1", "network_id": "n", "mac_address": "fa:16:3e:00:00:01", "fixed_ips": [
-                    {"subnet_id": "v4", "ip_address": "10.0.0.5"},
-                    {"subnet_id": "full", "ip_address": "2001:db8:1::5"},
-                    {"subnet_id": "less", "ip_address": "2001:db8:2::f816:3eff:fe00:1"},
-                    {"subnet_id": "slaac", "ip_address": "2001:db8:3::f816:3eff:fe00:1"},
-                    {"subnet_id": "v4b", "ip_address": "10.0.1.5"}]},
-                {"id": "p2", "network_id": "n", "mac_address": "fa:16:3e:00:00:02", "fixed_ips": [
-                    {"subnet_id": "full", "ip_address": "2001:db8:1::6"}]},
-                {"id": "p3", "network_id": "n", "mac_address": "fa:16:3e:00:00:03", "fixed_ips": [
-                    {"subnet_id": "slaac", "ip_address": "2001:db8:3::f816:3eff:fe00:3"}]},
+            ports: vec![
+                port(
+                    "p1",
+                    "fa:16:3e:00:00:01",
+                    &[
+                        ("v4", "10.0.0.5"),
+                        ("full", "2001:db8:1::5"),
+                        ("less", "2001:db8:2::f816:3eff:fe00:1"),
+                        ("slaac", "2001:db8:3::f816:3eff:fe00:1"),
+                        ("v4b", "10.0.1.5"),
+                    ],
+                ),
+                port("p2", "fa:16:3e:00:00:02", &[("full", "2001:db8:1::6")]),
+                port("p3", "fa:16:3e:00:00:03", &[("slaac", "2001:db8:3::f816:3eff:fe00:3")]),
             ],
-        }))
-        .unwrap()
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -70,19 +70,7 @@ pub struct Settings {
     pub metadata_secret: Vec<u8>,
 }
 
-/// A guest's network interface, as the instance spec names it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Nic {
-    pub port_id: String,
-    pub network_id: String,
-    pub mac: String,
-    pub mtu: u32,
-    /// The guest's PCI slot for it: the same whether the NIC came at boot or was plugged in
-    /// later, so a saved guest state always matches the devices QEMU is started with. None
-    /// (servers made before slots were kept): QEMU places it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<u8>,
-}
+pub use haneul_contracts::agent::Nic;
 
 pub struct Dataplane {
     me: std::sync::Weak<Dataplane>,
@@ -194,6 +182,14 @@ impl Dataplane {
             haneul_core::client::query_value(self.settings.local_ip.as_deref().unwrap_or_default())
         );
         let v = self.call(Method::GET, &q, None).await?;
+        let schema = v.get("schema").and_then(serde_json::Value::as_u64);
+        if schema != Some(u64::from(doc::SCHEMA)) {
+            return Err(format!(
+                "the network service sends pictures of schema {}, this agent reads schema {}: run the same release on both",
+                schema.map_or_else(|| "none".into(), |s| s.to_string()),
+                doc::SCHEMA
+            ));
+        }
         serde_json::from_value(v).map_err(|e| format!("the network service answered an odd picture: {e}"))
     }
 

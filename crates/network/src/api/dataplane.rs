@@ -19,7 +19,6 @@ use axum::Json;
 use haneul_core::routes::{rule, Routes};
 use haneul_core::ApiError;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{ApiResult, Ctx};
 
@@ -65,20 +64,7 @@ async fn dataplane(State(n): State<Ctx>, Query(q): Query<Ask>) -> ApiResult {
             }
         }
     }
-    let m = n.model();
-    let version = n.version();
-    Ok(Json(json!({
-        "version": version,
-        "networks": m.networks.values().collect::<Vec<_>>(),
-        "subnets": m.subnets.values().collect::<Vec<_>>(),
-        "ports": m.ports.values().collect::<Vec<_>>(),
-        "security_groups": m.security_groups.values().collect::<Vec<_>>(),
-        "rules": m.rules.values().collect::<Vec<_>>(),
-        "routers": m.routers.values().collect::<Vec<_>>(),
-        "floatingips": m.floatingips.values().collect::<Vec<_>>(),
-        "tunnel_endpoints": n.tunnel_endpoints(),
-    }))
-    .into_response())
+    Ok(Json(crate::picture::picture(&n.model(), n.version(), n.tunnel_endpoints())).into_response())
 }
 
 #[derive(Deserialize)]
