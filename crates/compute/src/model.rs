@@ -4,27 +4,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::Table;
 use serde::{Deserialize, Serialize};
 
 /// Nova's `default_availability_zone` and `internal_service_availability_zone`.
 pub const DEFAULT_ZONE: &str = "nova";
 pub const INTERNAL_ZONE: &str = "internal";
 
-pub const TABLES: &[&str] = &[
-    "flavors",
-    "flavor_access",
-    "keypairs",
-    "compute_settings",
-    "servers",
-    "quota_limits",
-    "server_groups",
-    "compute_services",
-    "compute_aggregates",
-    "compute_instance_actions",
-    "compute_deleted_servers",
-    "compute_migrations",
-];
+/// Every table of this service, for the check that services sharing a database name none alike.
+pub const TABLES: &[&str] = <Model as haneul_core::docstore::Snapshot>::TABLES;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Flavor {
@@ -441,27 +429,18 @@ impl Model {
     }
 }
 
-impl Snapshot for Model {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn set_generation(&mut self, g: u64) {
-        self.generation = g;
-    }
-    async fn load(store: &Store) -> Result<Model, StoreError> {
-        let mut m = Model::default();
-        store.load_table::<Flavor>(&mut m).await?;
-        store.load_table::<FlavorAccess>(&mut m).await?;
-        store.load_table::<Keypair>(&mut m).await?;
-        store.load_table::<Setting>(&mut m).await?;
-        store.load_table::<Server>(&mut m).await?;
-        store.load_table::<QuotaLimits>(&mut m).await?;
-        store.load_table::<ServerGroup>(&mut m).await?;
-        store.load_table::<Service>(&mut m).await?;
-        store.load_table::<Aggregate>(&mut m).await?;
-        store.load_table::<InstanceAction>(&mut m).await?;
-        store.load_table::<DeletedServer>(&mut m).await?;
-        store.load_table::<Migration>(&mut m).await?;
-        Ok(m)
-    }
-}
+haneul_core::snapshot!(
+    Model;
+    Flavor,
+    FlavorAccess,
+    Keypair,
+    Setting,
+    Server,
+    QuotaLimits,
+    ServerGroup,
+    Service,
+    Aggregate,
+    InstanceAction,
+    DeletedServer,
+    Migration,
+);

@@ -56,6 +56,29 @@ macro_rules! record {
     };
 }
 
+/// Implements [`Snapshot`] for a model struct that has a `generation: u64` field and one
+/// table per record kind, loaded in the order given:
+/// `snapshot!(Model; Flavor, FlavorAccess, Keypair);`.
+#[macro_export]
+macro_rules! snapshot {
+    ($model:ty; $($rec:ty),+ $(,)?) => {
+        impl $crate::docstore::Snapshot for $model {
+            const TABLES: &'static [&'static str] = &[$(<$rec as $crate::docstore::Record>::TABLE),+];
+            fn generation(&self) -> u64 {
+                self.generation
+            }
+            fn set_generation(&mut self, g: u64) {
+                self.generation = g;
+            }
+            async fn load(store: &$crate::docstore::Store) -> Result<Self, $crate::docstore::StoreError> {
+                let mut m = <$model>::default();
+                $(store.load_table::<$rec>(&mut m).await?;)+
+                Ok(m)
+            }
+        }
+    };
+}
+
 /// A stored resource kind of the snapshot type `Model`.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     type Model;
@@ -69,8 +92,10 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn table_mut(model: &mut Self::Model) -> &mut Table<Self>;
 }
 
-/// A service's whole state, as one snapshot.
+/// A service's whole state, as one snapshot. [`snapshot!`](crate::snapshot) implements it.
 pub trait Snapshot: Clone + Default + Send + Sync + 'static {
+    /// The tables of its record kinds.
+    const TABLES: &'static [&'static str];
     /// Bumped by every published change; caches derived from a snapshot key on it.
     fn generation(&self) -> u64;
     fn set_generation(&mut self, g: u64);
@@ -404,19 +429,7 @@ mod tests {
         }
     }
 
-    impl Snapshot for Things {
-        fn generation(&self) -> u64 {
-            self.generation
-        }
-        fn set_generation(&mut self, g: u64) {
-            self.generation = g;
-        }
-        async fn load(store: &Store) -> Result<Things, StoreError> {
-            let mut m = Things::default();
-            store.load_table::<Thing>(&mut m).await?;
-            Ok(m)
-        }
-    }
+    crate::snapshot!(Things; Thing);
 
     fn thing(id: &str, name: &str) -> Thing {
         Thing { id: id.into(), name: name.into() }

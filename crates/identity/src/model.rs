@@ -55,35 +55,8 @@ macro_rules! record {
 }
 
 /// Every table, in the order they are created and loaded.
-pub const TABLES: &[&str] = &[
-    "domains",
-    "projects",
-    "users",
-    "groups",
-    "memberships",
-    "roles",
-    "implied_roles",
-    "assignments",
-    "credentials",
-    "application_credentials",
-    "access_rules",
-    "trusts",
-    "regions",
-    "services",
-    "endpoints",
-    "endpoint_groups",
-    "project_endpoints",
-    "registered_limits",
-    "limits",
-    "domain_configs",
-    "identity_providers",
-    "mappings",
-    "federation_protocols",
-    "service_providers",
-    "policies",
-    "consumers",
-    "revocation_events",
-];
+/// Every table of this service, for the check that services sharing a database name none alike.
+pub const TABLES: &[&str] = <Model as haneul_core::docstore::Snapshot>::TABLES;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Domain {
@@ -522,45 +495,36 @@ pub struct Model {
     pub revocation_events: Table<RevocationEvent>,
 }
 
-impl haneul_core::docstore::Snapshot for Model {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn set_generation(&mut self, g: u64) {
-        self.generation = g;
-    }
-    async fn load(store: &haneul_core::docstore::Store) -> Result<Model, haneul_core::docstore::StoreError> {
-        let mut m = Model::default();
-        store.load_table::<Domain>(&mut m).await?;
-        store.load_table::<Project>(&mut m).await?;
-        store.load_table::<User>(&mut m).await?;
-        store.load_table::<Group>(&mut m).await?;
-        store.load_table::<Membership>(&mut m).await?;
-        store.load_table::<Role>(&mut m).await?;
-        store.load_table::<ImpliedRole>(&mut m).await?;
-        store.load_table::<Assignment>(&mut m).await?;
-        store.load_table::<Credential>(&mut m).await?;
-        store.load_table::<ApplicationCredential>(&mut m).await?;
-        store.load_table::<AccessRule>(&mut m).await?;
-        store.load_table::<Trust>(&mut m).await?;
-        store.load_table::<Region>(&mut m).await?;
-        store.load_table::<Service>(&mut m).await?;
-        store.load_table::<Endpoint>(&mut m).await?;
-        store.load_table::<EndpointGroup>(&mut m).await?;
-        store.load_table::<ProjectEndpoint>(&mut m).await?;
-        store.load_table::<RegisteredLimit>(&mut m).await?;
-        store.load_table::<Limit>(&mut m).await?;
-        store.load_table::<DomainConfig>(&mut m).await?;
-        store.load_table::<IdentityProvider>(&mut m).await?;
-        store.load_table::<Mapping>(&mut m).await?;
-        store.load_table::<FederationProtocol>(&mut m).await?;
-        store.load_table::<ServiceProvider>(&mut m).await?;
-        store.load_table::<PolicyBlob>(&mut m).await?;
-        store.load_table::<Consumer>(&mut m).await?;
-        store.load_table::<RevocationEvent>(&mut m).await?;
-        Ok(m)
-    }
-}
+haneul_core::snapshot!(
+    Model;
+    Domain,
+    Project,
+    User,
+    Group,
+    Membership,
+    Role,
+    ImpliedRole,
+    Assignment,
+    Credential,
+    ApplicationCredential,
+    AccessRule,
+    Trust,
+    Region,
+    Service,
+    Endpoint,
+    EndpointGroup,
+    ProjectEndpoint,
+    RegisteredLimit,
+    Limit,
+    DomainConfig,
+    IdentityProvider,
+    Mapping,
+    FederationProtocol,
+    ServiceProvider,
+    PolicyBlob,
+    Consumer,
+    RevocationEvent,
+);
 
 impl Model {
     pub fn domain_by_name(&self, name: &str) -> Option<&Arc<Domain>> {

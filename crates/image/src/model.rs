@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::{Record, Table};
 use serde::{Deserialize, Serialize};
 
 /// The document tables, in creation order.
-pub const TABLES: &[&str] = &["images", "image_members"];
+/// Every table of this service, for the check that services sharing a database name none alike.
+pub const TABLES: &[&str] = <Model as haneul_core::docstore::Snapshot>::TABLES;
 
 /// An image's life, as Glance names the states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,20 +245,7 @@ impl Model {
     }
 }
 
-impl Snapshot for Model {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn set_generation(&mut self, g: u64) {
-        self.generation = g;
-    }
-    async fn load(store: &Store) -> Result<Model, StoreError> {
-        let mut m = Model::default();
-        store.load_table::<Image>(&mut m).await?;
-        store.load_table::<Member>(&mut m).await?;
-        Ok(m)
-    }
-}
+haneul_core::snapshot!(Model; Image, Member);
 
 #[cfg(test)]
 mod tests {

@@ -5,23 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Record, Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::{Record, Table};
 use serde::{Deserialize, Serialize};
 
 /// Prefixed: several services may share one PostgreSQL database.
-pub const TABLES: &[&str] = &[
-    "network_networks",
-    "network_subnets",
-    "network_ports",
-    "network_security_groups",
-    "network_security_group_rules",
-    "network_routers",
-    "network_floatingips",
-    "network_subnetpools",
-    "network_rbac_policies",
-    "network_quotas",
-    "network_settings",
-];
+/// Every table of this service, for the check that services sharing a database name none alike.
+pub const TABLES: &[&str] = <Model as haneul_core::docstore::Snapshot>::TABLES;
 
 /// Neutron's standard attributes, on every resource that has them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -318,29 +307,20 @@ pub struct Model {
     pub settings: Table<Setting>,
 }
 
-impl Snapshot for Model {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn set_generation(&mut self, g: u64) {
-        self.generation = g;
-    }
-    async fn load(store: &Store) -> Result<Model, StoreError> {
-        let mut m = Model::default();
-        store.load_table::<Network>(&mut m).await?;
-        store.load_table::<Subnet>(&mut m).await?;
-        store.load_table::<Port>(&mut m).await?;
-        store.load_table::<SecurityGroup>(&mut m).await?;
-        store.load_table::<SecurityGroupRule>(&mut m).await?;
-        store.load_table::<Router>(&mut m).await?;
-        store.load_table::<FloatingIp>(&mut m).await?;
-        store.load_table::<SubnetPool>(&mut m).await?;
-        store.load_table::<RbacPolicy>(&mut m).await?;
-        store.load_table::<Quota>(&mut m).await?;
-        store.load_table::<Setting>(&mut m).await?;
-        Ok(m)
-    }
-}
+haneul_core::snapshot!(
+    Model;
+    Network,
+    Subnet,
+    Port,
+    SecurityGroup,
+    SecurityGroupRule,
+    Router,
+    FloatingIp,
+    SubnetPool,
+    RbacPolicy,
+    Quota,
+    Setting,
+);
 
 impl Model {
     pub fn subnets_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Subnet> + 'a {

@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use haneul_core::docstore::{Snapshot, Store, StoreError, Table};
+use haneul_core::docstore::Table;
 use serde::{Deserialize, Serialize};
 
 /// Prefixed: several services may share one PostgreSQL database (identity has `consumers`).
-pub const TABLES: &[&str] = &["placement_providers", "placement_consumers", "placement_classes", "placement_traits"];
+/// Every table of this service, for the check that services sharing a database name none alike.
+pub const TABLES: &[&str] = <Model as haneul_core::docstore::Snapshot>::TABLES;
 
 /// One resource class a provider has, and how much of it may be allocated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,22 +90,7 @@ pub struct Model {
     pub traits: Table<CustomTrait>,
 }
 
-impl Snapshot for Model {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn set_generation(&mut self, g: u64) {
-        self.generation = g;
-    }
-    async fn load(store: &Store) -> Result<Model, StoreError> {
-        let mut m = Model::default();
-        store.load_table::<Provider>(&mut m).await?;
-        store.load_table::<Consumer>(&mut m).await?;
-        store.load_table::<CustomName>(&mut m).await?;
-        store.load_table::<CustomTrait>(&mut m).await?;
-        Ok(m)
-    }
-}
+haneul_core::snapshot!(Model; Provider, Consumer, CustomName, CustomTrait);
 
 impl Model {
     /// How much of each resource class is allocated from each provider.
