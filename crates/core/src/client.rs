@@ -162,17 +162,6 @@ pub async fn json(
     serde_json::from_slice(&bytes).map_err(|err| ClientError::Json { url: url.to_string(), err })
 }
 
-/// Percent-encodes a query parameter's value (everything but RFC 3986's unreserved
-/// characters).
-pub fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod fault_tests {
     use super::ClientError;

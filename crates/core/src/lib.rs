@@ -1,7 +1,7 @@
 //! Shared plumbing for every haneul service.
 //!
 //! What lives here is what each OpenStack-style API needs in the same way: configuration,
-//! the mapping of errors to each service's fault body, request ids, pagination, microversion
+//! the mapping of errors to each service's fault body, request ids, query encoding, microversion
 //! parsing, the authentication context that token validation produces, the oslo.policy engine,
 //! request body limits and the database handle with its migration runner.
 //!
@@ -20,10 +20,10 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod microversion;
-pub mod pagination;
 pub mod policy;
 pub mod routes;
 pub mod service;
 pub mod service_auth;
+pub mod url;
 
 pub use error::{ApiError, FaultStyle};

@@ -176,10 +176,10 @@ impl Dataplane {
     async fn fetch(&self, version: &str) -> Result<Doc, String> {
         let q = format!(
             "/internal/dataplane?host={}&version={}&network_node={}&tunnel_ip={}",
-            haneul_core::client::query_value(&self.settings.host),
-            haneul_core::client::query_value(version),
+            haneul_core::url::encode(&self.settings.host),
+            haneul_core::url::encode(version),
             self.settings.network_node,
-            haneul_core::client::query_value(self.settings.local_ip.as_deref().unwrap_or_default())
+            haneul_core::url::encode(self.settings.local_ip.as_deref().unwrap_or_default())
         );
         let v = self.call(Method::GET, &q, None).await?;
         let schema = v.get("schema").and_then(serde_json::Value::as_u64);

@@ -219,17 +219,6 @@ pub fn is_admin(ctx: &AuthContext) -> bool {
     ctx.has_role("admin")
 }
 
-/// A query string value, form-encoded as Nova's next links have it.
-pub fn query_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Nova's `self` and `bookmark` links of a resource.
 pub fn links(c: &Compute, path: &str) -> Value {
     json!([

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use haneul_core::auth::{Auth, AuthContext, RawToken};
-use haneul_core::client::query_value;
 use haneul_core::error::ApiError;
 use haneul_core::routes::{rule, target, Routes};
+use haneul_core::url::encode as query_value;
 use hyper::Method;
 use serde_json::{json, Map, Value};
 

@@ -379,6 +379,6 @@ fn next_link(c: &Compute, collection: &str, q: &HashMap<String, String>, marker:
         q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
     params.sort();
     params.push(("marker".into(), marker.into()));
-    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", super::query_encode(v))).collect();
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", haneul_core::url::encode_form(v))).collect();
     json!([{"rel": "next", "href": format!("{}/v2.1/{collection}?{}", c.settings.public_url, query.join("&"))}])
 }

@@ -158,7 +158,7 @@ fn parse_size(raw: &str, field: &str) -> ApiResult<u64> {
 }
 
 async fn list(State(svc): State<Ctx>, Auth(ctx): Auth, uri: OriginalUri) -> ApiResult {
-    let q: Vec<(String, String)> = uri.query().map(|s| url_pairs(s)).unwrap_or_default();
+    let q: Vec<(String, String)> = uri.query().map(|s| haneul_core::url::pairs(s)).unwrap_or_default();
     enforce(&svc, &ctx, "get_images", &json!({"project_id": ctx.project_id()}))?;
     let mut params: HashMap<&str, Vec<&str>> = HashMap::new();
     for (k, v) in &q {
@@ -356,55 +356,7 @@ fn query_path(path: &str, q: &[(String, String)]) -> String {
     if q.is_empty() {
         return path.to_string();
     }
-    let enc: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-    format!("{path}?{}", enc.join("&"))
-}
-
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~:,".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `a=b&c=d` (percent escapes and `+`).
-pub fn url_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    format!("{path}?{}", haneul_core::url::query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())), false))
 }
 
 #[cfg(test)]
@@ -413,7 +365,7 @@ mod tests {
 
     #[test]
     fn sort_spec_reads_both_syntaxes_and_adds_tie_breakers() {
-        let q = |s: &str| url_pairs(s);
+        let q = |s: &str| haneul_core::url::pairs(s);
         assert_eq!(
             sort_spec(&q("sort=name:asc,size")).unwrap(),
             vec![("name".into(), false), ("size".into(), true), ("created_at".into(), true), ("id".into(), true)]
@@ -432,10 +384,11 @@ mod tests {
     }
 
     #[test]
+    /// As Glance writes its `next` links (Python's `urlencode`: `:` is escaped too).
     fn query_strings_round_trip() {
-        let pairs = url_pairs("name=a%20b&tag=x+y&sort=name:asc");
+        let pairs = haneul_core::url::pairs("name=a%20b&tag=x+y&sort=name:asc");
         assert_eq!(pairs[0], ("name".into(), "a b".into()));
         assert_eq!(pairs[1], ("tag".into(), "x y".into()));
-        assert_eq!(query_path("/v2/images", &pairs), "/v2/images?name=a%20b&tag=x%20y&sort=name:asc");
+        assert_eq!(query_path("/v2/images", &pairs), "/v2/images?name=a%20b&tag=x%20y&sort=name%3Aasc");
     }
 }

@@ -484,11 +484,9 @@ pub fn list_response(
         let link = |marker: &str, rev: bool| {
             let mut qs: Vec<String> = keep
                 .iter()
-                .map(|(k, v)| {
-                    format!("{}={}", haneul_core::client::query_value(k), haneul_core::client::query_value(v))
-                })
+                .map(|(k, v)| format!("{}={}", haneul_core::url::encode(k), haneul_core::url::encode(v)))
                 .collect();
-            qs.push(format!("marker={}", haneul_core::client::query_value(marker)));
+            qs.push(format!("marker={}", haneul_core::url::encode(marker)));
             if rev {
                 qs.push("page_reverse=True".into());
             }
