@@ -1,9 +1,91 @@
 //! Microversion negotiation: `OpenStack-API-Version: <service> <major>.<minor>` and the
 //! legacy per-service headers (`X-OpenStack-Nova-API-Version`, ...).
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+
+/// A service's microversions: the `OpenStack-API-Version` service name, the older header
+/// it also reads and writes (Nova's `X-OpenStack-Nova-API-Version`), and the range served.
+pub struct Versions {
+    pub service: &'static str,
+    pub legacy_header: Option<&'static str>,
+    pub min: Microversion,
+    pub max: Microversion,
+    /// The answer to a version outside the range (a 406); `None`: the service's fault body.
+    pub refused: Option<fn(&Versions, ApiError) -> Response>,
+}
+
+/// The version a request was negotiated to, for handlers: put in the request by
+/// [`negotiated`], which every microversioned router runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Mv(pub Microversion);
+
+impl Mv {
+    /// Whether the request asked for `<major>.minor` or newer.
+    pub fn at_least(self, minor: u32) -> bool {
+        self.0 >= Microversion::new(self.0.major, minor)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Mv {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Mv>().copied().ok_or_else(|| {
+            tracing::error!(path = %parts.uri.path(), "a handler asks the microversion of a route that negotiates none");
+            ApiError::internal("The microversion of this request is unknown.")
+        })
+    }
+}
+
+/// The middleware (`axum::middleware::from_fn_with_state(&VERSIONS, negotiated)`):
+/// negotiates the version (400 when malformed, 406 outside the range), hands it to the
+/// handler as [`Mv`] and says it back in the response headers with `Vary`.
+pub async fn negotiated(State(versions): State<&'static Versions>, mut req: Request, next: Next) -> Response {
+    let v = match negotiate(req.headers(), versions.service, versions.legacy_header, versions.min, versions.max) {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE && versions.refused.is_some() => {
+            return versions.refused.map(|f| f(versions, e)).unwrap_or_default()
+        }
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(Mv(v));
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("{} {v}", versions.service)) {
+        h.insert("openstack-api-version", value);
+    }
+    match versions.legacy_header {
+        Some(legacy) => {
+            if let Ok(value) = HeaderValue::from_str(&v.to_string()) {
+                h.insert(legacy, value);
+            }
+            if let Ok(vary) = HeaderValue::from_str(&format!("OpenStack-API-Version, {}", title_case(legacy))) {
+                h.insert("vary", vary);
+            }
+        }
+        None => {
+            h.insert("vary", HeaderValue::from_static("openstack-api-version"));
+        }
+    }
+    resp
+}
+
+/// `x-openstack-nova-api-version` → `X-OpenStack-Nova-API-Version`, as Nova writes it.
+fn title_case(header: &str) -> String {
+    header
+        .split('-')
+        .map(|w| match w {
+            "openstack" => "OpenStack".to_string(),
+            "api" => "API".to_string(),
+            w => w[..1].to_ascii_uppercase() + &w[1..],
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Microversion {
@@ -127,6 +209,11 @@ mod tests {
     fn garbage_is_bad_request() {
         let h = headers(&[("OpenStack-API-Version", "compute 2.x")]);
         assert_eq!(negotiate(&h, "compute", None, MIN, MAX).unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_legacy_header_is_named_as_nova_names_it() {
+        assert_eq!(title_case("x-openstack-nova-api-version"), "X-OpenStack-Nova-API-Version");
     }
 
     #[test]

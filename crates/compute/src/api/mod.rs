@@ -22,14 +22,13 @@ mod usage;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use haneul_core::auth::{auth_layer, AuthContext, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
-use haneul_core::microversion::{negotiate, Microversion};
+use haneul_core::microversion::{negotiated, Microversion, Versions};
 use haneul_core::policy::Policy;
 use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Value};
@@ -63,42 +62,16 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The microversion a request was negotiated to.
-#[derive(Clone, Copy, Debug)]
-pub struct Mv(pub Microversion);
+pub use haneul_core::microversion::Mv;
 
-impl Mv {
-    pub fn at_least(self, minor: u32) -> bool {
-        self.0 >= Microversion::new(2, minor)
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Mv {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(parts.extensions.get::<Mv>().copied().unwrap_or(Mv(MIN_VERSION)))
-    }
-}
-
-/// Negotiates the microversion (406 outside the range, 400 when malformed) and says it back
-/// in the response headers, as Nova does.
-async fn microversion(mut req: Request, next: Next) -> Response {
-    let v = match negotiate(req.headers(), "compute", Some("x-openstack-nova-api-version"), MIN_VERSION, MAX_VERSION) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    req.extensions_mut().insert(Mv(v));
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&format!("compute {v}")) {
-        h.insert("openstack-api-version", value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&v.to_string()) {
-        h.insert("x-openstack-nova-api-version", value);
-    }
-    h.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
-    resp
-}
+/// Nova's microversions, negotiated for every route under `/v2.1`.
+pub static VERSIONS: Versions = Versions {
+    service: "compute",
+    legacy_header: Some("x-openstack-nova-api-version"),
+    min: MIN_VERSION,
+    max: MAX_VERSION,
+    refused: None,
+};
 
 /// The routes under `/v2.1`, each with its rule.
 fn v21_routes() -> Routes<Ctx> {
@@ -153,7 +126,8 @@ fn denied(rule: &str) -> ApiError {
 pub fn router(compute: Arc<Compute>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
     let c = compute.clone();
     let guard = guard(move || c.policy.current());
-    let v21 = v21_routes().into_router(guard.clone()).layer(axum::middleware::from_fn(microversion));
+    let v21 =
+        v21_routes().into_router(guard.clone()).layer(axum::middleware::from_fn_with_state(&VERSIONS, negotiated));
     let app = version_routes().into_router(guard).nest("/v2.1", v21).with_state(compute).layer(auth_layer(validator));
     haneul_core::http::service_layers(app, "compute", FaultStyle::Compute, body_limit)
 }

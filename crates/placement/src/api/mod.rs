@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use haneul_core::auth::{auth_layer, TokenValidator};
 use haneul_core::error::{ApiError, FaultStyle};
-use haneul_core::microversion::{negotiate, Microversion};
+use haneul_core::microversion::{negotiated, Microversion, Versions};
 use haneul_core::policy::Policy;
 use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Map, Value};
@@ -46,50 +46,34 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The microversion a request was negotiated to.
-#[derive(Clone, Copy, Debug)]
-pub struct Mv(pub Microversion);
+pub use haneul_core::microversion::Mv;
 
-impl Mv {
-    pub fn at_least(self, minor: u32) -> bool {
-        self.0 >= Microversion::new(1, minor)
-    }
+/// Placement's microversions.
+pub static VERSIONS: Versions = Versions {
+    service: "placement",
+    legacy_header: None,
+    min: MIN_VERSION,
+    max: MAX_VERSION,
+    refused: Some(not_acceptable),
+};
+
+/// Clients (osc-placement) read the range from the 406's body to settle on a version.
+fn not_acceptable(v: &Versions, e: ApiError) -> Response {
+    let body = json!({"errors": [{
+        "status": 406,
+        "title": "Not Acceptable",
+        "detail": format!("Invalid microversion: {}", e.message),
+        "max_version": v.max.to_string(),
+        "min_version": v.min.to_string(),
+    }]});
+    (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response()
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Mv {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(parts.extensions.get::<Mv>().copied().unwrap_or(Mv(MIN_VERSION)))
-    }
-}
-
-/// Negotiates the microversion and says it back; from 1.15 GET responses carry
-/// `last-modified` and `cache-control: no-cache`.
-async fn microversion(mut req: Request, next: Next) -> Response {
-    let v = match negotiate(req.headers(), "placement", None, MIN_VERSION, MAX_VERSION) {
-        Ok(v) => v,
-        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE => {
-            // Clients (osc-placement) read the range from this body to settle on a version.
-            let body = json!({"errors": [{
-                "status": 406,
-                "title": "Not Acceptable",
-                "detail": format!("Invalid microversion: {}", e.message),
-                "max_version": MAX_VERSION.to_string(),
-                "min_version": MIN_VERSION.to_string(),
-            }]});
-            return (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response();
-        }
-        Err(e) => return e.into_response(),
-    };
-    req.extensions_mut().insert(Mv(v));
+/// From 1.15 a GET's answer carries `last-modified` and `cache-control: no-cache`.
+async fn cache_headers(mv: Mv, req: Request, next: Next) -> Response {
     let is_get = req.method() == Method::GET;
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&format!("placement {v}")) {
-        h.insert("openstack-api-version", value);
-    }
-    h.insert("vary", HeaderValue::from_static("openstack-api-version"));
-    if is_get && resp.status() == StatusCode::OK && Mv(v).at_least(15) {
+    if is_get && resp.status() == StatusCode::OK && mv.at_least(15) {
         let now = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         if let Ok(value) = HeaderValue::from_str(&now) {
             resp.headers_mut().insert("last-modified", value);
@@ -128,7 +112,8 @@ pub fn router(placement: Arc<Placement>, validator: Arc<dyn TokenValidator>, bod
     let guard = guard(move || p.policy.current());
     let app = routes()
         .into_router(guard)
-        .layer(axum::middleware::from_fn(microversion))
+        .layer(axum::middleware::from_fn(cache_headers))
+        .layer(axum::middleware::from_fn_with_state(&VERSIONS, negotiated))
         .with_state(placement)
         .layer(auth_layer(validator));
     haneul_core::http::service_layers(app, "placement", FaultStyle::Placement, body_limit)
