@@ -10,6 +10,7 @@ pub mod agents;
 pub mod aggregates;
 pub mod api;
 pub mod hosts;
+pub mod keygen;
 pub mod metadata;
 pub mod model;
 pub mod network;

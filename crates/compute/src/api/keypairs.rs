@@ -8,12 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use chrono::Utc;
 use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
 use haneul_core::routes::{target, Routes};
-use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
 use super::{body_member, enforce, ApiResult, Ctx, Mv};
@@ -139,66 +137,23 @@ fn valid_name(mv: Mv, name: &str) -> bool {
         && name.chars().all(|ch| ch.is_ascii_alphanumeric() || extra.contains(&ch))
 }
 
-/// The fingerprint Nova shows: md5 of the key blob (ssh) or sha1 of the certificate (x509),
-/// as colon-separated hex; None when the key does not parse.
-pub fn fingerprint(kind: &str, public_key: &str) -> Option<String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let digest: Vec<u8> = if kind == "x509" {
-        let body: String = public_key.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = b64.decode(body.trim()).ok().filter(|d| !d.is_empty())?;
-        use sha1::Digest as _;
-        sha1::Sha1::digest(&der).to_vec()
-    } else {
-        let mut parts = public_key.split_whitespace();
-        let algo = parts.next()?;
-        let blob = b64.decode(parts.next()?).ok()?;
-        // The blob starts with the algorithm name, length-prefixed.
-        let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-        if blob.get(4..4 + len)? != algo.as_bytes() {
-            return None;
-        }
-        Md5::digest(&blob).to_vec()
-    };
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
-}
+pub use crate::keygen::fingerprint;
 
-/// A new key pair, as Nova generated them before 2.92: an RSA key from `ssh-keygen` (type
-/// ssh), or an RSA key with a self-signed certificate from `openssl` (type x509). Returns the
-/// private key and the public key (or certificate).
+/// A new key pair (see [`crate::keygen`]); RSA generation takes a CPU for a moment, off the
+/// request threads.
 async fn generate(kind: &str, user_id: &str) -> Result<(String, String), ApiError> {
-    let dir = std::env::temp_dir().join(format!("haneul-keygen-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("key generation failed: {e}")))?;
-    let (key, public) = (dir.join("key"), dir.join("public"));
-    let mut cmd = if kind == "x509" {
-        let mut c = tokio::process::Command::new("openssl");
-        c.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj"])
-            .arg(format!("/CN={user_id}"))
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&public);
-        c
-    } else {
-        let mut c = tokio::process::Command::new("ssh-keygen");
-        c.args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-C", "Generated-by-Nova", "-f"]).arg(&key);
-        c
-    };
-    let tool = if kind == "x509" { "openssl" } else { "ssh-keygen (Debian: openssh-client)" };
-    let result = match cmd.output().await {
-        Ok(o) if o.status.success() => {
-            let public_path = if kind == "x509" { public } else { dir.join("key.pub") };
-            match (std::fs::read_to_string(&key), std::fs::read_to_string(&public_path)) {
-                (Ok(private), Ok(public)) => Ok((private, public.trim().to_string())),
-                _ => Err(ApiError::internal("key generation failed: no key was written")),
-            }
+    let (kind, user_id) = (kind.to_string(), user_id.to_string());
+    match tokio::task::spawn_blocking(move || crate::keygen::generate(&kind, &user_id)).await {
+        Ok(Ok(pair)) => Ok(pair),
+        Ok(Err(e)) => {
+            tracing::error!(error = %haneul_core::service::chain(&e), "key pair generation failed");
+            Err(ApiError::internal("Key pair generation failed."))
         }
-        Ok(o) => {
-            Err(ApiError::internal(format!("key generation failed: {}", String::from_utf8_lossy(&o.stderr).trim())))
+        Err(e) => {
+            tracing::error!(error = %e, "key pair generation stopped");
+            Err(ApiError::internal("Key pair generation failed."))
         }
-        Err(e) => Err(ApiError::internal(format!("key generation needs {tool}: {e}"))),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    }
 }
 
 async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> ApiResult<Response> {
