@@ -280,8 +280,7 @@ impl Instances {
             let _ = std::fs::remove_file(self.saved_state(id));
             self.make_disk(&disk, &spec).await?;
         } else if before.as_ref().is_some_and(|b| spec.disk_gb > b.disk_gb) {
-            run("qemu-img", &["resize".into(), "-q".into(), disk.display().to_string(), format!("{}G", spec.disk_gb)])
-                .await?;
+            haneul_core::qemu_img::resize(&disk, spec.disk_gb).await.map_err(qemu_img_failed)?;
         }
         let rescue_disk = dir.join("disk.rescue");
         if spec.rescue.is_some() != rescue_disk.exists() {
@@ -483,12 +482,9 @@ impl Instances {
             qemu::set_paused(&d, true).await.map_err(failed)?;
         }
         let copy = dir.join(format!("snapshot-{image_id}.tmp"));
-        let args: Vec<String> = ["convert", "-q", "-U", "-f", "qcow2", "-O", "qcow2"]
-            .iter()
-            .map(|a| a.to_string())
-            .chain([dir.join("disk").display().to_string(), copy.display().to_string()])
-            .collect();
-        let converted = run("qemu-img", &args).await;
+        let converted = haneul_core::qemu_img::convert(&dir.join("disk"), "qcow2", &copy, "qcow2", true)
+            .await
+            .map_err(qemu_img_failed);
         if pause {
             if let Err(e) = qemu::set_paused(&d, false).await {
                 tracing::warn!(instance = %id, error = %e, "could not resume the guest after its snapshot");
@@ -578,16 +574,8 @@ impl Instances {
     }
 }
 
-async fn run(program: &str, args: &[String]) -> Result<(), Error> {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| Error::Failed(format!("could not run {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Failed(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok(())
+fn qemu_img_failed(e: haneul_core::qemu_img::QemuImgError) -> Error {
+    Error::Failed(haneul_core::service::chain(&e))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod http;
 pub mod limits;
 pub mod microversion;
 pub mod policy;
+pub mod qemu_img;
 pub mod routes;
 pub mod service;
 pub mod service_auth;

@@ -4,76 +4,25 @@
 //! [`crate::inspect`] checks have passed (qemu-img opens the files a VMDK descriptor names).
 
 use std::path::Path;
-use std::time::Duration;
 
-use serde::Deserialize;
-
-/// Address space and CPU seconds allowed to one `qemu-img info`, as Nova allows.
-const MAX_ADDRESS_SPACE: u64 = 1 << 30;
-const MAX_CPU_SECONDS: u64 = 30;
-const DEADLINE: Duration = Duration::from_secs(60);
+use haneul_core::qemu_img::{self, QemuImgError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
-    #[error("failed to run qemu-img")]
-    Spawn(#[source] std::io::Error),
-    #[error("qemu-img did not finish within {0:?}")]
-    Timeout(Duration),
-    #[error("qemu-img could not read the image: {0}")]
-    Failed(String),
-    #[error("qemu-img printed output that is not its JSON")]
-    Output(#[source] serde_json::Error),
+    #[error("qemu-img could not read the image")]
+    Run(#[from] QemuImgError),
     #[error("{0}")]
     Unsafe(String),
 }
 
-#[derive(Debug, Deserialize)]
-struct Info {
-    format: String,
-    #[serde(rename = "virtual-size")]
-    virtual_size: u64,
-    #[serde(rename = "backing-filename")]
-    backing_filename: Option<String>,
-    #[serde(default)]
-    encrypted: bool,
-    #[serde(rename = "format-specific")]
-    format_specific: Option<FormatSpecific>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FormatSpecific {
-    #[serde(default)]
-    data: serde_json::Value,
-}
-
 /// Whether `qemu-img` and `prlimit` can be run here.
 pub async fn available() -> bool {
-    let runs = |prog: &'static str| async move {
-        tokio::process::Command::new(prog)
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success())
-    };
-    runs("qemu-img").await && runs("prlimit").await
+    qemu_img::available().await
 }
 
 /// Runs `qemu-img info` on `path` as `format`; the virtual size when the image is safe.
 pub async fn check(path: &Path, format: &str) -> Result<u64, QemuError> {
-    let mut cmd = tokio::process::Command::new("prlimit");
-    cmd.arg(format!("--as={MAX_ADDRESS_SPACE}"))
-        .arg(format!("--cpu={MAX_CPU_SECONDS}"))
-        .args(["--", "qemu-img", "info", "--output=json", "-f", format, "--force-share"])
-        .arg(path)
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(DEADLINE, cmd.output()).await.map_err(|_| QemuError::Timeout(DEADLINE))?;
-    let out = out.map_err(QemuError::Spawn)?;
-    if !out.status.success() {
-        return Err(QemuError::Failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    let info: Info = serde_json::from_slice(&out.stdout).map_err(QemuError::Output)?;
+    let info = qemu_img::info_untrusted(path, format).await?;
     if info.format != format {
         return Err(QemuError::Unsafe(format!("qemu-img reads the image as {}, not {format}.", info.format)));
     }
@@ -122,7 +71,7 @@ mod tests {
         qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "64M"]);
         qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base.to_str().unwrap(), over.to_str().unwrap()]);
         assert!(matches!(check(&over, "qcow2").await, Err(QemuError::Unsafe(_))));
-        assert!(matches!(check(&base, "vmdk").await, Err(QemuError::Failed(_))));
+        assert!(matches!(check(&base, "vmdk").await, Err(QemuError::Run(QemuImgError::Failed { .. }))));
         std::fs::remove_dir_all(dir).ok();
     }
 }

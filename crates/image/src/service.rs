@@ -248,8 +248,9 @@ impl Images {
             if let Some(qemu_format) = qemu_format(detected) {
                 upload.flush().await?;
                 let size = crate::qemu::check(upload.tmp_path(), qemu_format).await.map_err(|e| {
-                    tracing::warn!(image = %img.id, error = %e, "qemu-img refused an upload");
-                    Error::Unsupported(format!("Image failed safety checks: {e}"))
+                    let why = haneul_core::service::chain(&e);
+                    tracing::warn!(image = %img.id, error = %why, "qemu-img refused an upload");
+                    Error::Unsupported(format!("Image failed safety checks: {why}"))
                 })?;
                 if disk == detected.name() {
                     virtual_size = Some(size);
