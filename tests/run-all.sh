@@ -153,4 +153,4 @@ trap 'tests/pg.sh stop "$OUT/pg" || true; summary' EXIT
 # groups are still exercised on PostgreSQL by test_compute_api, test_placement and tempest.
 # tempest compute runs once, on SQLite (PostgreSQL keeps the compute API e2e tests).
 run_e2e postgres "" --ignore=tests/e2e/test_servers.py --ignore=tests/e2e/test_server_lifecycle.py --ignore=tests/e2e/test_guest_image.py \
-  --ignore=tests/e2e/test_dataplane.py
+  --ignore=tests/e2e/test_dataplane.py --ignore=tests/e2e/test_build_crash.py

@@ -20,5 +20,6 @@ pub mod scheduler;
 pub mod servers;
 pub mod service;
 pub mod serving;
+pub mod workflow;
 
 pub use service::Compute;

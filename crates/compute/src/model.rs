@@ -382,6 +382,7 @@ haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
 haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions);
 haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
 haneul_core::record!(Model; Migration, "compute_migrations", migrations);
+haneul_core::record!(Model; crate::workflow::Workflow, "compute_workflows", workflows);
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -398,6 +399,8 @@ pub struct Model {
     pub actions: Table<InstanceAction>,
     pub deleted_servers: Table<DeletedServer>,
     pub migrations: Table<Migration>,
+    /// Workflows under way (server builds), each step recorded as it goes.
+    pub workflows: Table<crate::workflow::Workflow>,
 }
 
 impl Model {
@@ -443,4 +446,5 @@ haneul_core::snapshot!(
     InstanceAction,
     DeletedServer,
     Migration,
+    crate::workflow::Workflow,
 );

@@ -385,6 +385,30 @@ impl Compute {
         self.let_go(server_id, ids).await
     }
 
+    /// Removes every port a build of the server made or bound, recorded or not (a try cut
+    /// short by a crash made ports it never recorded): those the user gave are let go, the
+    /// others deleted.
+    pub async fn clear_build_ports(&self, server_id: &str, server: Option<&crate::model::Server>) {
+        let given: Vec<&str> = server
+            .map(|s| s.requested_networks.iter().filter_map(|r| r.port_id.as_deref()).collect())
+            .unwrap_or_default();
+        let mut ids: Vec<(String, bool)> =
+            server.map(|s| s.ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect()).unwrap_or_default();
+        match self.network_call(Method::GET, &format!("/ports?device_id={server_id}"), None).await {
+            Ok(v) => {
+                for p in v["ports"].as_array().into_iter().flatten() {
+                    if let Some(id) = p["id"].as_str() {
+                        if !ids.iter().any(|(x, _)| x == id) {
+                            ids.push((id.to_string(), given.contains(&id)));
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(server = %server_id, error = %e, "could not list the ports a build made"),
+        }
+        self.let_go(server_id, ids).await
+    }
+
     /// Removes these ports of the server only (made ones deleted, the user's let go).
     pub async fn release_ports(&self, server_id: &str, ports: &[ServerPort]) {
         self.let_go(server_id, ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect()).await

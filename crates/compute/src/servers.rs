@@ -1,10 +1,14 @@
 //! Building, deleting and recovering servers, and their power actions.
 //!
-//! A build runs as a task: the scheduler picks a host and claims the server's resources in
-//! placement (`crate::scheduler`; a server that fits nowhere ends in ERROR with Nova's "No
-//! valid host" fault), then the host's agent is sent the server's spec (`crate::agents`)
-//! and makes it so: image cached, qcow2 overlay, config drive, QEMU started. Each outcome is
-//! recorded on the server (ACTIVE, or ERROR with a fault).
+//! A build is a persisted workflow ([`crate::workflow`]) of four steps, [`BUILD_STEPS`]:
+//! `claim` (the scheduler picks a host and claims the server's resources in placement,
+//! `crate::scheduler`; a server that fits nowhere ends in ERROR with Nova's "No valid host"
+//! fault), `ports` (made or bound on the network service), `spec` (the host's agent is sent
+//! the server's spec, `crate::agents`, and makes it so: image cached, qcow2 overlay, config
+//! drive, QEMU started) and `active`. A failed step undoes the ones before it (the instance
+//! removed, the ports deleted or let go, the claim released) and the server ends in ERROR
+//! with the reason as its fault; a restart of the controller carries every build on from the
+//! step it stood at.
 
 use std::sync::Arc;
 
@@ -16,14 +20,89 @@ use serde_json::json;
 
 use crate::model::{Fault, Server};
 use crate::service::{Compute, Error};
+use crate::workflow::{StepError, Steps, Workflow};
+use haneul_core::service::BoxFuture;
 
-/// What the build needs beyond the server record.
-pub struct BuildRequest {
-    pub server_id: String,
-    /// The create request's id, under which its instance action is recorded.
-    pub request_id: String,
-    /// The image document, whose properties take part in scheduling.
-    pub image: serde_json::Value,
+/// The workflow kind of a server's build, and its steps.
+pub const BUILD_KIND: &str = "build";
+pub const BUILD_STEPS: &[&str] = &["claim", "ports", "spec", "active"];
+const BUILD_EVENT: &str = "compute__do_build_and_run_instance";
+
+/// A server's build as a workflow, begun in the same write that makes the server: `image` is
+/// the image document, whose properties take part in scheduling.
+pub fn build_workflow(server_id: &str, request_id: &str, image: &serde_json::Value) -> Workflow {
+    Workflow::new(BUILD_KIND, server_id, request_id, BUILD_STEPS, json!({"image": image}))
+}
+
+/// The steps of a build.
+pub struct Build;
+
+impl Steps for Build {
+    fn kind(&self) -> &'static str {
+        BUILD_KIND
+    }
+    fn names(&self) -> &'static [&'static str] {
+        BUILD_STEPS
+    }
+    fn run<'a>(&'a self, c: &'a Arc<Compute>, wf: &'a Workflow, step: &'a str) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let id = wf.subject.as_str();
+            let Some(server) = c.model().servers.get(id).cloned() else { return Err(StepError::Gone) };
+            let rid = wf.request_id.as_str();
+            match step {
+                "claim" => c.build_claim(&server, rid, &wf.input["image"]).await,
+                "ports" => c.build_ports(&server).await,
+                "spec" => c.push(id, Power::Running, |_| {}).await.map(|_| ()).map_err(StepError::Failed),
+                "active" => {
+                    c.set_state(id, |s| {
+                        s.vm_state = "active".into();
+                        s.task_state = None;
+                        s.power_state = 1;
+                        s.launched_at = Some(Utc::now());
+                    })
+                    .await
+                    .map_err(|e| StepError::Failed(haneul_core::service::chain(&e)))?;
+                    tracing::info!(server = %id, host = server.host.as_deref().unwrap_or_default(), "server active");
+                    c.event_finish(rid, BUILD_EVENT, Ok(())).await;
+                    Ok(())
+                }
+                other => Err(StepError::Failed(format!("a build has no step {other}"))),
+            }
+        })
+    }
+    fn undo<'a>(&'a self, c: &'a Arc<Compute>, wf: &'a Workflow, step: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let id = wf.subject.as_str();
+            let server = c.model().servers.get(id).cloned();
+            match step {
+                "claim" => c.release(id).await,
+                "ports" => {
+                    c.clear_build_ports(id, server.as_deref()).await;
+                    let _ = c.set_state(id, |s| s.ports.clear()).await;
+                }
+                "spec" => {
+                    // As Nova does for a failed build: the instance goes.
+                    if let Some(host) = server.as_ref().and_then(|s| s.host.clone()) {
+                        let path = format!("/v1/instances/{id}");
+                        if let Err(e) = c.agent_call(&host, Method::DELETE, &path, None).await {
+                            tracing::warn!(server = %id, error = %e, "could not remove a failed instance");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        })
+    }
+    fn failed<'a>(&'a self, c: &'a Arc<Compute>, wf: &'a Workflow, why: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if why.is_empty() {
+                return;
+            }
+            tracing::warn!(server = %wf.subject, message = %why, "build failed");
+            c.event_finish(&wf.request_id, BUILD_EVENT, Err(why)).await;
+            c.fail(&wf.subject, why.to_string()).await;
+        })
+    }
 }
 
 impl Compute {
@@ -52,90 +131,67 @@ impl Compute {
             .await;
     }
 
-    /// Builds the server; any failure leaves it in ERROR with the reason as its fault.
-    pub async fn build(self: Arc<Self>, req: BuildRequest) {
-        let id = req.server_id.clone();
-        let Some(server) = self.model().servers.get(&id).cloned() else { return };
-        let rid = req.request_id.as_str();
-        let host = match self.schedule(&server, &req.image).await {
-            Ok(host) => host,
-            Err(message) => {
-                tracing::warn!(server = %id, %message, "no host for the server");
-                self.event_start(rid, "conductor_schedule_and_build_instances", None).await;
-                self.event_finish(rid, "conductor_schedule_and_build_instances", Err(&message)).await;
-                self.fail(&id, message).await;
-                return;
-            }
+    /// Starts a server's build (its workflow already written with the server).
+    pub fn start_build(self: &Arc<Self>, server_id: &str) {
+        let (c, id) = (self.clone(), format!("{BUILD_KIND}/{server_id}"));
+        tokio::spawn(async move { c.drive(&Build, &id).await });
+    }
+
+    /// The build's claim: the host the server's placement allocation is on when an earlier
+    /// try already claimed, else the scheduler's pick and claim.
+    async fn build_claim(&self, server: &Server, rid: &str, image: &serde_json::Value) -> Result<(), StepError> {
+        let id = server.id.as_str();
+        let claimed = self.placement.model().consumers.get(id).and_then(|c| {
+            let roots: Vec<&String> = c.allocations.keys().collect();
+            self.hosts().into_iter().find(|h| roots.contains(&&h.provider))
+        });
+        let host = match claimed {
+            Some(h) => h,
+            None => match self.schedule(server, image).await {
+                Ok(h) => h,
+                Err(message) => {
+                    self.event_start(rid, "conductor_schedule_and_build_instances", None).await;
+                    self.event_finish(rid, "conductor_schedule_and_build_instances", Err(&message)).await;
+                    return Err(StepError::Failed(message));
+                }
+            },
         };
-        const BUILD: &str = "compute__do_build_and_run_instance";
-        self.event_start(rid, BUILD, Some(&host.name)).await;
+        self.event_start(rid, BUILD_EVENT, Some(&host.name)).await;
         let zone = self.model().host_zone(&host.name);
-        let r = self
-            .set_state(&id, |s| {
-                s.host = Some(host.name.clone());
-                s.availability_zone = zone;
-                s.task_state = Some("spawning".into());
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(server = %id, error = ?e, "could not record the server's host");
+        self.set_state(id, |s| {
+            s.host = Some(host.name.clone());
+            s.availability_zone = zone;
+            s.task_state = Some("spawning".into());
+        })
+        .await
+        .map_err(|e| StepError::Failed(haneul_core::service::chain(&e)))?;
+        if self.model().servers.get(id).is_none() {
+            return Err(StepError::Gone);
         }
-        if self.model().servers.get(&id).is_none() {
-            // Deleted while it was being scheduled.
-            self.release(&id).await;
-            return;
+        Ok(())
+    }
+
+    /// The build's ports, made anew: what an earlier, cut-short try made is cleared first.
+    async fn build_ports(&self, server: &Server) -> Result<(), StepError> {
+        let id = server.id.as_str();
+        if server.requested_networks.is_empty() {
+            return Ok(());
         }
-        if !server.requested_networks.is_empty() {
-            let plugged = self
-                .plug_ports(
-                    &id,
-                    &server.project_id,
-                    &host.name,
-                    &server.requested_networks,
-                    &server.security_groups,
-                    &[],
-                )
-                .await;
-            let recorded = match plugged {
-                Ok(ports) => self.set_state(&id, |s| s.ports = ports).await.map_err(|e| format!("{e}")),
-                Err(why) => Err(format!("Build of instance {id} aborted: {why}")),
-            };
-            if let Err(message) = recorded {
-                tracing::warn!(server = %id, %message, "no ports for the server");
-                self.release(&id).await;
-                self.event_finish(rid, BUILD, Err(&message)).await;
-                self.fail(&id, message).await;
-                return;
-            }
+        let host = server.host.clone().unwrap_or_default();
+        self.clear_build_ports(id, Some(server)).await;
+        let plugged = self
+            .plug_ports(id, &server.project_id, &host, &server.requested_networks, &server.security_groups, &[])
+            .await
+            .map_err(|why| StepError::Failed(format!("Build of instance {id} aborted: {why}")))?;
+        if let Err(e) = self.set_state(id, |s| s.ports = plugged.clone()).await {
+            self.release_ports(id, &plugged).await;
+            return Err(StepError::Failed(haneul_core::service::chain(&e)));
         }
-        match self.push(&id, Power::Running, |_| {}).await {
-            Ok(_) => {
-                let r = self
-                    .set_state(&id, |s| {
-                        s.vm_state = "active".into();
-                        s.task_state = None;
-                        s.power_state = 1;
-                        s.launched_at = Some(Utc::now());
-                    })
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(server = %id, error = ?e, "could not record a built server");
-                }
-                tracing::info!(server = %id, host = %host.name, "server active");
-                self.event_finish(rid, BUILD, Ok(())).await;
-            }
-            Err(message) => {
-                tracing::warn!(server = %id, %message, "build failed");
-                // As Nova does for a failed build: the instance goes, the resources go back.
-                let path = format!("/v1/instances/{id}");
-                if let Err(e) = self.agent_call(&host.name, Method::DELETE, &path, None).await {
-                    tracing::warn!(server = %id, error = %e, "could not remove a failed instance");
-                }
-                self.release(&id).await;
-                self.event_finish(rid, BUILD, Err(&message)).await;
-                self.fail(&id, message).await;
-            }
+        if self.model().servers.get(id).is_none() {
+            self.release_ports(id, &plugged).await;
+            return Err(StepError::Gone);
         }
+        Ok(())
     }
 
     /// Removes the server's instance from its host, then the server. A host whose service is
@@ -184,17 +240,24 @@ impl Compute {
         .await
     }
 
-    /// After a restart of the controller: builds that were cut short end in ERROR with a
-    /// fault that says so (their instance, if any, goes with the server's delete). Running
-    /// instances are the agents' business; their reports keep the power states right.
-    pub async fn recover(&self) -> crate::service::Result<()> {
-        let building: Vec<String> =
-            self.model().servers.values().filter(|s| s.vm_state == "building").map(|s| s.id.clone()).collect();
-        for id in building {
+    /// After a restart of the controller: the builds under way go on from the step they
+    /// stood at (see [`crate::workflow`]). A server left building by a release before
+    /// workflows has none to go on with and ends in ERROR. Running instances are the agents'
+    /// business; their reports keep the power states right.
+    pub async fn recover(self: &Arc<Self>) -> crate::service::Result<()> {
+        let m = self.model();
+        let orphans: Vec<String> = m
+            .servers
+            .values()
+            .filter(|s| s.vm_state == "building" && !m.workflows.contains_key(&format!("{}/{}", BUILD_KIND, s.id)))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in orphans {
             self.release(&id).await;
             tracing::warn!(server = %id, "build interrupted by a restart; server is in ERROR");
             self.fail(&id, "The build was interrupted by a restart of the compute service.".into()).await;
         }
+        self.resume_workflows(vec![Arc::new(Build)]);
         Ok(())
     }
 }

@@ -622,7 +622,7 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
         let Some(rest) = key.strip_prefix(ENV_PREFIX) else { continue };
         // The binary's own flags (HANEUL_CONFIG, HANEUL_DATA_DIR handled by clap) are not config keys
         // except data_dir, which is both.
-        if rest == "CONFIG" {
+        if rest == "CONFIG" || rest == "FAULT_PAUSE_AT" {
             continue;
         }
         let value = raw

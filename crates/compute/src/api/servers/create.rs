@@ -16,7 +16,6 @@ use serde_json::{json, Map, Value};
 use super::common::*;
 use crate::api::{body_member, is_admin, links, ApiResult, Ctx, Mv};
 use crate::model::{FlavorAccess, FlavorCopy, Server};
-use crate::servers::BuildRequest;
 use crate::service::Compute;
 
 /// The request's scheduler hints (`os:scheduler_hints`), and the server group they name.
@@ -330,6 +329,7 @@ pub(super) async fn create(
                     t.put(g)?;
                 }
                 let s = t.put(server)?;
+                t.put(crate::servers::build_workflow(&s.id, &rid.0, &image))?;
                 crate::actions::record(t, &rid.0, &s, "create", &ctx.user.id, &s.project_id)?;
                 saved.push(s);
             }
@@ -337,8 +337,7 @@ pub(super) async fn create(
         })
         .await?;
     for s in &saved {
-        let build = BuildRequest { server_id: s.id.clone(), request_id: rid.0.clone(), image: image.clone() };
-        tokio::spawn(c.clone().build(build));
+        c.start_build(&s.id);
     }
     if return_reservation_id {
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": reservation_id}))).into_response());
