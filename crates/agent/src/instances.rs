@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use haneul_core::image_api::ImageApi;
 use haneul_core::service_auth::ServiceToken;
 use http_body_util::BodyExt;
 
@@ -500,9 +501,9 @@ impl Instances {
 
     async fn upload(&self, image_id: &str, file: &Path) -> Result<(), Error> {
         let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
-        let image_url = self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?;
+        let images = ImageApi::new(&self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?);
         let token = self.service.token().await.map_err(|e| fail("uploading", &e))?;
-        let url = format!("{image_url}/v2/images/{image_id}/file");
+        let url = images.file_url(image_id);
         haneul_core::client::upload_file(&url, &token, file).await.map_err(|e| fail("uploading", &e))
     }
 
@@ -553,9 +554,9 @@ impl Instances {
     async fn download(&self, image_id: &str, to: &Path) -> Result<(), Error> {
         use tokio::io::AsyncWriteExt;
         let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
-        let image_url = self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?;
+        let images = ImageApi::new(&self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?);
         let token = self.service.token().await.map_err(|e| fail("fetching", &e))?;
-        let url = format!("{image_url}/v2/images/{image_id}/file");
+        let url = images.file_url(image_id);
         let resp = haneul_core::client::send(hyper::Method::GET, &url, &[("x-auth-token", &token)], None)
             .await
             .map_err(|e| fail("fetching", &e))?;

@@ -453,27 +453,13 @@ impl Compute {
         &self,
         token: &str,
     ) -> std::result::Result<Vec<serde_json::Value>, haneul_core::client::ClientError> {
-        let mut out = Vec::new();
-        let mut path = "/v2/images?limit=1000".to_string();
-        loop {
-            let url = format!("{}{path}", self.settings.image_url);
-            let page = haneul_core::client::json(Method::GET, &url, &[("x-auth-token", token)], None).await?;
-            out.extend(page["images"].as_array().cloned().unwrap_or_default());
-            match page["next"].as_str() {
-                Some(next) => path = next.to_string(),
-                None => return Ok(out),
-            }
-        }
+        self.images.list_all(token).await
     }
 
     /// Deletes an image as the service user.
     pub async fn delete_image(&self, image_id: &str) -> std::result::Result<(), String> {
         let token = self.service.token().await.map_err(|e| e.to_string())?;
-        let url = format!("{}/v2/images/{image_id}", self.settings.image_url);
-        match haneul_core::client::json(Method::DELETE, &url, &[("x-auth-token", &token)], None).await {
-            Ok(_) | Err(haneul_core::client::ClientError::Status { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+        self.images.delete(&token, image_id).await.map_err(|e| e.to_string())
     }
 }
 

@@ -31,8 +31,6 @@ pub enum Error {
 pub struct Settings {
     /// The compute endpoint (`http://host:8774`), for links.
     pub public_url: String,
-    /// The image service, where builds fetch images.
-    pub image_url: String,
     pub key_pairs_quota: usize,
     pub cpu_allocation_ratio: f64,
     pub ram_allocation_ratio: f64,
@@ -53,6 +51,8 @@ pub struct Compute {
     pub controller_host: String,
     /// The service user's token, for calls to the host agents.
     pub service: Arc<haneul_core::service_auth::ServiceToken>,
+    /// The image service (Nova's image proxy, snapshot images, the images a server boots).
+    pub images: haneul_core::image_api::ImageApi,
     /// The key metadata proxies sign instance ids with.
     pub metadata_secret: Vec<u8>,
     /// Remote console tokens handed out and not yet expired (kept in memory, as short-lived
@@ -102,7 +102,6 @@ impl Compute {
             policy,
             settings: Settings {
                 public_url: config.public_url(config.compute.port),
-                image_url: config.public_url(config.image.port),
                 key_pairs_quota: config.compute.key_pairs_quota,
                 cpu_allocation_ratio: config.compute.cpu_allocation_ratio,
                 ram_allocation_ratio: config.compute.ram_allocation_ratio,
@@ -114,6 +113,7 @@ impl Compute {
             placement,
             controller_host: config.compute_host(),
             service,
+            images: haneul_core::image_api::ImageApi::new(&config.public_url(config.image.port)),
             metadata_secret,
             consoles: Default::default(),
             interface_locks: Default::default(),

@@ -18,6 +18,7 @@ pub mod db;
 pub mod docstore;
 pub mod error;
 pub mod http;
+pub mod image_api;
 pub mod limits;
 pub mod microversion;
 pub mod policy;

@@ -88,19 +88,10 @@ fn proxy_available(mv: Mv) -> ApiResult<()> {
 }
 
 /// A call to the image service as the caller; its faults become Nova's.
-async fn glance(c: &Compute, token: &str, method: Method, path: &str, patch: Option<Vec<Value>>) -> ApiResult<Value> {
-    let url = format!("{}{path}", c.settings.image_url);
-    let patch_type = ("content-type", "application/openstack-images-v2.1-json-patch");
-    let mut headers = vec![("x-auth-token", token)];
-    let body = patch.map(|ops| {
-        headers.push(patch_type);
-        Value::Array(ops)
-    });
-    let body = body.map(|b| b.to_string().into_bytes());
-    let resp = haneul_core::client::send(method, &url, &headers, body).await.map_err(image_fault)?;
-    let status = resp.status();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| image_fault(e.into()))?.to_bytes();
-    match status.as_u16() {
+async fn glance(c: &Compute, token: &str, method: Method, id: &str, patch: Option<Vec<Value>>) -> ApiResult<Value> {
+    let (status, bytes) = c.images.call(token, method, id, patch).await.map_err(image_fault)?;
+    let url = c.images.image_url(id);
+    match status {
         200..=299 if bytes.is_empty() => Ok(Value::Null),
         200..=299 => serde_json::from_slice(&bytes).map_err(|err| image_fault(ClientError::Json { url, err })),
         404 => Err(ApiError::not_found("Image not found.")),
@@ -142,7 +133,7 @@ fn image_links(c: &Compute, id: &str) -> Value {
         a.push(json!({
             "rel": "alternate",
             "type": "application/vnd.openstack.image",
-            "href": format!("{}/images/{id}", c.settings.image_url),
+            "href": c.images.bookmark(&id),
         }));
     }
     l
@@ -255,7 +246,7 @@ async fn get_image(c: &Compute, token: &str, id: &str) -> ApiResult<Value> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(ApiError::not_found("Image not found."));
     }
-    glance(c, token, Method::GET, &format!("/v2/images/{id}"), None).await
+    glance(c, token, Method::GET, id, None).await
 }
 
 async fn show(
@@ -279,7 +270,7 @@ async fn delete(
 ) -> ApiResult {
     proxy_available(mv)?;
     get_image(&c, &token.0, &id).await?;
-    glance(&c, &token.0, Method::DELETE, &format!("/v2/images/{id}"), None).await?;
+    glance(&c, &token.0, Method::DELETE, &id, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -361,11 +352,7 @@ async fn set_properties(
         }
     }
     let id = image["id"].as_str().unwrap_or_default();
-    let updated = if ops.is_empty() {
-        image.clone()
-    } else {
-        glance(c, token, Method::PATCH, &format!("/v2/images/{id}"), Some(ops)).await?
-    };
+    let updated = if ops.is_empty() { image.clone() } else { glance(c, token, Method::PATCH, id, Some(ops)).await? };
     Ok(properties(&updated))
 }
 

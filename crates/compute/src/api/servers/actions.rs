@@ -489,8 +489,7 @@ pub(super) async fn create_image(
     const SOURCES: &[&str] = &["active", "stopped", "paused", "suspended"];
     check_state(s, action, SOURCES)?;
     // The base image's minimum RAM carries over (if the image is still there to ask).
-    let base_url = format!("{}/v2/images/{}", c.settings.image_url, s.image_id);
-    let base = haneul_core::client::json(hyper::Method::GET, &base_url, &[("x-auth-token", token)], None).await.ok();
+    let base = c.images.show(token, &s.image_id).await.ok();
     let min_ram = base.as_ref().and_then(|b| b["min_ram"].as_i64()).unwrap_or(0);
     let mut doc = Map::new();
     for (k, v) in &s.image_properties {
@@ -516,22 +515,18 @@ pub(super) async fn create_image(
         ("min_disk".to_string(), json!(s.flavor.disk.max(0))),
         ("min_ram".to_string(), json!(min_ram)),
     ]);
-    let url = format!("{}/v2/images", c.settings.image_url);
-    let image =
-        haneul_core::client::json(hyper::Method::POST, &url, &[("x-auth-token", token)], Some(Value::Object(doc)))
-            .await
-            .map_err(|e| match e {
-                haneul_core::client::ClientError::Status { status: 403 | 413, .. } => {
-                    ApiError::forbidden("The image quota does not allow another image.")
-                }
-                haneul_core::client::ClientError::Status { status: 400, body, .. } => {
-                    bad(format!("The image service refused the snapshot's image: {body}"))
-                }
-                e => {
-                    tracing::warn!(error = %e, "image service unreachable");
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
-                }
-            })?;
+    let image = c.images.create(token, Value::Object(doc)).await.map_err(|e| match e {
+        haneul_core::client::ClientError::Status { status: 403 | 413, .. } => {
+            ApiError::forbidden("The image quota does not allow another image.")
+        }
+        haneul_core::client::ClientError::Status { status: 400, body, .. } => {
+            bad(format!("The image service refused the snapshot's image: {body}"))
+        }
+        e => {
+            tracing::warn!(error = %e, "image service unreachable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+        }
+    })?;
     let image_id = image["id"].as_str().unwrap_or_default().to_string();
     let id = s.id.clone();
     let started = start_action(c, ctx, &id, rid, (action, action), SOURCES, |_, cur| {
@@ -550,7 +545,7 @@ pub(super) async fn create_image(
         return Ok((StatusCode::ACCEPTED, Json(json!({"image_id": image_id}))).into_response());
     }
     let mut resp = StatusCode::ACCEPTED.into_response();
-    if let Ok(v) = format!("{}/images/{image_id}", c.settings.image_url).parse() {
+    if let Ok(v) = c.images.bookmark(&image_id).parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)

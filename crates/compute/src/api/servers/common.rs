@@ -117,18 +117,15 @@ pub(super) async fn bootable_image(
     disk_gb: i64,
     ram: i64,
 ) -> ApiResult<(Value, String)> {
-    let url = format!("{}/v2/images/{image_ref}", c.settings.image_url);
-    let image = haneul_core::client::json(hyper::Method::GET, &url, &[("x-auth-token", token)], None).await.map_err(
-        |e| match e {
-            haneul_core::client::ClientError::Status { status: 404, .. } => {
-                bad(format!("Image {image_ref} could not be found."))
-            }
-            e => {
-                tracing::warn!(error = %e, "image service unreachable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
-            }
-        },
-    )?;
+    let image = c.images.show(token, image_ref).await.map_err(|e| match e {
+        haneul_core::client::ClientError::Status { status: 404, .. } => {
+            bad(format!("Image {image_ref} could not be found."))
+        }
+        e => {
+            tracing::warn!(error = %e, "image service unreachable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The image service could not be reached.")
+        }
+    })?;
     if image["status"] != "active" {
         return Err(bad(format!("Image {image_ref} is not active.")));
     }
