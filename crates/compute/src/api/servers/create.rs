@@ -18,12 +18,9 @@ use crate::api::{body_member, is_admin, links, ApiResult, Ctx, Mv};
 use crate::model::{FlavorAccess, FlavorCopy, Server};
 use crate::service::Compute;
 
-/// The request's scheduler hints (`os:scheduler_hints`), and the server group they name.
-pub(super) fn scheduler_hints(
-    c: &Compute,
-    ctx: &AuthContext,
-    body: &[u8],
-) -> ApiResult<(Map<String, Value>, Option<String>)> {
+/// The request's scheduler hints (`os:scheduler_hints`), and the id of the server group they
+/// name (not yet checked).
+fn scheduler_hints(body: &[u8]) -> ApiResult<(Map<String, Value>, Option<String>)> {
     let v: Value = haneul_core::http::parse_json(body)?;
     let hints = match v.get("os:scheduler_hints").or_else(|| v.get("OS-SCH-HNT:scheduler_hints")) {
         None => return Ok((Map::new(), None)),
@@ -36,12 +33,15 @@ pub(super) fn scheduler_hints(
     };
     let Some(group) = hints.get("group") else { return Ok((hints, None)) };
     let id = group.as_str().ok_or_else(|| bad(format!("Invalid input for field/attribute group. Value: {group}.")))?;
-    let m = c.model();
-    match m.server_groups.get(id) {
-        Some(g) if is_admin(ctx) || ctx.project_id() == Some(g.project_id.as_str()) => {
-            let id = id.to_string();
-            Ok((hints, Some(id)))
-        }
+    let id = id.to_string();
+    Ok((hints, Some(id)))
+}
+
+/// The server group a request names, if the caller may use it.
+fn usable_group(c: &Compute, ctx: &AuthContext, id: Option<String>) -> ApiResult<Option<String>> {
+    let Some(id) = id else { return Ok(None) };
+    match c.model().server_groups.get(&id) {
+        Some(g) if is_admin(ctx) || ctx.project_id() == Some(g.project_id.as_str()) => Ok(Some(id)),
         _ => Err(bad(format!("Instance group {id} could not be found."))),
     }
 }
@@ -69,16 +69,20 @@ pub(super) fn count_arg(o: &Map<String, Value>, field: &str) -> ApiResult<Option
 
 /// A server's `availability_zone`: `zone`, or (admins) `zone:host`, `zone:host:node`,
 /// `zone::node` to force a host. A zone must be one some enabled service is in.
+fn zone_arg(v: Option<&Value>) -> ApiResult<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 && s.trim() == s => Ok(Some(s.clone())),
+        Some(v) => Err(bad(format!("Invalid input for field/attribute availability_zone. Value: {v}."))),
+    }
+}
+
 pub(super) fn requested_zone(
     c: &Compute,
     ctx: &AuthContext,
-    v: Option<&Value>,
+    az: Option<&str>,
 ) -> ApiResult<(Option<String>, Option<String>)> {
-    let az = match v {
-        None | Some(Value::Null) => return Ok((None, None)),
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 255 && s.trim() == s => s.clone(),
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute availability_zone. Value: {v}."))),
-    };
+    let Some(az) = az else { return Ok((None, None)) };
     let parts: Vec<&str> = az.split(':').collect();
     if parts.len() > 3 {
         return Err(bad("Invalid input received: Unable to parse availability_zone"));
@@ -106,6 +110,155 @@ pub(super) fn requested_zone(
     Ok((zone, None))
 }
 
+/// `POST /servers`'s body, parsed once: every field's shape checked with Nova's messages.
+/// What needs the cloud (the flavor, key pair, image, networks, zone, groups) is checked on
+/// these fields afterwards.
+pub(super) struct CreateServer {
+    name: String,
+    flavor_ref: String,
+    image_ref: String,
+    min_count: u32,
+    max_count: u32,
+    return_reservation_id: bool,
+    hostname: Option<String>,
+    tags: Vec<String>,
+    networks: crate::network::NetworksArg,
+    security_groups: Vec<String>,
+    auto_disk_config: Option<bool>,
+    admin_pass: Option<String>,
+    key_name: Option<String>,
+    user_data: Option<String>,
+    metadata: std::collections::BTreeMap<String, String>,
+    availability_zone: Option<String>,
+    description: Option<String>,
+    access_ipv4: String,
+    access_ipv6: String,
+    hints: Map<String, Value>,
+    group: Option<String>,
+}
+
+impl CreateServer {
+    pub(super) fn parse(body: &[u8], mv: Mv) -> ApiResult<CreateServer> {
+        let o: Map<String, Value> = body_member(body, "server")?;
+        let (hints, group) = scheduler_hints(body)?;
+        let access_ipv4 = access_ip(&o, "accessIPv4", false)?.unwrap_or_default();
+        let access_ipv6 = access_ip(&o, "accessIPv6", true)?.unwrap_or_default();
+        let (min_count, max_count) = match (count_arg(&o, "min_count")?, count_arg(&o, "max_count")?) {
+            (None, None) => (1, 1),
+            (Some(n), None) => (n, n),
+            (None, Some(x)) => (1, x),
+            (Some(n), Some(x)) if n > x => return Err(bad("min_count must be <= max_count")),
+            (Some(n), Some(x)) => (n, x),
+        };
+        let return_reservation_id = match o.get("return_reservation_id") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(t))
+                if matches!(t.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no") =>
+            {
+                matches!(t.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+            }
+            Some(v) => {
+                return Err(bad(format!("Invalid input for field/attribute return_reservation_id. Value: {v}.")))
+            }
+        };
+        let hostname = match o.get("hostname") {
+            Some(h) if mv.at_least(90) => Some(hostname_arg(h)?),
+            Some(_) => {
+                return Err(bad(
+                    "Invalid input for field/attribute server. Additional properties are not allowed ('hostname' was unexpected)",
+                ))
+            }
+            None => None,
+        };
+        if hostname.is_some() && max_count > 1 {
+            return Err(bad("Cannot use hostname with multiple instances: only max_count=1 is allowed."));
+        }
+        let tags = match o.get("tags") {
+            Some(t) if mv.at_least(52) => super::super::server_meta::tag_list(t)?,
+            _ => Vec::new(),
+        };
+        let name = match o.get("name") {
+            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
+            None => return Err(bad("Invalid input for field/attribute server. Value: 'name' is a required property")),
+        };
+        let flavor_ref = match o.get("flavorRef") {
+            Some(Value::String(f)) if !f.is_empty() => last_segment(f).to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(bad("Invalid input for field/attribute server. Value: 'flavorRef' is a required property"))
+            }
+        };
+        let image_ref = match o.get("imageRef") {
+            Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
+            _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
+        };
+        let networks = crate::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
+        let security_groups: Vec<String> = match o.get("security_groups") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => {
+                list.iter()
+                    .map(|g| {
+                        g.get("name").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+                            bad(format!("Invalid input for field/attribute security_groups. Value: {g}."))
+                        })
+                    })
+                    .collect::<ApiResult<Vec<_>>>()?
+            }
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute security_groups. Value: {v}."))),
+        };
+        let auto_disk_config = disk_config_arg(&o)?;
+        let admin_pass = admin_pass_arg(&o)?;
+        let key_name = match o.get("key_name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute key_name. Value: {v}."))),
+        };
+        let user_data = match o.get("user_data") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(u)) => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(u)
+                    .map_err(|_| bad("User data needs to be valid base 64."))?;
+                if u.len() > 65535 {
+                    return Err(bad(
+                        "User data too large. User data must be no larger than 65535 bytes once base64 encoded.",
+                    ));
+                }
+                Some(u.clone())
+            }
+            Some(v) => return Err(bad(format!("Invalid input for field/attribute user_data. Value: {v}."))),
+        };
+        let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
+        let availability_zone = zone_arg(o.get("availability_zone"))?;
+        let description = o.get("description").and_then(|d| d.as_str()).map(str::to_owned);
+        Ok(CreateServer {
+            name,
+            flavor_ref,
+            image_ref,
+            min_count,
+            max_count,
+            return_reservation_id,
+            hostname,
+            tags,
+            networks,
+            security_groups,
+            auto_disk_config,
+            admin_pass,
+            key_name,
+            user_data,
+            metadata,
+            availability_zone,
+            description,
+            access_ipv4,
+            access_ipv6,
+            hints,
+            group,
+        })
+    }
+}
+
 pub(super) async fn create(
     State(c): State<Ctx>,
     Auth(ctx): Auth,
@@ -117,80 +270,16 @@ pub(super) async fn create(
     let Some(project) = ctx.project_id().map(str::to_owned) else {
         return Err(ApiError::forbidden("Servers are created with a project-scoped token."));
     };
-    let o: Map<String, Value> = body_member(&body, "server")?;
-    let (hints, group) = scheduler_hints(&c, &ctx, &body)?;
-    let access_ipv4 = access_ip(&o, "accessIPv4", false)?.unwrap_or_default();
-    let access_ipv6 = access_ip(&o, "accessIPv6", true)?.unwrap_or_default();
-    let (min_count, max_count) = (count_arg(&o, "min_count")?, count_arg(&o, "max_count")?);
-    let (min_count, max_count) = match (min_count, max_count) {
-        (None, None) => (1, 1),
-        (Some(n), None) => (n, n),
-        (None, Some(x)) => (1, x),
-        (Some(n), Some(x)) if n > x => return Err(bad("min_count must be <= max_count")),
-        (Some(n), Some(x)) => (n, x),
-    };
-    let return_reservation_id = match o.get("return_reservation_id") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(t))
-            if matches!(t.to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no") =>
-        {
-            matches!(t.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-        }
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute return_reservation_id. Value: {v}."))),
-    };
-    let hostname = match o.get("hostname") {
-        Some(h) if mv.at_least(90) => Some(hostname_arg(h)?),
-        Some(_) => {
-            return Err(bad(
-                "Invalid input for field/attribute server. Additional properties are not allowed ('hostname' was unexpected)",
-            ))
-        }
-        None => None,
-    };
-    if hostname.is_some() && max_count > 1 {
-        return Err(bad("Cannot use hostname with multiple instances: only max_count=1 is allowed."));
-    }
-    let tags = match o.get("tags") {
-        Some(t) if mv.at_least(52) => super::super::server_meta::tag_list(t)?,
-        _ => Vec::new(),
-    };
-    let name = match o.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute name. Value: {v}."))),
-        None => return Err(bad("Invalid input for field/attribute server. Value: 'name' is a required property")),
-    };
-    let flavor_ref = match o.get("flavorRef") {
-        Some(Value::String(f)) if !f.is_empty() => last_segment(f).to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(bad("Invalid input for field/attribute server. Value: 'flavorRef' is a required property")),
-    };
-    let image_ref = match o.get("imageRef") {
-        Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
-        _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
-    };
-    let networks = crate::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
-    let security_groups: Vec<String> = match o.get("security_groups") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|g| {
-                g.get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| bad(format!("Invalid input for field/attribute security_groups. Value: {g}.")))
-            })
-            .collect::<ApiResult<Vec<_>>>()?,
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute security_groups. Value: {v}."))),
-    };
+    let r = CreateServer::parse(&body, mv)?;
+    let group = usable_group(&c, &ctx, r.group)?;
+    let (min_count, max_count) = (r.min_count, r.max_count);
     // Nova checks the groups before anything is made ("default" is always there).
-    if security_groups.iter().any(|g| g != "default") {
-        c.group_ids(&project, &security_groups).await.map_err(bad)?;
+    if r.security_groups.iter().any(|g| g != "default") {
+        c.group_ids(&project, &r.security_groups).await.map_err(bad)?;
     }
-    let auto_disk_config = disk_config_arg(&o)?;
-    let admin_pass = admin_pass_arg(&o)?.unwrap_or_else(new_admin_pass);
+    let admin_pass = r.admin_pass.unwrap_or_else(new_admin_pass);
     let requested_networks =
-        c.check_networks(&project, networks, is_admin(&ctx)).await.map_err(|(status, message)| match status {
+        c.check_networks(&project, r.networks, is_admin(&ctx)).await.map_err(|(status, message)| match status {
             409 => ApiError::conflict(message),
             503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             _ => bad(message),
@@ -198,43 +287,31 @@ pub(super) async fn create(
     if requested_networks.iter().filter(|r| r.port_id.is_some()).count() > 0 && max_count > 1 {
         return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }
-    let (requested_zone, forced_host) = requested_zone(&c, &ctx, o.get("availability_zone"))?;
+    let (requested_zone, forced_host) = requested_zone(&c, &ctx, r.availability_zone.as_deref())?;
     let m = c.model();
+    let flavor_ref = r.flavor_ref;
     let flavor = m
         .flavors
         .get(&flavor_ref)
         .filter(|f| f.is_public || is_admin(&ctx) || m.flavor_access.contains_key(&FlavorAccess::key(&f.id, &project)))
         .ok_or_else(|| bad(format!("Flavor {flavor_ref} could not be found.")))?;
-    let (key_name, key_data) = match o.get("key_name") {
-        None | Some(Value::Null) => (None, None),
-        Some(Value::String(k)) => {
+    let (key_name, key_data) = match r.key_name {
+        None => (None, None),
+        Some(k) => {
             let pair = m
                 .keypairs
-                .get(&crate::model::Keypair::key(&ctx.user.id, k))
-                .ok_or_else(|| bad(format!("Invalid key_name provided.")))?;
-            (Some(k.clone()), Some(pair.public_key.clone()))
+                .get(&crate::model::Keypair::key(&ctx.user.id, &k))
+                .ok_or_else(|| bad("Invalid key_name provided."))?;
+            (Some(k), Some(pair.public_key.clone()))
         }
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute key_name. Value: {v}."))),
     };
-    let user_data = match o.get("user_data") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(u)) => {
-            base64::engine::general_purpose::STANDARD
-                .decode(u)
-                .map_err(|_| bad("User data needs to be valid base 64."))?;
-            if u.len() > 65535 {
-                return Err(bad(
-                    "User data too large. User data must be no larger than 65535 bytes once base64 encoded.",
-                ));
-            }
-            Some(u.clone())
-        }
-        Some(v) => return Err(bad(format!("Invalid input for field/attribute user_data. Value: {v}."))),
-    };
-    let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
+    let image_ref = r.image_ref;
     let (image, disk_format) = bootable_image(&c, &token.0, &image_ref, flavor.disk, flavor.ram).await?;
     let image_properties = image_properties(&image);
-    let auto_disk_config = image_disk_config(&image_ref, &image_properties, auto_disk_config)?;
+    let auto_disk_config = image_disk_config(&image_ref, &image_properties, r.auto_disk_config)?;
+    let (name, hostname, tags, metadata, user_data) = (r.name, r.hostname, r.tags, r.metadata, r.user_data);
+    let (access_ipv4, access_ipv6, hints, security_groups) = (r.access_ipv4, r.access_ipv6, r.hints, r.security_groups);
+    let (description, return_reservation_id) = (r.description, r.return_reservation_id);
     let now = Utc::now();
     let reservation_id: String = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let template = Server {
@@ -249,7 +326,7 @@ pub(super) async fn create(
         key_data,
         user_data,
         metadata,
-        description: o.get("description").and_then(|d| d.as_str()).map(str::to_owned),
+        description,
         vm_state: "building".into(),
         task_state: Some("scheduling".into()),
         power_state: 0,
