@@ -119,112 +119,173 @@ pub(super) async fn action(
 ) -> ApiResult<Response> {
     let s = find(&c, &ctx, &id)?;
     let v: Value = haneul_core::http::parse_json(&body)?;
-    if let Some(arg) = v.get("os-getConsoleOutput") {
-        let length = match arg.get("length") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= -1) => {
-                n.as_i64().filter(|n| *n >= 0).map(|n| n as usize)
-            }
-            Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|n| n >= -1) => {
-                s.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize)
-            }
-            Some(v) => return Err(bad(format!("Invalid input for field/attribute length. Value: {v}."))),
-        };
-        let Some(host) = s.host.clone() else {
-            return Err(ApiError::conflict(format!(
-                "Cannot 'os-getConsoleOutput' instance {id} while it is in vm_state {}",
-                s.vm_state
-            )));
-        };
-        let path = match length {
-            Some(n) => format!("/v1/instances/{id}/console?lines={n}"),
-            None => format!("/v1/instances/{id}/console"),
-        };
-        let output = c
-            .agent_call(&host, hyper::Method::GET, &path, None)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {e}")))?;
-        return Ok(Json(json!({"output": output["output"]})).into_response());
+    let action = ServerAction::parse(&v)?;
+    if action.needs_unlocked() {
+        super::super::server_meta::unlocked(&ctx, &s)?;
     }
-    if let Some(arg) = v.get("os-getVNCConsole") {
-        let kind = arg.get("type").and_then(|t| t.as_str()).unwrap_or_default();
-        let url = super::super::consoles::vnc_console(&c, &ctx, &s, kind)?;
-        return Ok(Json(json!({"console": {"type": kind, "url": url}})).into_response());
-    }
-    if v.get("lock").is_some() || v.get("unlock").is_some() {
-        return lock(&c, &ctx, mv, &s, &v, &rid.0).await;
-    }
-    for (key, add) in [("addSecurityGroup", true), ("removeSecurityGroup", false)] {
-        if let Some(arg) = v.get(key) {
-            return super::super::net_proxies::change_group(&c, &ctx, &s, arg, add).await;
+    use super::super::net_proxies as net;
+    use ServerAction as A;
+    let power = match action {
+        A::ConsoleOutput(arg) => return console_output(&c, &s, arg).await,
+        A::VncConsole(arg) => {
+            let kind = arg.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            let url = super::super::consoles::vnc_console(&c, &ctx, &s, kind)?;
+            return Ok(Json(json!({"console": {"type": kind, "url": url}})).into_response());
         }
-    }
-    if let Some(arg) = v.get("addFloatingIp") {
-        return super::super::net_proxies::add_fip(&c, &ctx, mv, &s, arg, &token.0).await;
-    }
-    for (key, add) in [("addFixedIp", true), ("removeFixedIp", false)] {
-        if let Some(arg) = v.get(key) {
-            return super::super::net_proxies::change_fixed_ip(&c, &ctx, mv, &s, arg, add).await;
-        }
-    }
-    if let Some(arg) = v.get("removeFloatingIp") {
-        return super::super::net_proxies::remove_fip(&c, &ctx, mv, &s, arg, &token.0).await;
-    }
-    for action in ["createImage", "createBackup"] {
-        if let Some(arg) = v.get(action) {
-            return create_image(&c, &ctx, mv, &s, action, arg, &token.0, &rid.0).await;
-        }
-    }
-    super::super::server_meta::unlocked(&ctx, &s)?;
-    if let Some(arg) = v.get("rebuild") {
-        return rebuild(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await;
-    }
-    if let Some(arg) = v.get("resize") {
-        return resize(&c, &ctx, &s, arg, &rid.0).await;
-    }
-    if let Some(arg) = v.get("rescue") {
-        return rescue(&c, &ctx, &s, arg, &token.0, &rid.0).await;
-    }
-    if v.get("unrescue").is_some() {
-        return unrescue(&c, &ctx, &s, &rid.0).await;
-    }
-    for (key, revert) in [("confirmResize", false), ("revertResize", true)] {
-        if v.get(key).is_some() {
-            return finish_resize(&c, &ctx, &s, key, revert, &rid.0).await;
-        }
-    }
-    use crate::servers::PowerAction;
-    let action = if v.get("os-stop").is_some() {
-        PowerAction::Stop
-    } else if v.get("os-start").is_some() {
-        PowerAction::Start
-    } else if v.get("pause").is_some() {
-        PowerAction::Pause
-    } else if v.get("unpause").is_some() {
-        PowerAction::Unpause
-    } else if v.get("suspend").is_some() {
-        PowerAction::Suspend
-    } else if v.get("resume").is_some() {
-        PowerAction::Resume
-    } else if let Some(r) = v.get("reboot") {
-        match r.get("type").and_then(|t| t.as_str()).map(str::to_ascii_uppercase).as_deref() {
-            Some("SOFT") => PowerAction::RebootSoft,
-            Some("HARD") => PowerAction::RebootHard,
-            _ => return Err(bad("Invalid input for field/attribute type. Value: must be SOFT or HARD.")),
-        }
-    } else {
-        let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-        return Err(bad(format!("Server action {name} is not available yet.")));
+        A::Lock | A::Unlock => return lock(&c, &ctx, mv, &s, &v, &rid.0).await,
+        A::AddSecurityGroup(arg) => return net::change_group(&c, &ctx, &s, arg, true).await,
+        A::RemoveSecurityGroup(arg) => return net::change_group(&c, &ctx, &s, arg, false).await,
+        A::AddFloatingIp(arg) => return net::add_fip(&c, &ctx, mv, &s, arg, &token.0).await,
+        A::RemoveFloatingIp(arg) => return net::remove_fip(&c, &ctx, mv, &s, arg, &token.0).await,
+        A::AddFixedIp(arg) => return net::change_fixed_ip(&c, &ctx, mv, &s, arg, true).await,
+        A::RemoveFixedIp(arg) => return net::change_fixed_ip(&c, &ctx, mv, &s, arg, false).await,
+        A::CreateImage(arg) => return create_image(&c, &ctx, mv, &s, "createImage", arg, &token.0, &rid.0).await,
+        A::CreateBackup(arg) => return create_image(&c, &ctx, mv, &s, "createBackup", arg, &token.0, &rid.0).await,
+        A::Rebuild(arg) => return rebuild(&c, &ctx, mv, &s, arg, &token.0, &rid.0).await,
+        A::Resize(arg) => return resize(&c, &ctx, &s, arg, &rid.0).await,
+        A::Rescue(arg) => return rescue(&c, &ctx, &s, arg, &token.0, &rid.0).await,
+        A::Unrescue => return unrescue(&c, &ctx, &s, &rid.0).await,
+        A::ConfirmResize => return finish_resize(&c, &ctx, &s, "confirmResize", false, &rid.0).await,
+        A::RevertResize => return finish_resize(&c, &ctx, &s, "revertResize", true, &rid.0).await,
+        A::Power(p) => p,
     };
-    let (task, sources) = action.task_and_sources();
+    let (task, sources) = power.task_and_sources();
     let name = v.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default();
-    start_action(&c, &ctx, &id, &rid.0, (&name, action.action()), sources, |_, cur| {
+    start_action(&c, &ctx, &id, &rid.0, (&name, power.action()), sources, |_, cur| {
         cur.task_state = Some(task.into());
         Ok(())
     })
     .await?;
-    tokio::spawn(c.clone().power(id, action, rid.0));
+    tokio::spawn(c.clone().power(id, power, rid.0));
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// An action key and how its argument becomes the action.
+type WithArg<'a> = (&'static str, fn(&'a Value) -> ServerAction<'a>);
+
+/// A server action (`POST /servers/{id}/action`), one variant per action served, with the
+/// body's argument; each action's handler reads its argument's fields.
+pub(super) enum ServerAction<'a> {
+    ConsoleOutput(&'a Value),
+    VncConsole(&'a Value),
+    /// `lock` and `unlock` read the whole body (`lock`'s `locked_reason`).
+    Lock,
+    Unlock,
+    AddSecurityGroup(&'a Value),
+    RemoveSecurityGroup(&'a Value),
+    AddFloatingIp(&'a Value),
+    RemoveFloatingIp(&'a Value),
+    AddFixedIp(&'a Value),
+    RemoveFixedIp(&'a Value),
+    CreateImage(&'a Value),
+    CreateBackup(&'a Value),
+    Rebuild(&'a Value),
+    Resize(&'a Value),
+    Rescue(&'a Value),
+    Unrescue,
+    ConfirmResize,
+    RevertResize,
+    Power(crate::servers::PowerAction),
+}
+
+impl<'a> ServerAction<'a> {
+    /// The action a body names (its key; the first served one in this order when it names
+    /// several). An action not served is a 400 (the route's guard has already refused actions
+    /// it does not know).
+    pub(super) fn parse(v: &'a Value) -> ApiResult<ServerAction<'a>> {
+        use crate::servers::PowerAction as P;
+        let Some(o) = v.as_object() else { return Err(bad("The action body must be an object.")) };
+        let arg = |k: &str| o.get(k);
+        let with: [WithArg<'a>; 15] = [
+            ("os-getConsoleOutput", ServerAction::ConsoleOutput),
+            ("os-getVNCConsole", ServerAction::VncConsole),
+            ("lock", |_| ServerAction::Lock),
+            ("addSecurityGroup", ServerAction::AddSecurityGroup),
+            ("removeSecurityGroup", ServerAction::RemoveSecurityGroup),
+            ("addFloatingIp", ServerAction::AddFloatingIp),
+            ("addFixedIp", ServerAction::AddFixedIp),
+            ("removeFixedIp", ServerAction::RemoveFixedIp),
+            ("removeFloatingIp", ServerAction::RemoveFloatingIp),
+            ("createImage", ServerAction::CreateImage),
+            ("createBackup", ServerAction::CreateBackup),
+            ("rebuild", ServerAction::Rebuild),
+            ("resize", ServerAction::Resize),
+            ("rescue", ServerAction::Rescue),
+            ("unlock", |_| ServerAction::Unlock),
+        ];
+        if let Some(a) = with.iter().find_map(|(k, make)| arg(k).map(make)) {
+            return Ok(a);
+        }
+        let bare: [(&str, ServerAction<'a>); 9] = [
+            ("unrescue", ServerAction::Unrescue),
+            ("confirmResize", ServerAction::ConfirmResize),
+            ("revertResize", ServerAction::RevertResize),
+            ("os-stop", ServerAction::Power(P::Stop)),
+            ("os-start", ServerAction::Power(P::Start)),
+            ("pause", ServerAction::Power(P::Pause)),
+            ("unpause", ServerAction::Power(P::Unpause)),
+            ("suspend", ServerAction::Power(P::Suspend)),
+            ("resume", ServerAction::Power(P::Resume)),
+        ];
+        if let Some((_, a)) = bare.into_iter().find(|(k, _)| o.contains_key(*k)) {
+            return Ok(a);
+        }
+        if let Some(r) = arg("reboot") {
+            return match r.get("type").and_then(|t| t.as_str()).map(str::to_ascii_uppercase).as_deref() {
+                Some("SOFT") => Ok(ServerAction::Power(P::RebootSoft)),
+                Some("HARD") => Ok(ServerAction::Power(P::RebootHard)),
+                _ => Err(bad("Invalid input for field/attribute type. Value: must be SOFT or HARD.")),
+            };
+        }
+        let name = o.keys().next().cloned().unwrap_or_default();
+        Err(bad(format!("Server action {name} is not available yet.")))
+    }
+
+    /// Whether a locked server refuses it (all but reading the console, locking, and the
+    /// network and image changes Nova allows on a locked server).
+    fn needs_unlocked(&self) -> bool {
+        use ServerAction as A;
+        matches!(
+            self,
+            A::Rebuild(_)
+                | A::Resize(_)
+                | A::Rescue(_)
+                | A::Unrescue
+                | A::ConfirmResize
+                | A::RevertResize
+                | A::Power(_)
+        )
+    }
+}
+
+/// `os-getConsoleOutput`: the end of the guest's console log (`length` lines, or all).
+async fn console_output(c: &Ctx, s: &Server, arg: &Value) -> ApiResult<Response> {
+    let id = &s.id;
+    let length = match arg.get("length") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n >= -1) => {
+            n.as_i64().filter(|n| *n >= 0).map(|n| n as usize)
+        }
+        Some(Value::String(s)) if s.parse::<i64>().is_ok_and(|n| n >= -1) => {
+            s.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize)
+        }
+        Some(v) => return Err(bad(format!("Invalid input for field/attribute length. Value: {v}."))),
+    };
+    let Some(host) = s.host.clone() else {
+        return Err(ApiError::conflict(format!(
+            "Cannot 'os-getConsoleOutput' instance {id} while it is in vm_state {}",
+            s.vm_state
+        )));
+    };
+    let path = match length {
+        Some(n) => format!("/v1/instances/{id}/console?lines={n}"),
+        None => format!("/v1/instances/{id}/console"),
+    };
+    let output = c
+        .agent_call(&host, hyper::Method::GET, &path, None)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {e}")))?;
+    Ok(Json(json!({"output": output["output"]})).into_response())
 }
 
 /// `rebuild`: a new root disk from an image (the same or another), keeping the server's id,
