@@ -196,13 +196,13 @@ pub struct Server {
     pub rescue_image: Option<(String, String)>,
     /// The networks and ports asked for at create; made into ports when the build has a host.
     #[serde(default)]
-    pub requested_networks: Vec<crate::network::NetRequest>,
+    pub requested_networks: Vec<NetRequest>,
     /// The security groups asked for at create (names or ids; none: the project's default).
     #[serde(default)]
     pub security_groups: Vec<String>,
     /// The server's ports on the network service.
     #[serde(default)]
-    pub ports: Vec<crate::network::ServerPort>,
+    pub ports: Vec<ServerPort>,
     /// `OS-DCF:diskConfig` AUTO (Nova's `auto_disk_config`): kept and shown; the guest
     /// grows its own file system, so nothing else changes.
     #[serde(default)]
@@ -382,7 +382,92 @@ haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
 haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions);
 haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
 haneul_core::record!(Model; Migration, "compute_migrations", migrations);
-haneul_core::record!(Model; crate::workflow::Workflow, "compute_workflows", workflows);
+haneul_core::record!(Model; Workflow, "compute_workflows", workflows);
+
+/// One entry of a create's `networks`: a network, a port, a fixed address on the network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetRequest {
+    pub network_id: Option<String>,
+    pub port_id: Option<String>,
+    pub fixed_ip: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// A port of a server as its view and its guest need it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerPort {
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub mac: String,
+    pub mtu: u32,
+    pub ips: Vec<String>,
+    /// A port the user created and named: only let go at delete, not deleted.
+    pub preexisting: bool,
+    /// The names of the port's security groups (the server view's `security_groups`), as
+    /// the port was made or last changed through the server.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// The guest's PCI slot for the port's NIC (see [`crate::network::SLOTS`]); none for ports of servers
+    /// made before slots were kept.
+    #[serde(default)]
+    pub slot: Option<u8>,
+    /// The floating IPs associated with the port, as the network service last told
+    /// (Nova's `network-changed` event) or as they were when the port was plugged.
+    #[serde(default)]
+    pub floating_ips: Vec<String>,
+    /// The device tag the port was asked with (`networks[].tag`, an attach's `tag`).
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+/// A workflow under way (see `crate::workflow`): its steps and where each stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Started,
+    Done,
+    Undone,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub state: StepState,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Workflow {
+    /// `<kind>/<subject>`: one workflow of a kind per subject at a time.
+    pub id: String,
+    pub kind: String,
+    /// What it works on (the server's id).
+    pub subject: String,
+    /// The request that began it (its instance action).
+    pub request_id: String,
+    pub steps: Vec<Step>,
+    /// Why it is being undone; none while it goes forward.
+    pub failure: Option<String>,
+    /// What the steps need beyond the subject's record.
+    pub input: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Workflow {
+    pub fn new(kind: &str, subject: &str, request_id: &str, steps: &[&str], input: serde_json::Value) -> Workflow {
+        Workflow {
+            id: format!("{kind}/{subject}"),
+            kind: kind.to_string(),
+            subject: subject.to_string(),
+            request_id: request_id.to_string(),
+            steps: steps.iter().map(|s| Step { name: s.to_string(), state: StepState::Pending }).collect(),
+            failure: None,
+            input,
+            created_at: Utc::now(),
+        }
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct Model {
@@ -400,7 +485,7 @@ pub struct Model {
     pub deleted_servers: Table<DeletedServer>,
     pub migrations: Table<Migration>,
     /// Workflows under way (server builds), each step recorded as it goes.
-    pub workflows: Table<crate::workflow::Workflow>,
+    pub workflows: Table<Workflow>,
 }
 
 impl Model {
@@ -446,5 +531,5 @@ haneul_core::snapshot!(
     InstanceAction,
     DeletedServer,
     Migration,
-    crate::workflow::Workflow,
+    Workflow,
 );

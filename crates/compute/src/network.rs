@@ -4,47 +4,11 @@
 //! over) and bound to it; at delete they go (ports the user brought are only let go).
 
 use hyper::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::service::Compute;
 
-/// One entry of a create's `networks`: a network, a port, a fixed address on the network.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct NetRequest {
-    pub network_id: Option<String>,
-    pub port_id: Option<String>,
-    pub fixed_ip: Option<String>,
-    pub tag: Option<String>,
-}
-
-/// A port of a server as its view and its guest need it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerPort {
-    pub port_id: String,
-    pub network_id: String,
-    pub network_name: String,
-    pub mac: String,
-    pub mtu: u32,
-    pub ips: Vec<String>,
-    /// A port the user created and named: only let go at delete, not deleted.
-    pub preexisting: bool,
-    /// The names of the port's security groups (the server view's `security_groups`), as
-    /// the port was made or last changed through the server.
-    #[serde(default)]
-    pub security_groups: Vec<String>,
-    /// The guest's PCI slot for the port's NIC (see [`SLOTS`]); none for ports of servers
-    /// made before slots were kept.
-    #[serde(default)]
-    pub slot: Option<u8>,
-    /// The floating IPs associated with the port, as the network service last told
-    /// (Nova's `network-changed` event) or as they were when the port was plugged.
-    #[serde(default)]
-    pub floating_ips: Vec<String>,
-    /// The device tag the port was asked with (`networks[].tag`, an attach's `tag`).
-    #[serde(default)]
-    pub tag: Option<String>,
-}
+pub use crate::model::{NetRequest, ServerPort};
 
 /// The guest PCI slots NICs go in: clear of the slots QEMU gives its other devices (from 2
 /// up), so a NIC plugged in later sits where a fresh start puts it. 16 NICs at most.

@@ -21,70 +21,23 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use haneul_core::service::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 use crate::service::Compute;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    Pending,
-    Started,
-    Done,
-    Undone,
-}
+pub use crate::model::{Step, StepState, Workflow};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Step {
-    pub name: String,
-    pub state: StepState,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Workflow {
-    /// `<kind>/<subject>`: one workflow of a kind per subject at a time.
-    pub id: String,
-    pub kind: String,
-    /// What it works on (the server's id).
-    pub subject: String,
-    /// The request that began it (its instance action).
-    pub request_id: String,
-    pub steps: Vec<Step>,
-    /// Why it is being undone; none while it goes forward.
-    pub failure: Option<String>,
-    /// What the steps need beyond the subject's record.
-    pub input: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Workflow {
-    pub fn new(kind: &str, subject: &str, request_id: &str, steps: &[&str], input: serde_json::Value) -> Workflow {
-        Workflow {
-            id: format!("{kind}/{subject}"),
-            kind: kind.to_string(),
-            subject: subject.to_string(),
-            request_id: request_id.to_string(),
-            steps: steps.iter().map(|s| Step { name: s.to_string(), state: StepState::Pending }).collect(),
-            failure: None,
-            input,
-            created_at: Utc::now(),
-        }
-    }
-
-    fn next(&self) -> Next {
-        match &self.failure {
-            None => match self.steps.iter().position(|s| matches!(s.state, StepState::Pending | StepState::Started)) {
-                Some(i) => Next::Run(i),
-                None => Next::Finished,
-            },
-            Some(why) => match self.steps.iter().rposition(|s| matches!(s.state, StepState::Started | StepState::Done))
-            {
-                Some(i) => Next::Undo(i),
-                None => Next::Failed(why.clone()),
-            },
-        }
+/// Where a workflow goes next.
+fn next(wf: &Workflow) -> Next {
+    match &wf.failure {
+        None => match wf.steps.iter().position(|s| matches!(s.state, StepState::Pending | StepState::Started)) {
+            Some(i) => Next::Run(i),
+            None => Next::Finished,
+        },
+        Some(why) => match wf.steps.iter().rposition(|s| matches!(s.state, StepState::Started | StepState::Done)) {
+            Some(i) => Next::Undo(i),
+            None => Next::Failed(why.clone()),
+        },
     }
 }
 
@@ -123,7 +76,7 @@ impl Compute {
     pub async fn drive(self: &Arc<Self>, steps: &dyn Steps, id: &str) {
         loop {
             let Some(wf) = self.model().workflows.get(id).cloned() else { return };
-            match wf.next() {
+            match next(&wf) {
                 Next::Run(i) => {
                     let name = wf.steps[i].name.clone();
                     if !self.mark(id, i, StepState::Started, None).await {
@@ -245,11 +198,11 @@ mod tests {
     #[test]
     fn forward_goes_from_the_first_step_not_done_and_undo_from_the_last_begun() {
         use StepState::*;
-        assert!(matches!(wf(&[Pending, Pending, Pending], None).next(), Next::Run(0)));
-        assert!(matches!(wf(&[Done, Started, Pending], None).next(), Next::Run(1)), "a cut-short step runs again");
-        assert!(matches!(wf(&[Done, Done, Done], None).next(), Next::Finished));
-        assert!(matches!(wf(&[Done, Started, Pending], Some("x")).next(), Next::Undo(1)), "the failed step first");
-        assert!(matches!(wf(&[Done, Undone, Pending], Some("x")).next(), Next::Undo(0)));
-        assert!(matches!(wf(&[Undone, Undone, Pending], Some("x")).next(), Next::Failed(w) if w == "x"));
+        assert!(matches!(next(&wf(&[Pending, Pending, Pending], None)), Next::Run(0)));
+        assert!(matches!(next(&wf(&[Done, Started, Pending], None)), Next::Run(1)), "a cut-short step runs again");
+        assert!(matches!(next(&wf(&[Done, Done, Done], None)), Next::Finished));
+        assert!(matches!(next(&wf(&[Done, Started, Pending], Some("x"))), Next::Undo(1)), "the failed step first");
+        assert!(matches!(next(&wf(&[Done, Undone, Pending], Some("x"))), Next::Undo(0)));
+        assert!(matches!(next(&wf(&[Undone, Undone, Pending], Some("x"))), Next::Failed(w) if w == "x"));
     }
 }

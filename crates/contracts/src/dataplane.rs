@@ -211,6 +211,13 @@ impl Picture {
     pub fn port_with_ip(&self, network_id: &str, ip: &str) -> Option<&Port> {
         self.ports.iter().find(|p| p.network_id == network_id && p.fixed_ips.iter().any(|f| f.ip_address == ip))
     }
+    /// A router's ports: its interfaces and its gateway.
+    pub fn router_ports<'a>(&'a self, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.iter().filter(move |p| {
+            p.device_id == router_id
+                && (p.device_owner == OWNER_ROUTER_INTERFACE || p.device_owner == OWNER_ROUTER_GATEWAY)
+        })
+    }
     /// Whether a router has an interface on the network.
     pub fn routed(&self, network_id: &str) -> bool {
         self.ports_of(network_id).any(|p| p.device_owner == OWNER_ROUTER_INTERFACE)

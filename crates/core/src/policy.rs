@@ -450,7 +450,7 @@ impl Policy {
     }
 
     pub fn enforce(&self, rule: &str, target: &Value, creds: &Value) -> bool {
-        crate::routes::note_asked(rule);
+        note_asked(rule);
         let idx = self.index.get(rule).or_else(|| self.index.get(DEFAULT_RULE));
         let rule = idx.and_then(|&i| self.rules.get(i));
         rule.is_some_and(|r| self.eval(&r.node, (target, creds), 0).unwrap_or(false))
@@ -520,6 +520,27 @@ fn millis(d: Duration) -> u64 {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// Which rules a request asked, for the route guard (`crate::routes`) to check that a
+// handler asked the rule its route declares.
+tokio::task_local! {
+    static ASKED: std::cell::RefCell<Vec<String>>;
+}
+
+/// Notes that `rule` was asked, when a guard is recording ([`recording`]).
+fn note_asked(rule: &str) {
+    let _ = ASKED.try_with(|a| a.borrow_mut().push(rule.to_owned()));
+}
+
+/// Runs `f`, returning its output and every rule asked while it ran.
+pub async fn recording<F: std::future::Future>(f: F) -> (F::Output, Vec<String>) {
+    ASKED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let out = f.await;
+            (out, ASKED.with(|a| a.take()))
+        })
+        .await
 }
 
 /// Defaults plus an overrides file, reloaded when its mtime or size changes, looked at no

@@ -30,9 +30,7 @@
 //! route never reaches its handler without a token; an action not listed never reaches it.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -210,7 +208,7 @@ impl Guard {
             Access::TargetAny(rules) => rules.to_vec(),
             _ => return next.run(req).await,
         };
-        let (resp, asked) = recording(next.run(req)).await;
+        let (resp, asked) = crate::policy::recording(next.run(req)).await;
         let ok = resp.status().is_success() || resp.status().is_redirection();
         if ok && !asked.iter().any(|a| rules.contains(&a.as_str())) {
             let rule = rules.join(" or ");
@@ -288,25 +286,6 @@ async fn action_key(req: Request) -> Result<(Request, Option<String>), ApiError>
     };
     let key = o.keys().next().cloned();
     Ok((Request::from_parts(parts, Body::from(bytes)), key))
-}
-
-tokio::task_local! {
-    static ASKED: RefCell<Vec<String>>;
-}
-
-/// Notes that `rule` was asked, when a guard is recording (called by the policy engine).
-pub(crate) fn note_asked(rule: &str) {
-    let _ = ASKED.try_with(|a| a.borrow_mut().push(rule.to_owned()));
-}
-
-/// Runs `f`, returning its output and every rule asked while it ran.
-pub async fn recording<F: Future>(f: F) -> (F::Output, Vec<String>) {
-    ASKED
-        .scope(RefCell::new(Vec::new()), async move {
-            let out = f.await;
-            (out, ASKED.with(|a| a.take()))
-        })
-        .await
 }
 
 /// A service's routes, each with its [`Access`], built into a router by [`Routes::into_router`].

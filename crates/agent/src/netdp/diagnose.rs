@@ -118,7 +118,7 @@ async fn port(dp: &Dataplane, doc: &Doc, p: &Port, out: &mut Vec<Step>) {
         );
         let forward = sys::run_in(Some(&ns), "sysctl", &["-n", "net.ipv4.ip_forward"], None).await.unwrap_or_default();
         step(out, forward.trim() == "1", "the router forwards (ip_forward=1)");
-        let gw = router::ports(doc, rid).find(|g| g.device_owner == doc::OWNER_ROUTER_GATEWAY);
+        let gw = doc.router_ports(rid).find(|g| g.device_owner == doc::OWNER_ROUTER_GATEWAY);
         match gw {
             None => {
                 step(out, false, format!("router {rid} has an external gateway (no: nothing leaves the network)"));

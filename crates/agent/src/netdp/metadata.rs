@@ -65,7 +65,7 @@ async fn forward(State(p): State<Arc<Proxy>>, ConnectInfo(peer): ConnectInfo<Soc
     let doc = dp.doc();
     let networks: Vec<&str> = match &p.scope {
         Scope::Network(n) => vec![n.as_str()],
-        Scope::Router(r) => super::router::ports(&doc, r).map(|p| p.network_id.as_str()).collect(),
+        Scope::Router(r) => doc.router_ports(r).map(|p| p.network_id.as_str()).collect(),
     };
     let Some(port) = networks.iter().find_map(|n| doc.port_with_ip(n, &ip)) else {
         tracing::warn!(%ip, "metadata request from an address with no port");

@@ -256,7 +256,7 @@ impl Dataplane {
             want(&n.id);
         }
         for r in &routers {
-            for p in router::ports(doc, &r.id) {
+            for p in doc.router_ports(&r.id) {
                 want(&p.network_id);
             }
         }

@@ -14,14 +14,6 @@ use super::{dhcp, metadata, sys, Dataplane};
 
 pub const METADATA_PORT: u16 = 9697;
 
-/// The router's ports: interfaces and gateway.
-pub fn ports<'a>(doc: &'a Doc, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-    doc.ports.iter().filter(move |p| {
-        p.device_id == router_id
-            && (p.device_owner == doc::OWNER_ROUTER_INTERFACE || p.device_owner == doc::OWNER_ROUTER_GATEWAY)
-    })
-}
-
 /// Makes router `r` what the picture says; the ports it plumbed.
 pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<Vec<String>, String> {
     let fresh = !sys::namespaces().iter().any(|n| n == ns);
@@ -35,7 +27,8 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     let mut up = Vec::new();
     let mut inner = BTreeSet::new();
     let mut advertised = Vec::new();
-    let interfaces: Vec<&Port> = ports(doc, &r.id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE).collect();
+    let interfaces: Vec<&Port> =
+        doc.router_ports(&r.id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE).collect();
     for p in &interfaces {
         let ifname = dp.plumb(doc, ns, p, "qr-", &[]).await.map_err(|e| e.to_string())?;
         for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
@@ -71,7 +64,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
             f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_none() && !f.port_forwardings.is_empty()
         })
         .collect();
-    let gateway = ports(doc, &r.id).find(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY);
+    let gateway = doc.router_ports(&r.id).find(|p| p.device_owner == doc::OWNER_ROUTER_GATEWAY);
     let mut nat = String::from(
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
     );
@@ -170,7 +163,7 @@ pub fn v6_routes(doc: &Doc, network_id: &str) -> BTreeSet<(String, String)> {
                 .is_some_and(|s| s.ip_version == 6 && s.gateway_ip.as_ref().is_some_and(|gw| !doc::is_link_local(gw)))
         };
         let Some(via) = g.fixed_ips.iter().find(reachable) else { continue };
-        for p in ports(doc, &g.device_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE) {
+        for p in doc.router_ports(&g.device_id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE) {
             for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
                 out.insert((s.cidr.clone(), via.ip_address.clone()));
             }

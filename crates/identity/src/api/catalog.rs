@@ -38,7 +38,7 @@ pub fn routes() -> Routes<Ctx> {
 
 /// The catalog for a token: enabled services with their enabled endpoints.
 pub fn catalog_for(m: &Model, project_id: Option<&str>) -> Vec<Value> {
-    let allowed = project_id.and_then(|p| super::endpoint_filter::allowed_endpoints(m, p));
+    let allowed = project_id.and_then(|p| crate::service::endpoints::allowed_endpoints(m, p));
     m.services
         .values()
         .filter(|s| s.enabled)

@@ -2,6 +2,7 @@
 
 mod auth;
 mod compliance;
+pub mod endpoints;
 mod roles;
 
 use std::path::PathBuf;

@@ -590,7 +590,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     }
     c.write(|t| {
         t.delete::<Port>(&id).ok_or_else(|| not_found("PortNotFound", "Port", &id))?;
-        super::floatingips::disassociate_port(t, &id)
+        crate::floating::disassociate_port(t, &id)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
