@@ -92,6 +92,8 @@ CARGO_INCREMENTAL=1 cargo test --release --workspace --locked 2>&1 | tee "$OUT/c
 if grep -q '^test result: FAILED' "$OUT/cargo-test.log" || ! grep -q '^test result: ok' "$OUT/cargo-test.log"; then
   echo "unit tests failed"; exit 1
 fi
+# No module of a crate imports another that imports it back (docs/architecture.md).
+python3 tools/module-cycles.py
 
 # tempest's compute API tests that need no guest (flavors, key pairs, quotas, limits, zones,
 # hypervisors, services, aggregates, usage, os-hosts, server list filters)...
