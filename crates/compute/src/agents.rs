@@ -23,6 +23,37 @@ use crate::service::{Compute, Error, Result};
 
 pub use haneul_contracts::agent::{Report, ReportBody, Resources};
 
+/// Why a call to a host's agent did not give what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("host {host} has no agent")]
+    NoAgent { host: String },
+    #[error("server {server} has no host")]
+    NoHost { server: String },
+    #[error("the agent of host {host} did not answer in time")]
+    Timeout { host: String },
+    /// The agent answered with a fault; its message says why.
+    #[error("{message}")]
+    Refused { host: String, status: u16, message: String },
+    #[error("the agent of host {host} is unreachable")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: haneul_core::client::ClientError,
+    },
+    #[error("the agent answered an odd state")]
+    Answer(#[source] serde_json::Error),
+    #[error("the server's new generation could not be recorded")]
+    Store(#[source] Box<Error>),
+}
+
+impl AgentError {
+    /// The message for a server's fault or an action event: the error and its causes.
+    pub fn fault(&self) -> String {
+        haneul_core::service::chain(self)
+    }
+}
+
 /// How long one call to an agent may take (a stop waits up to Nova's 60 s for the guest).
 const CALL_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -100,7 +131,7 @@ impl Compute {
                     tokio::spawn(async move {
                         if let Err(e) = c.agent_call(&host, Method::DELETE, &format!("/v1/instances/{id}"), None).await
                         {
-                            tracing::warn!(%host, instance = %id, error = %e, "could not remove an orphan instance");
+                            tracing::warn!(%host, instance = %id, error = %e.fault(), "could not remove an orphan instance");
                         }
                     });
                 }
@@ -126,20 +157,20 @@ impl Compute {
     }
 
     /// The agent of `host`: its URL, if it ever reported.
-    fn agent_url(&self, host: &str) -> std::result::Result<String, String> {
+    fn agent_url(&self, host: &str) -> std::result::Result<String, AgentError> {
         crate::hosts::compute_service(&self.model(), host)
             .and_then(|s| s.agent.as_ref().map(|a| a.url.clone()))
-            .ok_or_else(|| format!("host {host} has no agent"))
+            .ok_or_else(|| AgentError::NoAgent { host: host.to_string() })
     }
 
-    /// One call to a host's agent; `Err` carries a message fit for a server's fault.
+    /// One call to a host's agent.
     pub async fn agent_call(
         &self,
         host: &str,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> std::result::Result<Value, String> {
+    ) -> std::result::Result<Value, AgentError> {
         self.agent_call_within(host, method, path, body, CALL_TIMEOUT).await
     }
 
@@ -152,14 +183,16 @@ impl Compute {
         path: &str,
         body: Option<Value>,
         timeout: Duration,
-    ) -> std::result::Result<Value, String> {
+    ) -> std::result::Result<Value, AgentError> {
         let url = format!("{}{path}", self.agent_url(host)?);
+        let host = host.to_string();
         match tokio::time::timeout(timeout, self.service.call_url(method, &url, body)).await {
-            Err(_) => Err(format!("the agent of host {host} did not answer in time")),
+            Err(_) => Err(AgentError::Timeout { host }),
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                Err(e.fault_message().unwrap_or_else(|| format!("the agent of host {host} is unreachable: {e}")))
-            }
+            Ok(Err(e)) => match (e.status(), e.fault_message()) {
+                (Some(status), Some(message)) => Err(AgentError::Refused { host, status, message }),
+                _ => Err(AgentError::Unreachable { host, source: e }),
+            },
         }
     }
 
@@ -170,7 +203,7 @@ impl Compute {
         id: &str,
         power: Power,
         change: impl FnOnce(&mut Server) + Send,
-    ) -> std::result::Result<Observed, String> {
+    ) -> std::result::Result<Observed, AgentError> {
         let s = self
             .write(|t| {
                 let mut s = t.edit(&t.m.servers, "server", id)?;
@@ -179,12 +212,12 @@ impl Compute {
                 Ok(t.put(s)?)
             })
             .await
-            .map_err(|e| e.to_string())?;
-        let host = s.host.clone().ok_or_else(|| format!("server {id} has no host"))?;
+            .map_err(|e| AgentError::Store(Box::new(e)))?;
+        let host = s.host.clone().ok_or_else(|| AgentError::NoHost { server: id.to_string() })?;
         let spec = self.spec(&s, power);
-        let body = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
+        let body = serde_json::to_value(&spec).map_err(AgentError::Answer)?;
         let v = self.agent_call(&host, Method::PUT, &format!("/v1/instances/{id}"), Some(body)).await?;
-        serde_json::from_value(v).map_err(|e| format!("the agent answered an odd state: {e}"))
+        serde_json::from_value(v).map_err(AgentError::Answer)
     }
 
     /// What the server's instance should be.

@@ -448,7 +448,7 @@ impl Compute {
         };
         let power = power_of(&s.vm_state);
         let added = port.clone();
-        if let Err(m) = self.push(server_id, power, move |s| s.ports.push(added)).await {
+        if let Err(m) = self.push(server_id, power, move |s| s.ports.push(added)).await.map_err(|e| e.fault()) {
             // The port goes again; the server as it was.
             let gone = port.port_id.clone();
             let _ = self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await;
@@ -495,7 +495,9 @@ impl Compute {
         self.event_start(request_id, EVENT, s.host.as_deref()).await;
         let power = power_of(&s.vm_state);
         let gone = port_id.to_string();
-        if let Err(m) = self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await {
+        if let Err(m) =
+            self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await.map_err(|e| e.fault())
+        {
             // Still plugged in: the server keeps the port.
             tracing::warn!(server = %server_id, port = %port_id, error = %m, "could not detach an interface");
             let back = port.clone();

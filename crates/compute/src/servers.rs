@@ -18,9 +18,11 @@ use haneul_contracts::agent::{Observed, Power};
 use hyper::Method;
 use serde_json::json;
 
+use crate::agents::AgentError;
 use crate::model::{Fault, Server};
 use crate::service::{Compute, Error};
 use crate::workflow::{StepError, Steps, Workflow};
+use haneul_core::client::ClientError;
 use haneul_core::service::BoxFuture;
 
 /// The workflow kind of a server's build, and its steps.
@@ -52,7 +54,9 @@ impl Steps for Build {
             match step {
                 "claim" => c.build_claim(&server, rid, &wf.input["image"]).await,
                 "ports" => c.build_ports(&server).await,
-                "spec" => c.push(id, Power::Running, |_| {}).await.map(|_| ()).map_err(StepError::Failed),
+                "spec" => {
+                    c.push(id, Power::Running, |_| {}).await.map(|_| ()).map_err(|e| StepError::Failed(e.fault()))
+                }
                 "active" => {
                     c.set_state(id, |s| {
                         s.vm_state = "active".into();
@@ -85,7 +89,7 @@ impl Steps for Build {
                     if let Some(host) = server.as_ref().and_then(|s| s.host.clone()) {
                         let path = format!("/v1/instances/{id}");
                         if let Err(e) = c.agent_call(&host, Method::DELETE, &path, None).await {
-                            tracing::warn!(server = %id, error = %e, "could not remove a failed instance");
+                            tracing::warn!(server = %id, error = %e.fault(), "could not remove a failed instance");
                         }
                     }
                 }
@@ -205,11 +209,11 @@ impl Compute {
             let path = format!("/v1/instances/{id}");
             if let Err(e) = self.agent_call(&host, Method::DELETE, &path, None).await {
                 let up = crate::hosts::compute_service(&self.model(), &host).is_some_and(|s| self.is_up(s, Utc::now()));
-                self.event_finish(request_id, TERMINATE, Err(&e)).await;
+                self.event_finish(request_id, TERMINATE, Err(&e.fault())).await;
                 if up {
-                    return Err(Error::Internal(e));
+                    return Err(Error::Agent(e));
                 }
-                tracing::warn!(server = %id, %host, error = %e, "host is down; deleting the server locally");
+                tracing::warn!(server = %id, %host, error = %e.fault(), "host is down; deleting the server locally");
             } else {
                 self.event_finish(request_id, TERMINATE, Ok(())).await;
             }
@@ -342,11 +346,12 @@ impl Compute {
         event: &str,
         power: Power,
         change: impl FnOnce(&mut Server) + Send,
-    ) -> std::result::Result<Observed, String> {
+    ) -> std::result::Result<Observed, AgentError> {
         let host = self.model().servers.get(id).and_then(|s| s.host.clone());
         self.event_start(request_id, event, host.as_deref()).await;
         let result = self.push(id, power, change).await;
-        self.event_finish(request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
+        let fault = result.as_ref().err().map(AgentError::fault);
+        self.event_finish(request_id, event, fault.as_deref().map_or(Ok(()), Err)).await;
         result
     }
 
@@ -374,7 +379,8 @@ impl Compute {
                     tracing::error!(server = %id, event, error = ?e, "could not record the end of a step");
                 }
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.fault();
                 tracing::warn!(server = %id, event, %message, "step failed");
                 self.fail(id, message).await;
             }
@@ -405,8 +411,9 @@ impl Compute {
                 let within = std::time::Duration::from_secs(3600);
                 self.agent_call_within(h, Method::POST, &path, Some(body), within).await.map(|_| ())
             }
-            None => Err(format!("server {id} has no host")),
-        };
+            None => Err(AgentError::NoHost { server: id.clone() }),
+        }
+        .map_err(|e| e.fault());
         self.event_finish(&request_id, event, result.as_ref().map(|_| ()).map_err(String::as_str)).await;
         match (&result, rotation) {
             (Err(message), _) => {
@@ -429,12 +436,11 @@ impl Compute {
     }
 
     /// Deletes the server's backups of `backup_type` but the newest `keep`.
-    async fn rotate_backups(&self, id: &str, backup_type: &str, keep: u64) -> std::result::Result<(), String> {
-        let token = self.service.token().await.map_err(|e| e.to_string())?;
+    async fn rotate_backups(&self, id: &str, backup_type: &str, keep: u64) -> std::result::Result<(), ClientError> {
+        let token = self.service.token().await?;
         let mut backups: Vec<serde_json::Value> = self
             .images_visible_to(&token)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .filter(|i| i["instance_uuid"] == id && i["image_type"] == "backup" && i["backup_type"] == backup_type)
             .collect();
@@ -457,9 +463,9 @@ impl Compute {
     }
 
     /// Deletes an image as the service user.
-    pub async fn delete_image(&self, image_id: &str) -> std::result::Result<(), String> {
-        let token = self.service.token().await.map_err(|e| e.to_string())?;
-        self.images.delete(&token, image_id).await.map_err(|e| e.to_string())
+    pub async fn delete_image(&self, image_id: &str) -> std::result::Result<(), ClientError> {
+        let token = self.service.token().await?;
+        self.images.delete(&token, image_id).await
     }
 }
 
@@ -681,7 +687,8 @@ impl Compute {
                 })
                 .await
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.fault();
                 tracing::warn!(server = %id, ?action, %message, "power action failed");
                 let host = self.model().servers.get(&id).and_then(|s| s.host.clone()).unwrap_or_default();
                 let observed = self.agent_call(&host, Method::GET, &format!("/v1/instances/{id}"), None).await.ok();

@@ -26,6 +26,8 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("a host's agent could not do it")]
+    Agent(#[from] crate::agents::AgentError),
 }
 
 pub struct Settings {

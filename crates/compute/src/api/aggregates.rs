@@ -255,7 +255,7 @@ async fn images(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Byte
             for image in &ids {
                 let path = format!("/v1/images/{image}");
                 if let Err(e) = c2.agent_call(&host, hyper::Method::PUT, &path, None).await {
-                    tracing::warn!(%host, %image, error = %e, "could not cache an image");
+                    tracing::warn!(%host, %image, error = %e.fault(), "could not cache an image");
                 }
             }
         }

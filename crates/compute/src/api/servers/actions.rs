@@ -281,10 +281,9 @@ async fn console_output(c: &Ctx, s: &Server, arg: &Value) -> ApiResult<Response>
         Some(n) => format!("/v1/instances/{id}/console?lines={n}"),
         None => format!("/v1/instances/{id}/console"),
     };
-    let output = c
-        .agent_call(&host, hyper::Method::GET, &path, None)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {e}")))?;
+    let output = c.agent_call(&host, hyper::Method::GET, &path, None).await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Guest console unavailable: {}", e.fault()))
+    })?;
     Ok(Json(json!({"output": output["output"]})).into_response())
 }
 
