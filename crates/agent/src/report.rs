@@ -23,12 +23,21 @@ pub struct Reporter {
     pub every: Duration,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("reading the host's resources")]
+    Host(#[source] std::io::Error),
+    #[error("encoding the report")]
+    Encode(#[source] serde_json::Error),
+    #[error("sending the report to the controller")]
+    Send(#[source] haneul_core::client::ClientError),
+}
+
 impl Reporter {
     /// What the next report says.
-    pub async fn describe(&self) -> Result<Report, String> {
+    pub async fn describe(&self) -> Result<Report, ReportError> {
         let i = &self.instances;
-        let resources =
-            crate::host::resources(&i.settings.instances_dir).map_err(|e| format!("reading the host: {e}"))?;
+        let resources = crate::host::resources(&i.settings.instances_dir).map_err(ReportError::Host)?;
         Ok(Report {
             url: self.url.clone(),
             console_url: self.console_url.clone(),
@@ -39,10 +48,10 @@ impl Reporter {
     }
 
     /// One report; the controller's answer is not needed.
-    pub async fn report(&self) -> Result<(), String> {
-        let body = serde_json::to_value(ReportBody { agent: self.describe().await? }).map_err(|e| e.to_string())?;
+    pub async fn report(&self) -> Result<(), ReportError> {
+        let body = serde_json::to_value(ReportBody { agent: self.describe().await? }).map_err(ReportError::Encode)?;
         let path = format!("/internal/agents/{}", self.instances.settings.host);
-        self.service.call("compute", Method::PUT, &path, Some(body)).await.map(|_| ()).map_err(|e| e.to_string())
+        self.service.call("compute", Method::PUT, &path, Some(body)).await.map(|_| ()).map_err(ReportError::Send)
     }
 
     /// Reports forever; failures are logged and retried at the next tick.
@@ -59,10 +68,13 @@ impl Reporter {
                 }
                 Ok(()) => {}
                 Err(e) if !failing => {
-                    tracing::warn!(error = %e, "could not report to the controller; retrying");
+                    let error = haneul_core::service::chain(&e);
+                    tracing::warn!(%error, "could not report to the controller; retrying");
                     failing = true;
                 }
-                Err(e) => tracing::debug!(error = %e, "still cannot report to the controller"),
+                Err(e) => {
+                    tracing::debug!(error = %haneul_core::service::chain(&e), "still cannot report to the controller")
+                }
             }
         }
     }

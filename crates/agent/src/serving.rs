@@ -3,7 +3,7 @@
 //! its long-running tasks. `haneul serve` runs it beside the API services; `haneul agent`
 //! runs it alone on a compute node.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use haneul_core::auth::TokenValidator;
@@ -21,8 +21,9 @@ pub struct Agent {
     validator: Arc<dyn TokenValidator>,
     novnc_dir: std::path::PathBuf,
     dataplane: Option<Arc<Dataplane>>,
-    /// Taken by [`Service::tasks`]: the reporter runs once.
-    reporter: Mutex<Option<Reporter>>,
+    reporter: Reporter,
+    /// Whether [`Service::tasks`] started the reporter (it runs once).
+    reporting: std::sync::atomic::AtomicBool,
 }
 
 /// Opens this host's agent (its instances, its data plane when `network.dataplane` is on).
@@ -47,19 +48,16 @@ pub async fn open(
         validator,
         novnc_dir: cfg.agent.novnc_dir.clone().into(),
         dataplane,
-        reporter: Mutex::new(Some(reporter)),
+        reporter,
+        reporting: Default::default(),
     }))
 }
 
 impl Agent {
     /// What the next report will say, for a controller in the same process that registers
     /// its own host before the first report goes over REST.
-    pub async fn report(&self) -> Result<haneul_contracts::agent::Report, String> {
-        let reporter = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match reporter {
-            Some(r) => r.describe().await,
-            None => Err("the reporter already runs".into()),
-        }
+    pub async fn report(&self) -> Result<haneul_contracts::agent::Report, crate::report::ReportError> {
+        self.reporter.describe().await
     }
 }
 
@@ -80,8 +78,8 @@ impl Service for Agent {
     }
     fn tasks(&self) -> Vec<BoxFuture<'static, ()>> {
         let mut out: Vec<BoxFuture<'static, ()>> = Vec::new();
-        if let Some(r) = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            out.push(Box::pin(r.run()));
+        if !self.reporting.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            out.push(Box::pin(self.reporter.clone().run()));
         }
         if let Some(dp) = &self.dataplane {
             out.push(Box::pin(dp.clone().run()));

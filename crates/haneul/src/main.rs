@@ -285,7 +285,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let (Some(compute), Some(agent)) = (&compute, &agent) {
         match agent.report().await {
             Ok(r) => compute.agent_report(&cfg.compute_host(), r).await.context("registering this host")?,
-            Err(e) => tracing::warn!(error = %e, "this host's agent could not describe the host"),
+            Err(e) => {
+                tracing::warn!(error = %haneul_core::service::chain(&e), "this host's agent could not describe the host")
+            }
         }
     }
     let seed_cfg = cfg.clone();
