@@ -408,7 +408,7 @@ pub struct ServerPort {
     /// the port was made or last changed through the server.
     #[serde(default)]
     pub security_groups: Vec<String>,
-    /// The guest's PCI slot for the port's NIC (see [`crate::network::SLOTS`]); none for ports of servers
+    /// The guest's PCI slot for the port's NIC (see [`crate::service::network::SLOTS`]); none for ports of servers
     /// made before slots were kept.
     #[serde(default)]
     pub slot: Option<u8>,
@@ -421,7 +421,7 @@ pub struct ServerPort {
     pub tag: Option<String>,
 }
 
-/// A workflow under way (see `crate::workflow`): its steps and where each stands.
+/// A workflow under way (see `crate::service::workflow`): its steps and where each stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {

@@ -1,4 +1,4 @@
-//! `PUT /v2.1/internal/agents/{host}`: where host agents report (`crate::agents`). Not part
+//! `PUT /v2.1/internal/agents/{host}`: where host agents report (`crate::service::agents`). Not part
 //! of Nova's API; only the service user (role `service`) may call it.
 
 use axum::body::Bytes;
@@ -9,7 +9,7 @@ use haneul_core::routes::{rule, Routes};
 use haneul_core::ApiError;
 
 use super::{ApiResult, Ctx};
-use crate::agents::ReportBody;
+use crate::service::agents::ReportBody;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new().put("/internal/agents/{host}", rule("haneul:agent:report"), report)

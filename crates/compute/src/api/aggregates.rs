@@ -1,4 +1,4 @@
-//! `/os-aggregates`: host aggregates and availability zones (`crate::aggregates`). As in Nova,
+//! `/os-aggregates`: host aggregates and availability zones (`crate::service::aggregates`). As in Nova,
 //! a body is validated before the caller's rights are checked.
 
 use std::collections::BTreeMap;
@@ -143,7 +143,7 @@ async fn create(State(c): State<Ctx>, mv: Mv, body: Bytes) -> ApiResult {
 
 async fn show(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>) -> ApiResult {
     let m = c.model();
-    one(crate::aggregates::find(&m, &id)?, mv)
+    one(crate::service::aggregates::find(&m, &id)?, mv)
 }
 
 async fn update(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Bytes) -> ApiResult {
@@ -155,7 +155,7 @@ async fn update(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Byte
     }
     let n = o.get("name").map(|v| name(v, true)).transpose()?;
     let z = o.get("availability_zone").map(zone).transpose()?;
-    crate::aggregates::find(&c.model(), &id)?;
+    crate::service::aggregates::find(&c.model(), &id)?;
     one(&c.update_aggregate(&id, n, z).await?, mv)
 }
 
@@ -248,7 +248,7 @@ async fn images(State(c): State<Ctx>, mv: Mv, Path(id): Path<String>, body: Byte
         }
         ids.push(id.to_string());
     }
-    let hosts = crate::aggregates::find(&c.model(), &id)?.hosts.clone();
+    let hosts = crate::service::aggregates::find(&c.model(), &id)?.hosts.clone();
     let c2 = c.clone();
     tokio::spawn(async move {
         for host in hosts {

@@ -38,7 +38,7 @@ pub fn vnc_console(c: &Compute, ctx: &AuthContext, s: &Server, kind: &str) -> Ap
     }
     let host = s.host.clone().ok_or_else(|| ApiError::conflict(format!("Instance {} is not ready", s.id)))?;
     let m = c.model();
-    let base = crate::hosts::compute_service(&m, &host)
+    let base = crate::service::hosts::compute_service(&m, &host)
         .and_then(|svc| svc.agent.as_ref())
         .map(|a| a.console_url.clone())
         .filter(|u| !u.is_empty())

@@ -13,8 +13,8 @@ use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{ApiResult, Ctx, Mv};
-use crate::hosts::compute_service;
 use crate::model::Service;
+use crate::service::hosts::compute_service;
 use crate::service::Compute;
 
 pub fn routes() -> Routes<Ctx> {

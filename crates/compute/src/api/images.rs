@@ -328,7 +328,9 @@ async fn set_properties(
     project: Option<&str>,
 ) -> ApiResult<Map<String, Value>> {
     let limit = project
-        .map(|p| crate::quotas::limits(&c.model(), c.settings.key_pairs_quota as i64, p, None)["metadata_items"])
+        .map(|p| {
+            crate::service::quotas::limits(&c.model(), c.settings.key_pairs_quota as i64, p, None)["metadata_items"]
+        })
         .unwrap_or(-1);
     if limit >= 0 && wanted.len() as i64 > limit {
         return Err(ApiError::forbidden("Quota exceeded for metadata items."));

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::servers::{check_state, find};
 use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Server;
-use crate::network::{NetRequest, NetworksArg};
+use crate::service::network::{NetRequest, NetworksArg};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -56,7 +56,7 @@ fn view(port: &Value, s: &Server, mv: Mv) -> Value {
     v
 }
 
-fn unavailable(e: crate::network::NetError) -> ApiError {
+fn unavailable(e: crate::service::network::NetError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message)
 }
 

@@ -137,13 +137,13 @@ fn valid_name(mv: Mv, name: &str) -> bool {
         && name.chars().all(|ch| ch.is_ascii_alphanumeric() || extra.contains(&ch))
 }
 
-pub use crate::keygen::fingerprint;
+pub use crate::service::keygen::fingerprint;
 
-/// A new key pair (see [`crate::keygen`]); RSA generation takes a CPU for a moment, off the
+/// A new key pair (see [`crate::service::keygen`]); RSA generation takes a CPU for a moment, off the
 /// request threads.
 async fn generate(kind: &str, user_id: &str) -> Result<(String, String), ApiError> {
     let (kind, user_id) = (kind.to_string(), user_id.to_string());
-    match tokio::task::spawn_blocking(move || crate::keygen::generate(&kind, &user_id)).await {
+    match tokio::task::spawn_blocking(move || crate::service::keygen::generate(&kind, &user_id)).await {
         Ok(Ok(pair)) => Ok(pair),
         Ok(Err(e)) => {
             tracing::error!(error = %haneul_core::service::chain(&e), "key pair generation failed");
@@ -206,7 +206,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
             if t.m.keypairs.contains_key(&key) {
                 return Err(Error::Conflict(format!("Key pair '{name}' already exists.")));
             }
-            let quota = crate::quotas::limits(&t.m, key_pairs_default, &project, Some(&user))["key_pairs"];
+            let quota = crate::service::quotas::limits(&t.m, key_pairs_default, &project, Some(&user))["key_pairs"];
             if quota >= 0 && t.m.keypairs_of(&user).count() as i64 >= quota {
                 return Err(Error::Forbidden("Quota exceeded, too many key pairs.".into()));
             }

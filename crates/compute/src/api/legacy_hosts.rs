@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::hosts::{hypervisor_list, Hv};
 use super::{ApiResult, Ctx, Mv};
-use crate::hosts::compute_service;
+use crate::service::hosts::compute_service;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()

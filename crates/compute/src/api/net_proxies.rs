@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use super::servers::find;
 use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Server;
-use crate::network::NetError;
+use crate::service::network::NetError;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()

@@ -13,7 +13,7 @@ use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{body_member, enforce, ApiResult, Ctx, Mv};
-use crate::quotas::{self, class_key, resources_at, user_key};
+use crate::service::quotas::{self, class_key, resources_at, user_key};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()

@@ -130,8 +130,8 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, body: Bytes) -> A
     let user = ctx.user.id.clone();
     let group = c
         .write(|t| {
-            let limit = crate::quotas::limits(&t.m, kp, &project, Some(&user))["server_groups"];
-            let used = crate::quotas::usage(&t.m, &project, None)["server_groups"];
+            let limit = crate::service::quotas::limits(&t.m, kp, &project, Some(&user))["server_groups"];
+            let used = crate::service::quotas::usage(&t.m, &project, None)["server_groups"];
             if limit >= 0 && used >= limit {
                 return Err(Error::Forbidden("Quota exceeded, too many server groups.".into()));
             }

@@ -87,7 +87,7 @@ async fn write_meta(
         .write(|t| {
             let mut s = t.edit(&t.m.servers, "server", id)?;
             f(&mut s.metadata)?;
-            let limit = crate::quotas::limits(&t.m, kp, &s.project_id, Some(&s.user_id))["metadata_items"];
+            let limit = crate::service::quotas::limits(&t.m, kp, &s.project_id, Some(&s.user_id))["metadata_items"];
             if limit >= 0 && s.metadata.len() as i64 > limit {
                 return Err(Error::Forbidden(format!("Maximum number of metadata items exceeds {limit}")));
             }

@@ -89,7 +89,14 @@ pub(super) async fn delete(
         cur.task_state = Some("deleting".into());
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
-        crate::actions::record(t, &rid.0, &cur, "delete", &ctx.user.id, ctx.project_id().unwrap_or(&cur.project_id))
+        crate::service::actions::record(
+            t,
+            &rid.0,
+            &cur,
+            "delete",
+            &ctx.user.id,
+            ctx.project_id().unwrap_or(&cur.project_id),
+        )
     })
     .await?;
     let c2 = c.clone();
@@ -185,7 +192,7 @@ pub(super) enum ServerAction<'a> {
     Unrescue,
     ConfirmResize,
     RevertResize,
-    Power(crate::servers::PowerAction),
+    Power(crate::service::servers::PowerAction),
 }
 
 impl<'a> ServerAction<'a> {
@@ -193,7 +200,7 @@ impl<'a> ServerAction<'a> {
     /// several). An action not served is a 400 (the route's guard has already refused actions
     /// it does not know).
     pub(super) fn parse(v: &'a Value) -> ApiResult<ServerAction<'a>> {
-        use crate::servers::PowerAction as P;
+        use crate::service::servers::PowerAction as P;
         let Some(o) = v.as_object() else { return Err(bad("The action body must be an object.")) };
         let arg = |k: &str| o.get(k);
         let with: [WithArg<'a>; 15] = [
@@ -388,7 +395,7 @@ pub(super) async fn resize(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, 
     start_action(c, ctx, &id, rid, ("resize", "resize"), &["active", "stopped"], |t, cur| {
         let more = [("cores", new.vcpus - cur.flavor.vcpus), ("ram", new.ram - cur.flavor.ram)];
         let more: Vec<(&str, i64)> = more.into_iter().filter(|(_, n)| *n > 0).collect();
-        crate::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
+        crate::service::quotas::check(t, kp, &cur.project_id, &cur.user_id, &more)?;
         cur.task_state = Some("resize_prep".into());
         // Nova: the resize's disk config, MANUAL when not given.
         cur.auto_disk_config = auto_disk_config;
@@ -542,7 +549,7 @@ pub(super) async fn create_image(
     };
     let metadata = o.get("metadata").map(metadata_arg).transpose()?.unwrap_or_default();
     let kp = c.settings.key_pairs_quota as i64;
-    let limit = crate::quotas::limits(&c.model(), kp, &s.project_id, None)["metadata_items"];
+    let limit = crate::service::quotas::limits(&c.model(), kp, &s.project_id, None)["metadata_items"];
     if limit >= 0 && metadata.len() as i64 > limit {
         return Err(ApiError::forbidden(format!("Maximum number of metadata items exceeds {limit}")));
     }
@@ -664,7 +671,7 @@ pub(super) async fn lock(
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
         let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, rid, &cur, if locking { "lock" } else { "unlock" }, &ctx.user.id, project)
+        crate::service::actions::record(t, rid, &cur, if locking { "lock" } else { "unlock" }, &ctx.user.id, project)
     })
     .await?;
     Ok(StatusCode::ACCEPTED.into_response())

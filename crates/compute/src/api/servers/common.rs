@@ -200,7 +200,7 @@ pub(super) async fn start_action(
         cur.updated_at = Utc::now();
         let cur = t.put(cur)?;
         let project = ctx.project_id().unwrap_or(&cur.project_id);
-        crate::actions::record(t, request_id, &cur, names.1, &ctx.user.id, project)?;
+        crate::service::actions::record(t, request_id, &cur, names.1, &ctx.user.id, project)?;
         Ok(cur)
     })
     .await

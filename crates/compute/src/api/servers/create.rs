@@ -122,7 +122,7 @@ pub(super) struct CreateServer {
     return_reservation_id: bool,
     hostname: Option<String>,
     tags: Vec<String>,
-    networks: crate::network::NetworksArg,
+    networks: crate::service::network::NetworksArg,
     security_groups: Vec<String>,
     auto_disk_config: Option<bool>,
     admin_pass: Option<String>,
@@ -194,7 +194,7 @@ impl CreateServer {
             Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
             _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
         };
-        let networks = crate::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
+        let networks = crate::service::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
         let security_groups: Vec<String> = match o.get("security_groups") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
@@ -316,7 +316,7 @@ pub(super) async fn create(
     let reservation_id: String = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let template = Server {
         id: String::new(),
-        hostname: hostname.unwrap_or_else(|| crate::servers::hostname(&name)),
+        hostname: hostname.unwrap_or_else(|| crate::service::servers::hostname(&name)),
         name,
         project_id: project,
         user_id: ctx.user.id.clone(),
@@ -366,7 +366,7 @@ pub(super) async fn create(
     let kp = c.settings.key_pairs_quota as i64;
     let saved = c
         .write(|t| {
-            let limits = crate::quotas::limits(&t.m, kp, &template.project_id, Some(&template.user_id));
+            let limits = crate::service::quotas::limits(&t.m, kp, &template.project_id, Some(&template.user_id));
             let meta_limit = limits["metadata_items"];
             if meta_limit >= 0 && template.metadata.len() as i64 > meta_limit {
                 return Err(crate::service::Error::Forbidden(format!(
@@ -379,7 +379,7 @@ pub(super) async fn create(
             loop {
                 let n = count as i64;
                 let wanted = [("instances", n), ("cores", n * f.vcpus), ("ram", n * f.ram)];
-                match crate::quotas::check(t, kp, &template.project_id, &template.user_id, &wanted) {
+                match crate::service::quotas::check(t, kp, &template.project_id, &template.user_id, &wanted) {
                     Ok(()) => break,
                     Err(e) if count <= min_count => return Err(e),
                     Err(_) => count -= 1,
@@ -392,7 +392,7 @@ pub(super) async fn create(
                 server.launch_index = i;
                 if count > 1 {
                     server.name = format!("{}-{}", template.name, i + 1);
-                    server.hostname = crate::servers::hostname(&server.name);
+                    server.hostname = crate::service::servers::hostname(&server.name);
                 }
                 if let Some(g) = &server.group {
                     let mut g = t.edit(&t.m.server_groups, "server group", g)?;
@@ -406,8 +406,8 @@ pub(super) async fn create(
                     t.put(g)?;
                 }
                 let s = t.put(server)?;
-                t.put(crate::servers::build_workflow(&s.id, &rid.0, &image))?;
-                crate::actions::record(t, &rid.0, &s, "create", &ctx.user.id, &s.project_id)?;
+                t.put(crate::service::servers::build_workflow(&s.id, &rid.0, &image))?;
+                crate::service::actions::record(t, &rid.0, &s, "create", &ctx.user.id, &s.project_id)?;
                 saved.push(s);
             }
             Ok(saved)

@@ -36,7 +36,7 @@ pub(super) async fn clear_password(State(c): State<Ctx>, Auth(ctx): Auth, Path(i
 /// `GET /servers/{id}/ips`: the server's addresses by network.
 pub(super) async fn ips(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
     let s = find(&c, &ctx, &id)?;
-    Ok(Json(json!({"addresses": crate::network::addresses(&s.ports, false)})).into_response())
+    Ok(Json(json!({"addresses": crate::service::network::addresses(&s.ports, false)})).into_response())
 }
 
 /// `GET /servers/{id}/ips/{network}`: its addresses on one network (by name).
@@ -46,7 +46,7 @@ pub(super) async fn ips_of_network(
     Path((id, network)): Path<(String, String)>,
 ) -> ApiResult {
     let s = find(&c, &ctx, &id)?;
-    let all = crate::network::addresses(&s.ports, false);
+    let all = crate::service::network::addresses(&s.ports, false);
     let on = all.get(&network).cloned().ok_or_else(|| {
         ApiError::not_found(format!("Instance {id} is not attached to network {network}.")).with_kind("itemNotFound")
     })?;
@@ -92,7 +92,7 @@ pub(super) fn render(c: &Compute, mv: Mv, ctx: &AuthContext, s: &Server, view: V
         "flavor": flavor,
         "created": ts(&s.created_at),
         "updated": ts(&s.updated_at),
-        "addresses": crate::network::addresses(&s.ports, extended),
+        "addresses": crate::service::network::addresses(&s.ports, extended),
         "accessIPv4": s.access_ipv4,
         "accessIPv6": s.access_ipv6,
         "links": links(c, &format!("servers/{}", s.id)),

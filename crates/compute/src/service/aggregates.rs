@@ -176,7 +176,7 @@ impl Compute {
     pub async fn aggregate_add_host(&self, id: &str, host: &str) -> Result<Aggregate> {
         let a = self
             .write(|t| {
-                if crate::hosts::compute_service(&t.m, host).is_none() {
+                if crate::service::hosts::compute_service(&t.m, host).is_none() {
                     return Err(Error::NotFound(format!("Compute host {host} could not be found.")));
                 }
                 let mut a = find(&t.m, id)?.clone();
@@ -207,7 +207,7 @@ impl Compute {
         let gone = || Error::NotFound(format!("Cannot remove host {host} in aggregate {id}"));
         let a = self
             .write(|t| {
-                if crate::hosts::compute_service(&t.m, host).is_none() {
+                if crate::service::hosts::compute_service(&t.m, host).is_none() {
                     return Err(gone());
                 }
                 let mut a = match find(&t.m, id) {

@@ -1,10 +1,10 @@
 //! Building, deleting and recovering servers, and their power actions.
 //!
-//! A build is a persisted workflow ([`crate::workflow`]) of four steps, [`BUILD_STEPS`]:
+//! A build is a persisted workflow ([`crate::service::workflow`]) of four steps, [`BUILD_STEPS`]:
 //! `claim` (the scheduler picks a host and claims the server's resources in placement,
-//! `crate::scheduler`; a server that fits nowhere ends in ERROR with Nova's "No valid host"
+//! `crate::service::scheduler`; a server that fits nowhere ends in ERROR with Nova's "No valid host"
 //! fault), `ports` (made or bound on the network service), `spec` (the host's agent is sent
-//! the server's spec, `crate::agents`, and makes it so: image cached, qcow2 overlay, config
+//! the server's spec, `crate::service::agents`, and makes it so: image cached, qcow2 overlay, config
 //! drive, QEMU started) and `active`. A failed step undoes the ones before it (the instance
 //! removed, the ports deleted or let go, the claim released) and the server ends in ERROR
 //! with the reason as its fault; a restart of the controller carries every build on from the
@@ -18,10 +18,10 @@ use haneul_contracts::agent::{Observed, Power};
 use hyper::Method;
 use serde_json::json;
 
-use crate::agents::AgentError;
 use crate::model::{Fault, Server};
+use crate::service::agents::AgentError;
+use crate::service::workflow::{StepError, Steps, Workflow};
 use crate::service::{Compute, Error};
-use crate::workflow::{StepError, Steps, Workflow};
 use haneul_core::client::ClientError;
 use haneul_core::service::BoxFuture;
 
@@ -208,7 +208,8 @@ impl Compute {
             self.event_start(request_id, TERMINATE, Some(&host)).await;
             let path = format!("/v1/instances/{id}");
             if let Err(e) = self.agent_call(&host, Method::DELETE, &path, None).await {
-                let up = crate::hosts::compute_service(&self.model(), &host).is_some_and(|s| self.is_up(s, Utc::now()));
+                let up = crate::service::hosts::compute_service(&self.model(), &host)
+                    .is_some_and(|s| self.is_up(s, Utc::now()));
                 self.event_finish(request_id, TERMINATE, Err(&e.fault())).await;
                 if up {
                     return Err(Error::Agent(e));
@@ -236,7 +237,7 @@ impl Compute {
                 }
             }
             if let Some(s) = t.m.servers.get(id).cloned() {
-                crate::actions::tombstone(t, &s)?;
+                crate::service::actions::tombstone(t, &s)?;
             }
             t.delete::<Server>(id);
             Ok(())
@@ -245,7 +246,7 @@ impl Compute {
     }
 
     /// After a restart of the controller: the builds under way go on from the step they
-    /// stood at (see [`crate::workflow`]). A server left building by a release before
+    /// stood at (see [`crate::service::workflow`]). A server left building by a release before
     /// workflows has none to go on with and ends in ERROR. Running instances are the agents'
     /// business; their reports keep the power states right.
     pub async fn recover(self: &Arc<Self>) -> crate::service::Result<()> {
@@ -290,7 +291,7 @@ pub fn config_drive_files(s: &Server) -> Vec<(String, Vec<u8>)> {
         ("openstack/latest/meta_data.json".to_string(), meta.to_string().into_bytes()),
         (
             "openstack/latest/network_data.json".to_string(),
-            crate::network::network_data(&s.ports).to_string().into_bytes(),
+            crate::service::network::network_data(&s.ports).to_string().into_bytes(),
         ),
         ("openstack/latest/vendor_data.json".to_string(), b"{}".to_vec()),
         ("openstack/latest/vendor_data2.json".to_string(), b"{}".to_vec()),

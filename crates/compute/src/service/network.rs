@@ -429,7 +429,7 @@ impl Compute {
         let s = self
             .write(|t| {
                 let s = t.edit(&t.m.servers, "server", server_id)?;
-                crate::actions::record(t, request_id, &s, "attach_interface", user_id, project_id)?;
+                crate::service::actions::record(t, request_id, &s, "attach_interface", user_id, project_id)?;
                 Ok(s)
             })
             .await?;
@@ -477,7 +477,7 @@ impl Compute {
     ) -> crate::service::Result<()> {
         self.write(|t| {
             let s = t.edit(&t.m.servers, "server", server_id)?;
-            crate::actions::record(t, request_id, &s, "detach_interface", user_id, project_id)?;
+            crate::service::actions::record(t, request_id, &s, "detach_interface", user_id, project_id)?;
             Ok(())
         })
         .await?;

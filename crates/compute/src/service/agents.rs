@@ -67,7 +67,7 @@ impl Compute {
         if !r.url.starts_with("http://") {
             return Err(Error::BadRequest(format!("agent URL {} is not http://", r.url)));
         }
-        let known = crate::hosts::compute_service(&self.model(), host).and_then(|s| s.agent.clone());
+        let known = crate::service::hosts::compute_service(&self.model(), host).and_then(|s| s.agent.clone());
         let provider = known.as_ref().map_or_else(|| self.provider_for(host), |a| a.provider.clone());
         let info = AgentInfo {
             url: r.url.trim_end_matches('/').to_string(),
@@ -158,7 +158,7 @@ impl Compute {
 
     /// The agent of `host`: its URL, if it ever reported.
     fn agent_url(&self, host: &str) -> std::result::Result<String, AgentError> {
-        crate::hosts::compute_service(&self.model(), host)
+        crate::service::hosts::compute_service(&self.model(), host)
             .and_then(|s| s.agent.as_ref().map(|a| a.url.clone()))
             .ok_or_else(|| AgentError::NoAgent { host: host.to_string() })
     }
@@ -223,8 +223,10 @@ impl Compute {
     /// What the server's instance should be.
     pub fn spec(&self, s: &Server, power: Power) -> Spec {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let files: BTreeMap<String, String> =
-            crate::servers::config_drive_files(s).into_iter().map(|(name, bytes)| (name, b64(&bytes))).collect();
+        let files: BTreeMap<String, String> = crate::service::servers::config_drive_files(s)
+            .into_iter()
+            .map(|(name, bytes)| (name, b64(&bytes)))
+            .collect();
         Spec {
             generation: s.generation,
             memory_mib: s.flavor.ram.max(16) as u64,

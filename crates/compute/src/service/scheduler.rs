@@ -59,7 +59,7 @@ impl Compute {
         ]
         .into();
         let provider = agent.provider.clone();
-        let disabled = crate::hosts::compute_service(&self.model(), name).is_some_and(|s| s.disabled);
+        let disabled = crate::service::hosts::compute_service(&self.model(), name).is_some_and(|s| s.disabled);
         let servers: Vec<Server> = self
             .model()
             .servers
@@ -135,7 +135,7 @@ impl Compute {
         let hosts: Vec<Host> = self
             .hosts()
             .into_iter()
-            .filter(|h| crate::hosts::compute_service(&m, &h.name).is_some_and(|s| self.is_up(s, now)))
+            .filter(|h| crate::service::hosts::compute_service(&m, &h.name).is_some_and(|s| self.is_up(s, now)))
             // The zone asked for (hosts in its aggregates), or the host an admin forced.
             .filter(|h| s.requested_zone.as_ref().is_none_or(|z| m.host_zone(&h.name) == *z))
             .filter(|h| s.forced_host.as_ref().is_none_or(|f| *f == h.name))
@@ -212,7 +212,7 @@ impl Compute {
         migration: &str,
     ) -> std::result::Result<(), String> {
         let host = s.host.clone().unwrap_or_default();
-        let provider = crate::hosts::compute_service(&self.model(), &host)
+        let provider = crate::service::hosts::compute_service(&self.model(), &host)
             .and_then(|svc| svc.agent.as_ref().map(|a| a.provider.clone()))
             .ok_or_else(|| NO_VALID_HOST.to_string())?;
         let wanted = resources(&Server { flavor: flavor.clone(), ..s.clone() });

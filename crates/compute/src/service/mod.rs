@@ -1,4 +1,19 @@
-//! The compute service's rules that are not HTTP (so far: the default flavors).
+//! The compute service layer: everything that is not HTTP. [`Compute`] (its state, settings
+//! and the clients it calls other services with) and the default flavors here; builds and
+//! server operations ([`servers`], [`workflow`]), scheduling and claims ([`scheduler`]),
+//! hosts and their agents ([`hosts`], [`agents`]), ports ([`network`]), aggregates, quotas,
+//! instance actions and key generation in their modules.
+
+pub mod actions;
+pub mod agents;
+pub mod aggregates;
+pub mod hosts;
+pub mod keygen;
+pub mod network;
+pub mod quotas;
+pub mod scheduler;
+pub mod servers;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -27,7 +42,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a host's agent could not do it")]
-    Agent(#[from] crate::agents::AgentError),
+    Agent(#[from] crate::service::agents::AgentError),
 }
 
 pub struct Settings {

@@ -2,7 +2,7 @@
 //!
 //! The controller runs `nova-scheduler` and `nova-conductor` (in the `internal` zone) and
 //! heartbeats them itself; each host agent's reports are its `nova-compute` heartbeats
-//! (`crate::agents`). A service not seen for `compute.service_down_time` is down. Disabling a
+//! (`crate::service::agents`). A service not seen for `compute.service_down_time` is down. Disabling a
 //! compute service marks its provider with `COMPUTE_STATUS_DISABLED`, which the scheduler's
 //! query forbids, as Nova does.
 
