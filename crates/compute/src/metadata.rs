@@ -1,7 +1,7 @@
 //! The metadata service (port 8775): what a guest learns about itself from
 //! `http://169.254.169.254`, in the OpenStack (`/openstack/<version>/meta_data.json`, ...) and
 //! EC2 (`/<version>/meta-data/...`) formats. The documents are the ones the config drive
-//! carries ([`crate::service::servers::config_drive_files`]).
+//! carries ([`crate::service::configdrive::config_drive_files`]).
 //!
 //! A request names its instance with `X-Instance-ID` signed by `X-Instance-ID-Signature`, the
 //! hex HMAC-SHA256 of the id under the shared secret, as the metadata proxy in the guest's
@@ -179,7 +179,7 @@ async fn post_password(State(c): State<Arc<Compute>>, Path(path): Path<String>, 
 }
 
 fn openstack(s: &Server, rest: &[&str]) -> Response {
-    let files: BTreeMap<String, Vec<u8>> = crate::service::servers::config_drive_files(s)
+    let files: BTreeMap<String, Vec<u8>> = crate::service::configdrive::config_drive_files(s)
         .into_iter()
         .filter_map(|(p, data)| p.strip_prefix("openstack/latest/").map(|f| (f.to_string(), data)))
         .collect();

@@ -223,7 +223,7 @@ impl Compute {
     /// What the server's instance should be.
     pub fn spec(&self, s: &Server, power: Power) -> Spec {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let files: BTreeMap<String, String> = crate::service::servers::config_drive_files(s)
+        let files: BTreeMap<String, String> = crate::service::configdrive::config_drive_files(s)
             .into_iter()
             .map(|(name, bytes)| (name, b64(&bytes)))
             .collect();

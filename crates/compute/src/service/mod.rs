@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod agents;
 pub mod aggregates;
+pub mod configdrive;
 pub mod hosts;
 pub mod keygen;
 pub mod network;
