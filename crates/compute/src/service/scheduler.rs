@@ -23,6 +23,19 @@ use crate::service::{Compute, Error, Result};
 /// Nova's message for a server that fits nowhere.
 pub const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
 
+/// Why no host takes a server; its message is Nova's fault text.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// No host has room, or none passes the filters.
+    #[error("{NO_VALID_HOST}")]
+    NoValidHost,
+    /// The claim could not be written.
+    #[error("{NO_VALID_HOST}")]
+    Claim(#[source] haneul_placement::service::Error),
+    #[error("{NO_VALID_HOST} No host runs guests of architecture {0}.")]
+    Architecture(String),
+}
+
 /// The traits a host's provider carries.
 const HOST_TRAITS: &[&str] =
     &["COMPUTE_NODE", "HW_ARCH_X86_64", "COMPUTE_IMAGE_TYPE_QCOW2", "COMPUTE_IMAGE_TYPE_RAW", "COMPUTE_DEVICE_TAGGING"];
@@ -126,7 +139,7 @@ impl Compute {
     }
 
     /// Picks a host for `s` and claims its resources there; `Err` carries the fault message.
-    pub async fn schedule(&self, s: &Server, image: &Value) -> std::result::Result<Host, String> {
+    pub async fn schedule(&self, s: &Server, image: &Value) -> std::result::Result<Host, ScheduleError> {
         let query = request(s, image)?;
         // Nova's ComputeFilter: only hosts whose service is up (disabled ones are forbidden
         // by their provider's trait in the query).
@@ -193,10 +206,10 @@ impl Compute {
             .await;
         match claimed {
             Ok(Some(host)) => Ok(host),
-            Ok(None) => Err(NO_VALID_HOST.into()),
+            Ok(None) => Err(ScheduleError::NoValidHost),
             Err(e) => {
                 tracing::warn!(server = %s.id, error = %e, "claim failed");
-                Err(NO_VALID_HOST.into())
+                Err(ScheduleError::Claim(e))
             }
         }
     }
@@ -210,11 +223,11 @@ impl Compute {
         s: &Server,
         flavor: &crate::model::FlavorCopy,
         migration: &str,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ScheduleError> {
         let host = s.host.clone().unwrap_or_default();
         let provider = crate::service::hosts::compute_service(&self.model(), &host)
             .and_then(|svc| svc.agent.as_ref().map(|a| a.provider.clone()))
-            .ok_or_else(|| NO_VALID_HOST.to_string())?;
+            .ok_or(ScheduleError::NoValidHost)?;
         let wanted = resources(&Server { flavor: flavor.clone(), ..s.clone() });
         let r = self
             .placement
@@ -239,7 +252,7 @@ impl Compute {
             .await;
         r.map_err(|e| {
             tracing::info!(server = %s.id, error = %e, "no room for the resize");
-            NO_VALID_HOST.to_string()
+            ScheduleError::Claim(e)
         })
     }
 
@@ -321,7 +334,7 @@ pub fn resources(s: &Server) -> BTreeMap<String, i64> {
 
 /// The placement query for a server: its resources, and the traits its flavor's extra
 /// specs and its image's properties require (`trait:NAME=required|forbidden`).
-fn request(s: &Server, image: &Value) -> std::result::Result<Query, String> {
+fn request(s: &Server, image: &Value) -> std::result::Result<Query, ScheduleError> {
     let mut required = BTreeSet::new();
     let mut forbidden = BTreeSet::new();
     let image_props =
@@ -341,7 +354,7 @@ fn request(s: &Server, image: &Value) -> std::result::Result<Query, String> {
     }
     if let Some(arch) = image.get("hw_architecture").or(image.get("architecture")).and_then(Value::as_str) {
         if !matches!(arch, "x86_64" | "i686" | "i386") {
-            return Err(format!("{NO_VALID_HOST} No host runs guests of architecture {arch}."));
+            return Err(ScheduleError::Architecture(arch.to_string()));
         }
     }
     forbidden.insert("COMPUTE_STATUS_DISABLED".into());

@@ -152,7 +152,9 @@ impl Compute {
             Some(h) => h,
             None => match self.schedule(server, image).await {
                 Ok(h) => h,
-                Err(message) => {
+                Err(e) => {
+                    // Nova's fault text; the cause (a failed claim write) is in the log.
+                    let message = e.to_string();
                     self.event_start(rid, "conductor_schedule_and_build_instances", None).await;
                     self.event_finish(rid, "conductor_schedule_and_build_instances", Err(&message)).await;
                     return Err(StepError::Failed(message));
@@ -445,8 +447,8 @@ impl Compute {
         self.event_start(rid, PREP, s.host.as_deref()).await;
         let migration_id = uuid::Uuid::new_v4().to_string();
         self.record_migration(&s, &migration_id, &flavor.id).await;
-        if let Err(message) = self.claim_resize(&s, &flavor, &migration_id).await {
-            self.event_finish(rid, PREP, Err(&message)).await;
+        if let Err(e) = self.claim_resize(&s, &flavor, &migration_id).await {
+            self.event_finish(rid, PREP, Err(&e.to_string())).await;
             let _ = self.set_state(&id, |s| s.task_state = None).await;
             self.migration_status(&migration_id, "error").await;
             return;
