@@ -635,6 +635,23 @@ impl PolicyFile {
         Ok(true)
     }
 
+    /// Asks `rule` for the caller on `target` (an API target: nulls left out, see
+    /// [`Policy::allows`]); the service's 403 (`denied`) when the rule does not allow it.
+    /// What every service's handlers call when a rule needs the resource.
+    pub fn require(
+        &self,
+        ctx: &crate::auth::AuthContext,
+        rule: &str,
+        target: &Value,
+        denied: fn(&str) -> crate::error::ApiError,
+    ) -> Result<(), crate::error::ApiError> {
+        if self.current().allows(rule, target, ctx.policy_credentials()) {
+            Ok(())
+        } else {
+            Err(denied(rule))
+        }
+    }
+
     /// The error of the last failed automatic reload, if not taken yet.
     pub fn take_reload_error(&self) -> Option<PolicyError> {
         lock(&self.error).take()

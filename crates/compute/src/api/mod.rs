@@ -182,11 +182,7 @@ async fn version(State(c): State<Ctx>) -> Response {
 
 /// Checks `rule` for the caller; Nova's 403 when denied.
 pub fn enforce(c: &Compute, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    if c.policy.current().allows(rule, target, ctx.policy_credentials()) {
-        Ok(())
-    } else {
-        Err(denied(rule))
-    }
+    c.policy.require(ctx, rule, target, denied)
 }
 
 pub fn is_admin(ctx: &AuthContext) -> bool {

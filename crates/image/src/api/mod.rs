@@ -166,11 +166,7 @@ pub fn image_target(m: &Model, ctx: &AuthContext, img: &Image) -> Value {
 
 /// Checks `rule`; a 403 naming it when denied.
 pub fn enforce(svc: &Images, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    if svc.policy.current().allows(rule, target, ctx.policy_credentials()) {
-        Ok(())
-    } else {
-        Err(denied(rule))
-    }
+    svc.policy.require(ctx, rule, target, denied)
 }
 
 /// The image the caller may see, or Glance's 404.

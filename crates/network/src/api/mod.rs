@@ -101,7 +101,9 @@ pub fn guard(policy: impl Fn() -> Arc<Policy> + Send + Sync + 'static) -> Guard 
 
 /// Neutron's 403 for a rule that denies.
 fn denied(rule: &str) -> ApiError {
-    ApiError::forbidden(format!("(rule:{rule}) is disallowed by policy")).with_kind("PolicyNotAuthorized")
+    ApiError::forbidden(format!("(rule:{rule}) is disallowed by policy"))
+        .with_kind("PolicyNotAuthorized")
+        .with_style(FaultStyle::Network)
 }
 
 pub fn router(net: Arc<Networking>, validator: Arc<dyn TokenValidator>, body_limit: usize) -> Router {
@@ -165,11 +167,7 @@ pub fn owns(ctx: &AuthContext, project_id: &str) -> bool {
 
 /// Checks a policy rule (attribute rules such as `create_network:shared`); Neutron's 403.
 pub fn enforce(n: &Networking, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
-    if n.policy.current().allows(rule, target, ctx.policy_credentials()) {
-        Ok(())
-    } else {
-        Err(denied(rule).with_style(FaultStyle::Network))
-    }
+    n.policy.require(ctx, rule, target, denied)
 }
 
 pub fn bad(msg: impl Into<String>) -> ApiError {
