@@ -464,7 +464,7 @@ async fn seed_demo_image(cfg: &Config, service: Arc<ServiceToken>) -> anyhow::Re
 async fn diagnose(cfg: Config, target: &str) -> anyhow::Result<()> {
     let service = ServiceToken::new(service_credentials(&cfg)?);
     let dp = haneul_agent::netdp::Dataplane::new(haneul_agent::dataplane_settings(&cfg), service);
-    let doc = dp.fetch_now().await.map_err(anyhow::Error::msg).context("asking the network service")?;
+    let doc = dp.fetch_now().await.context("asking the network service")?;
     let steps = haneul_agent::netdp::diagnose::diagnose(&dp, &doc, target).await.map_err(anyhow::Error::msg)?;
     for s in &steps {
         println!("{} {}", if s.ok { "  ok  " } else { "  FAIL" }, s.what);

@@ -30,7 +30,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     let served: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.dhcp_served()).collect();
     let device = device_id(&dp.settings.host, &n.id);
     let Some(port) = doc.ports_of(&n.id).find(|p| p.device_owner == doc::OWNER_DHCP && p.device_id == device) else {
-        dp.ask_dhcp_port(n, &served).await?;
+        dp.ask_dhcp_port(n, &served).await.map_err(|e| haneul_core::service::chain(&e))?;
         return Ok(None);
     };
     dp.dhcp_port_seen(&n.id);
@@ -43,7 +43,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
         dp.dhcp_port_complete(&port.id);
     } else if let Err(e) = dp.widen_dhcp_port(doc, port, &missing).await {
         // The other subnets are served meanwhile; the next pass asks again.
-        tracing::warn!(network = %n.id, "no DHCP address on a new subnet yet: {e}");
+        tracing::warn!(network = %n.id, error = %haneul_core::service::chain(&e), "no DHCP address on a new subnet yet");
     }
     let subnets: Vec<&Subnet> = served.into_iter().filter(|s| fixed.contains_key(s.id.as_str())).collect();
     sys::add_namespace(ns).await.map_err(|e| e.to_string())?;

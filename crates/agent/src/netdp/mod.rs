@@ -72,6 +72,19 @@ pub struct Settings {
 
 pub use haneul_contracts::agent::Nic;
 
+/// Why a call to the network service did not give what the data plane asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the network service did not answer in time")]
+    Timeout,
+    #[error("calling the network service")]
+    Call(#[source] haneul_core::client::ClientError),
+    #[error("the network service sends pictures of schema {theirs}, this agent reads schema {ours}: run the same release on both")]
+    Schema { theirs: String, ours: u32 },
+    #[error("the network service answered an odd picture")]
+    Picture(#[source] serde_json::Error),
+}
+
 pub struct Dataplane {
     me: std::sync::Weak<Dataplane>,
     pub settings: Settings,
@@ -140,12 +153,13 @@ impl Dataplane {
                     *self.doc.write().unwrap_or_else(|e| e.into_inner()) = doc.clone();
                     let up = self.apply(&doc).await;
                     if let Err(e) = self.report_up(&up).await {
-                        tracing::warn!(error = %e, "could not report ports up");
+                        tracing::warn!(error = %haneul_core::service::chain(&e), "could not report ports up");
                     }
                 }
                 Err(e) => {
                     if !failing {
-                        tracing::warn!(error = %e, "could not reach the network service; retrying");
+                        let error = haneul_core::service::chain(&e);
+                        tracing::warn!(%error, "could not reach the network service; retrying");
                         failing = true;
                     }
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -159,21 +173,21 @@ impl Dataplane {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, CallError> {
         let path = format!("/v2.0{path}");
         let call = self.service.call("network", method, &path, body);
         match tokio::time::timeout(Duration::from_secs(40), call).await {
-            Err(_) => Err("the network service did not answer in time".into()),
-            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(CallError::Timeout),
+            Ok(answer) => answer.map_err(CallError::Call),
         }
     }
 
     /// The network service's picture now (no waiting).
-    pub async fn fetch_now(&self) -> Result<Doc, String> {
+    pub async fn fetch_now(&self) -> Result<Doc, CallError> {
         self.fetch("").await
     }
 
-    async fn fetch(&self, version: &str) -> Result<Doc, String> {
+    async fn fetch(&self, version: &str) -> Result<Doc, CallError> {
         let q = format!(
             "/internal/dataplane?host={}&version={}&network_node={}&tunnel_ip={}",
             haneul_core::url::encode(&self.settings.host),
@@ -184,16 +198,13 @@ impl Dataplane {
         let v = self.call(Method::GET, &q, None).await?;
         let schema = v.get("schema").and_then(serde_json::Value::as_u64);
         if schema != Some(u64::from(doc::SCHEMA)) {
-            return Err(format!(
-                "the network service sends pictures of schema {}, this agent reads schema {}: run the same release on both",
-                schema.map_or_else(|| "none".into(), |s| s.to_string()),
-                doc::SCHEMA
-            ));
+            let theirs = schema.map_or_else(|| "none".into(), |s| s.to_string());
+            return Err(CallError::Schema { theirs, ours: doc::SCHEMA });
         }
-        serde_json::from_value(v).map_err(|e| format!("the network service answered an odd picture: {e}"))
+        serde_json::from_value(v).map_err(CallError::Picture)
     }
 
-    async fn report_up(&self, up: &[String]) -> Result<(), String> {
+    async fn report_up(&self, up: &[String]) -> Result<(), CallError> {
         let body = serde_json::json!({"host": self.settings.host, "up": up});
         self.call(Method::PUT, "/internal/dataplane/ports", Some(body)).await.map(|_| ())
     }
@@ -603,7 +614,7 @@ impl Dataplane {
 
     /// Asks the network service for network `n`'s DHCP port on this host (as Neutron's
     /// DHCP agent does), once until it shows up.
-    pub async fn ask_dhcp_port(&self, n: &doc::Network, subnets: &[&doc::Subnet]) -> Result<(), String> {
+    pub async fn ask_dhcp_port(&self, n: &doc::Network, subnets: &[&doc::Subnet]) -> Result<(), CallError> {
         if !self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).insert(n.id.clone()) {
             return Ok(());
         }
@@ -624,7 +635,12 @@ impl Dataplane {
 
     /// Asks for addresses on `subnets` for the network's DHCP port (once per port and set of
     /// subnets until the picture shows them).
-    pub async fn widen_dhcp_port(&self, doc: &Doc, port: &doc::Port, subnets: &[&doc::Subnet]) -> Result<(), String> {
+    pub async fn widen_dhcp_port(
+        &self,
+        doc: &Doc,
+        port: &doc::Port,
+        subnets: &[&doc::Subnet],
+    ) -> Result<(), CallError> {
         let key = format!("{}:{}", port.id, subnets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(","));
         if !self.dhcp_asked.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
             return Ok(());
