@@ -2,15 +2,20 @@
 # Identity benchmark: starts a release `haneul serve` on loopback and drives it with wrk.
 # Prints requests/s and p50/p99 for token validate, token issue (password, bounded by the
 # bcrypt cost) and project list; idle and loaded RSS; time from start to first answer.
-# usage: tools/bench-identity.sh [seconds per load run, default 10]
+# usage: [HANEUL_BIN=path] tools/bench-identity.sh [seconds per load run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 CACHE=${HANEUL_CI_CACHE:-/var/cache/haneul-ci}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -p haneul --locked 2>&1 | tail -1
-BIN=$CARGO_TARGET_DIR/release/haneul
+# HANEUL_BIN: a binary already built (tools/bench-compare.sh compares two).
+if [ -n "${HANEUL_BIN:-}" ]; then
+  BIN=$HANEUL_BIN
+else
+  cargo build --release -p haneul --locked 2>&1 | tail -1
+  BIN=$CARGO_TARGET_DIR/release/haneul
+fi
 WORK=$(mktemp -d /tmp/haneul-bench.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
