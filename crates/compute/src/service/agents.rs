@@ -34,7 +34,7 @@ pub enum AgentError {
     Timeout { host: String },
     /// The agent answered with a fault; its message says why.
     #[error("{message}")]
-    Refused { host: String, status: u16, message: String },
+    Refused { host: String, message: String },
     #[error("the agent of host {host} is unreachable")]
     Unreachable {
         host: String,
@@ -190,7 +190,7 @@ impl Compute {
             Err(_) => Err(AgentError::Timeout { host }),
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => match (e.status(), e.fault_message()) {
-                (Some(status), Some(message)) => Err(AgentError::Refused { host, status, message }),
+                (Some(_), Some(message)) => Err(AgentError::Refused { host, message }),
                 _ => Err(AgentError::Unreachable { host, source: e }),
             },
         }
