@@ -1,12 +1,12 @@
-//! The compute service as [`haneul_core::service::Service`]: its API and the metadata API guests ask, its hosts' heartbeat, its refresh
-//! from the database and its policy reload.
+//! The compute service as a [`haneul_core::service::Service`]: its API and the metadata API guests ask, its hosts' heartbeat, its refresh
+//! from the database and its policy reload ([`Stateful`]).
 
 use std::sync::Arc;
 
 use haneul_core::auth::TokenValidator;
 use haneul_core::config::Config;
 use haneul_core::policy::PolicyFile;
-use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service};
+use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service, ServiceState, Stateful};
 
 use crate::Compute;
 
@@ -21,35 +21,23 @@ pub fn catalog_entry(cfg: &Config) -> CatalogEntry {
 }
 
 pub fn serving(state: Arc<Compute>, validator: Arc<dyn TokenValidator>, cfg: &Config) -> Arc<dyn Service> {
-    Arc::new(Serving { state, validator, body_limit: cfg.server.max_request_body_size })
-}
-
-struct Serving {
-    state: Arc<Compute>,
-    validator: Arc<dyn TokenValidator>,
-    body_limit: usize,
-}
-
-impl Service for Serving {
-    fn name(&self) -> &'static str {
-        "compute"
-    }
-    fn apis(&self) -> Vec<Api> {
+    let body_limit = cfg.server.max_request_body_size;
+    Stateful::serve("compute", state, move |s| {
         vec![
-            Api {
-                name: "compute",
-                router: crate::api::router(self.state.clone(), self.validator.clone(), self.body_limit),
-            },
-            Api { name: "metadata", router: crate::metadata::router(self.state.clone()) },
+            Api { name: "compute", router: crate::api::router(s.clone(), validator.clone(), body_limit) },
+            Api { name: "metadata", router: crate::metadata::router(s.clone()) },
         ]
+    })
+}
+
+impl ServiceState for Compute {
+    fn refresh_state(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+        Box::pin(async { Ok(Compute::refresh(self).await?) })
     }
-    fn refresh(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
-        Box::pin(async { Ok(self.state.refresh().await?) })
-    }
-    fn policy(&self) -> Option<&PolicyFile> {
-        Some(&self.state.policy)
+    fn policy_file(&self) -> &PolicyFile {
+        &self.policy
     }
     fn tick(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(self.state.heartbeat_if_due().await?) })
+        Box::pin(async { Ok(self.heartbeat_if_due().await?) })
     }
 }

@@ -65,6 +65,58 @@ pub trait Service: Send + Sync + 'static {
     fn stop(&self) {}
 }
 
+/// What a service's state gives the skeleton: its refresh from the database, its policy file,
+/// work due every second, and what to do on stop. [`Stateful`] makes a [`Service`] of it.
+pub trait ServiceState: Send + Sync + 'static {
+    fn refresh_state(&self) -> BoxFuture<'_, Result<bool, BoxError>>;
+    fn policy_file(&self) -> &PolicyFile;
+    fn tick(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn stop(&self) {}
+}
+
+/// A service that is one state and the HTTP APIs built from it (image, placement, network,
+/// compute): `Stateful::serve("image", images, move |s| vec![Api { .. }])`.
+pub struct Stateful<S> {
+    name: &'static str,
+    state: Arc<S>,
+    apis: ApiBuilder<S>,
+}
+
+type ApiBuilder<S> = Box<dyn Fn(&Arc<S>) -> Vec<Api> + Send + Sync>;
+
+impl<S: ServiceState> Stateful<S> {
+    pub fn serve(
+        name: &'static str,
+        state: Arc<S>,
+        apis: impl Fn(&Arc<S>) -> Vec<Api> + Send + Sync + 'static,
+    ) -> Arc<dyn Service> {
+        Arc::new(Stateful { name, state, apis: Box::new(apis) })
+    }
+}
+
+impl<S: ServiceState> Service for Stateful<S> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn apis(&self) -> Vec<Api> {
+        (self.apis)(&self.state)
+    }
+    fn refresh(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+        self.state.refresh_state()
+    }
+    fn policy(&self) -> Option<&PolicyFile> {
+        Some(self.state.policy_file())
+    }
+    fn tick(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        self.state.tick()
+    }
+    fn stop(&self) {
+        self.state.stop()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("binding {what} on {addr}")]

@@ -1,12 +1,12 @@
-//! The network service as [`haneul_core::service::Service`]: its API, its refresh
-//! from the database and its policy reload.
+//! The network service as a [`haneul_core::service::Service`]: its API, its refresh
+//! from the database and its policy reload ([`Stateful`]).
 
 use std::sync::Arc;
 
 use haneul_core::auth::TokenValidator;
 use haneul_core::config::Config;
 use haneul_core::policy::PolicyFile;
-use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service};
+use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service, ServiceState, Stateful};
 
 use crate::Networking;
 
@@ -21,33 +21,21 @@ pub fn catalog_entry(cfg: &Config) -> CatalogEntry {
 }
 
 pub fn serving(state: Arc<Networking>, validator: Arc<dyn TokenValidator>, cfg: &Config) -> Arc<dyn Service> {
-    Arc::new(Serving { state, validator, body_limit: cfg.server.max_request_body_size })
+    let body_limit = cfg.server.max_request_body_size;
+    Stateful::serve("network", state, move |s| {
+        vec![Api { name: "network", router: crate::api::router(s.clone(), validator.clone(), body_limit) }]
+    })
 }
 
-struct Serving {
-    state: Arc<Networking>,
-    validator: Arc<dyn TokenValidator>,
-    body_limit: usize,
-}
-
-impl Service for Serving {
-    fn name(&self) -> &'static str {
-        "network"
+impl ServiceState for Networking {
+    fn refresh_state(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+        Box::pin(async { Ok(Networking::refresh(self).await?) })
     }
-    fn apis(&self) -> Vec<Api> {
-        vec![Api {
-            name: "network",
-            router: crate::api::router(self.state.clone(), self.validator.clone(), self.body_limit),
-        }]
-    }
-    fn refresh(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
-        Box::pin(async { Ok(self.state.refresh().await?) })
-    }
-    fn policy(&self) -> Option<&PolicyFile> {
-        Some(&self.state.policy)
+    fn policy_file(&self) -> &PolicyFile {
+        &self.policy
     }
     /// Ends the agents' long polls, so that the listener can close.
     fn stop(&self) {
-        self.state.stop();
+        Networking::stop(self);
     }
 }

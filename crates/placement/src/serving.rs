@@ -1,12 +1,12 @@
-//! The placement service as [`haneul_core::service::Service`]: its API, its refresh
-//! from the database and its policy reload.
+//! The placement service as a [`haneul_core::service::Service`]: its API, its refresh
+//! from the database and its policy reload ([`Stateful`]).
 
 use std::sync::Arc;
 
 use haneul_core::auth::TokenValidator;
 use haneul_core::config::Config;
 use haneul_core::policy::PolicyFile;
-use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service};
+use haneul_core::service::{Api, BoxError, BoxFuture, CatalogEntry, Service, ServiceState, Stateful};
 
 use crate::Placement;
 
@@ -16,29 +16,17 @@ pub fn catalog_entry(cfg: &Config) -> CatalogEntry {
 }
 
 pub fn serving(state: Arc<Placement>, validator: Arc<dyn TokenValidator>, cfg: &Config) -> Arc<dyn Service> {
-    Arc::new(Serving { state, validator, body_limit: cfg.server.max_request_body_size })
+    let body_limit = cfg.server.max_request_body_size;
+    Stateful::serve("placement", state, move |s| {
+        vec![Api { name: "placement", router: crate::api::router(s.clone(), validator.clone(), body_limit) }]
+    })
 }
 
-struct Serving {
-    state: Arc<Placement>,
-    validator: Arc<dyn TokenValidator>,
-    body_limit: usize,
-}
-
-impl Service for Serving {
-    fn name(&self) -> &'static str {
-        "placement"
+impl ServiceState for Placement {
+    fn refresh_state(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
+        Box::pin(async { Ok(Placement::refresh(self).await?) })
     }
-    fn apis(&self) -> Vec<Api> {
-        vec![Api {
-            name: "placement",
-            router: crate::api::router(self.state.clone(), self.validator.clone(), self.body_limit),
-        }]
-    }
-    fn refresh(&self) -> BoxFuture<'_, Result<bool, BoxError>> {
-        Box::pin(async { Ok(self.state.refresh().await?) })
-    }
-    fn policy(&self) -> Option<&PolicyFile> {
-        Some(&self.state.policy)
+    fn policy_file(&self) -> &PolicyFile {
+        &self.policy
     }
 }
