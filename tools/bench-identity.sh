@@ -23,6 +23,9 @@ PW=bench-$RANDOM$RANDOM
 IMAGE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HANEUL_IMAGE__PORT=$IMAGE_PORT HANEUL_COMPUTE__PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HANEUL_DATA_DIR=$WORK HANEUL_IDENTITY__PORT=$PORT HANEUL_SERVER__BIND=127.0.0.1 HANEUL_IDENTITY__ADMIN_PASSWORD=$PW
+# Identity only is measured: no network data plane (it would build bridges and namespaces on
+# this host) and no demo networks.
+export HANEUL_NETWORK__DATAPLANE=false HANEUL_NETWORK__DEMO_LAYOUT=false
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
