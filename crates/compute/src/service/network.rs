@@ -336,17 +336,7 @@ impl Compute {
     /// the network service has for the server but the server never recorded (a crash between
     /// the two) go too.
     pub async fn unplug(&self, server_id: &str, ports: &[ServerPort]) {
-        let mut ids: Vec<(String, bool)> = ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect();
-        if let Ok(v) = self.network_call(Method::GET, &format!("/ports?device_id={server_id}"), None).await {
-            for p in v["ports"].as_array().into_iter().flatten() {
-                if let Some(id) = p["id"].as_str() {
-                    if !ids.iter().any(|(x, _)| x == id) {
-                        ids.push((id.to_string(), false));
-                    }
-                }
-            }
-        }
-        self.let_go(server_id, ids).await
+        self.clear_ports(server_id, ports, &[]).await
     }
 
     /// Removes every port a build of the server made or bound, recorded or not (a try cut
@@ -356,8 +346,13 @@ impl Compute {
         let given: Vec<&str> = server
             .map(|s| s.requested_networks.iter().filter_map(|r| r.port_id.as_deref()).collect())
             .unwrap_or_default();
-        let mut ids: Vec<(String, bool)> =
-            server.map(|s| s.ports.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect()).unwrap_or_default();
+        self.clear_ports(server_id, server.map(|s| s.ports.as_slice()).unwrap_or_default(), &given).await
+    }
+
+    /// Lets go of `recorded` and of every other port the network service has with the server
+    /// as its device: the user's (`given`) unbound, the rest deleted.
+    async fn clear_ports(&self, server_id: &str, recorded: &[ServerPort], given: &[&str]) {
+        let mut ids: Vec<(String, bool)> = recorded.iter().map(|p| (p.port_id.clone(), p.preexisting)).collect();
         match self.network_call(Method::GET, &format!("/ports?device_id={server_id}"), None).await {
             Ok(v) => {
                 for p in v["ports"].as_array().into_iter().flatten() {
@@ -368,7 +363,7 @@ impl Compute {
                     }
                 }
             }
-            Err(e) => tracing::warn!(server = %server_id, error = %e, "could not list the ports a build made"),
+            Err(e) => tracing::warn!(server = %server_id, error = %e, "could not list the server's ports"),
         }
         self.let_go(server_id, ids).await
     }

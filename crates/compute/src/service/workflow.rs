@@ -175,8 +175,9 @@ impl Compute {
 
 /// See the module's description.
 async fn fault_point(kind: &str, step: &str, when: &str) {
-    let Ok(wanted) = std::env::var("HANEUL_FAULT_PAUSE_AT") else { return };
-    if wanted == format!("{kind}.{step}.{when}") {
+    static WANTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let Some(wanted) = WANTED.get_or_init(|| std::env::var("HANEUL_FAULT_PAUSE_AT").ok()) else { return };
+    if *wanted == format!("{kind}.{step}.{when}") {
         tracing::warn!(point = %wanted, pid = std::process::id(), "fault point reached");
         std::future::pending::<()>().await;
     }
