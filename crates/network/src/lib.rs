@@ -5,7 +5,6 @@
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
 pub mod api;
-pub mod floating;
 pub mod ip;
 pub mod model;
 pub mod picture;

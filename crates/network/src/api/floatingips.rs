@@ -194,7 +194,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                     t.m.networks
                         .get(&network_id)
                         .ok_or_else(|| not_found("NetworkNotFound", "Network", &network_id))?;
-                if !network.external && !super::rbac::grants(&t.m, &network_id, Some(&project_id), "access_as_external")
+                if !network.external && !crate::service::rbac::grants(&t.m, &network_id, Some(&project_id), "access_as_external")
                 {
                     return Err(Error::BadRequest(
                         "BadRequest",

@@ -30,6 +30,7 @@ use haneul_core::policy::Policy;
 use haneul_core::routes::{Access, Guard, RouteSpec, Routes};
 use serde_json::{json, Map, Value};
 
+pub use crate::service::access::{is_admin, owns, project_of, require_owner};
 use crate::service::{Error, Networking};
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
@@ -150,20 +151,6 @@ async fn resources(axum::extract::State(n): axum::extract::State<Ctx>) -> Respon
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the resource modules.
-
-/// The caller's project ("" for a token without one).
-pub fn project_of(ctx: &AuthContext) -> String {
-    ctx.project_id().unwrap_or_default().to_string()
-}
-
-pub fn is_admin(ctx: &AuthContext) -> bool {
-    ctx.has_role("admin")
-}
-
-/// Whether the caller may act on a resource of `project_id`: its own, or as admin.
-pub fn owns(ctx: &AuthContext, project_id: &str) -> bool {
-    is_admin(ctx) || ctx.project_id() == Some(project_id)
-}
 
 /// Checks a policy rule (attribute rules such as `create_network:shared`); Neutron's 403.
 pub fn enforce(n: &Networking, ctx: &AuthContext, rule: &str, target: &Value) -> ApiResult<()> {
@@ -572,15 +559,6 @@ pub fn one_member(body: &[u8], member: &str, collection: &str) -> ApiResult<Attr
     match items.pop() {
         Some(a) if !bulk => Ok(a),
         _ => Err(bad(format!("Resource body required: '{member}' must be an object."))),
-    }
-}
-
-/// Neutron's 403 when the caller is not the resource's project (nor admin) for `rule`.
-pub fn require_owner(ctx: &AuthContext, project_id: &str, rule: &str) -> Result<(), Error> {
-    if owns(ctx, project_id) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("PolicyNotAuthorized", format!("(rule:{rule}) is disallowed by policy")))
     }
 }
 

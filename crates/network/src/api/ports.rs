@@ -338,9 +338,9 @@ fn pairs_of(mac: &str, pairs: &[(String, Option<String>)]) -> Vec<AddressPair> {
 /// Makes the port in `t`: the network checked, a MAC, addresses, security groups.
 fn place(t: &mut crate::service::Txn, ctx: &AuthContext, ask: Ask) -> Result<String, Error> {
     let m = &t.m;
-    let network = super::networks::find(m, ctx, &ask.network_id)?;
+    let network = crate::service::networks::find(m, ctx, &ask.network_id)?;
     let network_owner = owns(ctx, &network.project_id);
-    if !network_owner && !super::networks::usable(m, ctx, network) && !is_admin(ctx) {
+    if !network_owner && !crate::service::networks::usable(m, ctx, network) && !is_admin(ctx) {
         return Err(not_found("NetworkNotFound", "Network", &ask.network_id));
     }
     if ask.mac.is_some() && !network_owner {
@@ -590,7 +590,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
     }
     c.write(|t| {
         t.delete::<Port>(&id).ok_or_else(|| not_found("PortNotFound", "Port", &id))?;
-        crate::floating::disassociate_port(t, &id)
+        crate::service::floating::disassociate_port(t, &id)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

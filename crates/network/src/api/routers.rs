@@ -172,7 +172,7 @@ fn set_gateway(
     };
     let network =
         t.m.networks.get(&ask.network_id).ok_or_else(|| not_found("NetworkNotFound", "Network", &ask.network_id))?;
-    if !super::networks::external_for(&t.m, ctx, network) {
+    if !crate::service::networks::external_for(&t.m, ctx, network) {
         return Err(Error::BadRequest(
             "BadRequest",
             format!("Bad router request: Network {} is not an external network.", ask.network_id),

@@ -31,7 +31,7 @@ const MAX_ROUTES: usize = 20;
 const V6_MODES: &[&str] = &["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
 
 pub fn visible(m: &Model, ctx: &AuthContext, s: &Subnet) -> bool {
-    owns(ctx, &s.project_id) || m.networks.get(&s.network_id).is_some_and(|n| super::networks::visible(m, ctx, n))
+    owns(ctx, &s.project_id) || m.networks.get(&s.network_id).is_some_and(|n| crate::service::networks::visible(m, ctx, n))
 }
 
 pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a Subnet, Error> {
@@ -388,7 +388,7 @@ fn parse(ctx: &AuthContext, a: &Attrs) -> ApiResult<Subnet> {
 /// Checks a new subnet against its network: the caller may add to it, and its prefix
 /// overlaps none of the network's other subnets.
 fn place(m: &Model, ctx: &AuthContext, s: &Subnet) -> Result<(), Error> {
-    let network = super::networks::find(m, ctx, &s.network_id)?;
+    let network = crate::service::networks::find(m, ctx, &s.network_id)?;
     if !owns(ctx, &network.project_id) {
         return Err(Error::Forbidden("PolicyNotAuthorized", "(rule:create_subnet) is disallowed by policy".into()));
     }
