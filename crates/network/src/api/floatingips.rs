@@ -99,7 +99,7 @@ pub fn association(
     port_id: &str,
     fixed_ip: Option<&str>,
 ) -> Result<(String, String), Error> {
-    let port: &Port = super::ports::find(m, ctx, port_id)?;
+    let port: &Port = crate::service::ports::find(m, ctx, port_id)?;
     let fixed = match fixed_ip {
         Some(ip) => port.fixed_ips.iter().find(|f| f.ip_address == ip).ok_or_else(|| {
             Error::BadRequest(
@@ -194,7 +194,8 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                     t.m.networks
                         .get(&network_id)
                         .ok_or_else(|| not_found("NetworkNotFound", "Network", &network_id))?;
-                if !network.external && !crate::service::rbac::grants(&t.m, &network_id, Some(&project_id), "access_as_external")
+                if !network.external
+                    && !crate::service::rbac::grants(&t.m, &network_id, Some(&project_id), "access_as_external")
                 {
                     return Err(Error::BadRequest(
                         "BadRequest",

@@ -17,7 +17,6 @@ use crate::model::{Model, Network};
 use crate::service::networks::{self, external_for, find, usable, visible, NetworkUpdate, NewNetwork};
 use crate::service::Networking;
 
-
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
         .get("/networks", rule("get_network"), list)

@@ -14,8 +14,9 @@ use super::{
     Attrs, Ctx, ListQuery,
 };
 use crate::ip::{Addr, Cidr};
-use crate::model::{AddressPair, DhcpOpt, Model, Port, Std};
-use crate::service::{allocate_ips, check_quota, default_group, new_mac, not_found, Error, IpRequest, Networking};
+use crate::model::{DhcpOpt, Port};
+use crate::service::ports::{self, find, visible, NewPort, PortUpdate};
+use crate::service::{Error, IpRequest, Networking};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -24,15 +25,6 @@ pub fn routes() -> Routes<Ctx> {
         .get("/ports/{id}", rule("get_port"), show)
         .put("/ports/{id}", rule("update_port"), update)
         .delete("/ports/{id}", rule("delete_port"), delete)
-}
-
-/// Whether the caller sees the port: its own, one on its network, or as admin.
-pub fn visible(m: &Model, ctx: &AuthContext, p: &Port) -> bool {
-    owns(ctx, &p.project_id) || m.networks.get(&p.network_id).is_some_and(|n| owns(ctx, &n.project_id))
-}
-
-pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a Port, Error> {
-    m.ports.get(id).map(|p| &**p).filter(|p| visible(m, ctx, p)).ok_or_else(|| not_found("PortNotFound", "Port", id))
 }
 
 pub fn render(ctx: &AuthContext, p: &Port) -> Value {
@@ -239,27 +231,7 @@ fn parse_dhcp_opts(a: &Attrs) -> ApiResult<Option<Vec<DhcpOpt>>> {
         .map(Some)
 }
 
-/// A new port as asked, before its network is looked at.
-struct Ask {
-    project_id: String,
-    network_id: String,
-    name: String,
-    admin_state_up: bool,
-    mac: Option<String>,
-    fixed_ips: Option<Vec<IpRequest>>,
-    device_id: String,
-    device_owner: String,
-    security_groups: Option<Vec<String>>,
-    port_security_enabled: Option<bool>,
-    pairs: Vec<(String, Option<String>)>,
-    dhcp_opts: Vec<DhcpOpt>,
-    host_id: String,
-    vnic_type: String,
-    profile: Value,
-    description: String,
-}
-
-fn parse(c: &Networking, ctx: &AuthContext, a: &Attrs) -> ApiResult<Ask> {
+fn parse(c: &Networking, ctx: &AuthContext, a: &Attrs) -> ApiResult<NewPort> {
     a.only(CREATE_ATTRS)?;
     let project_id = a.owner(ctx)?;
     let network_id = a
@@ -293,7 +265,7 @@ fn parse(c: &Networking, ctx: &AuthContext, a: &Attrs) -> ApiResult<Ask> {
             return Err(bad(format!("Invalid input for binding:profile. Reason: '{other}' is not a dictionary.")))
         }
     };
-    Ok(Ask {
+    Ok(NewPort {
         project_id,
         network_id,
         name: a.str("name", 255)?.unwrap_or_default(),
@@ -313,127 +285,10 @@ fn parse(c: &Networking, ctx: &AuthContext, a: &Attrs) -> ApiResult<Ask> {
     })
 }
 
-/// Security groups a port may name: the caller's own (or, as admin, any).
-fn check_groups(m: &Model, ctx: &AuthContext, project_id: &str, groups: &[String]) -> Result<(), Error> {
-    for g in groups {
-        let found =
-            m.security_groups.get(g).is_some_and(|sg| sg.project_id == project_id || is_admin(ctx) || sg.shared);
-        if !found {
-            return Err(not_found("SecurityGroupNotFound", "Security group", g));
-        }
-    }
-    Ok(())
-}
-
-fn pairs_of(mac: &str, pairs: &[(String, Option<String>)]) -> Vec<AddressPair> {
-    pairs
-        .iter()
-        .map(|(ip, m)| AddressPair {
-            ip_address: ip.clone(),
-            mac_address: m.clone().unwrap_or_else(|| mac.to_string()),
-        })
-        .collect()
-}
-
-/// Makes the port in `t`: the network checked, a MAC, addresses, security groups.
-fn place(t: &mut crate::service::Txn, ctx: &AuthContext, ask: Ask) -> Result<String, Error> {
-    let m = &t.m;
-    let network = crate::service::networks::find(m, ctx, &ask.network_id)?;
-    let network_owner = owns(ctx, &network.project_id);
-    if !network_owner && !crate::service::networks::usable(m, ctx, network) && !is_admin(ctx) {
-        return Err(not_found("NetworkNotFound", "Network", &ask.network_id));
-    }
-    if ask.mac.is_some() && !network_owner {
-        return Err(Error::Forbidden(
-            "PolicyNotAuthorized",
-            "(rule:create_port:mac_address) is disallowed by policy".into(),
-        ));
-    }
-    if ask.fixed_ips.as_ref().is_some_and(|f| f.iter().any(|r| r.ip_address.is_some()))
-        && !network_owner
-        && !is_admin(ctx)
-    {
-        return Err(Error::Forbidden(
-            "PolicyNotAuthorized",
-            "(rule:create_port:fixed_ips:ip_address) is disallowed by policy".into(),
-        ));
-    }
-    check_quota(m, &ask.project_id, "port", 1)?;
-    let mac = match ask.mac {
-        Some(mac) => {
-            if m.ports_of(&ask.network_id).any(|p| p.mac_address == mac) {
-                return Err(Error::Conflict(
-                    "MacAddressInUse",
-                    format!(
-                        "Unable to complete operation for network {}. The mac address {mac} is in use.",
-                        ask.network_id
-                    ),
-                ));
-            }
-            mac
-        }
-        None => new_mac(m, &ask.network_id),
-    };
-    let fixed_ips = allocate_ips(m, &ask.network_id, &mac, ask.fixed_ips.as_deref(), None)?;
-    let port_security = ask.port_security_enabled.unwrap_or(network.port_security_enabled);
-    let owned_by_network = ask.device_owner.starts_with("network:");
-    let groups = match ask.security_groups {
-        Some(g) => {
-            check_groups(m, ctx, &ask.project_id, &g)?;
-            g
-        }
-        None if port_security && !owned_by_network => vec![default_group(t, &ask.project_id)?],
-        None => Vec::new(),
-    };
-    if !port_security && !groups.is_empty() {
-        return Err(Error::Conflict(
-            "PortSecurityAndIPRequiredForSecurityGroups",
-            "Port security must be enabled and port must have an IP address in order to use security groups.".into(),
-        ));
-    }
-    if !port_security && !ask.pairs.is_empty() {
-        return Err(Error::Conflict(
-            "AddressPairAndPortSecurityRequired",
-            "Port Security must be enabled in order to have allowed address pairs on a port.".into(),
-        ));
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let status = if owned_by_network && ask.device_owner != "network:dhcp" { "ACTIVE" } else { "DOWN" };
-    t.put(Port {
-        id: id.clone(),
-        project_id: ask.project_id,
-        network_id: ask.network_id,
-        name: ask.name,
-        admin_state_up: ask.admin_state_up,
-        allowed_address_pairs: pairs_of(&mac, &ask.pairs),
-        mac_address: mac,
-        fixed_ips,
-        device_id: ask.device_id,
-        device_owner: ask.device_owner,
-        status: status.into(),
-        security_groups: groups,
-        port_security_enabled: port_security,
-        extra_dhcp_opts: ask.dhcp_opts,
-        host_id: ask.host_id,
-        vnic_type: ask.vnic_type,
-        profile: ask.profile,
-        std: Std::new(ask.description),
-    })?;
-    Ok(id)
-}
-
 async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
     let (items, bulk) = members(&body, "port", "ports")?;
     let asks = items.iter().map(|a| parse(&c, &ctx, a)).collect::<ApiResult<Vec<_>>>()?;
-    let ids = c
-        .write(|t| {
-            let mut ids = Vec::new();
-            for ask in asks {
-                ids.push(place(t, &ctx, ask)?);
-            }
-            Ok(ids)
-        })
-        .await?;
+    let ids = c.write(|t| ports::create(t, &ctx, asks)).await?;
     Ok(created_rows(&c, &ids, "port", "ports", bulk, |m| &m.ports, |_, r| render(&ctx, r)))
 }
 
@@ -485,85 +340,28 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
         }
         None => None,
     };
-    c.write(|t| {
-        let mut p = t.edit(&t.m.ports, "port", &id)?;
-        if let Some(v) = name {
-            p.name = v;
+    if let Some(v) = &vnic {
+        if !VNIC_TYPES.contains(&v.as_str()) {
+            return Err(bad(format!("Invalid input for binding:vnic_type. Reason: '{v}' is not a valid value.")));
         }
-        if let Some(v) = description {
-            p.std.description = v;
-        }
-        if let Some(v) = admin_state_up {
-            p.admin_state_up = v;
-        }
-        if let Some(mac) = mac {
-            if !p.host_id.is_empty() {
-                return Err(Error::Conflict(
-                    "PortBound",
-                    format!("Unable to complete operation on port {id}, port is already bound"),
-                ));
-            }
-            if t.m.ports_of(&p.network_id).any(|o| o.id != id && o.mac_address == mac) {
-                return Err(Error::Conflict("MacAddressInUse", format!("The mac address {mac} is in use.")));
-            }
-            p.mac_address = mac;
-        }
-        if let Some(f) = fixed {
-            p.fixed_ips = allocate_ips(&t.m, &p.network_id, &p.mac_address, Some(&f), Some(&id))?;
-        }
-        if let Some(v) = device_id {
-            p.device_id = v;
-        }
-        if let Some(v) = device_owner {
-            p.device_owner = v;
-        }
-        if let Some(v) = port_security {
-            p.port_security_enabled = v;
-        }
-        if let Some(g) = groups {
-            check_groups(&t.m, &ctx, &p.project_id, &g)?;
-            p.security_groups = g;
-        }
-        if let Some(v) = pairs {
-            p.allowed_address_pairs = pairs_of(&p.mac_address, &v);
-        }
-        if !p.port_security_enabled && (!p.security_groups.is_empty() || !p.allowed_address_pairs.is_empty()) {
-            return Err(Error::Conflict(
-                "PortSecurityAndIPRequiredForSecurityGroups",
-                "Port security must be enabled and port must have an IP address in order to use security groups."
-                    .into(),
-            ));
-        }
-        if let Some(mut v) = dhcp {
-            // Options named with an empty value are removed; the rest replace or add.
-            let mut opts = p.extra_dhcp_opts.clone();
-            for o in v.drain(..) {
-                opts.retain(|x| !(x.opt_name == o.opt_name && x.ip_version == o.ip_version));
-                if !o.opt_value.is_empty() {
-                    opts.push(o);
-                }
-            }
-            p.extra_dhcp_opts = opts;
-        }
-        if let Some(v) = host {
-            p.host_id = v;
-        }
-        if let Some(v) = vnic {
-            if !VNIC_TYPES.contains(&v.as_str()) {
-                return Err(crate::service::bad(format!(
-                    "Invalid input for binding:vnic_type. Reason: '{v}' is not a valid value."
-                )));
-            }
-            p.vnic_type = v;
-        }
-        if let Some(v) = profile {
-            p.profile = if v.is_null() { json!({}) } else { v };
-        }
-        p.std.touch();
-        t.put(p)?;
-        Ok(())
-    })
-    .await?;
+    }
+    let u = PortUpdate {
+        name,
+        description,
+        admin_state_up,
+        mac_address: mac,
+        fixed_ips: fixed,
+        device_id,
+        device_owner,
+        port_security_enabled: port_security,
+        security_groups: groups,
+        allowed_address_pairs: pairs,
+        extra_dhcp_opts: dhcp,
+        host_id: host,
+        vnic_type: vnic,
+        profile: profile.map(|v| if v.is_null() { json!({}) } else { v }),
+    };
+    c.write(|t| ports::update(t, &ctx, &id, u)).await?;
     let m = c.model();
     Ok(show_response("port", render(&ctx, find(&m, &ctx, &id)?), &[]))
 }
@@ -577,21 +375,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
                 Error::Forbidden("PolicyNotAuthorized", "(rule:delete_port) is disallowed by policy".into()).into()
             );
         }
-        if p.device_owner == "network:router_interface" || p.device_owner == "network:router_gateway" {
-            return Err(Error::Conflict(
-                "L3PortInUse",
-                format!(
-                    "Port {id} has owner {} and therefore cannot be deleted directly via the port API.",
-                    p.device_owner
-                ),
-            )
-            .into());
-        }
     }
-    c.write(|t| {
-        t.delete::<Port>(&id).ok_or_else(|| not_found("PortNotFound", "Port", &id))?;
-        crate::service::floating::disassociate_port(t, &id)
-    })
-    .await?;
+    c.write(|t| ports::delete(t, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

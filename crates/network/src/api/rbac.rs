@@ -11,7 +11,9 @@ use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
-use super::{bad, created, is_admin, list_response, one_member, require_owner, show_response, ApiResult, Ctx, ListQuery};
+use super::{
+    bad, created, is_admin, list_response, one_member, require_owner, show_response, ApiResult, Ctx, ListQuery,
+};
 use crate::model::RbacPolicy;
 use crate::service::rbac::{self, find, visible, NewPolicy};
 use crate::service::{not_found, Error};

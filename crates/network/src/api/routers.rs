@@ -472,7 +472,7 @@ async fn add_interface(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<Str
             let router = t.m.routers.get(&id).cloned().ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
             match (&subnet_id, &port_id) {
                 (Some(sid), _) => {
-                    let s = super::subnets::find(&t.m, &ctx, sid)?.clone();
+                    let s = crate::service::subnets::find(&t.m, &ctx, sid)?.clone();
                     if !owns(&ctx, &s.project_id) && !t.m.networks.get(&s.network_id).is_some_and(|n| owns(&ctx, &n.project_id) || n.shared) {
                         return Err(not_found("SubnetNotFound", "Subnet", sid));
                     }
@@ -488,7 +488,7 @@ async fn add_interface(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<Str
                     Ok((router, p))
                 }
                 (None, Some(pid)) => {
-                    let mut p = super::ports::find(&t.m, &ctx, pid)?.clone();
+                    let mut p = crate::service::ports::find(&t.m, &ctx, pid)?.clone();
                     if !p.device_id.is_empty() || !p.device_owner.is_empty() {
                         return Err(Error::Conflict("PortInUse", format!("Unable to complete operation on port {pid} for network {}. Port already has an attached device {}.", p.network_id, p.device_id)));
                     }

@@ -5,17 +5,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::auth::Auth;
 use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created_rows, enforce, list_response, members, one_member, owns, require_owner, show_response, standard,
-    ApiResult, Attrs, Ctx, ListQuery,
+    bad, created_rows, enforce, list_response, members, one_member, require_owner, show_response, standard, ApiResult,
+    Attrs, Ctx, ListQuery,
 };
 use crate::ip::Cidr;
-use crate::model::{Model, Std, SubnetPool};
-use crate::service::{check_quota, invalid, not_found, Error};
+use crate::model::{Std, SubnetPool};
+use crate::service::subnetpools::{self, check_bounds, find, visible, PoolUpdate};
+use crate::service::Error;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -24,18 +25,6 @@ pub fn routes() -> Routes<Ctx> {
         .get("/subnetpools/{id}", rule("get_subnetpool"), show)
         .put("/subnetpools/{id}", rule("update_subnetpool"), update)
         .delete("/subnetpools/{id}", rule("delete_subnetpool"), delete)
-}
-
-fn visible(ctx: &AuthContext, p: &SubnetPool) -> bool {
-    owns(ctx, &p.project_id) || p.shared
-}
-
-pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SubnetPool, Error> {
-    m.subnetpools
-        .get(id)
-        .map(|p| &**p)
-        .filter(|p| visible(ctx, p))
-        .ok_or_else(|| not_found("SubnetPoolNotFound", "Subnet pool", id))
 }
 
 fn render(p: &SubnetPool) -> Value {
@@ -103,27 +92,6 @@ fn parse_prefixes(a: &Attrs) -> ApiResult<Option<Vec<Cidr>>> {
     Ok(Some(cidrs))
 }
 
-/// Checks min ≤ default ≤ max within the version's width and the prefixes.
-fn check_bounds(p: &SubnetPool) -> Result<(), Error> {
-    let width = if p.ip_version == 4 { 32 } else { 128 };
-    if p.min_prefixlen > p.max_prefixlen || p.max_prefixlen > width {
-        return Err(Error::BadRequest(
-            "IllegalSubnetPoolPrefixBounds",
-            format!("Illegal prefix bounds: min_prefixlen={}, max_prefixlen={}.", p.min_prefixlen, p.max_prefixlen),
-        ));
-    }
-    if p.default_prefixlen < p.min_prefixlen || p.default_prefixlen > p.max_prefixlen {
-        return Err(Error::BadRequest(
-            "IllegalSubnetPoolPrefixBounds",
-            format!(
-                "Illegal prefix bounds: default_prefixlen={} must be between min_prefixlen and max_prefixlen.",
-                p.default_prefixlen
-            ),
-        ));
-    }
-    Ok(())
-}
-
 async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
     let (items, bulk) = members(&body, "subnetpool", "subnetpools")?;
     let mut pools = Vec::new();
@@ -186,20 +154,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
         }
         pools.push(pool);
     }
-    let ids = c
-        .write(|t| {
-            let mut ids = Vec::new();
-            for p in pools {
-                check_quota(&t.m, &p.project_id, "subnetpool", 1)?;
-                if p.is_default && t.m.subnetpools.values().any(|o| o.is_default && o.ip_version == p.ip_version) {
-                    return Err(invalid(format!("A default subnetpool for IPv{} already exists", p.ip_version)));
-                }
-                ids.push(p.id.clone());
-                t.put(p)?;
-            }
-            Ok(ids)
-        })
-        .await?;
+    let ids = c.write(|t| subnetpools::create(t, pools)).await?;
     Ok(created_rows(&c, &ids, "subnetpool", "subnetpools", bulk, |m| &m.subnetpools, |_, r| render(r)))
 }
 
@@ -235,59 +190,17 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
         (prefix_len(&a, "default_prefixlen")?, prefix_len(&a, "min_prefixlen")?, prefix_len(&a, "max_prefixlen")?);
     let is_default = a.bool("is_default")?;
     let quota = a.int("default_quota")?;
-    c.write(|t| {
-        let mut p = t.edit(&t.m.subnetpools, "subnet pool", &id)?;
-        if let Some(v) = name {
-            p.name = v;
-        }
-        if let Some(v) = description {
-            p.std.description = v;
-        }
-        if let Some(new) = prefixes {
-            if new[0].version() != p.ip_version {
-                return Err(Error::BadRequest(
-                    "PrefixVersionMismatch",
-                    "Cannot mix IPv4 and IPv6 prefixes in a subnet pool.".into(),
-                ));
-            }
-            // Prefixes only grow: each old one stays covered.
-            let covered = p
-                .prefixes
-                .iter()
-                .filter_map(|o| Cidr::parse(o, true))
-                .all(|o| new.iter().any(|n| n.len <= o.len && n.contains(o.net)));
-            if !covered {
-                return Err(Error::BadRequest(
-                    "IllegalSubnetPoolPrefixUpdate",
-                    "Illegal update to prefixes: existing prefixes must stay covered.".into(),
-                ));
-            }
-            p.prefixes = new.iter().map(|c| c.to_string()).collect();
-        }
-        if let Some(v) = min {
-            p.min_prefixlen = v;
-        }
-        if let Some(v) = max {
-            p.max_prefixlen = v;
-        }
-        if let Some(v) = dflt {
-            p.default_prefixlen = v;
-        }
-        check_bounds(&p)?;
-        if let Some(v) = is_default {
-            if v && t.m.subnetpools.values().any(|o| o.id != id && o.is_default && o.ip_version == p.ip_version) {
-                return Err(invalid(format!("A default subnetpool for IPv{} already exists", p.ip_version)));
-            }
-            p.is_default = v;
-        }
-        if let Some(v) = quota {
-            p.default_quota = v;
-        }
-        p.std.touch();
-        t.put(p)?;
-        Ok(())
-    })
-    .await?;
+    let u = PoolUpdate {
+        name,
+        description,
+        prefixes,
+        default_prefixlen: dflt,
+        min_prefixlen: min,
+        max_prefixlen: max,
+        is_default,
+        default_quota: quota,
+    };
+    c.write(|t| subnetpools::update(t, &id, u)).await?;
     let m = c.model();
     Ok(show_response("subnetpool", render(find(&m, &ctx, &id)?), &[]))
 }
@@ -298,70 +211,6 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
         let p = find(&m, &ctx, &id)?;
         require_owner(&ctx, &p.project_id, "delete_subnetpool")?;
     }
-    c.write(|t| {
-        if t.m.subnets.values().any(|s| s.subnetpool_id.as_deref() == Some(id.as_str())) {
-            return Err(Error::BadRequest(
-                "SubnetPoolDeleteError",
-                "Unable to delete subnet pool: Subnet pool has existing allocations.".into(),
-            ));
-        }
-        t.delete::<SubnetPool>(&id).ok_or_else(|| not_found("SubnetPoolNotFound", "Subnet pool", &id))?;
-        Ok(())
-    })
-    .await?;
+    c.write(|t| subnetpools::delete(t, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Carves a subnet of `/prefixlen` (the pool's default when None) out of the pool: the first
-/// block of that size in the pool's prefixes that overlaps no subnet allocated from it.
-pub fn allocate(m: &Model, pool: &SubnetPool, prefixlen: Option<u8>) -> Result<Cidr, Error> {
-    let len = prefixlen.unwrap_or(pool.default_prefixlen);
-    if len < pool.min_prefixlen {
-        return Err(Error::BadRequest(
-            "MinPrefixSubnetAllocationError",
-            format!(
-                "Unable to allocate subnet with prefix length {len}, minimum allowed prefix is {}.",
-                pool.min_prefixlen
-            ),
-        ));
-    }
-    if len > pool.max_prefixlen {
-        return Err(Error::BadRequest(
-            "MaxPrefixSubnetAllocationError",
-            format!(
-                "Unable to allocate subnet with prefix length {len}, maximum allowed prefix is {}.",
-                pool.max_prefixlen
-            ),
-        ));
-    }
-    let taken: Vec<Cidr> = m
-        .subnets
-        .values()
-        .filter(|s| s.subnetpool_id.as_deref() == Some(pool.id.as_str()))
-        .filter_map(|s| Cidr::parse(&s.cidr, true))
-        .collect();
-    for prefix in pool.prefixes.iter().filter_map(|p| Cidr::parse(p, true)) {
-        if len < prefix.len {
-            continue;
-        }
-        let step = Cidr { net: prefix.net, len }.size();
-        let count = prefix.size() / step;
-        let mut i = 0u128;
-        // Skips whole taken blocks at a time, so a big pool is not walked block by block.
-        while i < count.min(1 << 20) {
-            let Some(net) = prefix.net.offset((i * step) as i128) else { break };
-            let block = Cidr { net, len };
-            match taken.iter().find(|t| t.overlaps(block)) {
-                None => return Ok(block),
-                Some(t) => {
-                    let after = t.last().offset(1).map(|a| a.bits.saturating_sub(prefix.net.bits)).unwrap_or(u128::MAX);
-                    i = (i + 1).max(after.div_ceil(step));
-                }
-            }
-        }
-    }
-    Err(Error::Conflict(
-        "SubnetAllocationError",
-        format!("Failed to allocate subnet: Insufficient prefix space to allocate subnet size /{len}."),
-    ))
 }

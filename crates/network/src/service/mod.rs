@@ -7,7 +7,10 @@ pub mod access;
 pub mod floating;
 pub mod ipam;
 pub mod networks;
+pub mod ports;
 pub mod rbac;
+pub mod subnetpools;
+pub mod subnets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -70,11 +70,12 @@ pub struct NewPolicy {
 /// Records the policy; a wildcard one sets the network's flag. Only the network's owner (or
 /// an admin) shares it; others do not learn it exists.
 pub fn create(t: &mut Txn, ctx: &AuthContext, new: NewPolicy) -> Result<String> {
-    let n = t.m.networks
-        .get(&new.object_id)
-        .filter(|n| owns(ctx, &n.project_id))
-        .cloned()
-        .ok_or_else(|| not_found("NetworkNotFound", "Network", &new.object_id))?;
+    let n =
+        t.m.networks
+            .get(&new.object_id)
+            .filter(|n| owns(ctx, &n.project_id))
+            .cloned()
+            .ok_or_else(|| not_found("NetworkNotFound", "Network", &new.object_id))?;
     if t.m.rbac.values().any(|p| {
         p.object_type == new.object_type
             && p.object_id == new.object_id
