@@ -120,7 +120,7 @@ pub fn association(
         .routers
         .values()
         .filter(|r| r.gateway.as_ref().is_some_and(|g| g.network_id == network_id))
-        .find(|r| super::routers::interfaces(m, &r.id).any(|p| p.fixed_ips.iter().any(|f| f.subnet_id == fixed.subnet_id)))
+        .find(|r| crate::service::routers::interfaces(m, &r.id).any(|p| p.fixed_ips.iter().any(|f| f.subnet_id == fixed.subnet_id)))
         .ok_or_else(|| {
             Error::NotFound(
                 "ExternalGatewayForFloatingIPNotFound",
@@ -232,7 +232,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
                 let mac = new_mac(&t.m, &network_id);
                 let fixed_ips = allocate_ips(&t.m, &network_id, &mac, Some(&request), None)?;
                 let floating_ip_address = fixed_ips[0].ip_address.clone();
-                let port = super::routers::network_port(&network_id, mac, fixed_ips, &id, OWNER, "");
+                let port = crate::service::routers::network_port(&network_id, mac, fixed_ips, &id, OWNER, "");
                 let port_row = port.id.clone();
                 t.put(port)?;
                 t.put(FloatingIp {

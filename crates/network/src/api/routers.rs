@@ -15,8 +15,9 @@ use super::{
     Attrs, Ctx, ListQuery,
 };
 use crate::ip::{Addr, Cidr};
-use crate::model::{ExternalGateway, HostRoute, Model, Port, Router as L3Router, Std};
-use crate::service::{allocate_ips, check_quota, invalid, new_mac, not_found, Error, IpRequest, Networking, Txn};
+use crate::model::{HostRoute, Model, Port, Router as L3Router, Std};
+use crate::service::routers::{self, find, gateway_port, GatewayAsk, Interface, RouterUpdate};
+use crate::service::{IpRequest, Networking};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -27,26 +28,6 @@ pub fn routes() -> Routes<Ctx> {
         .delete("/routers/{id}", rule("delete_router"), delete)
         .put("/routers/{id}/add_router_interface", rule("add_router_interface"), add_interface)
         .put("/routers/{id}/remove_router_interface", rule("remove_router_interface"), remove_interface)
-}
-
-pub const INTERFACE: &str = "network:router_interface";
-pub const GATEWAY: &str = "network:router_gateway";
-
-fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a L3Router, Error> {
-    m.routers
-        .get(id)
-        .map(|r| &**r)
-        .filter(|r| owns(ctx, &r.project_id))
-        .ok_or_else(|| not_found("RouterNotFound", "Router", id))
-}
-
-fn gateway_port<'a>(m: &'a Model, router_id: &str) -> Option<&'a Port> {
-    m.ports.values().find(|p| p.device_id == router_id && p.device_owner == GATEWAY).map(|p| &**p)
-}
-
-/// The router's interface ports.
-pub fn interfaces<'a>(m: &'a Model, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-    m.ports.values().filter(move |p| p.device_id == router_id && p.device_owner == INTERFACE).map(|p| &**p)
 }
 
 fn render(m: &Model, ctx: &AuthContext, r: &L3Router) -> Value {
@@ -90,13 +71,6 @@ async fn show(
 ) -> ApiResult {
     let m = c.model();
     Ok(show_response("router", render(&m, &ctx, find(&m, &ctx, &id)?), &q))
-}
-
-/// `external_gateway_info` as asked: None = not given, Some(None) = no gateway.
-struct GatewayAsk {
-    network_id: String,
-    enable_snat: Option<bool>,
-    fixed_ips: Option<Vec<IpRequest>>,
 }
 
 fn parse_gateway(
@@ -148,96 +122,6 @@ fn parse_gateway(
     Ok(Some(Some(GatewayAsk { network_id, enable_snat: g.bool("enable_snat")?, fixed_ips })))
 }
 
-/// Sets, changes or clears the router's gateway in `t`, with its port on the external
-/// network.
-fn set_gateway(
-    t: &mut Txn,
-    ctx: &AuthContext,
-    router_id: &str,
-    ask: Option<GatewayAsk>,
-) -> Result<Option<ExternalGateway>, Error> {
-    let old = gateway_port(&t.m, router_id).cloned();
-    let Some(ask) = ask else {
-        if let Some(p) = old {
-            let fips_use_it = t.m.floatingips.values().any(|f| f.router_id.as_deref() == Some(router_id));
-            if fips_use_it {
-                return Err(Error::Conflict(
-                    "RouterExternalGatewayInUseByFloatingIp",
-                    format!("Gateway cannot be updated for router {router_id}, since a gateway to external network {} is required by one or more floating IPs.", p.network_id),
-                ));
-            }
-            t.delete::<Port>(&p.id);
-        }
-        return Ok(None);
-    };
-    let network =
-        t.m.networks.get(&ask.network_id).ok_or_else(|| not_found("NetworkNotFound", "Network", &ask.network_id))?;
-    if !crate::service::networks::external_for(&t.m, ctx, network) {
-        return Err(Error::BadRequest(
-            "BadRequest",
-            format!("Bad router request: Network {} is not an external network.", ask.network_id),
-        ));
-    }
-    let enable_snat = ask.enable_snat.unwrap_or(true);
-    if let Some(p) = &old {
-        if p.network_id == ask.network_id && ask.fixed_ips.is_none() {
-            return Ok(Some(ExternalGateway { network_id: ask.network_id, enable_snat }));
-        }
-        t.delete::<Port>(&p.id);
-    }
-    for r in ask.fixed_ips.iter().flatten() {
-        if let Some(sid) = &r.subnet_id {
-            let s = t.m.subnets.get(sid).ok_or_else(|| not_found("SubnetNotFound", "Subnet", sid))?;
-            if s.network_id != ask.network_id {
-                return Err(invalid(format!("Subnet {sid} is not on external network {}", ask.network_id)));
-            }
-            if let (Some(ip), Some(gw)) = (&r.ip_address, &s.gateway_ip) {
-                if ip == gw {
-                    return Err(crate::service::bad(format!(
-                        "Bad router request: IP address {ip} is the gateway of subnet {sid}."
-                    )));
-                }
-            }
-        }
-    }
-    let mac = new_mac(&t.m, &ask.network_id);
-    let fixed_ips = allocate_ips(&t.m, &ask.network_id, &mac, ask.fixed_ips.as_deref(), None)?;
-    let _ = ctx;
-    t.put(network_port(&ask.network_id, mac, fixed_ips, router_id, GATEWAY, ""))?;
-    Ok(Some(ExternalGateway { network_id: ask.network_id, enable_snat }))
-}
-
-/// A port the network service owns (router gateway or interface, floating IP).
-pub fn network_port(
-    network_id: &str,
-    mac: String,
-    fixed_ips: Vec<crate::model::FixedIp>,
-    device_id: &str,
-    owner: &str,
-    project_id: &str,
-) -> Port {
-    Port {
-        id: uuid::Uuid::new_v4().to_string(),
-        project_id: project_id.into(),
-        network_id: network_id.into(),
-        name: String::new(),
-        admin_state_up: true,
-        mac_address: mac,
-        fixed_ips,
-        device_id: device_id.into(),
-        device_owner: owner.into(),
-        status: if owner == "network:floatingip" { "N/A".into() } else { "ACTIVE".into() },
-        security_groups: Vec::new(),
-        port_security_enabled: false,
-        allowed_address_pairs: Vec::new(),
-        extra_dhcp_opts: Vec::new(),
-        host_id: String::new(),
-        vnic_type: "normal".into(),
-        profile: json!({}),
-        std: Std::new(String::new()),
-    }
-}
-
 fn parse_routes(a: &Attrs) -> ApiResult<Option<Vec<HostRoute>>> {
     let Some(list) = a.obj_list("routes")? else { return Ok(None) };
     let mut out: Vec<HostRoute> = Vec::new();
@@ -256,25 +140,6 @@ fn parse_routes(a: &Attrs) -> ApiResult<Option<Vec<HostRoute>>> {
         out.push(route);
     }
     Ok(Some(out))
-}
-
-/// Static routes must lead through a subnet the router is on.
-fn check_routes(m: &Model, router_id: &str, routes: &[HostRoute]) -> Result<(), Error> {
-    for r in routes {
-        let hop = Addr::parse(&r.nexthop).ok_or_else(|| crate::service::bad("bad nexthop"))?;
-        let connected = interfaces(m, router_id)
-            .chain(gateway_port(m, router_id))
-            .flat_map(|p| p.fixed_ips.iter())
-            .filter_map(|f| m.subnets.get(&f.subnet_id))
-            .any(|s| Cidr::parse(&s.cidr, true).is_some_and(|c| c.contains(hop)));
-        if !connected {
-            return Err(Error::BadRequest(
-                "InvalidRoutes",
-                format!("Invalid format for routes: {r:?}, the nexthop {} is not connected with router", r.nexthop),
-            ));
-        }
-    }
-    Ok(())
 }
 
 const CREATE_ATTRS: &[&str] = &[
@@ -324,18 +189,7 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
         };
         asks.push((router, gateway));
     }
-    let ids = c
-        .write(|t| {
-            let mut ids = Vec::new();
-            for (mut router, gateway) in asks {
-                check_quota(&t.m, &router.project_id, "router", 1)?;
-                router.gateway = set_gateway(t, &ctx, &router.id, gateway)?;
-                ids.push(router.id.clone());
-                t.put(router)?;
-            }
-            Ok(ids)
-        })
-        .await?;
+    let ids = c.write(|t| routers::create(t, &ctx, asks)).await?;
     Ok(created_rows(&c, &ids, "router", "routers", bulk, |m| &m.routers, |m, r| render(m, &ctx, r)))
 }
 
@@ -356,68 +210,31 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
     let routes = parse_routes(&a)?;
     let distributed = a.bool("distributed")?;
     let ha = a.bool("ha")?;
-    c.write(|t| {
-        let mut r = t.edit(&t.m.routers, "router", &id)?;
-        if let Some(g) = gateway {
-            r.gateway = set_gateway(t, &ctx, &id, g)?;
-        }
-        if let Some(v) = name {
-            r.name = v;
-        }
-        if let Some(v) = description {
-            r.std.description = v;
-        }
-        if let Some(v) = admin_state_up {
-            r.admin_state_up = v;
-        }
-        if let Some(v) = distributed {
-            r.distributed = v;
-        }
-        if let Some(v) = ha {
-            r.ha = v;
-        }
-        if let Some(v) = routes {
-            check_routes(&t.m, &id, &v)?;
-            r.routes = v;
-        }
-        r.std.touch();
-        t.put(r)?;
-        Ok(())
-    })
-    .await?;
+    let u = RouterUpdate { gateway, name, description, admin_state_up, routes, distributed, ha };
+    c.write(|t| routers::update(t, &ctx, &id, u)).await?;
     let m = c.model();
     Ok(show_response("router", render(&m, &ctx, find(&m, &ctx, &id)?), &[]))
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     find(&c.model(), &ctx, &id)?;
-    c.write(|t| {
-        let ports: Vec<String> = interfaces(&t.m, &id).map(|p| p.id.clone()).collect();
-        if !ports.is_empty() {
-            return Err(Error::Conflict("RouterInUse", format!("Router {id} still has ports: {}", ports.join(", "))));
-        }
-        if let Some(p) = gateway_port(&t.m, &id).map(|p| p.id.clone()) {
-            t.delete::<Port>(&p);
-        }
-        t.delete::<L3Router>(&id).ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
-        Ok(())
-    })
-    .await?;
+    c.write(|t| routers::delete(t, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Interfaces
 
-fn interface_body(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
+fn interface_body(body: &[u8]) -> ApiResult<Interface> {
     let v: Value = haneul_core::http::parse_json(body).map_err(|e| bad(e.message))?;
     let Value::Object(m) = v else { return Err(bad("Request body must be a JSON object.")) };
     let get = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
     let (subnet, port) = (get("subnet_id"), get("port_id"));
-    match (&subnet, &port) {
+    match (subnet, port) {
         (Some(_), Some(_)) => Err(bad("Bad router request: Cannot specify both subnet-id and port-id")),
         (None, None) => Err(bad("Bad router request: Either subnet_id or port_id must be specified")),
-        _ => Ok((subnet, port)),
+        (Some(s), None) => Ok(Interface::Subnet(s)),
+        (None, Some(p)) => Ok(Interface::Port(p)),
     }
 }
 
@@ -434,113 +251,16 @@ fn interface_info(router: &L3Router, p: &Port) -> Value {
     })
 }
 
-/// A new interface's subnets must not overlap the router's other subnets.
-fn check_overlap(m: &Model, router_id: &str, subnet_ids: &[String]) -> Result<(), Error> {
-    for sid in subnet_ids {
-        let Some(new) = m.subnets.get(sid) else { continue };
-        let Some(nc) = Cidr::parse(&new.cidr, true) else { continue };
-        for p in interfaces(m, router_id) {
-            for f in &p.fixed_ips {
-                if &f.subnet_id == sid {
-                    return Err(Error::BadRequest(
-                        "BadRequest",
-                        format!("Bad router request: Router already has a port on subnet {sid}."),
-                    ));
-                }
-                if let Some(o) = m.subnets.get(&f.subnet_id) {
-                    if Cidr::parse(&o.cidr, true).is_some_and(|oc| oc.overlaps(nc)) {
-                        return Err(Error::BadRequest(
-                            "BadRequest",
-                            format!(
-                                "Bad router request: Cidr {} of subnet {sid} overlaps with cidr {} of subnet {}.",
-                                new.cidr, o.cidr, o.id
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn add_interface(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (subnet_id, port_id) = interface_body(&body)?;
+    let which = interface_body(&body)?;
     find(&c.model(), &ctx, &id)?;
-    let port = c
-        .write(|t| {
-            let router = t.m.routers.get(&id).cloned().ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
-            match (&subnet_id, &port_id) {
-                (Some(sid), _) => {
-                    let s = crate::service::subnets::find(&t.m, &ctx, sid)?.clone();
-                    if !owns(&ctx, &s.project_id) && !t.m.networks.get(&s.network_id).is_some_and(|n| owns(&ctx, &n.project_id) || n.shared) {
-                        return Err(not_found("SubnetNotFound", "Subnet", sid));
-                    }
-                    let Some(gw) = s.gateway_ip.clone() else {
-                        return Err(Error::BadRequest("BadRequest", "Bad router request: Subnet for router interface must have a gateway IP.".into()));
-                    };
-                    check_overlap(&t.m, &id, std::slice::from_ref(sid))?;
-                    let mac = new_mac(&t.m, &s.network_id);
-                    let req = [IpRequest { subnet_id: Some(sid.clone()), ip_address: Some(gw), gateway: true }];
-                    let fixed = allocate_ips(&t.m, &s.network_id, &mac, Some(&req), None)?;
-                    let p = network_port(&s.network_id, mac, fixed, &id, INTERFACE, &router.project_id);
-                    t.put(p.clone())?;
-                    Ok((router, p))
-                }
-                (None, Some(pid)) => {
-                    let mut p = crate::service::ports::find(&t.m, &ctx, pid)?.clone();
-                    if !p.device_id.is_empty() || !p.device_owner.is_empty() {
-                        return Err(Error::Conflict("PortInUse", format!("Unable to complete operation on port {pid} for network {}. Port already has an attached device {}.", p.network_id, p.device_id)));
-                    }
-                    if p.fixed_ips.is_empty() {
-                        return Err(Error::BadRequest("BadRequest", "Bad router request: Router port must have at least one fixed IP.".into()));
-                    }
-                    let subnets: Vec<String> = p.fixed_ips.iter().map(|f| f.subnet_id.clone()).collect();
-                    check_overlap(&t.m, &id, &subnets)?;
-                    p.device_id = id.clone();
-                    p.device_owner = INTERFACE.into();
-                    p.status = "ACTIVE".into();
-                    p.security_groups.clear();
-                    p.std.touch();
-                    t.put(p.clone())?;
-                    Ok((router, p))
-                }
-                (None, None) => unreachable!("checked by interface_body"),
-            }
-        })
-        .await?;
-    Ok(Json(interface_info(&port.0, &port.1)).into_response())
+    let (router, port) = c.write(|t| routers::add_interface(t, &ctx, &id, which)).await?;
+    Ok(Json(interface_info(&router, &port)).into_response())
 }
 
 async fn remove_interface(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let (subnet_id, port_id) = interface_body(&body)?;
+    let which = interface_body(&body)?;
     find(&c.model(), &ctx, &id)?;
-    let (router, port) = c
-        .write(|t| {
-            let router = t.m.routers.get(&id).cloned().ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
-            let port = match (&subnet_id, &port_id) {
-                (Some(sid), _) => interfaces(&t.m, &id).find(|p| p.fixed_ips.iter().any(|f| &f.subnet_id == sid)).cloned().ok_or_else(|| {
-                    Error::NotFound("RouterInterfaceNotFoundForSubnet", format!("Router {id} has no interface on subnet {sid}"))
-                })?,
-                (None, Some(pid)) => interfaces(&t.m, &id).find(|p| &p.id == pid).cloned().ok_or_else(|| {
-                    Error::NotFound("RouterInterfaceNotFound", format!("Router {id} does not have an interface with id {pid}"))
-                })?,
-                (None, None) => unreachable!("checked by interface_body"),
-            };
-            let subnets: Vec<&str> = port.fixed_ips.iter().map(|f| f.subnet_id.as_str()).collect();
-            let in_use = t.m.floatingips.values().any(|f| {
-                f.router_id.as_deref() == Some(id.as_str())
-                    && f.port_id.as_ref().and_then(|p| t.m.ports.get(p)).is_some_and(|p| p.fixed_ips.iter().any(|x| subnets.contains(&x.subnet_id.as_str())))
-            });
-            if in_use {
-                return Err(Error::Conflict(
-                    "RouterInterfaceInUseByFloatingIP",
-                    format!("Router interface for subnet {} on router {id} cannot be deleted, as it is required by one or more floating IPs.", subnets.first().unwrap_or(&"")),
-                ));
-            }
-            t.delete::<Port>(&port.id);
-            Ok((router, port))
-        })
-        .await?;
+    let (router, port) = c.write(|t| routers::remove_interface(t, &id, which)).await?;
     Ok(Json(interface_info(&router, &port)).into_response())
 }

@@ -9,6 +9,7 @@ pub mod ipam;
 pub mod networks;
 pub mod ports;
 pub mod rbac;
+pub mod routers;
 pub mod subnetpools;
 pub mod subnets;
 
