@@ -7,13 +7,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use haneul_core::auth::{Auth, AuthContext};
+use haneul_core::auth::Auth;
 use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Value};
 
 use super::{bad, created, list_response, one_member, show_response, ApiResult, Attrs, Ctx, ListQuery};
-use crate::model::{FloatingIp, PortForwarding};
-use crate::service::Error;
+use crate::model::PortForwarding;
+use crate::service::floating::{self, find_forwarding as find_pf, ForwardingAsk};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -41,23 +41,6 @@ fn render(p: &PortForwarding) -> Value {
     })
 }
 
-/// The external ports of a forwarding, first and last.
-fn external(p: &PortForwarding) -> (u16, u16) {
-    (p.external_port, p.external_port_end.unwrap_or(p.external_port))
-}
-
-/// The internal ports, first and last.
-fn internal(p: &PortForwarding) -> (u16, u16) {
-    (p.internal_port, p.internal_port_end.unwrap_or(p.internal_port))
-}
-
-fn find_pf<'a>(f: &'a FloatingIp, id: &str) -> Result<&'a PortForwarding, Error> {
-    f.port_forwardings
-        .iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| Error::NotFound("PortForwardingNotFound", format!("Port Forwarding {id} could not be found.")))
-}
-
 async fn list(
     State(c): State<Ctx>,
     Auth(ctx): Auth,
@@ -66,7 +49,7 @@ async fn list(
 ) -> ApiResult {
     let q = ListQuery::parse(&q)?;
     let m = c.model();
-    let f = super::floatingips::find(&m, &ctx, &fip)?;
+    let f = floating::find(&m, &ctx, &fip)?;
     let items = f.port_forwardings.iter().map(render).collect();
     list_response(&c, items, &q, "port_forwardings", &[])
 }
@@ -78,19 +61,8 @@ async fn show(
     Query(q): Query<Vec<(String, String)>>,
 ) -> ApiResult {
     let m = c.model();
-    let f = super::floatingips::find(&m, &ctx, &fip)?;
+    let f = floating::find(&m, &ctx, &fip)?;
     Ok(show_response("port_forwarding", render(find_pf(f, &id)?), &q))
-}
-
-/// The attributes of a create or update (None: not given).
-struct Ask {
-    protocol: Option<String>,
-    internal_ip_address: Option<String>,
-    /// First and last (the same for one port).
-    internal_ports: Option<(u16, u16)>,
-    internal_port_id: Option<String>,
-    external_ports: Option<(u16, u16)>,
-    description: Option<String>,
 }
 
 /// A port range as given ("first:last", or one number), or the single port of `port_key`;
@@ -127,7 +99,7 @@ fn port_number(a: &Attrs, key: &str) -> ApiResult<Option<u16>> {
     }
 }
 
-fn parse(a: &Attrs) -> ApiResult<Ask> {
+fn parse(a: &Attrs) -> ApiResult<ForwardingAsk> {
     a.only(&[
         "protocol",
         "internal_ip_address",
@@ -154,7 +126,7 @@ fn parse(a: &Attrs) -> ApiResult<Ask> {
             )));
         }
     }
-    Ok(Ask {
+    Ok(ForwardingAsk {
         protocol,
         internal_ip_address,
         internal_ports: ports(a, "internal_port", "internal_port_range")?,
@@ -162,70 +134,6 @@ fn parse(a: &Attrs) -> ApiResult<Ask> {
         external_ports: ports(a, "external_port", "external_port_range")?,
         description: a.str("description", 255)?,
     })
-}
-
-/// Sets a forwarding's ports from first/last pairs.
-fn set_ports(pf: &mut PortForwarding, internal: Option<(u16, u16)>, external: Option<(u16, u16)>) {
-    if let Some((f, l)) = internal {
-        pf.internal_port = f;
-        pf.internal_port_end = (l != f).then_some(l);
-    }
-    if let Some((f, l)) = external {
-        pf.external_port = f;
-        pf.external_port_end = (l != f).then_some(l);
-    }
-}
-
-/// Checks a forwarding against its floating IP (not associated with a port; no other
-/// forwarding with the same external port and protocol, nor to the same internal socket)
-/// and its internal port (the caller's, holding the address, behind a router with a gateway
-/// on the floating IP's network). Returns the router.
-fn check(m: &crate::model::Model, ctx: &AuthContext, f: &FloatingIp, pf: &PortForwarding) -> Result<String, Error> {
-    if let Some(port) = &f.port_id {
-        return Err(Error::Conflict(
-            "FloatingIPPortAlreadyAssociated",
-            format!("Floating IP {} is associated with port {port}; a port forwarding needs a free floating IP.", f.id),
-        ));
-    }
-    let ((ef, el), (inf, inl)) = (external(pf), internal(pf));
-    if inl != inf && inl - inf != el - ef {
-        return Err(Error::BadRequest(
-            "BadRequest",
-            format!(
-                "The internal port range {inf}:{inl} and the external port range {ef}:{el} must be of the same size, or the internal one a single port."
-            ),
-        ));
-    }
-    let overlaps = |a: (u16, u16), b: (u16, u16)| a.0 <= b.1 && b.0 <= a.1;
-    let clash = f.port_forwardings.iter().filter(|o| o.id != pf.id).find(|o| {
-        o.protocol == pf.protocol
-            && (overlaps(external(o), external(pf))
-                || (o.internal_port_id == pf.internal_port_id
-                    && o.internal_ip_address == pf.internal_ip_address
-                    && overlaps(internal(o), internal(pf))))
-    });
-    if let Some(o) = clash {
-        return Err(Error::BadRequest(
-            "BadRequest",
-            format!(
-                "A duplicate port forwarding entry with same attributes already exists, conflicting values are {{'floatingip_id': '{}', 'external_port': {}, 'protocol': '{}'}}",
-                f.id, o.external_port, o.protocol
-            ),
-        ));
-    }
-    let (_, router) = super::floatingips::association(
-        m,
-        ctx,
-        &f.id,
-        &f.floating_network_id,
-        &pf.internal_port_id,
-        Some(&pf.internal_ip_address),
-    )
-    .map_err(|e| match e {
-        Error::BadRequest(kind, msg) => Error::BadRequest(kind, msg.replace("floatingip", "port forwarding")),
-        other => other,
-    })?;
-    Ok(router)
 }
 
 async fn create(State(c): State<Ctx>, Auth(ctx): Auth, Path(fip): Path<String>, body: Bytes) -> ApiResult {
@@ -241,30 +149,8 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, Path(fip): Path<String>, 
     if let Some((k, _)) = missing.iter().find(|(_, m)| *m) {
         return Err(bad(format!("Failed to parse request. Required attribute '{k}' not specified")));
     }
-    let mut pf = PortForwarding {
-        id: uuid::Uuid::new_v4().to_string(),
-        protocol: ask.protocol.unwrap_or_default(),
-        internal_ip_address: ask.internal_ip_address.unwrap_or_default(),
-        internal_port: 0,
-        internal_port_id: ask.internal_port_id.unwrap_or_default(),
-        external_port: 0,
-        internal_port_end: None,
-        external_port_end: None,
-        description: ask.description.unwrap_or_default(),
-    };
-    set_ports(&mut pf, ask.internal_ports, ask.external_ports);
-    super::floatingips::find(&c.model(), &ctx, &fip)?;
-    let made = pf.clone();
-    c.write(|t| {
-        let mut f = t.edit(&t.m.floatingips, "floating IP", &fip)?;
-        let router = check(&t.m, &ctx, &f, &pf)?;
-        f.router_id = Some(router);
-        f.port_forwardings.push(pf);
-        f.std.touch();
-        t.put(f)?;
-        Ok(())
-    })
-    .await?;
+    floating::find(&c.model(), &ctx, &fip)?;
+    let made = c.write(|t| floating::add_forwarding(t, &ctx, &fip, ask)).await?;
     Ok(created("port_forwarding", "port_forwardings", vec![render(&made)], false))
 }
 
@@ -276,50 +162,13 @@ async fn update(
 ) -> ApiResult {
     let a = one_member(&body, "port_forwarding", "port_forwardings")?;
     let ask = parse(&a)?;
-    super::floatingips::find(&c.model(), &ctx, &fip)?;
-    let saved = c
-        .write(|t| {
-            let mut f = t.edit(&t.m.floatingips, "floating IP", &fip)?;
-            let mut pf = find_pf(&f, &id)?.clone();
-            if let Some(v) = ask.protocol {
-                pf.protocol = v;
-            }
-            if let Some(v) = ask.internal_ip_address {
-                pf.internal_ip_address = v;
-            }
-            set_ports(&mut pf, ask.internal_ports, ask.external_ports);
-            if let Some(v) = ask.internal_port_id {
-                pf.internal_port_id = v;
-            }
-            if let Some(v) = ask.description {
-                pf.description = v;
-            }
-            let router = check(&t.m, &ctx, &f, &pf)?;
-            f.router_id = Some(router);
-            for p in f.port_forwardings.iter_mut().filter(|p| p.id == id) {
-                *p = pf.clone();
-            }
-            f.std.touch();
-            t.put(f)?;
-            Ok(pf)
-        })
-        .await?;
+    floating::find(&c.model(), &ctx, &fip)?;
+    let saved = c.write(|t| floating::update_forwarding(t, &ctx, &fip, &id, ask)).await?;
     Ok(show_response("port_forwarding", render(&saved), &[]))
 }
 
 async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path((fip, id)): Path<(String, String)>) -> ApiResult<Response> {
-    super::floatingips::find(&c.model(), &ctx, &fip)?;
-    c.write(|t| {
-        let mut f = t.edit(&t.m.floatingips, "floating IP", &fip)?;
-        find_pf(&f, &id)?;
-        f.port_forwardings.retain(|p| p.id != id);
-        if f.port_forwardings.is_empty() && f.port_id.is_none() {
-            f.router_id = None;
-        }
-        f.std.touch();
-        t.put(f)?;
-        Ok(())
-    })
-    .await?;
+    floating::find(&c.model(), &ctx, &fip)?;
+    c.write(|t| floating::remove_forwarding(t, &fip, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
