@@ -184,7 +184,7 @@ pub async fn bootstrap(
                     body.insert("service_id".into(), service_id.clone().into());
                     body.insert("region_id".into(), region.clone().into());
                     body.insert("resource_name".into(), (*resource).into());
-                    let uniq = crate::api::limits::key(&body);
+                    let uniq = crate::service::limits::key(&body);
                     if !t.m.registered_limits.values().any(|l| l.0.uniq.as_deref() == Some(uniq.as_str())) {
                         body.insert("default_limit".into(), (*default).into());
                         body.insert("description".into(), serde_json::Value::Null);

@@ -12,11 +12,10 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params, RoleRef,
-};
-use crate::model::{AccessRule, ApplicationCredential, Model, RevocationEvent};
-use crate::service::{new_id, parse_expiry, Error, Revoke};
+use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
+use crate::model::{AccessRule, ApplicationCredential, Model};
+use crate::service::appcreds::{AccessRuleRef, NewAppCred};
+use crate::service::{self, new_id, parse_expiry, RoleRef};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -60,18 +59,6 @@ fn owner_target(user_id: &str) -> Value {
 }
 
 #[derive(Deserialize)]
-struct RuleRef {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    service: Option<String>,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
@@ -86,7 +73,7 @@ struct CreateBody {
     #[serde(default)]
     unrestricted: Option<bool>,
     #[serde(default)]
-    access_rules: Option<Vec<RuleRef>>,
+    access_rules: Option<Vec<AccessRuleRef>>,
 }
 
 /// Application credentials come only from a user's own project-scoped, unrestricted token.
@@ -123,77 +110,25 @@ async fn create(
     if b.expires_at.is_some() && parse_expiry(b.expires_at.as_deref()).is_none() {
         return Err(ApiError::bad_request("Invalid input for field 'expires_at': not a date and time."));
     }
-    let m = ident.model();
-    let token_roles: Vec<String> = auth.0.roles.iter().map(|r| r.id.clone()).collect();
-    let roles = match b.roles {
-        // No roles, or an empty list (as the openstack CLI sends), delegates all of the token's.
-        None => token_roles.clone(),
-        Some(refs) if refs.is_empty() => token_roles.clone(),
-        Some(refs) => {
-            let mut out = Vec::new();
-            for r in refs {
-                let role = r.resolve(&m)?;
-                if !token_roles.contains(&role.id) {
-                    return Err(ApiError::forbidden(format!(
-                        "You cannot delegate role {}: your token does not hold it.",
-                        role.name
-                    )));
-                }
-                out.push(role.id.clone());
-            }
-            out
-        }
-    };
     let secret = b.secret.unwrap_or_else(|| {
         let mut raw = [0u8; 48];
         rand::thread_rng().fill_bytes(&mut raw);
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw)
     });
-    let secret_hash = ident.hash_password(secret.clone()).await?;
-    let rule_refs = b.access_rules.unwrap_or_default();
-    let ac_id = new_id();
-    let description = b.description;
-    let (name, expires_at, unrestricted) = (b.name, b.expires_at, b.unrestricted.unwrap_or(false));
-    let saved = ident
-        .write(|t| {
-            let mut rule_ids = Vec::new();
-            for r in &rule_refs {
-                let id = match (&r.id, &r.path, &r.method, &r.service) {
-                    (Some(id), ..) => {
-                        let rule = t.m.access_rules.get(id).filter(|x| x.user_id == user_id).ok_or_else(|| Error::not_found("access rule", id.clone()))?;
-                        rule.id.clone()
-                    }
-                    (None, Some(path), Some(method), Some(service)) => {
-                        let existing = t.m.access_rules.values().find(|x| x.user_id == user_id && &x.path == path && &x.method == method && &x.service == service);
-                        match existing {
-                            Some(x) => x.id.clone(),
-                            None => t
-                                .put(AccessRule { id: new_id(), user_id: user_id.clone(), service: service.clone(), path: path.clone(), method: method.clone() })?
-                                .id
-                                .clone(),
-                        }
-                    }
-                    _ => return Err(Error::validation("An access rule needs an id, or a path, a method and a service.")),
-                };
-                rule_ids.push(id);
-            }
-            if t.m.application_credentials.values().any(|a| a.user_id == user_id && a.name == name) {
-                return Err(Error::Conflict(format!("Conflict occurred attempting to store application_credential - Duplicate entry found with name {name}.")));
-            }
-            Ok(t.put(ApplicationCredential {
-                id: ac_id.clone(),
-                name: name.clone(),
-                description: description.clone(),
-                user_id: user_id.clone(),
-                project_id: project_id.clone(),
-                secret_hash,
-                expires_at: expires_at.clone(),
-                roles: roles.clone(),
-                unrestricted,
-                access_rules: rule_ids,
-            })?)
-        })
-        .await?;
+    let new = NewAppCred {
+        id: new_id(),
+        name: b.name,
+        description: b.description,
+        user_id,
+        project_id,
+        secret_hash: ident.hash_password(secret.clone()).await?,
+        expires_at: b.expires_at,
+        roles: b.roles,
+        token_roles: auth.0.roles.iter().map(|r| r.id.clone()).collect(),
+        unrestricted: b.unrestricted.unwrap_or(false),
+        access_rules: b.access_rules.unwrap_or_default(),
+    };
+    let saved = ident.write(|t| service::appcreds::create(t, new)).await?;
     let m = ident.model();
     let mut v = render(&ident, &m, &saved);
     v["secret"] = json!(secret);
@@ -237,17 +172,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): Path<
             ));
         }
     }
-    ident
-        .write(|t| {
-            t.m.application_credentials
-                .get(&id)
-                .filter(|a| a.user_id == user_id)
-                .ok_or_else(|| Error::not_found("application credential", id.clone()))?;
-            t.delete::<ApplicationCredential>(&id);
-            t.revoke(RevocationEvent { application_credential_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::appcreds::delete(t, &user_id, &id)).await?;
     Ok(no_content())
 }
 
@@ -283,18 +208,6 @@ async fn show_rule(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): Pa
 
 async fn delete_rule(State(ident): State<Ctx>, auth: Auth, Path((user_id, id)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_access_rule", &owner_target(&user_id))?;
-    ident
-        .write(|t| {
-            t.m.access_rules
-                .get(&id)
-                .filter(|r| r.user_id == user_id)
-                .ok_or_else(|| Error::not_found("access rule", id.clone()))?;
-            if t.m.application_credentials.values().any(|a| a.access_rules.contains(&id)) {
-                return Err(Error::Forbidden(format!("Access rule {id} is still used by an application credential.")));
-            }
-            t.delete::<AccessRule>(&id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::appcreds::delete_access_rule(t, &user_id, &id)).await?;
     Ok(no_content())
 }

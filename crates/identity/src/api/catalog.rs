@@ -14,7 +14,8 @@ use super::{
     Params,
 };
 use crate::model::{Endpoint, Extra, Model, Region, Service};
-use crate::service::{new_id, Error};
+use crate::service::catalog::{EndpointPatch, RegionPatch, ServicePatch};
+use crate::service::{self, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -98,7 +99,7 @@ async fn get_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>
 async fn create_region(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -> ApiResult {
     let b: RegionBody = parse("region", member(body, "region")?)?;
     let id = b.id.clone().unwrap_or_else(new_id);
-    store_region(ident, auth, id, b, true).await
+    store_region(ident, auth, id, b).await
 }
 
 async fn put_region(
@@ -111,33 +112,19 @@ async fn put_region(
     if b.id.as_ref().is_some_and(|x| x != &id) {
         return Err(haneul_core::ApiError::bad_request("The region id in the body does not match the URL."));
     }
-    store_region(ident, auth, id, b, true).await
+    store_region(ident, auth, id, b).await
 }
 
-async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody, create: bool) -> ApiResult {
+async fn store_region(ident: Ctx, auth: Auth, id: String, b: RegionBody) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_region", &json!({}))?;
     super::check_name("region/id", &id, 255)?;
     let region = Region {
-        id: id.clone(),
+        id,
         description: b.description.unwrap_or_default(),
         parent_region_id: b.parent_region_id,
         extra: b.extra,
     };
-    let saved = ident
-        .write(|t| {
-            if create && t.m.regions.contains_key(&id) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store region - Duplicate ID, {id}."
-                )));
-            }
-            if let Some(p) = &region.parent_region_id {
-                if !t.m.regions.contains_key(p) {
-                    return Err(Error::not_found("region", p.clone()));
-                }
-            }
-            Ok(t.put(region)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::catalog::create_region(t, region)).await?;
     Ok(created(json!({"region": render_region(&ident, &saved)})))
 }
 
@@ -149,41 +136,14 @@ async fn update_region(
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_region", &json!({}))?;
     let b: RegionBody = parse("region", member(body, "region")?)?;
-    let saved = ident
-        .write(|t| {
-            let mut r = t.edit(&t.m.regions, "region", &id)?;
-            if let Some(d) = b.description {
-                r.description = d;
-            }
-            if let Some(p) = b.parent_region_id {
-                if p == id || !t.m.regions.contains_key(&p) {
-                    return Err(Error::validation(format!("Invalid parent region {p}.")));
-                }
-                r.parent_region_id = Some(p);
-            }
-            r.extra.extend(b.extra);
-            Ok(t.put(r)?)
-        })
-        .await?;
+    let patch = RegionPatch { description: b.description, parent_region_id: b.parent_region_id, extra: b.extra };
+    let saved = ident.write(|t| service::catalog::update_region(t, &id, patch)).await?;
     Ok(Json(json!({"region": render_region(&ident, &saved)})).into_response())
 }
 
 async fn delete_region(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_region", &json!({}))?;
-    ident
-        .write(|t| {
-            if !t.m.regions.contains_key(&id) {
-                return Err(Error::not_found("region", id.clone()));
-            }
-            if t.m.regions.values().any(|r| r.parent_region_id.as_deref() == Some(&id)) {
-                return Err(Error::Forbidden(format!(
-                    "Unable to delete region {id} because it or its child regions have associated endpoints."
-                )));
-            }
-            t.delete::<Region>(&id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::catalog::delete_region(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -247,7 +207,7 @@ async fn create_service(State(ident): State<Ctx>, auth: Auth, Body(body): Body<V
         enabled: b.enabled.unwrap_or(true),
         extra: b.extra,
     };
-    let saved = ident.write(|t| Ok(t.put(s)?)).await?;
+    let saved = ident.write(|t| service::catalog::create_service(t, s)).await?;
     Ok(created(json!({"service": render_service(&ident, &saved)})))
 }
 
@@ -259,37 +219,15 @@ async fn update_service(
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_service", &json!({}))?;
     let b: ServiceBody = parse("service", member(body, "service")?)?;
-    let saved = ident
-        .write(|t| {
-            let mut s = t.edit(&t.m.services, "service", &id)?;
-            if let Some(k) = b.kind {
-                s.kind = k;
-            }
-            if b.name.is_some() {
-                s.name = b.name;
-            }
-            if b.description.is_some() {
-                s.description = b.description;
-            }
-            if let Some(e) = b.enabled {
-                s.enabled = e;
-            }
-            s.extra.extend(b.extra);
-            Ok(t.put(s)?)
-        })
-        .await?;
+    let patch =
+        ServicePatch { kind: b.kind, name: b.name, description: b.description, enabled: b.enabled, extra: b.extra };
+    let saved = ident.write(|t| service::catalog::update_service(t, &id, patch)).await?;
     Ok(Json(json!({"service": render_service(&ident, &saved)})).into_response())
 }
 
 async fn delete_service(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_service", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<Service>(&id).ok_or_else(|| Error::not_found("service", id.clone()))?;
-            t.delete_where::<Endpoint>(|e| e.service_id == id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::catalog::delete_service(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -322,19 +260,6 @@ struct EndpointBody {
     enabled: Option<bool>,
     #[serde(flatten)]
     extra: Extra,
-}
-
-/// Endpoints may name a region that does not exist yet; Keystone creates it.
-fn ensure_region(t: &mut crate::service::Txn, id: &str) -> Result<(), Error> {
-    if !t.m.regions.contains_key(id) {
-        t.put(Region {
-            id: id.to_string(),
-            description: String::new(),
-            parent_region_id: None,
-            extra: Default::default(),
-        })?;
-    }
-    Ok(())
 }
 
 fn check_interface(i: &str) -> ApiResult<()> {
@@ -396,17 +321,7 @@ async fn create_endpoint(State(ident): State<Ctx>, auth: Auth, Body(body): Body<
         enabled: b.enabled.unwrap_or(true),
         extra: b.extra,
     };
-    let saved = ident
-        .write(|t| {
-            if !t.m.services.contains_key(&e.service_id) {
-                return Err(Error::validation(format!("Could not find service: {}.", e.service_id)));
-            }
-            if let Some(r) = &e.region_id {
-                ensure_region(t, r)?;
-            }
-            Ok(t.put(e)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::catalog::create_endpoint(t, e)).await?;
     Ok(created(json!({"endpoint": render_endpoint(&ident, &saved)})))
 }
 
@@ -424,45 +339,20 @@ async fn update_endpoint(
     if let Some(u) = &b.url {
         check_url(u)?;
     }
-    let saved = ident
-        .write(|t| {
-            let mut e = t.edit(&t.m.endpoints, "endpoint", &id)?;
-            if let Some(i) = b.interface {
-                e.interface = i;
-            }
-            if let Some(s) = b.service_id {
-                if !t.m.services.contains_key(&s) {
-                    return Err(Error::validation(format!("Could not find service: {s}.")));
-                }
-                e.service_id = s;
-            }
-            if let Some(r) = b.region_id.or(b.region) {
-                ensure_region(t, &r)?;
-                e.region_id = Some(r);
-            }
-            if let Some(u) = b.url {
-                e.url = u;
-            }
-            if let Some(en) = b.enabled {
-                e.enabled = en;
-            }
-            e.extra.extend(b.extra);
-            Ok(t.put(e)?)
-        })
-        .await?;
+    let patch = EndpointPatch {
+        interface: b.interface,
+        service_id: b.service_id,
+        region_id: b.region_id.or(b.region),
+        url: b.url,
+        enabled: b.enabled,
+        extra: b.extra,
+    };
+    let saved = ident.write(|t| service::catalog::update_endpoint(t, &id, patch)).await?;
     Ok(Json(json!({"endpoint": render_endpoint(&ident, &saved)})).into_response())
 }
 
 async fn delete_endpoint(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_endpoint", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<Endpoint>(&id).ok_or_else(|| Error::not_found("endpoint", id.clone()))?;
-            t.delete_where::<crate::model::ProjectEndpoint>(|pe| {
-                pe.0.body.get("endpoint_id").and_then(Value::as_str) == Some(&id)
-            });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::catalog::delete_endpoint(t, &id)).await?;
     Ok(no_content())
 }

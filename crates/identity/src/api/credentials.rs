@@ -17,7 +17,8 @@ use super::{
     Params,
 };
 use crate::model::{Credential, Extra};
-use crate::service::{new_id, Error};
+use crate::service::credentials::CredentialPatch;
+use crate::service::{self, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -88,20 +89,8 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     } else {
         new_id()
     };
-    if !ident.model().users.contains_key(&user_id) {
-        return Err(not_found("user", &user_id));
-    }
-    let c = Credential { id: id.clone(), user_id, project_id: b.project_id, kind, blob, extra: b.extra };
-    let saved = ident
-        .write(|t| {
-            if t.m.credentials.contains_key(&id) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store credential - Duplicate ID, {id}."
-                )));
-            }
-            Ok(t.put(c)?)
-        })
-        .await?;
+    let c = Credential { id, user_id, project_id: b.project_id, kind, blob, extra: b.extra };
+    let saved = ident.write(|t| service::credentials::create(t, c)).await?;
     Ok(created(json!({"credential": render(&ident, &saved)})))
 }
 
@@ -138,25 +127,9 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
             enforce(&ident, &auth.0, "identity:update_credential", &target(u))?;
         }
     }
-    let saved = ident
-        .write(|t| {
-            let mut c = t.edit(&t.m.credentials, "credential", &id)?;
-            if let Some(u) = b.user_id {
-                c.user_id = u;
-            }
-            if b.project_id.is_some() {
-                c.project_id = b.project_id;
-            }
-            if let Some(k) = b.kind {
-                c.kind = k;
-            }
-            if let Some(bl) = b.blob {
-                c.blob = bl;
-            }
-            c.extra.extend(b.extra);
-            Ok(t.put(c)?)
-        })
-        .await?;
+    let patch =
+        CredentialPatch { user_id: b.user_id, project_id: b.project_id, kind: b.kind, blob: b.blob, extra: b.extra };
+    let saved = ident.write(|t| service::credentials::update(t, &id, patch)).await?;
     Ok(Json(json!({"credential": render(&ident, &saved)})).into_response())
 }
 
@@ -166,12 +139,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
         let c = m.credentials.get(&id).ok_or_else(|| not_found("credential", &id))?;
         enforce(&ident, &auth.0, "identity:delete_credential", &target(&c.user_id))?;
     }
-    ident
-        .write(|t| {
-            t.delete::<Credential>(&id).ok_or_else(|| Error::not_found("credential", id.clone()))?;
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::credentials::delete(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -205,15 +173,6 @@ async fn ec2_create(
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_create_credential", &ec2_target(&user_id))?;
     let b: Ec2Body = serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("Invalid input: {e}")))?;
-    {
-        let m = ident.model();
-        if !m.users.contains_key(&user_id) {
-            return Err(not_found("user", &user_id));
-        }
-        if !m.projects.contains_key(&b.tenant_id) {
-            return Err(not_found("project", &b.tenant_id));
-        }
-    }
     let access = new_id();
     let blob = json!({"access": access, "secret": new_id(), "trust_id": auth.0.trust_id}).to_string();
     let c = Credential {
@@ -224,7 +183,7 @@ async fn ec2_create(
         blob,
         extra: Default::default(),
     };
-    let saved = ident.write(|t| Ok(t.put(c)?)).await?;
+    let saved = ident.write(|t| service::credentials::create_ec2(t, c)).await?;
     Ok(created(json!({"credential": render_ec2(&ident, &saved)})))
 }
 
@@ -258,15 +217,6 @@ async fn ec2_delete(
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:ec2_delete_credential", &ec2_target(&user_id))?;
     let id = ec2_id(&access);
-    ident
-        .write(|t| {
-            t.m.credentials
-                .get(&id)
-                .filter(|c| c.user_id == user_id && c.kind == "ec2")
-                .ok_or_else(|| Error::not_found("credential", access.clone()))?;
-            t.delete::<Credential>(&id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::credentials::delete_ec2(t, &user_id, &id, &access)).await?;
     Ok(no_content())
 }

@@ -14,8 +14,9 @@ use super::{
     check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
-use crate::model::{Assignment, Domain, Extra, Group, Project, RevocationEvent, Role, TargetKind, User};
-use crate::service::{new_id, Error, Revoke};
+use crate::model::{Domain, Extra};
+use crate::service::domains::DomainPatch;
+use crate::service::{self, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -95,31 +96,8 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         options: b.options.unwrap_or_default(),
         extra: b.extra,
     };
-    let saved = store_new(&ident, d).await?;
+    let saved = ident.write(|t| service::domains::create(t, d)).await?;
     Ok(created(json!({"domain": render(&ident, &saved)})))
-}
-
-/// Stores a new domain: Keystone's 409 for a taken id or (case-insensitively) name. Also
-/// used for projects created with `is_domain: true`.
-pub async fn store_new(ident: &Ctx, d: Domain) -> ApiResult<std::sync::Arc<Domain>> {
-    let saved = ident
-        .write(|t| {
-            if t.m.domains.contains_key(&d.id) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store domain - Duplicate ID, {}.",
-                    d.id
-                )));
-            }
-            if t.m.domains.values().any(|x| x.name.eq_ignore_ascii_case(&d.name)) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store domain - Duplicate entry found with name {}.",
-                    d.name
-                )));
-            }
-            Ok(t.put(d)?)
-        })
-        .await?;
-    Ok(saved)
 }
 
 async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
@@ -131,77 +109,20 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     if let Some(n) = &b.name {
         check_name("name", n, 64)?;
     }
-    let saved = ident
-        .write(|t| {
-            let mut d = t.edit(&t.m.domains, "domain", &id)?;
-            if let Some(n) = b.name {
-                if t.m.domains.values().any(|x| x.id != id && x.name.eq_ignore_ascii_case(&n)) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store domain - Duplicate entry found with name {n}."
-                    )));
-                }
-                d.name = n;
-            }
-            if let Some(x) = b.description {
-                d.description = x;
-            }
-            if let Some(tags) = b.tags {
-                d.tags = tags;
-            }
-            if let Some(o) = b.options {
-                d.options.extend(o);
-            }
-            if let Some(e) = b.enabled {
-                if d.enabled && !e {
-                    t.revoke(RevocationEvent { domain_id: Some(id.clone()), ..Default::default() });
-                }
-                d.enabled = e;
-            }
-            d.extra.extend(b.extra);
-            Ok(t.put(d)?)
-        })
-        .await?;
+    let patch = DomainPatch {
+        name: b.name,
+        description: b.description,
+        enabled: b.enabled,
+        tags: b.tags,
+        options: b.options,
+        extra: b.extra,
+    };
+    let saved = ident.write(|t| service::domains::update(t, &id, patch)).await?;
     Ok(Json(json!({"domain": render(&ident, &saved)})).into_response())
 }
 
 pub async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_domain", &json!({"target": {"domain": {"id": id}}}))?;
-    ident
-        .write(|t| {
-            let d = t.m.domains.get(&id).ok_or_else(|| Error::not_found("domain", id.clone()))?.clone();
-            if d.enabled {
-                return Err(Error::Forbidden(
-                    "Cannot delete a domain that is enabled, please disable it first.".into(),
-                ));
-            }
-            let projects: Vec<String> =
-                t.m.projects.values().filter(|p| p.domain_id == id).map(|p| p.id.clone()).collect();
-            let users: Vec<String> = t.m.users.values().filter(|u| u.domain_id == id).map(|u| u.id.clone()).collect();
-            let groups: Vec<String> = t.m.groups.values().filter(|g| g.domain_id == id).map(|g| g.id.clone()).collect();
-            let roles: Vec<String> =
-                t.m.roles.values().filter(|r| r.domain_id.as_deref() == Some(&id)).map(|r| r.id.clone()).collect();
-            t.delete_where::<Assignment>(|a| {
-                (a.target_kind == TargetKind::Domain && a.target_id == id)
-                    || (a.target_kind == TargetKind::Project && projects.contains(&a.target_id))
-                    || users.contains(&a.actor_id)
-                    || groups.contains(&a.actor_id)
-                    || roles.contains(&a.role_id)
-            });
-            t.delete_where::<crate::model::Membership>(|ms| {
-                users.contains(&ms.user_id) || groups.contains(&ms.group_id)
-            });
-            t.delete_where::<crate::model::ImpliedRole>(|ir| {
-                roles.contains(&ir.prior_role_id) || roles.contains(&ir.implied_role_id)
-            });
-            t.delete_where::<Project>(|p| p.domain_id == id);
-            t.delete_where::<User>(|u| u.domain_id == id);
-            t.delete_where::<Group>(|g| g.domain_id == id);
-            t.delete_where::<Role>(|r| r.domain_id.as_deref() == Some(&id));
-            t.delete::<crate::model::DomainConfig>(&id);
-            t.delete::<Domain>(&id);
-            t.revoke(RevocationEvent { domain_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::domains::delete(t, &id)).await?;
     Ok(no_content())
 }

@@ -10,8 +10,10 @@ use haneul_core::routes::{target, Routes};
 use serde_json::json;
 
 use super::{enforce, list_response, no_content, not_found, ApiResult, Ctx};
-use crate::model::{Document, Model, ProjectEndpoint};
-use crate::service::Error;
+use crate::service;
+use crate::service::endpoints::{
+    allowed_endpoints, endpoint_association, exists, field, group_association, group_matches,
+};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -82,40 +84,9 @@ pub fn routes() -> Routes<Ctx> {
         )
 }
 
-fn ep_id(project: &str, endpoint: &str) -> String {
-    format!("ep:{project}/{endpoint}")
-}
-
-fn eg_id(project: &str, group: &str) -> String {
-    format!("eg:{project}/{group}")
-}
-
-use crate::service::endpoints::{allowed_endpoints, field, group_matches};
-
-fn exists(m: &Model, project: &str, endpoint: Option<&str>, group: Option<&str>) -> ApiResult<()> {
-    if !m.projects.contains_key(project) {
-        return Err(not_found("project", project));
-    }
-    if let Some(e) = endpoint {
-        if !m.endpoints.contains_key(e) {
-            return Err(not_found("endpoint", e));
-        }
-    }
-    if let Some(g) = group {
-        if !m.endpoint_groups.contains_key(g) {
-            return Err(not_found("endpoint group", g));
-        }
-    }
-    Ok(())
-}
-
 async fn add_ep(State(ident): State<Ctx>, auth: Auth, Path((project, endpoint)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:add_endpoint_to_project", &json!({}))?;
-    exists(&ident.model(), &project, Some(&endpoint), None)?;
-    let body = json!({"project_id": project, "endpoint_id": endpoint});
-    let doc =
-        Document { id: ep_id(&project, &endpoint), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
-    ident.write(|t| Ok(t.put(ProjectEndpoint(doc)).map(|_| ())?)).await?;
+    ident.write(|t| service::endpoints::add_endpoint(t, &project, &endpoint)).await?;
     Ok(no_content())
 }
 
@@ -127,7 +98,7 @@ async fn check_ep(
     enforce(&ident, &auth.0, "identity:check_endpoint_in_project", &json!({}))?;
     let m = ident.model();
     exists(&m, &project, Some(&endpoint), None)?;
-    if m.project_endpoints.contains_key(&ep_id(&project, &endpoint)) {
+    if m.project_endpoints.contains_key(&endpoint_association(&project, &endpoint)) {
         Ok(no_content())
     } else {
         Err(not_found("project endpoint", &format!("{endpoint} in {project}")))
@@ -140,13 +111,7 @@ async fn remove_ep(
     Path((project, endpoint)): Path<(String, String)>,
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:remove_endpoint_from_project", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<ProjectEndpoint>(&ep_id(&project, &endpoint))
-                .ok_or_else(|| Error::not_found("project endpoint", format!("{endpoint} in {project}")))?;
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::endpoints::remove_endpoint(t, &project, &endpoint)).await?;
     Ok(no_content())
 }
 
@@ -182,10 +147,7 @@ async fn endpoint_projects(State(ident): State<Ctx>, auth: Auth, Path(endpoint):
 
 async fn add_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:add_endpoint_group_to_project", &json!({}))?;
-    exists(&ident.model(), &project, None, Some(&group))?;
-    let body = json!({"project_id": project, "endpoint_group_id": group});
-    let doc = Document { id: eg_id(&project, &group), uniq: None, body: body.as_object().cloned().unwrap_or_default() };
-    ident.write(|t| Ok(t.put(ProjectEndpoint(doc)).map(|_| ())?)).await?;
+    ident.write(|t| service::endpoints::add_group(t, &group, &project)).await?;
     Ok(no_content())
 }
 
@@ -193,7 +155,7 @@ async fn get_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Pa
     enforce(&ident, &auth.0, "identity:get_endpoint_group_in_project", &json!({}))?;
     let m = ident.model();
     exists(&m, &project, None, Some(&group))?;
-    if !m.project_endpoints.contains_key(&eg_id(&project, &group)) {
+    if !m.project_endpoints.contains_key(&group_association(&project, &group)) {
         return Err(not_found("project endpoint group", &format!("{group} in {project}")));
     }
     let p = &m.projects[&project];
@@ -202,13 +164,7 @@ async fn get_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Pa
 
 async fn remove_eg(State(ident): State<Ctx>, auth: Auth, Path((group, project)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:remove_endpoint_group_from_project", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<ProjectEndpoint>(&eg_id(&project, &group))
-                .ok_or_else(|| Error::not_found("project endpoint group", format!("{group} in {project}")))?;
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::endpoints::remove_group(t, &group, &project)).await?;
     Ok(no_content())
 }
 

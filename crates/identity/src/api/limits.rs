@@ -11,8 +11,9 @@ use haneul_core::ApiError;
 use serde_json::{json, Map, Value};
 
 use super::{created, enforce, list_response, no_content, not_found, ApiResult, Ctx, Params};
-use crate::model::{Document, Limit, Model, RegisteredLimit};
-use crate::service::{new_id, Error};
+use crate::model::{Document, Model};
+use crate::service::limits::key;
+use crate::service::{self, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -64,36 +65,13 @@ fn check_types(o: &Map<String, Value>, strings: &[&str], ints: &[&str]) -> ApiRe
         }
     }
     for k in ints {
-        if o.get(*k).is_some_and(|v| !v.as_i64().is_some_and(|n| n >= -1)) {
+        if o.get(*k).is_some_and(|v| v.as_i64().is_none_or(|n| n < -1)) {
             return Err(ApiError::bad_request(format!(
                 "Invalid input for field '{k}': must be an integer of at least -1."
             )));
         }
     }
     Ok(())
-}
-
-fn check_refs(m: &Model, o: &Map<String, Value>) -> Result<(), Error> {
-    let service = s(o, "service_id").unwrap_or_default();
-    if !m.services.contains_key(service) {
-        return Err(Error::validation(format!("Invalid service_id {service}: no such service.")));
-    }
-    if let Some(r) = s(o, "region_id") {
-        if !m.regions.contains_key(r) {
-            return Err(Error::validation(format!("Invalid region_id {r}: no such region.")));
-        }
-    }
-    Ok(())
-}
-
-/// The unique key of a (registered) limit: service, region, resource (and project).
-pub(crate) fn key(o: &Map<String, Value>) -> String {
-    format!(
-        "{}/{}/{}",
-        s(o, "service_id").unwrap_or(""),
-        s(o, "region_id").unwrap_or(""),
-        s(o, "resource_name").unwrap_or("")
-    )
 }
 
 // --------------------------------------------------------------------------- registered limits
@@ -114,16 +92,7 @@ async fn create_registered(State(ident): State<Ctx>, auth: Auth, Body(body): Bod
         o.entry("description").or_insert(Value::Null);
         docs.push(Document { id: new_id(), uniq: Some(key(&o)), body: o });
     }
-    let saved = ident
-        .write(|t| {
-            let mut out = Vec::new();
-            for d in docs {
-                check_refs(&t.m, &d.body)?;
-                out.push(t.put(RegisteredLimit(d))?);
-            }
-            Ok(out)
-        })
-        .await?;
+    let saved = ident.write(|t| service::limits::create_registered(t, docs)).await?;
     let items: Vec<Value> = saved.iter().map(|d| render(&ident, "registered_limits", &d.0)).collect();
     Ok(created(json!({"registered_limits": items})))
 }
@@ -160,43 +129,13 @@ async fn update_registered(
     enforce(&ident, &auth.0, "identity:update_registered_limit", &json!({}))?;
     let patch = super::member(body, "registered_limit")?;
     check_types(&patch, &["service_id", "region_id", "resource_name", "description"], &["default_limit"])?;
-    let saved = ident
-        .write(|t| {
-            let mut d = t.m.registered_limits.get(&id).ok_or_else(|| Error::not_found("registered limit", id.clone()))?.0.clone();
-            let old_key = key(&d.body);
-            for (k, v) in patch {
-                if k != "id" {
-                    d.body.insert(k, v);
-                }
-            }
-            let new_key = key(&d.body);
-            if new_key != old_key && t.m.limits.values().any(|l| key(&l.0.body) == old_key) {
-                return Err(Error::Forbidden("The registered limit is referenced by project limits; its service, region and resource cannot change.".into()));
-            }
-            check_refs(&t.m, &d.body)?;
-            d.uniq = Some(new_key);
-            Ok(t.put(RegisteredLimit(d))?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::limits::update_registered(t, &id, patch)).await?;
     Ok(Json(json!({"registered_limit": render(&ident, "registered_limits", &saved.0)})).into_response())
 }
 
 async fn delete_registered(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_registered_limit", &json!({}))?;
-    ident
-        .write(|t| {
-            let d =
-                t.m.registered_limits.get(&id).ok_or_else(|| Error::not_found("registered limit", id.clone()))?.clone();
-            let k = key(&d.0.body);
-            if t.m.limits.values().any(|l| key(&l.0.body) == k) {
-                return Err(Error::Forbidden(
-                    "The registered limit is referenced by project limits; delete them first.".into(),
-                ));
-            }
-            t.delete::<RegisteredLimit>(&id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::limits::delete_registered(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -235,30 +174,7 @@ async fn create_limits(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Va
         let uniq = format!("{owner}/{}", key(&o));
         docs.push(Document { id: new_id(), uniq: Some(uniq), body: o });
     }
-    let saved = ident
-        .write(|t| {
-            let mut out = Vec::new();
-            for d in docs {
-                check_refs(&t.m, &d.body)?;
-                if let Some(p) = s(&d.body, "project_id") {
-                    if !t.m.projects.contains_key(p) {
-                        return Err(Error::validation(format!("Invalid project_id {p}: no such project.")));
-                    }
-                }
-                if let Some(dm) = s(&d.body, "domain_id") {
-                    if !t.m.domains.contains_key(dm) {
-                        return Err(Error::validation(format!("Invalid domain_id {dm}: no such domain.")));
-                    }
-                }
-                let k = key(&d.body);
-                if !t.m.registered_limits.values().any(|r| key(&r.0.body) == k) {
-                    return Err(Error::Forbidden(format!("No registered limit for {k}; register one first.")));
-                }
-                out.push(t.put(Limit(d))?);
-            }
-            Ok(out)
-        })
-        .await?;
+    let saved = ident.write(|t| service::limits::create_limits(t, docs)).await?;
     let items: Vec<Value> = saved.iter().map(|d| render(&ident, "limits", &d.0)).collect();
     Ok(created(json!({"limits": items})))
 }
@@ -310,23 +226,12 @@ async fn update_limit(
     if patch.keys().any(|k| k != "resource_limit" && k != "description") {
         return Err(ApiError::bad_request("Only resource_limit and description of a limit can change."));
     }
-    let saved = ident
-        .write(|t| {
-            let mut d = t.m.limits.get(&id).ok_or_else(|| Error::not_found("limit", id.clone()))?.0.clone();
-            d.body.extend(patch);
-            Ok(t.put(Limit(d))?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::limits::update_limit(t, &id, patch)).await?;
     Ok(Json(json!({"limit": render(&ident, "limits", &saved.0)})).into_response())
 }
 
 async fn delete_limit(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_limit", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<Limit>(&id).ok_or_else(|| Error::not_found("limit", id.clone()))?;
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::limits::delete_limit(t, &id)).await?;
     Ok(no_content())
 }

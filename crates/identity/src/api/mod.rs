@@ -7,7 +7,7 @@ mod credentials;
 mod domain_config;
 mod domains;
 mod endpoint_filter;
-pub(crate) mod limits;
+mod limits;
 mod projects;
 mod registry;
 mod roles;
@@ -252,27 +252,6 @@ pub fn text_filter(params: &HashMap<String, String>, field: &str, value: &str) -
         }
     }
     true
-}
-
-/// A role named in a request body by id or by name (global roles only by name).
-#[derive(serde::Deserialize)]
-pub struct RoleRef {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-impl RoleRef {
-    /// The role it names; Keystone's 404 when there is none.
-    pub fn resolve<'m>(&self, m: &'m crate::model::Model) -> ApiResult<&'m Arc<crate::model::Role>> {
-        let found = match (&self.id, &self.name) {
-            (Some(id), _) => m.roles.get(id),
-            (None, Some(n)) => m.role_by_name(n),
-            _ => None,
-        };
-        found.ok_or_else(|| not_found("role", self.id.as_deref().or(self.name.as_deref()).unwrap_or_default()))
-    }
 }
 
 /// Fails with Keystone's 404 for a missing resource.

@@ -14,12 +14,10 @@ use super::{
     check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
-use crate::model::{Assignment, Extra, Model, Project, RevocationEvent, TargetKind};
-use crate::service::{new_id, Error, Revoke};
-
-/// Keystone's default `max_project_tree_depth`.
-const MAX_DEPTH: usize = 5;
-const MAX_TAGS: usize = 80;
+use crate::model::{Extra, Model, Project};
+use crate::service::domains::DomainPatch;
+use crate::service::projects::{ProjectPatch, MAX_TAGS};
+use crate::service::{self, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -227,33 +225,15 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
             options: b.options.unwrap_or_default(),
             extra: b.extra,
         };
-        let saved = super::domains::store_new(&ident, d).await?;
+        let saved = ident.write(|t| service::domains::create(t, d)).await?;
         return Ok(created(json!({"project": render_domain(&ident, &saved)})));
     }
     if let Some(tags) = &b.tags {
         check_tags(tags)?;
     }
-    let m = ident.model();
-    // The parent may be a project, or a domain (a top-level project).
-    let (domain_id, parent_id) = match &b.parent_id {
-        Some(pid) if m.projects.contains_key(pid) => {
-            let parent = &m.projects[pid];
-            if b.domain_id.as_ref().is_some_and(|d| d != &parent.domain_id) {
-                return Err(ApiError::bad_request("A project must be in the domain of its parent."));
-            }
-            (parent.domain_id.clone(), Some(pid.clone()))
-        }
-        Some(pid) if m.domains.contains_key(pid) => (pid.clone(), None),
-        Some(pid) => return Err(ApiError::not_found(format!("Could not find project: {pid}."))),
-        None => {
-            let d = b.domain_id.clone().or_else(|| auth.0.domain_id().map(str::to_string));
-            let d = d.unwrap_or_else(|| auth.0.user_domain.id.clone());
-            (d, None)
-        }
-    };
-    if !m.domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
-    }
+    let fallback_domain = auth.0.domain_id().map(str::to_string).unwrap_or_else(|| auth.0.user_domain.id.clone());
+    let (domain_id, parent_id) =
+        service::projects::placement(&ident.model(), b.parent_id.as_deref(), b.domain_id.as_deref(), &fallback_domain)?;
     let project = Project {
         id: new_id(),
         name,
@@ -266,26 +246,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         extra: b.extra,
     };
     enforce(&ident, &auth.0, "identity:create_project", &target(&project))?;
-    if let Some(pid) = &project.parent_id {
-        let parent = &m.projects[pid];
-        if !parent.enabled {
-            return Err(ApiError::forbidden(format!("Cannot create project, since its parent {pid} is disabled.")));
-        }
-        if m.project_parents(parent).len() + 2 > MAX_DEPTH {
-            return Err(ApiError::forbidden(format!("Max hierarchy depth reached for {pid} branch.")));
-        }
-    }
-    let saved = ident
-        .write(|t| {
-            if t.m.projects.values().any(|p| p.domain_id == project.domain_id && p.name == project.name) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : {}.",
-                    project.name
-                )));
-            }
-            Ok(t.put(project)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::projects::create(t, project)).await?;
     Ok(created(json!({"project": render(&ident, &saved)})))
 }
 
@@ -293,24 +254,8 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     let b: ProjectBody = parse("project", member(body, "project")?)?;
     if !ident.model().projects.contains_key(&id) && ident.model().domains.contains_key(&id) {
         enforce(&ident, &auth.0, "identity:update_domain", &json!({"target": {"domain": {"id": id}}}))?;
-        let saved = ident
-            .write(|t| {
-                let mut d = t.edit(&t.m.domains, "project", &id)?;
-                if let Some(n) = b.name {
-                    d.name = n;
-                }
-                if let Some(x) = b.description {
-                    d.description = x;
-                }
-                if let Some(e) = b.enabled {
-                    if d.enabled && !e {
-                        t.revoke(RevocationEvent { domain_id: Some(id.clone()), ..Default::default() });
-                    }
-                    d.enabled = e;
-                }
-                Ok(t.put(d)?)
-            })
-            .await?;
+        let patch = DomainPatch { name: b.name, description: b.description, enabled: b.enabled, ..Default::default() };
+        let saved = ident.write(|t| service::domains::update_as_project(t, &id, patch)).await?;
         return Ok(Json(json!({"project": render_domain(&ident, &saved)})).into_response());
     }
     {
@@ -333,46 +278,15 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     if let Some(tags) = &b.tags {
         check_tags(tags)?;
     }
-    let saved = ident
-        .write(|t| {
-            let mut p = t.edit(&t.m.projects, "project", &id)?;
-            if let Some(n) = b.name {
-                if t.m.projects.values().any(|x| x.id != id && x.domain_id == p.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store project - it is not permitted to have two projects with the same name in the same domain : {n}."
-                    )));
-                }
-                p.name = n;
-            }
-            if let Some(d) = b.description {
-                p.description = d;
-            }
-            if let Some(tags) = b.tags {
-                p.tags = tags;
-            }
-            if let Some(o) = b.options {
-                p.options.extend(o);
-            }
-            if let Some(e) = b.enabled {
-                if p.enabled && !e {
-                    if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(&id) && c.enabled) {
-                        return Err(Error::Forbidden(format!("Cannot disable project {id} since its subtree contains enabled projects.")));
-                    }
-                    t.revoke(RevocationEvent { project_id: Some(id.clone()), ..Default::default() });
-                }
-                if !p.enabled && e {
-                    if let Some(parent) = p.parent_id.as_ref().and_then(|pid| t.m.projects.get(pid)) {
-                        if !parent.enabled {
-                            return Err(Error::Forbidden(format!("Cannot enable project {id} since it has disabled parents.")));
-                        }
-                    }
-                }
-                p.enabled = e;
-            }
-            p.extra.extend(b.extra);
-            Ok(t.put(p)?)
-        })
-        .await?;
+    let patch = ProjectPatch {
+        name: b.name,
+        description: b.description,
+        tags: b.tags,
+        options: b.options,
+        enabled: b.enabled,
+        extra: b.extra,
+    };
+    let saved = ident.write(|t| service::projects::update(t, &id, patch)).await?;
     Ok(Json(json!({"project": render(&ident, &saved)})).into_response())
 }
 
@@ -385,25 +299,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
         let p = m.projects.get(&id).ok_or_else(|| not_found("project", &id))?;
         enforce(&ident, &auth.0, "identity:delete_project", &target(p))?;
     }
-    ident
-        .write(|t| {
-            if !t.m.projects.contains_key(&id) {
-                return Err(Error::not_found("project", id.clone()));
-            }
-            if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(&id)) {
-                return Err(Error::Forbidden(format!(
-                    "Cannot delete the project {id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree."
-                )));
-            }
-            t.delete_where::<Assignment>(|a| a.target_kind == TargetKind::Project && a.target_id == id);
-            let of_project = |d: &crate::model::Document| d.body.get("project_id").and_then(Value::as_str) == Some(id.as_str());
-            t.delete_where::<crate::model::ProjectEndpoint>(|pe| of_project(&pe.0));
-            t.delete_where::<crate::model::Limit>(|l| of_project(&l.0));
-            t.delete::<Project>(&id);
-            t.revoke(RevocationEvent { project_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::projects::delete(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -430,18 +326,6 @@ async fn check_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(
     }
 }
 
-async fn save_tags(ident: &Ctx, id: &str, tags: Vec<String>) -> ApiResult<Project> {
-    check_tags(&tags)?;
-    let saved = ident
-        .write(|t| {
-            let mut p = (**t.m.projects.get(id).ok_or_else(|| Error::not_found("project", id.to_string()))?).clone();
-            p.tags = tags;
-            Ok(t.put(p)?)
-        })
-        .await?;
-    Ok((*saved).clone())
-}
-
 async fn replace_tags(
     State(ident): State<Ctx>,
     auth: Auth,
@@ -456,33 +340,26 @@ async fn replace_tags(
         .and_then(|v| {
             serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("Invalid input for field 'tags': {e}")))
         })?;
-    let p = save_tags(&ident, &id, tags).await?;
+    check_tags(&tags)?;
+    let p = ident.write(|t| service::projects::set_tags(t, &id, tags)).await?;
     Ok(Json(json!({"tags": p.tags, "links": self_link(&ident, &format!("projects/{id}/tags"))})).into_response())
 }
 
 async fn clear_tags(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) -> ApiResult {
     tags_of(&ident, &auth, &id, "identity:delete_project_tags").await?;
-    save_tags(&ident, &id, vec![]).await?;
+    ident.write(|t| service::projects::set_tags(t, &id, vec![])).await?;
     Ok(no_content())
 }
 
 async fn add_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
-    let p = tags_of(&ident, &auth, &id, "identity:create_project_tag").await?;
+    tags_of(&ident, &auth, &id, "identity:create_project_tag").await?;
     check_tag_name(&tag)?;
-    let mut tags = p.tags;
-    if !tags.contains(&tag) {
-        tags.push(tag);
-    }
-    save_tags(&ident, &id, tags).await?;
+    ident.write(|t| service::projects::add_tag(t, &id, tag)).await?;
     Ok(axum::http::StatusCode::CREATED.into_response())
 }
 
 async fn remove_tag(State(ident): State<Ctx>, auth: Auth, Path((id, tag)): Path<(String, String)>) -> ApiResult {
-    let p = tags_of(&ident, &auth, &id, "identity:delete_project_tag").await?;
-    if !p.tags.contains(&tag) {
-        return Err(not_found("project tag", &tag));
-    }
-    let tags = p.tags.into_iter().filter(|t| t != &tag).collect();
-    save_tags(&ident, &id, tags).await?;
+    tags_of(&ident, &auth, &id, "identity:delete_project_tag").await?;
+    ident.write(|t| service::projects::remove_tag(t, &id, &tag)).await?;
     Ok(no_content())
 }

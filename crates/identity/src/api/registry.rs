@@ -17,7 +17,8 @@ use super::{created, enforce, list_response, member, no_content, not_found, ApiR
 use crate::model::{
     Consumer, DocRecord, Document, EndpointGroup, IdentityProvider, Mapping, PolicyBlob, ServiceProvider,
 };
-use crate::service::{new_id, Error};
+use crate::service::registry::{protocol_id, ProtocolAttrs};
+use crate::service::{self, new_id};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -301,42 +302,8 @@ async fn create<T: DocRecord>(
         obj.insert("secret_hash".into(), json!(ident.hash_password(s.clone()).await?));
         secret = Some(s);
     }
-    let is_idp = spec.member == "identity_provider";
-    let doc = Document { id: id.clone(), uniq: None, body: obj };
-    let saved = ident
-        .write(|t| {
-            if T::table(&t.m).contains_key(&id) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store {} - Duplicate ID, {id}.",
-                    spec.member
-                )));
-            }
-            let mut doc = doc;
-            if is_idp {
-                // An identity provider's users live in a domain of its own unless one is named.
-                match doc.body.get("domain_id").and_then(Value::as_str).map(str::to_string) {
-                    Some(d) if !t.m.domains.contains_key(&d) => {
-                        return Err(Error::validation(format!("Could not find domain: {d}.")))
-                    }
-                    Some(_) => {}
-                    None => {
-                        let domain = crate::model::Domain {
-                            id: new_id(),
-                            name: id.clone(),
-                            description: format!("Auto generated federated domain for Identity Provider: {id}"),
-                            enabled: true,
-                            tags: vec![],
-                            options: Default::default(),
-                            extra: Default::default(),
-                        };
-                        doc.body.insert("domain_id".into(), json!(domain.id));
-                        t.put(domain)?;
-                    }
-                }
-            }
-            Ok(t.put(T::from_doc(doc))?)
-        })
-        .await?;
+    let doc = Document { id, uniq: None, body: obj };
+    let saved = ident.write(|t| service::registry::create::<T>(t, spec.member, doc)).await?;
     let mut v = render(&ident, spec, saved.doc());
     if let (Some(s), Value::Object(m)) = (secret, &mut v) {
         m.remove("secret_hash");
@@ -353,42 +320,17 @@ async fn update<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: S
             "Invalid input for field 'domain_id': an identity provider's domain cannot be changed.",
         ));
     }
-    let saved = ident
-        .write(|t| {
-            let mut d = T::table(&t.m).get(&id).ok_or_else(|| Error::not_found(spec.member, id.clone()))?.doc().clone();
-            d.body.extend(obj);
-            Ok(t.put(T::from_doc(d))?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::registry::update::<T>(t, spec.member, &id, obj)).await?;
     Ok(Json(json!({ spec.member: render(&ident, spec, saved.doc()) })).into_response())
 }
 
 async fn delete<T: DocRecord>(spec: &'static Spec, ident: Ctx, auth: Auth, id: String) -> ApiResult {
     enforce(&ident, &auth.0, &rule(spec, "delete"), &json!({}))?;
-    let member = spec.member;
-    ident
-        .write(|t| {
-            t.delete::<T>(&id).ok_or_else(|| Error::not_found(member, id.clone()))?;
-            match member {
-                "endpoint_group" => t.delete_where::<crate::model::ProjectEndpoint>(|pe| {
-                    pe.0.body.get("endpoint_group_id").and_then(Value::as_str) == Some(&id)
-                }),
-                "identity_provider" => t.delete_where::<crate::model::FederationProtocol>(|p| {
-                    p.0.body.get("idp_id").and_then(Value::as_str) == Some(&id)
-                }),
-                _ => {}
-            }
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::registry::delete::<T>(t, spec.member, &id)).await?;
     Ok(no_content())
 }
 
 // ------------------------------------------------------------------------------- protocols
-
-fn protocol_id(idp: &str, id: &str) -> String {
-    format!("{idp}/{id}")
-}
 
 fn render_protocol(ident: &Ctx, d: &Document) -> Value {
     let idp = d.body.get("idp_id").and_then(Value::as_str).unwrap_or_default();
@@ -402,20 +344,17 @@ fn render_protocol(ident: &Ctx, d: &Document) -> Value {
     })
 }
 
-fn protocol_body(body: Value, create: bool) -> ApiResult<Map<String, Value>> {
+fn protocol_body(body: Value, create: bool) -> ApiResult<ProtocolAttrs> {
     let obj = member(body, "protocol")?;
-    let mut out = Map::new();
+    let mut out = ProtocolAttrs::default();
     match obj.get("mapping_id") {
-        Some(Value::String(m)) => {
-            out.insert("mapping_id".into(), json!(m));
-        }
+        Some(Value::String(m)) => out.mapping_id = Some(m.clone()),
         None if !create => {}
         _ => return Err(ApiError::bad_request("'mapping_id' is a required property and must be a string.")),
     }
     match obj.get("remote_id_attribute") {
-        Some(v @ (Value::String(_) | Value::Null)) => {
-            out.insert("remote_id_attribute".into(), v.clone());
-        }
+        Some(Value::String(r)) => out.remote_id_attribute = Some(Some(r.clone())),
+        Some(Value::Null) => out.remote_id_attribute = Some(None),
         Some(_) => {
             return Err(ApiError::bad_request("Invalid input for field 'remote_id_attribute': must be a string."))
         }
@@ -453,28 +392,9 @@ async fn create_protocol(
     Body(body): Body<Value>,
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_protocol", &json!({}))?;
-    let mut obj = protocol_body(body, true)?;
+    let attrs = protocol_body(body, true)?;
     super::check_name("id", &id, 64)?;
-    obj.insert("idp_id".into(), json!(idp));
-    obj.insert("protocol_id".into(), json!(id));
-    let doc = Document { id: protocol_id(&idp, &id), uniq: None, body: obj };
-    let saved = ident
-        .write(|t| {
-            if !t.m.identity_providers.contains_key(&idp) {
-                return Err(Error::not_found("identity provider", idp.clone()));
-            }
-            let mapping = doc.body.get("mapping_id").and_then(Value::as_str).unwrap_or_default().to_string();
-            if !t.m.mappings.contains_key(&mapping) {
-                return Err(Error::validation(format!("Could not find mapping: {mapping}.")));
-            }
-            if t.m.federation_protocols.contains_key(&doc.id) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store federation_protocol - Duplicate ID, {id}."
-                )));
-            }
-            Ok(t.put(crate::model::FederationProtocol(doc))?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::registry::create_protocol(t, &idp, &id, attrs)).await?;
     Ok(created(json!({"protocol": render_protocol(&ident, &saved.0)})))
 }
 
@@ -485,35 +405,13 @@ async fn update_protocol(
     Body(body): Body<Value>,
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:update_protocol", &json!({}))?;
-    let patch = protocol_body(body, false)?;
-    let saved = ident
-        .write(|t| {
-            let mut d =
-                t.m.federation_protocols
-                    .get(&protocol_id(&idp, &id))
-                    .ok_or_else(|| Error::not_found("federation protocol", id.clone()))?
-                    .0
-                    .clone();
-            if let Some(m) = patch.get("mapping_id").and_then(Value::as_str) {
-                if !t.m.mappings.contains_key(m) {
-                    return Err(Error::validation(format!("Could not find mapping: {m}.")));
-                }
-            }
-            d.body.extend(patch);
-            Ok(t.put(crate::model::FederationProtocol(d))?)
-        })
-        .await?;
+    let attrs = protocol_body(body, false)?;
+    let saved = ident.write(|t| service::registry::update_protocol(t, &idp, &id, attrs)).await?;
     Ok(Json(json!({"protocol": render_protocol(&ident, &saved.0)})).into_response())
 }
 
 async fn delete_protocol(State(ident): State<Ctx>, auth: Auth, Path((idp, id)): Path<(String, String)>) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_protocol", &json!({}))?;
-    ident
-        .write(|t| {
-            t.delete::<crate::model::FederationProtocol>(&protocol_id(&idp, &id))
-                .ok_or_else(|| Error::not_found("federation protocol", id.clone()))?;
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::registry::delete_protocol(t, &idp, &id)).await?;
     Ok(no_content())
 }

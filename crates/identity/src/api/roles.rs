@@ -17,8 +17,10 @@ use super::{
     check_name, created, enforce, list_response, member, no_content, not_found, parse, self_link, text_filter,
     with_extra, ApiResult, Ctx, Params,
 };
-use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
-use crate::service::{effective_assignments, new_id, Error, Revoke};
+use crate::model::{ActorKind, Assignment, Extra, Model, Role, TargetKind};
+use crate::service::assignments::Grant;
+use crate::service::roles::RolePatch;
+use crate::service::{self, effective_assignments, new_id};
 
 pub fn routes() -> Routes<Ctx> {
     let mut r = Routes::new()
@@ -165,11 +167,6 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         &rule(domain_id.as_deref(), "create"),
         &json!({"target": {"role": {"name": name, "domain_id": domain_id}}}),
     )?;
-    if let Some(d) = &domain_id {
-        if !ident.model().domains.contains_key(d) {
-            return Err(ApiError::not_found(format!("Could not find domain: {d}.")));
-        }
-    }
     let role = Role {
         id: new_id(),
         name,
@@ -178,17 +175,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
         options: b.options.unwrap_or_default(),
         extra: b.extra,
     };
-    let saved = ident
-        .write(|t| {
-            if t.m.roles.values().any(|r| r.domain_id == role.domain_id && r.name == role.name) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store role - Duplicate entry found with name {}.",
-                    role.name
-                )));
-            }
-            Ok(t.put(role)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::roles::create(t, role)).await?;
     Ok(created(json!({"role": render(&ident, &saved)})))
 }
 
@@ -205,27 +192,8 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
     if let Some(n) = &b.name {
         check_name("name", n, 255)?;
     }
-    let saved = ident
-        .write(|t| {
-            let mut r = t.edit(&t.m.roles, "role", &id)?;
-            if let Some(n) = b.name {
-                if t.m.roles.values().any(|x| x.id != id && x.domain_id == r.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store role - Duplicate entry found with name {n}."
-                    )));
-                }
-                r.name = n;
-            }
-            if let Some(d) = b.description {
-                r.description = d;
-            }
-            if let Some(o) = b.options {
-                r.options.extend(o);
-            }
-            r.extra.extend(b.extra);
-            Ok(t.put(r)?)
-        })
-        .await?;
+    let patch = RolePatch { name: b.name, description: b.description, options: b.options, extra: b.extra };
+    let saved = ident.write(|t| service::roles::update(t, &id, patch)).await?;
     Ok(Json(json!({"role": render(&ident, &saved)})).into_response())
 }
 
@@ -235,15 +203,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
         let r = m.roles.get(&id).ok_or_else(|| not_found("role", &id))?;
         enforce(&ident, &auth.0, &rule(r.domain_id.as_deref(), "delete"), &role_target(r))?;
     }
-    ident
-        .write(|t| {
-            t.delete::<Role>(&id).ok_or_else(|| Error::not_found("role", id.clone()))?;
-            t.delete_where::<Assignment>(|a| a.role_id == id);
-            t.delete_where::<ImpliedRole>(|ir| ir.prior_role_id == id || ir.implied_role_id == id);
-            t.revoke(RevocationEvent { role_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::roles::delete(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -264,23 +224,7 @@ async fn put_implied(
     Path((prior, implied)): Path<(String, String)>,
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:create_implied_role", &json!({}))?;
-    ident
-        .write(|t| {
-            let p = t.m.roles.get(&prior).ok_or_else(|| Error::not_found("role", prior.clone()))?.clone();
-            let i = t.m.roles.get(&implied).ok_or_else(|| Error::not_found("role", implied.clone()))?.clone();
-            if p.domain_id.is_none() && i.domain_id.is_some() {
-                return Err(Error::Forbidden(format!(
-                    "A global role cannot imply the domain-specific role {implied}."
-                )));
-            }
-            if p.id == i.id || t.m.expand_implied([implied.clone()]).contains(&prior) {
-                return Err(Error::Forbidden(format!(
-                    "Implying {implied} from {prior} would make a cycle of implied roles."
-                )));
-            }
-            Ok(t.put(ImpliedRole::new(&prior, &implied)).map(|_| ())?)
-        })
-        .await?;
+    ident.write(|t| service::roles::add_implied(t, &prior, &implied)).await?;
     let m = ident.model();
     Ok(created(inference(&ident, &m, &prior, &implied)?))
 }
@@ -291,8 +235,12 @@ fn find_inference(m: &Model, prior: &str, implied: &str) -> ApiResult<()> {
     if m.implied_roles.contains_key(&format!("{prior}/{implied}")) {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!("{prior} does not imply {implied}.")))
+        Err(not_implied(prior, implied))
     }
+}
+
+fn not_implied(prior: &str, implied: &str) -> ApiError {
+    ApiError::not_found(format!("{prior} does not imply {implied}."))
 }
 
 async fn get_implied(
@@ -322,13 +270,9 @@ async fn delete_implied(
     Path((prior, implied)): Path<(String, String)>,
 ) -> ApiResult {
     enforce(&ident, &auth.0, "identity:delete_implied_role", &json!({}))?;
-    find_inference(&ident.model(), &prior, &implied)?;
-    ident
-        .write(|t| {
-            t.delete::<ImpliedRole>(&format!("{prior}/{implied}"));
-            Ok(())
-        })
-        .await?;
+    if !ident.write(|t| service::roles::remove_implied(t, &prior, &implied)).await? {
+        return Err(not_implied(&prior, &implied));
+    }
     Ok(no_content())
 }
 
@@ -364,15 +308,7 @@ async fn role_inferences(State(ident): State<Ctx>, auth: Auth) -> ApiResult {
 // ------------------------------------------------------------------------------------- grants
 
 /// Which grant a URL names.
-struct GrantPath {
-    target_kind: TargetKind,
-    target_id: String,
-    actor_kind: ActorKind,
-    actor_id: String,
-    inherited: bool,
-}
-
-fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> GrantPath {
+fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> Grant {
     let tpl = matched.as_str();
     let target_kind = if tpl.contains("/system/") {
         TargetKind::System
@@ -381,7 +317,7 @@ fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> GrantPath {
     } else {
         TargetKind::Domain
     };
-    GrantPath {
+    Grant {
         target_id: if target_kind == TargetKind::System {
             "all".into()
         } else {
@@ -394,8 +330,8 @@ fn grant_path(matched: &MatchedPath, p: &HashMap<String, String>) -> GrantPath {
     }
 }
 
-/// Checks the policy for a grant call and that everything it names exists.
-fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str>, action: &str) -> ApiResult<()> {
+/// Checks the policy for a grant call.
+fn authorize_grant(ident: &Ctx, auth: &Auth, g: &Grant, role_id: Option<&str>, action: &str) -> ApiResult<()> {
     let m = ident.model();
     let actor_name = match g.actor_kind {
         ActorKind::User => "user",
@@ -427,35 +363,7 @@ fn authorize_grant(ident: &Ctx, auth: &Auth, g: &GrantPath, role_id: Option<&str
         if action == "list" && g.target_kind != TargetKind::System { "identity:list_grants".into() } else { rule };
     let rule =
         if action == "create" && g.target_kind != TargetKind::System { "identity:create_grant".into() } else { rule };
-    enforce(ident, &auth.0, &rule, &json!({"target": target}))?;
-    match g.actor_kind {
-        ActorKind::User if !m.users.contains_key(&g.actor_id) => return Err(not_found("user", &g.actor_id)),
-        ActorKind::Group if !m.groups.contains_key(&g.actor_id) => return Err(not_found("group", &g.actor_id)),
-        _ => {}
-    }
-    match g.target_kind {
-        TargetKind::Project if !m.projects.contains_key(&g.target_id) => {
-            return Err(not_found("project", &g.target_id))
-        }
-        TargetKind::Domain if !m.domains.contains_key(&g.target_id) => return Err(not_found("domain", &g.target_id)),
-        _ => {}
-    }
-    if let Some(r) = role_id {
-        let role = m.roles.get(r).ok_or_else(|| not_found("role", r))?;
-        if let Some(rd) = &role.domain_id {
-            let target_domain = match g.target_kind {
-                TargetKind::Project => m.projects.get(&g.target_id).map(|p| p.domain_id.clone()),
-                TargetKind::Domain => Some(g.target_id.clone()),
-                TargetKind::System => None,
-            };
-            if target_domain.as_ref() != Some(rd) {
-                return Err(ApiError::forbidden(format!(
-                    "The role {r} belongs to domain {rd} and cannot be granted outside it."
-                )));
-            }
-        }
-    }
-    Ok(())
+    enforce(ident, &auth.0, &rule, &json!({"target": target}))
 }
 
 async fn put_grant(
@@ -467,8 +375,7 @@ async fn put_grant(
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "create")?;
-    let a = Assignment::new(g.actor_kind, &g.actor_id, g.target_kind, &g.target_id, &role, g.inherited);
-    ident.write(|t| Ok(t.put(a).map(|_| ())?)).await?;
+    ident.write(|t| service::assignments::grant(t, &g, &role)).await?;
     Ok(no_content())
 }
 
@@ -481,8 +388,9 @@ async fn check_grant(
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "check")?;
-    let a = Assignment::new(g.actor_kind, &g.actor_id, g.target_kind, &g.target_id, &role, g.inherited);
-    if ident.model().assignments.contains_key(&a.id) {
+    let m = ident.model();
+    service::assignments::check(&m, &g, Some(&role))?;
+    if m.assignments.contains_key(&g.assignment(&role).id) {
         Ok(no_content())
     } else {
         Err(not_found("role assignment", &role))
@@ -498,21 +406,7 @@ async fn delete_grant(
     let g = grant_path(&matched, &p);
     let role = p.get("role").cloned().unwrap_or_default();
     authorize_grant(&ident, &auth, &g, Some(&role), "revoke")?;
-    let a = Assignment::new(g.actor_kind.clone(), &g.actor_id, g.target_kind.clone(), &g.target_id, &role, g.inherited);
-    ident
-        .write(|t| {
-            t.delete::<Assignment>(&a.id).ok_or_else(|| Error::not_found("role assignment", role.clone()))?;
-            if g.actor_kind == ActorKind::User {
-                let mut ev = RevocationEvent { user_id: Some(g.actor_id.clone()), ..Default::default() };
-                match g.target_kind {
-                    TargetKind::Project if !g.inherited => ev.project_id = Some(g.target_id.clone()),
-                    _ => {}
-                }
-                t.revoke(ev);
-            }
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::assignments::revoke(t, &g, &role)).await?;
     Ok(no_content())
 }
 
@@ -525,6 +419,7 @@ async fn list_grants(
     let g = grant_path(&matched, &p);
     authorize_grant(&ident, &auth, &g, None, "list")?;
     let m = ident.model();
+    service::assignments::check(&m, &g, None)?;
     let items = m
         .assignments
         .values()

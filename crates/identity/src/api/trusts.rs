@@ -12,11 +12,10 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params, RoleRef,
-};
-use crate::model::{Model, RevocationEvent, Trust};
-use crate::service::{new_id, parse_expiry, roles_on, Error, Revoke, RoleTarget};
+use super::{created, enforce, list_response, member, no_content, not_found, parse, self_link, ApiResult, Ctx, Params};
+use crate::model::{Model, Trust};
+use crate::service::trusts::NewTrust;
+use crate::service::{self, parse_expiry, RoleRef};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -108,46 +107,17 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
             "Invalid input for field 'remaining_uses': must be a positive integer or null.",
         ));
     }
-    let m = ident.model();
-    if !m.users.contains_key(&b.trustee_user_id) {
-        return Err(not_found("user", &b.trustee_user_id));
-    }
-    let mut role_ids = Vec::new();
-    if let Some(p) = &b.project_id {
-        if !m.projects.contains_key(p) {
-            return Err(not_found("project", p));
-        }
-        let held = roles_on(&m, &b.trustor_user_id, RoleTarget::Project(p));
-        for r in &b.roles {
-            let role = r.resolve(&m)?;
-            if !held.contains(&role.id) {
-                return Err(ApiError::forbidden(format!(
-                    "The trustor does not hold role {} on project {p}.",
-                    role.name
-                )));
-            }
-            if !role_ids.contains(&role.id) {
-                role_ids.push(role.id.clone());
-            }
-        }
-        if role_ids.is_empty() {
-            return Err(ApiError::bad_request("At least one role should be specified."));
-        }
-    }
-    let trust = Trust {
-        id: new_id(),
+    let new = NewTrust {
         trustor_user_id: b.trustor_user_id,
         trustee_user_id: b.trustee_user_id,
         project_id: b.project_id,
         impersonation: b.impersonation,
         expires_at,
         remaining_uses: b.remaining_uses,
-        roles: role_ids,
+        roles: b.roles,
         allow_redelegation: b.allow_redelegation.unwrap_or(false),
-        redelegation_count: None,
-        redelegated_trust_id: None,
     };
-    let saved = ident.write(|t| Ok(t.put(trust)?)).await?;
+    let saved = ident.write(|t| service::trusts::create(t, new)).await?;
     let m = ident.model();
     Ok(created(json!({"trust": render(&ident, &m, &saved)})))
 }
@@ -205,13 +175,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
         let t = m.trusts.get(&id).ok_or_else(|| not_found("trust", &id))?;
         enforce(&ident, &auth.0, "identity:delete_trust", &target(t))?;
     }
-    ident
-        .write(|t| {
-            t.delete::<Trust>(&id).ok_or_else(|| Error::not_found("trust", id.clone()))?;
-            t.revoke(RevocationEvent { trust_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::trusts::delete(t, &id)).await?;
     Ok(no_content())
 }
 

@@ -14,8 +14,10 @@ use super::{
     check_name, created, enforce, list_response, member, no_content, not_found, parse, query_bool, self_link,
     text_filter, with_extra, ApiResult, Ctx, Params,
 };
-use crate::model::{ActorKind, Assignment, Extra, Group, Membership, RevocationEvent, TargetKind, User};
-use crate::service::{effective_assignments, new_id, Error, Revoke};
+use crate::model::{Extra, Group, TargetKind, User};
+use crate::service::groups::GroupPatch;
+use crate::service::users::UserPatch;
+use crate::service::{self, effective_assignments, new_id, Error};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -118,9 +120,6 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     let domain_id =
         b.domain_id.or_else(|| auth.0.domain_id().map(str::to_string)).unwrap_or_else(|| auth.0.user_domain.id.clone());
     enforce(&ident, &auth.0, "identity:create_user", &json!({"target": {"user": {"domain_id": domain_id}}}))?;
-    if !ident.model().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
-    }
     let password_hash = match b.password.flatten() {
         Some(pw) => Some(ident.hash_password(pw).await?),
         None => None,
@@ -134,17 +133,7 @@ async fn create(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Value>) -
     if let Some(h) = password_hash {
         ident.set_password(&mut user, h);
     }
-    let saved = ident
-        .write(|t| {
-            if t.m.users.values().any(|u| u.domain_id == user.domain_id && u.name == user.name) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store user - Duplicate entry found with name {} at domain ID {}.",
-                    user.name, user.domain_id
-                )));
-            }
-            Ok(t.put(user)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::users::create(t, user)).await?;
     Ok(created(json!({"user": render(&ident, &saved)})))
 }
 
@@ -169,50 +158,16 @@ async fn update(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>, Bo
         Some(None) => Some(None),
         None => None,
     };
-    let saved = ident
-        .write(|t| {
-            let mut u = t.edit(&t.m.users, "user", &id)?;
-            if let Some(n) = b.name {
-                if t.m.users.values().any(|x| x.id != id && x.domain_id == u.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store user - Duplicate entry found with name {n} at domain ID {}.",
-                        u.domain_id
-                    )));
-                }
-                u.name = n;
-            }
-            if let Some(p) = b.default_project_id {
-                u.default_project_id = p;
-            }
-            if let Some(d) = b.description {
-                u.description = d;
-            }
-            if let Some(o) = b.options {
-                u.options.extend(o);
-            }
-            let mut revoke = false;
-            match new_hash {
-                Some(Some(h)) => {
-                    ident.set_password(&mut u, h);
-                    revoke = true;
-                }
-                Some(None) => {
-                    u.password_hash = None;
-                    revoke = true;
-                }
-                None => {}
-            }
-            if let Some(e) = b.enabled {
-                revoke |= u.enabled && !e;
-                u.enabled = e;
-            }
-            if revoke {
-                t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
-            }
-            u.extra.extend(b.extra);
-            Ok(t.put(u)?)
-        })
-        .await?;
+    let patch = UserPatch {
+        name: b.name,
+        default_project_id: b.default_project_id,
+        description: b.description,
+        options: b.options,
+        password_hash: new_hash,
+        enabled: b.enabled,
+        extra: b.extra,
+    };
+    let saved = ident.write(|t| service::users::update(t, &ident.settings, &id, patch)).await?;
     Ok(Json(json!({"user": render(&ident, &saved)})).into_response())
 }
 
@@ -222,19 +177,7 @@ async fn delete(State(ident): State<Ctx>, auth: Auth, Path(id): Path<String>) ->
         let u = m.users.get(&id).ok_or_else(|| not_found("user", &id))?;
         enforce(&ident, &auth.0, "identity:delete_user", &user_target(u))?;
     }
-    ident
-        .write(|t| {
-            t.delete::<User>(&id).ok_or_else(|| Error::not_found("user", id.clone()))?;
-            t.delete_where::<Membership>(|m| m.user_id == id);
-            t.delete_where::<Assignment>(|a| a.actor_kind == ActorKind::User && a.actor_id == id);
-            t.delete_where::<crate::model::Credential>(|c| c.user_id == id);
-            t.delete_where::<crate::model::ApplicationCredential>(|a| a.user_id == id);
-            t.delete_where::<crate::model::AccessRule>(|r| r.user_id == id);
-            t.delete_where::<crate::model::Trust>(|tr| tr.trustor_user_id == id || tr.trustee_user_id == id);
-            t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::users::delete(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -247,23 +190,16 @@ struct PasswordChange {
 async fn change_password(State(ident): State<Ctx>, Path(id): Path<String>, Body(body): Body<Value>) -> ApiResult {
     let b: PasswordChange = parse("user", member(body, "user")?)?;
     let user = ident.model().users.get(&id).cloned().ok_or_else(|| not_found("user", &id))?;
-    let ok = match &user.password_hash {
-        Some(h) => ident.verify_password(b.original_password, h.clone()).await,
-        None => false,
+    let verified = match &user.password_hash {
+        Some(h) if ident.verify_password(b.original_password, h.clone()).await => h.clone(),
+        _ => return Err(Error::unauthorized().into()),
     };
-    if !ok || !user.enabled {
+    if !user.enabled {
         return Err(Error::unauthorized().into());
     }
     ident.check_password_change(&user, &b.password).await?;
     let hash = ident.hash_password(b.password).await?;
-    ident
-        .write(|t| {
-            let mut u = t.edit(&t.m.users, "user", &id)?;
-            ident.set_password(&mut u, hash);
-            t.revoke(RevocationEvent { user_id: Some(id.clone()), ..Default::default() });
-            Ok(t.put(u)?)
-        })
-        .await?;
+    ident.write(|t| service::users::change_password(t, &ident.settings, &id, &verified, hash)).await?;
     Ok(no_content())
 }
 
@@ -355,9 +291,6 @@ async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Val
     let domain_id =
         b.domain_id.or_else(|| auth.0.domain_id().map(str::to_string)).unwrap_or_else(|| auth.0.user_domain.id.clone());
     enforce(&ident, &auth.0, "identity:create_group", &json!({"target": {"group": {"domain_id": domain_id}}}))?;
-    if !ident.model().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found(format!("Could not find domain: {domain_id}.")));
-    }
     let g = Group {
         id: new_id(),
         name,
@@ -365,17 +298,7 @@ async fn create_group(State(ident): State<Ctx>, auth: Auth, Body(body): Body<Val
         description: b.description.flatten().unwrap_or_default(),
         extra: b.extra,
     };
-    let saved = ident
-        .write(|t| {
-            if t.m.groups.values().any(|x| x.domain_id == g.domain_id && x.name == g.name) {
-                return Err(Error::Conflict(format!(
-                    "Conflict occurred attempting to store group - Duplicate entry found with name {} at domain ID {}.",
-                    g.name, g.domain_id
-                )));
-            }
-            Ok(t.put(g)?)
-        })
-        .await?;
+    let saved = ident.write(|t| service::groups::create(t, g)).await?;
     Ok(created(json!({"group": render_group(&ident, &saved)})))
 }
 
@@ -397,24 +320,8 @@ async fn update_group(
     if let Some(n) = &b.name {
         check_name("name", n, 64)?;
     }
-    let saved = ident
-        .write(|t| {
-            let mut g = t.edit(&t.m.groups, "group", &id)?;
-            if let Some(n) = b.name {
-                if t.m.groups.values().any(|x| x.id != id && x.domain_id == g.domain_id && x.name == n) {
-                    return Err(Error::Conflict(format!(
-                        "Conflict occurred attempting to store group - Duplicate entry found with name {n}."
-                    )));
-                }
-                g.name = n;
-            }
-            if let Some(d) = b.description {
-                g.description = d.unwrap_or_default();
-            }
-            g.extra.extend(b.extra);
-            Ok(t.put(g)?)
-        })
-        .await?;
+    let patch = GroupPatch { name: b.name, description: b.description, extra: b.extra };
+    let saved = ident.write(|t| service::groups::update(t, &id, patch)).await?;
     Ok(Json(json!({"group": render_group(&ident, &saved)})).into_response())
 }
 
@@ -424,14 +331,7 @@ async fn delete_group(State(ident): State<Ctx>, auth: Auth, Path(id): Path<Strin
         let g = m.groups.get(&id).ok_or_else(|| not_found("group", &id))?;
         enforce(&ident, &auth.0, "identity:delete_group", &group_target(g))?;
     }
-    ident
-        .write(|t| {
-            t.delete::<Group>(&id).ok_or_else(|| Error::not_found("group", id.clone()))?;
-            t.delete_where::<Membership>(|m| m.group_id == id);
-            t.delete_where::<Assignment>(|a| a.actor_kind == ActorKind::Group && a.actor_id == id);
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::groups::delete(t, &id)).await?;
     Ok(no_content())
 }
 
@@ -469,7 +369,7 @@ fn membership_target(ident: &Ctx, auth: &Auth, gid: &str, uid: &str, rule: &str)
 
 async fn add_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
     membership_target(&ident, &auth, &gid, &uid, "identity:add_user_to_group")?;
-    ident.write(|t| Ok(t.put(Membership::new(&gid, &uid)).map(|_| ())?)).await?;
+    ident.write(|t| service::groups::add_member(t, &gid, &uid)).await?;
     Ok(no_content())
 }
 
@@ -484,13 +384,6 @@ async fn check_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Pa
 
 async fn remove_member(State(ident): State<Ctx>, auth: Auth, Path((gid, uid)): Path<(String, String)>) -> ApiResult {
     membership_target(&ident, &auth, &gid, &uid, "identity:remove_user_from_group")?;
-    ident
-        .write(|t| {
-            t.delete::<Membership>(&format!("{gid}/{uid}"))
-                .ok_or_else(|| Error::NotFound { kind: "membership", id: format!("user {uid} in group {gid}") })?;
-            t.revoke(RevocationEvent { user_id: Some(uid.clone()), ..Default::default() });
-            Ok(())
-        })
-        .await?;
+    ident.write(|t| service::groups::remove_member(t, &gid, &uid)).await?;
     Ok(no_content())
 }

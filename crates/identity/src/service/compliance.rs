@@ -4,27 +4,32 @@
 
 use chrono::Utc;
 
-use super::{Error, Identity, Result};
+use super::{Error, Identity, Result, Settings};
 use crate::model::User;
+
+/// Gives `user` a new password hash, keeping the history and expiry rules of `settings`.
+pub fn set_password(settings: &Settings, user: &mut User, hash: String) {
+    let keep = settings.unique_last_password_count.saturating_sub(1);
+    if let Some(old) = user.password_hash.take() {
+        user.password_history.insert(0, old);
+    }
+    user.password_history.truncate(keep);
+    user.password_hash = Some(hash);
+    let now = Utc::now();
+    user.password_created_at = Some(now);
+    user.password_expires_at = match settings.password_expires_days {
+        0 => None,
+        _ if user.option_set("ignore_password_expiry") => None,
+        days => Some(now + chrono::Duration::days(i64::from(days))),
+    };
+    user.failed_auth_count = 0;
+    user.failed_auth_at = None;
+}
 
 impl Identity {
     /// Gives `user` a new password hash, keeping the history and expiry rules.
     pub fn set_password(&self, user: &mut User, hash: String) {
-        let keep = self.settings.unique_last_password_count.saturating_sub(1);
-        if let Some(old) = user.password_hash.take() {
-            user.password_history.insert(0, old);
-        }
-        user.password_history.truncate(keep);
-        user.password_hash = Some(hash);
-        let now = Utc::now();
-        user.password_created_at = Some(now);
-        user.password_expires_at = match self.settings.password_expires_days {
-            0 => None,
-            _ if user.option_set("ignore_password_expiry") => None,
-            days => Some(now + chrono::Duration::days(i64::from(days))),
-        };
-        user.failed_auth_count = 0;
-        user.failed_auth_at = None;
+        set_password(&self.settings, user, hash)
     }
 
     /// The rules a self-service password change must follow: minimum age and history.

@@ -1,9 +1,29 @@
 //! The identity service's state and rules, independent of HTTP.
+//!
+//! The modules by resource hold the rules of each change as functions of a write in progress
+//! ([`Txn`]): `ident.write(|t| service::projects::create(t, project))`. Every check that reads
+//! the state a change depends on (a free name, an enabled parent, a resource that must exist)
+//! runs in that write, so it holds when the change is stored; cascades and revocation events
+//! go in the same write.
 
+pub mod appcreds;
+pub mod assignments;
 mod auth;
+pub mod catalog;
 mod compliance;
+pub mod credentials;
+pub mod domain_config;
+pub mod domains;
 pub mod endpoints;
-mod roles;
+pub mod groups;
+pub mod limits;
+pub mod projects;
+pub mod registry;
+pub mod roles;
+#[cfg(test)]
+mod tests;
+pub mod trusts;
+pub mod users;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,7 +39,7 @@ use crate::token::{KeyError, KeyRepository, KeyRing};
 use haneul_core::docstore::{State, StoreError};
 
 pub use auth::{parse_expiry, AuthMethod, AuthRequest, AuthScope, IssuedToken, NameOrId, ValidToken};
-pub use roles::{effective_assignments, user_roles as roles_on, EffectiveAssignment, RoleTarget};
+pub use roles::{effective_assignments, user_roles as roles_on, EffectiveAssignment, RoleRef, RoleTarget};
 
 /// What went wrong, in terms of the identity service; the API layer picks the status.
 #[derive(Debug, thiserror::Error)]

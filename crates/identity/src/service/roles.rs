@@ -1,9 +1,11 @@
-//! Role resolution: which roles a user holds on a target, through groups, inheritance down
-//! the project tree and implied roles.
+//! Roles: which roles a user holds on a target (through groups, inheritance down the project
+//! tree and implied roles), and the rules for storing roles and role implications.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use crate::model::{ActorKind, Assignment, Model, TargetKind};
+use super::{Error, Result, Revoke, Txn};
+use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoleTarget<'a> {
@@ -121,6 +123,109 @@ pub fn effective_assignments(m: &Model) -> Vec<EffectiveAssignment> {
         }
     }
     out
+}
+
+/// A role named in a request by id or by name (global roles only by name).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct RoleRef {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl RoleRef {
+    /// The role it names; not found when there is none.
+    pub fn resolve<'m>(&self, m: &'m Model) -> Result<&'m Arc<Role>> {
+        let found = match (&self.id, &self.name) {
+            (Some(id), _) => m.roles.get(id),
+            (None, Some(n)) => m.role_by_name(n),
+            _ => None,
+        };
+        found.ok_or_else(|| Error::not_found("role", self.id.as_deref().or(self.name.as_deref()).unwrap_or_default()))
+    }
+}
+
+/// Stores a new role, global or in an existing domain, under a name free there.
+pub fn create(t: &mut Txn, role: Role) -> Result<Arc<Role>> {
+    if let Some(d) = &role.domain_id {
+        if !t.m.domains.contains_key(d) {
+            return Err(Error::not_found("domain", d.clone()));
+        }
+    }
+    if t.m.roles.values().any(|r| r.domain_id == role.domain_id && r.name == role.name) {
+        return Err(name_taken(&role.name));
+    }
+    Ok(t.put(role)?)
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("Conflict occurred attempting to store role - Duplicate entry found with name {name}."))
+}
+
+/// The attributes a role update may change; `None` leaves one as it is.
+#[derive(Default)]
+pub struct RolePatch {
+    pub name: Option<String>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// Merged into the role's options.
+    pub options: Option<Extra>,
+    /// Merged into the attributes Keystone does not know.
+    pub extra: Extra,
+}
+
+pub fn update(t: &mut Txn, id: &str, patch: RolePatch) -> Result<Arc<Role>> {
+    let mut r = t.edit(&t.m.roles, "role", id)?;
+    if let Some(n) = patch.name {
+        if t.m.roles.values().any(|x| x.id != id && x.domain_id == r.domain_id && x.name == n) {
+            return Err(name_taken(&n));
+        }
+        r.name = n;
+    }
+    if let Some(d) = patch.description {
+        r.description = d;
+    }
+    if let Some(o) = patch.options {
+        r.options.extend(o);
+    }
+    r.extra.extend(patch.extra);
+    Ok(t.put(r)?)
+}
+
+/// Deletes a role with its assignments and implications; revokes the tokens carrying it.
+pub fn delete(t: &mut Txn, id: &str) -> Result<()> {
+    t.delete::<Role>(id).ok_or_else(|| Error::not_found("role", id))?;
+    t.delete_where::<Assignment>(|a| a.role_id == id);
+    t.delete_where::<ImpliedRole>(|ir| ir.prior_role_id == id || ir.implied_role_id == id);
+    t.revoke(RevocationEvent { role_id: Some(id.to_string()), ..Default::default() });
+    Ok(())
+}
+
+/// Makes `prior` imply `implied`: both must exist, a global role cannot imply a domain-specific
+/// one, and implications make no cycle.
+pub fn add_implied(t: &mut Txn, prior: &str, implied: &str) -> Result<()> {
+    let p = t.m.roles.get(prior).ok_or_else(|| Error::not_found("role", prior))?;
+    let i = t.m.roles.get(implied).ok_or_else(|| Error::not_found("role", implied))?;
+    if p.domain_id.is_none() && i.domain_id.is_some() {
+        return Err(Error::Forbidden(format!("A global role cannot imply the domain-specific role {implied}.")));
+    }
+    if p.id == i.id || t.m.expand_implied([implied.to_string()]).iter().any(|r| r == prior) {
+        return Err(Error::Forbidden(format!("Implying {implied} from {prior} would make a cycle of implied roles.")));
+    }
+    t.put(ImpliedRole::new(prior, implied))?;
+    Ok(())
+}
+
+/// Removes the implication of `implied` by `prior`; `Ok(false)` when there is none (both
+/// roles exist).
+pub fn remove_implied(t: &mut Txn, prior: &str, implied: &str) -> Result<bool> {
+    for r in [prior, implied] {
+        if !t.m.roles.contains_key(r) {
+            return Err(Error::not_found("role", r));
+        }
+    }
+    Ok(t.delete::<ImpliedRole>(&format!("{prior}/{implied}")).is_some())
 }
 
 #[cfg(test)]
