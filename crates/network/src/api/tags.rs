@@ -10,20 +10,11 @@ use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::routes::{Access, Routes};
 use serde_json::{json, Value};
 
-use super::{bad, owns, ApiResult, Ctx};
-use crate::model::{FloatingIp, Network, Port, Router as L3Router, SecurityGroup, Standard, Subnet, SubnetPool};
-use crate::service::{Error, Networking};
+use std::collections::BTreeSet;
 
-/// The collections that carry tags, with the type name of their 404.
-const TAGGED: &[(&str, &str)] = &[
-    ("networks", "NetworkNotFound"),
-    ("subnets", "SubnetNotFound"),
-    ("ports", "PortNotFound"),
-    ("security-groups", "SecurityGroupNotFound"),
-    ("routers", "RouterNotFound"),
-    ("floatingips", "FloatingIPNotFound"),
-    ("subnetpools", "SubnetPoolNotFound"),
-];
+use super::{bad, ApiResult, Ctx};
+use crate::service::tags::{self, TAGGED};
+use crate::service::{Error, Networking};
 
 const MAX_TAG_LEN: usize = 255;
 
@@ -56,70 +47,6 @@ fn collection(path: &MatchedPath) -> &'static str {
     TAGGED.iter().find(|(c, _)| *c == name).map(|(c, _)| *c).unwrap_or("networks")
 }
 
-fn missing(collection: &str, id: &str) -> Error {
-    let kind = TAGGED.iter().find(|(c, _)| *c == collection).map(|(_, k)| *k).unwrap_or("NotFound");
-    Error::NotFound(kind, format!("{} {id} could not be found.", kind.trim_end_matches("NotFound")))
-}
-
-fn tags_of<T: Standard>(m: &crate::model::Model, ctx: &AuthContext, id: &str) -> Option<Vec<String>> {
-    T::table(m).get(id).filter(|r| owns(ctx, r.project_id())).map(|r| r.std().tags.iter().cloned().collect())
-}
-
-fn current(n: &Networking, ctx: &AuthContext, collection: &str, id: &str) -> Result<Vec<String>, Error> {
-    let m = n.model();
-    let tags = match collection {
-        "networks" => tags_of::<Network>(&m, ctx, id),
-        "subnets" => tags_of::<Subnet>(&m, ctx, id),
-        "ports" => tags_of::<Port>(&m, ctx, id),
-        "security-groups" => tags_of::<SecurityGroup>(&m, ctx, id),
-        "routers" => tags_of::<L3Router>(&m, ctx, id),
-        "floatingips" => tags_of::<FloatingIp>(&m, ctx, id),
-        _ => tags_of::<SubnetPool>(&m, ctx, id),
-    };
-    tags.ok_or_else(|| missing(collection, id))
-}
-
-fn edit<T: Standard>(
-    t: &mut crate::service::Txn,
-    id: &str,
-    f: &dyn Fn(&mut std::collections::BTreeSet<String>),
-) -> bool {
-    let Some(r) = T::table(&t.m).get(id) else { return false };
-    let mut r = (**r).clone();
-    f(&mut r.std_mut().tags);
-    r.std_mut().touch();
-    t.put(r).is_ok()
-}
-
-/// Changes the tags of a resource the caller owns.
-async fn change(
-    n: &Networking,
-    ctx: &AuthContext,
-    collection: &str,
-    id: &str,
-    f: impl Fn(&mut std::collections::BTreeSet<String>) + Send,
-) -> Result<Vec<String>, Error> {
-    current(n, ctx, collection, id)?;
-    n.write(|t| {
-        let done = match collection {
-            "networks" => edit::<Network>(t, id, &f),
-            "subnets" => edit::<Subnet>(t, id, &f),
-            "ports" => edit::<Port>(t, id, &f),
-            "security-groups" => edit::<SecurityGroup>(t, id, &f),
-            "routers" => edit::<L3Router>(t, id, &f),
-            "floatingips" => edit::<FloatingIp>(t, id, &f),
-            _ => edit::<SubnetPool>(t, id, &f),
-        };
-        if done {
-            Ok(())
-        } else {
-            Err(missing(collection, id))
-        }
-    })
-    .await?;
-    current(n, ctx, collection, id)
-}
-
 fn check_tag(tag: &str) -> ApiResult<()> {
     if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN {
         return Err(bad(format!(
@@ -127,6 +54,24 @@ fn check_tag(tag: &str) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The resource's tags, if the caller owns it.
+fn current(n: &Networking, ctx: &AuthContext, collection: &str, id: &str) -> Result<Vec<String>, Error> {
+    tags::of(&n.model(), ctx, collection, id)
+}
+
+/// Changes the tags of a resource the caller owns; answers them as they are now.
+async fn change(
+    n: &Networking,
+    ctx: &AuthContext,
+    collection: &str,
+    id: &str,
+    f: impl Fn(&mut BTreeSet<String>) + Send,
+) -> Result<Vec<String>, Error> {
+    current(n, ctx, collection, id)?;
+    n.write(|t| tags::change(t, collection, id, &f)).await?;
+    current(n, ctx, collection, id)
 }
 
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, path: MatchedPath, Path(id): Path<String>) -> ApiResult {

@@ -12,6 +12,7 @@ pub mod rbac;
 pub mod routers;
 pub mod subnetpools;
 pub mod subnets;
+pub mod tags;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::access::{is_admin, owns};
 use super::{allocate_ips, check_quota, default_group, new_mac, not_found, Error, IpRequest, Result, Txn};
-use crate::model::{AddressPair, DhcpOpt, Model, Port, Std};
+use crate::model::{AddressPair, DhcpOpt, FloatingIp, Model, Port, Std};
 
 /// Whether the caller sees the port: its own, one on its network, or as admin.
 pub fn visible(m: &Model, ctx: &AuthContext, p: &Port) -> bool {
@@ -259,5 +259,33 @@ pub fn delete(t: &mut Txn, id: &str) -> Result<()> {
         ));
     }
     t.delete::<Port>(id);
-    super::floating::disassociate_port(t, id)
+    disassociate_port(t, id)
+}
+
+/// Floating IPs pointing at `port_id` let go of it (the port is going away), and their port
+/// forwardings to it go.
+pub fn disassociate_port(t: &mut Txn, port_id: &str) -> Result<()> {
+    let held: Vec<FloatingIp> = t
+        .m
+        .floatingips
+        .values()
+        .filter(|f| {
+            f.port_id.as_deref() == Some(port_id) || f.port_forwardings.iter().any(|p| p.internal_port_id == port_id)
+        })
+        .map(|f| (**f).clone())
+        .collect();
+    for mut f in held {
+        if f.port_id.as_deref() == Some(port_id) {
+            f.port_id = None;
+            f.fixed_ip_address = None;
+            f.router_id = None;
+        }
+        f.port_forwardings.retain(|p| p.internal_port_id != port_id);
+        if f.port_id.is_none() && f.port_forwardings.is_empty() {
+            f.router_id = None;
+        }
+        f.std.touch();
+        t.put(f)?;
+    }
+    Ok(())
 }
