@@ -12,8 +12,8 @@ use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{bad, is_admin, ApiResult, Ctx};
-use crate::model::Quota;
-use crate::service::{quota_limit, quota_used, Error, DEFAULT_QUOTAS};
+use crate::service::quotas::{self, quota_limit, quota_used, DEFAULT_QUOTAS};
+use crate::service::Error;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -114,17 +114,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<Strin
             }
         }
     }
-    c.write(|t| {
-        let mut q =
-            t.m.quotas
-                .get(&project)
-                .map(|q| (**q).clone())
-                .unwrap_or(Quota { id: project.clone(), limits: BTreeMap::new() });
-        q.limits.extend(changes);
-        t.put(q)?;
-        Ok(())
-    })
-    .await?;
+    c.write(|t| quotas::set(t, &project, changes)).await?;
     Ok(Json(json!({"quota": limits(&c.model(), &project)})).into_response())
 }
 
@@ -134,10 +124,6 @@ async fn reset(State(c): State<Ctx>, Auth(ctx): Auth, Path(project): Path<String
             Error::Forbidden("PolicyNotAuthorized", "(rule:delete_quota) is disallowed by policy".into()).into()
         );
     }
-    c.write(|t| {
-        t.delete::<Quota>(&project);
-        Ok(())
-    })
-    .await?;
+    c.write(|t| quotas::reset(t, &project)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

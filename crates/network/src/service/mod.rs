@@ -8,6 +8,7 @@ pub mod floating;
 pub mod ipam;
 pub mod networks;
 pub mod ports;
+pub mod quotas;
 pub mod rbac;
 pub mod routers;
 pub mod subnetpools;
@@ -24,6 +25,7 @@ use haneul_core::policy::PolicyFile;
 use crate::model::{Model, Port, SecurityGroup, SecurityGroupRule, Std};
 
 pub use ipam::{allocate_ips, new_mac, IpRequest};
+pub use quotas::{check_quota, DEFAULT_QUOTAS};
 
 pub type Txn = DocTxn<Model>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,19 +72,6 @@ pub fn invalid(msg: impl Into<String>) -> Error {
 pub fn not_found(kind: &'static str, what: &str, id: &str) -> Error {
     Error::NotFound(kind, format!("{what} {id} could not be found."))
 }
-
-/// Neutron's default quotas (`[quotas]` in neutron.conf).
-pub const DEFAULT_QUOTAS: &[(&str, i64)] = &[
-    ("network", 100),
-    ("subnet", 100),
-    ("port", 500),
-    ("router", 10),
-    ("floatingip", 50),
-    ("security_group", 10),
-    ("security_group_rule", 100),
-    ("subnetpool", -1),
-    ("rbac_policy", 10),
-];
 
 pub struct Settings {
     /// The network endpoint (`http://host:9696`), for links.
@@ -343,41 +332,6 @@ pub fn default_group(t: &mut Txn, project_id: &str) -> Result<String> {
         })?;
     }
     Ok(id)
-}
-
-/// The project's limit for `resource`: its override, else the default.
-pub fn quota_limit(m: &Model, project_id: &str, resource: &str) -> i64 {
-    m.quotas
-        .get(project_id)
-        .and_then(|q| q.limits.get(resource).copied())
-        .or_else(|| DEFAULT_QUOTAS.iter().find(|(r, _)| *r == resource).map(|(_, v)| *v))
-        .unwrap_or(-1)
-}
-
-/// How many of `resource` the project has.
-pub fn quota_used(m: &Model, project_id: &str, resource: &str) -> i64 {
-    let n = match resource {
-        "network" => m.networks.values().filter(|x| x.project_id == project_id).count(),
-        "subnet" => m.subnets.values().filter(|x| x.project_id == project_id).count(),
-        "port" => m.ports.values().filter(|x| x.project_id == project_id).count(),
-        "router" => m.routers.values().filter(|x| x.project_id == project_id).count(),
-        "floatingip" => m.floatingips.values().filter(|x| x.project_id == project_id).count(),
-        "security_group" => m.security_groups.values().filter(|x| x.project_id == project_id).count(),
-        "security_group_rule" => m.rules.values().filter(|x| x.project_id == project_id).count(),
-        "subnetpool" => m.subnetpools.values().filter(|x| x.project_id == project_id).count(),
-        "rbac_policy" => m.rbac.values().filter(|x| x.project_id == project_id).count(),
-        _ => 0,
-    };
-    n as i64
-}
-
-/// Neutron's 409 `OverQuota` when one more `resource` would pass the project's limit.
-pub fn check_quota(m: &Model, project_id: &str, resource: &str, adding: i64) -> Result<()> {
-    let limit = quota_limit(m, project_id, resource);
-    if limit >= 0 && quota_used(m, project_id, resource) + adding > limit {
-        return Err(Error::Conflict("OverQuota", format!("Quota exceeded for resources: ['{resource}'].")));
-    }
-    Ok(())
 }
 
 /// Whether a port's device owner is one of Neutron's own (router interfaces, DHCP, ...).
