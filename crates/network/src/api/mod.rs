@@ -43,7 +43,6 @@ impl From<Error> for ApiError {
             Error::Conflict(k, m) => ApiError::conflict(m).with_kind(k),
             Error::BadRequest(k, m) => ApiError::bad_request(m).with_kind(k),
             Error::Forbidden(k, m) => ApiError::forbidden(m).with_kind(k),
-            Error::Api(e) => *e,
             Error::Store(haneul_core::docstore::StoreError::NotFound { kind, id }) => {
                 ApiError::not_found(format!("{kind} {id} could not be found.")).with_kind("NotFound")
             }

@@ -15,7 +15,8 @@ use super::{
 };
 use crate::ip::Cidr;
 use crate::model::{Model, SecurityGroup, SecurityGroupRule, Std};
-use crate::service::{check_quota, not_found, Error};
+use crate::service::security_groups::{self, find, find_rule, protocol_number, visible, NewGroup, PROTOCOLS};
+use crate::service::Error;
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -28,52 +29,6 @@ pub fn routes() -> Routes<Ctx> {
         .post("/security-group-rules", rule("create_security_group_rule"), create_rule)
         .get("/security-group-rules/{id}", rule("get_security_group_rule"), show_rule)
         .delete("/security-group-rules/{id}", rule("delete_security_group_rule"), delete_rule)
-}
-
-/// Protocol names Neutron knows, with their IP protocol numbers.
-pub const PROTOCOLS: &[(&str, u8)] = &[
-    ("ah", 51),
-    ("dccp", 33),
-    ("egp", 8),
-    ("esp", 50),
-    ("gre", 47),
-    ("hopopt", 0),
-    ("icmp", 1),
-    ("icmpv6", 58),
-    ("igmp", 2),
-    ("ipip", 4),
-    ("ipv6-encap", 41),
-    ("ipv6-frag", 44),
-    ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60),
-    ("ipv6-route", 43),
-    ("ospf", 89),
-    ("pgm", 113),
-    ("rsvp", 46),
-    ("sctp", 132),
-    ("tcp", 6),
-    ("udp", 17),
-    ("udplite", 136),
-    ("vrrp", 112),
-];
-
-/// The IP protocol number of a rule's protocol (None: any).
-pub fn protocol_number(p: Option<&str>) -> Option<u8> {
-    let p = p?;
-    PROTOCOLS.iter().find(|(n, _)| *n == p).map(|(_, v)| *v).or_else(|| p.parse().ok())
-}
-
-fn visible(ctx: &AuthContext, g: &SecurityGroup) -> bool {
-    owns(ctx, &g.project_id) || g.shared
-}
-
-fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SecurityGroup, Error> {
-    m.security_groups
-        .get(id)
-        .map(|g| &**g)
-        .filter(|g| visible(ctx, g))
-        .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", id))
 }
 
 pub fn render_rule(r: &SecurityGroupRule) -> Value {
@@ -137,56 +92,14 @@ async fn create(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult
         a.only(&["name", "description", "tenant_id", "project_id", "stateful"])?;
         let project_id = a.owner(&ctx)?;
         let name = a.str("name", 255)?.unwrap_or_default();
-        asks.push((
+        asks.push(NewGroup {
             project_id,
             name,
-            a.str("description", 255)?.unwrap_or_default(),
-            a.bool("stateful")?.unwrap_or(true),
-        ));
+            description: a.str("description", 255)?.unwrap_or_default(),
+            stateful: a.bool("stateful")?.unwrap_or(true),
+        });
     }
-    let ids = c
-        .write(|t| {
-            let mut ids = Vec::new();
-            for (project_id, name, description, stateful) in asks {
-                crate::service::default_group(t, &project_id)?;
-                if name == "default" {
-                    return Err(Error::Conflict(
-                        "SecurityGroupDefaultAlreadyExists",
-                        "Default security group already exists.".into(),
-                    ));
-                }
-                check_quota(&t.m, &project_id, "security_group", 1)?;
-                let id = uuid::Uuid::new_v4().to_string();
-                t.put(SecurityGroup {
-                    id: id.clone(),
-                    project_id: project_id.clone(),
-                    name,
-                    stateful,
-                    shared: false,
-                    std: Std::new(description),
-                })?;
-                // Every new group lets its members out, as Neutron's does.
-                for ethertype in ["IPv4", "IPv6"] {
-                    t.put(SecurityGroupRule {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        project_id: project_id.clone(),
-                        security_group_id: id.clone(),
-                        direction: "egress".into(),
-                        ethertype: ethertype.into(),
-                        protocol: None,
-                        port_range_min: None,
-                        port_range_max: None,
-                        remote_ip_prefix: None,
-                        remote_group_id: None,
-                        remote_address_group_id: None,
-                        std: Std::new(String::new()),
-                    })?;
-                }
-                ids.push(id);
-            }
-            Ok(ids)
-        })
-        .await?;
+    let ids = c.write(|t| security_groups::create(t, asks)).await?;
     Ok(created_rows(&c, &ids, "security_group", "security_groups", bulk, |m| &m.security_groups, |m, r| render(m, r)))
 }
 
@@ -201,37 +114,7 @@ async fn update(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>, b
         let g = find(&m, &ctx, &id)?;
         require_owner(&ctx, &g.project_id, "update_security_group")?;
     }
-    c.write(|t| {
-        let mut g = t.edit(&t.m.security_groups, "security group", &id)?;
-        if let Some(n) = name {
-            if g.name == "default" && n != "default" {
-                return Err(Error::Conflict(
-                    "SecurityGroupCannotUpdateDefault",
-                    "Updating default security group not allowed.".into(),
-                ));
-            }
-            if n == "default" && g.name != "default" {
-                return Err(Error::Conflict(
-                    "SecurityGroupDefaultAlreadyExists",
-                    "Default security group already exists.".into(),
-                ));
-            }
-            g.name = n;
-        }
-        if let Some(d) = description {
-            g.std.description = d;
-        }
-        if let Some(s) = stateful {
-            if s != g.stateful && t.m.ports.values().any(|p| p.security_groups.contains(&id)) {
-                return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
-            }
-            g.stateful = s;
-        }
-        g.std.touch();
-        t.put(g)?;
-        Ok(())
-    })
-    .await?;
+    c.write(|t| security_groups::update(t, &id, name, description, stateful)).await?;
     let m = c.model();
     Ok(show_response("security_group", render(&m, find(&m, &ctx, &id)?), &[]))
 }
@@ -249,17 +132,7 @@ async fn delete(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>) -
             .into());
         }
     }
-    c.write(|t| {
-        if t.m.ports.values().any(|p| p.security_groups.contains(&id)) {
-            return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
-        }
-        t.delete::<SecurityGroup>(&id).ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", &id))?;
-        t.delete_where::<SecurityGroupRule>(|r| r.security_group_id == id);
-        // Rules elsewhere naming this group as their remote go with it.
-        t.delete_where::<SecurityGroupRule>(|r| r.remote_group_id.as_deref() == Some(id.as_str()));
-        Ok(())
-    })
-    .await?;
+    c.write(|t| security_groups::delete(t, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -279,16 +152,6 @@ async fn list_rules(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(
         .map(|r| render_rule(r))
         .collect();
     list_response(&c, items, &q, "security-group-rules", &[])
-}
-
-fn find_rule<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a SecurityGroupRule, Error> {
-    m.rules
-        .get(id)
-        .map(|r| &**r)
-        .filter(|r| {
-            owns(ctx, &r.project_id) || m.security_groups.get(&r.security_group_id).is_some_and(|g| visible(ctx, g))
-        })
-        .ok_or_else(|| not_found("SecurityGroupRuleNotFound", "Security group rule", id))
 }
 
 async fn show_rule(
@@ -475,50 +338,10 @@ fn unknown_protocol(p: &str) -> haneul_core::error::ApiError {
     .into()
 }
 
-/// Whether two rules say the same thing.
-fn same_rule(a: &SecurityGroupRule, b: &SecurityGroupRule) -> bool {
-    let norm = |r: &SecurityGroupRule| {
-        r.remote_ip_prefix.as_deref().and_then(|p| Cidr::parse(p, false)).map(|c| c.to_string())
-    };
-    a.security_group_id == b.security_group_id
-        && a.direction == b.direction
-        && a.ethertype == b.ethertype
-        && protocol_number(a.protocol.as_deref()) == protocol_number(b.protocol.as_deref())
-        && a.port_range_min == b.port_range_min
-        && a.port_range_max == b.port_range_max
-        && norm(a) == norm(b)
-        && a.remote_group_id == b.remote_group_id
-}
-
 async fn create_rule(State(c): State<Ctx>, Auth(ctx): Auth, body: Bytes) -> ApiResult {
     let (items, bulk) = members(&body, "security_group_rule", "security_group_rules")?;
     let rules = items.iter().map(|a| parse_rule(&ctx, a)).collect::<ApiResult<Vec<_>>>()?;
-    let ids = c
-        .write(|t| {
-            let mut ids = Vec::new();
-            for mut r in rules {
-                let g = find(&t.m, &ctx, &r.security_group_id)?;
-                if !owns(&ctx, &g.project_id) {
-                    return Err(not_found("SecurityGroupNotFound", "Security group", &r.security_group_id));
-                }
-                // A rule belongs to its group's project.
-                r.project_id = g.project_id.clone();
-                if let Some(remote) = &r.remote_group_id {
-                    find(&t.m, &ctx, remote)?;
-                }
-                if let Some(dup) = t.m.rules_of(&r.security_group_id).find(|o| same_rule(o, &r)) {
-                    return Err(Error::Conflict(
-                        "SecurityGroupRuleExists",
-                        format!("Security group rule already exists. Rule id is {}.", dup.id),
-                    ));
-                }
-                check_quota(&t.m, &r.project_id, "security_group_rule", 1)?;
-                ids.push(r.id.clone());
-                t.put(r)?;
-            }
-            Ok(ids)
-        })
-        .await?;
+    let ids = c.write(|t| security_groups::create_rules(t, &ctx, rules)).await?;
     let m = c.model();
     let out = ids.iter().filter_map(|id| m.rules.get(id)).map(|r| render_rule(r)).collect();
     Ok(created("security_group_rule", "security_group_rules", out, bulk))
@@ -530,11 +353,6 @@ async fn delete_rule(State(c): State<Ctx>, Auth(ctx): Auth, Path(id): Path<Strin
         let r = find_rule(&m, &ctx, &id)?;
         require_owner(&ctx, &r.project_id, "delete_security_group_rule")?;
     }
-    c.write(|t| {
-        t.delete::<SecurityGroupRule>(&id)
-            .ok_or_else(|| not_found("SecurityGroupRuleNotFound", "Security group rule", &id))?;
-        Ok(())
-    })
-    .await?;
+    c.write(|t| security_groups::delete_rule(t, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -11,6 +11,7 @@ pub mod ports;
 pub mod quotas;
 pub mod rbac;
 pub mod routers;
+pub mod security_groups;
 pub mod subnetpools;
 pub mod subnets;
 pub mod tags;
@@ -22,10 +23,11 @@ use haneul_core::config::Config;
 use haneul_core::docstore::{State, Store, StoreError, Txn as DocTxn};
 use haneul_core::policy::PolicyFile;
 
-use crate::model::{Model, Port, SecurityGroup, SecurityGroupRule, Std};
+use crate::model::{Model, Port};
 
 pub use ipam::{allocate_ips, new_mac, IpRequest};
 pub use quotas::{check_quota, DEFAULT_QUOTAS};
+pub use security_groups::default_group;
 
 pub type Txn = DocTxn<Model>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,15 +50,6 @@ pub enum Error {
     Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// An attribute check that had to run inside a write (it depends on the state there).
-    #[error("{}", .0.message)]
-    Api(Box<haneul_core::error::ApiError>),
-}
-
-impl From<haneul_core::error::ApiError> for Error {
-    fn from(e: haneul_core::error::ApiError) -> Error {
-        Error::Api(Box::new(e))
-    }
 }
 
 /// Neutron's 400 for a malformed or invalid attribute.
@@ -298,40 +291,6 @@ impl Networking {
         })
         .await
     }
-}
-
-/// The project's default group, made in `t` if missing: egress anywhere (IPv4 and IPv6),
-/// ingress from members of the group itself.
-pub fn default_group(t: &mut Txn, project_id: &str) -> Result<String> {
-    if let Some(g) = t.m.default_group(project_id) {
-        return Ok(g.id.clone());
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    t.put(SecurityGroup {
-        id: id.clone(),
-        project_id: project_id.into(),
-        name: "default".into(),
-        stateful: true,
-        shared: false,
-        std: Std::new("Default security group".into()),
-    })?;
-    for (direction, ethertype) in [("egress", "IPv4"), ("egress", "IPv6"), ("ingress", "IPv4"), ("ingress", "IPv6")] {
-        t.put(SecurityGroupRule {
-            id: uuid::Uuid::new_v4().to_string(),
-            project_id: project_id.into(),
-            security_group_id: id.clone(),
-            direction: direction.into(),
-            ethertype: ethertype.into(),
-            protocol: None,
-            port_range_min: None,
-            port_range_max: None,
-            remote_ip_prefix: None,
-            remote_group_id: (direction == "ingress").then(|| id.clone()),
-            remote_address_group_id: None,
-            std: Std::new(String::new()),
-        })?;
-    }
-    Ok(id)
 }
 
 /// Whether a port's device owner is one of Neutron's own (router interfaces, DHCP, ...).
