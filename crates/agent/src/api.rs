@@ -57,7 +57,13 @@ impl From<Error> for ApiError {
             Error::BadRequest(m) => ApiError::bad_request(m),
             Error::NotFound(m) => ApiError::not_found(m),
             Error::Stale(m) => ApiError::conflict(m),
-            Error::Failed(m) => ApiError::internal(m),
+            // A failure on this host: the controller is told all of it (the error and its
+            // causes), as it records it in the server's fault.
+            failed => {
+                let message = haneul_core::service::chain(&failed);
+                tracing::error!(error = %message, "instance operation failed");
+                ApiError::internal(message)
+            }
         }
     }
 }
@@ -147,4 +153,28 @@ async fn snapshot(
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad snapshot request: {e}")))?;
     i.snapshot(&id, &req.image_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_on_the_host_is_a_500_that_carries_its_causes() {
+        let source = std::io::Error::other("no space left on device");
+        let e = Error::File { what: "creating", path: "/var/lib/haneul/instances/x".into(), source };
+        let a = ApiError::from(e);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(a.message, "creating /var/lib/haneul/instances/x: no space left on device");
+        let plug =
+            Error::Plug(crate::netdp::sys::SysError::Failed { command: "ip link".into(), stderr: "busy".into() });
+        assert_eq!(ApiError::from(plug).message, "plugging the guest's ports: `ip link` failed: busy");
+    }
+
+    #[test]
+    fn what_the_caller_got_wrong_keeps_its_status() {
+        assert_eq!(ApiError::from(Error::Stale("older".into())).status, StatusCode::CONFLICT);
+        assert_eq!(ApiError::from(Error::BadRequest("bad".into())).status, StatusCode::BAD_REQUEST);
+        assert_eq!(ApiError::from(Error::NotFound("gone".into())).status, StatusCode::NOT_FOUND);
+    }
 }

@@ -17,14 +17,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use haneul_core::client::ClientError;
 use haneul_core::image_api::ImageApi;
+use haneul_core::qemu_img::QemuImgError;
 use haneul_core::service_auth::ServiceToken;
 use http_body_util::BodyExt;
 
-use crate::virt::{configdrive, console, qcow2, qemu, Accel, Domain};
+use crate::netdp::sys::SysError;
+use crate::virt::configdrive::ConfigDriveError;
+use crate::virt::qcow2::Qcow2Error;
+use crate::virt::{configdrive, console, qcow2, qemu, Accel, Domain, VirtError};
 
 pub use haneul_contracts::agent::{ImageRef, Observed, Power, Spec};
 
+/// Why an instance is not (or could not be made) what was asked. The first three are the
+/// caller's; the rest are failures on this host, each with its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -34,8 +41,56 @@ pub enum Error {
     /// A spec older than the one applied.
     #[error("{0}")]
     Stale(String),
-    #[error("{0}")]
-    Failed(String),
+    /// A file or directory of the instance: what was done to which.
+    #[error("{what} {}", .path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("encoding the instance's spec")]
+    EncodeSpec(#[source] serde_json::Error),
+    #[error(transparent)]
+    Virt(#[from] VirtError),
+    #[error(transparent)]
+    QemuImg(#[from] QemuImgError),
+    #[error(transparent)]
+    ConfigDrive(#[from] ConfigDriveError),
+    #[error("making the instance's disk")]
+    Disk(#[source] Qcow2Error),
+    #[error("plugging the guest's ports")]
+    Plug(#[source] SysError),
+    #[error("reading the console log")]
+    Console(#[source] std::io::Error),
+    /// An image going to or coming from the image service: `what` (finding, fetching,
+    /// caching, uploading) failed.
+    #[error("{what} image {image_id}")]
+    Image {
+        what: &'static str,
+        image_id: String,
+        #[source]
+        source: ImageError,
+    },
+    /// The disk's thread did not finish (it panicked, or the agent is stopping).
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+    /// No build slot can be had (the agent is stopping).
+    #[error(transparent)]
+    Slots(#[from] tokio::sync::AcquireError),
+}
+
+/// What went wrong moving an image's data.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the image service answered {0}")]
+    Status(hyper::StatusCode),
+    #[error(transparent)]
+    Body(#[from] hyper::Error),
+    #[error(transparent)]
+    Cache(#[from] std::io::Error),
 }
 
 /// How long saving or loading a suspended guest's state may take.
@@ -176,10 +231,8 @@ impl Instances {
     fn store(&self, id: &str, spec: &Spec) -> Result<(), Error> {
         let path = self.dir(id).join("spec.json");
         let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec(spec).map_err(|e| Error::Failed(e.to_string()))?;
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::Failed(format!("writing {}: {e}", path.display())))
+        let bytes = serde_json::to_vec(spec).map_err(Error::EncodeSpec)?;
+        std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).map_err(file_error("writing", &path))
     }
 
     /// What an instance is now; `None` when this host has no such instance.
@@ -249,29 +302,29 @@ impl Instances {
             self.cache_image(&spec.image.id).await?;
         }
         let dir = self.dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Failed(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(file_error("creating", &dir))?;
         let disk = dir.join("disk");
         let image_changed = before.as_ref().is_some_and(|b| b.image.id != spec.image.id || spec.rebuilds > b.rebuilds);
         let running = qemu::running_pid(&self.domain(id, &spec)).is_some();
         if image_changed && running {
             // A new root disk (rebuild): the guest stops first, at once: its disk is thrown
             // away, so a clean shutdown would protect nothing.
-            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await?;
         }
         let backup = dir.join("disk.pre-resize");
         let reverting = before.as_ref().is_some_and(|b| spec.reverts > b.reverts) && backup.exists();
         let backing_up = spec.resize_backup && !backup.exists() && disk.exists();
         if (reverting || backing_up) && running {
             // The disk is copied or swapped with the guest stopped (it starts again below).
-            qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await.map_err(|e| Error::Failed(e.to_string()))?;
+            qemu::stop(&self.domain(id, &spec), SHUTDOWN_TIMEOUT).await?;
         }
         if reverting {
-            std::fs::rename(&backup, &disk).map_err(|e| Error::Failed(format!("restoring {}: {e}", disk.display())))?;
+            std::fs::rename(&backup, &disk).map_err(file_error("restoring", &disk))?;
         } else if backing_up {
             let tmp = backup.with_extension("tmp");
             std::fs::copy(&disk, &tmp)
                 .and_then(|_| std::fs::rename(&tmp, &backup))
-                .map_err(|e| Error::Failed(format!("keeping {}: {e}", backup.display())))?;
+                .map_err(file_error("keeping", &backup))?;
         } else if !spec.resize_backup && backup.exists() {
             // The resize was confirmed.
             let _ = std::fs::remove_file(&backup);
@@ -281,20 +334,19 @@ impl Instances {
             let _ = std::fs::remove_file(self.saved_state(id));
             self.make_disk(&disk, &spec).await?;
         } else if before.as_ref().is_some_and(|b| spec.disk_gb > b.disk_gb) {
-            haneul_core::qemu_img::resize(&disk, spec.disk_gb).await.map_err(qemu_img_failed)?;
+            haneul_core::qemu_img::resize(&disk, spec.disk_gb).await?;
         }
         let rescue_disk = dir.join("disk.rescue");
         if spec.rescue.is_some() != rescue_disk.exists() {
             // Into or out of rescue: the guest is switched off (as Nova does) and starts
             // again from the other disk below.
-            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+            qemu::stop(&self.domain(id, &spec), Duration::ZERO).await?;
             match &spec.rescue {
                 Some(image) => {
                     let rescue_spec = Spec { image: image.clone(), disk_gb: 0, ..spec.clone() };
                     self.make_disk(&rescue_disk, &rescue_spec).await?;
                 }
-                None => std::fs::remove_file(&rescue_disk)
-                    .map_err(|e| Error::Failed(format!("removing {}: {e}", rescue_disk.display())))?,
+                None => std::fs::remove_file(&rescue_disk).map_err(file_error("removing", &rescue_disk))?,
             }
         }
         if before.as_ref().map(|b| &b.config_drive) != Some(&spec.config_drive) || image_changed {
@@ -303,7 +355,7 @@ impl Instances {
         // A first start waits for a build slot (QEMU's start-up is the CPU-heavy part; its
         // files are made before).
         let build_slot = match before {
-            None => Some(self.build_slots.acquire().await.map_err(|e| Error::Failed(e.to_string()))?),
+            None => Some(self.build_slots.acquire().await?),
             Some(_) => None,
         };
         self.apply_power(id, before.as_ref(), &spec, build_slot).await?;
@@ -323,15 +375,14 @@ impl Instances {
                     0 => qcow2::virtual_size(&base, &format)?,
                     gb => gb
                         .checked_mul(1 << 30)
-                        .ok_or_else(|| qcow2::Qcow2Error::Invalid(format!("{gb} GiB is too large a disk")))?,
+                        .ok_or_else(|| Qcow2Error::Invalid(format!("{gb} GiB is too large a disk")))?,
                 };
                 qcow2::create(&tmp, &base, &format, size)
             }
         })
-        .await
-        .map_err(|e| Error::Failed(e.to_string()))?;
-        written.map_err(|e| Error::Failed(format!("making the instance's disk: {e}")))?;
-        std::fs::rename(&tmp, disk).map_err(|e| Error::Failed(format!("placing {}: {e}", disk.display())))
+        .await?;
+        written.map_err(Error::Disk)?;
+        std::fs::rename(&tmp, disk).map_err(file_error("placing", disk))
     }
 
     async fn make_config_drive(&self, dir: &Path, spec: &Spec) -> Result<(), Error> {
@@ -350,7 +401,7 @@ impl Instances {
                 .map_err(|_| Error::BadRequest(format!("config drive file {name} is not base64")))?;
             decoded.push((name.clone(), bytes));
         }
-        configdrive::build(&target, &decoded).await.map_err(|e| Error::Failed(e.to_string()))
+        Ok(configdrive::build(&target, &decoded).await?)
     }
 
     /// Brings the guest to the spec's power state; a build slot is given back once QEMU runs.
@@ -362,7 +413,6 @@ impl Instances {
         build_slot: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<(), Error> {
         let d = self.domain(id, spec);
-        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
         let reboots = before.map_or(0, |b| b.reboots);
         let hard_reboots = before.map_or(0, |b| b.hard_reboots);
         let resized = before.is_some_and(|b| {
@@ -376,21 +426,21 @@ impl Instances {
         match spec.power {
             Power::Shutoff => {
                 if running {
-                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await?;
                 }
                 // A stopped guest boots afresh.
                 let _ = std::fs::remove_file(&saved);
             }
             Power::Suspended => {
                 if running {
-                    qemu::save(&d, &saved, SAVE_TIMEOUT).await.map_err(failed)?;
+                    qemu::save(&d, &saved, SAVE_TIMEOUT).await?;
                 }
             }
             Power::Running | Power::Paused => {
                 if running && spec.hard_reboots > hard_reboots {
-                    qemu::stop(&d, Duration::ZERO).await.map_err(failed)?;
+                    qemu::stop(&d, Duration::ZERO).await?;
                 } else if running && (spec.reboots > reboots || resized) {
-                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await.map_err(failed)?;
+                    qemu::stop(&d, SHUTDOWN_TIMEOUT).await?;
                 }
                 if qemu::running_pid(&d).is_some() {
                     if let Some(before) = before {
@@ -398,24 +448,22 @@ impl Instances {
                     }
                 } else {
                     if let Some(dp) = self.dataplane.get() {
-                        dp.plug(&spec.nics)
-                            .await
-                            .map_err(|e| Error::Failed(format!("plugging the guest's ports: {e}")))?;
+                        dp.plug(&spec.nics).await.map_err(Error::Plug)?;
                     }
                     if saved.exists() {
                         let from_saved = Domain { incoming: Some(saved.clone()), ..d.clone() };
-                        qemu::start(&from_saved).await.map_err(failed)?;
-                        qemu::wait_incoming(&d, SAVE_TIMEOUT).await.map_err(failed)?;
+                        qemu::start(&from_saved).await?;
+                        qemu::wait_incoming(&d, SAVE_TIMEOUT).await?;
                         let _ = std::fs::remove_file(&saved);
                     } else {
-                        qemu::start(&d).await.map_err(failed)?;
+                        qemu::start(&d).await?;
                     }
                 }
                 drop(build_slot);
-                let paused = qemu::status(&d).await.map_err(failed)? == "paused";
+                let paused = qemu::status(&d).await? == "paused";
                 let want_paused = spec.power == Power::Paused;
                 if paused != want_paused {
-                    qemu::set_paused(&d, want_paused).await.map_err(failed)?;
+                    qemu::set_paused(&d, want_paused).await?;
                 }
             }
         }
@@ -426,9 +474,8 @@ impl Instances {
     /// (their taps first), gone ones taken out.
     async fn replug(&self, d: &Domain, before: &[crate::netdp::Nic], after: &[crate::netdp::Nic]) -> Result<(), Error> {
         let Some(dp) = self.dataplane.get() else { return Ok(()) };
-        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
         for gone in before.iter().filter(|n| !after.iter().any(|a| a.port_id == n.port_id)) {
-            if !qemu::unplug_nic(d, &guest_nic(gone)).await.map_err(failed)? {
+            if !qemu::unplug_nic(d, &guest_nic(gone)).await? {
                 tracing::warn!(instance = %d.uuid, port = %gone.port_id,
                     "the guest did not let go of its interface; it stays, unconnected, until the guest next starts");
             }
@@ -438,9 +485,9 @@ impl Instances {
         if new.is_empty() {
             return Ok(());
         }
-        dp.plug(&new).await.map_err(|e| Error::Failed(format!("plugging the guest's ports: {e}")))?;
+        dp.plug(&new).await.map_err(Error::Plug)?;
         for nic in &new {
-            qemu::plug_nic(d, &guest_nic(nic)).await.map_err(failed)?;
+            qemu::plug_nic(d, &guest_nic(nic)).await?;
         }
         Ok(())
     }
@@ -455,9 +502,9 @@ impl Instances {
             return Ok(());
         }
         let d = self.control_domain(id);
-        qemu::stop(&d, Duration::ZERO).await.map_err(|e| Error::Failed(e.to_string()))?;
+        qemu::stop(&d, Duration::ZERO).await?;
         qemu::cleanup(&d);
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("removing {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(&dir).map_err(file_error("removing", &dir))?;
         self.locks.lock().unwrap().remove(id);
         Ok(())
     }
@@ -477,18 +524,18 @@ impl Instances {
             return Err(Error::NotFound(format!("no instance {id} on this host")));
         }
         let d = self.control_domain(id);
-        let failed = |e: crate::virt::VirtError| Error::Failed(e.to_string());
-        let pause = qemu::running_pid(&d).is_some() && qemu::status(&d).await.map_err(failed)? == "running";
+        let pause = qemu::running_pid(&d).is_some() && qemu::status(&d).await? == "running";
         if pause {
-            qemu::set_paused(&d, true).await.map_err(failed)?;
+            qemu::set_paused(&d, true).await?;
         }
         let copy = dir.join(format!("snapshot-{image_id}.tmp"));
         let converted = haneul_core::qemu_img::convert(&dir.join("disk"), "qcow2", &copy, "qcow2", true)
             .await
-            .map_err(qemu_img_failed);
+            .map_err(Error::QemuImg);
         if pause {
             if let Err(e) = qemu::set_paused(&d, false).await {
-                tracing::warn!(instance = %id, error = %e, "could not resume the guest after its snapshot");
+                let error = haneul_core::service::chain(&e);
+                tracing::warn!(instance = %id, %error, "could not resume the guest after its snapshot");
             }
         }
         let result = match converted {
@@ -500,11 +547,11 @@ impl Instances {
     }
 
     async fn upload(&self, image_id: &str, file: &Path) -> Result<(), Error> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
-        let images = ImageApi::new(&self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?);
-        let token = self.service.token().await.map_err(|e| fail("uploading", &e))?;
+        let images =
+            ImageApi::new(&self.service.endpoint("image").await.map_err(|e| image_error("finding", image_id, e))?);
+        let token = self.service.token().await.map_err(|e| image_error("uploading", image_id, e))?;
         let url = images.file_url(image_id);
-        haneul_core::client::upload_file(&url, &token, file).await.map_err(|e| fail("uploading", &e))
+        haneul_core::client::upload_file(&url, &token, file).await.map_err(|e| image_error("uploading", image_id, e))
     }
 
     /// The end of the instance's console log (capped first, as QEMU never rotates it).
@@ -515,7 +562,7 @@ impl Instances {
             return Err(Error::NotFound(format!("no instance {id} on this host")));
         }
         let _ = console::cap(&log, self.settings.console_log_max);
-        console::tail(&log, lines).map_err(|e| Error::Failed(format!("reading the console log: {e}")))
+        console::tail(&log, lines).map_err(Error::Console)
     }
 
     /// The image's data in the local cache (`_base/<id>`), fetched once from the image
@@ -535,13 +582,12 @@ impl Instances {
             // Another build fetched it meanwhile.
             return Ok(target);
         }
-        std::fs::create_dir_all(&base_dir)
-            .map_err(|e| Error::Failed(format!("creating {}: {e}", base_dir.display())))?;
+        std::fs::create_dir_all(&base_dir).map_err(file_error("creating", &base_dir))?;
         let tmp = base_dir.join(format!(".{image_id}.{}", uuid::Uuid::new_v4().simple()));
         let result = self.download(image_id, &tmp).await;
         match result {
             Ok(()) => {
-                std::fs::rename(&tmp, &target).map_err(|e| Error::Failed(format!("caching image {image_id}: {e}")))?;
+                std::fs::rename(&tmp, &target).map_err(|e| image_error("caching", image_id, e))?;
                 Ok(target)
             }
             Err(e) => {
@@ -553,30 +599,37 @@ impl Instances {
 
     async fn download(&self, image_id: &str, to: &Path) -> Result<(), Error> {
         use tokio::io::AsyncWriteExt;
-        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Failed(format!("{what} image {image_id}: {e}"));
-        let images = ImageApi::new(&self.service.endpoint("image").await.map_err(|e| fail("finding", &e))?);
-        let token = self.service.token().await.map_err(|e| fail("fetching", &e))?;
+        let images =
+            ImageApi::new(&self.service.endpoint("image").await.map_err(|e| image_error("finding", image_id, e))?);
+        let token = self.service.token().await.map_err(|e| image_error("fetching", image_id, e))?;
         let url = images.file_url(image_id);
         let resp = haneul_core::client::send(hyper::Method::GET, &url, &[("x-auth-token", &token)], None)
             .await
-            .map_err(|e| fail("fetching", &e))?;
+            .map_err(|e| image_error("fetching", image_id, e))?;
         if resp.status() != hyper::StatusCode::OK {
-            return Err(fail("fetching", &format!("the image service answered {}", resp.status())));
+            return Err(image_error("fetching", image_id, ImageError::Status(resp.status())));
         }
-        let mut file = tokio::fs::File::create(to).await.map_err(|e| fail("caching", &e))?;
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| image_error("caching", image_id, e))?;
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| fail("fetching", &e))?;
+            let frame = frame.map_err(|e| image_error("fetching", image_id, e))?;
             if let Some(data) = frame.data_ref() {
-                file.write_all(data).await.map_err(|e| fail("caching", &e))?;
+                file.write_all(data).await.map_err(|e| image_error("caching", image_id, e))?;
             }
         }
-        file.sync_all().await.map_err(|e| fail("caching", &e))
+        file.sync_all().await.map_err(|e| image_error("caching", image_id, e))
     }
 }
 
-fn qemu_img_failed(e: haneul_core::qemu_img::QemuImgError) -> Error {
-    Error::Failed(haneul_core::service::chain(&e))
+/// `Error::File`: `what` failed on `path`.
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::File { what, path, source }
+}
+
+/// `what` (finding, fetching, caching, uploading) failed for image `image_id`.
+fn image_error(what: &'static str, image_id: &str, cause: impl Into<ImageError>) -> Error {
+    Error::Image { what, image_id: image_id.to_string(), source: cause.into() }
 }
 
 #[cfg(test)]

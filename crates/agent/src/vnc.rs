@@ -124,7 +124,7 @@ async fn websocket(
     let uuid = match p.validate(&token).await {
         Ok(uuid) => uuid,
         Err(e) => {
-            tracing::info!(error = %e, "console connection refused");
+            tracing::info!(error = %haneul_core::service::chain(&e), "console connection refused");
             return refuse(StatusCode::FORBIDDEN);
         }
     };
@@ -174,20 +174,35 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
     cookies.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == "token").map(|(_, v)| v.to_string())
 }
 
+/// Why a console token opens nothing on this host.
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("the controller could not be asked about the token")]
+    Controller(#[source] haneul_core::client::ClientError),
+    #[error("the controller named no instance")]
+    NoInstance,
+    #[error("instance {uuid} is not on this host")]
+    NotHere { uuid: String },
+}
+
 impl Proxy {
     /// The instance a console token is for, as the controller says; it must be on this host.
-    async fn validate(&self, token: &str) -> Result<String, String> {
+    async fn validate(&self, token: &str) -> Result<String, TokenError> {
         if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err("malformed token".into());
+            return Err(TokenError::Malformed);
         }
-        let compute = self.service.endpoint("compute").await.map_err(|e| e.to_string())?;
-        let service_token = self.service.token().await.map_err(|e| e.to_string())?;
+        let compute = self.service.endpoint("compute").await.map_err(TokenError::Controller)?;
+        let service_token = self.service.token().await.map_err(TokenError::Controller)?;
         let url = format!("{compute}/os-console-auth-tokens/{token}");
         let headers = [("x-auth-token", service_token.as_str()), ("openstack-api-version", "compute 2.31")];
-        let v = haneul_core::client::json(hyper::Method::GET, &url, &headers, None).await.map_err(|e| e.to_string())?;
-        let uuid = v["console"]["instance_uuid"].as_str().ok_or("the controller named no instance")?.to_string();
+        let v = haneul_core::client::json(hyper::Method::GET, &url, &headers, None)
+            .await
+            .map_err(TokenError::Controller)?;
+        let uuid = v["console"]["instance_uuid"].as_str().ok_or(TokenError::NoInstance)?.to_string();
         if !self.instances.dir(&uuid).is_dir() {
-            return Err(format!("instance {uuid} is not on this host"));
+            return Err(TokenError::NotHere { uuid });
         }
         Ok(uuid)
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::doc::{self, Doc, Network, Subnet};
-use super::{metadata, sys, Dataplane};
+use super::{metadata, sys, Dataplane, EnsureError};
 
 pub const METADATA_IP: &str = "169.254.169.254";
 
@@ -26,11 +26,11 @@ pub fn dir(dp: &Dataplane, ns: &str) -> PathBuf {
 }
 
 /// Makes network `n`'s DHCP server what the picture says; the DHCP port's id once it runs.
-pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<Option<String>, String> {
+pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<Option<String>, EnsureError> {
     let served: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.dhcp_served()).collect();
     let device = device_id(&dp.settings.host, &n.id);
     let Some(port) = doc.ports_of(&n.id).find(|p| p.device_owner == doc::OWNER_DHCP && p.device_id == device) else {
-        dp.ask_dhcp_port(n, &served).await.map_err(|e| haneul_core::service::chain(&e))?;
+        dp.ask_dhcp_port(n, &served).await?;
         return Ok(None);
     };
     dp.dhcp_port_seen(&n.id);
@@ -46,11 +46,11 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
         tracing::warn!(network = %n.id, error = %haneul_core::service::chain(&e), "no DHCP address on a new subnet yet");
     }
     let subnets: Vec<&Subnet> = served.into_iter().filter(|s| fixed.contains_key(s.id.as_str())).collect();
-    sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
-    let inner = dp.plumb(doc, ns, port, "ns-", &[format!("{METADATA_IP}/32")]).await.map_err(|e| e.to_string())?;
+    sys::add_namespace(ns).await?;
+    let inner = dp.plumb(doc, ns, port, "ns-", &[format!("{METADATA_IP}/32")]).await?;
 
     let d = dir(dp, ns);
-    std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|source| EnsureError::File { what: "creating", path: d.clone(), source })?;
     // dnsmasq reads its files as nobody.
     open_up(&d, &dp.settings.state_dir);
     let routed = doc.routed(&n.id);
@@ -138,7 +138,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     if !dp.has_proxy(ns) {
         let addr: std::net::SocketAddr = format!("{METADATA_IP}:80").parse().expect("a socket address");
         let task = metadata::serve(dp, ns, addr, metadata::Scope::Network(n.id.clone()))
-            .map_err(|e| format!("metadata proxy: {e}"))?;
+            .map_err(EnsureError::MetadataProxy)?;
         dp.set_proxy(ns, task);
     }
     Ok(Some(port.id.clone()))
@@ -219,7 +219,7 @@ pub struct Advertised {
 /// `ipv6_ra_mode`: the prefix for SLAAC (`slaac`), SLAAC with the "other configuration" flag
 /// (`dhcpv6-stateless`), or the "managed" flag and the prefix on-link only
 /// (`dhcpv6-stateful`). None left: it stops.
-pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> Result<(), String> {
+pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> Result<(), EnsureError> {
     let d = dir(dp, ns).join("ra");
     let mut per_interface = Vec::new();
     for a in interfaces {
@@ -247,7 +247,7 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
         }
         return Ok(());
     }
-    std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|source| EnsureError::File { what: "creating", path: d.clone(), source })?;
     open_up(&d, &dp.settings.state_dir);
     let mut args = base_args(&d);
     args.push("--enable-ra".into());
@@ -274,7 +274,7 @@ fn base_args(d: &std::path::Path) -> Vec<String> {
 
 /// Starts the dnsmasq of `d` in `ns` with `args`, unless it runs with those already (and
 /// no `restart` is asked); whether it was started.
-async fn start(ns: &str, d: &std::path::Path, args: &[String], restart: bool) -> Result<bool, String> {
+async fn start(ns: &str, d: &std::path::Path, args: &[String], restart: bool) -> Result<bool, EnsureError> {
     let cmdline = args.join("\n");
     let running = sys::pid_running(&d.join("pid"), "dnsmasq").is_some();
     if running && !restart && std::fs::read_to_string(d.join("args")).is_ok_and(|a| a == cmdline) {
@@ -284,8 +284,12 @@ async fn start(ns: &str, d: &std::path::Path, args: &[String], restart: bool) ->
         halt(d);
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    sys::run_in(Some(ns), "dnsmasq", &refs, None).await.map_err(|e| e.to_string())?;
-    std::fs::write(d.join("args"), &cmdline).map_err(|e| format!("writing {}: {e}", d.display()))?;
+    sys::run_in(Some(ns), "dnsmasq", &refs, None).await?;
+    std::fs::write(d.join("args"), &cmdline).map_err(|source| EnsureError::File {
+        what: "writing",
+        path: d.join("args"),
+        source,
+    })?;
     Ok(true)
 }
 
@@ -327,14 +331,16 @@ fn open_up(d: &std::path::Path, top: &std::path::Path) {
     }
 }
 
-fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool, String> {
+fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool, EnsureError> {
     if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
         return Ok(false);
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|source| EnsureError::File {
+        what: "writing",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(true)
 }
 

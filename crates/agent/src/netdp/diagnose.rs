@@ -15,11 +15,18 @@ fn step(out: &mut Vec<Step>, ok: bool, what: impl Into<String>) -> bool {
     ok
 }
 
+/// Why there is nothing to diagnose.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnoseError {
+    #[error("no port is {target} or belongs to a server {target}")]
+    NoPort { target: String },
+}
+
 /// The checks of every port of `target` (a port id, or a server's id).
-pub async fn diagnose(dp: &Dataplane, doc: &Doc, target: &str) -> Result<Vec<Step>, String> {
+pub async fn diagnose(dp: &Dataplane, doc: &Doc, target: &str) -> Result<Vec<Step>, DiagnoseError> {
     let ports: Vec<&Port> = doc.ports.iter().filter(|p| p.id == target || p.device_id == target).collect();
     if ports.is_empty() {
-        return Err(format!("no port is {target} or belongs to a server {target}"));
+        return Err(DiagnoseError::NoPort { target: target.to_string() });
     }
     let mut out = Vec::new();
     for p in ports {

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use haneul_core::service::chain;
 use haneul_core::service_auth::ServiceToken;
 use hyper::Method;
 
@@ -83,6 +84,25 @@ pub enum CallError {
     Schema { theirs: String, ours: u32 },
     #[error("the network service answered an odd picture")]
     Picture(#[source] serde_json::Error),
+}
+
+/// Why a namespace (a network's DHCP server, a router) is not what the picture says.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    #[error(transparent)]
+    Sys(#[from] sys::SysError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// A file or directory of the namespace's dnsmasq.
+    #[error("{what} {}", .path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata proxy")]
+    MetadataProxy(#[source] std::io::Error),
 }
 
 pub struct Dataplane {
@@ -153,12 +173,12 @@ impl Dataplane {
                     *self.doc.write().unwrap_or_else(|e| e.into_inner()) = doc.clone();
                     let up = self.apply(&doc).await;
                     if let Err(e) = self.report_up(&up).await {
-                        tracing::warn!(error = %haneul_core::service::chain(&e), "could not report ports up");
+                        tracing::warn!(error = %chain(&e), "could not report ports up");
                     }
                 }
                 Err(e) => {
                     if !failing {
-                        let error = haneul_core::service::chain(&e);
+                        let error = chain(&e);
                         tracing::warn!(%error, "could not reach the network service; retrying");
                         failing = true;
                     }
@@ -211,26 +231,24 @@ impl Dataplane {
 
     /// Makes the guest interfaces of an instance about to start: each NIC's tap, on its
     /// network's bridge. The firewall and the rest follow from the network service's picture.
-    pub async fn plug(&self, nics: &[Nic]) -> Result<(), String> {
+    pub async fn plug(&self, nics: &[Nic]) -> sys::Result<()> {
         if nics.is_empty() {
             return Ok(());
         }
         let _busy = self.busy.lock().await;
-        let mut links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+        let mut links = sys::links(self.host_ns()).await?;
         let mut changed = false;
         // Each network once: two NICs on one network share its bridge.
         let networks: BTreeMap<&str, u32> = nics.iter().map(|n| (n.network_id.as_str(), n.mtu)).collect();
         for (network_id, mtu) in networks {
-            changed |= self.ensure_bridge(&links, network_id, mtu).await.map_err(|e| e.to_string())?;
+            changed |= self.ensure_bridge(&links, network_id, mtu).await?;
         }
         if changed {
             // Once more: the taps go on the bridges just made.
-            links = sys::links(self.host_ns()).await.map_err(|e| e.to_string())?;
+            links = sys::links(self.host_ns()).await?;
         }
         for nic in nics {
-            self.ensure_tap(&links, &nic.port_id, &nic.network_id, nic.mtu, &nic.mac)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.ensure_tap(&links, &nic.port_id, &nic.network_id, nic.mtu, &nic.mac).await?;
         }
         Ok(())
     }
@@ -281,18 +299,18 @@ impl Dataplane {
         let mut links = match sys::links(self.host_ns()).await {
             Ok(l) => l,
             Err(e) => {
-                problems.push(format!("cannot list the host's links: {e}"));
+                problems.push(format!("cannot list the host's links: {}", chain(&e)));
                 *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
                 return up;
             }
         };
         for (id, mtu) in &networks {
             if let Err(e) = self.ensure_bridge(&links, id, *mtu).await {
-                problems.push(format!("network {id}: bridge: {e}"));
+                problems.push(format!("network {id}: bridge: {}", chain(&e)));
             }
             if let Some(n) = doc.network(id) {
                 if let Err(e) = self.ensure_uplink(doc, n).await {
-                    problems.push(format!("network {id}: uplink: {e}"));
+                    problems.push(format!("network {id}: uplink: {}", chain(&e)));
                 }
             }
         }
@@ -313,7 +331,7 @@ impl Dataplane {
                 let dev = format!("vxlan-{vni}");
                 tunnels.insert(dev.clone());
                 if let Err(e) = self.ensure_vxlan(&links, &dev, vni, local_ip, id, *mtu, &peers).await {
-                    problems.push(format!("network {id}: VXLAN: {e}"));
+                    problems.push(format!("network {id}: VXLAN: {}", chain(&e)));
                 }
             }
         }
@@ -321,7 +339,7 @@ impl Dataplane {
             let mtu = networks.get(&p.network_id).copied().unwrap_or(1500);
             match self.ensure_tap(&links, &p.id, &p.network_id, mtu, &p.mac_address).await {
                 Ok(()) => up.push(p.id.clone()),
-                Err(e) => problems.push(format!("port {}: tap: {e}", p.id)),
+                Err(e) => problems.push(format!("port {}: tap: {}", p.id, chain(&e))),
             }
         }
 
@@ -332,7 +350,7 @@ impl Dataplane {
             match dhcp::ensure(self, doc, n, &ns).await {
                 Ok(Some(port)) => up.push(port),
                 Ok(None) => {}
-                Err(e) => problems.push(format!("network {}: DHCP: {e}", n.id)),
+                Err(e) => problems.push(format!("network {}: DHCP: {}", n.id, chain(&e))),
             }
         }
         for r in &routers {
@@ -340,11 +358,11 @@ impl Dataplane {
             keep_ns.insert(ns.clone());
             match router::ensure(self, doc, r, &ns).await {
                 Ok(ports) => up.extend(ports),
-                Err(e) => problems.push(format!("router {}: {e}", r.id)),
+                Err(e) => problems.push(format!("router {}: {}", r.id, chain(&e))),
             }
         }
         if let Err(e) = firewall::apply(self, doc, &local).await {
-            problems.push(format!("security groups: {e}"));
+            problems.push(format!("security groups: {}", chain(&e)));
         }
         self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
 
@@ -550,7 +568,7 @@ impl Dataplane {
             self.stop_proxy(&ns);
             dhcp::stop(self, &ns);
             if let Err(e) = sys::delete_namespace(&ns).await {
-                problems.push(format!("removing namespace {ns}: {e}"));
+                problems.push(format!("removing namespace {ns}: {}", chain(&e)));
             }
         }
         let Ok(links) = sys::links(self.host_ns()).await else { return };
@@ -591,7 +609,7 @@ impl Dataplane {
         }
         for c in cmds {
             if let Err(e) = sys::ip_batch(self.host_ns(), std::slice::from_ref(&c)).await {
-                problems.push(format!("{c}: {e}"));
+                problems.push(format!("{c}: {}", chain(&e)));
             }
         }
     }

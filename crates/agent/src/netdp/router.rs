@@ -10,18 +10,20 @@
 use std::collections::BTreeSet;
 
 use super::doc::{self, Doc, Port, Router};
-use super::{dhcp, metadata, sys, Dataplane};
+use haneul_core::service::chain;
+
+use super::{dhcp, metadata, sys, Dataplane, EnsureError};
 
 pub const METADATA_PORT: u16 = 9697;
 
 /// Makes router `r` what the picture says; the ports it plumbed.
-pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<Vec<String>, String> {
+pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<Vec<String>, EnsureError> {
     let fresh = !sys::namespaces().iter().any(|n| n == ns);
-    sys::add_namespace(ns).await.map_err(|e| e.to_string())?;
+    sys::add_namespace(ns).await?;
     if fresh {
         // IPv6 is routed too, not translated.
         for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
-            sys::sysctl(Some(ns), key, "1").await.map_err(|e| e.to_string())?;
+            sys::sysctl(Some(ns), key, "1").await?;
         }
     }
     let mut up = Vec::new();
@@ -30,7 +32,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     let interfaces: Vec<&Port> =
         doc.router_ports(&r.id).filter(|p| p.device_owner == doc::OWNER_ROUTER_INTERFACE).collect();
     for p in &interfaces {
-        let ifname = dp.plumb(doc, ns, p, "qr-", &[]).await.map_err(|e| e.to_string())?;
+        let ifname = dp.plumb(doc, ns, p, "qr-", &[]).await?;
         for s in p.fixed_ips.iter().filter_map(|f| doc.subnet(&f.subnet_id)).filter(|s| s.ip_version == 6) {
             if let Some(mode) = &s.ipv6_ra_mode {
                 let mtu = doc.network(&p.network_id).map_or(1500, |n| n.mtu);
@@ -47,7 +49,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     }
     if let Err(e) = dhcp::ensure_ra(dp, ns, &advertised).await {
         // Advertisements are IPv6's part: the router's IPv4 (NAT, floating IPs) goes on.
-        tracing::warn!(router = %r.id, "router advertisements: {e}");
+        tracing::warn!(router = %r.id, "router advertisements: {}", chain(&e));
     }
     let floating: Vec<&doc::FloatingIp> = doc
         .floatingips
@@ -75,7 +77,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     if let Some(g) = gateway {
         let extra: Vec<String> =
             floating.iter().chain(&forwarded).map(|f| format!("{}/32", f.floating_ip_address)).collect();
-        let qg = dp.plumb(doc, ns, g, "qg-", &extra).await.map_err(|e| e.to_string())?;
+        let qg = dp.plumb(doc, ns, g, "qg-", &extra).await?;
         inner.insert(qg.clone());
         up.push(g.id.clone());
         // IPv6 leaves by the external subnet's gateway, untranslated (the external side
@@ -84,7 +86,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         match v6_gateway.and_then(|s| s.gateway_ip.as_ref()) {
             Some(gw) => {
                 if let Err(e) = sys::ip(Some(ns), &["-6", "route", "replace", "default", "via", gw, "dev", &qg]).await {
-                    tracing::warn!(router = %r.id, "IPv6 default route via {gw}: {e}");
+                    tracing::warn!(router = %r.id, "IPv6 default route via {gw}: {}", chain(&e));
                 }
             }
             None => {
@@ -94,9 +96,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         let v4 = g.fixed_ips.iter().find_map(|f| Some((f, doc.subnet(&f.subnet_id).filter(|s| s.ip_version == 4)?)));
         if let Some((fixed, subnet)) = v4 {
             if let Some(gw) = &subnet.gateway_ip {
-                sys::ip(Some(ns), &["route", "replace", "default", "via", gw, "dev", &qg])
-                    .await
-                    .map_err(|e| e.to_string())?;
+                sys::ip(Some(ns), &["route", "replace", "default", "via", gw, "dev", &qg]).await?;
             }
             for f in &floating {
                 let (fip, fixed_ip) = (&f.floating_ip_address, f.fixed_ip_address.as_deref().unwrap_or_default());
@@ -119,16 +119,14 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     }
     nat.push_str("COMMIT\n");
     let filter = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-    sys::run_in(Some(ns), "iptables-restore", &[], Some(&format!("{nat}{filter}"))).await.map_err(|e| e.to_string())?;
+    sys::run_in(Some(ns), "iptables-restore", &[], Some(&format!("{nat}{filter}"))).await?;
     // Static routes (the extraroute extension), as `proto static`; others we made go.
     let want: BTreeSet<(String, String)> =
         r.routes.iter().map(|rt| (rt.destination.clone(), rt.nexthop.clone())).collect();
     for (dest, hop) in &want {
-        sys::ip(Some(ns), &["route", "replace", dest, "via", hop, "proto", "static"])
-            .await
-            .map_err(|e| e.to_string())?;
+        sys::ip(Some(ns), &["route", "replace", dest, "via", hop, "proto", "static"]).await?;
     }
-    let have = sys::ip(Some(ns), &["-j", "route", "show", "proto", "static"]).await.map_err(|e| e.to_string())?;
+    let have = sys::ip(Some(ns), &["-j", "route", "show", "proto", "static"]).await?;
     let have: Vec<serde_json::Value> = serde_json::from_str(&have).unwrap_or_default();
     for rt in have {
         let (Some(dst), Some(gw)) = (rt["dst"].as_str(), rt["gateway"].as_str()) else { continue };
@@ -137,15 +135,15 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
         }
     }
     // Interfaces of ports the router no longer has.
-    for l in sys::links(Some(ns)).await.map_err(|e| e.to_string())? {
+    for l in sys::links(Some(ns)).await? {
         if (l.ifname.starts_with("qr-") || l.ifname.starts_with("qg-")) && !inner.contains(&l.ifname) {
             let _ = sys::ip(Some(ns), &["link", "del", &l.ifname]).await;
         }
     }
     if !dp.has_proxy(ns) {
         let addr: std::net::SocketAddr = format!("0.0.0.0:{METADATA_PORT}").parse().expect("a socket address");
-        let task = metadata::serve(dp, ns, addr, metadata::Scope::Router(r.id.clone()))
-            .map_err(|e| format!("metadata proxy: {e}"))?;
+        let task =
+            metadata::serve(dp, ns, addr, metadata::Scope::Router(r.id.clone())).map_err(EnsureError::MetadataProxy)?;
         dp.set_proxy(ns, task);
     }
     Ok(up)

@@ -7,14 +7,32 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
+/// Why a command on the host did not do what it was run for.
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
-    #[error("could not run {0}: {1}")]
-    Spawn(String, std::io::Error),
-    #[error("`{0}` failed: {1}")]
-    Failed(String, String),
-    #[error("{0}")]
-    Other(String),
+    #[error("could not run {prog}")]
+    Spawn {
+        prog: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command ran and failed: what it printed on its standard error.
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    /// Feeding the command its input, or waiting for it, failed.
+    #[error("`{command}` failed")]
+    Io {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command's JSON output (`ip -j ...`) did not read as expected.
+    #[error("reading `{what}`")]
+    Output {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T, E = SysError> = std::result::Result<T, E>;
@@ -40,13 +58,14 @@ pub async fn run_in(ns: Option<&str>, prog: &str, args: &[&str], input: Option<&
         s.truncate(300);
         s
     };
-    let mut child = cmd.spawn().map_err(|e| SysError::Spawn(prog.to_string(), e))?;
+    let mut child = cmd.spawn().map_err(|source| SysError::Spawn { prog: prog.to_string(), source })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).await.map_err(|e| SysError::Failed(shown(), e.to_string()))?;
+        stdin.write_all(text.as_bytes()).await.map_err(|source| SysError::Io { command: shown(), source })?;
     }
-    let out = child.wait_with_output().await.map_err(|e| SysError::Failed(shown(), e.to_string()))?;
+    let out = child.wait_with_output().await.map_err(|source| SysError::Io { command: shown(), source })?;
     if !out.status.success() {
-        return Err(SysError::Failed(shown(), String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(SysError::Failed { command: shown(), stderr });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -108,7 +127,7 @@ impl Link {
 /// The links of namespace `ns`.
 pub async fn links(ns: Option<&str>) -> Result<Vec<Link>> {
     let out = ip(ns, &["-j", "-d", "link", "show"]).await?;
-    serde_json::from_str(&out).map_err(|e| SysError::Other(format!("reading `ip -j link`: {e}")))
+    serde_json::from_str(&out).map_err(|source| SysError::Output { what: "ip -j link", source })
 }
 
 /// An address as `ip -j addr show` describes it.
@@ -130,7 +149,7 @@ pub struct Addr {
 pub async fn addresses(ns: Option<&str>, dev: &str) -> Result<Vec<Addr>> {
     let out = ip(ns, &["-j", "addr", "show", "dev", dev]).await?;
     let infos: Vec<AddrInfo> =
-        serde_json::from_str(&out).map_err(|e| SysError::Other(format!("reading `ip -j addr`: {e}")))?;
+        serde_json::from_str(&out).map_err(|source| SysError::Output { what: "ip -j addr", source })?;
     Ok(infos.into_iter().flat_map(|i| i.addr_info).filter(|a| a.scope != "link").collect())
 }
 

@@ -8,10 +8,15 @@ use std::path::{Path, PathBuf};
 pub enum ConfigDriveError {
     #[error("config drive file name {0:?} is not a plain relative path")]
     BadPath(String),
-    #[error("{what} {path}: {err}")]
-    Io { what: &'static str, path: PathBuf, err: std::io::Error },
-    #[error("could not run genisoimage (Debian: genisoimage): {0}")]
-    Spawn(std::io::Error),
+    #[error("{what} {}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("could not run genisoimage (Debian: genisoimage)")]
+    Spawn(#[source] std::io::Error),
     #[error("genisoimage failed: {0}")]
     Failed(String),
 }

@@ -25,15 +25,21 @@ const MAX_L1_ENTRIES: u64 = (32 << 20) / 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Qcow2Error {
-    #[error("{0}: {1}")]
-    Io(String, std::io::Error),
+    /// Reading or writing an image file: what was done to which file.
+    #[error("{what} {}", .path.display())]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
 
 /// The virtual size of an image: a qcow2 header's size field, or a raw file's length.
 pub fn virtual_size(path: &Path, format: &str) -> Result<u64, Qcow2Error> {
-    let io = |e| Qcow2Error::Io(format!("reading {}", path.display()), e);
+    let io = |source| Qcow2Error::Io { what: "reading", path: path.to_path_buf(), source };
     match format {
         "raw" => Ok(std::fs::metadata(path).map_err(io)?.len()),
         "qcow2" => {
@@ -117,7 +123,7 @@ pub fn overlay(backing: &str, backing_format: &str, size: u64) -> Result<Vec<u8>
 pub fn create(path: &Path, backing: &Path, backing_format: &str, size: u64) -> Result<(), Qcow2Error> {
     let backing = backing.to_str().ok_or_else(|| Qcow2Error::Invalid(format!("{} is not UTF-8", backing.display())))?;
     let bytes = overlay(backing, backing_format, size)?;
-    let io = |e| Qcow2Error::Io(format!("writing {}", path.display()), e);
+    let io = |source| Qcow2Error::Io { what: "writing", path: path.to_path_buf(), source };
     std::fs::File::create(path).and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all())).map_err(io)
 }
 

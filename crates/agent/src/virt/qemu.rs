@@ -10,12 +10,17 @@ pub const QEMU: &str = "qemu-system-x86_64";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VirtError {
-    #[error("could not run {QEMU}: {0}")]
-    Spawn(std::io::Error),
+    #[error("could not run {QEMU}")]
+    Spawn(#[source] std::io::Error),
     #[error("{QEMU} refused to start: {0}")]
     Start(String),
-    #[error("{what} {path}: {err}")]
-    Io { what: &'static str, path: PathBuf, err: std::io::Error },
+    #[error("{what} {}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
     #[error(transparent)]
     Qmp(#[from] QmpError),
     #[error("QEMU of instance {0} did not stop")]

@@ -11,11 +11,15 @@ use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
-    #[error("QMP socket {path}: {err}")]
-    Connect { path: String, err: std::io::Error },
-    #[error("QMP I/O: {0}")]
+    #[error("QMP socket {path}")]
+    Connect {
+        path: String,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("QMP I/O")]
     Io(#[from] std::io::Error),
-    #[error("QMP sent something that is not JSON: {0}")]
+    #[error("QMP sent something that is not JSON")]
     Json(#[from] serde_json::Error),
     #[error("QMP closed the connection")]
     Closed,

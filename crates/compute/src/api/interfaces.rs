@@ -11,13 +11,14 @@ use haneul_core::auth::{Auth, AuthContext};
 use haneul_core::error::ApiError;
 use haneul_core::http::RequestId;
 use haneul_core::routes::{target, Routes};
+use haneul_core::service::chain;
 use hyper::Method;
 use serde_json::{json, Value};
 
 use super::servers::{check_state, find};
 use super::{enforce, ApiResult, Ctx, Mv};
 use crate::model::Server;
-use crate::service::network::{NetRequest, NetworksArg};
+use crate::service::network::{NetError, NetRequest, NetworksArg, NetworksError};
 
 pub fn routes() -> Routes<Ctx> {
     Routes::new()
@@ -56,8 +57,9 @@ fn view(port: &Value, s: &Server, mv: Mv) -> Value {
     v
 }
 
-fn unavailable(e: crate::service::network::NetError) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message)
+/// The network service could not be asked: a 503 with why.
+fn unavailable(e: impl std::error::Error + 'static) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, chain(&e))
 }
 
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path(id): Path<String>) -> ApiResult {
@@ -79,7 +81,9 @@ async fn show(State(c): State<Ctx>, Auth(ctx): Auth, mv: Mv, Path((id, port_id))
 async fn port_of(c: &Ctx, s: &Server, port_id: &str) -> ApiResult<Value> {
     let port = match c.network_call(Method::GET, &format!("/ports/{port_id}"), None).await {
         Ok(v) => v["port"].clone(),
-        Err(e) if e.status == 404 => return Err(ApiError::not_found(format!("Port id {port_id} could not be found."))),
+        Err(e) if e.status() == Some(404) => {
+            return Err(ApiError::not_found(format!("Port id {port_id} could not be found.")))
+        }
         Err(e) => return Err(unavailable(e)),
     };
     if port["device_id"] != json!(s.id) {
@@ -171,36 +175,39 @@ async fn attach(
             let auto = c.check_networks(&s.project_id, NetworksArg::Auto { required: true }, false).await;
             match auto {
                 Ok(mut one) if one.len() == 1 => NetRequest { tag: asked.tag, ..one.remove(0) },
-                Ok(_) | Err((400, _)) => {
+                Err(NetworksError::Ambiguous) => return Err(ApiError::bad_request(
+                    "More than one possible network found. Specify network ID(s) to select which one(s) to connect to.",
+                )),
+                Err(e @ NetworksError::Network(NetError::Unavailable(_))) => return Err(unavailable(e)),
+                Ok(_) | Err(_) => {
                     return Err(ApiError::bad_request(format!(
                         "No specific network was requested and none are available for project '{}'.",
                         s.project_id
                     )))
                 }
-                Err((409, _)) => return Err(ApiError::bad_request(
-                    "More than one possible network found. Specify network ID(s) to select which one(s) to connect to.",
-                )),
-                Err((_, m)) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)),
             }
         }
         _ => {
             // The create's checks, with the answers an attach gives (404 for what is not there).
             match c.check_networks(&s.project_id, NetworksArg::List(vec![asked.clone()]), super::is_admin(&ctx)).await {
                 Ok(_) => asked,
-                Err((400, m)) if m.ends_with("could not be found.") => return Err(ApiError::not_found(m)),
-                Err((409, m)) => return Err(ApiError::conflict(m)),
-                Err((503, m)) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)),
-                Err((_, m)) => return Err(ApiError::bad_request(m)),
+                Err(e @ (NetworksError::Ambiguous | NetworksError::PortInUse(_))) => {
+                    return Err(ApiError::conflict(e.to_string()))
+                }
+                Err(e @ NetworksError::Network(NetError::Unavailable(_))) => return Err(unavailable(e)),
+                Err(e) => {
+                    let m = chain(&e);
+                    return Err(if m.ends_with("could not be found.") {
+                        ApiError::not_found(m)
+                    } else {
+                        ApiError::bad_request(m)
+                    });
+                }
             }
         }
     };
     let project = ctx.project_id().unwrap_or(&s.project_id).to_string();
-    let port = match c.attach_interface(&id, asked, &rid.0, &ctx.user.id, &project).await {
-        Ok(port) => port,
-        // Nova's InterfaceAttachFailed, with what went wrong on the host.
-        Err(crate::service::Error::Internal(m)) => return Err(ApiError::internal(m)),
-        Err(e) => return Err(e.into()),
-    };
+    let port = c.attach_interface(&id, asked, &rid.0, &ctx.user.id, &project).await?;
     let s = find(&c, &ctx, &id)?;
     Ok(Json(json!({"interfaceAttachment": view(&port, &s, mv)})).into_response())
 }

@@ -54,8 +54,14 @@ impl From<Error> for ApiError {
             Error::Store(haneul_core::docstore::StoreError::Duplicate { .. }) => {
                 ApiError::conflict("The resource already exists.")
             }
+            // Nova's InterfaceAttachFailed: a 500 that says what went wrong on the host.
+            failed @ Error::AttachFailed { .. } => {
+                let message = haneul_core::service::chain(&failed);
+                tracing::error!(error = %message, "interface attach failed");
+                ApiError::internal(message)
+            }
             other => {
-                tracing::error!(error = ?other, "compute service failure");
+                tracing::error!(error = %haneul_core::service::chain(&other), "compute service failure");
                 ApiError::internal("Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.")
             }
         }
@@ -225,5 +231,42 @@ mod route_rules {
         let table = super::route_table();
         let unknown = haneul_core::routes::unknown_rules(&table, crate::policy_defaults::DEFAULT_RULES);
         assert!(unknown.is_empty(), "{unknown:?}");
+    }
+}
+
+#[cfg(test)]
+mod faults {
+    use super::*;
+    use crate::service::network::{NetError, NetworksError};
+    use crate::service::AttachError;
+
+    #[test]
+    fn a_failed_attach_is_a_500_that_says_what_went_wrong() {
+        let e = Error::AttachFailed { server_id: "s1".into(), source: AttachError::NoPort };
+        let a = ApiError::from(e);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(a.message, "Failed to attach network adapter device to s1: no port");
+    }
+
+    #[test]
+    fn a_failure_of_the_service_is_nova_s_unexpected_error_without_its_cause() {
+        let source = std::io::Error::other("disk full");
+        let e = Error::File { what: "writing", path: "/var/lib/haneul/secret".into(), source };
+        let a = ApiError::from(e);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(a.message.starts_with("Unexpected API Error."), "{}", a.message);
+        assert!(!a.message.contains("disk full"));
+    }
+
+    #[test]
+    fn a_network_service_that_cannot_be_asked_says_why_in_its_message() {
+        let cause = haneul_core::client::ClientError::Url("no public network endpoint in the catalog".into());
+        let e = NetworksError::from(NetError::Unavailable(cause));
+        assert_eq!(
+            haneul_core::service::chain(&e),
+            "the network service is unavailable: bad URL no public network endpoint in the catalog"
+        );
+        let refused = NetError::Refused { status: 404, message: "Network x could not be found.".into() };
+        assert_eq!((refused.status(), refused.message().as_str()), (Some(404), "Network x could not be found."));
     }
 }

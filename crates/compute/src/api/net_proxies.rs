@@ -52,16 +52,16 @@ fn proxy_version(mv: Mv) -> ApiResult<()> {
 /// A network service error as the proxies answer it: 404 and 400 pass through with the
 /// network service's message, no answer is a 503, the rest a 400 (Nova's translation).
 fn net_error(e: NetError) -> ApiError {
-    match e.status {
-        0 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message),
-        404 => ApiError::not_found(e.message),
-        _ => bad(e.message),
+    match e.status() {
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message()),
+        Some(404) => ApiError::not_found(e.message()),
+        Some(_) => bad(e.message()),
     }
 }
 
 /// `net_error`, with the network service's 404 answered as Nova's message for `what`.
 fn or_not_found(what: String) -> impl FnOnce(NetError) -> ApiError {
-    move |e| if e.status == 404 { ApiError::not_found(what) } else { net_error(e) }
+    move |e| if e.status() == Some(404) { ApiError::not_found(what) } else { net_error(e) }
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -166,7 +166,7 @@ async fn create_group(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawT
             Some(json!({"security_group": {"name": name, "description": description}})),
         )
         .await
-        .map_err(|e| if e.status == 409 { ApiError::forbidden(e.message) } else { net_error(e) })?;
+        .map_err(|e| if e.status() == Some(409) { ApiError::forbidden(e.message()) } else { net_error(e) })?;
     let g = &made["security_group"];
     Ok(Json(json!({"security_group": nova_group(g, std::slice::from_ref(g))})).into_response())
 }
@@ -292,7 +292,7 @@ async fn create_rule(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawTo
         "port_range_min": min, "port_range_max": max, "remote_ip_prefix": cidr, "remote_group_id": group_id,
     }});
     let made = c.network_call_as(&t.0, Method::POST, "/security-group-rules", Some(rule)).await.map_err(|e| {
-        if e.status == 409 {
+        if e.status() == Some(409) {
             bad(format!("This rule already exists in group {parent}"))
         } else {
             net_error(e)
@@ -435,8 +435,8 @@ pub async fn change_group(c: &Ctx, ctx: &AuthContext, s: &Server, arg: &Value, a
         let pid = p["id"].as_str().unwrap_or_default();
         let body = json!({"port": {"security_groups": groups}});
         let updated = c.network_call(Method::PUT, &format!("/ports/{pid}"), Some(body)).await.map_err(|e| {
-            if e.status == 409 {
-                ApiError::conflict(e.message)
+            if e.status() == Some(409) {
+                ApiError::conflict(e.message())
             } else {
                 net_error(e)
             }
@@ -537,13 +537,14 @@ async fn create_fip(State(c): State<Ctx>, mv: Mv, Extension(t): Extension<RawTok
     };
     let pool_name = net["name"].as_str().unwrap_or_default().to_string();
     let body = json!({"floatingip": {"floating_network_id": net["id"]}});
-    let made = c.network_call_as(&t.0, Method::POST, "/floatingips", Some(body)).await.map_err(|e| match e.status {
-        409 if e.message.contains("No more IP addresses") || e.message.contains("exhausted") => {
-            ApiError::not_found(format!("No more floating IPs in pool {pool_name}."))
-        }
-        409 => ApiError::forbidden(format!("IP allocation over quota in pool {pool_name}.")),
-        _ => net_error(e),
-    })?;
+    let made =
+        c.network_call_as(&t.0, Method::POST, "/floatingips", Some(body)).await.map_err(|e| match e.status() {
+            Some(409) if e.message().contains("No more IP addresses") || e.message().contains("exhausted") => {
+                ApiError::not_found(format!("No more floating IPs in pool {pool_name}."))
+            }
+            Some(409) => ApiError::forbidden(format!("IP allocation over quota in pool {pool_name}.")),
+            _ => net_error(e),
+        })?;
     Ok(Json(json!({"floating_ip": nova_fip(&c, &t.0, &made["floatingip"]).await})).into_response())
 }
 
@@ -618,10 +619,10 @@ pub async fn add_fip(c: &Ctx, ctx: &AuthContext, mv: Mv, s: &Server, arg: &Value
     let fid = f["id"].as_str().unwrap_or_default();
     let body = json!({"floatingip": {"port_id": target.0.port_id, "fixed_ip_address": target.1}});
     c.network_call_as(token, Method::PUT, &format!("/floatingips/{fid}"), Some(body)).await.map_err(|e| {
-        if e.status == 404 {
+        if e.status() == Some(404) {
             ApiError::not_found("floating IP not found")
         } else {
-            bad(format!("Error. Unable to associate floating IP: {}", e.message))
+            bad(format!("Error. Unable to associate floating IP: {}", e.message()))
         }
     })?;
     Ok(StatusCode::ACCEPTED.into_response())

@@ -123,7 +123,7 @@ impl Compute {
                 Ok(())
             })
             .await
-            .map_err(|e| Error::Internal(format!("updating the provider of host {host}: {e}")))
+            .map_err(|source| Error::Placement { what: format!("updating the provider of host {host}"), source })
     }
 
     /// Removes a service record (an operator retiring a host).

@@ -16,18 +16,22 @@ pub mod scheduler;
 pub mod servers;
 pub mod workflow;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
 use haneul_core::config::Config;
 use haneul_core::docstore::{State, StoreError, Txn as DocTxn};
-use haneul_core::policy::PolicyFile;
+use haneul_core::policy::{PolicyError, PolicyFile};
 
 use crate::model::{Flavor, Model, Setting};
 
 pub type Txn = DocTxn<Model>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What the compute service's work comes to when it does not succeed: the outcomes a caller
+/// is told (not found, conflict, bad request, forbidden, with Nova's message), and failures
+/// of the service, each with its cause. The API layer picks the status and the fault body.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -38,12 +42,45 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a host's agent could not do it")]
     Agent(#[from] crate::service::agents::AgentError),
+    #[error("compute policy could not be loaded")]
+    Policy(#[source] PolicyError),
+    /// A file of the service (the metadata proxy secret): what was done to which.
+    #[error("{what} {}", .path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Placement did not take a change to a host's provider; `what` the change was.
+    #[error("{what}")]
+    Placement {
+        what: String,
+        #[source]
+        source: haneul_placement::service::Error,
+    },
+    /// Nova's `InterfaceAttachFailed`: the port could not be made, bound or plugged in.
+    #[error("Failed to attach network adapter device to {server_id}")]
+    AttachFailed {
+        server_id: String,
+        #[source]
+        source: AttachError,
+    },
+}
+
+/// Why a port made for an attach could not be plugged into the server (the cause of Nova's
+/// `InterfaceAttachFailed`). Here rather than in [`network`], which would otherwise
+/// depend on [`agents`] (and they on it, through the config drive).
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("no port")]
+    NoPort,
+    #[error(transparent)]
+    Agent(#[from] agents::AgentError),
 }
 
 pub struct Settings {
@@ -113,7 +150,7 @@ impl Compute {
                 .await?;
         let state = State::<Model>::open(db).await?;
         let policy = PolicyFile::new(config.compute_policy_file(), crate::policy_defaults::DEFAULT_RULES)
-            .map_err(|e| Error::Internal(format!("compute policy could not be loaded: {e}")))?;
+            .map_err(Error::Policy)?;
         let metadata_secret = metadata_secret(config)?;
         let compute = Arc::new(Compute {
             state,
@@ -194,7 +231,7 @@ fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => return Err(file_error("reading", &path)(e)),
     }
     let secret: String = (0..2).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     use std::io::Write;
@@ -206,10 +243,16 @@ fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", tmp.display())))?;
+        .map_err(file_error("writing", &tmp))?;
     f.write_all(secret.as_bytes())
         .and_then(|_| f.sync_all())
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+        .map_err(file_error("writing", &path))?;
     Ok(secret.into_bytes())
+}
+
+/// `Error::File`: `what` failed on `path`.
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::File { what, path, source }
 }

@@ -3,10 +3,11 @@
 //! networks and ports are checked; when the build has a host, the ports are made (or taken
 //! over) and bound to it; at delete they go (ports the user brought are only let go).
 
+use haneul_core::service::chain;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::service::Compute;
+use crate::service::{AttachError, Compute, Error};
 
 pub use crate::model::{NetRequest, ServerPort};
 
@@ -19,18 +20,76 @@ pub fn free_slot<'a>(ports: impl Iterator<Item = &'a ServerPort> + Clone) -> Opt
     SLOTS.into_iter().find(|s| !ports.clone().any(|p| p.slot == Some(*s)))
 }
 
-/// What went wrong with a network call: the HTTP status (0 when there was no answer) and
-/// Neutron's message.
-#[derive(Debug)]
-pub struct NetError {
-    pub status: u16,
-    pub message: String,
+/// What went wrong with a call to the network service.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The network service answered with a fault: the status it answered and Neutron's
+    /// message.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    /// No answer, or none that was a fault.
+    #[error("the network service is unavailable")]
+    Unavailable(#[source] haneul_core::client::ClientError),
 }
 
-impl std::fmt::Display for NetError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+impl NetError {
+    /// The status the network service answered with; `None` when it did not answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NetError::Refused { status, .. } => Some(*status),
+            NetError::Unavailable(_) => None,
+        }
     }
+
+    /// What a client is told: Neutron's message, or why the network service could not be
+    /// asked (with the causes).
+    pub fn message(&self) -> String {
+        chain(self)
+    }
+}
+
+/// Why a server's requested networks cannot be used, in Nova's words.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworksError {
+    #[error("Unable to automatically allocate a network for project {project}")]
+    NoneUsable { project: String },
+    #[error("Multiple possible networks found, use a Network ID to be more specific.")]
+    Ambiguous,
+    #[error("Port id {0} could not be found.")]
+    PortNotFound(String),
+    #[error("Port {0} is still in use.")]
+    PortInUse(String),
+    #[error("Network {0} could not be found.")]
+    NetworkNotFound(String),
+    #[error("Network {0} requires a subnet in order to boot instances on.")]
+    NoSubnet(String),
+    #[error("Invalid fixed IP address ({0})")]
+    BadFixedIp(String),
+    /// Looking a network or port up failed: the network service refused, or could not be
+    /// asked.
+    #[error(transparent)]
+    Network(#[from] NetError),
+}
+
+/// Why the security groups named for a server cannot be given to its ports.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("Unable to find security_group with name or id '{0}'")]
+    NotFound(String),
+    #[error(transparent)]
+    Network(#[from] NetError),
+}
+
+/// Why a server's ports could not be made or bound (the reason, without saying what it
+/// failed: a build, an attach).
+#[derive(Debug, thiserror::Error)]
+pub enum PlugError {
+    #[error("no room for another network interface")]
+    NoSlot,
+    #[error(transparent)]
+    Groups(#[from] GroupError),
+    #[error(transparent)]
+    Network(#[from] NetError),
 }
 
 impl Compute {
@@ -69,8 +128,8 @@ impl Compute {
             },
         };
         answer.map_err(|e| match (e.status(), e.fault_message()) {
-            (Some(status), Some(message)) => NetError { status, message },
-            _ => NetError { status: 0, message: format!("the network service is unavailable: {e}") },
+            (Some(status), Some(message)) => NetError::Refused { status, message },
+            _ => NetError::Unavailable(e),
         })
     }
 
@@ -88,30 +147,27 @@ impl Compute {
             .collect())
     }
 
-    /// Checks a create's networks for `project` (Nova's 400/409 with its messages) and
-    /// resolves `auto` (and, before 2.37, an absent `networks`) to the one usable network.
-    /// An admin (`any_project`) may name any network or free port the network service shows
-    /// an admin, as in Nova; the ports are made in the server's project all the same.
+    /// Checks a create's networks for `project` (with Nova's messages) and resolves `auto`
+    /// (and, before 2.37, an absent `networks`) to the one usable network. An admin
+    /// (`any_project`) may name any network or free port the network service shows an
+    /// admin, as in Nova; the ports are made in the server's project all the same.
     pub async fn check_networks(
         &self,
         project: &str,
         asked: NetworksArg,
         any_project: bool,
-    ) -> Result<Vec<NetRequest>, (u16, String)> {
-        let fail = |e: NetError| (if e.status == 0 { 503 } else { 400 }, e.message);
+    ) -> Result<Vec<NetRequest>, NetworksError> {
         match asked {
             NetworksArg::None => Ok(Vec::new()),
             NetworksArg::Auto { required } => {
-                let usable = self.usable_networks(project).await.map_err(fail)?;
+                let usable = self.usable_networks(project).await?;
                 match usable.as_slice() {
-                    [] if required => {
-                        Err((400, format!("Unable to automatically allocate a network for project {project}")))
-                    }
+                    [] if required => Err(NetworksError::NoneUsable { project: project.to_string() }),
                     [] => Ok(Vec::new()),
                     [one] => {
                         Ok(vec![NetRequest { network_id: one["id"].as_str().map(str::to_owned), ..Default::default() }])
                     }
-                    _ => Err((409, "Multiple possible networks found, use a Network ID to be more specific.".into())),
+                    _ => Err(NetworksError::Ambiguous),
                 }
             }
             NetworksArg::List(list) => {
@@ -120,38 +176,33 @@ impl Compute {
                         let p = self.network_call(Method::GET, &format!("/ports/{pid}"), None).await;
                         let p = match p {
                             Ok(v) => v["port"].clone(),
-                            Err(e) if e.status == 404 => {
-                                return Err((400, format!("Port id {pid} could not be found.")))
-                            }
-                            Err(e) => return Err(fail(e)),
+                            Err(e) if e.status() == Some(404) => return Err(NetworksError::PortNotFound(pid.clone())),
+                            Err(e) => return Err(e.into()),
                         };
                         if p["project_id"] != json!(project) && !any_project {
-                            return Err((400, format!("Port id {pid} could not be found.")));
+                            return Err(NetworksError::PortNotFound(pid.clone()));
                         }
                         if p["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
-                            return Err((409, format!("Port {pid} is still in use.")));
+                            return Err(NetworksError::PortInUse(pid.clone()));
                         }
                     } else if let Some(nid) = &r.network_id {
                         let n = match self.network_call(Method::GET, &format!("/networks/{nid}"), None).await {
                             Ok(v) => v["network"].clone(),
-                            Err(e) if e.status == 404 => {
-                                return Err((400, format!("Network {nid} could not be found.")))
+                            Err(e) if e.status() == Some(404) => {
+                                return Err(NetworksError::NetworkNotFound(nid.clone()))
                             }
-                            Err(e) => return Err(fail(e)),
+                            Err(e) => return Err(e.into()),
                         };
                         if n["project_id"] != json!(project) && n["shared"] != json!(true) && !any_project {
-                            return Err((400, format!("Network {nid} could not be found.")));
+                            return Err(NetworksError::NetworkNotFound(nid.clone()));
                         }
                         if let Some(ip) = &r.fixed_ip {
                             let subnets = n["subnets"].as_array().map_or(0, Vec::len);
                             if subnets == 0 {
-                                return Err((
-                                    400,
-                                    format!("Network {nid} requires a subnet in order to boot instances on."),
-                                ));
+                                return Err(NetworksError::NoSubnet(nid.clone()));
                             }
                             if ip.parse::<std::net::IpAddr>().is_err() {
-                                return Err((400, format!("Invalid fixed IP address ({ip})")));
+                                return Err(NetworksError::BadFixedIp(ip.clone()));
                             }
                         }
                     }
@@ -162,8 +213,7 @@ impl Compute {
     }
 
     /// Makes (or takes over) the server's ports, bound to `host`, next to the ports it has
-    /// (`existing`); the ports made before a failure are removed again. The error is the
-    /// reason, without saying what it failed (a build, an attach).
+    /// (`existing`); the ports made before a failure are removed again.
     pub async fn plug_ports(
         &self,
         server_id: &str,
@@ -172,12 +222,12 @@ impl Compute {
         requests: &[NetRequest],
         security_groups: &[String],
         existing: &[ServerPort],
-    ) -> Result<Vec<ServerPort>, String> {
+    ) -> Result<Vec<ServerPort>, PlugError> {
         let mut out: Vec<ServerPort> = Vec::new();
         for r in requests {
             let Some(slot) = free_slot(existing.iter().chain(&out)) else {
                 self.release_ports(server_id, &out).await;
-                return Err("no room for another network interface".into());
+                return Err(PlugError::NoSlot);
             };
             let binding = json!({
                 "device_id": server_id,
@@ -200,7 +250,7 @@ impl Compute {
                         Ok(None) => {}
                         Err(e) => {
                             self.release_ports(server_id, &out).await;
-                            return Err(e);
+                            return Err(e.into());
                         }
                     }
                     self.network_call(Method::POST, "/ports", Some(json!({"port": port}))).await
@@ -211,7 +261,7 @@ impl Compute {
                 Ok(v) => v["port"].clone(),
                 Err(e) => {
                     self.release_ports(server_id, &out).await;
-                    return Err(e.message);
+                    return Err(e.into());
                 }
             };
             let network_id = port["network_id"].as_str().unwrap_or_default().to_string();
@@ -267,7 +317,7 @@ impl Compute {
             match self.floating_ips_of(&p.port_id).await {
                 Ok(ips) => fresh.push((p.port_id.clone(), ips)),
                 Err(e) => {
-                    tracing::warn!(server = server_id, port = %p.port_id, error = %e.message, "floating IPs not read")
+                    tracing::warn!(server = server_id, port = %p.port_id, error = %e.message(), "floating IPs not read")
                 }
             }
         }
@@ -310,14 +360,11 @@ impl Compute {
     }
 
     /// The ids of the project's security groups named (None: the port gets the default).
-    pub async fn group_ids(&self, project: &str, names: &[String]) -> Result<Option<Vec<String>>, String> {
+    pub async fn group_ids(&self, project: &str, names: &[String]) -> Result<Option<Vec<String>>, GroupError> {
         if names.is_empty() || names == ["default"] {
             return Ok(None);
         }
-        let groups = self
-            .network_call(Method::GET, &format!("/security-groups?project_id={project}"), None)
-            .await
-            .map_err(|e| e.message)?;
+        let groups = self.network_call(Method::GET, &format!("/security-groups?project_id={project}"), None).await?;
         let groups = groups["security_groups"].as_array().cloned().unwrap_or_default();
         names
             .iter()
@@ -326,7 +373,7 @@ impl Compute {
                     .iter()
                     .find(|g| g["name"] == json!(n) || g["id"] == json!(n))
                     .and_then(|g| g["id"].as_str().map(str::to_owned))
-                    .ok_or_else(|| format!("Unable to find security_group with name or id '{n}'"))
+                    .ok_or_else(|| GroupError::NotFound(n.clone()))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -363,7 +410,7 @@ impl Compute {
                     }
                 }
             }
-            Err(e) => tracing::warn!(server = %server_id, error = %e, "could not list the server's ports"),
+            Err(e) => tracing::warn!(server = %server_id, error = %e.message(), "could not list the server's ports"),
         }
         self.let_go(server_id, ids).await
     }
@@ -380,12 +427,12 @@ impl Compute {
                 self.network_call(Method::PUT, &format!("/ports/{id}"), Some(body)).await.map(|_| ())
             } else {
                 match self.network_call(Method::DELETE, &format!("/ports/{id}"), None).await {
-                    Err(e) if e.status == 404 => Ok(()),
+                    Err(e) if e.status() == Some(404) => Ok(()),
                     other => other.map(|_| ()),
                 }
             };
             if let Err(e) = r {
-                tracing::warn!(server = %server_id, port = %id, error = %e, "could not remove a port of the server");
+                tracing::warn!(server = %server_id, port = %id, error = %e.message(), "could not remove a port of the server");
             }
         }
     }
@@ -418,7 +465,6 @@ impl Compute {
         user_id: &str,
         project_id: &str,
     ) -> crate::service::Result<Value> {
-        use crate::service::Error;
         let lock = self.interface_lock(server_id);
         let _held = lock.lock().await;
         let s = self
@@ -431,25 +477,26 @@ impl Compute {
         let host = s.host.clone().ok_or_else(|| Error::Conflict(format!("Instance {server_id} has no host")))?;
         const EVENT: &str = "compute_attach_interface";
         self.event_start(request_id, EVENT, Some(&host)).await;
-        let fail = |m: String| Error::Internal(format!("Failed to attach network adapter device to {server_id}: {m}"));
+        let fail = |source: AttachError| Error::AttachFailed { server_id: server_id.to_string(), source };
         let made = self.plug_ports(server_id, &s.project_id, &host, &[asked], &[], &s.ports).await;
         let port = match made {
             Ok(mut ports) if ports.len() == 1 => ports.remove(0),
-            Ok(_) => return Err(fail("no port".into())),
-            Err(m) => {
+            Ok(_) => return Err(fail(AttachError::NoPort)),
+            Err(e) => {
+                let m = chain(&e);
                 self.event_finish(request_id, EVENT, Err(&m)).await;
                 return Err(Error::BadRequest(m));
             }
         };
         let power = power_of(&s.vm_state);
         let added = port.clone();
-        if let Err(m) = self.push(server_id, power, move |s| s.ports.push(added)).await.map_err(|e| e.fault()) {
+        if let Err(e) = self.push(server_id, power, move |s| s.ports.push(added)).await {
             // The port goes again; the server as it was.
             let gone = port.port_id.clone();
             let _ = self.push(server_id, power, move |s| s.ports.retain(|p| p.port_id != gone)).await;
             self.release_ports(server_id, std::slice::from_ref(&port)).await;
-            self.event_finish(request_id, EVENT, Err(&m)).await;
-            return Err(fail(m));
+            self.event_finish(request_id, EVENT, Err(&e.fault())).await;
+            return Err(fail(e.into()));
         }
         self.event_finish(request_id, EVENT, Ok(())).await;
         let v = self.network_call(Method::GET, &format!("/ports/{}", port.port_id), None).await;
@@ -515,12 +562,12 @@ pub enum NetworksArg {
     List(Vec<NetRequest>),
 }
 
-/// Parses a create's `networks` (Nova's 400s for malformed entries).
-pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> Result<NetworksArg, String> {
+/// Parses a create's `networks` (Nova's 400s for malformed entries: `Error::BadRequest`).
+pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> crate::service::Result<NetworksArg> {
     match v {
-        None if mv_at_least_37 => {
-            Err("Invalid input for field/attribute server. Value: 'networks' is a required property".into())
-        }
+        None if mv_at_least_37 => Err(Error::BadRequest(
+            "Invalid input for field/attribute server. Value: 'networks' is a required property".into(),
+        )),
         None => Ok(NetworksArg::Auto { required: false }),
         Some(Value::String(s)) if s == "none" => Ok(NetworksArg::None),
         Some(Value::String(s)) if s == "auto" => Ok(NetworksArg::Auto { required: true }),
@@ -528,18 +575,22 @@ pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> Result<Network
             let mut out = Vec::new();
             for item in list {
                 let Value::Object(o) = item else {
-                    return Err(format!("Invalid input for field/attribute networks. Value: {item}."));
+                    return Err(Error::BadRequest(format!(
+                        "Invalid input for field/attribute networks. Value: {item}."
+                    )));
                 };
                 for k in o.keys() {
                     if !["uuid", "port", "fixed_ip", "tag"].contains(&k.as_str()) {
-                        return Err(format!("Invalid input for field/attribute networks. Additional properties are not allowed ('{k}' was unexpected)"));
+                        return Err(Error::BadRequest(format!("Invalid input for field/attribute networks. Additional properties are not allowed ('{k}' was unexpected)")));
                     }
                 }
-                let s = |k: &str| -> Result<Option<String>, String> {
+                let s = |k: &str| -> crate::service::Result<Option<String>> {
                     match o.get(k) {
                         None | Some(Value::Null) => Ok(None),
                         Some(Value::String(x)) => Ok(Some(x.clone())),
-                        Some(other) => Err(format!("Invalid input for field/attribute {k}. Value: {other}.")),
+                        Some(other) => {
+                            Err(Error::BadRequest(format!("Invalid input for field/attribute {k}. Value: {other}.")))
+                        }
                     }
                 };
                 let r = NetRequest {
@@ -549,18 +600,20 @@ pub fn parse_networks(v: Option<&Value>, mv_at_least_37: bool) -> Result<Network
                     tag: s("tag")?,
                 };
                 if r.network_id.is_none() && r.port_id.is_none() {
-                    return Err("Bad networks format: network uuid is not in proper format".into());
+                    return Err(Error::BadRequest("Bad networks format: network uuid is not in proper format".into()));
                 }
                 if let Some(id) = &r.network_id {
                     if uuid::Uuid::parse_str(id).is_err() {
-                        return Err(format!("Bad networks format: network uuid is not in proper format ({id})"));
+                        return Err(Error::BadRequest(format!(
+                            "Bad networks format: network uuid is not in proper format ({id})"
+                        )));
                     }
                 }
                 out.push(r);
             }
             Ok(NetworksArg::List(out))
         }
-        Some(other) => Err(format!("Invalid input for field/attribute networks. Value: {other}.")),
+        Some(other) => Err(Error::BadRequest(format!("Invalid input for field/attribute networks. Value: {other}."))),
     }
 }
 

@@ -120,7 +120,7 @@ impl Compute {
                 Ok(())
             })
             .await
-            .map_err(|e| Error::Internal(format!("registering host {name} in placement: {e}")))?;
+            .map_err(|source| Error::Placement { what: format!("registering host {name} in placement"), source })?;
         tracing::info!(host = %name, provider = %agent.provider, vcpus = agent.vcpus, memory_mb = agent.memory_mb, disk_gb = agent.disk_gb, "host registered in placement");
         Ok(())
     }

@@ -187,7 +187,9 @@ impl Compute {
         let plugged = self
             .plug_ports(id, &server.project_id, &host, &server.requested_networks, &server.security_groups, &[])
             .await
-            .map_err(|why| StepError::Failed(format!("Build of instance {id} aborted: {why}")))?;
+            .map_err(|why| {
+                StepError::Failed(format!("Build of instance {id} aborted: {}", haneul_core::service::chain(&why)))
+            })?;
         if let Err(e) = self.set_state(id, |s| s.ports = plugged.clone()).await {
             self.release_ports(id, &plugged).await;
             return Err(StepError::Failed(haneul_core::service::chain(&e)));

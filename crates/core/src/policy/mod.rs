@@ -43,8 +43,10 @@ const MAX_NESTING: usize = 64;
 /// Errors from building a policy or loading its overrides.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyError {
+    // `reason` stays in the message (and is not the `source`): callers print this error
+    // whole, and the check string means little without it.
     #[error("rule {rule:?}: invalid check string {check:?}: {reason}")]
-    InvalidRule { rule: String, check: String, reason: String },
+    InvalidRule { rule: String, check: String, reason: ParseError },
     #[error("rule {rule:?}: expected a check string, found {found}")]
     InvalidRuleValue { rule: String, found: &'static str },
     #[error("rule {rule:?} is defined twice in the defaults")]
@@ -55,6 +57,36 @@ pub enum PolicyError {
     File { path: PathBuf, source: Box<PolicyError> },
     #[error("cannot read policy file {}: {source}", .path.display())]
     Io { path: PathBuf, source: Arc<std::io::Error> },
+}
+
+/// Why a check string does not parse: what was found where it was not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A `%` in a check's value other than `%(key)s` or `%%`; the value.
+    #[error("unsupported '%' in {0:?} (only %(key)s and %% are allowed)")]
+    Template(String),
+    #[error("a quoted string is not a check")]
+    QuotedString,
+    /// A word that is neither `@`, `!` nor `KIND:MATCH`.
+    #[error("{0:?} is not a check")]
+    NotACheck(String),
+    /// A check's kind that opens a quote it does not close (or escapes).
+    #[error("malformed quoted literal {0}")]
+    QuotedLiteral(String),
+    #[error("nested deeper than {MAX_NESTING} levels")]
+    TooDeep,
+    #[error("unbalanced '('")]
+    UnclosedParen,
+    #[error("unbalanced ')'")]
+    UnopenedParen,
+    #[error("unexpected ')'")]
+    UnexpectedParen,
+    #[error("'and'/'or' without a check before it")]
+    MissingOperand,
+    #[error("expected a check, found the end of the rule")]
+    UnexpectedEnd,
+    #[error("expected 'and' or 'or' between checks")]
+    MissingOperator,
 }
 
 #[derive(Debug, Clone)]
@@ -96,8 +128,8 @@ enum Part {
 struct Template(Vec<Part>);
 
 impl Template {
-    fn parse(s: &str) -> Result<Template, String> {
-        let bad = || format!("unsupported '%' in {s:?} (only %(key)s and %% are allowed)");
+    fn parse(s: &str) -> Result<Template, ParseError> {
+        let bad = || ParseError::Template(s.to_owned());
         let (mut parts, mut text, mut rest) = (Vec::new(), String::new(), s);
         while let Some(pos) = rest.find('%') {
             text.push_str(&rest[..pos]);
@@ -209,7 +241,7 @@ fn is_quoted(s: &str) -> bool {
 }
 
 /// oslo's `_parse_tokenize`: whitespace-split words with parentheses peeled off their ends.
-fn tokenize(rule: &str) -> Result<Vec<Tok>, String> {
+fn tokenize(rule: &str) -> Result<Vec<Tok>, ParseError> {
     let mut toks = Vec::new();
     for word in rule.split_whitespace() {
         let clean = word.trim_start_matches('(');
@@ -223,7 +255,7 @@ fn tokenize(rule: &str) -> Result<Vec<Tok>, String> {
             "and" => Tok::And,
             "or" => Tok::Or,
             "not" => Tok::Not,
-            _ if is_quoted(clean) => return Err("a quoted string is not a check".into()),
+            _ if is_quoted(clean) => return Err(ParseError::QuotedString),
             _ => Tok::Check(parse_check(body)?),
         });
         toks.extend((body.len().max(1)..clean.len()).map(|_| Tok::RParen));
@@ -232,13 +264,13 @@ fn tokenize(rule: &str) -> Result<Vec<Tok>, String> {
 }
 
 /// oslo's `_parse_check`: `@`, `!` or `KIND:MATCH`.
-fn parse_check(s: &str) -> Result<Node, String> {
+fn parse_check(s: &str) -> Result<Node, ParseError> {
     match s {
         "@" => return Ok(Node::True),
         "!" => return Ok(Node::False),
         _ => {}
     }
-    let (kind, m) = s.split_once(':').ok_or_else(|| format!("{s:?} is not a check"))?;
+    let (kind, m) = s.split_once(':').ok_or_else(|| ParseError::NotACheck(s.to_owned()))?;
     Ok(match kind {
         "rule" => Node::Rule { name: m.to_owned(), resolved: None },
         "role" => Node::Role(Template::parse(m)?),
@@ -248,14 +280,14 @@ fn parse_check(s: &str) -> Result<Node, String> {
 }
 
 /// Like oslo, the left side is tried as a Python literal before a credential path.
-fn parse_left(kind: &str) -> Result<Left, String> {
+fn parse_left(kind: &str) -> Result<Left, ParseError> {
     if matches!(kind, "True" | "False" | "None") {
         return Ok(Left::Literal(kind.to_owned()));
     }
     if let Some(q) = kind.chars().next().filter(|c| matches!(c, '\'' | '"')) {
         return match kind[1..].strip_suffix(q) {
             Some(inner) if !inner.contains([q, '\\']) => Ok(Left::Literal(inner.to_owned())),
-            _ => Err(format!("malformed quoted literal {kind}")),
+            _ => Err(ParseError::QuotedLiteral(kind.to_owned())),
         };
     }
     if let Ok(n) = kind.parse::<i64>() {
@@ -278,7 +310,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn or(&mut self) -> Result<Node, String> {
+    fn or(&mut self) -> Result<Node, ParseError> {
         let mut items = vec![self.and()?];
         while self.toks.next_if(|t| matches!(t, Tok::Or)).is_some() {
             items.push(self.and()?);
@@ -286,7 +318,7 @@ impl Parser {
         Ok(join(items, Node::Or))
     }
 
-    fn and(&mut self) -> Result<Node, String> {
+    fn and(&mut self) -> Result<Node, ParseError> {
         let mut items = vec![self.unary()?];
         while self.toks.next_if(|t| matches!(t, Tok::And)).is_some() {
             items.push(self.unary()?);
@@ -294,28 +326,28 @@ impl Parser {
         Ok(join(items, Node::And))
     }
 
-    fn unary(&mut self) -> Result<Node, String> {
+    fn unary(&mut self) -> Result<Node, ParseError> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
-            return Err(format!("nested deeper than {MAX_NESTING} levels"));
+            return Err(ParseError::TooDeep);
         }
         let node = match self.toks.next() {
             Some(Tok::Check(node)) => node,
             Some(Tok::Not) => Node::Not(Box::new(self.unary()?)),
             Some(Tok::LParen) => match (self.or()?, self.toks.next()) {
                 (node, Some(Tok::RParen)) => node,
-                _ => return Err("unbalanced '('".into()),
+                _ => return Err(ParseError::UnclosedParen),
             },
-            Some(Tok::RParen) => return Err("unexpected ')'".into()),
-            Some(Tok::And | Tok::Or) => return Err("'and'/'or' without a check before it".into()),
-            None => return Err("expected a check, found the end of the rule".into()),
+            Some(Tok::RParen) => return Err(ParseError::UnexpectedParen),
+            Some(Tok::And | Tok::Or) => return Err(ParseError::MissingOperand),
+            None => return Err(ParseError::UnexpectedEnd),
         };
         self.nesting -= 1;
         Ok(node)
     }
 }
 
-fn parse_rule(text: &str) -> Result<Node, String> {
+fn parse_rule(text: &str) -> Result<Node, ParseError> {
     if text.is_empty() {
         return Ok(Node::True);
     }
@@ -323,12 +355,12 @@ fn parse_rule(text: &str) -> Result<Node, String> {
     let node = p.or()?;
     match p.toks.next() {
         None => Ok(node),
-        Some(Tok::RParen) => Err("unbalanced ')'".into()),
-        Some(_) => Err("expected 'and' or 'or' between checks".into()),
+        Some(Tok::RParen) => Err(ParseError::UnopenedParen),
+        Some(_) => Err(ParseError::MissingOperator),
     }
 }
 
-fn invalid(rule: &str, check: &str, reason: String) -> PolicyError {
+fn invalid(rule: &str, check: &str, reason: ParseError) -> PolicyError {
     PolicyError::InvalidRule { rule: rule.to_owned(), check: check.to_owned(), reason }
 }
 
@@ -704,6 +736,40 @@ mod tests {
             let err = Policy::new(&[("r", check)]).err();
             assert!(matches!(err, Some(PolicyError::InvalidRule { .. })), "{check:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn each_malformed_check_string_says_what_is_wrong() {
+        use ParseError::*;
+        let cases = [
+            ("role:a and", UnexpectedEnd),
+            ("or role:a", MissingOperand),
+            ("(role:a", UnclosedParen),
+            ("role:a)", UnopenedParen),
+            ("()", UnexpectedParen),
+            ("admin", NotACheck("admin".into())),
+            ("role:a role:b", MissingOperator),
+            ("'quoted'", QuotedString),
+            ("p:50%", Template("50%".into())),
+            ("'a:b", QuotedLiteral("'a".into())),
+        ];
+        for (check, want) in cases {
+            let err = Policy::new(&[("r", check)]).err();
+            assert!(
+                matches!(&err, Some(PolicyError::InvalidRule { reason, .. }) if *reason == want),
+                "{check:?}: {err:?}"
+            );
+        }
+        let nots = "not ".repeat(100) + "@";
+        assert!(matches!(Policy::new(&[("r", &nots)]), Err(PolicyError::InvalidRule { reason: TooDeep, .. })));
+        // The message is the one operators have been shown all along.
+        let shown = Policy::new(&[("r", "p:50%")]).err().map(|e| e.to_string());
+        assert_eq!(
+            shown.as_deref(),
+            Some(
+                r#"rule "r": invalid check string "p:50%": unsupported '%' in "50%" (only %(key)s and %% are allowed)"#
+            )
+        );
     }
 
     #[test]

@@ -11,11 +11,13 @@ use chrono::Utc;
 use haneul_core::auth::{Auth, AuthContext, RawToken};
 use haneul_core::error::ApiError;
 use haneul_core::http::RequestId;
+use haneul_core::service::chain;
 use serde_json::{json, Map, Value};
 
 use super::common::*;
 use crate::api::{body_member, is_admin, links, ApiResult, Ctx, Mv};
 use crate::model::{FlavorAccess, FlavorCopy, Server};
+use crate::service::network::{NetError, NetworksError};
 use crate::service::Compute;
 
 /// The request's scheduler hints (`os:scheduler_hints`), and the id of the server group they
@@ -194,7 +196,7 @@ impl CreateServer {
             Some(Value::String(i)) if !i.is_empty() => last_segment(i).to_string(),
             _ => return Err(bad("Block device mapping is not supported yet: imageRef is required.")),
         };
-        let networks = crate::service::network::parse_networks(o.get("networks"), mv.at_least(37)).map_err(bad)?;
+        let networks = crate::service::network::parse_networks(o.get("networks"), mv.at_least(37))?;
         let security_groups: Vec<String> = match o.get("security_groups") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
@@ -275,15 +277,17 @@ pub(super) async fn create(
     let (min_count, max_count) = (r.min_count, r.max_count);
     // Nova checks the groups before anything is made ("default" is always there).
     if r.security_groups.iter().any(|g| g != "default") {
-        c.group_ids(&project, &r.security_groups).await.map_err(bad)?;
+        c.group_ids(&project, &r.security_groups).await.map_err(|e| bad(chain(&e)))?;
     }
     let admin_pass = r.admin_pass.unwrap_or_else(new_admin_pass);
-    let requested_networks =
-        c.check_networks(&project, r.networks, is_admin(&ctx)).await.map_err(|(status, message)| match status {
-            409 => ApiError::conflict(message),
-            503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+    let requested_networks = c.check_networks(&project, r.networks, is_admin(&ctx)).await.map_err(|e| {
+        let message = chain(&e);
+        match e {
+            NetworksError::Ambiguous | NetworksError::PortInUse(_) => ApiError::conflict(message),
+            NetworksError::Network(NetError::Unavailable(_)) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             _ => bad(message),
-        })?;
+        }
+    })?;
     if requested_networks.iter().filter(|r| r.port_id.is_some()).count() > 0 && max_count > 1 {
         return Err(bad("Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports."));
     }
