@@ -13,7 +13,8 @@
 //!   one database notice each other's writes ([`State::refresh`]) and never commit on a stale
 //!   base.
 
-use std::collections::BTreeMap;
+mod table;
+
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
@@ -22,7 +23,7 @@ use sqlx::Row;
 
 use crate::db::{Db, DbError, Migration};
 
-pub type Table<T> = BTreeMap<String, Arc<T>>;
+pub use table::Table;
 
 /// The records of a table keyed `<parent>/<child>` that belong to `parent` (image members of
 /// an image, key pairs of a user, ...), in key order.
@@ -33,10 +34,12 @@ pub fn children<'a, T>(table: &'a Table<T>, parent: &str) -> impl Iterator<Item 
 
 /// Implements [`Record`] for a stored type whose id is its `id` field, kept in the snapshot
 /// `$model`'s field `$field` and the table `$table` (with `unique: f` the database keeps the
-/// string field `f` unique): `record!(Model; Flavor, "flavors", flavors);`.
+/// string field `f` unique; with `index: [a, b]` the string fields `a` and `b` are indexed
+/// under their names, with `indexes: g` the type's own `fn g(&self, f)` files the keys):
+/// `record!(Model; Flavor, "flavors", flavors);`.
 #[macro_export]
 macro_rules! record {
-    ($model:ty; $ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)?) => {
+    ($model:ty; $ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)? $(, index: [$($ix:ident),+ $(,)?])? $(, indexes: $with:ident)?) => {
         impl $crate::docstore::Record for $ty {
             type Model = $model;
             const TABLE: &'static str = $table;
@@ -45,6 +48,12 @@ macro_rules! record {
             }
             $(fn unique_key(&self) -> Option<String> {
                 Some(self.$uniq.clone())
+            })?
+            $(fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+                $(f(stringify!($ix), &self.$ix);)+
+            })?
+            $(fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+                Self::$with(self, f)
             })?
             fn table(m: &$model) -> &$crate::docstore::Table<Self> {
                 &m.$field
@@ -88,6 +97,8 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn unique_key(&self) -> Option<String> {
         None
     }
+    /// Files the record's secondary index keys: `f(index name, key)`, once per key.
+    fn index_keys(&self, _f: &mut dyn FnMut(&'static str, &str)) {}
     fn table(model: &Self::Model) -> &Table<Self>;
     fn table_mut(model: &mut Self::Model) -> &mut Table<Self>;
 }
@@ -294,8 +305,7 @@ impl<M> Txn<M> {
     /// Inserts or replaces a record, refusing one whose unique key another record holds.
     pub fn put<T: Record<Model = M>>(&mut self, v: T) -> Result<Arc<T>, StoreError> {
         if let Some(key) = v.unique_key() {
-            let clash = T::table(&self.m).values().any(|o| o.id() != v.id() && o.unique_key().as_deref() == Some(&key));
-            if clash {
+            if T::table(&self.m).unique_holder(&key, v.id()).is_some() {
                 return Err(StoreError::Duplicate { table: T::TABLE });
             }
         }

@@ -1,0 +1,290 @@
+//! A table of a snapshot: its records by id, its unique keys and its secondary indexes, all
+//! in persistent ordered maps, so that copying a table for a write is O(1) and a change
+//! copies only the path to what it changes (ADR 0006).
+
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+
+use super::Record;
+
+/// An index entry: the index's name, the key, the record's id.
+type Entry = (&'static str, String, String);
+
+/// The records of one kind. Reads never wait; [`Txn`](super::Txn) changes a copy.
+pub struct Table<T> {
+    rows: OrdMap<String, Arc<T>>,
+    /// Unique key → id.
+    unique: OrdMap<String, String>,
+    index: OrdSet<Entry>,
+}
+
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        Table { rows: self.rows.clone(), unique: self.unique.clone(), index: self.index.clone() }
+    }
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { rows: OrdMap::new(), unique: OrdMap::new(), index: OrdSet::new() }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.rows.iter()).finish()
+    }
+}
+
+impl<T> Table<T> {
+    pub fn get(&self, id: &str) -> Option<&Arc<T>> {
+        self.rows.get(id)
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.rows.contains_key(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The records in id order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Arc<T>> + '_ {
+        self.rows.values()
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + '_ {
+        self.rows.keys()
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
+        self.rows.iter()
+    }
+
+    /// The records whose id is in `range`, in id order.
+    pub fn range<R: std::ops::RangeBounds<String>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
+        self.rows.range(range)
+    }
+
+    /// The records after `marker` (exclusive; from the first without one), in id order.
+    pub fn after<'a>(&'a self, marker: Option<&str>) -> impl Iterator<Item = &'a Arc<T>> + 'a {
+        let from = marker.map(|m| std::ops::Bound::Excluded(m.to_string())).unwrap_or(std::ops::Bound::Unbounded);
+        self.rows.range((from, std::ops::Bound::Unbounded)).map(|(_, v)| v)
+    }
+
+    /// The id of the record holding unique key `key`.
+    pub fn by_unique(&self, key: &str) -> Option<&Arc<T>> {
+        self.unique.get(key).and_then(|id| self.rows.get(id))
+    }
+
+    /// The ids filed under `key` in index `name`, in id order.
+    pub fn ids_by<'a>(&'a self, name: &'static str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let from: Entry = (name, key.to_string(), String::new());
+        let to: Entry = (name, format!("{key}\0"), String::new());
+        self.index.range(from..to).map(|(_, _, id)| id.as_str())
+    }
+
+    /// The records filed under `key` in index `name`, in id order.
+    pub fn by<'a>(&'a self, name: &'static str, key: &str) -> impl Iterator<Item = &'a T> + 'a {
+        self.ids_by(name, key).filter_map(|id| self.rows.get(id)).map(|v| &**v)
+    }
+
+    /// The records filed under `key` in index `name` with an id after `marker` (all without
+    /// one), in id order: a page of an index.
+    pub fn by_after<'a>(
+        &'a self,
+        name: &'static str,
+        key: &str,
+        marker: Option<&str>,
+    ) -> impl Iterator<Item = &'a T> + 'a {
+        use std::ops::Bound;
+        let from = match marker {
+            Some(m) => Bound::Excluded((name, key.to_string(), m.to_string())),
+            None => Bound::Included((name, key.to_string(), String::new())),
+        };
+        let to = Bound::Excluded((name, format!("{key}\0"), String::new()));
+        self.index.range((from, to)).filter_map(|(_, _, id)| self.rows.get(id)).map(|v| &**v)
+    }
+
+    /// Whether any record is filed under `key` in index `name`.
+    pub fn any_by(&self, name: &'static str, key: &str) -> bool {
+        self.ids_by(name, key).next().is_some()
+    }
+
+    /// The keys of index `name` from `from` on (inclusive), in key order, each once per
+    /// record: for walking a sorted key space (addresses in use on a subnet, ...).
+    pub fn index_keys_from<'a>(
+        &'a self,
+        name: &'static str,
+        from: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let start: Entry = (name, from.to_string(), String::new());
+        self.index.range(start..).take_while(move |(n, _, _)| *n == name).map(|(_, k, id)| (k.as_str(), id.as_str()))
+    }
+}
+
+impl<T: Record> Table<T> {
+    /// Files a record (replacing the one with its id), with its unique key and index
+    /// entries. The caller has checked the unique key is free ([`Table::unique_holder`]).
+    pub fn insert(&mut self, id: String, v: Arc<T>) -> Option<Arc<T>> {
+        let old = self.remove(&id);
+        if let Some(key) = v.unique_key() {
+            self.unique.insert(key, id.clone());
+        }
+        v.index_keys(&mut |name, key| {
+            self.index.insert((name, key.to_string(), id.clone()));
+        });
+        self.rows.insert(id, v);
+        old
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Arc<T>> {
+        let old = self.rows.remove(id)?;
+        if let Some(key) = old.unique_key() {
+            if self.unique.get(&key).is_some_and(|holder| holder == id) {
+                self.unique.remove(&key);
+            }
+        }
+        old.index_keys(&mut |name, key| {
+            self.index.remove(&(name, key.to_string(), id.to_string()));
+        });
+        Some(old)
+    }
+
+    /// The id of another record than `id` holding unique key `key`.
+    pub fn unique_holder(&self, key: &str, id: &str) -> Option<&str> {
+        self.unique.get(key).map(String::as_str).filter(|holder| *holder != id)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Table<T> {
+    type Item = (&'a String, &'a Arc<T>);
+    type IntoIter = imbl::ordmap::Iter<'a, String, Arc<T>, imbl::shared_ptr::DefaultSharedPtr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.iter()
+    }
+}
+
+impl<T> std::ops::Index<&str> for Table<T> {
+    type Output = Arc<T>;
+    fn index(&self, id: &str) -> &Arc<T> {
+        self.rows.get(id).expect("no record with this id")
+    }
+}
+
+impl<T> std::ops::Index<&String> for Table<T> {
+    type Output = Arc<T>;
+    fn index(&self, id: &String) -> &Arc<T> {
+        self.rows.get(id.as_str()).expect("no record with this id")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+    struct Row {
+        id: String,
+        name: String,
+        group: String,
+        tags: Vec<String>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Rows {
+        rows: Table<Row>,
+    }
+
+    impl Record for Row {
+        type Model = Rows;
+        const TABLE: &'static str = "rows";
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn unique_key(&self) -> Option<String> {
+            Some(self.name.clone())
+        }
+        fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+            f("group", &self.group);
+            for t in &self.tags {
+                f("tag", t);
+            }
+        }
+        fn table(m: &Rows) -> &Table<Row> {
+            &m.rows
+        }
+        fn table_mut(m: &mut Rows) -> &mut Table<Row> {
+            &mut m.rows
+        }
+    }
+
+    fn ids(it: impl Iterator<Item = String>) -> Vec<String> {
+        let mut v: Vec<String> = it.collect();
+        v.sort();
+        v
+    }
+
+    /// Random puts (new and replacing) and deletes: every index answers what a scan of the
+    /// rows answers, and a copy taken before a change does not see it.
+    #[test]
+    fn indexes_agree_with_a_scan_after_random_changes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut t: Table<Row> = Table::default();
+        for step in 0..3000 {
+            let id = format!("r{}", rng.gen_range(0..200));
+            let before = t.clone();
+            let before_len = before.len();
+            if rng.gen_bool(0.7) {
+                let row = Row {
+                    id: id.clone(),
+                    name: format!("n{}", rng.gen_range(0..400)),
+                    group: format!("g{}", rng.gen_range(0..10)),
+                    tags: (0..rng.gen_range(0..3)).map(|_| format!("t{}", rng.gen_range(0..5))).collect(),
+                };
+                if t.unique_holder(&row.name, &row.id).is_some() {
+                    continue;
+                }
+                t.insert(id.clone(), Arc::new(row));
+            } else {
+                t.remove(&id);
+            }
+            assert_eq!(before.len(), before_len, "a copy changed with the original at step {step}");
+            for g in 0..10 {
+                let g = format!("g{g}");
+                let scan = ids(t.values().filter(|r| r.group == g).map(|r| r.id.clone()));
+                assert_eq!(ids(t.by("group", &g).map(|r| r.id.clone())), scan, "group {g} at step {step}");
+            }
+            for k in 0..5 {
+                let k = format!("t{k}");
+                let scan = ids(t.values().filter(|r| r.tags.contains(&k)).map(|r| r.id.clone()));
+                assert_eq!(ids(t.by("tag", &k).map(|r| r.id.clone())), scan, "tag {k} at step {step}");
+            }
+            for r in t.values() {
+                assert_eq!(t.by_unique(&r.name).map(|x| x.id.clone()), Some(r.id.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_sharing_a_prefix_stay_apart() {
+        let mut t: Table<Row> = Table::default();
+        for (id, group) in [("1", "a"), ("2", "ab"), ("3", "a\u{1}"), ("4", "a")] {
+            let row = Row { id: id.into(), name: id.into(), group: group.into(), tags: vec![] };
+            t.insert(id.into(), Arc::new(row));
+        }
+        assert_eq!(t.ids_by("group", "a").collect::<Vec<_>>(), ["1", "4"]);
+        assert_eq!(t.ids_by("group", "ab").collect::<Vec<_>>(), ["2"]);
+    }
+}
