@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use haneul_core::docstore::{Record, Table};
+
+use crate::ip::Addr;
 use serde::{Deserialize, Serialize};
 
 /// Prefixed: several services may share one PostgreSQL database.
@@ -279,15 +281,15 @@ pub struct Setting {
     pub value: serde_json::Value,
 }
 
-haneul_core::record!(Model; Network, "network_networks", networks);
-haneul_core::record!(Model; Subnet, "network_subnets", subnets);
-haneul_core::record!(Model; Port, "network_ports", ports);
-haneul_core::record!(Model; SecurityGroup, "network_security_groups", security_groups);
-haneul_core::record!(Model; SecurityGroupRule, "network_security_group_rules", rules);
-haneul_core::record!(Model; Router, "network_routers", routers);
-haneul_core::record!(Model; FloatingIp, "network_floatingips", floatingips);
-haneul_core::record!(Model; SubnetPool, "network_subnetpools", subnetpools);
-haneul_core::record!(Model; RbacPolicy, "network_rbac_policies", rbac);
+haneul_core::record!(Model; Network, "network_networks", networks, index: [project_id]);
+haneul_core::record!(Model; Subnet, "network_subnets", subnets, index: [network_id, project_id]);
+haneul_core::record!(Model; Port, "network_ports", ports, indexes: index_keys);
+haneul_core::record!(Model; SecurityGroup, "network_security_groups", security_groups, index: [project_id]);
+haneul_core::record!(Model; SecurityGroupRule, "network_security_group_rules", rules, index: [security_group_id, project_id]);
+haneul_core::record!(Model; Router, "network_routers", routers, index: [project_id]);
+haneul_core::record!(Model; FloatingIp, "network_floatingips", floatingips, index: [project_id]);
+haneul_core::record!(Model; SubnetPool, "network_subnetpools", subnetpools, index: [project_id]);
+haneul_core::record!(Model; RbacPolicy, "network_rbac_policies", rbac, index: [project_id]);
 haneul_core::record!(Model; Quota, "network_quotas", quotas);
 haneul_core::record!(Model; Setting, "network_settings", settings);
 
@@ -323,19 +325,42 @@ haneul_core::snapshot!(
 );
 
 impl Model {
-    pub fn subnets_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Subnet> + 'a {
-        self.subnets.values().filter(move |s| s.network_id == network_id).map(|s| &**s)
+    pub fn subnets_of<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Subnet> + 'a {
+        self.subnets.by("network_id", network_id)
     }
-    pub fn ports_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-        self.ports.values().filter(move |p| p.network_id == network_id).map(|p| &**p)
+    pub fn ports_of<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.by(PORT_NETWORK, network_id)
     }
-    pub fn rules_of<'a>(&'a self, group_id: &'a str) -> impl Iterator<Item = &'a SecurityGroupRule> + 'a {
-        self.rules.values().filter(move |r| r.security_group_id == group_id).map(|r| &**r)
+    /// The ports with an address on `subnet_id`.
+    pub fn ports_on_subnet<'a>(&'a self, subnet_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.by(PORT_SUBNET, subnet_id)
+    }
+    /// The ports of a device (a server, a router, a DHCP server).
+    pub fn ports_of_device<'a>(&'a self, device_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.by(PORT_DEVICE, device_id)
+    }
+    /// The ports bound to `host`.
+    pub fn ports_on_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports.by(PORT_HOST, host)
+    }
+    /// The port with MAC address `mac` on the network.
+    pub fn mac_holder(&self, network_id: &str, mac: &str) -> Option<&str> {
+        self.ports.ids_by(PORT_MAC, &format!("{network_id}/{mac}")).next()
+    }
+    /// Whether a port is in security group `group_id`.
+    pub fn group_in_use(&self, group_id: &str) -> bool {
+        self.ports.any_by(PORT_GROUP, group_id)
+    }
+    pub fn rules_of<'a>(&'a self, group_id: &str) -> impl Iterator<Item = &'a SecurityGroupRule> + 'a {
+        self.rules.by("security_group_id", group_id)
+    }
+    /// The port holding address `ip` on `subnet_id`.
+    pub fn address_holder(&self, subnet_id: &str, ip: Addr) -> Option<&str> {
+        self.ports.ids_by(PORT_ADDRESS, &address_key(subnet_id, ip)).next()
     }
     /// The addresses in use on a subnet (ports' fixed IPs).
     pub fn used_ips(&self, subnet_id: &str) -> BTreeSet<String> {
-        self.ports
-            .values()
+        self.ports_on_subnet(subnet_id)
             .flat_map(|p| p.fixed_ips.iter())
             .filter(|f| f.subnet_id == subnet_id)
             .map(|f| f.ip_address.clone())
@@ -344,6 +369,45 @@ impl Model {
     /// A project's default security group, if made.
     pub fn default_group(&self, project_id: &str) -> Option<&SecurityGroup> {
         self.security_groups.values().find(|g| g.project_id == project_id && g.name == "default").map(|g| &**g)
+    }
+}
+
+/// The indexes of ports: by network, subnet, device, host, security group, and address.
+pub const PORT_NETWORK: &str = "network";
+pub const PORT_SUBNET: &str = "subnet";
+pub const PORT_DEVICE: &str = "device";
+pub const PORT_HOST: &str = "host";
+pub const PORT_GROUP: &str = "group";
+/// `<network>/<MAC>`: a MAC is unique on its network.
+pub const PORT_MAC: &str = "mac";
+/// `<subnet>/<address as 32 hex digits>`: a subnet's addresses in use sort in address order.
+pub const PORT_ADDRESS: &str = "address";
+
+/// The key of an address in the ports' address index.
+pub fn address_key(subnet_id: &str, ip: Addr) -> String {
+    format!("{subnet_id}/{:032x}", ip.bits)
+}
+
+impl Port {
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f("project_id", &self.project_id);
+        f(PORT_NETWORK, &self.network_id);
+        f(PORT_MAC, &format!("{}/{}", self.network_id, self.mac_address));
+        if !self.device_id.is_empty() {
+            f(PORT_DEVICE, &self.device_id);
+        }
+        if !self.host_id.is_empty() {
+            f(PORT_HOST, &self.host_id);
+        }
+        for g in &self.security_groups {
+            f(PORT_GROUP, g);
+        }
+        for ip in &self.fixed_ips {
+            f(PORT_SUBNET, &ip.subnet_id);
+            if let Some(a) = Addr::parse(&ip.ip_address) {
+                f(PORT_ADDRESS, &address_key(&ip.subnet_id, a));
+            }
+        }
     }
 }
 

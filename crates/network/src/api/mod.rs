@@ -369,6 +369,24 @@ impl ListQuery {
         Ok(out)
     }
 
+    /// Whether the answer is one page in id order (a `limit`, no sort but by `id` ascending,
+    /// not reversed) from a marker that exists in `table`: then [`list_page`] need look only
+    /// at the records after the marker.
+    pub fn pages_by_id<T>(&self, table: &haneul_core::docstore::Table<T>) -> bool {
+        self.limit.is_some()
+            && !self.page_reverse
+            && self.sort.iter().all(|(k, asc)| k == "id" && *asc)
+            && self.marker.as_deref().is_none_or(|m| table.contains_key(m))
+    }
+
+    /// The one value of a filter given once with one value.
+    pub fn single(&self, key: &str) -> Option<&str> {
+        match self.filter(key) {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        }
+    }
+
     pub fn filter(&self, key: &str) -> Option<&[String]> {
         self.filters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
     }
@@ -422,6 +440,37 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
         (_, Value::Null) => Ordering::Greater,
         _ => a.to_string().cmp(&b.to_string()),
     }
+}
+
+/// A page of a list in id order ([`ListQuery::pages_by_id`]): `rows` are the candidates from
+/// after the marker on, in id order (a table's or an index's); the first `limit` (and one
+/// more, to know there are more) that the caller `keep`s and that pass the filters are
+/// rendered and answered as [`list_response`] answers. The cost is the page's, not the
+/// table's.
+pub fn list_page<'a, T: 'a>(
+    n: &Networking,
+    rows: impl Iterator<Item = &'a T>,
+    q: &ListQuery,
+    collection: &str,
+    special: &[&str],
+    keep: impl Fn(&T) -> bool,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let want = q.limit.unwrap_or(usize::MAX).saturating_add(1);
+    let mut page = Vec::new();
+    for r in rows {
+        if page.len() >= want {
+            break;
+        }
+        if !keep(r) {
+            continue;
+        }
+        let v = render(r);
+        if passes(&v, q, special) {
+            page.push(v);
+        }
+    }
+    list_response(n, page, q, collection, special)
 }
 
 /// The list answer: filtered, sorted, paged, reduced to `fields`, with links.

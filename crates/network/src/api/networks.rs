@@ -10,8 +10,8 @@ use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created_rows, enforce, is_admin, list_response, members, one_member, owns, require_owner, show_response,
-    standard, ApiResult, Attrs, Ctx, ListQuery,
+    bad, created_rows, enforce, is_admin, list_page, list_response, members, one_member, owns, require_owner,
+    show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::model::{Model, Network};
 use crate::service::networks::{self, external_for, find, usable, visible, NetworkUpdate, NewNetwork};
@@ -55,6 +55,10 @@ pub fn render(m: &Model, ctx: &AuthContext, n: &Network) -> Value {
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
     let q = ListQuery::parse(&q)?;
     let m = c.model();
+    if q.pages_by_id(&m.networks) {
+        let rows = m.networks.after(q.marker.as_deref()).map(|n| &**n);
+        return list_page(&c, rows, &q, "networks", &[], |n| visible(&m, &ctx, n), |n| render(&m, &ctx, n));
+    }
     let items = m.networks.values().filter(|n| visible(&m, &ctx, n)).map(|n| render(&m, &ctx, n)).collect();
     list_response(&c, items, &q, "networks", &[])
 }

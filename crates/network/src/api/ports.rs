@@ -10,11 +10,11 @@ use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created_rows, enforce, is_admin, list_response, members, one_member, owns, show_response, standard, ApiResult,
-    Attrs, Ctx, ListQuery,
+    bad, created_rows, enforce, is_admin, list_page, list_response, members, one_member, owns, show_response, standard,
+    ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::ip::{Addr, Cidr};
-use crate::model::{DhcpOpt, Port};
+use crate::model::{DhcpOpt, Port, PORT_DEVICE, PORT_NETWORK};
 use crate::service::ports::{self, find, visible, NewPort, PortUpdate};
 use crate::service::{Error, IpRequest, Networking};
 
@@ -75,6 +75,16 @@ async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String
     let q = ListQuery::parse(&q)?;
     let m = c.model();
     let fixed = q.filter("fixed_ips").map(<[String]>::to_vec);
+    let keep = |p: &Port| visible(&m, &ctx, p) && fixed.as_ref().is_none_or(|f| fixed_ip_filter(p, f));
+    if q.pages_by_id(&m.ports) {
+        let marker = q.marker.as_deref();
+        let rows: Box<dyn Iterator<Item = &Port>> = match (q.single("device_id"), q.single("network_id")) {
+            (Some(device), _) => Box::new(m.ports.by_after(PORT_DEVICE, device, marker)),
+            (None, Some(network)) => Box::new(m.ports.by_after(PORT_NETWORK, network, marker)),
+            (None, None) => Box::new(m.ports.after(marker).map(|p| &**p)),
+        };
+        return list_page(&c, rows, &q, "ports", &["fixed_ips"], keep, |p| render(&ctx, p));
+    }
     let items = m
         .ports
         .values()

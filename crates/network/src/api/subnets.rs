@@ -10,8 +10,8 @@ use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created_rows, list_response, members, one_member, owns, show_response, standard, ApiResult, Attrs, Ctx,
-    ListQuery,
+    bad, created_rows, list_page, list_response, members, one_member, owns, show_response, standard, ApiResult, Attrs,
+    Ctx, ListQuery,
 };
 use crate::ip::Cidr;
 use crate::model::{HostRoute, Pool, Subnet};
@@ -54,6 +54,13 @@ pub fn render(s: &Subnet) -> Value {
 async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
     let q = ListQuery::parse(&q)?;
     let m = c.model();
+    if q.pages_by_id(&m.subnets) {
+        let rows: Box<dyn Iterator<Item = &Subnet>> = match q.single("network_id") {
+            Some(network) => Box::new(m.subnets.by_after("network_id", network, q.marker.as_deref())),
+            None => Box::new(m.subnets.after(q.marker.as_deref()).map(|s| &**s)),
+        };
+        return list_page(&c, rows, &q, "subnets", &[], |s| visible(&m, &ctx, s), render);
+    }
     let items = m.subnets.values().filter(|s| visible(&m, &ctx, s)).map(|s| render(s)).collect();
     list_response(&c, items, &q, "subnets", &[])
 }

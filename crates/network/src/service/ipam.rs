@@ -1,11 +1,60 @@
 //! IP address management: a port's fixed IPs from its subnets' pools (the next free address,
 //! a named one checked, SLAAC's EUI-64 address) and its MAC address.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{bad, invalid, not_found, Error, Result};
 use crate::ip::{eui64, Addr, Cidr};
-use crate::model::{FixedIp, Model, Subnet};
+use crate::model::{address_key, FixedIp, Model, Subnet, PORT_ADDRESS};
+
+/// The addresses in use while a port's addresses are chosen: the ports' (from the snapshot's
+/// address index, the port being updated excepted) and those this request took already.
+struct Used<'a> {
+    m: &'a Model,
+    port_id: Option<&'a str>,
+    taken: BTreeSet<(String, u128)>,
+}
+
+impl Used<'_> {
+    fn contains(&self, subnet: &str, a: Addr) -> bool {
+        self.taken.contains(&(subnet.to_string(), a.bits))
+            || self.m.ports.ids_by(PORT_ADDRESS, &address_key(subnet, a)).any(|holder| Some(holder) != self.port_id)
+    }
+
+    /// The first address of the subnet's pools not in use (the gateway is outside the pools):
+    /// a walk of the subnet's addresses in use in address order from each pool's start, so
+    /// it costs the addresses in use before the first gap, not the ports of the cloud.
+    fn next_free(&self, s: &Subnet) -> Option<Addr> {
+        let prefix = format!("{}/", s.id);
+        for pool in &s.allocation_pools {
+            let (Some(start), Some(end)) = (Addr::parse(&pool.start), Addr::parse(&pool.end)) else { continue };
+            let mut held = self
+                .m
+                .ports
+                .index_keys_from(PORT_ADDRESS, &address_key(&s.id, start))
+                .map_while(|(key, holder)| {
+                    let bits = u128::from_str_radix(key.strip_prefix(&prefix)?, 16).ok()?;
+                    Some((bits, holder))
+                })
+                .filter(|(_, holder)| Some(*holder) != self.port_id)
+                .map(|(bits, _)| bits)
+                .peekable();
+            let mut a = start;
+            // A pool is at most a /64's worth of tries in practice; ports are far fewer.
+            let mut tries = 0u32;
+            while a <= end && tries < 1_000_000 {
+                tries += 1;
+                while held.next_if(|bits| *bits < a.bits).is_some() {}
+                let in_use = held.peek() == Some(&a.bits) || self.taken.contains(&(s.id.clone(), a.bits));
+                if !in_use {
+                    return Some(a);
+                }
+                a = a.offset(1)?;
+            }
+        }
+        None
+    }
+}
 
 /// A fixed IP asked for on a port: a subnet, an address, or both.
 #[derive(Clone, Debug, Default)]
@@ -31,15 +80,7 @@ pub fn allocate_ips(
     port_id: Option<&str>,
 ) -> Result<Vec<FixedIp>> {
     let subnets: Vec<&Subnet> = m.subnets_of(network_id).collect();
-    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for p in m.ports.values() {
-        if Some(p.id.as_str()) == port_id {
-            continue;
-        }
-        for f in &p.fixed_ips {
-            used.entry(f.subnet_id.clone()).or_default().insert(f.ip_address.clone());
-        }
-    }
+    let mut used = Used { m, port_id, taken: BTreeSet::new() };
     let mut out: Vec<FixedIp> = Vec::new();
     let Some(requests) = requests else {
         // One address from one IPv4 subnet, one from one stateful IPv6 subnet, and the
@@ -55,8 +96,8 @@ pub fn allocate_ips(
             if *done {
                 continue;
             }
-            if let Some(ip) = next_free(s, used.get(&s.id)) {
-                take(&mut used, s, ip, &mut out)?;
+            if let Some(ip) = used.next_free(s) {
+                take(&mut used, s, ip.to_string(), &mut out)?;
                 *done = true;
             }
         }
@@ -124,7 +165,7 @@ pub fn allocate_ips(
                 a.to_string()
             }
             None if subnet.is_auto_address() => slaac_ip(subnet, mac)?,
-            None => next_free(subnet, used.get(&subnet.id)).ok_or_else(|| {
+            None => used.next_free(subnet).map(|a| a.to_string()).ok_or_else(|| {
                 Error::Conflict(
                     "IpAddressGenerationFailure",
                     format!("No more IP addresses available on network {network_id}."),
@@ -137,13 +178,9 @@ pub fn allocate_ips(
 }
 
 /// Records `ip` on `subnet` for the port being placed; 409 if it is taken.
-fn take(
-    used: &mut BTreeMap<String, BTreeSet<String>>,
-    subnet: &Subnet,
-    ip: String,
-    out: &mut Vec<FixedIp>,
-) -> Result<()> {
-    if !used.entry(subnet.id.clone()).or_default().insert(ip.clone()) {
+fn take(used: &mut Used, subnet: &Subnet, ip: String, out: &mut Vec<FixedIp>) -> Result<()> {
+    let a = Addr::parse(&ip).ok_or_else(|| Error::Internal(format!("{ip} is not an address")))?;
+    if used.contains(&subnet.id, a) || !used.taken.insert((subnet.id.clone(), a.bits)) {
         return Err(Error::Conflict(
             "IpAddressAlreadyAllocated",
             format!("IP address {ip} already allocated in subnet {}", subnet.id),
@@ -161,23 +198,6 @@ fn slaac_ip(s: &Subnet, mac: &str) -> Result<String> {
 }
 
 /// The first address of the subnet's pools not in `used` (the gateway is outside the pools).
-fn next_free(s: &Subnet, used: Option<&std::collections::BTreeSet<String>>) -> Option<String> {
-    for pool in &s.allocation_pools {
-        let (Some(start), Some(end)) = (Addr::parse(&pool.start), Addr::parse(&pool.end)) else { continue };
-        let mut a = start;
-        // A pool is at most a /64's worth of tries in practice; ports are far fewer.
-        let mut tries = 0u32;
-        while a <= end && tries < 1_000_000 {
-            let text = a.to_string();
-            if !used.is_some_and(|u| u.contains(&text)) {
-                return Some(text);
-            }
-            a = a.offset(1)?;
-            tries += 1;
-        }
-    }
-    None
-}
 
 /// A new MAC address, `fa:16:3e:xx:xx:xx` as Neutron's base_mac, unique on the network.
 pub fn new_mac(m: &Model, network_id: &str) -> String {
@@ -186,7 +206,7 @@ pub fn new_mac(m: &Model, network_id: &str) -> String {
     loop {
         let b: [u8; 3] = rng.gen();
         let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
-        if !m.ports_of(network_id).any(|p| p.mac_address == mac) {
+        if m.mac_holder(network_id, &mac).is_none() {
             return mac;
         }
     }

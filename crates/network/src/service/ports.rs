@@ -86,7 +86,7 @@ fn place(t: &mut Txn, ctx: &AuthContext, ask: NewPort) -> Result<String> {
     check_quota(m, &ask.project_id, "port", 1)?;
     let mac = match ask.mac {
         Some(mac) => {
-            if m.ports_of(&ask.network_id).any(|p| p.mac_address == mac) {
+            if m.mac_holder(&ask.network_id, &mac).is_some() {
                 return Err(Error::Conflict(
                     "MacAddressInUse",
                     format!(
@@ -192,7 +192,7 @@ pub fn update(t: &mut Txn, ctx: &AuthContext, id: &str, u: PortUpdate) -> Result
                 format!("Unable to complete operation on port {id}, port is already bound"),
             ));
         }
-        if t.m.ports_of(&p.network_id).any(|o| o.id != id && o.mac_address == mac) {
+        if t.m.mac_holder(&p.network_id, &mac).is_some_and(|holder| holder != id) {
             return Err(Error::Conflict("MacAddressInUse", format!("The mac address {mac} is in use.")));
         }
         p.mac_address = mac;

@@ -30,15 +30,15 @@ pub fn quota_limit(m: &Model, project_id: &str, resource: &str) -> i64 {
 /// How many of `resource` the project has.
 pub fn quota_used(m: &Model, project_id: &str, resource: &str) -> i64 {
     let n = match resource {
-        "network" => m.networks.values().filter(|x| x.project_id == project_id).count(),
-        "subnet" => m.subnets.values().filter(|x| x.project_id == project_id).count(),
-        "port" => m.ports.values().filter(|x| x.project_id == project_id).count(),
-        "router" => m.routers.values().filter(|x| x.project_id == project_id).count(),
-        "floatingip" => m.floatingips.values().filter(|x| x.project_id == project_id).count(),
-        "security_group" => m.security_groups.values().filter(|x| x.project_id == project_id).count(),
-        "security_group_rule" => m.rules.values().filter(|x| x.project_id == project_id).count(),
-        "subnetpool" => m.subnetpools.values().filter(|x| x.project_id == project_id).count(),
-        "rbac_policy" => m.rbac.values().filter(|x| x.project_id == project_id).count(),
+        "network" => m.networks.ids_by("project_id", project_id).count(),
+        "subnet" => m.subnets.ids_by("project_id", project_id).count(),
+        "port" => m.ports.ids_by("project_id", project_id).count(),
+        "router" => m.routers.ids_by("project_id", project_id).count(),
+        "floatingip" => m.floatingips.ids_by("project_id", project_id).count(),
+        "security_group" => m.security_groups.ids_by("project_id", project_id).count(),
+        "security_group_rule" => m.rules.ids_by("project_id", project_id).count(),
+        "subnetpool" => m.subnetpools.ids_by("project_id", project_id).count(),
+        "rbac_policy" => m.rbac.ids_by("project_id", project_id).count(),
         _ => 0,
     };
     n as i64

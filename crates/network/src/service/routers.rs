@@ -22,12 +22,12 @@ pub fn find<'a>(m: &'a Model, ctx: &AuthContext, id: &str) -> Result<&'a L3Route
 }
 
 pub fn gateway_port<'a>(m: &'a Model, router_id: &str) -> Option<&'a Port> {
-    m.ports.values().find(|p| p.device_id == router_id && p.device_owner == GATEWAY).map(|p| &**p)
+    m.ports_of_device(router_id).find(|p| p.device_owner == GATEWAY)
 }
 
 /// The router's interface ports.
 pub fn interfaces<'a>(m: &'a Model, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-    m.ports.values().filter(move |p| p.device_id == router_id && p.device_owner == INTERFACE).map(|p| &**p)
+    m.ports_of_device(router_id).filter(|p| p.device_owner == INTERFACE)
 }
 
 /// `external_gateway_info` as asked: None = not given, Some(None) = no gateway.

@@ -184,7 +184,7 @@ pub fn update(
         g.std.description = d;
     }
     if let Some(s) = stateful {
-        if s != g.stateful && t.m.ports.values().any(|p| p.security_groups.iter().any(|x| x == id)) {
+        if s != g.stateful && t.m.group_in_use(id) {
             return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
         }
         g.stateful = s;
@@ -196,7 +196,7 @@ pub fn update(
 
 /// Deletes a group no port uses, with its rules and the rules elsewhere naming it as remote.
 pub fn delete(t: &mut Txn, id: &str) -> Result<()> {
-    if t.m.ports.values().any(|p| p.security_groups.iter().any(|x| x == id)) {
+    if t.m.group_in_use(id) {
         return Err(Error::Conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
     }
     t.delete::<SecurityGroup>(id).ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", id))?;

@@ -358,8 +358,7 @@ pub fn update(t: &mut Txn, id: &str, u: SubnetUpdate) -> Result<()> {
 pub fn delete(t: &mut Txn, id: &str) -> Result<()> {
     let m = t.m.clone();
     let s = m.subnets.get(id).ok_or_else(|| not_found("SubnetNotFound", "Subnet", id))?;
-    let holders: Vec<&Port> =
-        m.ports.values().filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id)).map(|p| &**p).collect();
+    let holders: Vec<&Port> = m.ports_on_subnet(id).collect();
     if !s.is_auto_address()
         && holders.iter().any(|p| !is_network_owned(p) || p.device_owner == "network:router_interface")
     {
