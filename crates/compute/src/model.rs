@@ -370,16 +370,38 @@ pub struct Setting {
     pub value: serde_json::Value,
 }
 
+impl Server {
+    /// Servers are indexed by project and by host.
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f("project_id", &self.project_id);
+        if let Some(h) = &self.host {
+            f("host", h);
+        }
+    }
+}
+
+impl Model {
+    /// The servers of a project.
+    pub fn servers_of<'a>(&'a self, project_id: &str) -> impl Iterator<Item = &'a Server> + 'a {
+        self.servers.by("project_id", project_id)
+    }
+
+    /// The servers placed on a host.
+    pub fn servers_on<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Server> + 'a {
+        self.servers.by("host", host)
+    }
+}
+
 haneul_core::record!(Model; Flavor, "flavors", flavors);
 haneul_core::record!(Model; FlavorAccess, "flavor_access", flavor_access);
 haneul_core::record!(Model; Keypair, "keypairs", keypairs);
 haneul_core::record!(Model; Setting, "compute_settings", settings);
-haneul_core::record!(Model; Server, "servers", servers);
+haneul_core::record!(Model; Server, "servers", servers, indexes: index_keys);
 haneul_core::record!(Model; QuotaLimits, "quota_limits", quotas);
 haneul_core::record!(Model; ServerGroup, "server_groups", server_groups);
 haneul_core::record!(Model; Service, "compute_services", services);
 haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
-haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions);
+haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions, index: [server_id]);
 haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
 haneul_core::record!(Model; Migration, "compute_migrations", migrations);
 haneul_core::record!(Model; Workflow, "compute_workflows", workflows);

@@ -117,19 +117,16 @@ pub async fn bootstrap(
             let admin_project = project_id(t, "admin", "Bootstrap project for initializing the cloud.")?;
             project_id(t, "service", "Project of the service users.")?;
             let demo_project = project_id(t, "demo", "Demo project, as Packstack and DevStack make it.")?;
-            let admin_user = match t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin") {
+            let found = t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin").cloned();
+            let admin_user = match found {
                 Some(u) => {
                     if let Some(h) = &new_hash {
-                        let mut u = (**u).clone();
+                        let mut u = (*u).clone();
                         ident.set_password(&mut u, h.clone());
                         u.enabled = true;
                         t.put(u)?;
                     }
-                    t.m.users
-                        .values()
-                        .find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "admin")
-                        .map(|u| u.id.clone())
-                        .unwrap_or_default()
+                    u.id.clone()
                 }
                 None => {
                     let mut u = User::new(new_id(), "admin".into(), DEFAULT_DOMAIN.into(), new_hash.clone());
@@ -137,8 +134,10 @@ pub async fn bootstrap(
                     t.put(u)?.id.clone()
                 }
             };
-            let demo_user = match t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "demo") {
-                Some(u) => u.id.clone(),
+            let found =
+                t.m.users.values().find(|u| u.domain_id == DEFAULT_DOMAIN && u.name == "demo").map(|u| u.id.clone());
+            let demo_user = match found {
+                Some(id) => id,
                 None => {
                     let mut u = User::new(new_id(), "demo".into(), DEFAULT_DOMAIN.into(), new_hash.clone());
                     u.default_project_id = Some(demo_project.clone());
@@ -165,8 +164,9 @@ pub async fn bootstrap(
                 })?;
             }
             for entry in &catalog {
-                let service_id = match t.m.services.values().find(|s| s.kind == entry.kind) {
-                    Some(s) => s.id.clone(),
+                let found = t.m.services.values().find(|s| s.kind == entry.kind).map(|s| s.id.clone());
+                let service_id = match found {
+                    Some(id) => id,
                     None => {
                         let s = Service {
                             id: new_id(),

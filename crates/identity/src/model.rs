@@ -33,6 +33,24 @@ macro_rules! record {
             }
         }
     };
+    ($ty:ty, $table:literal, $field:ident, indexes: $with:ident) => {
+        impl Record for $ty {
+            type Model = Model;
+            const TABLE: &'static str = $table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+                Self::$with(self, f)
+            }
+            fn table(model: &Model) -> &Table<Self> {
+                &model.$field
+            }
+            fn table_mut(model: &mut Model) -> &mut Table<Self> {
+                &mut model.$field
+            }
+        }
+    };
     ($ty:ty, $table:literal, $field:ident, |$s:ident| $uniq:expr) => {
         impl Record for $ty {
             type Model = Model;
@@ -173,7 +191,14 @@ pub struct Membership {
     pub group_id: String,
     pub user_id: String,
 }
-record!(Membership, "memberships", memberships);
+record!(Membership, "memberships", memberships, indexes: index_keys);
+
+impl Membership {
+    /// Memberships are indexed by user.
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f("user_id", &self.user_id);
+    }
+}
 
 impl Membership {
     pub fn new(group_id: &str, user_id: &str) -> Self {
@@ -240,7 +265,22 @@ pub struct Assignment {
     /// Inherited assignments apply to the projects below the target, not to the target itself.
     pub inherited: bool,
 }
-record!(Assignment, "assignments", assignments);
+record!(Assignment, "assignments", assignments, indexes: index_keys);
+
+impl Assignment {
+    /// Assignments are indexed by actor (`user/<id>`, `group/<id>`).
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f("actor", &actor_key(&self.actor_kind, &self.actor_id));
+    }
+}
+
+/// The key of an actor in the assignments' `actor` index.
+pub fn actor_key(kind: &ActorKind, id: &str) -> String {
+    match kind {
+        ActorKind::User => format!("user/{id}"),
+        ActorKind::Group => format!("group/{id}"),
+    }
+}
 
 impl Assignment {
     pub fn new(
@@ -568,7 +608,7 @@ impl Model {
 
     /// The groups a user belongs to.
     pub fn user_groups(&self, user_id: &str) -> Vec<&str> {
-        self.memberships.values().filter(|m| m.user_id == user_id).map(|m| m.group_id.as_str()).collect()
+        self.memberships.by("user_id", user_id).map(|m| m.group_id.as_str()).collect()
     }
 
     /// `role_ids` and every role they imply, transitively, without duplicates.

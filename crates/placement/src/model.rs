@@ -77,7 +77,16 @@ pub struct CustomTrait {
 }
 
 haneul_core::record!(Model; Provider, "placement_providers", providers, unique: name);
-haneul_core::record!(Model; Consumer, "placement_consumers", consumers);
+haneul_core::record!(Model; Consumer, "placement_consumers", consumers, indexes: index_keys);
+
+impl Consumer {
+    /// Consumers are indexed by the providers they hold allocations from.
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        for rp in self.allocations.keys() {
+            f("provider", rp);
+        }
+    }
+}
 haneul_core::record!(Model; CustomName, "placement_classes", classes);
 haneul_core::record!(Model; CustomTrait, "placement_traits", traits);
 
@@ -110,7 +119,7 @@ impl Model {
     /// How much of each resource class is allocated from one provider.
     pub fn provider_usage(&self, rp: &str) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
-        for c in self.consumers.values() {
+        for c in self.consumers.by("provider", rp) {
             if let Some(res) = c.allocations.get(rp) {
                 for (rc, n) in res {
                     *out.entry(rc.clone()).or_default() += n;

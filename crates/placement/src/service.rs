@@ -215,7 +215,7 @@ pub fn update_provider(
 
 pub fn delete_provider(t: &mut Txn, uuid: &str) -> Result<()> {
     provider(&t.m, uuid)?;
-    if t.m.consumers.values().any(|c| c.allocations.contains_key(uuid)) {
+    if t.m.consumers.any_by("provider", uuid) {
         return Err(Error::Conflict(
             code::PROVIDER_INUSE,
             format!("Unable to delete resource provider {uuid}: Resource provider has allocations."),
@@ -528,12 +528,12 @@ pub fn set_allocations(t: &mut Txn, requests: Vec<ConsumerAllocations>) -> Resul
         })?;
     }
     // Capacity, with every consumer's new allocations in place.
-    let usages = t.m.usages();
     for rp in &touched {
         let Some(p) = t.m.providers.get(rp) else { continue };
-        if let Some(used) = usages.get(rp.as_str()) {
-            for (rc, n) in used {
-                let capacity = p.inventories.get(*rc).map_or(0, Inventory::capacity);
+        {
+            let used = t.m.provider_usage(rp);
+            for (rc, n) in &used {
+                let capacity = p.inventories.get(rc).map_or(0, Inventory::capacity);
                 if *n > capacity {
                     return Err(conflict(format!(
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
@@ -585,11 +585,10 @@ pub fn reshape(
         save(t, p)?;
     }
     set_allocations(t, requests)?;
-    let usages = t.m.usages();
     for rp in &changed {
         let p = &t.m.providers[rp];
-        for (rc, n) in usages.get(rp.as_str()).into_iter().flatten() {
-            match p.inventories.get(*rc) {
+        for (rc, n) in &t.m.provider_usage(rp) {
+            match p.inventories.get(rc) {
                 None => {
                     return Err(Error::Conflict(
                         code::INVENTORY_INUSE,

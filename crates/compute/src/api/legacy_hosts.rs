@@ -69,7 +69,7 @@ async fn show(State(c): State<Ctx>, mv: Mv, Path(host): Path<String>) -> ApiResu
     let hv: Hv = hypervisor_list(&c).into_iter().find(|h| h.name == host).ok_or_else(|| no_host(&host))?;
     let m = c.model();
     let mut per_project: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    for s in m.servers.values().filter(|s| s.host.as_deref() == Some(host.as_str())) {
+    for s in m.servers_on(&host) {
         let e = per_project.entry(&s.project_id).or_default();
         e.0 += s.flavor.vcpus;
         e.1 += s.flavor.ram;

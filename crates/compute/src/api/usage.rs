@@ -76,7 +76,7 @@ async fn actions(
     let project = server_project(&c, &ctx, mv, &id)?;
     enforce(&c, &ctx, "os_compute_api:os-instance-actions:list", &json!({"project_id": project}))?;
     let m = c.model();
-    let mut list: Vec<&InstanceAction> = m.actions.values().map(|a| &**a).filter(|a| a.server_id == id).collect();
+    let mut list: Vec<&InstanceAction> = m.actions.by("server_id", &id).collect();
     list.sort_by(|a, b| b.start_time.cmp(&a.start_time).then_with(|| b.id.cmp(&a.id)));
     let mut links = None;
     if mv.at_least(58) {

@@ -112,11 +112,8 @@ impl Compute {
     /// name if placement has it, else a new one.
     fn provider_for(&self, host: &str) -> String {
         let pm = self.placement.model();
-        pm.providers
-            .values()
-            .find(|p| p.name == host)
-            .map(|p| p.id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        let earlier = pm.providers.values().find(|p| p.name == host).map(|p| p.id.clone());
+        earlier.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 
     /// Power states follow what the agent saw; instances of deleted servers go.

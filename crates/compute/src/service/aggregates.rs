@@ -40,7 +40,7 @@ fn zone_change_refused(
 }
 
 fn servers_on(m: &Model, host: &str) -> usize {
-    m.servers.values().filter(|s| s.host.as_deref() == Some(host)).count()
+    m.servers_on(host).count()
 }
 
 fn zone_move(action: &str, verb: &str, id: i64, old: &str, new: &str, n: usize) -> Error {

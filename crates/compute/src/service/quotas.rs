@@ -65,7 +65,7 @@ pub fn limits(m: &Model, key_pairs: i64, project: &str, user: Option<&str>) -> B
 /// What a project (or one user of it) uses now.
 pub fn usage(m: &Model, project: &str, user: Option<&str>) -> BTreeMap<String, i64> {
     let mut out: BTreeMap<String, i64> = RESOURCES.iter().map(|(n, _, _)| (n.to_string(), 0)).collect();
-    for s in m.servers.values().filter(|s| s.project_id == project && user.is_none_or(|u| s.user_id == u)) {
+    for s in m.servers_of(project).filter(|s| user.is_none_or(|u| s.user_id == u)) {
         *out.entry("instances".into()).or_default() += 1;
         *out.entry("cores".into()).or_default() += s.flavor.vcpus;
         *out.entry("ram".into()).or_default() += s.flavor.ram;

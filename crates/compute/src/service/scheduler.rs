@@ -84,7 +84,8 @@ impl Compute {
         self.placement
             .write(|t| {
                 if !t.m.providers.contains_key(&provider) {
-                    if let Some(old) = t.m.providers.values().find(|p| p.name == name).map(|p| p.id.clone()) {
+                    let earlier = t.m.providers.values().find(|p| p.name == name).map(|p| p.id.clone());
+                    if let Some(old) = earlier {
                         // A provider of this name from an earlier install: take its place.
                         placement::delete_provider(t, &old)?;
                     }

@@ -282,10 +282,12 @@ impl haneul_core::limits::LimitSource for Identity {
         if let Some(o) = own {
             return o.get("resource_limit").and_then(|v| v.as_i64());
         }
-        m.registered_limits
+        let registered = m
+            .registered_limits
             .values()
             .map(|l| &l.0.body)
             .find(|o| is_ours(o))
-            .and_then(|o| o.get("default_limit").and_then(|v| v.as_i64()))
+            .and_then(|o| o.get("default_limit").and_then(|v| v.as_i64()));
+        registered
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{Error, Result, Revoke, Txn};
-use crate::model::{ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
+use crate::model::{actor_key, ActorKind, Assignment, Extra, ImpliedRole, Model, RevocationEvent, Role, TargetKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoleTarget<'a> {
@@ -39,13 +39,11 @@ fn applies(m: &Model, a: &Assignment, target: RoleTarget<'_>) -> bool {
 /// Domain-specific roles never appear themselves, only the global roles they imply.
 pub fn user_roles(m: &Model, user_id: &str, target: RoleTarget<'_>) -> Vec<String> {
     let groups: HashSet<&str> = m.user_groups(user_id).into_iter().collect();
-    let direct = m.assignments.values().filter(|a| {
-        let actor_ok = match a.actor_kind {
-            ActorKind::User => a.actor_id == user_id,
-            ActorKind::Group => groups.contains(a.actor_id.as_str()),
-        };
-        actor_ok && applies(m, a, target)
-    });
+    let actors = std::iter::once(actor_key(&ActorKind::User, user_id))
+        .chain(groups.iter().map(|g| actor_key(&ActorKind::Group, g)));
+    let direct = actors
+        .flat_map(|actor| m.assignments.by("actor", &actor).collect::<Vec<_>>())
+        .filter(|a| applies(m, a, target));
     let ids: Vec<String> = direct.map(|a| a.role_id.clone()).collect();
     m.expand_implied(ids).into_iter().filter(|r| m.roles.get(r).is_some_and(|role| role.domain_id.is_none())).collect()
 }
