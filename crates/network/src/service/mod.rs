@@ -256,11 +256,12 @@ impl Networking {
     /// and `DOWN` otherwise; unbound ports the host plumbed (a router's) go `ACTIVE` too.
     /// Nothing is written when nothing changes.
     pub async fn set_ports_up(&self, host: &str, up: &[String]) -> Result<()> {
-        let status = |p: &Port| if up.contains(&p.id) && p.admin_state_up { "ACTIVE" } else { "DOWN" };
+        let up_set: std::collections::BTreeSet<&str> = up.iter().map(String::as_str).collect();
+        let status = |p: &Port| if up_set.contains(p.id.as_str()) && p.admin_state_up { "ACTIVE" } else { "DOWN" };
         let stale = |m: &Model| -> Vec<String> {
-            m.ports
-                .values()
-                .filter(|p| p.host_id == host || (p.host_id.is_empty() && up.contains(&p.id)))
+            let unbound_up = up.iter().filter_map(|id| m.ports.get(id)).filter(|p| p.host_id.is_empty());
+            m.ports_on_host(host)
+                .chain(unbound_up.map(|p| &**p))
                 .filter(|p| p.status != status(p))
                 .map(|p| p.id.clone())
                 .collect()
