@@ -2,7 +2,9 @@
 with a key and user data, read its console, delete it without leftovers; Nova's errors for bad
 requests; and a restart of `haneul serve` that adopts running guests and never leaves a
 server in BUILD."""
+import datetime
 import os
+import re
 import subprocess
 import uuid
 
@@ -509,6 +511,23 @@ def test_instance_actions_usage_and_paging(booted):
     assert mine and mine[0]["state"] == "terminated" and mine[0]["hours"] > 0, r.text
     r = nova(srv, "GET", "/os-simple-tenant-usage?start=2000-01-01Z", token)
     assert r.json()["badRequest"]["message"] == "Invalid datetime string: Datetime is in invalid format"
+
+    # `haneul db purge --before`: what stays of deleted servers goes, from a second process on
+    # the same database while the cloud runs; a date before the delete purges nothing.
+    purge = lambda before: subprocess.run([srv.binary, "db", "purge", "--before", before], env=srv.env,
+                                          capture_output=True, text=True, timeout=60)
+    kept = purge("2000-01-01")
+    assert kept.returncode == 0 and ": 0 deleted servers, 0 instance actions" in kept.stdout, kept.stdout + kept.stderr
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)).isoformat()
+    done = purge(later)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = re.search(r": (\d+) deleted servers, (\d+) instance actions", done.stdout)
+    assert counts and int(counts[1]) >= 1 and int(counts[2]) >= 3, done.stdout
+    r = nova(srv, "GET", f"/servers/{sid}/os-instance-actions", token, headers={"OpenStack-API-Version": "compute 2.21"})
+    assert r.status_code == 404, r.text
+    r = nova(srv, "GET", "/os-simple-tenant-usage?detailed=1&start=2000-01-01T00:00:00", token)
+    assert not [u for t in r.json()["tenant_usages"] for u in t["server_usages"] if u["instance_id"] == sid], r.text
+    assert purge("yesterday").returncode != 0
 
 
 

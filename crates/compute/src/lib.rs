@@ -14,4 +14,5 @@ pub mod policy_defaults;
 pub mod service;
 pub mod serving;
 
+pub use service::actions::{purge, Purged};
 pub use service::Compute;

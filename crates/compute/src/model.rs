@@ -401,8 +401,42 @@ haneul_core::record!(Model; QuotaLimits, "quota_limits", quotas);
 haneul_core::record!(Model; ServerGroup, "server_groups", server_groups);
 haneul_core::record!(Model; Service, "compute_services", services);
 haneul_core::record!(Model; Aggregate, "compute_aggregates", aggregates);
-haneul_core::record!(Model; InstanceAction, "compute_instance_actions", actions, index: [server_id]);
-haneul_core::record!(Model; DeletedServer, "compute_deleted_servers", deleted_servers);
+
+/// Instance actions grow with every request on a server and stay after it is deleted: kept
+/// in the database only, listed by server (ADR 0006).
+impl haneul_core::docstore::Logged for InstanceAction {
+    const TABLE: &'static str = "compute_action_log";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn parent(&self) -> &str {
+        &self.server_id
+    }
+    fn at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+}
+
+/// What stays of deleted servers grows with every delete: kept in the database only, listed
+/// by project, purged by `haneul db purge`.
+impl haneul_core::docstore::Logged for DeletedServer {
+    const TABLE: &'static str = "compute_deleted_server_log";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn parent(&self) -> &str {
+        &self.project_id
+    }
+    fn at(&self) -> DateTime<Utc> {
+        self.terminated_at
+    }
+}
+
+/// The log tables of the compute service, and the document tables they replaced.
+pub const LOGS: &[(&str, &str)] = &[
+    (<InstanceAction as haneul_core::docstore::Logged>::TABLE, "compute_instance_actions"),
+    (<DeletedServer as haneul_core::docstore::Logged>::TABLE, "compute_deleted_servers"),
+];
 haneul_core::record!(Model; Migration, "compute_migrations", migrations);
 haneul_core::record!(Model; Workflow, "compute_workflows", workflows);
 
@@ -503,8 +537,6 @@ pub struct Model {
     pub server_groups: Table<ServerGroup>,
     pub services: Table<Service>,
     pub aggregates: Table<Aggregate>,
-    pub actions: Table<InstanceAction>,
-    pub deleted_servers: Table<DeletedServer>,
     pub migrations: Table<Migration>,
     /// Workflows under way (server builds), each step recorded as it goes.
     pub workflows: Table<Workflow>,
@@ -550,8 +582,6 @@ haneul_core::snapshot!(
     ServerGroup,
     Service,
     Aggregate,
-    InstanceAction,
-    DeletedServer,
     Migration,
     Workflow,
 );

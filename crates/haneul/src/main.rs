@@ -61,6 +61,22 @@ enum Command {
         #[command(subcommand)]
         action: NetworkAction,
     },
+    /// The services' databases.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Delete what stays of deleted servers (their usage records and instance actions)
+    /// older than a date, as `nova-manage db purge --before` does; live servers' actions stay.
+    Purge {
+        /// A date (`2026-12-01`) or a time (RFC 3339, `2026-12-01T12:00:00Z`), in UTC.
+        #[arg(long)]
+        before: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +156,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bootstrap => rt.block_on(run_bootstrap(cfg)),
         Command::Policy { action: PolicyAction::Routes } => policy_cmd::routes(&cfg),
         Command::Network { action: NetworkAction::Diagnose { ref target } } => rt.block_on(diagnose(cfg, target)),
+        Command::Db { action: DbAction::Purge { ref before } } => rt.block_on(purge(cfg, before)),
         Command::TokenKeys { action: KeysAction::Rotate } => {
             let repo = KeyRepository::new(cfg.key_repository(), cfg.identity.max_active_keys);
             let primary = repo.rotate().context("rotating token keys")?;
@@ -529,4 +546,33 @@ mod tests {
             assert!(seen.insert(*t), "table {t} is used by two services");
         }
     }
+}
+
+/// `haneul db purge --before DATE`.
+async fn purge(cfg: Config, before: &str) -> anyhow::Result<()> {
+    let before = parse_time(before).with_context(|| format!("--before {before}: not a date or an RFC 3339 time"))?;
+    let purged = haneul_compute::purge(&cfg, before).await.context("purging the compute database")?;
+    println!(
+        "Purged from the compute database, last changed before {}: {} deleted servers, {} instance actions of deleted servers.",
+        before.to_rfc3339(),
+        purged.deleted_servers,
+        purged.actions
+    );
+    Ok(())
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Utc.from_utc_datetime(&t))
 }

@@ -13,7 +13,7 @@ use haneul_core::routes::{rule, target, Routes};
 use serde_json::{json, Value};
 
 use super::{enforce, is_admin, ApiResult, Ctx, Mv};
-use crate::model::{FlavorCopy, InstanceAction};
+use crate::model::{DeletedServer, FlavorCopy, InstanceAction};
 use crate::service::Compute;
 
 pub fn routes() -> Routes<Ctx> {
@@ -40,14 +40,16 @@ fn parse_time(v: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The project of a server, living or deleted (deleted ones from 2.21), if the caller may see it.
-fn server_project(c: &Compute, ctx: &AuthContext, mv: Mv, id: &str) -> ApiResult<String> {
-    let m = c.model();
-    let project = m
-        .servers
-        .get(id)
-        .map(|s| s.project_id.clone())
-        .or_else(|| mv.at_least(21).then(|| m.deleted_servers.get(id).map(|d| d.project_id.clone())).flatten())
-        .filter(|p| is_admin(ctx) || ctx.project_id() == Some(p.as_str()));
+async fn server_project(c: &Compute, ctx: &AuthContext, mv: Mv, id: &str) -> ApiResult<String> {
+    let live = c.model().servers.get(id).map(|s| s.project_id.clone());
+    let project = match live {
+        Some(p) => Some(p),
+        None if mv.at_least(21) => {
+            c.store().log_get::<DeletedServer>(id).await.map_err(store_error)?.map(|d| d.project_id)
+        }
+        None => None,
+    };
+    let project = project.filter(|p| is_admin(ctx) || ctx.project_id() == Some(p.as_str()));
     project.ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))
 }
 
@@ -73,10 +75,10 @@ async fn actions(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let project = server_project(&c, &ctx, mv, &id)?;
+    let project = server_project(&c, &ctx, mv, &id).await?;
     enforce(&c, &ctx, "os_compute_api:os-instance-actions:list", &json!({"project_id": project}))?;
-    let m = c.model();
-    let mut list: Vec<&InstanceAction> = m.actions.by("server_id", &id).collect();
+    let all: Vec<InstanceAction> = c.store().log_of(&id).await.map_err(store_error)?;
+    let mut list: Vec<&InstanceAction> = all.iter().collect();
     list.sort_by(|a, b| b.start_time.cmp(&a.start_time).then_with(|| b.id.cmp(&a.id)));
     let mut links = None;
     if mv.at_least(58) {
@@ -150,15 +152,17 @@ async fn action(
     mv: Mv,
     Path((id, request_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let project = server_project(&c, &ctx, mv, &id)?;
+    let project = server_project(&c, &ctx, mv, &id).await?;
     let target = json!({"project_id": project});
     enforce(&c, &ctx, "os_compute_api:os-instance-actions:show", &target)?;
-    let m = c.model();
-    let a = m
-        .actions
-        .get(&request_id)
+    let a = c
+        .store()
+        .log_get::<InstanceAction>(&request_id)
+        .await
+        .map_err(store_error)?
         .filter(|a| a.server_id == id)
         .ok_or_else(|| ApiError::not_found(format!("Action {request_id} not found")))?;
+    let a = &a;
     let allowed = |rule: &str| enforce(&c, &ctx, rule, &target).is_ok();
     let events_allowed = allowed("os_compute_api:os-instance-actions:events");
     let details_allowed = mv.at_least(84) && allowed("os_compute_api:os-instance-actions:events:details");
@@ -234,7 +238,9 @@ struct Used {
 }
 
 /// The servers that ran in the period (deleted ones included), by project then id.
-fn used(c: &Compute, p: &Period, project: Option<&str>) -> Vec<Used> {
+async fn used(c: &Compute, p: &Period, project: Option<&str>) -> ApiResult<Vec<Used>> {
+    // Deleted servers that ended after the period began: the log by its time order.
+    let deleted: Vec<DeletedServer> = c.store().log_since(p.start).await.map_err(store_error)?;
     let m = c.model();
     let live = m.servers.values().filter_map(|s| {
         Some(Used {
@@ -247,7 +253,7 @@ fn used(c: &Compute, p: &Period, project: Option<&str>) -> Vec<Used> {
             state: s.vm_state.clone(),
         })
     });
-    let gone = m.deleted_servers.values().filter_map(|d| {
+    let gone = deleted.iter().filter_map(|d| {
         Some(Used {
             id: d.id.clone(),
             name: d.name.clone(),
@@ -264,7 +270,12 @@ fn used(c: &Compute, p: &Period, project: Option<&str>) -> Vec<Used> {
         .filter(|u| u.launched < p.end && u.ended.is_none_or(|e| e > p.start))
         .collect();
     all.sort_by(|a, b| a.project.cmp(&b.project).then_with(|| a.id.cmp(&b.id)));
-    all
+    Ok(all)
+}
+
+/// A failure to read the records kept in the database: logged, Nova's 500.
+fn store_error(e: haneul_core::docstore::StoreError) -> ApiError {
+    crate::service::Error::from(e).into()
 }
 
 fn page(mut all: Vec<Used>, q: &HashMap<String, String>, mv: Mv) -> ApiResult<(Vec<Used>, Option<String>)> {
@@ -347,7 +358,7 @@ async fn usages(State(c): State<Ctx>, mv: Mv, Query(q): Query<HashMap<String, St
     check_params(&q, mv, &["start", "end", "detailed", "limit", "marker"])?;
     let p = period(&q)?;
     let detailed = q.get("detailed").is_some_and(|d| d == "1");
-    let (used, next) = page(used(&c, &p, None), &q, mv)?;
+    let (used, next) = page(used(&c, &p, None).await?, &q, mv)?;
     let mut body = json!({"tenant_usages": summaries(&used, &p, detailed)});
     if let Some(marker) = next {
         body["tenant_usages_links"] = next_link(&c, "os-simple-tenant-usage", &q, &marker);
@@ -365,7 +376,7 @@ async fn usage(
     enforce(&c, &ctx, "os_compute_api:os-simple-tenant-usage:show", &json!({"project_id": tenant}))?;
     check_params(&q, mv, &["start", "end", "limit", "marker"])?;
     let p = period(&q)?;
-    let (used, next) = page(used(&c, &p, Some(&tenant)), &q, mv)?;
+    let (used, next) = page(used(&c, &p, Some(&tenant)).await?, &q, mv)?;
     let one = summaries(&used, &p, true).into_iter().next().unwrap_or_else(|| json!({}));
     let mut body = json!({"tenant_usage": one});
     if let Some(marker) = next {

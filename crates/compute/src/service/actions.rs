@@ -18,7 +18,7 @@ pub fn record(
     project_id: &str,
 ) -> Result<()> {
     let now = Utc::now();
-    t.put(InstanceAction {
+    t.log(&InstanceAction {
         id: request_id.to_string(),
         server_id: server.id.clone(),
         action: action.to_string(),
@@ -28,13 +28,13 @@ pub fn record(
         updated_at: now,
         message: None,
         events: vec![],
-    })?;
+    });
     Ok(())
 }
 
 /// Keeps what a deleted server leaves behind (in the write that deletes it).
 pub fn tombstone(t: &mut Txn, s: &Server) -> Result<()> {
-    t.put(DeletedServer {
+    t.log(&DeletedServer {
         id: s.id.clone(),
         name: s.name.clone(),
         project_id: s.project_id.clone(),
@@ -42,26 +42,24 @@ pub fn tombstone(t: &mut Txn, s: &Server) -> Result<()> {
         flavor: s.flavor.clone(),
         launched_at: s.launched_at,
         terminated_at: Utc::now(),
-    })?;
+    });
     Ok(())
 }
 
 impl Compute {
     /// Changes the action `request_id` (gone or unknown: nothing to do); logged, never
     /// failing the work it describes.
-    async fn update_action(&self, request_id: &str, event: &str, f: impl FnOnce(&mut InstanceAction) + Send) {
+    async fn update_action(&self, request_id: &str, event: &str, f: impl Fn(&mut InstanceAction) + Send) {
         let r = self
-            .write(|t| {
-                let Some(a) = t.m.actions.get(request_id) else { return Ok(()) };
-                let mut a = (**a).clone();
-                f(&mut a);
+            .store()
+            .log_update::<InstanceAction>(request_id, |a| {
+                f(a);
                 a.updated_at = Utc::now();
-                t.put(a)?;
-                Ok(())
+                true
             })
             .await;
         if let Err(e) = r {
-            tracing::warn!(request_id, event, error = ?e, "could not record an instance action event");
+            tracing::warn!(request_id, event, error = %haneul_core::service::chain(&e), "could not record an instance action event");
         }
     }
 
@@ -95,4 +93,24 @@ impl Compute {
         })
         .await
     }
+}
+
+/// What [`purge`] deleted.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub deleted_servers: u64,
+    pub actions: u64,
+}
+
+/// `haneul db purge --before`: deletes what stays of servers deleted before `before` and the
+/// instance actions of deleted servers last changed before it; a live server's actions stay.
+pub async fn purge(config: &haneul_core::config::Config, before: chrono::DateTime<Utc>) -> Result<Purged> {
+    let store =
+        haneul_core::docstore::Store::open(&config.compute_database_url(), "compute", crate::model::TABLES, &[])
+            .await?;
+    store.ensure_logs(&crate::model::LOGS.iter().map(|(t, _)| *t).collect::<Vec<_>>()).await?;
+    let live = haneul_core::docstore::State::<crate::model::Model>::open(store.clone()).await?.model();
+    let deleted_servers = store.log_purge::<DeletedServer>(before, |_| false).await?;
+    let actions = store.log_purge::<InstanceAction>(before, |server| live.servers.contains_key(server)).await?;
+    Ok(Purged { deleted_servers, actions })
 }

@@ -148,6 +148,12 @@ impl Compute {
         let db =
             haneul_core::docstore::Store::open(&config.compute_database_url(), "compute", crate::model::TABLES, &[])
                 .await?;
+        db.ensure_logs(&crate::model::LOGS.iter().map(|(t, _)| *t).collect::<Vec<_>>()).await?;
+        let moved = db.log_adopt::<crate::model::InstanceAction>("compute_instance_actions").await?
+            + db.log_adopt::<crate::model::DeletedServer>("compute_deleted_servers").await?;
+        if moved > 0 {
+            tracing::info!(moved, "instance actions and deleted servers moved to their log tables");
+        }
         let state = State::<Model>::open(db).await?;
         let policy = PolicyFile::new(config.compute_policy_file(), crate::policy_defaults::DEFAULT_RULES)
             .map_err(Error::Policy)?;
@@ -209,6 +215,11 @@ impl Compute {
 
     pub fn model(&self) -> Arc<Model> {
         self.state.model()
+    }
+
+    /// The database, for the records kept there only (instance actions, deleted servers).
+    pub fn store(&self) -> &haneul_core::docstore::Store {
+        self.state.store()
     }
 
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {

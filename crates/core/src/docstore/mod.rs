@@ -13,6 +13,7 @@
 //!   one database notice each other's writes ([`State::refresh`]) and never commit on a stale
 //!   base.
 
+mod log;
 mod table;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +24,7 @@ use sqlx::Row;
 
 use crate::db::{Db, DbError, Migration};
 
+pub use log::Logged;
 pub use table::Table;
 
 /// The records of a table keyed `<parent>/<child>` that belong to `parent` (image members of
@@ -135,6 +137,8 @@ pub enum StoreError {
         #[source]
         err: serde_json::Error,
     },
+    #[error("the {table} row {id} kept changing under a writer; try again")]
+    Busy { table: &'static str, id: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -142,8 +146,24 @@ pub enum StoreError {
 /// One change to persist.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Put { table: &'static str, id: String, uniq: Option<String>, data: String },
-    Delete { table: &'static str, id: String },
+    Put {
+        table: &'static str,
+        id: String,
+        uniq: Option<String>,
+        data: String,
+    },
+    Delete {
+        table: &'static str,
+        id: String,
+    },
+    /// A record of a log table ([`Logged`]), written (or replaced) with the snapshot's changes.
+    Log {
+        table: &'static str,
+        id: String,
+        parent: String,
+        at: String,
+        data: String,
+    },
 }
 
 impl Op {
@@ -261,6 +281,21 @@ impl Store {
                         .await
                         .map_err(sql_err(table))?;
                 }
+                Op::Log { table, id, parent, at, data } => {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_err(table))?;
+                    sqlx::query(&format!("INSERT INTO {table} (id, parent, at, data) VALUES ($1, $2, $3, $4)"))
+                        .bind(id)
+                        .bind(parent)
+                        .bind(at)
+                        .bind(data)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_err(table))?;
+                }
                 Op::Delete { table, id } => {
                     sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
                         .bind(id)
@@ -313,6 +348,11 @@ impl<M> Txn<M> {
         let v = Arc::new(v);
         T::table_mut(&mut self.m).insert(v.id().to_string(), v.clone());
         Ok(v)
+    }
+
+    /// Writes a record of a log table in this write's transaction; it is not in the snapshot.
+    pub fn log<T: Logged>(&mut self, v: &T) {
+        self.ops.push(Op::log(v));
     }
 
     /// A copy of a record to change and `put` back; not found when it does not exist.
@@ -506,6 +546,118 @@ mod tests {
         a.write(|t| t.put(thing("2", "b")).map(|_| ())).await.unwrap();
         b.write(|t| t.put(thing("3", "c")).map(|_| ())).await.unwrap();
         assert_eq!(open(&url).await.model().things.len(), 3);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+    struct Entry {
+        id: String,
+        server: String,
+        at: chrono::DateTime<chrono::Utc>,
+        events: Vec<String>,
+    }
+
+    impl Logged for Entry {
+        const TABLE: &'static str = "test_log";
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn parent(&self) -> &str {
+            &self.server
+        }
+        fn at(&self) -> chrono::DateTime<chrono::Utc> {
+            self.at
+        }
+    }
+
+    fn entry(id: &str, server: &str, secs: i64) -> Entry {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+        Entry { id: id.into(), server: server.into(), at, events: vec![] }
+    }
+
+    #[tokio::test]
+    async fn log_records_go_with_the_write_stay_out_of_memory_and_list_newest_first() {
+        let (dir, url) = url();
+        let s = open(&url).await;
+        s.store().ensure_logs(&["test_log"]).await.unwrap();
+        s.write(|t| {
+            t.put(thing("1", "a"))?;
+            t.log(&entry("e1", "s1", 1));
+            t.log(&entry("e2", "s1", 2));
+            t.log(&entry("e3", "s2", 3));
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        // A failed write leaves no log record either.
+        let r: Result<(), StoreError> = s
+            .write(|t| {
+                t.log(&entry("e4", "s1", 4));
+                Err(StoreError::NotFound { kind: "thing", id: "x".into() })
+            })
+            .await;
+        assert!(r.is_err());
+        let store = s.store();
+        let ids: Vec<String> = store.log_of::<Entry>("s1").await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["e2", "e1"]);
+        assert!(store.log_get::<Entry>("e4").await.unwrap().is_none());
+        assert_eq!(store.log_get::<Entry>("e3").await.unwrap().unwrap().server, "s2");
+        assert_eq!(store.log_since::<Entry>(entry("x", "", 2).at).await.unwrap().len(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn concurrent_log_updates_from_two_processes_lose_nothing() {
+        let (dir, url) = url();
+        let a = open(&url).await;
+        let b = open(&url).await;
+        a.store().ensure_logs(&["test_log"]).await.unwrap();
+        a.write(|t| {
+            t.log(&entry("e1", "s1", 1));
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        let add = |s: &State<Things>, n: usize| {
+            let store = s.store().clone();
+            async move {
+                for i in 0..10 {
+                    let done = store
+                        .log_update::<Entry>("e1", |e| {
+                            e.events.push(format!("{n}-{i}"));
+                            true
+                        })
+                        .await
+                        .unwrap();
+                    assert!(done);
+                }
+            }
+        };
+        tokio::join!(add(&a, 1), add(&b, 2));
+        let e = a.store().log_get::<Entry>("e1").await.unwrap().unwrap();
+        assert_eq!(e.events.len(), 20, "{:?}", e.events);
+        assert!(!a.store().log_update::<Entry>("missing", |_| true).await.unwrap());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_what_is_older_and_not_kept() {
+        let (dir, url) = url();
+        let s = open(&url).await;
+        s.store().ensure_logs(&["test_log"]).await.unwrap();
+        s.write(|t| {
+            for (id, server, at) in [("e1", "gone", 1), ("e2", "live", 1), ("e3", "gone", 10)] {
+                t.log(&entry(id, server, at));
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        let n = s.store().log_purge::<Entry>(entry("x", "", 5).at, |parent| parent == "live").await.unwrap();
+        assert_eq!(n, 1);
+        assert!(s.store().log_get::<Entry>("e1").await.unwrap().is_none());
+        assert!(s.store().log_get::<Entry>("e2").await.unwrap().is_some());
+        assert!(s.store().log_get::<Entry>("e3").await.unwrap().is_some());
         std::fs::remove_dir_all(dir).ok();
     }
 }
