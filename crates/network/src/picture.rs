@@ -2,11 +2,12 @@
 //! hosts' networks from, made from this service's records field by field: a field the agent
 //! needs and the records lack does not compile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 
 use haneul_contracts::dataplane as dp;
 
-use crate::model::{self, Model};
+use crate::model::{self, Model, PORT_GROUP};
 
 /// The picture of `m` at `version`.
 pub fn picture(m: &Model, version: String, tunnel_endpoints: BTreeMap<String, String>) -> dp::Picture {
@@ -26,6 +27,80 @@ pub fn picture(m: &Model, version: String, tunnel_endpoints: BTreeMap<String, St
         floatingips: m.floatingips.values().map(|f| floating_ip(f)).collect(),
         tunnel_endpoints,
     }
+}
+
+/// What `host`'s data plane is made from: the ports bound to it (guests'), their networks
+/// with their subnets, their security groups and those groups' rules, and every port in a
+/// group those rules name as remote (the firewall matches their addresses); the network
+/// service's own ports on those networks. A network node also carries every network with
+/// DHCP, with a router's port or external, all ports on them, every router and every
+/// floating IP. A change elsewhere in the cloud leaves this picture (and its version) as it
+/// was, so the host's agent is not woken for it.
+pub fn for_host(m: &Model, host: &str, network_node: bool, tunnel_endpoints: BTreeMap<String, String>) -> dp::Picture {
+    let local: Vec<&model::Port> = m.ports_on_host(host).filter(|p| p.device_owner.starts_with("compute:")).collect();
+    let mut networks: BTreeSet<&str> = local.iter().map(|p| p.network_id.as_str()).collect();
+    if network_node {
+        for n in m.networks.values() {
+            let dhcp = n.admin_state_up && m.subnets_of(&n.id).any(|s| subnet(s).dhcp_served());
+            if dhcp || n.external {
+                networks.insert(&n.id);
+            }
+        }
+        for r in m.routers.values() {
+            for p in m.ports_of_device(&r.id) {
+                networks.insert(&p.network_id);
+            }
+        }
+    }
+    let mut ports: BTreeMap<&str, &model::Port> = local.iter().map(|p| (p.id.as_str(), *p)).collect();
+    for n in &networks {
+        for p in m.ports_of(n) {
+            if network_node || p.device_owner.starts_with("network:") {
+                ports.insert(&p.id, p);
+            }
+        }
+    }
+    let local_groups: BTreeSet<&str> =
+        local.iter().flat_map(|p| p.security_groups.iter().map(String::as_str)).collect();
+    let rules: Vec<&model::SecurityGroupRule> = local_groups.iter().flat_map(|g| m.rules_of(g)).collect();
+    let remote: BTreeSet<&str> = rules.iter().filter_map(|r| r.remote_group_id.as_deref()).collect();
+    for g in &remote {
+        for p in m.ports.by(PORT_GROUP, g) {
+            ports.insert(&p.id, p);
+        }
+    }
+    let groups: BTreeSet<&str> = local_groups.union(&remote).copied().collect();
+    let mut rules: Vec<dp::Rule> = rules.into_iter().map(rule).collect();
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut picture = dp::Picture {
+        schema: dp::SCHEMA,
+        version: String::new(),
+        networks: networks.iter().filter_map(|n| m.networks.get(*n)).map(|n| network(n)).collect(),
+        subnets: {
+            let mut v: Vec<dp::Subnet> = networks.iter().flat_map(|n| m.subnets_of(n)).map(subnet).collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        },
+        ports: ports.values().map(|p| port(p)).collect(),
+        security_groups: groups
+            .iter()
+            .filter_map(|g| m.security_groups.get(*g))
+            .map(|g| dp::SecurityGroup { id: g.id.clone(), stateful: g.stateful })
+            .collect(),
+        rules,
+        routers: if network_node { m.routers.values().map(|r| router(r)).collect() } else { Vec::new() },
+        floatingips: if network_node { m.floatingips.values().map(|f| floating_ip(f)).collect() } else { Vec::new() },
+        tunnel_endpoints,
+    };
+    picture.version = digest(&picture);
+    picture
+}
+
+/// A version that names the picture's content: equal pictures, equal versions.
+fn digest(p: &dp::Picture) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(p).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 fn network(n: &model::Network) -> dp::Network {

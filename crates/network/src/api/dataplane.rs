@@ -1,9 +1,11 @@
 //! The host agents' side door (not part of Neutron's API; the service user only):
 //!
-//! - `GET /v2.0/internal/dataplane?host=H&version=V`: everything a host's data plane is made
-//!   from (networks, subnets, ports, security groups and rules, routers, floating IPs), with
-//!   its `version`. When the caller already has version `V`, the answer waits (up to
-//!   [`LONGEST_WAIT`]) for the next change: the agent asks again at once, so a change reaches
+//! - `GET /v2.0/internal/dataplane?host=H&version=V`: what host H's data plane is made from
+//!   ([`crate::picture::for_host`]: its ports, their networks, subnets, groups and rules; on
+//!   a network node also the DHCP, routed and external networks, routers and floating IPs),
+//!   with a `version` that names its content. When the caller already has version `V`, the
+//!   answer waits (up to [`LONGEST_WAIT`]) until H's picture changes (a change elsewhere in
+//!   the cloud does not wake it): the agent asks again at once, so a change reaches
 //!   every host within milliseconds, and an agent that restarts simply asks anew. Each ask is
 //!   also the host's heartbeat for the agents list.
 //! - `PUT /v2.0/internal/dataplane/ports`: `{"host": H, "up": [port ids]}`: the ports bound to
@@ -47,24 +49,29 @@ struct Ask {
 
 async fn dataplane(State(n): State<Ctx>, Query(q): Query<Ask>) -> ApiResult {
     n.agent_seen(&q.host, q.network_node, q.tunnel_ip.as_deref());
+    let network_node = n.agents().get(&q.host).is_some_and(|a| a.network_node);
+    let picture = |n: &Ctx| crate::picture::for_host(&n.model(), &q.host, network_node, n.tunnel_endpoints());
     let mut changes = n.changes();
-    if n.version() == q.version {
+    let mut pic = picture(&n);
+    if pic.version == q.version {
         let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
         // Another controller sharing the database shows up at the next refresh.
-        while n.version() == q.version && !n.stopping() {
+        while pic.version == q.version && !n.stopping() {
             let step = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(5)));
             tokio::select! {
-                _ = changes.changed() => {}
+                _ = changes.changed() => pic = picture(&n),
                 _ = step => {
                     if tokio::time::Instant::now() >= deadline {
                         break;
                     }
-                    n.refresh().await?;
+                    if n.refresh().await? {
+                        pic = picture(&n);
+                    }
                 }
             }
         }
     }
-    Ok(Json(crate::picture::picture(&n.model(), n.version(), n.tunnel_endpoints())).into_response())
+    Ok(Json(pic).into_response())
 }
 
 #[derive(Deserialize)]
