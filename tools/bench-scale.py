@@ -8,16 +8,20 @@ plane running in it). The fill: `PORTS` ports (default 20,000; the issue's goal 
 over `NETWORKS` networks (default 100, one /16 subnet each, no DHCP), created by `CLIENTS`
 concurrent clients (default 8); the admin project's network quotas are lifted first.
 
-For each tenth it prints: ports in the cloud, the creates' rate and p50/p99, the p50/p99 of
-`GET /v2.0/ports?limit=100` (from a random marker) and of `GET /v2.0/ports/{id}`, and the
-server's RSS (total and per port). No figure is asserted: compare runs (and builds) by
+The first network has DHCP; the others not. For each tenth it prints: ports in the cloud,
+the creates' rate and p50/p99, the p50/p99 of `GET /v2.0/ports?limit=100` (from a random
+marker) and of `GET /v2.0/ports/{id}`, the server's RSS (total, and its growth since the fill began per port), and the data
+plane's time for one more port (a guest's port bound to this host, on the DHCP network, in a
+security group): from its create to its DHCP host entry and to its firewall chain on the host. No figure is asserted: compare runs (and builds) by
 running it with HANEUL_BIN set to each, one after the other.
 
 usage: HANEUL_BIN=target/release/haneul tools/bench-scale.py [PORTS] [NETWORKS] [CLIENTS]
 """
 import concurrent.futures
+import glob
 import os
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -89,12 +93,36 @@ def run(srv):
     for i in range(NETWORKS):
         net = call("POST", "/networks", {"network": {"name": f"scale-{i}"}})[0]["network"]
         call("POST", "/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4,
-                                             "cidr": f"10.{i}.0.0/16", "enable_dhcp": False}})
+                                             "cidr": f"10.{i}.0.0/16", "enable_dhcp": i == 0}})
         networks.append(net["id"])
+    group = call("POST", "/security-groups", {"security_group": {"name": "probe"}})[0]["security_group"]
+    host = socket.gethostname()
+
+    def probe(n):
+        """A guest's port bound here: seconds until its DHCP entry and its firewall chain."""
+        t0 = time.monotonic()
+        p = call("POST", "/ports", {"port": {"network_id": networks[0], "device_owner": "compute:nova",
+                                             "device_id": f"probe-{n}", "binding:host_id": host,
+                                             "security_groups": [group["id"]]}})[0]["port"]
+        dhcp = chain = None
+        files = glob.glob(f"/run/haneul/network/*qdhcp-{networks[0]}/host")
+        while (dhcp is None or chain is None) and time.monotonic() - t0 < 60:
+            if dhcp is None and any(p["mac_address"] in open(f).read() for f in files if os.path.exists(f)):
+                dhcp = time.monotonic() - t0
+            if chain is None:
+                rules = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
+                if f"-N haneul-i{p['id'][:10]}" in rules:
+                    chain = time.monotonic() - t0
+            files = files or glob.glob(f"/run/haneul/network/*qdhcp-{networks[0]}/host")
+            time.sleep(0.005)
+        fmt = lambda x: f"{x * 1000:.0f}" if x is not None else ">60000"
+        return fmt(dhcp), fmt(chain)
+
     print(f"bench-scale: {PORTS} ports over {NETWORKS} networks, {CLIENTS} clients; binary {srv.binary}")
     print(f"{'ports':>8} {'create/s':>9} {'create p50':>11} {'p99':>7} {'list p50':>9} {'p99':>7} "
-          f"{'show p50':>9} {'p99':>7} {'RSS MiB':>8} {'KiB/port':>9}")
+          f"{'show p50':>9} {'p99':>7} {'RSS MiB':>8} {'KiB/port':>9} {'DHCP ms':>8} {'chain ms':>9}")
     made = []
+    rss0 = rss_kib(srv.proc.pid)
     step = max(1, PORTS // 10)
     with concurrent.futures.ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         while len(made) < PORTS:
@@ -110,9 +138,10 @@ def run(srv):
             lists = [call("GET", f"/ports?limit=100&marker={random.choice(ids)}")[1] for _ in range(SAMPLES)]
             shows = [call("GET", f"/ports/{random.choice(made)}")[1] for _ in range(SAMPLES)]
             rss = rss_kib(srv.proc.pid)
+            dhcp, chain = probe(len(made))
             print(f"{len(made):>8} {len(batch) / wall:>9.0f} {pct(creates, .5):>9.1f}ms {pct(creates, .99):>5.0f}ms "
                   f"{pct(lists, .5):>7.1f}ms {pct(lists, .99):>5.0f}ms {pct(shows, .5):>7.1f}ms "
-                  f"{pct(shows, .99):>5.0f}ms {rss / 1024:>8.0f} {rss / len(made):>9.1f}", flush=True)
+                  f"{pct(shows, .99):>5.0f}ms {rss / 1024:>8.0f} {(rss - rss0) / len(made):>9.1f} {dhcp:>8} {chain:>9}", flush=True)
 
 
 if __name__ == "__main__":
