@@ -162,7 +162,11 @@ mod tests {
     #[test]
     fn a_failure_on_the_host_is_a_500_that_carries_its_causes() {
         let source = std::io::Error::other("no space left on device");
-        let e = Error::File { what: "creating", path: "/var/lib/haneul/instances/x".into(), source };
+        let e = Error::File(haneul_core::error::FileError {
+            what: "creating",
+            path: "/var/lib/haneul/instances/x".into(),
+            source,
+        });
         let a = ApiError::from(e);
         assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(a.message, "creating /var/lib/haneul/instances/x: no space left on device");

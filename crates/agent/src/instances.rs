@@ -41,14 +41,9 @@ pub enum Error {
     /// A spec older than the one applied.
     #[error("{0}")]
     Stale(String),
-    /// A file or directory of the instance: what was done to which.
-    #[error("{what} {}", .path.display())]
-    File {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or directory of the instance.
+    #[error(transparent)]
+    File(#[from] haneul_core::error::FileError),
     #[error("encoding the instance's spec")]
     EncodeSpec(#[source] serde_json::Error),
     #[error(transparent)]
@@ -623,8 +618,8 @@ impl Instances {
 
 /// `Error::File`: `what` failed on `path`.
 fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::File { what, path, source }
+    let at = haneul_core::error::FileError::at(what, path);
+    move |source| Error::File(at(source))
 }
 
 /// `what` (finding, fetching, caching, uploading) failed for image `image_id`.

@@ -167,3 +167,22 @@ mod tests {
         assert_eq!(e.body()["NeutronError"]["type"], "NetworkNotFound");
     }
 }
+
+/// An operation on a file or directory that failed: what was done, to which, and why. The
+/// one shape every layer's error type uses for files (`#[error(transparent)] File(FileError)`).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}", .path.display())]
+pub struct FileError {
+    pub what: &'static str,
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// The error of `what` failing on `path`, for `map_err`.
+    pub fn at(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.to_path_buf();
+        move |source| FileError { what, path, source }
+    }
+}

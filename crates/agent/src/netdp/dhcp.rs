@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use super::doc::{self, Doc, Network, Subnet};
 use super::{metadata, sys, Dataplane, EnsureError};
+use haneul_core::error::FileError;
 
 pub const METADATA_IP: &str = "169.254.169.254";
 
@@ -50,7 +51,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     let inner = dp.plumb(doc, ns, port, "ns-", &[format!("{METADATA_IP}/32")]).await?;
 
     let d = dir(dp, ns);
-    std::fs::create_dir_all(&d).map_err(|source| EnsureError::File { what: "creating", path: d.clone(), source })?;
+    std::fs::create_dir_all(&d).map_err(FileError::at("creating", &d))?;
     // dnsmasq reads its files as nobody.
     open_up(&d, &dp.settings.state_dir);
     let routed = doc.routed(&n.id);
@@ -247,7 +248,7 @@ pub async fn ensure_ra(dp: &Dataplane, ns: &str, interfaces: &[Advertised]) -> R
         }
         return Ok(());
     }
-    std::fs::create_dir_all(&d).map_err(|source| EnsureError::File { what: "creating", path: d.clone(), source })?;
+    std::fs::create_dir_all(&d).map_err(FileError::at("creating", &d))?;
     open_up(&d, &dp.settings.state_dir);
     let mut args = base_args(&d);
     args.push("--enable-ra".into());
@@ -285,11 +286,7 @@ async fn start(ns: &str, d: &std::path::Path, args: &[String], restart: bool) ->
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     sys::run_in(Some(ns), "dnsmasq", &refs, None).await?;
-    std::fs::write(d.join("args"), &cmdline).map_err(|source| EnsureError::File {
-        what: "writing",
-        path: d.join("args"),
-        source,
-    })?;
+    std::fs::write(d.join("args"), &cmdline).map_err(FileError::at("writing", &d.join("args")))?;
     Ok(true)
 }
 
@@ -336,11 +333,7 @@ fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool, EnsureEr
         return Ok(false);
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|source| EnsureError::File {
-        what: "writing",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(FileError::at("writing", path))?;
     Ok(true)
 }
 

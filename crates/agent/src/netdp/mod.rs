@@ -94,13 +94,8 @@ pub enum EnsureError {
     #[error(transparent)]
     Call(#[from] CallError),
     /// A file or directory of the namespace's dnsmasq.
-    #[error("{what} {}", .path.display())]
-    File {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] haneul_core::error::FileError),
     #[error("metadata proxy")]
     MetadataProxy(#[source] std::io::Error),
 }

@@ -251,7 +251,11 @@ mod faults {
     #[test]
     fn a_failure_of_the_service_is_nova_s_unexpected_error_without_its_cause() {
         let source = std::io::Error::other("disk full");
-        let e = Error::File { what: "writing", path: "/var/lib/haneul/secret".into(), source };
+        let e = Error::File(haneul_core::error::FileError {
+            what: "writing",
+            path: "/var/lib/haneul/secret".into(),
+            source,
+        });
         let a = ApiError::from(e);
         assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(a.message.starts_with("Unexpected API Error."), "{}", a.message);

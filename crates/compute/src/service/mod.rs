@@ -16,7 +16,7 @@ pub mod scheduler;
 pub mod servers;
 pub mod workflow;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -48,14 +48,9 @@ pub enum Error {
     Agent(#[from] crate::service::agents::AgentError),
     #[error("compute policy could not be loaded")]
     Policy(#[source] PolicyError),
-    /// A file of the service (the metadata proxy secret): what was done to which.
-    #[error("{what} {}", .path.display())]
-    File {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file of the service (the metadata proxy secret).
+    #[error(transparent)]
+    File(#[from] haneul_core::error::FileError),
     /// Placement did not take a change to a host's provider; `what` the change was.
     #[error("{what}")]
     Placement {
@@ -264,6 +259,6 @@ fn metadata_secret(config: &Config) -> Result<Vec<u8>> {
 
 /// `Error::File`: `what` failed on `path`.
 fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::File { what, path, source }
+    let at = haneul_core::error::FileError::at(what, path);
+    move |source| Error::File(at(source))
 }
