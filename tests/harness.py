@@ -62,6 +62,19 @@ def make_host_namespace():
     return name
 
 
+def admin_login(srv):
+    """A token of the cloud's admin scoped to the admin project (urllib only, no client
+    library): (token, project id)."""
+    import json
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": srv.admin_password}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    req = urllib.request.Request(srv.auth_url + "/auth/tokens", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers["X-Subject-Token"], json.load(r)["token"]["project"]["id"]
+
+
 def remove_namespaces(prefix):
     """Removes the namespaces whose names start with `prefix` and stops the dnsmasq processes
     a data plane left for them (by the pid files in its state directory)."""

@@ -28,19 +28,10 @@ import time
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server  # noqa: E402
+from harness import Server, admin_login  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 IMAGE = os.environ.get("HANEUL_TEST_IMAGE", "")
-
-
-def token(srv):
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": srv.admin_password}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-    r = requests.post(srv.auth_url + "/auth/tokens", json=body, timeout=30)
-    r.raise_for_status()
-    return r.headers["X-Subject-Token"]
 
 
 def main():
@@ -53,7 +44,7 @@ def main():
 
 
 def run(srv):
-    h = {"X-Auth-Token": token(srv)}
+    h = {"X-Auth-Token": admin_login(srv)[0]}
     net_url = srv.network_url + "/v2.0"
     http = requests.Session()
     http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))

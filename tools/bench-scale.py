@@ -30,21 +30,12 @@ import time
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server  # noqa: E402
+from harness import Server, admin_login  # noqa: E402
 
 PORTS = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 NETWORKS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 CLIENTS = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 SAMPLES = 50
-
-
-def token(srv):
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": srv.admin_password}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-    r = requests.post(srv.auth_url + "/auth/tokens", json=body, timeout=30)
-    r.raise_for_status()
-    return r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"]
 
 
 def rss_kib(pid):
@@ -70,7 +61,7 @@ def main():
 
 
 def run(srv):
-    tok, project = token(srv)
+    tok, project = admin_login(srv)
     h = {"X-Auth-Token": tok}
     url = srv.network_url + "/v2.0"
     local = __import__("threading").local()
