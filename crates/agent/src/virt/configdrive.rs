@@ -2,19 +2,16 @@
 //! renders (`openstack/latest/meta_data.json`, `user_data`, `network_data.json`, ...), built
 //! with genisoimage as Nova builds them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use haneul_core::error::FileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigDriveError {
     #[error("config drive file name {0:?} is not a plain relative path")]
     BadPath(String),
-    #[error("{what} {}", .path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] haneul_core::error::FileError),
     #[error("could not run genisoimage (Debian: genisoimage)")]
     Spawn(#[source] std::io::Error),
     #[error("genisoimage failed: {0}")]
@@ -32,10 +29,7 @@ pub async fn build(target: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Con
 }
 
 async fn build_in(staging: &Path, target: &Path, files: &[(String, Vec<u8>)]) -> Result<(), ConfigDriveError> {
-    let io = |what, path: &Path| {
-        let path = path.to_path_buf();
-        move |err| ConfigDriveError::Io { what, path, err }
-    };
+    let io = |what, path: &Path| FileError::at(what, path);
     for (name, data) in files {
         let rel = Path::new(name);
         let plain = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));

@@ -1,5 +1,6 @@
 //! QEMU command lines, start, adoption and stop.
 
+use haneul_core::error::FileError;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,13 +15,8 @@ pub enum VirtError {
     Spawn(#[source] std::io::Error),
     #[error("{QEMU} refused to start: {0}")]
     Start(String),
-    #[error("{what} {}", .path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] haneul_core::error::FileError),
     #[error(transparent)]
     Qmp(#[from] QmpError),
     #[error("QEMU of instance {0} did not stop")]
@@ -230,7 +226,7 @@ fn path_arg(p: &Path) -> String {
 pub async fn start(d: &Domain) -> Result<u32, VirtError> {
     let _ = std::fs::remove_file(d.pidfile());
     let sockets = d.socket_dir();
-    std::fs::create_dir_all(&sockets).map_err(|err| VirtError::Io { what: "create", path: sockets.clone(), err })?;
+    std::fs::create_dir_all(&sockets).map_err(FileError::at("create", &sockets))?;
     let mut cmd = tokio::process::Command::new(QEMU);
     cmd.args(d.args()).stdin(std::process::Stdio::null());
     let netns = match &d.netns {
@@ -421,7 +417,7 @@ pub async fn save(d: &Domain, state: &Path, timeout: Duration) -> Result<(), Vir
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    std::fs::rename(&tmp, state).map_err(|err| VirtError::Io { what: "place", path: state.to_path_buf(), err })?;
+    std::fs::rename(&tmp, state).map_err(FileError::at("place", state))?;
     drop(qmp);
     stop(d, Duration::ZERO).await?;
     Ok(())
