@@ -11,9 +11,30 @@ use super::Record;
 /// An index entry: the index's name, the key, the record's id.
 type Entry = (&'static str, String, String);
 
+/// A record in a table: equal to another only when it is the same record (the same
+/// allocation), so comparing two copies of a table skips what they share and costs nothing
+/// per record ([`Table::changes_since`]).
+struct Row<T>(Arc<T>);
+
+impl<T> Clone for Row<T> {
+    fn clone(&self) -> Self {
+        Row(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Row<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// What became of one record between two copies of a table: before and after (none where
+/// it did not exist).
+pub type Change<'a, T> = (Option<&'a Arc<T>>, Option<&'a Arc<T>>);
+
 /// The records of one kind. Reads never wait; [`Txn`](super::Txn) changes a copy.
 pub struct Table<T> {
-    rows: OrdMap<String, Arc<T>>,
+    rows: OrdMap<String, Row<T>>,
     /// Unique key → id.
     unique: OrdMap<String, String>,
     index: OrdSet<Entry>,
@@ -33,13 +54,13 @@ impl<T> Default for Table<T> {
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.rows.iter()).finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl<T> Table<T> {
     pub fn get(&self, id: &str) -> Option<&Arc<T>> {
-        self.rows.get(id)
+        self.rows.get(id).map(|r| &r.0)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -56,7 +77,7 @@ impl<T> Table<T> {
 
     /// The records in id order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Arc<T>> + '_ {
-        self.rows.values()
+        self.rows.values().map(|r| &r.0)
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + '_ {
@@ -64,7 +85,19 @@ impl<T> Table<T> {
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
-        self.rows.iter()
+        self.rows.iter().map(|(k, r)| (k, &r.0))
+    }
+
+    /// The records that differ between `old` (an earlier copy of this table) and this one,
+    /// in id order: added, replaced or removed. What the two copies share is skipped
+    /// whole, so this costs the changes made since `old`, not the table's size.
+    pub fn changes_since<'a>(&'a self, old: &'a Table<T>) -> impl Iterator<Item = Change<'a, T>> + 'a {
+        use imbl::ordmap::DiffItem;
+        old.rows.diff(&self.rows).map(|d| match d {
+            DiffItem::Add(_, new) => (None, Some(&new.0)),
+            DiffItem::Update { old: (_, old), new: (_, new) } => (Some(&old.0), Some(&new.0)),
+            DiffItem::Remove(_, old) => (Some(&old.0), None),
+        })
     }
 
     /// The records whose id is in `range`, in id order.
@@ -72,18 +105,18 @@ impl<T> Table<T> {
         &self,
         range: R,
     ) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
-        self.rows.range(range)
+        self.rows.range(range).map(|(k, r)| (k, &r.0))
     }
 
     /// The records after `marker` (exclusive; from the first without one), in id order.
     pub fn after<'a>(&'a self, marker: Option<&str>) -> impl Iterator<Item = &'a Arc<T>> + 'a {
         let from = marker.map(|m| std::ops::Bound::Excluded(m.to_string())).unwrap_or(std::ops::Bound::Unbounded);
-        self.rows.range((from, std::ops::Bound::Unbounded)).map(|(_, v)| v)
+        self.rows.range((from, std::ops::Bound::Unbounded)).map(|(_, v)| &v.0)
     }
 
     /// The id of the record holding unique key `key`.
     pub fn by_unique(&self, key: &str) -> Option<&Arc<T>> {
-        self.unique.get(key).and_then(|id| self.rows.get(id))
+        self.unique.get(key).and_then(|id| self.get(id))
     }
 
     /// The ids filed under `key` in index `name`, in id order.
@@ -95,7 +128,7 @@ impl<T> Table<T> {
 
     /// The records filed under `key` in index `name`, in id order.
     pub fn by<'a>(&'a self, name: &'static str, key: &str) -> impl Iterator<Item = &'a T> + 'a {
-        self.ids_by(name, key).filter_map(|id| self.rows.get(id)).map(|v| &**v)
+        self.ids_by(name, key).filter_map(|id| self.get(id)).map(|v| &**v)
     }
 
     /// The records filed under `key` in index `name` with an id after `marker` (all without
@@ -112,7 +145,7 @@ impl<T> Table<T> {
             None => Bound::Included((name, key.to_string(), String::new())),
         };
         let to = Bound::Excluded((name, format!("{key}\0"), String::new()));
-        self.index.range((from, to)).filter_map(|(_, _, id)| self.rows.get(id)).map(|v| &**v)
+        self.index.range((from, to)).filter_map(|(_, _, id)| self.get(id)).map(|v| &**v)
     }
 
     /// Whether any record is filed under `key` in index `name`.
@@ -143,12 +176,12 @@ impl<T: Record> Table<T> {
         v.index_keys(&mut |name, key| {
             self.index.insert((name, key.to_string(), id.clone()));
         });
-        self.rows.insert(id, v);
+        self.rows.insert(id, Row(v));
         old
     }
 
     pub fn remove(&mut self, id: &str) -> Option<Arc<T>> {
-        let old = self.rows.remove(id)?;
+        let old = self.rows.remove(id)?.0;
         if let Some(key) = old.unique_key() {
             if self.unique.get(&key).is_some_and(|holder| holder == id) {
                 self.unique.remove(&key);
@@ -168,23 +201,23 @@ impl<T: Record> Table<T> {
 
 impl<'a, T> IntoIterator for &'a Table<T> {
     type Item = (&'a String, &'a Arc<T>);
-    type IntoIter = imbl::ordmap::Iter<'a, String, Arc<T>, imbl::shared_ptr::DefaultSharedPtr>;
+    type IntoIter = Box<dyn DoubleEndedIterator<Item = (&'a String, &'a Arc<T>)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.rows.iter()
+        Box::new(self.iter())
     }
 }
 
 impl<T> std::ops::Index<&str> for Table<T> {
     type Output = Arc<T>;
     fn index(&self, id: &str) -> &Arc<T> {
-        self.rows.get(id).expect("no record with this id")
+        self.get(id).expect("no record with this id")
     }
 }
 
 impl<T> std::ops::Index<&String> for Table<T> {
     type Output = Arc<T>;
     fn index(&self, id: &String) -> &Arc<T> {
-        self.rows.get(id.as_str()).expect("no record with this id")
+        self.get(id.as_str()).expect("no record with this id")
     }
 }
 
@@ -261,6 +294,22 @@ mod tests {
                 t.remove(&id);
             }
             assert_eq!(before.len(), before_len, "a copy changed with the original at step {step}");
+            // The changes since the copy are exactly what a comparison of the two finds.
+            let changed: Vec<(Option<Row>, Option<Row>)> = t
+                .changes_since(&before)
+                .map(|(o, n)| (o.map(|r| (**r).clone()), n.map(|r| (**r).clone())))
+                .collect();
+            let touched = before.get(&id).map(|r| (**r).clone()) != t.get(&id).map(|r| (**r).clone())
+                || before.get(&id).is_some() != t.get(&id).is_some();
+            let expected: Vec<(Option<Row>, Option<Row>)> = if touched {
+                vec![(before.get(&id).map(|r| (**r).clone()), t.get(&id).map(|r| (**r).clone()))]
+            } else {
+                Vec::new()
+            };
+            if !(changed.len() == 1 && expected.is_empty() && changed[0].0 == changed[0].1) {
+                // (A put of an equal record is a new record: seen as replaced.)
+                assert_eq!(changed, expected, "changes since the copy at step {step}");
+            }
             for g in 0..10 {
                 let g = format!("g{g}");
                 let scan = ids(t.values().filter(|r| r.group == g).map(|r| r.id.clone()));
