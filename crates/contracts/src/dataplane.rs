@@ -3,6 +3,11 @@
 //! subnets, ports, security groups and rules, routers and floating IPs, as the agent uses
 //! them. Built by the network service from its records field by field, read by the agent
 //! strictly: a missing field is an error, not a silent default.
+//!
+//! The first answer to a host is its whole picture (`base` none); later answers are the
+//! changes since the version the agent holds (`base` that version): the records that came
+//! or changed, whole, and the ids of those that left (`removed`). An agent whose version
+//! the service no longer knows (either side restarted) gets a whole picture again.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// The shape of [`Picture`]: an agent refuses a picture of another schema (an agent and a
 /// network service of different releases) instead of reading it half.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// Everything a host's data plane is made from, at one `version` of the network service's
 /// data.
@@ -22,6 +27,10 @@ pub struct Picture {
     /// The network service's data version: the agent asks again with it and the answer
     /// waits for the next change.
     pub version: String,
+    /// None: the whole picture. Some version: the changes since that version (the lists
+    /// below hold what came or changed, [`Picture::removed`] what left).
+    pub base: Option<String>,
+    pub removed: Removed,
     pub networks: Vec<Network>,
     pub subnets: Vec<Subnet>,
     pub ports: Vec<Port>,
@@ -29,8 +38,33 @@ pub struct Picture {
     pub rules: Vec<Rule>,
     pub routers: Vec<Router>,
     pub floatingips: Vec<FloatingIp>,
-    /// Each host's VXLAN tunnel address (hosts whose agents have one).
+    /// Each host's VXLAN tunnel address (hosts whose agents have one); always whole.
     pub tunnel_endpoints: BTreeMap<String, String>,
+}
+
+/// The ids of the records that left a host's picture since a change's base.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Removed {
+    pub networks: Vec<String>,
+    pub subnets: Vec<String>,
+    pub ports: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub rules: Vec<String>,
+    pub routers: Vec<String>,
+    pub floatingips: Vec<String>,
+}
+
+impl Removed {
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty()
+            && self.subnets.is_empty()
+            && self.ports.is_empty()
+            && self.security_groups.is_empty()
+            && self.rules.is_empty()
+            && self.routers.is_empty()
+            && self.floatingips.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -194,33 +228,63 @@ pub const OWNER_DHCP: &str = "network:dhcp";
 pub const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
 pub const OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";
 
+/// Something with an id in a picture.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => { $(impl Keyed for $t { fn key(&self) -> &str { &self.id } })* };
+}
+keyed!(Network, Subnet, Port, SecurityGroup, Rule, Router, FloatingIp);
+
+/// `list` with `change`'s records put in (replacing those with their ids) and `gone`'s ids
+/// taken out, in id order.
+fn merge<T: Keyed + Clone>(list: &[T], change: &[T], gone: &[String]) -> Vec<T> {
+    let mut by_id: BTreeMap<&str, &T> = list.iter().map(|v| (v.key(), v)).collect();
+    for g in gone {
+        by_id.remove(g.as_str());
+    }
+    for v in change {
+        by_id.insert(v.key(), v);
+    }
+    by_id.into_values().cloned().collect()
+}
+
 impl Picture {
-    pub fn network(&self, id: &str) -> Option<&Network> {
-        self.networks.iter().find(|n| n.id == id)
+    /// Whether a change carries nothing (the tunnel endpoints aside).
+    pub fn is_empty_change(&self) -> bool {
+        self.networks.is_empty()
+            && self.subnets.is_empty()
+            && self.ports.is_empty()
+            && self.security_groups.is_empty()
+            && self.rules.is_empty()
+            && self.routers.is_empty()
+            && self.floatingips.is_empty()
+            && self.removed.is_empty()
     }
-    pub fn subnet(&self, id: &str) -> Option<&Subnet> {
-        self.subnets.iter().find(|s| s.id == id)
-    }
-    pub fn subnets_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Subnet> + 'a {
-        self.subnets.iter().filter(move |s| s.network_id == network_id)
-    }
-    pub fn ports_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-        self.ports.iter().filter(move |p| p.network_id == network_id)
-    }
-    /// The port holding `ip` on network `network_id`.
-    pub fn port_with_ip(&self, network_id: &str, ip: &str) -> Option<&Port> {
-        self.ports.iter().find(|p| p.network_id == network_id && p.fixed_ips.iter().any(|f| f.ip_address == ip))
-    }
-    /// A router's ports: its interfaces and its gateway.
-    pub fn router_ports<'a>(&'a self, router_id: &'a str) -> impl Iterator<Item = &'a Port> + 'a {
-        self.ports.iter().filter(move |p| {
-            p.device_id == router_id
-                && (p.device_owner == OWNER_ROUTER_INTERFACE || p.device_owner == OWNER_ROUTER_GATEWAY)
-        })
-    }
-    /// Whether a router has an interface on the network.
-    pub fn routed(&self, network_id: &str) -> bool {
-        self.ports_of(network_id).any(|p| p.device_owner == OWNER_ROUTER_INTERFACE)
+
+    /// This whole picture with `change` applied (a whole picture replaces it), every list in
+    /// id order: what an agent's state must equal after applying the change its own way.
+    pub fn merged(&self, change: &Picture) -> Picture {
+        if change.base.is_none() {
+            return change.clone();
+        }
+        let r = &change.removed;
+        Picture {
+            schema: change.schema,
+            version: change.version.clone(),
+            base: None,
+            removed: Removed::default(),
+            networks: merge(&self.networks, &change.networks, &r.networks),
+            subnets: merge(&self.subnets, &change.subnets, &r.subnets),
+            ports: merge(&self.ports, &change.ports, &r.ports),
+            security_groups: merge(&self.security_groups, &change.security_groups, &r.security_groups),
+            rules: merge(&self.rules, &change.rules, &r.rules),
+            routers: merge(&self.routers, &change.routers, &r.routers),
+            floatingips: merge(&self.floatingips, &change.floatingips, &r.floatingips),
+            tunnel_endpoints: change.tunnel_endpoints.clone(),
+        }
     }
 }
 

@@ -1,106 +1,219 @@
 //! The data-plane picture ([`haneul_contracts::dataplane::Picture`]) the agents build
 //! hosts' networks from, made from this service's records field by field: a field the agent
-//! needs and the records lack does not compile.
+//! needs and the records lack does not compile. Each host gets its own ([`for_host`]), and
+//! after the first one the changes to it ([`delta`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 
 use haneul_contracts::dataplane as dp;
 
 use crate::model::{self, Model, PORT_GROUP};
 
-/// The picture of `m` at `version`.
-pub fn picture(m: &Model, version: String, tunnel_endpoints: BTreeMap<String, String>) -> dp::Picture {
-    dp::Picture {
-        schema: dp::SCHEMA,
-        version,
-        networks: m.networks.values().map(|n| network(n)).collect(),
-        subnets: m.subnets.values().map(|s| subnet(s)).collect(),
-        ports: m.ports.values().map(|p| port(p)).collect(),
-        security_groups: m
-            .security_groups
-            .values()
-            .map(|g| dp::SecurityGroup { id: g.id.clone(), stateful: g.stateful })
-            .collect(),
-        rules: m.rules.values().map(|r| rule(r)).collect(),
-        routers: m.routers.values().map(|r| router(r)).collect(),
-        floatingips: m.floatingips.values().map(|f| floating_ip(f)).collect(),
-        tunnel_endpoints,
+/// What `host`'s picture is made of, beyond the ports bound to it: which networks it
+/// carries, which security groups guard its guests' ports, and which groups those groups'
+/// rules name as remote. Small (networks and groups, never ports), so it is worked out
+/// anew for every change.
+#[derive(Debug, PartialEq)]
+pub struct Scope {
+    host: String,
+    network_node: bool,
+    networks: BTreeSet<String>,
+    local_groups: BTreeSet<String>,
+    remote_groups: BTreeSet<String>,
+}
+
+impl Scope {
+    /// The guests' ports bound to `host`, their networks, groups and rules' remote groups;
+    /// a network node also carries every network with DHCP, with a router's port or
+    /// external.
+    pub fn of(m: &Model, host: &str, network_node: bool) -> Scope {
+        let mut networks = BTreeSet::new();
+        let mut local_groups = BTreeSet::new();
+        for p in m.ports_on_host(host).filter(|p| is_guest(p)) {
+            networks.insert(p.network_id.clone());
+            local_groups.extend(p.security_groups.iter().cloned());
+        }
+        if network_node {
+            for n in m.networks.values() {
+                let dhcp = n.admin_state_up && m.subnets_of(&n.id).any(|s| subnet(s).dhcp_served());
+                if dhcp || n.external {
+                    networks.insert(n.id.clone());
+                }
+            }
+            for r in m.routers.values() {
+                for p in m.ports_of_device(&r.id) {
+                    networks.insert(p.network_id.clone());
+                }
+            }
+        }
+        let remote_groups = local_groups
+            .iter()
+            .flat_map(|g| m.rules_of(g))
+            .filter_map(|r| r.remote_group_id.clone())
+            .collect();
+        Scope { host: host.to_string(), network_node, networks, local_groups, remote_groups }
+    }
+
+    fn has_network(&self, n: &model::Network) -> bool {
+        self.networks.contains(&n.id)
+    }
+
+    fn has_subnet(&self, s: &model::Subnet) -> bool {
+        self.networks.contains(&s.network_id)
+    }
+
+    /// A guest's port on this host, a port on a network it carries (the network service's
+    /// own ports only, on a compute host), a member of a remote group.
+    fn has_port(&self, p: &model::Port) -> bool {
+        (p.host_id == self.host && is_guest(p))
+            || (self.networks.contains(&p.network_id) && (self.network_node || p.device_owner.starts_with("network:")))
+            || p.security_groups.iter().any(|g| self.remote_groups.contains(g))
+    }
+
+    fn has_group(&self, g: &model::SecurityGroup) -> bool {
+        self.local_groups.contains(&g.id) || self.remote_groups.contains(&g.id)
+    }
+
+    fn has_rule(&self, r: &model::SecurityGroupRule) -> bool {
+        self.local_groups.contains(&r.security_group_id)
     }
 }
 
-/// What `host`'s data plane is made from: the ports bound to it (guests'), their networks
-/// with their subnets, their security groups and those groups' rules, and every port in a
-/// group those rules name as remote (the firewall matches their addresses); the network
-/// service's own ports on those networks. A network node also carries every network with
-/// DHCP, with a router's port or external, all ports on them, every router and every
-/// floating IP. A change elsewhere in the cloud leaves this picture (and its version) as it
-/// was, so the host's agent is not woken for it.
+fn is_guest(p: &model::Port) -> bool {
+    p.device_owner.starts_with("compute:")
+}
+
+/// `host`'s whole picture (its [`Scope`]'s records), every list in id order. A change
+/// elsewhere in the cloud leaves it as it was.
 pub fn for_host(m: &Model, host: &str, network_node: bool, tunnel_endpoints: BTreeMap<String, String>) -> dp::Picture {
-    let local: Vec<&model::Port> = m.ports_on_host(host).filter(|p| p.device_owner.starts_with("compute:")).collect();
-    let mut networks: BTreeSet<&str> = local.iter().map(|p| p.network_id.as_str()).collect();
-    if network_node {
-        for n in m.networks.values() {
-            let dhcp = n.admin_state_up && m.subnets_of(&n.id).any(|s| subnet(s).dhcp_served());
-            if dhcp || n.external {
-                networks.insert(&n.id);
-            }
-        }
-        for r in m.routers.values() {
-            for p in m.ports_of_device(&r.id) {
-                networks.insert(&p.network_id);
-            }
+    let sc = Scope::of(m, host, network_node);
+    let mut ports: BTreeMap<&str, &model::Port> = BTreeMap::new();
+    for p in m.ports_on_host(host).filter(|p| is_guest(p)) {
+        ports.insert(&p.id, p);
+    }
+    for n in &sc.networks {
+        for p in m.ports_of(n).filter(|p| sc.has_port(p)) {
+            ports.insert(&p.id, p);
         }
     }
-    let mut ports: BTreeMap<&str, &model::Port> = local.iter().map(|p| (p.id.as_str(), *p)).collect();
-    for n in &networks {
-        for p in m.ports_of(n) {
-            if network_node || p.device_owner.starts_with("network:") {
-                ports.insert(&p.id, p);
-            }
-        }
-    }
-    let local_groups: BTreeSet<&str> =
-        local.iter().flat_map(|p| p.security_groups.iter().map(String::as_str)).collect();
-    let rules: Vec<&model::SecurityGroupRule> = local_groups.iter().flat_map(|g| m.rules_of(g)).collect();
-    let remote: BTreeSet<&str> = rules.iter().filter_map(|r| r.remote_group_id.as_deref()).collect();
-    for g in &remote {
+    for g in &sc.remote_groups {
         for p in m.ports.by(PORT_GROUP, g) {
             ports.insert(&p.id, p);
         }
     }
-    let groups: BTreeSet<&str> = local_groups.union(&remote).copied().collect();
-    let mut rules: Vec<dp::Rule> = rules.into_iter().map(rule).collect();
+    let groups: BTreeSet<&String> = sc.local_groups.union(&sc.remote_groups).collect();
+    let mut rules: Vec<dp::Rule> = sc.local_groups.iter().flat_map(|g| m.rules_of(g)).map(rule).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut picture = dp::Picture {
+    let mut subnets: Vec<dp::Subnet> = sc.networks.iter().flat_map(|n| m.subnets_of(n)).map(subnet).collect();
+    subnets.sort_by(|a, b| a.id.cmp(&b.id));
+    dp::Picture {
         schema: dp::SCHEMA,
         version: String::new(),
-        networks: networks.iter().filter_map(|n| m.networks.get(*n)).map(|n| network(n)).collect(),
-        subnets: {
-            let mut v: Vec<dp::Subnet> = networks.iter().flat_map(|n| m.subnets_of(n)).map(subnet).collect();
-            v.sort_by(|a, b| a.id.cmp(&b.id));
-            v
-        },
+        base: None,
+        removed: dp::Removed::default(),
+        networks: sc.networks.iter().filter_map(|n| m.networks.get(n)).map(|n| network(n)).collect(),
+        subnets,
         ports: ports.values().map(|p| port(p)).collect(),
-        security_groups: groups
-            .iter()
-            .filter_map(|g| m.security_groups.get(*g))
-            .map(|g| dp::SecurityGroup { id: g.id.clone(), stateful: g.stateful })
-            .collect(),
+        security_groups: groups.iter().filter_map(|g| m.security_groups.get(g.as_str())).map(|g| group(g)).collect(),
         rules,
         routers: if network_node { m.routers.values().map(|r| router(r)).collect() } else { Vec::new() },
         floatingips: if network_node { m.floatingips.values().map(|f| floating_ip(f)).collect() } else { Vec::new() },
         tunnel_endpoints,
-    };
-    picture.version = digest(&picture);
-    picture
+    }
 }
 
-/// A version that names the picture's content: equal pictures, equal versions.
-fn digest(p: &dp::Picture) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(p).unwrap_or_default().hash(&mut h);
-    format!("{:016x}", h.finish())
+/// What changed in `host`'s picture from snapshot `old` to snapshot `new` (an earlier
+/// copy of it): the records that came into it or changed, and the ids of those that left,
+/// every list in id order (`version` and `base` are the caller's). It costs the records
+/// changed between the two snapshots (their tables share the rest, see
+/// [`haneul_core::docstore::Table::changes_since`]), and, when the host's [`Scope`] moved,
+/// the records of the networks and groups that came or went.
+pub fn delta(old: &Model, new: &Model, host: &str, network_node: bool) -> dp::Picture {
+    let so = Scope::of(old, host, network_node);
+    let sn = Scope::of(new, host, network_node);
+    let moved = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
+        a.symmetric_difference(b).cloned().collect()
+    };
+    let networks_moved = moved(&so.networks, &sn.networks);
+    let local_moved = moved(&so.local_groups, &sn.local_groups);
+    let remote_moved = moved(&so.remote_groups, &sn.remote_groups);
+
+    let mut d = dp::Picture { schema: dp::SCHEMA, ..Default::default() };
+    let both = [old, new];
+
+    let mut ids = changed(&new.networks, &old.networks);
+    ids.extend(networks_moved.iter().cloned());
+    settle(&ids, &old.networks, &new.networks, |n| so.has_network(n), |n| sn.has_network(n), network, &mut d.networks, &mut d.removed.networks);
+
+    let mut ids = changed(&new.subnets, &old.subnets);
+    for n in &networks_moved {
+        both.iter().for_each(|m| ids.extend(m.subnets_of(n).map(|s| s.id.clone())));
+    }
+    settle(&ids, &old.subnets, &new.subnets, |s| so.has_subnet(s), |s| sn.has_subnet(s), subnet, &mut d.subnets, &mut d.removed.subnets);
+
+    let mut ids = changed(&new.ports, &old.ports);
+    for n in &networks_moved {
+        both.iter().for_each(|m| ids.extend(m.ports_of(n).map(|p| p.id.clone())));
+    }
+    for g in &remote_moved {
+        both.iter().for_each(|m| ids.extend(m.ports.ids_by(PORT_GROUP, g).map(str::to_owned)));
+    }
+    settle(&ids, &old.ports, &new.ports, |p| so.has_port(p), |p| sn.has_port(p), port, &mut d.ports, &mut d.removed.ports);
+
+    let mut ids = changed(&new.security_groups, &old.security_groups);
+    ids.extend(local_moved.iter().chain(&remote_moved).cloned());
+    settle(&ids, &old.security_groups, &new.security_groups, |g| so.has_group(g), |g| sn.has_group(g), group, &mut d.security_groups, &mut d.removed.security_groups);
+
+    let mut ids = changed(&new.rules, &old.rules);
+    for g in &local_moved {
+        both.iter().for_each(|m| ids.extend(m.rules_of(g).map(|r| r.id.clone())));
+    }
+    settle(&ids, &old.rules, &new.rules, |r| so.has_rule(r), |r| sn.has_rule(r), rule, &mut d.rules, &mut d.removed.rules);
+
+    if network_node {
+        let ids = changed(&new.routers, &old.routers);
+        settle(&ids, &old.routers, &new.routers, |_| true, |_| true, router, &mut d.routers, &mut d.removed.routers);
+        let ids = changed(&new.floatingips, &old.floatingips);
+        settle(&ids, &old.floatingips, &new.floatingips, |_| true, |_| true, floating_ip, &mut d.floatingips, &mut d.removed.floatingips);
+    }
+    d
+}
+
+/// The ids of the records of a table that differ between two copies of it.
+fn changed<T: haneul_core::docstore::Record>(
+    new: &haneul_core::docstore::Table<T>,
+    old: &haneul_core::docstore::Table<T>,
+) -> BTreeSet<String> {
+    new.changes_since(old).filter_map(|(o, n)| n.or(o)).map(|r| r.id().to_string()).collect()
+}
+
+/// For each of `ids`: the record as the host sees it before (in `old` and its old scope)
+/// and after; what came or changed goes into `upserts`, what left into `removed`.
+#[allow(clippy::too_many_arguments)]
+fn settle<R, D: PartialEq>(
+    ids: &BTreeSet<String>,
+    old: &haneul_core::docstore::Table<R>,
+    new: &haneul_core::docstore::Table<R>,
+    was_in: impl Fn(&R) -> bool,
+    is_in: impl Fn(&R) -> bool,
+    convert: impl Fn(&R) -> D,
+    upserts: &mut Vec<D>,
+    removed: &mut Vec<String>,
+) {
+    for id in ids {
+        let before = old.get(id).filter(|r| was_in(r)).map(|r| convert(r));
+        let after = new.get(id).filter(|r| is_in(r)).map(|r| convert(r));
+        match (before, after) {
+            (Some(b), Some(a)) if a == b => {}
+            (_, Some(a)) => upserts.push(a),
+            (Some(_), None) => removed.push(id.clone()),
+            (None, None) => {}
+        }
+    }
+}
+
+fn group(g: &model::SecurityGroup) -> dp::SecurityGroup {
+    dp::SecurityGroup { id: g.id.clone(), stateful: g.stateful }
 }
 
 fn network(n: &model::Network) -> dp::Network {
@@ -272,7 +385,8 @@ mod tests {
             "internal_port": 22, "internal_port_id": "q", "external_port": 2222, "internal_port_end": 23,
             "external_port_end": 2223}]})),
         );
-        let sent = picture(&m, "v1".into(), BTreeMap::from([("h".into(), "192.0.2.1".into())]));
+        let mut sent = for_host(&m, "h", true, BTreeMap::from([("h".into(), "192.0.2.1".into())]));
+        sent.version = "v1".into();
         let read: dp::Picture = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
         assert_eq!(read, sent);
         assert_eq!(read.schema, dp::SCHEMA);
@@ -280,5 +394,144 @@ mod tests {
         assert_eq!((p.host_id.as_str(), p.allowed_address_pairs.len(), p.security_groups.len()), ("h", 1, 1));
         assert_eq!(read.floatingips[0].port_forwardings[0].external_port_end, Some(2223));
         assert_eq!(read.subnets[0].host_routes[0].nexthop, "2001:db8::2");
+    }
+
+    fn network_rec(id: &str, external: bool) -> Arc<model::Network> {
+        record(json!({"id": id, "project_id": "p", "name": "", "admin_state_up": true,
+            "shared": false, "external": external, "mtu": 1450, "network_type": "vxlan", "physical_network": null,
+            "segmentation_id": 7, "port_security_enabled": true, "availability_zone_hints": [], "dns_domain": ""}))
+    }
+
+    fn subnet_rec(id: &str, network: &str, dhcp: bool, dns: &str) -> Arc<model::Subnet> {
+        record(json!({"id": id, "project_id": "p", "network_id": network, "name": "",
+            "ip_version": 4, "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "allocation_pools": [],
+            "dns_nameservers": [dns], "host_routes": [], "enable_dhcp": dhcp, "ipv6_ra_mode": null,
+            "ipv6_address_mode": null, "subnetpool_id": null, "service_types": [], "dns_publish_fixed_ip": false}))
+    }
+
+    fn port_rec(id: &str, network: &str, host: &str, owner: &str, groups: &[String], ip: u8) -> Arc<model::Port> {
+        record(json!({"id": id, "project_id": "p", "network_id": network, "name": "",
+            "admin_state_up": true, "mac_address": "fa:16:3e:00:00:01",
+            "fixed_ips": [{"subnet_id": "s", "ip_address": format!("10.0.0.{ip}")}], "device_id": "d",
+            "device_owner": owner, "status": "ACTIVE", "security_groups": groups, "port_security_enabled": true,
+            "allowed_address_pairs": [], "extra_dhcp_opts": [], "host_id": host, "vnic_type": "normal", "profile": {}}))
+    }
+
+    fn group_rec(id: &str, stateful: bool) -> Arc<model::SecurityGroup> {
+        record(json!({"id": id, "project_id": "p", "name": "g", "stateful": stateful, "shared": false}))
+    }
+
+    fn rule_rec(id: &str, group: &str, remote: Option<&str>, port: i64) -> Arc<model::SecurityGroupRule> {
+        record(json!({"id": id, "project_id": "p", "security_group_id": group,
+            "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": port, "port_range_max": port,
+            "remote_ip_prefix": null, "remote_group_id": remote, "remote_address_group_id": null}))
+    }
+
+    fn router_rec(id: &str, up: bool) -> Arc<model::Router> {
+        record(json!({"id": id, "project_id": "p", "name": "", "admin_state_up": up, "gateway": null,
+            "routes": [], "distributed": false, "ha": false, "availability_zone_hints": []}))
+    }
+
+    /// One random change to the cloud: a network, subnet, port, group, rule or router
+    /// comes, changes or goes.
+    fn random_change(m: &mut Model, rng: &mut rand::rngs::StdRng) {
+        use rand::Rng;
+        let pick = |rng: &mut rand::rngs::StdRng, kind: &str, n: u32| format!("{kind}{}", rng.gen_range(0..n));
+        let delete = rng.gen_bool(0.25);
+        match rng.gen_range(0..10) {
+            0 => {
+                let id = pick(rng, "n", 5);
+                if delete {
+                    m.networks.remove(&id);
+                } else {
+                    m.networks.insert(id.clone(), network_rec(&id, rng.gen_bool(0.2)));
+                }
+            }
+            1 => {
+                let id = pick(rng, "s", 6);
+                if delete {
+                    m.subnets.remove(&id);
+                } else {
+                    let dns = pick(rng, "10.9.9.", 3);
+                    m.subnets.insert(id.clone(), subnet_rec(&id, &pick(rng, "n", 5), rng.gen_bool(0.7), &dns));
+                }
+            }
+            2..=5 => {
+                let id = pick(rng, "p", 40);
+                if delete {
+                    m.ports.remove(&id);
+                } else {
+                    let owner = ["compute:nova", "compute:nova", "network:dhcp", "network:router_interface", ""]
+                        [rng.gen_range(0..5)];
+                    let groups: Vec<String> = (0..rng.gen_range(0..3)).map(|_| pick(rng, "g", 4)).collect();
+                    let (net, host) = (pick(rng, "n", 5), pick(rng, "h", 3));
+                    let ip = rng.gen_range(2..250);
+                    let mut p = port_rec(&id, &net, &host, owner, &groups, ip);
+                    if owner == "network:router_interface" {
+                        Arc::make_mut(&mut p).device_id = pick(rng, "r", 2);
+                    }
+                    m.ports.insert(id, p);
+                }
+            }
+            6 => {
+                let id = pick(rng, "g", 4);
+                if delete {
+                    m.security_groups.remove(&id);
+                } else {
+                    m.security_groups.insert(id.clone(), group_rec(&id, rng.gen_bool(0.5)));
+                }
+            }
+            7 | 8 => {
+                let id = pick(rng, "u", 12);
+                if delete {
+                    m.rules.remove(&id);
+                } else {
+                    let remote = rng.gen_bool(0.4).then(|| pick(rng, "g", 4));
+                    let rule = rule_rec(&id, &pick(rng, "g", 4), remote.as_deref(), rng.gen_range(1..4));
+                    m.rules.insert(id, rule);
+                }
+            }
+            _ => {
+                let id = pick(rng, "r", 2);
+                if delete {
+                    m.routers.remove(&id);
+                } else {
+                    m.routers.insert(id.clone(), router_rec(&id, rng.gen_bool(0.8)));
+                }
+            }
+        }
+    }
+
+    /// For random sequences of changes, every host's picture before a change with the
+    /// change's delta applied is the picture after it; and the deltas carry only what
+    /// changed for the host (most are empty for a host the change is not about).
+    #[test]
+    fn a_picture_with_the_delta_applied_is_the_picture_after_the_change() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let hosts = [("h0", false), ("h1", false), ("h2", true)];
+        let mut m = Model::default();
+        let (mut empty, mut carried, mut whole) = (0, 0, 0);
+        for step in 0..3000 {
+            let old = m.clone();
+            for _ in 0..rand::Rng::gen_range(&mut rng, 1..3) {
+                random_change(&mut m, &mut rng);
+            }
+            for (host, network_node) in hosts {
+                let before = for_host(&old, host, network_node, BTreeMap::new());
+                let after = for_host(&m, host, network_node, BTreeMap::new());
+                let mut change = delta(&old, &m, host, network_node);
+                change.base = Some("before".into());
+                let merged = before.merged(&change);
+                assert_eq!(merged, after, "host {host} at step {step}: delta {change:?}");
+                if change.is_empty_change() {
+                    empty += 1;
+                }
+                carried += change.ports.len() + change.removed.ports.len();
+                whole += after.ports.len();
+            }
+        }
+        assert!(empty > 1000, "hosts the changes were not about got empty deltas: {empty} of 9000");
+        assert!(carried * 4 < whole, "deltas carried {carried} ports against {whole} in whole pictures");
     }
 }

@@ -360,7 +360,7 @@ mod tests {
             fixed_ips: ips.iter().map(|(s, ip)| FixedIp { subnet_id: (*s).into(), ip_address: (*ip).into() }).collect(),
             ..Default::default()
         };
-        Doc {
+        Doc::from_picture(&crate::netdp::doc::Picture {
             subnets: vec![
                 subnet("v4", 4, "10.0.0.0/24", None),
                 subnet("v4b", 4, "10.0.1.0/24", None),
@@ -384,7 +384,7 @@ mod tests {
                 port("p3", "fa:16:3e:00:00:03", &[("slaac", "2001:db8:3::f816:3eff:fe00:3")]),
             ],
             ..Default::default()
-        }
+        })
     }
 
     #[test]

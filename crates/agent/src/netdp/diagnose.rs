@@ -24,7 +24,7 @@ pub enum DiagnoseError {
 
 /// The checks of every port of `target` (a port id, or a server's id).
 pub async fn diagnose(dp: &Dataplane, doc: &Doc, target: &str) -> Result<Vec<Step>, DiagnoseError> {
-    let ports: Vec<&Port> = doc.ports.iter().filter(|p| p.id == target || p.device_id == target).collect();
+    let ports: Vec<&Port> = doc.ports.values().filter(|p| p.id == target || p.device_id == target).collect();
     if ports.is_empty() {
         return Err(DiagnoseError::NoPort { target: target.to_string() });
     }
@@ -136,14 +136,14 @@ async fn port(dp: &Dataplane, doc: &Doc, p: &Port, out: &mut Vec<Step>) {
                 step(out, routes.contains(&qg), format!("the router's default route leaves by {qg}"));
                 let snat = doc
                     .routers
-                    .iter()
+                    .values()
                     .find(|r| r.id == rid)
                     .and_then(|r| r.gateway.as_ref())
                     .is_some_and(|g| g.enable_snat);
                 if snat {
                     step(out, nat.contains(&format!("-o {qg}")) && nat.contains("SNAT"), "SNAT out of the gateway");
                 }
-                for f in doc.floatingips.iter().filter(|f| f.port_id.as_deref() == Some(p.id.as_str())) {
+                for f in doc.floatingips.values().filter(|f| f.port_id.as_deref() == Some(p.id.as_str())) {
                     let fixed = f.fixed_ip_address.as_deref().unwrap_or_default();
                     let addrs = sys::addresses(Some(&ns), &qg).await.unwrap_or_default();
                     step(

@@ -90,9 +90,7 @@ pub fn link_local(mac: &str) -> Option<String> {
 
 /// The addresses of `family` of the ports in `group`.
 fn members(doc: &Doc, group: &str, family: Family) -> BTreeSet<String> {
-    doc.ports
-        .iter()
-        .filter(|p| p.security_groups.iter().any(|g| g == group))
+    doc.members(group)
         .flat_map(|p| {
             p.fixed_ips
                 .iter()
@@ -218,7 +216,7 @@ pub fn ruleset(doc: &Doc, ports: &[&Port], family: Family) -> (String, BTreeSet<
             rules.push_str(&format!("-A {chain} -m conntrack --ctstate INVALID -j DROP\n"));
         }
         rules.push_str(&format!("-A {i} {dhcp_answer} -j RETURN\n"));
-        for r in doc.rules.iter().filter(|r| p.security_groups.contains(&r.security_group_id)) {
+        for r in doc.rules.values().filter(|r| p.security_groups.contains(&r.security_group_id)) {
             let to = if r.direction == "ingress" { &i } else { &o };
             for m in matches(doc, r, family) {
                 rules.push_str(&format!("-A {to} {m} -j RETURN\n").replace("  ", " "));
@@ -341,7 +339,7 @@ async fn remove(ns: Option<&str>, family: Family, chains: &BTreeSet<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netdp::doc::{AddressPair, FixedIp};
+    use crate::netdp::doc::{AddressPair, FixedIp, Picture};
 
     fn port(id: &str, ip: &str, groups: &[&str]) -> Port {
         Port {
@@ -375,7 +373,7 @@ mod tests {
         let b = port("bbbbbbbbbb-2", "10.0.0.4", &["web"]);
         let mut remote = rule("web", "ingress", Some("udp"), Some((53, 53)));
         remote.remote_group_id = Some("web".into());
-        let doc = Doc {
+        let doc = Doc::from_picture(&Picture {
             ports: vec![a.clone(), b.clone()],
             rules: vec![
                 rule("web", "ingress", Some("tcp"), Some((22, 22))),
@@ -385,7 +383,7 @@ mod tests {
                 remote,
             ],
             ..Default::default()
-        };
+        });
         let (text, chains) = ruleset(&doc, &[&a], Family::V4);
         let lines: Vec<&str> = text.lines().collect();
         assert!(chains.contains("haneul-iaaaaaaaaaa") && chains.contains("haneul-oaaaaaaaaaa"));
@@ -421,11 +419,11 @@ mod tests {
         let mut ssh6 = rule("web", "ingress", Some("tcp"), Some((22, 22)));
         ssh6.ethertype = "IPv6".into();
         ssh6.remote_ip_prefix = Some("2001:db8::/64".into());
-        let doc = Doc {
+        let doc = Doc::from_picture(&Picture {
             ports: vec![a.clone()],
             rules: vec![rule("web", "ingress", Some("tcp"), Some((80, 80))), icmp6, ssh6],
             ..Default::default()
-        };
+        });
         let (v6, _) = ruleset(&doc, &[&a], Family::V6);
         let lines: Vec<&str> = v6.lines().collect();
         for want in [
@@ -452,7 +450,7 @@ mod tests {
         let mut paired = port("dddddddddd-4", "10.0.0.6", &[]);
         paired.allowed_address_pairs =
             vec![AddressPair { ip_address: "10.0.0.100".into(), mac_address: String::new() }];
-        let doc = Doc { ports: vec![open.clone(), paired.clone()], ..Default::default() };
+        let doc = Doc::from_picture(&Picture { ports: vec![open.clone(), paired.clone()], ..Default::default() });
         let (text, _) = ruleset(&doc, &[&open, &paired], Family::V4);
         assert!(!text.contains("cccccccccc"));
         assert!(text.contains("-A haneul-sdddddddddd -s 10.0.0.100/32 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN"));

@@ -32,7 +32,7 @@ use haneul_core::service::chain;
 use haneul_core::service_auth::ServiceToken;
 use hyper::Method;
 
-use doc::{Doc, Port};
+use doc::{Doc, Port, Touched};
 use sys::Link;
 
 /// The routing protocol number of the host routes the agent adds (to routers' IPv6 subnets
@@ -155,18 +155,28 @@ impl Dataplane {
     pub async fn run(self: Arc<Self>) {
         let mut failing = false;
         loop {
-            let version = self.doc().version.clone();
-            match self.fetch(&version).await {
-                Ok(doc) => {
+            let held = self.doc();
+            match self.fetch(&held.version).await {
+                Ok(change) => {
                     if failing {
                         tracing::info!("following the network service again");
                         failing = false;
                     }
-                    // An answer without change (the wait ran out) still applies: what was
+                    let mut doc = (*held).clone();
+                    let touched = match &change.base {
+                        Some(base) if *base != held.version => {
+                            // Not a change of what this agent holds: start over whole.
+                            *self.doc.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Doc::default());
+                            continue;
+                        }
+                        _ => doc.apply(&change),
+                    };
+                    // An answer without change (the wait ran out) applies whole: what was
                     // changed or broken on the host by hand is put back.
+                    let touched = if touched.is_empty() { Touched::whole() } else { touched };
                     let doc = Arc::new(doc);
                     *self.doc.write().unwrap_or_else(|e| e.into_inner()) = doc.clone();
-                    let up = self.apply(&doc).await;
+                    let up = self.apply(&doc, &touched).await;
                     if let Err(e) = self.report_up(&up).await {
                         tracing::warn!(error = %chain(&e), "could not report ports up");
                     }
@@ -197,12 +207,14 @@ impl Dataplane {
         }
     }
 
-    /// The network service's picture now (no waiting).
+    /// The network service's whole picture now (no waiting).
     pub async fn fetch_now(&self) -> Result<Doc, CallError> {
-        self.fetch("").await
+        Ok(Doc::from_picture(&self.fetch("").await?))
     }
 
-    async fn fetch(&self, version: &str) -> Result<Doc, CallError> {
+    /// The changes since `version` (waiting for the next one), or the whole picture when
+    /// `version` is empty or no longer known to the network service.
+    async fn fetch(&self, version: &str) -> Result<doc::Picture, CallError> {
         let q = format!(
             "/internal/dataplane?host={}&version={}&network_node={}&tunnel_ip={}",
             haneul_core::url::encode(&self.settings.host),
@@ -248,14 +260,15 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Brings the host to the picture; the ports whose devices are in place.
-    pub async fn apply(&self, doc: &Doc) -> Vec<String> {
+    /// Brings the host to the picture, redoing what `touched` names (everything, for a
+    /// whole picture); the ports whose devices are in place.
+    pub async fn apply(&self, doc: &Doc, _touched: &Touched) -> Vec<String> {
         let _busy = self.busy.lock().await;
         let started = std::time::Instant::now();
         let mut problems = Vec::new();
         let mut up = Vec::new();
         let host = &self.settings.host;
-        let local: Vec<&Port> = doc.ports.iter().filter(|p| &p.host_id == host && doc::is_instance_port(p)).collect();
+        let local: Vec<&Port> = doc.ports_on(host).filter(|p| doc::is_instance_port(p)).collect();
         // The networks this host carries, with their MTU.
         let mut networks: BTreeMap<String, u32> = BTreeMap::new();
         let mut want = |id: &str| {
@@ -267,12 +280,12 @@ impl Dataplane {
             want(&p.network_id);
         }
         let dhcp_networks: Vec<&doc::Network> = if self.settings.network_node {
-            doc.networks.iter().filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.dhcp_served())).collect()
+            doc.networks.values().filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.dhcp_served())).collect()
         } else {
             Vec::new()
         };
         let routers: Vec<&doc::Router> = if self.settings.network_node {
-            doc.routers.iter().filter(|r| r.admin_state_up).collect()
+            doc.routers.values().filter(|r| r.admin_state_up).collect()
         } else {
             Vec::new()
         };
@@ -286,7 +299,7 @@ impl Dataplane {
         }
         if self.settings.network_node {
             // External networks are always carried: floating IPs answer on them.
-            for n in doc.networks.iter().filter(|n| n.external) {
+            for n in doc.networks.values().filter(|n| n.external) {
                 want(&n.id);
             }
         }
@@ -572,7 +585,7 @@ impl Dataplane {
             .map(|p| doc::tap_name(&p.id))
             // The DHCP and router ports' veths (a port nothing uses, one let go by a server
             // among them, has no device here).
-            .chain(doc.ports.iter().filter(|p| p.device_owner.starts_with("network:")).map(|p| doc::tap_name(&p.id)))
+            .chain(doc.ports.values().filter(|p| p.device_owner.starts_with("network:")).map(|p| doc::tap_name(&p.id)))
             .collect();
         let bridges: BTreeSet<String> = networks.keys().map(|n| doc::bridge_name(n)).collect();
         let mapped: BTreeSet<&String> = self.settings.mappings.values().collect();

@@ -53,7 +53,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     }
     let floating: Vec<&doc::FloatingIp> = doc
         .floatingips
-        .iter()
+        .values()
         .filter(|f| {
             f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_some() && f.fixed_ip_address.is_some()
         })
@@ -61,7 +61,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, r: &Router, ns: &str) -> Result<V
     // Floating IPs with port forwardings: their address on qg-, DNAT per forwarded port.
     let forwarded: Vec<&doc::FloatingIp> = doc
         .floatingips
-        .iter()
+        .values()
         .filter(|f| {
             f.router_id.as_deref() == Some(r.id.as_str()) && f.port_id.is_none() && !f.port_forwardings.is_empty()
         })

@@ -2,12 +2,14 @@
 //!
 //! - `GET /v2.0/internal/dataplane?host=H&version=V`: what host H's data plane is made from
 //!   ([`crate::picture::for_host`]: its ports, their networks, subnets, groups and rules; on
-//!   a network node also the DHCP, routed and external networks, routers and floating IPs),
-//!   with a `version` that names its content. When the caller already has version `V`, the
-//!   answer waits (up to [`LONGEST_WAIT`]) until H's picture changes (a change elsewhere in
-//!   the cloud does not wake it): the agent asks again at once, so a change reaches
-//!   every host within milliseconds, and an agent that restarts simply asks anew. Each ask is
-//!   also the host's heartbeat for the agents list.
+//!   a network node also the DHCP, routed and external networks, routers and floating IPs)
+//!   at a `version`. When the caller holds a version sent to it, the answer waits (up to
+//!   [`LONGEST_WAIT`]) until H's picture changes (a change elsewhere in the cloud does not
+//!   wake it) and carries only the changes since ([`crate::picture::delta`], `base` = `V`;
+//!   an empty change when the wait ran out); the agent asks again at once, so a change
+//!   reaches every host within milliseconds. An agent that restarts (no version) or one whose
+//!   version this process does not know gets the whole picture. Each ask is also the host's
+//!   heartbeat for the agents list.
 //! - `PUT /v2.0/internal/dataplane/ports`: `{"host": H, "up": [port ids]}`: the ports bound to
 //!   H whose devices are plugged; they go `ACTIVE`, H's other bound ports `DOWN`.
 
@@ -50,28 +52,43 @@ struct Ask {
 async fn dataplane(State(n): State<Ctx>, Query(q): Query<Ask>) -> ApiResult {
     n.agent_seen(&q.host, q.network_node, q.tunnel_ip.as_deref());
     let network_node = n.agents().get(&q.host).is_some_and(|a| a.network_node);
-    let picture = |n: &Ctx| crate::picture::for_host(&n.model(), &q.host, network_node, n.tunnel_endpoints());
     let mut changes = n.changes();
-    let mut pic = picture(&n);
-    if pic.version == q.version {
-        let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
+    changes.borrow_and_update();
+    let Some(mut base) = n.sent(&q.host, &q.version, network_node) else {
+        // A first ask, or a version this process does not know: the whole picture.
+        let m = n.model();
+        let mut pic = crate::picture::for_host(&m, &q.host, network_node, n.tunnel_endpoints());
+        pic.version = n.version_of(&m);
+        n.remember_sent(&q.host, &pic.version, network_node, m);
+        return Ok(Json(pic).into_response());
+    };
+    let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
+    loop {
+        let m = n.model();
+        let mut change = crate::picture::delta(&base, &m, &q.host, network_node);
+        let now = tokio::time::Instant::now();
+        if !change.is_empty_change() || !n.tunnels_current(&q.version) || now >= deadline || n.stopping() {
+            change.base = Some(q.version.clone());
+            change.version = n.version_of(&m);
+            change.tunnel_endpoints = n.tunnel_endpoints();
+            n.remember_sent(&q.host, &change.version, network_node, m);
+            return Ok(Json(change).into_response());
+        }
+        // Nothing of this host's changed: what it holds is this snapshot's picture too, and
+        // the next change is worked out from here.
+        n.remember_sent(&q.host, &q.version, network_node, m.clone());
+        base = m;
         // Another controller sharing the database shows up at the next refresh.
-        while pic.version == q.version && !n.stopping() {
-            let step = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(5)));
-            tokio::select! {
-                _ = changes.changed() => pic = picture(&n),
-                _ = step => {
-                    if tokio::time::Instant::now() >= deadline {
-                        break;
-                    }
-                    if n.refresh().await? {
-                        pic = picture(&n);
-                    }
+        let step = tokio::time::sleep_until(deadline.min(now + Duration::from_secs(5)));
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = step => {
+                if tokio::time::Instant::now() < deadline {
+                    n.refresh().await?;
                 }
             }
         }
     }
-    Ok(Json(pic).into_response())
 }
 
 #[derive(Deserialize)]

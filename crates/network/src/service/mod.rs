@@ -101,7 +101,25 @@ pub struct Networking {
     /// The service user that tells the compute service of changed server ports (Neutron's
     /// nova notifier); none where no compute service is reachable.
     compute_notifier: std::sync::OnceLock<Arc<haneul_core::service_auth::ServiceToken>>,
+    /// What each host's agent was last sent, by host: the versions it may ask with next.
+    sent: std::sync::Mutex<BTreeMap<String, Vec<Sent>>>,
 }
+
+/// A version a host's agent holds and the snapshot its picture was made from: its next
+/// change is worked out against that snapshot. Snapshots share what they did not change,
+/// so one kept costs what changed since.
+struct Sent {
+    version: String,
+    network_node: bool,
+    model: Arc<Model>,
+    at: std::time::Instant,
+}
+
+/// Versions kept per host (an answer lost on the way, and the agent asks with the one before).
+const SENT_KEPT: usize = 3;
+/// A version not asked with for this long is forgotten (its host's agent is gone); one that
+/// comes back gets a whole picture.
+const SENT_FORGOTTEN: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Networking {
     pub async fn open(config: &Config) -> Result<Arc<Networking>> {
@@ -120,6 +138,7 @@ impl Networking {
             tunnels: Default::default(),
             agent_overrides: Default::default(),
             compute_notifier: Default::default(),
+            sent: Default::default(),
             policy,
             settings: Settings {
                 public_url: config.public_url(config.network.port),
@@ -194,10 +213,40 @@ impl Networking {
         self.changed.subscribe()
     }
 
-    /// The version of the snapshot as agents know it.
-    pub fn version(&self) -> String {
+    /// The version of snapshot `m` as agents know it: this process, the snapshot's
+    /// generation, the tunnel addresses' count of changes.
+    pub fn version_of(&self, m: &Model) -> String {
         let tunnels = self.tunnels.load(std::sync::atomic::Ordering::SeqCst);
-        format!("{:x}-{}-{tunnels}", self.boot, self.model().generation)
+        format!("{:x}-{}-{tunnels}", self.boot, m.generation)
+    }
+
+    /// Whether version `v` was made with the tunnel addresses as they are now.
+    pub fn tunnels_current(&self, v: &str) -> bool {
+        v.rsplit('-').next() == Some(self.tunnels.load(std::sync::atomic::Ordering::SeqCst).to_string().as_str())
+    }
+
+    /// The snapshot `host`'s picture at `version` was made from, if it is still kept.
+    pub fn sent(&self, host: &str, version: &str, network_node: bool) -> Option<Arc<Model>> {
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let s = sent.get(host)?.iter().find(|s| s.version == version && s.network_node == network_node)?;
+        Some(s.model.clone())
+    }
+
+    /// Notes that `host`'s agent holds `version`, made from snapshot `model`; forgets
+    /// versions no agent asked with for a while.
+    pub fn remember_sent(&self, host: &str, version: &str, network_node: bool, model: Arc<Model>) {
+        let now = std::time::Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = sent.entry(host.to_string()).or_default();
+        kept.retain(|s| s.version != version);
+        kept.push(Sent { version: version.to_string(), network_node, model, at: now });
+        if kept.len() > SENT_KEPT {
+            kept.remove(0);
+        }
+        sent.retain(|_, kept| {
+            kept.retain(|s| now.duration_since(s.at) < SENT_FORGOTTEN);
+            !kept.is_empty()
+        });
     }
 
     /// Notes that `host`'s agent is alive (and, when it says, whether it is a network node
