@@ -391,7 +391,7 @@ mod tests {
     fn dhcp_serves_ipv4_and_dhcpv6_subnets_and_hands_out_only_assigned_addresses() {
         let d = doc();
         let served: Vec<&Subnet> = d.subnets_of("n").filter(|s| s.dhcp_served()).collect();
-        assert_eq!(served.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["v4", "v4b", "full", "less"]);
+        assert_eq!(served.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["full", "less", "v4", "v4b"]);
         assert_eq!(
             hosts_file(&d, "n", &served),
             "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal,10.0.0.5,[2001:db8:1::5]\n\

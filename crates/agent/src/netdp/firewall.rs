@@ -356,7 +356,10 @@ mod tests {
     }
 
     fn rule(group: &str, direction: &str, proto: Option<&str>, ports: Option<(i64, i64)>) -> Rule {
+        // Ids in the order made: a test's chains list its rules in that order.
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Rule {
+            id: format!("r{:06}", MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst)),
             security_group_id: group.into(),
             direction: direction.into(),
             ethertype: "IPv4".into(),
@@ -395,10 +398,10 @@ mod tests {
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate INVALID -j DROP",
                 "-A haneul-iaaaaaaaaaa -p udp -m udp --sport 67 --dport 68 -j RETURN",
-                "-A haneul-iaaaaaaaaaa -p tcp -m tcp --dport 22 -j RETURN",
-                "-A haneul-iaaaaaaaaaa -p icmp -j RETURN",
                 "-A haneul-iaaaaaaaaaa -s 10.0.0.3/32 -p udp -m udp --dport 53 -j RETURN",
                 "-A haneul-iaaaaaaaaaa -s 10.0.0.4/32 -p udp -m udp --dport 53 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -p tcp -m tcp --dport 22 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -p icmp -j RETURN",
                 "-A haneul-iaaaaaaaaaa -j DROP",
             ]
         );
