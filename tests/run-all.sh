@@ -47,7 +47,7 @@ command -v qemu-img >/dev/null || need_apt+=(qemu-utils)
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v genisoimage >/dev/null || need_apt+=(genisoimage)
 # the network data plane's tools
-for pair in dnsmasq:dnsmasq-base iptables-restore:iptables ebtables:ebtables ip:iproute2 sysctl:procps ping:iputils-ping nft:nftables; do
+for pair in dnsmasq:dnsmasq-base iptables-restore:iptables ipset:ipset ebtables:ebtables ip:iproute2 sysctl:procps ping:iputils-ping nft:nftables; do
   command -v "${pair%%:*}" >/dev/null || need_apt+=("${pair#*:}")
 done
 # tools/build-test-image.sh's tools

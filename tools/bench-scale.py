@@ -96,15 +96,14 @@ def run(srv):
                                              "device_id": f"probe-{n}", "binding:host_id": host,
                                              "security_groups": [group["id"]]}})[0]["port"]
         dhcp = chain = None
-        files = glob.glob(f"/run/haneul/network/*qdhcp-{networks[0]}/host")
+        entry = f"/run/haneul/network/*qdhcp-{networks[0]}/hosts/{p['id']}"
         while (dhcp is None or chain is None) and time.monotonic() - t0 < 60:
-            if dhcp is None and any(p["mac_address"] in open(f).read() for f in files if os.path.exists(f)):
+            if dhcp is None and any(p["mac_address"] in open(f).read() for f in glob.glob(entry)):
                 dhcp = time.monotonic() - t0
             if chain is None:
                 rules = srv.in_host("iptables", "-S", capture_output=True, text=True).stdout
                 if f"-N haneul-i{p['id'][:10]}" in rules:
                     chain = time.monotonic() - t0
-            files = files or glob.glob(f"/run/haneul/network/*qdhcp-{networks[0]}/host")
             time.sleep(0.005)
         fmt = lambda x: f"{x * 1000:.0f}" if x is not None else ">60000"
         return fmt(dhcp), fmt(chain)

@@ -275,6 +275,23 @@ def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
     wait_for(lambda: not pings(srv, fip), 10, 0.2, what="ping to be refused")
     vm2 = fixed_ip(cli, "vm2")
     assert "reached" not in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout
+    # ICMP from the group's own members: vm1 (a member) reaches vm2 again, through the
+    # group's ipset; a port joining the group lands in the set, and leaves it when it goes.
+    group = cli.json("security", "group", "show", "web")["id"]
+    remote = cli.json("security", "group", "rule", "create", "--protocol", "icmp", "--remote-group", "web", "web")
+    wait_for(lambda: "reached" in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout,
+             15, 0.5, what="vm1 to reach vm2 as a member of the remote group")
+    members = lambda: srv.in_host("ipset", "list", "hn4-" + group.replace("-", "")[:24],
+                                  capture_output=True, text=True).stdout
+    assert vm2 in members(), members()
+    joined = cli.json("port", "create", "--network", "private", "--security-group", "web", "joiner")
+    ip = joined["fixed_ips"][0]["ip_address"]
+    wait_for(lambda: f"\n{ip}\n" in members(), 10, 0.1, what="the new member in the group's set")
+    cli.run("port", "delete", "joiner")
+    wait_for(lambda: f"\n{ip}\n" not in members(), 10, 0.1, what="the member gone from the set")
+    cli.run("security", "group", "rule", "delete", remote["id"])
+    wait_for(lambda: "reached" not in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout,
+             15, 0.5, what="vm2 out of reach once the rule went")
 
 
 def link_local(mac):
@@ -546,6 +563,8 @@ def test_deleting_everything_leaves_nothing_behind(cloud):
             found += [f"{tool} {line}" for line in chains.splitlines() if "haneul" in line]
         tables = srv.in_host("nft", "list", "tables", capture_output=True, text=True).stdout
         found += [line for line in tables.splitlines() if "haneul" in line]
+        sets = srv.in_host("ipset", "list", "-n", capture_output=True, text=True).stdout
+        found += [f"ipset {name}" for name in sets.split() if name.startswith(("hn4-", "hn6-"))]
         found += [d for d in os.listdir("/run/haneul/network") if d.startswith(srv.netns)] \
             if os.path.isdir("/run/haneul/network") else []
         return found

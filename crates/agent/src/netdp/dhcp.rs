@@ -1,6 +1,7 @@
 //! DHCP for a network: namespace `qdhcp-<network>` with the network's DHCP port in it and
-//! dnsmasq serving fixed addresses only (a hosts file of MAC → address for every port, as
-//! Neutron's DHCP agent writes it; SIGHUP re-reads it): DHCPv4, and DHCPv6 on IPv6 subnets
+//! dnsmasq serving fixed addresses only (MAC → address for every port, one file per port in
+//! a hosts directory: a new file is read at once (inotify), a changed or removed one at a
+//! SIGHUP, so a port's change rewrites its own file and nothing else): DHCPv4, and DHCPv6 on IPv6 subnets
 //! with the address mode `dhcpv6-stateful` (addresses) or `dhcpv6-stateless` (DNS servers
 //! only); the router advertisements that send guests to it come from the router's
 //! namespace ([`ensure_ra`]). Networks without a router also get
@@ -8,9 +9,9 @@
 //! it in their leases.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::doc::{self, Doc, Network, Subnet};
+use super::doc::{self, Doc, Network, Port, Subnet, Touched};
 use super::{metadata, sys, Dataplane, EnsureError};
 use haneul_core::error::FileError;
 
@@ -26,11 +27,31 @@ pub fn dir(dp: &Dataplane, ns: &str) -> PathBuf {
     dp.settings.state_dir.join(ns)
 }
 
-/// Makes network `n`'s DHCP server what the picture says; the DHCP port's id once it runs.
-pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<Option<String>, EnsureError> {
+/// Makes network `n`'s DHCP server what the picture says, redoing what `touched` names (only
+/// the host entries of its ports when nothing else of the network changed); the DHCP port's
+/// id once it runs.
+pub async fn ensure(
+    dp: &Dataplane,
+    doc: &Doc,
+    n: &Network,
+    ns: &str,
+    touched: &Touched,
+) -> Result<Option<String>, EnsureError> {
     let served: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.dhcp_served()).collect();
     let device = device_id(&dp.settings.host, &n.id);
-    let Some(port) = doc.ports_of(&n.id).find(|p| p.device_owner == doc::OWNER_DHCP && p.device_id == device) else {
+    let dhcp_port =
+        doc.ports_of_device(&device).find(|p| p.device_owner == doc::OWNER_DHCP && p.network_id == n.id);
+    let d = dir(dp, ns);
+    if let Some(port) = dhcp_port.filter(|_| !touched.settings(&n.id)) {
+        if sys::pid_running(&d.join("pid"), "dnsmasq").is_some() {
+            let subnets: Vec<&Subnet> =
+                served.into_iter().filter(|s| port.fixed_ips.iter().any(|f| f.subnet_id == s.id)).collect();
+            let ports: Vec<&String> = touched.ports.iter().collect();
+            sync_hosts(&d, doc, &n.id, &subnets, Some(&ports), ns).await?;
+            return Ok(Some(port.id.clone()));
+        }
+    }
+    let Some(port) = dhcp_port else {
         dp.ask_dhcp_port(n, &served).await?;
         return Ok(None);
     };
@@ -50,12 +71,10 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     sys::add_namespace(ns).await?;
     let inner = dp.plumb(doc, ns, port, "ns-", &[format!("{METADATA_IP}/32")]).await?;
 
-    let d = dir(dp, ns);
     std::fs::create_dir_all(&d).map_err(FileError::at("creating", &d))?;
     // dnsmasq reads its files as nobody.
     open_up(&d, &dp.settings.state_dir);
     let routed = doc.routed(&n.id);
-    let hosts = hosts_file(doc, &n.id, &subnets);
     let mut opts = String::new();
     let mut ranges = Vec::new();
     for (i, s) in subnets.iter().enumerate() {
@@ -104,27 +123,20 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
             opts.push_str(&format!("tag:{tag},249,{}\n", list.join(",")));
         }
     }
-    // A host entry that went away (a deleted port; its address may come back with another
-    // MAC) takes its lease along: dnsmasq would refuse the address to anyone else until the
-    // lease ran out. dnsmasq keeps leases in memory, so it restarts on a lease file without it.
-    let before = std::fs::read_to_string(d.join("host")).unwrap_or_default();
-    let dropped: Vec<&str> = before.lines().filter(|l| !hosts.lines().any(|h| h == *l)).collect();
-    let files_changed = write_if_changed(&d.join("host"), &hosts)? | write_if_changed(&d.join("opts"), &opts)?;
-    let mut restart = false;
-    if !dropped.is_empty() {
-        let leases = std::fs::read_to_string(d.join("leases")).unwrap_or_default();
-        let kept: String =
-            leases.lines().filter(|l| lease_kept(l, &hosts, &before)).map(|l| format!("{l}\n")).collect();
-        restart = kept != leases;
-        if restart {
-            // Stopped first: a dnsmasq still running could write its leases over ours.
-            halt(&d);
-            write_if_changed(&d.join("leases"), &kept)?;
-        }
-    }
+    let opts_changed = write_if_changed(&d.join("opts"), &opts)?;
+    // The single hosts file of earlier releases: its entries count as the files' before.
+    let old_file = d.join("host");
+    let before = std::fs::read_to_string(&old_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&old_file);
+    let hosts = d.join("hosts");
+    std::fs::create_dir_all(&hosts).map_err(FileError::at("creating", &hosts))?;
+    open_up(&hosts, &dp.settings.state_dir);
+    let mut synced = write_hosts(&d, doc, &n.id, &subnets, None)?;
+    synced.dropped.push_str(&before);
+    let restart = forget_leases(&d, &synced)?;
     let mut args = base_args(&d);
     args.extend([
-        format!("--dhcp-hostsfile={}", d.join("host").display()),
+        format!("--dhcp-hostsdir={}", d.join("hosts").display()),
         format!("--dhcp-optsfile={}", d.join("opts").display()),
         format!("--dhcp-leasefile={}", d.join("leases").display()),
         "--log-dhcp".into(),
@@ -133,7 +145,7 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
         "--domain=openstacklocal".into(),
     ]);
     args.extend(ranges);
-    if !start(ns, &d, &args, restart).await? && files_changed {
+    if !start(ns, &d, &args, restart).await? && (opts_changed || synced.rewritten) {
         sys::signal_pidfile(&d.join("pid"), "dnsmasq", libc::SIGHUP);
     }
     if !dp.has_proxy(ns) {
@@ -145,59 +157,174 @@ pub async fn ensure(dp: &Dataplane, doc: &Doc, n: &Network, ns: &str) -> Result<
     Ok(Some(port.id.clone()))
 }
 
-/// dnsmasq's hosts file: a line per port with addresses DHCP hands out on the network,
-/// `<mac>,<name>,<IPv4 address>,[<IPv6 address>]...`, and a line more for each further
-/// IPv4 address (dnsmasq picks the line whose address is in the subnet asked about).
-fn hosts_file(doc: &Doc, network_id: &str, subnets: &[&Subnet]) -> String {
+/// A port's lines for dnsmasq's hosts directory: one per port with addresses DHCP hands
+/// out on the network, `<mac>,<name>,<IPv4 address>,[<IPv6 address>]...`, and one more for
+/// each further IPv4 address (dnsmasq picks the line whose address is in the subnet asked
+/// about); empty when DHCP hands it nothing.
+fn host_lines(p: &Port, subnets: &[&Subnet]) -> String {
     let mut hosts = String::new();
-    for p in doc.ports_of(network_id) {
-        let addrs: Vec<&str> = p
-            .fixed_ips
-            .iter()
-            .filter(|f| subnets.iter().any(|s| s.id == f.subnet_id && s.dhcp_assigns()))
-            .map(|f| f.ip_address.as_str())
-            .collect();
-        let (v4, v6): (Vec<&str>, Vec<&str>) = addrs.iter().partition(|a| !a.contains(':'));
-        let Some(first) = v4.first().or(v6.first()) else { continue };
-        let name = format!("host-{}", first.replace(['.', ':'], "-"));
-        let mut line = format!("{},{name}.openstacklocal", p.mac_address);
-        if let Some(a) = v4.first() {
-            line.push_str(&format!(",{a}"));
-        }
-        for a in &v6 {
-            line.push_str(&format!(",[{a}]"));
-        }
-        hosts.push_str(&line);
-        hosts.push('\n');
-        for a in v4.iter().skip(1) {
-            hosts.push_str(&format!("{},host-{}.openstacklocal,{a}\n", p.mac_address, a.replace('.', "-")));
-        }
+    let addrs: Vec<&str> = p
+        .fixed_ips
+        .iter()
+        .filter(|f| subnets.iter().any(|s| s.id == f.subnet_id && s.dhcp_assigns()))
+        .map(|f| f.ip_address.as_str())
+        .collect();
+    let (v4, v6): (Vec<&str>, Vec<&str>) = addrs.iter().partition(|a| !a.contains(':'));
+    let Some(first) = v4.first().or(v6.first()) else { return hosts };
+    let name = format!("host-{}", first.replace(['.', ':'], "-"));
+    let mut line = format!("{},{name}.openstacklocal", p.mac_address);
+    if let Some(a) = v4.first() {
+        line.push_str(&format!(",{a}"));
+    }
+    for a in &v6 {
+        line.push_str(&format!(",[{a}]"));
+    }
+    hosts.push_str(&line);
+    hosts.push('\n');
+    for a in v4.iter().skip(1) {
+        hosts.push_str(&format!("{},host-{}.openstacklocal,{a}\n", p.mac_address, a.replace('.', "-")));
     }
     hosts
 }
 
-/// Whether a line of dnsmasq's lease file still has its host: an IPv4 lease
-/// (`<expiry> <mac> <ip> <name> <client id>`) the same MAC and address; an IPv6 one
-/// (`<expiry> <iaid> <ip> <name> <duid>`, no MAC in it) its address, on the same MAC's line
-/// as in the hosts file `before` (an address gone to another port takes the lease along);
-/// other lines (the server's DUID) stay.
-fn lease_kept(lease: &str, hosts: &str, before: &str) -> bool {
+/// What writing the hosts directory did: entries that went (lines of files removed or
+/// rewritten), the lines of the files written, and whether a file dnsmasq had read was
+/// rewritten or removed (it needs a SIGHUP; a new file it reads by itself).
+#[derive(Default)]
+struct Synced {
+    dropped: String,
+    written: String,
+    rewritten: bool,
+}
+
+/// Brings the hosts directory's files to the picture: those of the ports in `only`, or
+/// (none) of every port of the network, removing the files of others. A file is written
+/// under a dot name and renamed: dnsmasq skips dot files and reads the renamed one whole.
+fn write_hosts(
+    d: &Path,
+    doc: &Doc,
+    network_id: &str,
+    subnets: &[&Subnet],
+    only: Option<&[&String]>,
+) -> Result<Synced, EnsureError> {
+    let dir = d.join("hosts");
+    let want_of = |p: &Port| Some(host_lines(p, subnets)).filter(|l| !l.is_empty());
+    let mut want: BTreeMap<String, Option<String>> = BTreeMap::new();
+    match only {
+        Some(ids) => {
+            for id in ids {
+                let line = doc.ports.get(id.as_str()).filter(|p| p.network_id == network_id).and_then(want_of);
+                want.insert((*id).clone(), line);
+            }
+        }
+        None => {
+            for p in doc.ports_of(network_id) {
+                want.insert(p.id.clone(), want_of(p));
+            }
+            let names = std::fs::read_dir(&dir).map_err(FileError::at("listing", &dir))?;
+            for e in names.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                want.entry(name).or_insert(None);
+            }
+        }
+    }
+    let mut s = Synced::default();
+    for (id, line) in want {
+        if id.starts_with('.') || id.contains('/') {
+            continue;
+        }
+        let path = dir.join(&id);
+        let had = std::fs::read_to_string(&path).ok();
+        if had == line {
+            continue;
+        }
+        if let Some(old) = &had {
+            let keep = line.as_deref().unwrap_or_default();
+            s.dropped.extend(old.lines().filter(|l| !keep.lines().any(|k| k == *l)).map(|l| format!("{l}\n")));
+            s.rewritten = true;
+        }
+        match line {
+            Some(text) => {
+                let tmp = dir.join(format!(".{id}"));
+                std::fs::write(&tmp, &text)
+                    .and_then(|_| std::fs::rename(&tmp, &path))
+                    .map_err(FileError::at("writing", &path))?;
+                s.written.push_str(&text);
+            }
+            None => std::fs::remove_file(&path).map_err(FileError::at("removing", &path))?,
+        }
+    }
+    Ok(s)
+}
+
+/// The host entries of the ports in `only` on a running dnsmasq: their files, the leases of
+/// entries that went, and a SIGHUP (or a restart, when leases went) for what it must re-read.
+async fn sync_hosts(
+    d: &Path,
+    doc: &Doc,
+    network_id: &str,
+    subnets: &[&Subnet],
+    only: Option<&[&String]>,
+    ns: &str,
+) -> Result<(), EnsureError> {
+    let synced = write_hosts(d, doc, network_id, subnets, only)?;
+    if forget_leases(d, &synced)? {
+        let args = std::fs::read_to_string(d.join("args")).unwrap_or_default();
+        let args: Vec<String> = args.lines().map(str::to_owned).collect();
+        start(ns, d, &args, true).await?;
+    } else if synced.rewritten {
+        sys::signal_pidfile(&d.join("pid"), "dnsmasq", libc::SIGHUP);
+    }
+    Ok(())
+}
+
+/// A host entry that went away (a deleted port; its address may come back with another
+/// MAC) takes its lease along: dnsmasq would refuse the address to anyone else until the
+/// lease ran out. dnsmasq keeps leases in memory, so it is stopped and the lease file
+/// written without them; whether it must be started again.
+fn forget_leases(d: &Path, synced: &Synced) -> Result<bool, EnsureError> {
+    if synced.dropped.is_empty() {
+        return Ok(false);
+    }
+    let leases = std::fs::read_to_string(d.join("leases")).unwrap_or_default();
+    let kept: String = leases
+        .lines()
+        .filter(|l| !lease_dropped(l, &synced.dropped, &synced.written))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept == leases {
+        return Ok(false);
+    }
+    // Stopped first: a dnsmasq still running could write its leases over ours.
+    halt(d);
+    write_if_changed(&d.join("leases"), &kept)?;
+    Ok(true)
+}
+
+/// Whether a line of dnsmasq's lease file goes with the host entries `dropped`: an IPv4
+/// lease (`<expiry> <mac> <ip> <name> <client id>`) whose MAC and address a dropped entry
+/// had and no entry written has; an IPv6 one (`<expiry> <iaid> <ip> <name> <duid>`, no MAC
+/// in it) whose address a dropped entry had, unless an entry written gives it to the same
+/// MAC; other lines (the server's DUID) stay.
+fn lease_dropped(lease: &str, dropped: &str, written: &str) -> bool {
     let f: Vec<&str> = lease.split_whitespace().collect();
     if f.len() < 3 {
-        return true;
+        return false;
     }
     if f[2].contains(':') {
         let v6 = format!("[{}]", f[2]);
-        return match (v6_mac(hosts, &v6), v6_mac(before, &v6)) {
-            (Some(mac), Some(old)) => mac == old,
-            (Some(_), None) => true,
-            (None, _) => false,
+        return match v6_mac(dropped, &v6) {
+            Some(old) => v6_mac(written, &v6) != Some(old),
+            None => false,
         };
     }
-    hosts.lines().any(|h| {
-        let fields: Vec<&str> = h.split(',').collect();
-        fields.first() == Some(&f[1]) && fields.contains(&f[2])
-    })
+    let has = |text: &str| {
+        text.lines().any(|h| {
+            let fields: Vec<&str> = h.split(',').collect();
+            fields.first() == Some(&f[1]) && fields.contains(&f[2])
+        })
+    };
+    has(dropped) && !has(written)
 }
 
 /// The MAC of the hosts file line that holds `v6` (`[address]`).
@@ -392,27 +519,30 @@ mod tests {
         let d = doc();
         let served: Vec<&Subnet> = d.subnets_of("n").filter(|s| s.dhcp_served()).collect();
         assert_eq!(served.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["full", "less", "v4", "v4b"]);
+        let lines: String = d.ports_of("n").map(|p| host_lines(p, &served)).collect();
         assert_eq!(
-            hosts_file(&d, "n", &served),
+            lines,
             "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal,10.0.0.5,[2001:db8:1::5]\n\
              fa:16:3e:00:00:01,host-10-0-1-5.openstacklocal,10.0.1.5\n\
              fa:16:3e:00:00:02,host-2001-db8-1--6.openstacklocal,[2001:db8:1::6]\n"
         );
+        assert_eq!(host_lines(d.ports.get("p3").unwrap(), &served), "", "SLAAC only: no entry");
     }
 
     #[test]
-    fn leases_stay_while_their_host_line_names_them() {
-        let hosts = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\n";
-        let before =
-            "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\nfa:16:3e:00:00:02,g,[2001:db8:1::6]\n";
-        assert!(lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.5 h *", hosts, before));
-        assert!(!lease_kept("1700000000 fa:16:3e:00:00:09 10.0.0.5 h *", hosts, before));
-        assert!(!lease_kept("1700000000 fa:16:3e:00:00:01 10.0.0.6 h *", hosts, before));
-        assert!(lease_kept("1700000000 1040187408 2001:db8:1::5 h 00:01:00:01", hosts, before));
-        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::6 h 00:01:00:01", hosts, before));
+    fn leases_go_with_the_entries_that_went() {
+        let written = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::5]\n";
+        let dropped = "fa:16:3e:00:00:02,g,10.0.0.6,[2001:db8:1::6]\n";
+        assert!(lease_dropped("1700000000 fa:16:3e:00:00:02 10.0.0.6 g *", dropped, written));
+        assert!(!lease_dropped("1700000000 fa:16:3e:00:00:01 10.0.0.5 h *", dropped, written));
+        assert!(!lease_dropped("1700000000 fa:16:3e:00:00:09 10.0.0.6 h *", dropped, written), "another MAC's");
+        assert!(!lease_dropped("1700000000 1040187408 2001:db8:1::5 h 00:01:00:01", dropped, written));
+        assert!(lease_dropped("1700000000 1040187408 2001:db8:1::6 g 00:01:00:01", dropped, written));
+        // The entry was rewritten with the same MAC and address: the lease stays.
+        assert!(!lease_dropped("1700000000 fa:16:3e:00:00:02 10.0.0.6 g *", dropped, dropped));
         // The address went from one port to another: the old lease goes.
         let moved = "fa:16:3e:00:00:01,h.openstacklocal,10.0.0.5,[2001:db8:1::6]\n";
-        assert!(!lease_kept("1700000000 1040187408 2001:db8:1::6 g 00:01:00:01", moved, before));
-        assert!(lease_kept("duid 00:01:00:01:32:9b", hosts, before));
+        assert!(lease_dropped("1700000000 1040187408 2001:db8:1::6 g 00:01:00:01", dropped, moved));
+        assert!(!lease_dropped("duid 00:01:00:01:32:9b", dropped, written));
     }
 }

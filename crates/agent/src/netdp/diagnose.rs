@@ -75,7 +75,7 @@ async fn port(dp: &Dataplane, doc: &Doc, p: &Port, out: &mut Vec<Step>) {
         if step(out, sys::namespaces().contains(&ns), format!("DHCP namespace {ns} exists")) {
             let d = dhcp::dir(dp, &ns);
             step(out, sys::pid_running(&d.join("pid"), "dnsmasq").is_some(), "dnsmasq runs for the network");
-            let hosts = std::fs::read_to_string(d.join("host")).unwrap_or_default();
+            let hosts = std::fs::read_to_string(d.join("hosts").join(&p.id)).unwrap_or_default();
             let log = std::fs::read_to_string(d.join("log")).unwrap_or_default();
             for ip in &ips {
                 if ip.contains(':') {

@@ -15,6 +15,8 @@ enum By {
     Device,
     Host,
     Group,
+    /// The network service's own ports (DHCP, routers' interfaces and gateways), key "".
+    Service,
 }
 
 /// The picture a host's data plane is made from, as the agent holds it: each kind by id
@@ -41,9 +43,15 @@ pub struct Touched {
     pub whole: bool,
     /// Networks that changed, and the networks of subnets and ports that came, changed or left.
     pub networks: BTreeSet<String>,
+    /// Networks whose own settings changed: the network, its subnets, or one of the network
+    /// service's ports on it (DHCP, a router's); a network only in [`Touched::networks`] saw
+    /// only its guests' ports change.
+    pub settings: BTreeSet<String>,
     pub ports: BTreeSet<String>,
     /// Groups that changed, whose rules changed, or whose members came, changed or left.
     pub groups: BTreeSet<String>,
+    /// Groups that changed or whose rules changed (not only their members).
+    pub group_rules: BTreeSet<String>,
     /// A router or floating IP changed.
     pub routing: bool,
     pub tunnels: bool,
@@ -59,13 +67,21 @@ impl Touched {
     pub fn network(&self, id: &str) -> bool {
         self.whole || self.networks.contains(id)
     }
+    pub fn settings(&self, id: &str) -> bool {
+        self.whole || self.settings.contains(id)
+    }
 }
 
 fn port_keys(p: &Port) -> impl Iterator<Item = (By, String, String)> + '_ {
     [(By::Network, p.network_id.clone()), (By::Device, p.device_id.clone()), (By::Host, p.host_id.clone())]
         .into_iter()
         .chain(p.security_groups.iter().map(|g| (By::Group, g.clone())))
+        .chain(is_service_port(p).then(|| (By::Service, String::new())))
         .map(|(by, k)| (by, k, p.id.clone()))
+}
+
+fn is_service_port(p: &Port) -> bool {
+    p.device_owner.starts_with("network:")
 }
 
 fn upsert<T: Keyed + Clone>(map: &mut OrdMap<String, T>, list: &[T]) {
@@ -101,14 +117,17 @@ impl Doc {
         for n in &c.networks {
             t.networks.insert(n.id.clone());
         }
+        t.settings.extend(t.networks.iter().cloned());
         upsert(&mut self.networks, &c.networks);
         for id in r.subnets.iter().chain(c.subnets.iter().map(|s| &s.id)) {
             if let Some(old) = self.subnets.remove(id) {
-                t.networks.insert(old.network_id);
+                t.networks.insert(old.network_id.clone());
+                t.settings.insert(old.network_id);
             }
         }
         for s in &c.subnets {
             t.networks.insert(s.network_id.clone());
+            t.settings.insert(s.network_id.clone());
         }
         upsert(&mut self.subnets, &c.subnets);
         for id in r.ports.iter().chain(c.ports.iter().map(|p| &p.id)) {
@@ -117,11 +136,17 @@ impl Doc {
                     self.index.remove(&k);
                 }
                 t.networks.insert(old.network_id.clone());
+                if is_service_port(&old) {
+                    t.settings.insert(old.network_id.clone());
+                }
                 t.groups.extend(old.security_groups.iter().cloned());
             }
             t.ports.insert(id.clone());
         }
         for p in &c.ports {
+            if is_service_port(p) {
+                t.settings.insert(p.network_id.clone());
+            }
             for k in port_keys(p) {
                 self.index.insert(k);
             }
@@ -132,15 +157,18 @@ impl Doc {
         for id in r.security_groups.iter().chain(c.security_groups.iter().map(|g| &g.id)) {
             self.security_groups.remove(id);
             t.groups.insert(id.clone());
+            t.group_rules.insert(id.clone());
         }
         upsert(&mut self.security_groups, &c.security_groups);
         for id in r.rules.iter().chain(c.rules.iter().map(|r| &r.id)) {
             if let Some(old) = self.rules.remove(id) {
-                t.groups.insert(old.security_group_id);
+                t.groups.insert(old.security_group_id.clone());
+                t.group_rules.insert(old.security_group_id);
             }
         }
         for rule in &c.rules {
             t.groups.insert(rule.security_group_id.clone());
+            t.group_rules.insert(rule.security_group_id.clone());
         }
         upsert(&mut self.rules, &c.rules);
         for id in r.routers.iter().chain(c.routers.iter().map(|r| &r.id)) {
@@ -200,6 +228,14 @@ impl Doc {
     /// The ports bound to `host`.
     pub fn ports_on<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
         self.ports_by(By::Host, host)
+    }
+    /// The ports of device `device_id` (a server, a router, a network's DHCP server).
+    pub fn ports_of_device<'a>(&'a self, device_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports_by(By::Device, device_id)
+    }
+    /// The network service's own ports (DHCP, routers').
+    pub fn service_ports(&self) -> impl Iterator<Item = &Port> + '_ {
+        self.ports_by(By::Service, "")
     }
     /// The ports in security group `group`.
     pub fn members<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a Port> + 'a {

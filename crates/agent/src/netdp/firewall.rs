@@ -18,12 +18,17 @@
 //! and its own addresses only, and never router advertisements or DHCPv6 answers; it
 //! receives neighbour discovery, router advertisements and DHCPv6 answers.
 //!
-//! One `iptables-restore --noflush` (and one `ip6tables-restore`) writes all of it: a rule
-//! change reaches every port in one step. Chains of ports that went away are removed after.
+//! A rule naming a remote group matches an ipset of the group's addresses (`hn4-`/`hn6-`
+//! and 24 characters of the group's id), as Neutron's ipset mode does: a port joining or
+//! leaving a group changes the set, not the chains of every port guarded by it.
+//!
+//! One `iptables-restore --noflush` (and one `ip6tables-restore`) writes the chains of the
+//! ports a change concerns (all of them for a whole picture) and the dispatch chain; chains
+//! of ports that went away are removed after, and sets no rule uses any more last.
 
 use std::collections::BTreeSet;
 
-use super::doc::{Doc, Port, Rule};
+use super::doc::{Doc, Port, Rule, Touched};
 use super::{doc, sys, Dataplane};
 
 const FW: &str = "haneul-fw";
@@ -69,6 +74,64 @@ impl Family {
             Family::V6 => ("ip6tables", "ip6tables-restore"),
         }
     }
+    fn set_prefix(self) -> &'static str {
+        match self {
+            Family::V4 => "hn4-",
+            Family::V6 => "hn6-",
+        }
+    }
+    fn set_family(self) -> &'static str {
+        match self {
+            Family::V4 => "inet",
+            Family::V6 => "inet6",
+        }
+    }
+}
+
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
+
+/// The ipset of group `group`'s addresses of `family` (31 characters at most, with room for
+/// the `-n` of the set a refill is built in).
+pub fn set_name(group: &str, family: Family) -> String {
+    let hex: String = group.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
+    format!("{}{hex}", family.set_prefix())
+}
+
+/// The groups that rules guarding `ports` name as remote.
+pub fn remote_groups(doc: &Doc, ports: &[&Port]) -> BTreeSet<String> {
+    let groups: BTreeSet<&String> =
+        ports.iter().filter(|p| p.port_security_enabled).flat_map(|p| &p.security_groups).collect();
+    doc.rules
+        .values()
+        .filter(|r| groups.contains(&r.security_group_id))
+        .filter_map(|r| r.remote_group_id.clone())
+        .collect()
+}
+
+/// `ipset restore` input that makes each of `groups`' sets hold exactly its members'
+/// addresses: filled anew under another name and swapped in, so a rule never sees a
+/// half-filled set. A /0 member (an allowed address pair of any address) is both halves.
+pub fn sets_text(doc: &Doc, groups: &BTreeSet<String>) -> String {
+    let mut text = String::new();
+    for g in groups {
+        for family in FAMILIES {
+            let name = set_name(g, family);
+            let kind = format!("hash:net family {}", family.set_family());
+            text.push_str(&format!("create {name} {kind} -exist\ncreate {name}-n {kind} -exist\nflush {name}-n\n"));
+            for ip in members(doc, g, family) {
+                let halves: Vec<String> = match (ip.as_str(), family) {
+                    ("0.0.0.0/0", _) => vec!["0.0.0.0/1".into(), "128.0.0.0/1".into()],
+                    ("::/0", _) => vec!["::/1".into(), "8000::/1".into()],
+                    _ => vec![ip],
+                };
+                for h in halves {
+                    text.push_str(&format!("add {name}-n {h} -exist\n"));
+                }
+            }
+            text.push_str(&format!("swap {name}-n {name}\ndestroy {name}-n\n"));
+        }
+    }
+    text
 }
 
 /// The link-local address a guest makes from its MAC (EUI-64).
@@ -103,7 +166,7 @@ fn members(doc: &Doc, group: &str, family: Family) -> BTreeSet<String> {
 
 /// A rule's matches for the table of `family` (one line per remote address), none when
 /// the rule is for the other family.
-fn matches(doc: &Doc, r: &Rule, family: Family) -> Vec<String> {
+fn matches(r: &Rule, family: Family) -> Vec<String> {
     if r.ethertype != family.ethertype() {
         return Vec::new();
     }
@@ -150,23 +213,41 @@ fn matches(doc: &Doc, r: &Rule, family: Family) -> Vec<String> {
         return vec![format!("{side} {prefix}{m}")];
     }
     if let Some(group) = &r.remote_group_id {
-        let host = family.host();
-        return members(doc, group, family).into_iter().map(|ip| format!("{side} {ip}{host}{m}")).collect();
+        let dir = if r.direction == "ingress" { "src" } else { "dst" };
+        return vec![format!("-m set --match-set {} {dir}{m}", set_name(group, family))];
     }
     vec![m.trim_start().to_string()]
 }
 
-/// The whole `filter` table part of haneul for `family`, for `iptables-restore --noflush`
-/// (or `ip6tables-restore`); the chains.
+/// The chains of every guarded port in `ports`: haneul's whole part of the `filter` table
+/// of `family` for `iptables-restore --noflush` (or `ip6tables-restore`); the chains.
 pub fn ruleset(doc: &Doc, ports: &[&Port], family: Family) -> (String, BTreeSet<String>) {
+    ruleset_of(doc, ports, None, family)
+}
+
+/// The dispatch chain to every guarded port of `ports`, and the chains of those in
+/// `rewrite` (all, with none), for `iptables-restore --noflush`: the chains it names are
+/// flushed and written; others stay as they are. Also the chains of every guarded port.
+pub fn ruleset_of(
+    doc: &Doc,
+    ports: &[&Port],
+    rewrite: Option<&BTreeSet<String>>,
+    family: Family,
+) -> (String, BTreeSet<String>) {
     let guarded: Vec<&&Port> = ports.iter().filter(|p| p.port_security_enabled).collect();
     let mut chains = BTreeSet::from([FW.to_string()]);
+    let mut declared = BTreeSet::from([FW.to_string()]);
     let mut rules = String::new();
     for p in &guarded {
         let tap = doc::tap_name(&p.id);
         let (i, o, s) = (chain('i', &p.id), chain('o', &p.id), chain('s', &p.id));
         rules.push_str(&format!("-A {FW} -m physdev --physdev-in {tap} --physdev-is-bridged -j {o}\n"));
         rules.push_str(&format!("-A {FW} -m physdev --physdev-out {tap} --physdev-is-bridged -j {i}\n"));
+        chains.extend([i.clone(), o.clone(), s.clone()]);
+        if rewrite.is_some_and(|only| !only.contains(&p.id)) {
+            continue;
+        }
+        declared.extend([i.clone(), o.clone(), s.clone()]);
         // Anti-spoofing: the port's MAC with its addresses (and, for IPv6, its link-local
         // one), and its allowed pairs.
         let host = family.host();
@@ -218,17 +299,16 @@ pub fn ruleset(doc: &Doc, ports: &[&Port], family: Family) -> (String, BTreeSet<
         rules.push_str(&format!("-A {i} {dhcp_answer} -j RETURN\n"));
         for r in doc.rules.values().filter(|r| p.security_groups.contains(&r.security_group_id)) {
             let to = if r.direction == "ingress" { &i } else { &o };
-            for m in matches(doc, r, family) {
+            for m in matches(r, family) {
                 rules.push_str(&format!("-A {to} {m} -j RETURN\n").replace("  ", " "));
             }
         }
         rules.push_str(&format!("-A {o} -j DROP\n"));
         rules.push_str(&format!("-A {i} -j DROP\n"));
-        chains.extend([i, o, s]);
     }
     rules.push_str(&format!("-A {FW} -j ACCEPT\n"));
     let mut text = String::from("*filter\n");
-    for c in &chains {
+    for c in &declared {
         text.push_str(&format!(":{c} - [0:0]\n"));
     }
     text.push_str(&rules);
@@ -287,43 +367,132 @@ async fn existing(ns: Option<&str>, family: Family) -> sys::Result<BTreeSet<Stri
         .collect())
 }
 
-pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port]) -> sys::Result<()> {
-    let ns = dp.settings.host_ns.as_deref();
-    let v4 = existing(ns, Family::V4).await?;
-    // Nothing to guard and nothing there (the chains of both families and the table are
-    // made together): the common case of a host without guests costs one listing.
-    if ports.is_empty() && v4.is_empty() {
-        return Ok(());
+/// What the firewall holds on the host, as the last apply left it.
+#[derive(Default)]
+pub struct Held {
+    /// The guarded ports with chains.
+    ports: BTreeSet<String>,
+    /// The groups with sets.
+    sets: BTreeSet<String>,
+}
+
+/// Whether a change concerns the firewall of the host's guest ports `ports`: a port of
+/// theirs (or one that had chains) changed, or a group guarding them, or a group their
+/// rules name as remote.
+pub fn concerned(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched) -> bool {
+    if touched.whole {
+        return true;
     }
-    let have = [(Family::V4, v4), (Family::V6, existing(ns, Family::V6).await?)];
+    let held = dp.firewall.lock().unwrap_or_else(|e| e.into_inner());
+    touched.ports.iter().any(|id| held.ports.contains(id) || ports.iter().any(|p| &p.id == id))
+        || touched.groups.iter().any(|g| held.sets.contains(g))
+        || ports.iter().any(|p| p.security_groups.iter().any(|g| touched.group_rules.contains(g)))
+        || remote_groups(doc, ports).iter().any(|g| touched.groups.contains(g))
+}
+
+pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched) -> sys::Result<()> {
+    let ns = dp.settings.host_ns.as_deref();
+    let guarded: BTreeSet<String> = ports.iter().filter(|p| p.port_security_enabled).map(|p| p.id.clone()).collect();
+    let sets = remote_groups(doc, ports);
+    let (held_ports, held_sets) = {
+        let held = dp.firewall.lock().unwrap_or_else(|e| e.into_inner());
+        (held.ports.clone(), held.sets.clone())
+    };
+    let whole = touched.whole;
+    // What exists on the host, for a whole apply (an agent that restarted, a host changed
+    // by hand); a change goes by what the last apply left.
+    let (had, had_sets) = if whole {
+        let v4 = existing(ns, Family::V4).await?;
+        if ports.is_empty() && v4.is_empty() {
+            // Nothing to guard and nothing there (the chains of both families and the
+            // table are made together): the common case of a host without guests.
+            *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held::default();
+            return Ok(());
+        }
+        let v6 = existing(ns, Family::V6).await?;
+        let listed = sys::run_in(ns, "ipset", &["list", "-n"], None).await.unwrap_or_default();
+        let ours: BTreeSet<String> =
+            listed.lines().filter(|l| l.starts_with("hn4-") || l.starts_with("hn6-")).map(str::to_owned).collect();
+        ([v4, v6], Some(ours))
+    } else {
+        let chains: BTreeSet<String> = held_ports.iter().flat_map(|p| ['i', 'o', 's'].map(|k| chain(k, p))).collect();
+        ([chains.clone(), chains], None)
+    };
     if ports.is_empty() {
         let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
-        for (family, chains) in &have {
+        for (family, chains) in FAMILIES.iter().zip(&had) {
             let mut del = vec!["-w", "-D"];
             del.extend(JUMP);
             let _ = sys::run_in(ns, family.tools().0, &del, None).await;
-            remove(ns, *family, chains).await;
+            let mut all = chains.clone();
+            all.insert(FW.to_string());
+            remove(ns, *family, &all).await;
         }
+        destroy_sets(ns, had_sets.unwrap_or_default().into_iter().chain(held_sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f))))).await;
+        *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held::default();
         return Ok(());
     }
+    // Sets first: the rules written next match them.
+    let refill: BTreeSet<String> = if whole {
+        sets.clone()
+    } else {
+        sets.iter().filter(|g| touched.groups.contains(*g) || !held_sets.contains(*g)).cloned().collect()
+    };
+    if !refill.is_empty() {
+        sys::run_in(ns, "ipset", &["restore"], Some(&sets_text(doc, &refill))).await?;
+    }
+    // The ports whose chains this change concerns.
+    let rewrite: Option<BTreeSet<String>> = (!whole).then(|| {
+        ports
+            .iter()
+            .filter(|p| {
+                touched.ports.contains(&p.id)
+                    || !held_ports.contains(&p.id)
+                    || p.security_groups.iter().any(|g| touched.group_rules.contains(g))
+            })
+            .map(|p| p.id.clone())
+            .collect()
+    });
     sys::run_in(ns, "nft", &["-f", "-"], Some(&arp_ruleset(ports))).await?;
-    sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
-    sys::sysctl(ns, "net.bridge.bridge-nf-call-ip6tables", "1").await?;
-    for (family, had) in have {
+    if whole {
+        sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
+        sys::sysctl(ns, "net.bridge.bridge-nf-call-ip6tables", "1").await?;
+    }
+    for (family, had) in FAMILIES.into_iter().zip(had) {
         let (tool, restore) = family.tools();
-        let (text, chains) = ruleset(doc, ports, family);
+        let (text, chains) = ruleset_of(doc, ports, rewrite.as_ref(), family);
         sys::run_in(ns, restore, &["-w", "--noflush"], Some(&text)).await?;
-        let mut check = vec!["-w", "-C"];
-        check.extend(JUMP);
-        if sys::run_in(ns, tool, &check, None).await.is_err() {
-            let mut insert = vec!["-w", "-I", "FORWARD", "1"];
-            insert.extend(&JUMP[1..]);
-            sys::run_in(ns, tool, &insert, None).await?;
+        if whole || held_ports.is_empty() {
+            let mut check = vec!["-w", "-C"];
+            check.extend(JUMP);
+            if sys::run_in(ns, tool, &check, None).await.is_err() {
+                let mut insert = vec!["-w", "-I", "FORWARD", "1"];
+                insert.extend(&JUMP[1..]);
+                sys::run_in(ns, tool, &insert, None).await?;
+            }
         }
-        let stale: BTreeSet<String> = had.difference(&chains).cloned().collect();
+        let stale: BTreeSet<String> = had.difference(&chains).filter(|c| c.as_str() != FW).cloned().collect();
         remove(ns, family, &stale).await;
     }
+    // Sets no rule names any more, last (a set in use cannot go).
+    let unused: Vec<String> = match had_sets {
+        Some(listed) => {
+            let wanted: BTreeSet<String> = sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f))).collect();
+            listed.into_iter().filter(|s| !wanted.contains(s)).collect()
+        }
+        None => held_sets.difference(&sets).flat_map(|g| FAMILIES.map(|f| set_name(g, f))).collect(),
+    };
+    destroy_sets(ns, unused.into_iter()).await;
+    *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held { ports: guarded, sets };
     Ok(())
+}
+
+/// Destroys each set, one at a time: one still in use (by rules of someone else's) stays
+/// without stopping the others.
+async fn destroy_sets(ns: Option<&str>, sets: impl Iterator<Item = String>) {
+    for name in sets {
+        let _ = sys::run_in(ns, "ipset", &["destroy", &name], None).await;
+    }
 }
 
 async fn remove(ns: Option<&str>, family: Family, chains: &BTreeSet<String>) {
@@ -398,13 +567,23 @@ mod tests {
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate INVALID -j DROP",
                 "-A haneul-iaaaaaaaaaa -p udp -m udp --sport 67 --dport 68 -j RETURN",
-                "-A haneul-iaaaaaaaaaa -s 10.0.0.3/32 -p udp -m udp --dport 53 -j RETURN",
-                "-A haneul-iaaaaaaaaaa -s 10.0.0.4/32 -p udp -m udp --dport 53 -j RETURN",
+                "-A haneul-iaaaaaaaaaa -m set --match-set hn4-web src -p udp -m udp --dport 53 -j RETURN",
                 "-A haneul-iaaaaaaaaaa -p tcp -m tcp --dport 22 -j RETURN",
                 "-A haneul-iaaaaaaaaaa -p icmp -j RETURN",
                 "-A haneul-iaaaaaaaaaa -j DROP",
             ]
         );
+        // The remote group's members are its set's.
+        assert_eq!(remote_groups(&doc, &[&a]), BTreeSet::from(["web".to_string()]));
+        let sets = sets_text(&doc, &BTreeSet::from(["web".to_string()]));
+        let v4: Vec<&str> = sets.lines().filter(|l| l.starts_with("add hn4-web-n ")).collect();
+        assert_eq!(v4, ["add hn4-web-n 10.0.0.3 -exist", "add hn4-web-n 10.0.0.4 -exist"]);
+        assert!(sets.contains("swap hn4-web-n hn4-web\ndestroy hn4-web-n\n") && sets.contains("create hn6-web "));
+        // A change of one port rewrites its chains and the dispatch chain only.
+        let (text, chains) = ruleset_of(&doc, &[&a, &b], Some(&BTreeSet::from([b.id.clone()])), Family::V4);
+        assert!(chains.contains("haneul-iaaaaaaaaaa") && text.contains("-A haneul-ibbbbbbbbbb "));
+        assert!(!text.contains(":haneul-iaaaaaaaaaa") && !text.contains("-A haneul-iaaaaaaaaaa "), "{text}");
+        assert!(text.contains("-A haneul-fw -m physdev --physdev-in tapaaaaaaaaaa"), "{text}");
         assert!(lines.contains(&"-A haneul-oaaaaaaaaaa -j RETURN"), "egress anywhere");
         assert!(lines.contains(&"-A haneul-saaaaaaaaaa -s 10.0.0.3/32 -m mac --mac-source fa:16:3e:00:00:01 -j RETURN"));
         assert!(lines.contains(&"-A haneul-saaaaaaaaaa -j DROP"));

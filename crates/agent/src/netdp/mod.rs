@@ -112,8 +112,12 @@ pub struct Dataplane {
     proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
     /// DHCP ports asked of the network service and not seen yet, by network.
     dhcp_asked: Mutex<BTreeSet<String>>,
+    /// The ports each namespace (a DHCP server, a router) had in place at its last ensure.
+    ns_up: Mutex<BTreeMap<String, Vec<String>>>,
     /// What the last apply could not do, for `diagnose`.
     pub problems: Mutex<Vec<String>>,
+    /// What the firewall holds on the host.
+    firewall: Mutex<firewall::Held>,
 }
 
 impl Dataplane {
@@ -126,6 +130,8 @@ impl Dataplane {
             busy: tokio::sync::Mutex::new(()),
             proxies: Mutex::new(BTreeMap::new()),
             dhcp_asked: Mutex::new(BTreeSet::new()),
+            ns_up: Mutex::new(BTreeMap::new()),
+            firewall: Mutex::new(firewall::Held::default()),
             problems: Mutex::new(Vec::new()),
         })
     }
@@ -262,7 +268,7 @@ impl Dataplane {
 
     /// Brings the host to the picture, redoing what `touched` names (everything, for a
     /// whole picture); the ports whose devices are in place.
-    pub async fn apply(&self, doc: &Doc, _touched: &Touched) -> Vec<String> {
+    pub async fn apply(&self, doc: &Doc, touched: &Touched) -> Vec<String> {
         let _busy = self.busy.lock().await;
         let started = std::time::Instant::now();
         let mut problems = Vec::new();
@@ -312,11 +318,13 @@ impl Dataplane {
                 return up;
             }
         };
+        // A change of guests' ports alone leaves the networks' uplinks and tunnels as they are.
+        let settings_changed = touched.whole || touched.routing || touched.tunnels || !touched.settings.is_empty();
         for (id, mtu) in &networks {
             if let Err(e) = self.ensure_bridge(&links, id, *mtu).await {
                 problems.push(format!("network {id}: bridge: {}", chain(&e)));
             }
-            if let Some(n) = doc.network(id) {
+            if let Some(n) = doc.network(id).filter(|_| settings_changed) {
                 if let Err(e) = self.ensure_uplink(doc, n).await {
                     problems.push(format!("network {id}: uplink: {}", chain(&e)));
                 }
@@ -338,6 +346,9 @@ impl Dataplane {
                 };
                 let dev = format!("vxlan-{vni}");
                 tunnels.insert(dev.clone());
+                if !(touched.settings(id) || touched.tunnels) && links.iter().any(|l| l.ifname == dev) {
+                    continue;
+                }
                 if let Err(e) = self.ensure_vxlan(&links, &dev, vni, local_ip, id, *mtu, &peers).await {
                     problems.push(format!("network {id}: VXLAN: {}", chain(&e)));
                 }
@@ -352,38 +363,60 @@ impl Dataplane {
         }
 
         let mut keep_ns: BTreeSet<String> = BTreeSet::new();
+        // Each namespace's ports in place at its last ensure: what a namespace this change
+        // does not concern reports.
+        let mut ns_up = self.ns_up.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for n in &dhcp_networks {
             let ns = self.dhcp_ns(&n.id);
             keep_ns.insert(ns.clone());
-            match dhcp::ensure(self, doc, n, &ns).await {
-                Ok(Some(port)) => up.push(port),
-                Ok(None) => {}
-                Err(e) => problems.push(format!("network {}: DHCP: {}", n.id, chain(&e))),
+            if !touched.network(&n.id) && ns_up.contains_key(&ns) {
+                continue;
+            }
+            match dhcp::ensure(self, doc, n, &ns, touched).await {
+                Ok(port) => {
+                    ns_up.insert(ns, port.into_iter().collect());
+                }
+                Err(e) => {
+                    ns_up.remove(&ns);
+                    problems.push(format!("network {}: DHCP: {}", n.id, chain(&e)));
+                }
             }
         }
         for r in &routers {
             let ns = self.router_ns(&r.id);
             keep_ns.insert(ns.clone());
+            if !settings_changed && ns_up.contains_key(&ns) {
+                continue;
+            }
             match router::ensure(self, doc, r, &ns).await {
-                Ok(ports) => up.extend(ports),
-                Err(e) => problems.push(format!("router {}: {}", r.id, chain(&e))),
+                Ok(ports) => {
+                    ns_up.insert(ns, ports);
+                }
+                Err(e) => {
+                    ns_up.remove(&ns);
+                    problems.push(format!("router {}: {}", r.id, chain(&e)));
+                }
             }
         }
-        if let Err(e) = firewall::apply(self, doc, &local).await {
-            problems.push(format!("security groups: {}", chain(&e)));
+        ns_up.retain(|ns, _| keep_ns.contains(ns));
+        up.extend(ns_up.values().flatten().cloned());
+        *self.ns_up.lock().unwrap_or_else(|e| e.into_inner()) = ns_up;
+        if firewall::concerned(self, doc, &local, touched) {
+            if let Err(e) = firewall::apply(self, doc, &local, touched).await {
+                problems.push(format!("security groups: {}", chain(&e)));
+            }
         }
         self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
 
         for p in &problems {
             tracing::warn!(problem = %p, "data plane");
         }
-        tracing::info!(
-            version = %doc.version,
-            networks = networks.len(),
-            ports = local.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "data plane applied"
-        );
+        let ms = started.elapsed().as_millis() as u64;
+        if touched.whole {
+            tracing::info!(version = %doc.version, networks = networks.len(), ports = local.len(), ms, "data plane applied");
+        } else {
+            tracing::debug!(version = %doc.version, ports = touched.ports.len(), ms, "data plane change applied");
+        }
         *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
         up
     }
@@ -585,7 +618,7 @@ impl Dataplane {
             .map(|p| doc::tap_name(&p.id))
             // The DHCP and router ports' veths (a port nothing uses, one let go by a server
             // among them, has no device here).
-            .chain(doc.ports.values().filter(|p| p.device_owner.starts_with("network:")).map(|p| doc::tap_name(&p.id)))
+            .chain(doc.service_ports().map(|p| doc::tap_name(&p.id)))
             .collect();
         let bridges: BTreeSet<String> = networks.keys().map(|n| doc::bridge_name(n)).collect();
         let mapped: BTreeSet<&String> = self.settings.mappings.values().collect();

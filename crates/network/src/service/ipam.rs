@@ -197,8 +197,6 @@ fn slaac_ip(s: &Subnet, mac: &str) -> Result<String> {
         .ok_or_else(|| invalid(format!("no EUI-64 address for MAC {mac} on subnet {}", s.id)))
 }
 
-/// The first address of the subnet's pools not in `used` (the gateway is outside the pools).
-
 /// A new MAC address, `fa:16:3e:xx:xx:xx` as Neutron's base_mac, unique on the network.
 pub fn new_mac(m: &Model, network_id: &str) -> String {
     use rand::Rng;
