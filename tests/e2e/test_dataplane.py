@@ -5,6 +5,7 @@ metadata and keys from 169.254.169.254 on every boot, reach each other and the e
 (through SNAT), answer on a floating IP, and a security group lets exactly what it allows in.
 Deleting everything leaves no namespace, bridge, tap, iptables chain or dnsmasq behind."""
 import contextlib
+import hashlib
 import os
 import re
 import socket
@@ -281,8 +282,8 @@ def test_the_security_group_lets_in_exactly_what_it_allows(cloud):
     remote = cli.json("security", "group", "rule", "create", "--protocol", "icmp", "--remote-group", "web", "web")
     wait_for(lambda: "reached" in ssh(srv, tmp, fip, f"ping -c 1 -W 2 {vm2} >/dev/null && echo reached").stdout,
              15, 0.5, what="vm1 to reach vm2 as a member of the remote group")
-    members = lambda: srv.in_host("ipset", "list", "hn4-" + group.replace("-", "")[:24],
-                                  capture_output=True, text=True).stdout
+    set_name = "hn4-" + hashlib.sha256(group.encode()).hexdigest()[:24]
+    members = lambda: srv.in_host("ipset", "list", set_name, capture_output=True, text=True).stdout
     assert vm2 in members(), members()
     joined = cli.json("port", "create", "--network", "private", "--security-group", "web", "joiner")
     ip = joined["fixed_ips"][0]["ip_address"]

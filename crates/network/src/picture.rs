@@ -46,11 +46,8 @@ impl Scope {
                 }
             }
         }
-        let remote_groups = local_groups
-            .iter()
-            .flat_map(|g| m.rules_of(g))
-            .filter_map(|r| r.remote_group_id.clone())
-            .collect();
+        let remote_groups =
+            local_groups.iter().flat_map(|g| m.rules_of(g)).filter_map(|r| r.remote_group_id.clone()).collect();
         Scope { host: host.to_string(), network_node, networks, local_groups, remote_groups }
     }
 
@@ -131,9 +128,8 @@ pub fn for_host(m: &Model, host: &str, network_node: bool, tunnel_endpoints: BTr
 pub fn delta(old: &Model, new: &Model, host: &str, network_node: bool) -> dp::Picture {
     let so = Scope::of(old, host, network_node);
     let sn = Scope::of(new, host, network_node);
-    let moved = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
-        a.symmetric_difference(b).cloned().collect()
-    };
+    let moved =
+        |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> { a.symmetric_difference(b).cloned().collect() };
     let networks_moved = moved(&so.networks, &sn.networks);
     let local_moved = moved(&so.local_groups, &sn.local_groups);
     let remote_moved = moved(&so.remote_groups, &sn.remote_groups);
@@ -143,13 +139,31 @@ pub fn delta(old: &Model, new: &Model, host: &str, network_node: bool) -> dp::Pi
 
     let mut ids = changed(&new.networks, &old.networks);
     ids.extend(networks_moved.iter().cloned());
-    settle(&ids, &old.networks, &new.networks, |n| so.has_network(n), |n| sn.has_network(n), network, &mut d.networks, &mut d.removed.networks);
+    settle(
+        &ids,
+        &old.networks,
+        &new.networks,
+        |n| so.has_network(n),
+        |n| sn.has_network(n),
+        network,
+        &mut d.networks,
+        &mut d.removed.networks,
+    );
 
     let mut ids = changed(&new.subnets, &old.subnets);
     for n in &networks_moved {
         both.iter().for_each(|m| ids.extend(m.subnets_of(n).map(|s| s.id.clone())));
     }
-    settle(&ids, &old.subnets, &new.subnets, |s| so.has_subnet(s), |s| sn.has_subnet(s), subnet, &mut d.subnets, &mut d.removed.subnets);
+    settle(
+        &ids,
+        &old.subnets,
+        &new.subnets,
+        |s| so.has_subnet(s),
+        |s| sn.has_subnet(s),
+        subnet,
+        &mut d.subnets,
+        &mut d.removed.subnets,
+    );
 
     let mut ids = changed(&new.ports, &old.ports);
     for n in &networks_moved {
@@ -158,23 +172,59 @@ pub fn delta(old: &Model, new: &Model, host: &str, network_node: bool) -> dp::Pi
     for g in &remote_moved {
         both.iter().for_each(|m| ids.extend(m.ports.ids_by(PORT_GROUP, g).map(str::to_owned)));
     }
-    settle(&ids, &old.ports, &new.ports, |p| so.has_port(p), |p| sn.has_port(p), port, &mut d.ports, &mut d.removed.ports);
+    settle(
+        &ids,
+        &old.ports,
+        &new.ports,
+        |p| so.has_port(p),
+        |p| sn.has_port(p),
+        port,
+        &mut d.ports,
+        &mut d.removed.ports,
+    );
 
     let mut ids = changed(&new.security_groups, &old.security_groups);
     ids.extend(local_moved.iter().chain(&remote_moved).cloned());
-    settle(&ids, &old.security_groups, &new.security_groups, |g| so.has_group(g), |g| sn.has_group(g), group, &mut d.security_groups, &mut d.removed.security_groups);
+    settle(
+        &ids,
+        &old.security_groups,
+        &new.security_groups,
+        |g| so.has_group(g),
+        |g| sn.has_group(g),
+        group,
+        &mut d.security_groups,
+        &mut d.removed.security_groups,
+    );
 
     let mut ids = changed(&new.rules, &old.rules);
     for g in &local_moved {
         both.iter().for_each(|m| ids.extend(m.rules_of(g).map(|r| r.id.clone())));
     }
-    settle(&ids, &old.rules, &new.rules, |r| so.has_rule(r), |r| sn.has_rule(r), rule, &mut d.rules, &mut d.removed.rules);
+    settle(
+        &ids,
+        &old.rules,
+        &new.rules,
+        |r| so.has_rule(r),
+        |r| sn.has_rule(r),
+        rule,
+        &mut d.rules,
+        &mut d.removed.rules,
+    );
 
     if network_node {
         let ids = changed(&new.routers, &old.routers);
         settle(&ids, &old.routers, &new.routers, |_| true, |_| true, router, &mut d.routers, &mut d.removed.routers);
         let ids = changed(&new.floatingips, &old.floatingips);
-        settle(&ids, &old.floatingips, &new.floatingips, |_| true, |_| true, floating_ip, &mut d.floatingips, &mut d.removed.floatingips);
+        settle(
+            &ids,
+            &old.floatingips,
+            &new.floatingips,
+            |_| true,
+            |_| true,
+            floating_ip,
+            &mut d.floatingips,
+            &mut d.removed.floatingips,
+        );
     }
     d
 }

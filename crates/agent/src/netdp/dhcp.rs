@@ -39,8 +39,7 @@ pub async fn ensure(
 ) -> Result<Option<String>, EnsureError> {
     let served: Vec<&Subnet> = doc.subnets_of(&n.id).filter(|s| s.dhcp_served()).collect();
     let device = device_id(&dp.settings.host, &n.id);
-    let dhcp_port =
-        doc.ports_of_device(&device).find(|p| p.device_owner == doc::OWNER_DHCP && p.network_id == n.id);
+    let dhcp_port = doc.ports_of_device(&device).find(|p| p.device_owner == doc::OWNER_DHCP && p.network_id == n.id);
     let d = dir(dp, ns);
     if let Some(port) = dhcp_port.filter(|_| !touched.settings(&n.id)) {
         if sys::pid_running(&d.join("pid"), "dnsmasq").is_some() {

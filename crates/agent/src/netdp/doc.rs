@@ -327,7 +327,8 @@ mod tests {
             gone.extend(a.iter().filter(|x| !b.iter().any(|y| y.key() == x.key())).map(|x| x.key().to_string()));
             b.iter().filter(|y| !a.contains(y)).cloned().collect()
         }
-        let mut c = Picture { schema: SCHEMA, base: Some(a.version.clone()), version: "next".into(), ..Default::default() };
+        let mut c =
+            Picture { schema: SCHEMA, base: Some(a.version.clone()), version: "next".into(), ..Default::default() };
         c.networks = diff(&a.networks, &b.networks, &mut c.removed.networks);
         c.ports = diff(&a.ports, &b.ports, &mut c.removed.ports);
         c.rules = diff(&a.rules, &b.rules, &mut c.removed.rules);

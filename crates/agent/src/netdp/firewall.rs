@@ -90,10 +90,12 @@ impl Family {
 
 const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
 
-/// The ipset of group `group`'s addresses of `family` (31 characters at most, with room for
-/// the `-n` of the set a refill is built in).
+/// The ipset of group `group`'s addresses of `family`: the prefix and 24 hex digits of the
+/// id's SHA-256 (31 characters at most, with room for the `-n` of the set a refill is built
+/// in; any id, not only a UUID, gets a name of its own).
 pub fn set_name(group: &str, family: Family) -> String {
-    let hex: String = group.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(group.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
     format!("{}{hex}", family.set_prefix())
 }
 
@@ -428,7 +430,14 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
             all.insert(FW.to_string());
             remove(ns, *family, &all).await;
         }
-        destroy_sets(ns, had_sets.unwrap_or_default().into_iter().chain(held_sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f))))).await;
+        destroy_sets(
+            ns,
+            had_sets
+                .unwrap_or_default()
+                .into_iter()
+                .chain(held_sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f)))),
+        )
+        .await;
         *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held::default();
         return Ok(());
     }
@@ -567,7 +576,10 @@ mod tests {
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
                 "-A haneul-iaaaaaaaaaa -m conntrack --ctstate INVALID -j DROP",
                 "-A haneul-iaaaaaaaaaa -p udp -m udp --sport 67 --dport 68 -j RETURN",
-                "-A haneul-iaaaaaaaaaa -m set --match-set hn4-web src -p udp -m udp --dport 53 -j RETURN",
+                &format!(
+                    "-A haneul-iaaaaaaaaaa -m set --match-set {} src -p udp -m udp --dport 53 -j RETURN",
+                    set_name("web", Family::V4)
+                ),
                 "-A haneul-iaaaaaaaaaa -p tcp -m tcp --dport 22 -j RETURN",
                 "-A haneul-iaaaaaaaaaa -p icmp -j RETURN",
                 "-A haneul-iaaaaaaaaaa -j DROP",
@@ -576,9 +588,12 @@ mod tests {
         // The remote group's members are its set's.
         assert_eq!(remote_groups(&doc, &[&a]), BTreeSet::from(["web".to_string()]));
         let sets = sets_text(&doc, &BTreeSet::from(["web".to_string()]));
-        let v4: Vec<&str> = sets.lines().filter(|l| l.starts_with("add hn4-web-n ")).collect();
-        assert_eq!(v4, ["add hn4-web-n 10.0.0.3 -exist", "add hn4-web-n 10.0.0.4 -exist"]);
-        assert!(sets.contains("swap hn4-web-n hn4-web\ndestroy hn4-web-n\n") && sets.contains("create hn6-web "));
+        let name = set_name("web", Family::V4);
+        assert_eq!(name.len(), 28);
+        let v4: Vec<&str> = sets.lines().filter(|l| l.starts_with(&format!("add {name}-n "))).collect();
+        assert_eq!(v4, [format!("add {name}-n 10.0.0.3 -exist"), format!("add {name}-n 10.0.0.4 -exist")]);
+        assert!(sets.contains(&format!("swap {name}-n {name}\ndestroy {name}-n\n")));
+        assert!(sets.contains(&format!("create {} ", set_name("web", Family::V6))));
         // A change of one port rewrites its chains and the dispatch chain only.
         let (text, chains) = ruleset_of(&doc, &[&a, &b], Some(&BTreeSet::from([b.id.clone()])), Family::V4);
         assert!(chains.contains("haneul-iaaaaaaaaaa") && text.contains("-A haneul-ibbbbbbbbbb "));

@@ -286,7 +286,10 @@ impl Dataplane {
             want(&p.network_id);
         }
         let dhcp_networks: Vec<&doc::Network> = if self.settings.network_node {
-            doc.networks.values().filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.dhcp_served())).collect()
+            doc.networks
+                .values()
+                .filter(|n| n.admin_state_up && doc.subnets_of(&n.id).any(|s| s.dhcp_served()))
+                .collect()
         } else {
             Vec::new()
         };

@@ -295,10 +295,8 @@ mod tests {
             }
             assert_eq!(before.len(), before_len, "a copy changed with the original at step {step}");
             // The changes since the copy are exactly what a comparison of the two finds.
-            let changed: Vec<(Option<Row>, Option<Row>)> = t
-                .changes_since(&before)
-                .map(|(o, n)| (o.map(|r| (**r).clone()), n.map(|r| (**r).clone())))
-                .collect();
+            let changed: Vec<(Option<Row>, Option<Row>)> =
+                t.changes_since(&before).map(|(o, n)| (o.map(|r| (**r).clone()), n.map(|r| (**r).clone()))).collect();
             let touched = before.get(&id).map(|r| (**r).clone()) != t.get(&id).map(|r| (**r).clone())
                 || before.get(&id).is_some() != t.get(&id).is_some();
             let expected: Vec<(Option<Row>, Option<Row>)> = if touched {
