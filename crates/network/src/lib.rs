@@ -5,6 +5,7 @@
 //! Layers as in every service: [`api`] → [`service`] → [`model`] (a `core::docstore` snapshot).
 
 pub mod api;
+pub mod free;
 pub mod ip;
 pub mod model;
 pub mod picture;

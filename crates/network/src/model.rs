@@ -282,8 +282,8 @@ pub struct Setting {
 }
 
 haneul_core::record!(Model; Network, "network_networks", networks, index: [project_id]);
-haneul_core::record!(Model; Subnet, "network_subnets", subnets, index: [network_id, project_id]);
-haneul_core::record!(Model; Port, "network_ports", ports, indexes: index_keys);
+haneul_core::record!(Model; Subnet, "network_subnets", subnets, index: [network_id, project_id], derive: crate::free::subnet_changed);
+haneul_core::record!(Model; Port, "network_ports", ports, indexes: index_keys, derive: crate::free::port_changed);
 haneul_core::record!(Model; SecurityGroup, "network_security_groups", security_groups, index: [project_id]);
 haneul_core::record!(Model; SecurityGroupRule, "network_security_group_rules", rules, index: [security_group_id, project_id]);
 haneul_core::record!(Model; Router, "network_routers", routers, index: [project_id]);
@@ -307,6 +307,8 @@ pub struct Model {
     pub rbac: Table<RbacPolicy>,
     pub quotas: Table<Quota>,
     pub settings: Table<Setting>,
+    /// Each subnet's free addresses (derived from subnets and ports, not stored).
+    pub free: crate::free::Free,
 }
 
 haneul_core::snapshot!(

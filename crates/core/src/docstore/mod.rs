@@ -41,7 +41,7 @@ pub fn children<'a, T>(table: &'a Table<T>, parent: &str) -> impl Iterator<Item 
 /// `record!(Model; Flavor, "flavors", flavors);`.
 #[macro_export]
 macro_rules! record {
-    ($model:ty; $ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)? $(, index: [$($ix:ident),+ $(,)?])? $(, indexes: $with:ident)?) => {
+    ($model:ty; $ty:ty, $table:literal, $field:ident $(, unique: $uniq:ident)? $(, index: [$($ix:ident),+ $(,)?])? $(, indexes: $with:ident)? $(, derive: $derive:path)?) => {
         impl $crate::docstore::Record for $ty {
             type Model = $model;
             const TABLE: &'static str = $table;
@@ -56,6 +56,9 @@ macro_rules! record {
             })?
             $(fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
                 Self::$with(self, f)
+            })?
+            $(fn derive(m: &mut $model, old: Option<&Self>, new: Option<&Self>) {
+                $derive(m, old, new)
             })?
             fn table(m: &$model) -> &$crate::docstore::Table<Self> {
                 &m.$field
@@ -101,6 +104,11 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     }
     /// Files the record's secondary index keys: `f(index name, key)`, once per key.
     fn index_keys(&self, _f: &mut dyn FnMut(&'static str, &str)) {}
+    /// Keeps state of the model derived from records of this kind (beyond the table's
+    /// indexes: a subnet's free address ranges) in step with a change, the table already
+    /// changed: the record before and after (none: it did not exist / no longer does).
+    /// Called for every change made through a [`Txn`] and every record loaded.
+    fn derive(_m: &mut Self::Model, _old: Option<&Self>, _new: Option<&Self>) {}
     fn table(model: &Self::Model) -> &Table<Self>;
     fn table_mut(model: &mut Self::Model) -> &mut Table<Self>;
 }
@@ -315,7 +323,6 @@ impl Store {
             .fetch_all(&self.db.pool)
             .await
             .map_err(|err| StoreError::Sql { table: T::TABLE, err })?;
-        let table = T::table_mut(m);
         for row in rows {
             let id: String = row.try_get(0).map_err(|err| StoreError::Sql { table: T::TABLE, err })?;
             let data: String = row.try_get(1).map_err(|err| StoreError::Sql { table: T::TABLE, err })?;
@@ -324,7 +331,9 @@ impl Store {
                 id: id.clone(),
                 err,
             })?;
-            table.insert(id, Arc::new(v));
+            let v = Arc::new(v);
+            let old = T::table_mut(m).insert(id, v.clone());
+            T::derive(m, old.as_deref(), Some(&v));
         }
         Ok(())
     }
@@ -346,7 +355,8 @@ impl<M> Txn<M> {
         }
         self.ops.push(Op::put(&v));
         let v = Arc::new(v);
-        T::table_mut(&mut self.m).insert(v.id().to_string(), v.clone());
+        let old = T::table_mut(&mut self.m).insert(v.id().to_string(), v.clone());
+        T::derive(&mut self.m, old.as_deref(), Some(&v));
         Ok(v)
     }
 
@@ -362,8 +372,9 @@ impl<M> Txn<M> {
 
     pub fn delete<T: Record<Model = M>>(&mut self, id: &str) -> Option<Arc<T>> {
         let old = T::table_mut(&mut self.m).remove(id);
-        if old.is_some() {
+        if let Some(o) = &old {
             self.ops.push(Op::delete::<T>(id));
+            T::derive(&mut self.m, Some(o), None);
         }
         old
     }

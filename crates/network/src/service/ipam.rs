@@ -21,35 +21,31 @@ impl Used<'_> {
             || self.m.ports.ids_by(PORT_ADDRESS, &address_key(subnet, a)).any(|holder| Some(holder) != self.port_id)
     }
 
-    /// The first address of the subnet's pools not in use (the gateway is outside the pools):
-    /// a walk of the subnet's addresses in use in address order from each pool's start, so
-    /// it costs the addresses in use before the first gap, not the ports of the cloud.
+    /// The first address of the subnet's pools not in use (the gateway is outside the pools)
+    /// nor taken by this request: from the subnet's free ranges ([`crate::free`]), so it
+    /// costs the ranges before the first fit, not the addresses in use. The port being
+    /// changed may keep (or get back) one of its own.
     fn next_free(&self, s: &Subnet) -> Option<Addr> {
-        let prefix = format!("{}/", s.id);
-        for pool in &s.allocation_pools {
-            let (Some(start), Some(end)) = (Addr::parse(&pool.start), Addr::parse(&pool.end)) else { continue };
-            let mut held = self
-                .m
-                .ports
-                .index_keys_from(PORT_ADDRESS, &address_key(&s.id, start))
-                .map_while(|(key, holder)| {
-                    let bits = u128::from_str_radix(key.strip_prefix(&prefix)?, 16).ok()?;
-                    Some((bits, holder))
-                })
-                .filter(|(_, holder)| Some(*holder) != self.port_id)
-                .map(|(bits, _)| bits)
-                .peekable();
-            let mut a = start;
-            // A pool is at most a /64's worth of tries in practice; ports are far fewer.
-            let mut tries = 0u32;
-            while a <= end && tries < 1_000_000 {
-                tries += 1;
-                while held.next_if(|bits| *bits < a.bits).is_some() {}
-                let in_use = held.peek() == Some(&a.bits) || self.taken.contains(&(s.id.clone(), a.bits));
-                if !in_use {
-                    return Some(a);
-                }
-                a = a.offset(1)?;
+        let version = if s.ip_version == 4 { 4 } else { 6 };
+        let taken = |bits: u128| self.taken.contains(&(s.id.clone(), bits));
+        let own: Vec<u128> = self
+            .port_id
+            .and_then(|id| self.m.ports.get(id))
+            .into_iter()
+            .flat_map(|p| &p.fixed_ips)
+            .filter(|f| f.subnet_id == s.id)
+            .filter_map(|f| Addr::parse(&f.ip_address).map(|a| a.bits))
+            .filter(|b| !taken(*b))
+            .collect();
+        for (start, end) in crate::free::pools(s) {
+            let free = self.m.free.first(&s.id, start.bits, end.bits, taken);
+            let mine = own.iter().copied().filter(|b| start.bits <= *b && *b <= end.bits).min();
+            let best = match (free, mine) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(bits) = best {
+                return Some(Addr { version, bits });
             }
         }
         None
@@ -264,11 +260,24 @@ mod tests {
         }
     }
 
+    /// As a write does: into the table, and into what derives from it (the free ranges).
+    fn add_subnet(m: &mut Model, s: Subnet) {
+        let s = Arc::new(s);
+        let old = m.subnets.insert(s.id.clone(), s.clone());
+        crate::free::subnet_changed(m, old.as_deref(), Some(&s));
+    }
+
+    fn add_port(m: &mut Model, p: Port) {
+        let p = Arc::new(p);
+        let old = m.ports.insert(p.id.clone(), p.clone());
+        crate::free::port_changed(m, old.as_deref(), Some(&p));
+    }
+
     #[test]
     fn addresses_are_handed_out_once_and_named_ones_checked() {
         let mut m = Model::default();
-        m.subnets.insert("s".into(), Arc::new(subnet("s", "10.0.0.0/29", &[("10.0.0.2", "10.0.0.4")])));
-        m.ports.insert("a".into(), Arc::new(port("a", &[("s", "10.0.0.2")])));
+        add_subnet(&mut m, subnet("s", "10.0.0.0/29", &[("10.0.0.2", "10.0.0.4")]));
+        add_port(&mut m, port("a", &[("s", "10.0.0.2")]));
         let got = allocate_ips(&m, "n", "fa:16:3e:00:00:02", None, None).unwrap();
         assert_eq!(got, vec![FixedIp { subnet_id: "s".into(), ip_address: "10.0.0.3".into() }]);
         // A named address already held is a 409; one outside the subnet a 400.
@@ -290,7 +299,7 @@ mod tests {
         ];
         assert_eq!(allocate_ips(&m, "n", "x", Some(&two[..1]), None).unwrap()[0].ip_address, "10.0.0.3");
         let mut full = m.clone();
-        full.ports.insert("b".into(), Arc::new(port("b", &[("s", "10.0.0.3")])));
+        add_port(&mut full, port("b", &[("s", "10.0.0.3")]));
         assert!(matches!(
             allocate_ips(&full, "n", "x", Some(&two), None),
             Err(Error::Conflict("IpAddressGenerationFailure", _))
@@ -302,7 +311,7 @@ mod tests {
         let mut m = Model::default();
         let mut s = subnet("v6", "2001:db8::/64", &[("2001:db8::2", "2001:db8::ffff:ffff:ffff:ffff")]);
         s.ipv6_address_mode = Some("slaac".into());
-        m.subnets.insert("v6".into(), Arc::new(s));
+        add_subnet(&mut m, s);
         let got = allocate_ips(&m, "n", "fa:16:3e:12:34:56", None, None).unwrap();
         assert_eq!(got[0].ip_address, "2001:db8::f816:3eff:fe12:3456");
     }
