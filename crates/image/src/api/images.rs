@@ -330,7 +330,12 @@ async fn delete(State(svc): State<Ctx>, Auth(ctx): Auth, Path(id): Path<String>)
                 return Err(Error::Forbidden(format!("Image {id} is protected and cannot be deleted.")));
             }
             t.delete::<Image>(&id);
-            t.delete_where::<Member>(|mem| mem.image_id == id);
+            // Its members go with it (their keys are `<image>/<member>`: a range, not a scan).
+            let members: Vec<String> =
+                haneul_core::docstore::children(&t.m.members, &id).map(|mem| mem.id.clone()).collect();
+            for key in members {
+                t.delete::<Member>(&key);
+            }
             Ok(img)
         })
         .await?;
