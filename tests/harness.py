@@ -75,6 +75,21 @@ def admin_login(srv):
         return r.headers["X-Subject-Token"], json.load(r)["token"]["project"]["id"]
 
 
+def rss_kib(pid):
+    """A process's resident memory, KiB (benchmarks)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pct(xs, p):
+    """The `p` quantile of durations `xs` (seconds), in milliseconds (benchmarks)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
+
+
 def remove_namespaces(prefix):
     """Removes the namespaces whose names start with `prefix` and stops the dnsmasq processes
     a data plane left for them (by the pid files in its state directory)."""

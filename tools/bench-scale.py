@@ -30,25 +30,12 @@ import time
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server, admin_login  # noqa: E402
+from harness import Server, admin_login, pct, rss_kib  # noqa: E402
 
 PORTS = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 NETWORKS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 CLIENTS = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 SAMPLES = 50
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
 
 
 def main():

@@ -377,8 +377,21 @@ impl Server {
         if let Some(h) = &self.host {
             f("host", h);
         }
+        let created = self.created_key();
+        f(SERVER_CREATED, &created);
+        f(SERVER_PROJECT_CREATED, &format!("{}/{created}", self.project_id));
+    }
+
+    /// The creation time as the listing indexes file it: fixed width, so text order is time
+    /// order.
+    pub fn created_key(&self) -> String {
+        self.created_at.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
     }
 }
+
+/// Index of servers by creation time (Nova lists newest first), and by project then time.
+pub const SERVER_CREATED: &str = "created";
+pub const SERVER_PROJECT_CREATED: &str = "project_created";
 
 impl Model {
     /// The servers of a project.

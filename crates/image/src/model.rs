@@ -155,11 +155,24 @@ impl Image {
     }
 }
 
+/// Index of images by creation time (the default listing is newest first).
+pub const IMAGE_CREATED: &str = "created";
+
+impl Image {
+    /// The creation time as the index files it: fixed width, so text order is time order.
+    pub fn created_key(&self) -> String {
+        self.created_at.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
+    }
+}
+
 impl Record for Image {
     type Model = Model;
     const TABLE: &'static str = "images";
     fn id(&self) -> &str {
         &self.id
+    }
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f(IMAGE_CREATED, &self.created_key());
     }
     fn table(m: &Model) -> &Table<Self> {
         &m.images

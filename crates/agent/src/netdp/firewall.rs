@@ -462,27 +462,42 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
             .map(|p| p.id.clone())
             .collect()
     });
-    sys::run_in(ns, "nft", &["-f", "-"], Some(&arp_ruleset(ports))).await?;
     if whole {
         sys::sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1").await?;
         sys::sysctl(ns, "net.bridge.bridge-nf-call-ip6tables", "1").await?;
     }
-    for (family, had) in FAMILIES.into_iter().zip(had) {
-        let (tool, restore) = family.tools();
-        let (text, chains) = ruleset_of(doc, ports, rewrite.as_ref(), family);
-        sys::run_in(ns, restore, &["-w", "--noflush"], Some(&text)).await?;
-        if whole || held_ports.is_empty() {
-            let mut check = vec!["-w", "-C"];
-            check.extend(JUMP);
-            if sys::run_in(ns, tool, &check, None).await.is_err() {
-                let mut insert = vec!["-w", "-I", "FORWARD", "1"];
-                insert.extend(&JUMP[1..]);
-                sys::run_in(ns, tool, &insert, None).await?;
+    // The bridge rules and the two families' chains are apart: written side by side.
+    let family = |family: Family, had: BTreeSet<String>| {
+        let rewrite = rewrite.as_ref();
+        let check_jump = whole || held_ports.is_empty();
+        async move {
+            let (tool, restore) = family.tools();
+            let (text, chains) = ruleset_of(doc, ports, rewrite, family);
+            sys::run_in(ns, restore, &["-w", "--noflush"], Some(&text)).await?;
+            if check_jump {
+                let mut check = vec!["-w", "-C"];
+                check.extend(JUMP);
+                if sys::run_in(ns, tool, &check, None).await.is_err() {
+                    let mut insert = vec!["-w", "-I", "FORWARD", "1"];
+                    insert.extend(&JUMP[1..]);
+                    sys::run_in(ns, tool, &insert, None).await?;
+                }
             }
+            let stale: BTreeSet<String> = had.difference(&chains).filter(|c| c.as_str() != FW).cloned().collect();
+            remove(ns, family, &stale).await;
+            Ok::<(), sys::SysError>(())
         }
-        let stale: BTreeSet<String> = had.difference(&chains).filter(|c| c.as_str() != FW).cloned().collect();
-        remove(ns, family, &stale).await;
-    }
+    };
+    let [had4, had6] = had;
+    let arp = arp_ruleset(ports);
+    let (a, v4, v6) = tokio::join!(
+        sys::run_in(ns, "nft", &["-f", "-"], Some(&arp)),
+        family(Family::V4, had4),
+        family(Family::V6, had6)
+    );
+    a?;
+    v4?;
+    v6?;
     // Sets no rule names any more, last (a set in use cannot go).
     let unused: Vec<String> = match had_sets {
         Some(listed) => {

@@ -148,6 +148,29 @@ impl<T> Table<T> {
         self.index.range((from, to)).filter_map(|(_, _, id)| self.get(id)).map(|v| &**v)
     }
 
+    /// The records filed in index `name` under keys that start with `prefix`, last key
+    /// first (descending key, then descending id), from just before `(key, id)` when given:
+    /// a page of a newest-first listing over an index of creation times.
+    pub fn by_prefix_rev<'a>(
+        &'a self,
+        name: &'static str,
+        prefix: &str,
+        before: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = &'a Arc<T>> + 'a {
+        use std::ops::Bound;
+        let from: Entry = (name, prefix.to_string(), String::new());
+        let to = match before {
+            Some((k, id)) => Bound::Excluded((name, k.to_string(), id.to_string())),
+            None => Bound::Excluded((name, format!("{prefix}\u{10ffff}"), String::new())),
+        };
+        let prefix = prefix.to_string();
+        self.index
+            .range((Bound::Included(from), to))
+            .rev()
+            .take_while(move |(n, k, _)| *n == name && k.starts_with(&prefix))
+            .filter_map(|(_, _, id)| self.get(id))
+    }
+
     /// Whether any record is filed under `key` in index `name`.
     pub fn any_by(&self, name: &'static str, key: &str) -> bool {
         self.ids_by(name, key).next().is_some()
@@ -322,6 +345,21 @@ mod tests {
                 assert_eq!(t.by_unique(&r.name).map(|x| x.id.clone()), Some(r.id.clone()));
             }
         }
+    }
+
+    #[test]
+    fn a_prefix_walks_backwards_from_a_marker() {
+        let mut t: Table<Row> = Table::default();
+        for (id, group) in
+            [("1", "p/2026-01"), ("2", "p/2026-03"), ("3", "p/2026-02"), ("4", "q/2026-09"), ("5", "p/2026-03")]
+        {
+            let row = Row { id: id.into(), name: id.into(), group: group.into(), tags: vec![] };
+            t.insert(id.into(), Arc::new(row));
+        }
+        let ids = |it: &mut dyn Iterator<Item = &Arc<Row>>| it.map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&mut t.by_prefix_rev("group", "p/", None)), ["5", "2", "3", "1"]);
+        assert_eq!(ids(&mut t.by_prefix_rev("group", "p/", Some(("p/2026-03", "2")))), ["3", "1"]);
+        assert_eq!(ids(&mut t.by_prefix_rev("group", "", None)), ["4", "5", "2", "3", "1"]);
     }
 
     #[test]

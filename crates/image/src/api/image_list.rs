@@ -308,6 +308,29 @@ async fn list(State(svc): State<Ctx>, Auth(ctx): Auth, uri: OriginalUri) -> ApiR
         }
         props.iter().all(|(k, v)| img.properties.get(*k).is_some_and(|p| p == v))
     };
+    let default_order =
+        spec.len() == 2 && spec[0] == ("created_at".to_string(), true) && spec[1] == ("id".to_string(), true);
+    if default_order {
+        // Newest first is the creation-time index read backwards: from the marker on, only
+        // until the page (and one more) is found.
+        let walk = |before: Option<(&str, &str)>| -> Vec<&Arc<Image>> {
+            m.images
+                .by_prefix_rev(crate::model::IMAGE_CREATED, "", before)
+                .filter(|i| listed(i) && matches(i))
+                .take(limit.saturating_add(1))
+                .collect()
+        };
+        let page = match one("marker").map(|mk| (mk, m.images.get(mk))) {
+            None => walk(None),
+            Some((_, Some(i))) if listed(i) && matches(i) => walk(Some((&i.created_key(), &i.id))),
+            // A visible marker filtered out of this list: nothing after it.
+            Some((_, Some(i))) if svc.visible(&m, &ctx, i) => Vec::new(),
+            Some((mk, _)) => return Err(bad(format!("Invalid marker. Image {mk} could not be found."))),
+        };
+        let more = page.len() > limit;
+        let page: Vec<&Arc<Image>> = page.into_iter().take(limit).collect();
+        return page_body(&q, page, more, limit);
+    }
     let mut found: Vec<&Arc<Image>> = m.images.values().filter(|i| listed(i) && matches(i)).collect();
     found.sort_by(|a, b| {
         for (k, desc) in &spec {
@@ -335,6 +358,11 @@ async fn list(State(svc): State<Ctx>, Auth(ctx): Auth, uri: OriginalUri) -> ApiR
     };
     let page: Vec<&Arc<Image>> = found.iter().skip(start).take(limit).copied().collect();
     let more = start + page.len() < found.len();
+    page_body(&q, page, more, limit)
+}
+
+/// The list's answer: the page, `first`, and `next` when there are more.
+fn page_body(q: &[(String, String)], page: Vec<&Arc<Image>>, more: bool, limit: usize) -> ApiResult {
     let rest: Vec<(String, String)> = q.iter().filter(|(k, _)| k != "marker").cloned().collect();
     let first = query_path("/v2/images", &rest);
     let mut body = json!({

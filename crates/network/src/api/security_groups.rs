@@ -10,8 +10,8 @@ use haneul_core::routes::{rule, Routes};
 use serde_json::{json, Map, Value};
 
 use super::{
-    bad, created, created_rows, is_admin, list_response, members, one_member, owns, project_of, require_owner,
-    show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
+    bad, created, created_rows, is_admin, list_page, list_response, members, one_member, owns, project_of,
+    require_owner, show_response, standard, ApiResult, Attrs, Ctx, ListQuery,
 };
 use crate::ip::Cidr;
 use crate::model::{Model, SecurityGroup, SecurityGroupRule, Std};
@@ -71,6 +71,10 @@ async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(String
     c.ensure_default_group(&project).await?;
     let q = ListQuery::parse(&q)?;
     let m = c.model();
+    if q.pages_by_id(&m.security_groups) {
+        let rows = m.security_groups.after(q.marker.as_deref()).map(|g| &**g);
+        return list_page(&c, rows, &q, "security-groups", &[], |g| visible(&ctx, g), |g| render(&m, g));
+    }
     let items = m.security_groups.values().filter(|g| visible(&ctx, g)).map(|g| render(&m, g)).collect();
     list_response(&c, items, &q, "security-groups", &[])
 }
@@ -143,14 +147,14 @@ async fn list_rules(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<Vec<(
     c.ensure_default_group(&project_of(&ctx)).await?;
     let q = ListQuery::parse(&q)?;
     let m = c.model();
-    let items = m
-        .rules
-        .values()
-        .filter(|r| {
-            owns(&ctx, &r.project_id) || m.security_groups.get(&r.security_group_id).is_some_and(|g| visible(&ctx, g))
-        })
-        .map(|r| render_rule(r))
-        .collect();
+    let seen = |r: &SecurityGroupRule| {
+        owns(&ctx, &r.project_id) || m.security_groups.get(&r.security_group_id).is_some_and(|g| visible(&ctx, g))
+    };
+    if q.pages_by_id(&m.rules) {
+        let rows = m.rules.after(q.marker.as_deref()).map(|r| &**r);
+        return list_page(&c, rows, &q, "security-group-rules", &[], seen, |r| render_rule(r));
+    }
+    let items = m.rules.values().filter(|r| seen(r)).map(|r| render_rule(r)).collect();
     list_response(&c, items, &q, "security-group-rules", &[])
 }
 

@@ -244,6 +244,76 @@ pub(super) fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>
     out
 }
 
+/// A page of the listing without filters (only `limit`, `marker`, `all_tenants`), newest
+/// first, read from the creation-time index from the marker on: it costs the page, not the
+/// project's or the cloud's servers. None when the query asks for more than that.
+pub(super) fn quick_page(
+    c: &Compute,
+    ctx: &AuthContext,
+    q: &HashMap<String, String>,
+    collection: &str,
+) -> Option<ApiResult<(Vec<Arc<Server>>, Option<Value>)>> {
+    if q.keys().any(|k| !matches!(k.as_str(), "limit" | "marker" | "all_tenants")) {
+        return None;
+    }
+    let all = is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"));
+    let m = c.model();
+    let (index, prefix) = match (all, ctx.project_id()) {
+        (true, _) => (crate::model::SERVER_CREATED, String::new()),
+        (false, Some(p)) => (crate::model::SERVER_PROJECT_CREATED, format!("{p}/")),
+        (false, None) => return Some(Ok((Vec::new(), None))),
+    };
+    let limit = match page_limit(q) {
+        Ok(l) => l,
+        Err(e) => return Some(Err(e)),
+    };
+    let before = match q.get("marker") {
+        None => None,
+        Some(mk) => match m.servers.get(mk).filter(|s| all || ctx.project_id() == Some(s.project_id.as_str())) {
+            Some(s) => Some((format!("{prefix}{}", s.created_key()), s.id.clone())),
+            None => return Some(Err(bad(format!("marker [{mk}] not found")))),
+        },
+    };
+    let page: Vec<Arc<Server>> = m
+        .servers
+        .by_prefix_rev(index, &prefix, before.as_ref().map(|(k, id)| (k.as_str(), id.as_str())))
+        .take(limit)
+        .cloned()
+        .collect();
+    let links = next_link(c, q, &page, limit, collection);
+    Some(Ok((page, links)))
+}
+
+fn page_limit(q: &HashMap<String, String>) -> ApiResult<usize> {
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l.parse::<usize>().map_err(|_| {
+            bad(format!("Invalid input for query parameters limit. Value: {l}. '{l}' does not match '^[0-9]*$'"))
+        })?,
+    };
+    Ok(limit.min(1000))
+}
+
+/// Nova's `servers_links` when a page is full: the same query with the last as marker.
+fn next_link(
+    c: &Compute,
+    q: &HashMap<String, String>,
+    page: &[Arc<Server>],
+    limit: usize,
+    collection: &str,
+) -> Option<Value> {
+    let full = limit > 0 && page.len() >= limit;
+    full.then(|| page.last()).flatten().map(|last| {
+        let mut params: Vec<(String, String)> =
+            q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
+        params.sort();
+        params.push(("marker".into(), last.id.clone()));
+        let query: Vec<String> =
+            params.iter().map(|(k, v)| format!("{k}={}", haneul_core::url::encode_form(v))).collect();
+        json!([{"rel": "next", "href": format!("{}/v2.1/{collection}?{}", c.settings.public_url, query.join("&"))}])
+    })
+}
+
 /// `limit` and `marker` over a listing, with Nova's `servers_links` when the page is full.
 pub(super) fn paged(
     c: &Compute,
@@ -263,29 +333,17 @@ pub(super) fn paged(
         let at = all.iter().position(|s| &s.id == marker).ok_or_else(|| bad(format!("marker [{marker}] not found")))?;
         all.drain(..=at);
     }
-    let limit = match q.get("limit") {
-        None => 1000,
-        Some(l) => l.parse::<usize>().map_err(|_| {
-            bad(format!("Invalid input for query parameters limit. Value: {l}. '{l}' does not match '^[0-9]*$'"))
-        })?,
-    }
-    .min(1000);
-    let full = limit > 0 && all.len() >= limit;
+    let limit = page_limit(q)?;
     all.truncate(limit);
-    let links = full.then(|| all.last()).flatten().map(|last| {
-        let mut params: Vec<(String, String)> =
-            q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
-        params.sort();
-        params.push(("marker".into(), last.id.clone()));
-        let query: Vec<String> =
-            params.iter().map(|(k, v)| format!("{k}={}", haneul_core::url::encode_form(v))).collect();
-        json!([{"rel": "next", "href": format!("{}/v2.1/{collection}?{}", c.settings.public_url, query.join("&"))}])
-    });
+    let links = next_link(c, q, &all, limit, collection);
     Ok((all, links))
 }
 
 pub(super) async fn list(State(c): State<Ctx>, Auth(ctx): Auth, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    let (page, links) = paged(&c, &q, listed(&c, &ctx, &q), "servers")?;
+    let (page, links) = match quick_page(&c, &ctx, &q, "servers") {
+        Some(answer) => answer?,
+        None => paged(&c, &q, listed(&c, &ctx, &q), "servers")?,
+    };
     let mut body = json!({"servers": page.iter().map(|s| summary(&c, s)).collect::<Vec<_>>()});
     if let Some(l) = links {
         body["servers_links"] = l;
@@ -299,7 +357,10 @@ pub(super) async fn list_detail(
     mv: Mv,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let (page, links) = paged(&c, &q, listed(&c, &ctx, &q), "servers/detail")?;
+    let (page, links) = match quick_page(&c, &ctx, &q, "servers/detail") {
+        Some(answer) => answer?,
+        None => paged(&c, &q, listed(&c, &ctx, &q), "servers/detail")?,
+    };
     let mut body = json!({"servers": page.iter().map(|s| render(&c, mv, &ctx, s, View::Detail)).collect::<Vec<_>>()});
     if let Some(l) = links {
         body["servers_links"] = l;
