@@ -51,7 +51,7 @@ macro_rules! record {
             }
         }
     };
-    ($ty:ty, $table:literal, $field:ident, |$s:ident| $uniq:expr) => {
+    ($ty:ty, $table:literal, $field:ident, |$s:ident| $uniq:expr $(, indexes: $with:ident)?) => {
         impl Record for $ty {
             type Model = Model;
             const TABLE: &'static str = $table;
@@ -62,6 +62,9 @@ macro_rules! record {
                 let $s = self;
                 $uniq
             }
+            $(fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+                Self::$with(self, f)
+            })?
             fn table(model: &Model) -> &Table<Self> {
                 &model.$field
             }
@@ -143,7 +146,14 @@ pub struct User {
     pub extra: Extra,
     pub created_at: DateTime<Utc>,
 }
-record!(User, "users", users, |u| Some(format!("{}/{}", u.domain_id, u.name)));
+record!(User, "users", users, |u| Some(format!("{}/{}", u.domain_id, u.name)), indexes: index_keys);
+
+impl User {
+    /// Users by name (a list filtered on `name` reads only them).
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        f("name", &self.name);
+    }
+}
 
 impl User {
     /// A new user with the given password hash (or none) and no history.

@@ -90,9 +90,12 @@ async fn list(State(ident): State<Ctx>, auth: Auth, params: Params) -> ApiResult
     let domain_filter = params.get("domain_id").cloned().or_else(|| auth.0.domain_id().map(str::to_string));
     enforce(&ident, &auth.0, "identity:list_users", &json!({"target": {"domain_id": domain_filter}}))?;
     let m = ident.model();
-    let items = m
-        .users
-        .values()
+    // An exact name reads the users of that name only.
+    let candidates: Box<dyn Iterator<Item = &crate::model::User>> = match params.get("name") {
+        Some(name) => Box::new(m.users.by("name", name)),
+        None => Box::new(m.users.values().map(|u| &**u)),
+    };
+    let items = candidates
         .filter(|u| domain_filter.as_ref().is_none_or(|d| &u.domain_id == d))
         .filter(|u| text_filter(&params, "name", &u.name))
         .filter(|u| params.get("enabled").is_none_or(|e| u.enabled == query_bool(e)))
