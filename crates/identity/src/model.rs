@@ -278,9 +278,20 @@ pub struct Assignment {
 record!(Assignment, "assignments", assignments, indexes: index_keys);
 
 impl Assignment {
-    /// Assignments are indexed by actor (`user/<id>`, `group/<id>`).
+    /// Assignments are indexed by actor (`user/<id>`, `group/<id>`) and by target
+    /// ([`target_key`]).
     fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
         f("actor", &actor_key(&self.actor_kind, &self.actor_id));
+        f("target", &target_key(&self.target_kind, &self.target_id));
+    }
+}
+
+/// The key of a target in the assignments' `target` index.
+pub fn target_key(kind: &TargetKind, id: &str) -> String {
+    match kind {
+        TargetKind::Project => format!("project/{id}"),
+        TargetKind::Domain => format!("domain/{id}"),
+        TargetKind::System => format!("system/{id}"),
     }
 }
 

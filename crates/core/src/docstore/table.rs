@@ -8,8 +8,16 @@ use imbl::{OrdMap, OrdSet};
 
 use super::Record;
 
+/// A record's id, shared by its row and all its index entries (one allocation per record).
+type Id = Arc<str>;
+
 /// An index entry: the index's name, the key, the record's id.
-type Entry = (&'static str, String, String);
+type Entry = (&'static str, Box<str>, Id);
+
+/// An index entry as a bound of a range.
+fn entry(name: &'static str, key: &str, id: &str) -> Entry {
+    (name, Box::from(key), Arc::from(id))
+}
 
 /// A record in a table: equal to another only when it is the same record (the same
 /// allocation), so comparing two copies of a table skips what they share and costs nothing
@@ -34,9 +42,9 @@ pub type Change<'a, T> = (Option<&'a Arc<T>>, Option<&'a Arc<T>>);
 
 /// The records of one kind. Reads never wait; [`Txn`](super::Txn) changes a copy.
 pub struct Table<T> {
-    rows: OrdMap<String, Row<T>>,
+    rows: OrdMap<Id, Row<T>>,
     /// Unique key → id.
-    unique: OrdMap<String, String>,
+    unique: OrdMap<Box<str>, Id>,
     index: OrdSet<Entry>,
 }
 
@@ -80,12 +88,12 @@ impl<T> Table<T> {
         self.rows.values().map(|r| &r.0)
     }
 
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + '_ {
-        self.rows.keys()
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
+        self.rows.keys().map(|k| &**k)
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
-        self.rows.iter().map(|(k, r)| (k, &r.0))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &Arc<T>)> + '_ {
+        self.rows.iter().map(|(k, r)| (&**k, &r.0))
     }
 
     /// The records that differ between `old` (an earlier copy of this table) and this one,
@@ -104,13 +112,20 @@ impl<T> Table<T> {
     pub fn range<R: std::ops::RangeBounds<String>>(
         &self,
         range: R,
-    ) -> impl DoubleEndedIterator<Item = (&String, &Arc<T>)> + '_ {
-        self.rows.range(range).map(|(k, r)| (k, &r.0))
+    ) -> impl DoubleEndedIterator<Item = (&str, &Arc<T>)> + '_ {
+        use std::ops::Bound;
+        let bound = |b: Bound<&String>| match b {
+            Bound::Included(k) => Bound::Included(Id::from(k.as_str())),
+            Bound::Excluded(k) => Bound::Excluded(Id::from(k.as_str())),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let r = (bound(range.start_bound()), bound(range.end_bound()));
+        self.rows.range(r).map(|(k, r)| (&**k, &r.0))
     }
 
     /// The records after `marker` (exclusive; from the first without one), in id order.
     pub fn after<'a>(&'a self, marker: Option<&str>) -> impl Iterator<Item = &'a Arc<T>> + 'a {
-        let from = marker.map(|m| std::ops::Bound::Excluded(m.to_string())).unwrap_or(std::ops::Bound::Unbounded);
+        let from = marker.map(|m| std::ops::Bound::Excluded(Id::from(m))).unwrap_or(std::ops::Bound::Unbounded);
         self.rows.range((from, std::ops::Bound::Unbounded)).map(|(_, v)| &v.0)
     }
 
@@ -121,9 +136,9 @@ impl<T> Table<T> {
 
     /// The ids filed under `key` in index `name`, in id order.
     pub fn ids_by<'a>(&'a self, name: &'static str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let from: Entry = (name, key.to_string(), String::new());
-        let to: Entry = (name, format!("{key}\0"), String::new());
-        self.index.range(from..to).map(|(_, _, id)| id.as_str())
+        let from = entry(name, key, "");
+        let to = entry(name, &format!("{key}\0"), "");
+        self.index.range(from..to).map(|(_, _, id)| &**id)
     }
 
     /// The records filed under `key` in index `name`, in id order.
@@ -141,10 +156,10 @@ impl<T> Table<T> {
     ) -> impl Iterator<Item = &'a T> + 'a {
         use std::ops::Bound;
         let from = match marker {
-            Some(m) => Bound::Excluded((name, key.to_string(), m.to_string())),
-            None => Bound::Included((name, key.to_string(), String::new())),
+            Some(m) => Bound::Excluded(entry(name, key, m)),
+            None => Bound::Included(entry(name, key, "")),
         };
-        let to = Bound::Excluded((name, format!("{key}\0"), String::new()));
+        let to = Bound::Excluded(entry(name, &format!("{key}\0"), ""));
         self.index.range((from, to)).filter_map(|(_, _, id)| self.get(id)).map(|v| &**v)
     }
 
@@ -158,10 +173,10 @@ impl<T> Table<T> {
         before: Option<(&str, &str)>,
     ) -> impl Iterator<Item = &'a Arc<T>> + 'a {
         use std::ops::Bound;
-        let from: Entry = (name, prefix.to_string(), String::new());
+        let from = entry(name, prefix, "");
         let to = match before {
-            Some((k, id)) => Bound::Excluded((name, k.to_string(), id.to_string())),
-            None => Bound::Excluded((name, format!("{prefix}\u{10ffff}"), String::new())),
+            Some((k, id)) => Bound::Excluded(entry(name, k, id)),
+            None => Bound::Excluded(entry(name, &format!("{prefix}\u{10ffff}"), "")),
         };
         let prefix = prefix.to_string();
         self.index
@@ -183,8 +198,8 @@ impl<T> Table<T> {
         name: &'static str,
         from: &str,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let start: Entry = (name, from.to_string(), String::new());
-        self.index.range(start..).take_while(move |(n, _, _)| *n == name).map(|(_, k, id)| (k.as_str(), id.as_str()))
+        let start = entry(name, from, "");
+        self.index.range(start..).take_while(move |(n, _, _)| *n == name).map(|(_, k, id)| (&**k, &**id))
     }
 }
 
@@ -193,11 +208,12 @@ impl<T: Record> Table<T> {
     /// entries. The caller has checked the unique key is free ([`Table::unique_holder`]).
     pub fn insert(&mut self, id: String, v: Arc<T>) -> Option<Arc<T>> {
         let old = self.remove(&id);
+        let id: Id = Arc::from(id);
         if let Some(key) = v.unique_key() {
-            self.unique.insert(key, id.clone());
+            self.unique.insert(key.into_boxed_str(), id.clone());
         }
         v.index_keys(&mut |name, key| {
-            self.index.insert((name, key.to_string(), id.clone()));
+            self.index.insert((name, Box::from(key), id.clone()));
         });
         self.rows.insert(id, Row(v));
         old
@@ -206,25 +222,25 @@ impl<T: Record> Table<T> {
     pub fn remove(&mut self, id: &str) -> Option<Arc<T>> {
         let old = self.rows.remove(id)?.0;
         if let Some(key) = old.unique_key() {
-            if self.unique.get(&key).is_some_and(|holder| holder == id) {
-                self.unique.remove(&key);
+            if self.unique.get(key.as_str()).is_some_and(|holder| &**holder == id) {
+                self.unique.remove(key.as_str());
             }
         }
         old.index_keys(&mut |name, key| {
-            self.index.remove(&(name, key.to_string(), id.to_string()));
+            self.index.remove(&entry(name, key, id));
         });
         Some(old)
     }
 
     /// The id of another record than `id` holding unique key `key`.
     pub fn unique_holder(&self, key: &str, id: &str) -> Option<&str> {
-        self.unique.get(key).map(String::as_str).filter(|holder| *holder != id)
+        self.unique.get(key).map(|h| &**h).filter(|holder| *holder != id)
     }
 }
 
 impl<'a, T> IntoIterator for &'a Table<T> {
-    type Item = (&'a String, &'a Arc<T>);
-    type IntoIter = Box<dyn DoubleEndedIterator<Item = (&'a String, &'a Arc<T>)> + 'a>;
+    type Item = (&'a str, &'a Arc<T>);
+    type IntoIter = Box<dyn DoubleEndedIterator<Item = (&'a str, &'a Arc<T>)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }

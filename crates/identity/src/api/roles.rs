@@ -604,7 +604,18 @@ async fn role_assignments(State(ident): State<Ctx>, auth: Auth, params: Params) 
         let mut seen = std::collections::HashSet::new();
         items.retain(|v| seen.insert(v.to_string()));
     } else {
-        for a in m.assignments.values() {
+        // The assignments of the actor or the projects asked about, from their index; all
+        // of them otherwise.
+        use crate::model::{actor_key, target_key};
+        let candidates: Vec<&crate::model::Assignment> = match (user_filter, group_filter, &projects) {
+            (Some(u), _, _) => m.assignments.by("actor", &actor_key(&ActorKind::User, u)).collect(),
+            (None, Some(g), _) => m.assignments.by("actor", &actor_key(&ActorKind::Group, g)).collect(),
+            (None, None, Some(ps)) => {
+                ps.iter().flat_map(|p| m.assignments.by("target", &target_key(&TargetKind::Project, p))).collect()
+            }
+            (None, None, None) => m.assignments.values().map(|a| &**a).collect(),
+        };
+        for a in candidates {
             if !scope_ok(&a.target_kind, &a.target_id, a.inherited) || role_filter.is_some_and(|r| r != &a.role_id) {
                 continue;
             }

@@ -41,8 +41,7 @@ fn custom_name_error(kind: &str) -> ApiError {
 
 async fn list_classes(State(p): State<Ctx>) -> ApiResult {
     let m = p.model();
-    let list: Vec<Value> =
-        STANDARD_CLASSES.iter().copied().chain(m.classes.keys().map(String::as_str)).map(class_json).collect();
+    let list: Vec<Value> = STANDARD_CLASSES.iter().copied().chain(m.classes.keys()).map(class_json).collect();
     Ok(Json(json!({"resource_classes": list})).into_response())
 }
 
@@ -133,7 +132,7 @@ async fn list_traits(State(p): State<Ctx>, mv: Mv, Query(q): Query<Pairs>) -> Ap
         }
     };
     let used = |n: &str| m.providers.values().any(|p| p.traits.contains(n));
-    let mut names: Vec<&str> = STANDARD_TRAITS.iter().copied().chain(m.traits.keys().map(String::as_str)).collect();
+    let mut names: Vec<&str> = STANDARD_TRAITS.iter().copied().chain(m.traits.keys()).collect();
     names.sort_unstable();
     let list: Vec<&str> =
         names.into_iter().filter(|n| name_filter(n)).filter(|n| associated.is_none_or(|a| used(n) == a)).collect();
