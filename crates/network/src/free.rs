@@ -1,16 +1,12 @@
 //! Each subnet's free addresses, as ranges: what IPAM hands the next address from without
 //! looking at the ports that hold the others. Derived from the subnets' allocation pools and
-//! the ports' fixed IPs, kept in step by their tables' changes ([`subnet_changed`],
-//! [`port_changed`], called for every write and every load), and persistent like the tables
-//! (a write copies only the ranges it changes).
+//! the ports' fixed IPs, kept in step by their tables' changes (`model::subnet_changed`,
+//! `model::port_changed`, run for every write and every load), and persistent like the
+//! tables (a write copies only the ranges it changes).
 
-use std::collections::BTreeSet;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
 use imbl::OrdMap;
-
-use crate::ip::Addr;
-use crate::model::{address_key, Model, Port, Subnet, PORT_ADDRESS};
 
 /// Free ranges by subnet: (subnet, first address) → last address, inclusive.
 #[derive(Clone, Default, Debug)]
@@ -54,7 +50,7 @@ impl Free {
     }
 
     /// Marks `a` in use.
-    fn take(&mut self, subnet: &str, a: u128) {
+    pub fn take(&mut self, subnet: &str, a: u128) {
         let Some((first, last)) = self.holding(subnet, a) else { return };
         self.ranges.remove(&(subnet.to_string(), first));
         if first < a {
@@ -66,7 +62,7 @@ impl Free {
     }
 
     /// Marks `a` free, joining it to the ranges on either side.
-    fn give(&mut self, subnet: &str, a: u128) {
+    pub fn give(&mut self, subnet: &str, a: u128) {
         if self.is_free(subnet, a) {
             return;
         }
@@ -81,7 +77,7 @@ impl Free {
         self.ranges.insert((subnet.to_string(), first), last);
     }
 
-    fn clear(&mut self, subnet: &str) {
+    pub fn clear(&mut self, subnet: &str) {
         let firsts: Vec<u128> = self
             .ranges
             .range((Included((subnet.to_string(), 0)), Unbounded))
@@ -91,6 +87,11 @@ impl Free {
         for f in firsts {
             self.ranges.remove(&(subnet.to_string(), f));
         }
+    }
+
+    /// Files `first..=last` as free (a subnet's ranges being made anew).
+    pub fn insert(&mut self, subnet: &str, first: u128, last: u128) {
+        self.ranges.insert((subnet.to_string(), first), last);
     }
 
     /// The ranges of `subnet`, in order (tests, diagnosis).
@@ -103,78 +104,17 @@ impl Free {
     }
 }
 
-/// A subnet's allocation pools, as address ranges.
-pub fn pools(s: &Subnet) -> Vec<(Addr, Addr)> {
-    s.allocation_pools.iter().filter_map(|p| Some((Addr::parse(&p.start)?, Addr::parse(&p.end)?))).collect()
-}
-
-fn in_pools(s: &Subnet, a: u128) -> bool {
-    pools(s).iter().any(|(start, end)| start.bits <= a && a <= end.bits)
-}
-
-/// A subnet came, changed or went: its ranges are made anew from its pools, less the
-/// addresses ports hold on it (a walk of those, in address order; pools change rarely).
-pub fn subnet_changed(m: &mut Model, old: Option<&Subnet>, new: Option<&Subnet>) {
-    if let Some(o) = old {
-        m.free.clear(&o.id);
-    }
-    let Some(s) = new else { return };
-    let prefix = format!("{}/", s.id);
-    let mut ranges = Vec::new();
-    for (start, end) in pools(s) {
-        let held = m
-            .ports
-            .index_keys_from(PORT_ADDRESS, &address_key(&s.id, start))
-            .map_while(|(key, _)| u128::from_str_radix(key.strip_prefix(&prefix)?, 16).ok())
-            .take_while(|bits| *bits <= end.bits);
-        let mut next = start.bits;
-        for bits in held {
-            if bits > next {
-                ranges.push((next, bits - 1));
-            }
-            next = next.max(bits.saturating_add(1));
-        }
-        if next <= end.bits {
-            ranges.push((next, end.bits));
-        }
-    }
-    for (first, last) in ranges {
-        m.free.ranges.insert((s.id.clone(), first), last);
-    }
-}
-
-/// A port came, changed or went: the addresses it let go are free again (those in their
-/// subnet's pools that no other port holds), those it took are not.
-pub fn port_changed(m: &mut Model, old: Option<&Port>, new: Option<&Port>) {
-    let addresses = |p: Option<&Port>| -> BTreeSet<(String, u128)> {
-        p.into_iter()
-            .flat_map(|p| &p.fixed_ips)
-            .filter_map(|f| Some((f.subnet_id.clone(), Addr::parse(&f.ip_address)?.bits)))
-            .collect()
-    };
-    let (before, after) = (addresses(old), addresses(new));
-    for (subnet, bits) in before.difference(&after) {
-        let Some(s) = m.subnets.get(subnet).cloned() else { continue };
-        let version = if s.ip_version == 4 { 4 } else { 6 };
-        let key = address_key(subnet, Addr { version, bits: *bits });
-        if in_pools(&s, *bits) && !m.ports.any_by(PORT_ADDRESS, &key) {
-            m.free.give(subnet, *bits);
-        }
-    }
-    for (subnet, bits) in after.difference(&before) {
-        m.free.take(subnet, *bits);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use std::collections::BTreeSet;
+
     use rand::{Rng, SeedableRng};
     use serde_json::json;
 
-    use super::*;
-    use crate::model::Model;
+    use crate::ip::Addr;
+    use crate::model::{pools, port_changed, subnet_changed, Model, Port, Subnet};
 
     fn record<T: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> T {
         v["std"] = json!({"description": "", "tags": [], "created_at": "2026-01-01T00:00:00Z",

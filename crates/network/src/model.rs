@@ -282,8 +282,8 @@ pub struct Setting {
 }
 
 haneul_core::record!(Model; Network, "network_networks", networks, index: [project_id]);
-haneul_core::record!(Model; Subnet, "network_subnets", subnets, index: [network_id, project_id], derive: crate::free::subnet_changed);
-haneul_core::record!(Model; Port, "network_ports", ports, indexes: index_keys, derive: crate::free::port_changed);
+haneul_core::record!(Model; Subnet, "network_subnets", subnets, index: [network_id, project_id], derive: subnet_changed);
+haneul_core::record!(Model; Port, "network_ports", ports, indexes: index_keys, derive: port_changed);
 haneul_core::record!(Model; SecurityGroup, "network_security_groups", security_groups, index: [project_id]);
 haneul_core::record!(Model; SecurityGroupRule, "network_security_group_rules", rules, index: [security_group_id, project_id]);
 haneul_core::record!(Model; Router, "network_routers", routers, index: [project_id]);
@@ -333,9 +333,17 @@ impl Model {
     pub fn ports_of<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
         self.ports.by(PORT_NETWORK, network_id)
     }
-    /// The ports with an address on `subnet_id`.
+    /// The ports with an address on `subnet_id`, in id order: from the address index (its
+    /// keys begin with the subnet's id), so a port costs no index entry for its subnet.
     pub fn ports_on_subnet<'a>(&'a self, subnet_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
-        self.ports.by(PORT_SUBNET, subnet_id)
+        let prefix = format!("{subnet_id}/");
+        let ids: BTreeSet<&str> = self
+            .ports
+            .index_keys_from(PORT_ADDRESS, &prefix)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(_, id)| id)
+            .collect();
+        ids.into_iter().filter_map(|id| self.ports.get(id)).map(|p| &**p)
     }
     /// The ports of a device (a server, a router, a DHCP server).
     pub fn ports_of_device<'a>(&'a self, device_id: &str) -> impl Iterator<Item = &'a Port> + 'a {
@@ -376,7 +384,6 @@ impl Model {
 
 /// The indexes of ports: by network, subnet, device, host, security group, and address.
 pub const PORT_NETWORK: &str = "network";
-pub const PORT_SUBNET: &str = "subnet";
 pub const PORT_DEVICE: &str = "device";
 pub const PORT_HOST: &str = "host";
 pub const PORT_GROUP: &str = "group";
@@ -405,7 +412,6 @@ impl Port {
             f(PORT_GROUP, g);
         }
         for ip in &self.fixed_ips {
-            f(PORT_SUBNET, &ip.subnet_id);
             if let Some(a) = Addr::parse(&ip.ip_address) {
                 f(PORT_ADDRESS, &address_key(&ip.subnet_id, a));
             }
@@ -437,3 +443,68 @@ macro_rules! standard {
 }
 
 standard!(Network, Subnet, Port, SecurityGroup, Router, FloatingIp, SubnetPool);
+
+// ------------------------------------------------------------------ free address ranges
+
+/// A subnet's allocation pools, as address ranges.
+pub fn pools(s: &Subnet) -> Vec<(Addr, Addr)> {
+    s.allocation_pools.iter().filter_map(|p| Some((Addr::parse(&p.start)?, Addr::parse(&p.end)?))).collect()
+}
+
+fn in_pools(s: &Subnet, a: u128) -> bool {
+    pools(s).iter().any(|(start, end)| start.bits <= a && a <= end.bits)
+}
+
+/// A subnet came, changed or went: its ranges are made anew from its pools, less the
+/// addresses ports hold on it (a walk of those, in address order; pools change rarely).
+pub fn subnet_changed(m: &mut Model, old: Option<&Subnet>, new: Option<&Subnet>) {
+    if let Some(o) = old {
+        m.free.clear(&o.id);
+    }
+    let Some(s) = new else { return };
+    let prefix = format!("{}/", s.id);
+    let mut ranges = Vec::new();
+    for (start, end) in pools(s) {
+        let held = m
+            .ports
+            .index_keys_from(PORT_ADDRESS, &address_key(&s.id, start))
+            .map_while(|(key, _)| u128::from_str_radix(key.strip_prefix(&prefix)?, 16).ok())
+            .take_while(|bits| *bits <= end.bits);
+        let mut next = start.bits;
+        for bits in held {
+            if bits > next {
+                ranges.push((next, bits - 1));
+            }
+            next = next.max(bits.saturating_add(1));
+        }
+        if next <= end.bits {
+            ranges.push((next, end.bits));
+        }
+    }
+    for (first, last) in ranges {
+        m.free.insert(&s.id, first, last);
+    }
+}
+
+/// A port came, changed or went: the addresses it let go are free again (those in their
+/// subnet's pools that no other port holds), those it took are not.
+pub fn port_changed(m: &mut Model, old: Option<&Port>, new: Option<&Port>) {
+    let addresses = |p: Option<&Port>| -> BTreeSet<(String, u128)> {
+        p.into_iter()
+            .flat_map(|p| &p.fixed_ips)
+            .filter_map(|f| Some((f.subnet_id.clone(), Addr::parse(&f.ip_address)?.bits)))
+            .collect()
+    };
+    let (before, after) = (addresses(old), addresses(new));
+    for (subnet, bits) in before.difference(&after) {
+        let Some(s) = m.subnets.get(subnet).cloned() else { continue };
+        let version = if s.ip_version == 4 { 4 } else { 6 };
+        let key = address_key(subnet, Addr { version, bits: *bits });
+        if in_pools(&s, *bits) && !m.ports.any_by(PORT_ADDRESS, &key) {
+            m.free.give(subnet, *bits);
+        }
+    }
+    for (subnet, bits) in after.difference(&before) {
+        m.free.take(subnet, *bits);
+    }
+}

@@ -11,12 +11,13 @@ use super::Record;
 /// A record's id, shared by its row and all its index entries (one allocation per record).
 type Id = Arc<str>;
 
-/// An index entry: the index's name, the key, the record's id.
-type Entry = (&'static str, Box<str>, Id);
+/// An index entry: the index's name, the key, the record's id. Entries with equal keys
+/// share the key's allocation (a network's thousand ports hold one copy of its id).
+type Entry = (&'static str, Arc<str>, Id);
 
 /// An index entry as a bound of a range.
 fn entry(name: &'static str, key: &str, id: &str) -> Entry {
-    (name, Box::from(key), Arc::from(id))
+    (name, Arc::from(key), Arc::from(id))
 }
 
 /// A record in a table: equal to another only when it is the same record (the same
@@ -213,7 +214,13 @@ impl<T: Record> Table<T> {
             self.unique.insert(key.into_boxed_str(), id.clone());
         }
         v.index_keys(&mut |name, key| {
-            self.index.insert((name, Box::from(key), id.clone()));
+            // The key's allocation of an entry already filed under it, if any.
+            let first = self.index.range(entry(name, key, "")..).next();
+            let key = match first {
+                Some((n, k, _)) if *n == name && &**k == key => k.clone(),
+                _ => Arc::from(key),
+            };
+            self.index.insert((name, key, id.clone()));
         });
         self.rows.insert(id, Row(v));
         old

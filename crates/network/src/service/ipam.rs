@@ -37,7 +37,7 @@ impl Used<'_> {
             .filter_map(|f| Addr::parse(&f.ip_address).map(|a| a.bits))
             .filter(|b| !taken(*b))
             .collect();
-        for (start, end) in crate::free::pools(s) {
+        for (start, end) in crate::model::pools(s) {
             let free = self.m.free.first(&s.id, start.bits, end.bits, taken);
             let mine = own.iter().copied().filter(|b| start.bits <= *b && *b <= end.bits).min();
             let best = match (free, mine) {
@@ -264,13 +264,13 @@ mod tests {
     fn add_subnet(m: &mut Model, s: Subnet) {
         let s = Arc::new(s);
         let old = m.subnets.insert(s.id.clone(), s.clone());
-        crate::free::subnet_changed(m, old.as_deref(), Some(&s));
+        crate::model::subnet_changed(m, old.as_deref(), Some(&s));
     }
 
     fn add_port(m: &mut Model, p: Port) {
         let p = Arc::new(p);
         let old = m.ports.insert(p.id.clone(), p.clone());
-        crate::free::port_changed(m, old.as_deref(), Some(&p));
+        crate::model::port_changed(m, old.as_deref(), Some(&p));
     }
 
     #[test]
