@@ -75,6 +75,17 @@ def admin_login(srv):
         return r.headers["X-Subject-Token"], json.load(r)["token"]["project"]["id"]
 
 
+def bench_cloud(prefix, run):
+    """Runs `run(srv)` against a fresh test cloud (its data in a new temporary directory
+    named with `prefix`) and stops the cloud after, also when `run` fails (benchmarks)."""
+    import tempfile
+    srv = Server(data_dir=tempfile.mkdtemp(prefix=prefix)).start()
+    try:
+        run(srv)
+    finally:
+        srv.stop()
+
+
 def rss_kib(pid):
     """A process's resident memory, KiB (benchmarks)."""
     with open(f"/proc/{pid}/status") as f:

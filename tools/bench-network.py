@@ -22,25 +22,19 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server, admin_login  # noqa: E402
+from harness import admin_login, bench_cloud  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 IMAGE = os.environ.get("HANEUL_TEST_IMAGE", "")
 
 
 def main():
-    data = tempfile.mkdtemp(prefix="haneul-bench-net-")
-    srv = Server(data_dir=data).start()
-    try:
-        run(srv)
-    finally:
-        srv.stop()
+    bench_cloud("haneul-bench-net-", run)
 
 
 def run(srv):

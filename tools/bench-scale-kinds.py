@@ -22,14 +22,13 @@ import concurrent.futures
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server, admin_login, pct, rss_kib  # noqa: E402
+from harness import admin_login, bench_cloud, pct, rss_kib  # noqa: E402
 
 SCALE = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 8
@@ -38,12 +37,7 @@ SAMPLES = 50
 
 
 def main():
-    data = tempfile.mkdtemp(prefix="haneul-bench-kinds-")
-    srv = Server(data_dir=data).start()
-    try:
-        run(srv)
-    finally:
-        srv.stop()
+    bench_cloud("haneul-bench-kinds-", run)
 
 
 def run(srv):

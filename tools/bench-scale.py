@@ -24,13 +24,12 @@ import random
 import socket
 import statistics
 import sys
-import tempfile
 import time
 
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from harness import Server, admin_login, pct, rss_kib  # noqa: E402
+from harness import admin_login, bench_cloud, pct, rss_kib  # noqa: E402
 
 PORTS = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 NETWORKS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
@@ -39,12 +38,7 @@ SAMPLES = 50
 
 
 def main():
-    data = tempfile.mkdtemp(prefix="haneul-bench-scale-")
-    srv = Server(data_dir=data).start()
-    try:
-        run(srv)
-    finally:
-        srv.stop()
+    bench_cloud("haneul-bench-scale-", run)
 
 
 def run(srv):

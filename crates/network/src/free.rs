@@ -156,15 +156,15 @@ mod tests {
         subnet_changed(m, old.as_deref(), new.as_deref());
     }
 
+    /// Every address a port holds, by looking at every port.
+    fn held(m: &Model) -> BTreeSet<u128> {
+        m.ports.values().flat_map(|p| &p.fixed_ips).filter_map(|f| Addr::parse(&f.ip_address).map(|a| a.bits)).collect()
+    }
+
     /// The first address of the pools no port holds, by looking at every address.
     fn scan(m: &Model) -> Option<u128> {
         let s = m.subnets.get("s")?;
-        let held: BTreeSet<u128> = m
-            .ports
-            .values()
-            .flat_map(|p| &p.fixed_ips)
-            .filter_map(|f| Addr::parse(&f.ip_address).map(|a| a.bits))
-            .collect();
+        let held = held(m);
         pools(s).iter().flat_map(|(a, b)| a.bits..=b.bits).find(|b| !held.contains(b))
     }
 
@@ -208,12 +208,7 @@ mod tests {
                 assert!(w[0].1 + 1 < w[1].0, "ranges {w:?} touch at step {step}");
             }
             let free: BTreeSet<u128> = ranges.iter().flat_map(|(a, b)| *a..=*b).collect();
-            let held: BTreeSet<u128> = m
-                .ports
-                .values()
-                .flat_map(|p| &p.fixed_ips)
-                .filter_map(|f| Addr::parse(&f.ip_address).map(|a| a.bits))
-                .collect();
+            let held = held(&m);
             let want: BTreeSet<u128> =
                 pools(&s).iter().flat_map(|(a, b)| a.bits..=b.bits).filter(|b| !held.contains(b)).collect();
             assert_eq!(free, want, "free addresses at step {step}");
