@@ -9,7 +9,7 @@ The fills (scaled by `SCALE`, default 1.0 = the issue's sizes):
   users, each user a `member` of its project; the create timed is the user's, the
   assignment's p50 printed beside it; lists are `GET /v3/users?name=` (one user) and
   `GET /v3/role_assignments?user.id=` (one actor);
-- images: 10,000 (records, no data);
+- images: 10,000 (records, no data), admin's image limits lifted;
 - servers: 10,000 of a flavor no host can hold (4096 vCPUs): they end in ERROR (no valid
   host) without a port, and are records like any other; admin's compute quotas lifted.
 List calls take `limit=100` from a random marker where the API pages (rules, images,
@@ -126,6 +126,13 @@ def run(srv):
     img = srv.image_url + "/v2"
     if "images" in KINDS:
         total = int(10000 * SCALE)
+        # The image service's unified limits (image_count_total, ...) lifted for admin's project,
+        # in the region of their registered defaults.
+        image_service = call("GET", f"{ks}/services?type=image")[0]["services"][0]["id"]
+        for reg in call("GET", f"{ks}/registered_limits?service_id={image_service}")[0]["registered_limits"]:
+            call("POST", f"{ks}/limits", {"limits": [{"service_id": image_service, "project_id": project,
+                                                        "region_id": reg["region_id"],
+                                                        "resource_name": reg["resource_name"], "resource_limit": 10**9}]})
 
         def image(i):
             r, t = call("POST", f"{img}/images", {"name": f"bi{i}", "disk_format": "raw", "container_format": "bare"})

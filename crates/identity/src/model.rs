@@ -112,7 +112,21 @@ pub struct Project {
     #[serde(default)]
     pub extra: Extra,
 }
-record!(Project, "projects", projects, |p| Some(format!("{}/{}", p.domain_id, p.name.to_lowercase())));
+record!(Project, "projects", projects, |p| Some(Project::unique(&p.domain_id, &p.name)), indexes: index_keys);
+
+impl Project {
+    /// The unique key of a project name in a domain (names are unique whatever their case).
+    pub fn unique(domain_id: &str, name: &str) -> String {
+        format!("{domain_id}/{}", name.to_lowercase())
+    }
+
+    /// Projects by parent (the children of a project read only them).
+    fn index_keys(&self, f: &mut dyn FnMut(&'static str, &str)) {
+        if let Some(p) = &self.parent_id {
+            f("parent_id", p);
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct User {
@@ -617,8 +631,8 @@ impl Model {
         let mut out: Vec<Arc<Project>> = Vec::new();
         let mut frontier = vec![project_id.to_string()];
         while let Some(id) = frontier.pop() {
-            for p in self.projects.values() {
-                if p.parent_id.as_deref() == Some(id.as_str()) && !out.iter().any(|q| q.id == p.id) {
+            for p in self.projects.ids_by("parent_id", &id).filter_map(|c| self.projects.get(c)) {
+                if !out.iter().any(|q| q.id == p.id) {
                     frontier.push(p.id.clone());
                     out.push(p.clone());
                 }

@@ -365,11 +365,50 @@ impl Dataplane {
             }
         }
 
+        // The guests' firewall and the namespaces (DHCP servers, routers) are apart: made
+        // side by side, so a port's change costs the longer of its two, not their sum.
+        let firewall = async {
+            if !firewall::concerned(self, doc, &local, touched) {
+                return None;
+            }
+            firewall::apply(self, doc, &local, touched).await.err().map(|e| format!("security groups: {}", chain(&e)))
+        };
+        let ((keep_ns, ns_problems), fw_problem) =
+            tokio::join!(self.ensure_namespaces(doc, touched, &dhcp_networks, &routers, settings_changed), firewall);
+        problems.extend(ns_problems);
+        problems.extend(fw_problem);
+        up.extend(self.ns_up.lock().unwrap_or_else(|e| e.into_inner()).values().flatten().cloned());
+        self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
+
+        for p in &problems {
+            tracing::warn!(problem = %p, "data plane");
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        if touched.whole {
+            tracing::info!(version = %doc.version, networks = networks.len(), ports = local.len(), ms, "data plane applied");
+        } else {
+            tracing::debug!(version = %doc.version, ports = touched.ports.len(), ms, "data plane change applied");
+        }
+        *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
+        up
+    }
+
+    /// The DHCP servers and routers of the picture, those `touched` concerns redone (all,
+    /// for a whole picture); the namespaces to keep, and what could not be done. Each
+    /// namespace's ports in place at its last ensure stay in `ns_up`: what a namespace this
+    /// change does not concern reports.
+    async fn ensure_namespaces(
+        &self,
+        doc: &Doc,
+        touched: &Touched,
+        dhcp_networks: &[&doc::Network],
+        routers: &[&doc::Router],
+        settings_changed: bool,
+    ) -> (BTreeSet<String>, Vec<String>) {
         let mut keep_ns: BTreeSet<String> = BTreeSet::new();
-        // Each namespace's ports in place at its last ensure: what a namespace this change
-        // does not concern reports.
+        let mut problems = Vec::new();
         let mut ns_up = self.ns_up.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for n in &dhcp_networks {
+        for n in dhcp_networks {
             let ns = self.dhcp_ns(&n.id);
             keep_ns.insert(ns.clone());
             if !touched.network(&n.id) && ns_up.contains_key(&ns) {
@@ -385,7 +424,7 @@ impl Dataplane {
                 }
             }
         }
-        for r in &routers {
+        for r in routers {
             let ns = self.router_ns(&r.id);
             keep_ns.insert(ns.clone());
             if !settings_changed && ns_up.contains_key(&ns) {
@@ -402,26 +441,8 @@ impl Dataplane {
             }
         }
         ns_up.retain(|ns, _| keep_ns.contains(ns));
-        up.extend(ns_up.values().flatten().cloned());
         *self.ns_up.lock().unwrap_or_else(|e| e.into_inner()) = ns_up;
-        if firewall::concerned(self, doc, &local, touched) {
-            if let Err(e) = firewall::apply(self, doc, &local, touched).await {
-                problems.push(format!("security groups: {}", chain(&e)));
-            }
-        }
-        self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
-
-        for p in &problems {
-            tracing::warn!(problem = %p, "data plane");
-        }
-        let ms = started.elapsed().as_millis() as u64;
-        if touched.whole {
-            tracing::info!(version = %doc.version, networks = networks.len(), ports = local.len(), ms, "data plane applied");
-        } else {
-            tracing::debug!(version = %doc.version, ports = touched.ports.len(), ms, "data plane change applied");
-        }
-        *self.problems.lock().unwrap_or_else(|e| e.into_inner()) = problems;
-        up
+        (keep_ns, problems)
     }
 
     /// Whether the bridge had to be made or changed.

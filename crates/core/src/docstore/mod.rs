@@ -534,6 +534,60 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    /// Readers never see half a write: each write moves a pair of records together (one
+    /// gone, its successor there), and readers running meanwhile always find exactly one of
+    /// each pair, while the snapshot they hold stays as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_during_writes_see_each_write_whole_or_not_at_all() {
+        let (dir, url) = url();
+        let s = Arc::new(open(&url).await);
+        s.write(|t| {
+            for i in 0..50 {
+                t.put(thing(&format!("a{i}-0"), &format!("a{i}")))?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (s, stop) = (s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut looks = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let m = s.model();
+                    let before = m.things.len();
+                    for i in 0..50 {
+                        let prefix = format!("a{i}-");
+                        let holders =
+                            m.things.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).count();
+                        assert_eq!(holders, 1, "pair {i} seen half-moved");
+                    }
+                    assert_eq!(m.things.len(), before, "a held snapshot changed");
+                    looks += 1;
+                    tokio::task::yield_now().await;
+                }
+                looks
+            })
+        };
+        for round in 1..=40 {
+            s.write(|t| {
+                for i in 0..50 {
+                    t.delete::<Thing>(&format!("a{i}-{}", round - 1));
+                    t.put(thing(&format!("a{i}-{round}"), &format!("a{i}")))?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let looks = reader.await.unwrap();
+        assert!(looks > 0, "the reader looked while the writes ran");
+        assert_eq!(open(&url).await.model().things.len(), 50);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     #[tokio::test]
     async fn a_duplicate_unique_key_is_refused() {
         let (dir, url) = url();

@@ -385,7 +385,7 @@ impl Identity {
                 Some(NameOrId { name: Some(n), .. }) => m.domain_by_name(n).map(|d| d.id.clone()),
                 _ => None,
             };
-            domain_id.and_then(|d| m.users.values().find(|u| u.domain_id == d && u.name == name).cloned())
+            domain_id.and_then(|d| m.users.by_unique(&format!("{d}/{name}")).cloned())
         };
         found.ok_or_else(Error::unauthorized)
     }
@@ -414,8 +414,7 @@ impl Identity {
                             Some((None, Some(n))) => m.domain_by_name(&n).map(|d| d.id.clone()),
                             _ => None,
                         };
-                        domain_id
-                            .and_then(|d| m.projects.values().find(|p| p.domain_id == d && p.name == name).cloned())
+                        domain_id.and_then(|d| m.projects.by_unique(&crate::model::Project::unique(&d, &name)).cloned())
                     }
                 };
                 let project =

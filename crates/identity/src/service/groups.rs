@@ -11,7 +11,7 @@ pub fn create(t: &mut Txn, g: Group) -> Result<Arc<Group>> {
     if !t.m.domains.contains_key(&g.domain_id) {
         return Err(Error::not_found("domain", g.domain_id.clone()));
     }
-    if t.m.groups.values().any(|x| x.domain_id == g.domain_id && x.name == g.name) {
+    if t.m.groups.unique_holder(&format!("{}/{}", g.domain_id, g.name), &g.id).is_some() {
         return Err(Error::Conflict(format!(
             "Conflict occurred attempting to store group - Duplicate entry found with name {} at domain ID {}.",
             g.name, g.domain_id

@@ -67,7 +67,7 @@ pub fn create(t: &mut Txn, project: Project) -> Result<Arc<Project>> {
             return Err(Error::Forbidden(format!("Max hierarchy depth reached for {pid} branch.")));
         }
     }
-    if t.m.projects.values().any(|p| p.domain_id == project.domain_id && p.name == project.name) {
+    if t.m.projects.by_unique(&crate::model::Project::unique(&project.domain_id, &project.name)).is_some() {
         return Err(name_taken(&project.name));
     }
     Ok(t.put(project)?)
@@ -91,7 +91,7 @@ pub struct ProjectPatch {
 pub fn update(t: &mut Txn, id: &str, patch: ProjectPatch) -> Result<Arc<Project>> {
     let mut p = t.edit(&t.m.projects, "project", id)?;
     if let Some(n) = patch.name {
-        if t.m.projects.values().any(|x| x.id != id && x.domain_id == p.domain_id && x.name == n) {
+        if t.m.projects.unique_holder(&crate::model::Project::unique(&p.domain_id, &n), id).is_some() {
             return Err(name_taken(&n));
         }
         p.name = n;
@@ -107,7 +107,7 @@ pub fn update(t: &mut Txn, id: &str, patch: ProjectPatch) -> Result<Arc<Project>
     }
     if let Some(e) = patch.enabled {
         if p.enabled && !e {
-            if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(id) && c.enabled) {
+            if t.m.projects.by("parent_id", id).any(|c| c.enabled) {
                 return Err(Error::Forbidden(format!(
                     "Cannot disable project {id} since its subtree contains enabled projects."
                 )));
@@ -133,7 +133,7 @@ pub fn delete(t: &mut Txn, id: &str) -> Result<()> {
     if !t.m.projects.contains_key(id) {
         return Err(Error::not_found("project", id));
     }
-    if t.m.projects.values().any(|c| c.parent_id.as_deref() == Some(id)) {
+    if t.m.projects.any_by("parent_id", id) {
         return Err(Error::Forbidden(format!(
             "Cannot delete the project {id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree."
         )));

@@ -21,7 +21,7 @@ pub fn create(t: &mut Txn, user: User) -> Result<Arc<User>> {
     if !t.m.domains.contains_key(&user.domain_id) {
         return Err(Error::not_found("domain", user.domain_id.clone()));
     }
-    if t.m.users.values().any(|u| u.domain_id == user.domain_id && u.name == user.name) {
+    if t.m.users.unique_holder(&format!("{}/{}", user.domain_id, user.name), &user.id).is_some() {
         return Err(name_taken(&user.name, &user.domain_id));
     }
     Ok(t.put(user)?)
@@ -48,7 +48,7 @@ pub struct UserPatch {
 pub fn update(t: &mut Txn, settings: &Settings, id: &str, patch: UserPatch) -> Result<Arc<User>> {
     let mut u = t.edit(&t.m.users, "user", id)?;
     if let Some(n) = patch.name {
-        if t.m.users.values().any(|x| x.id != id && x.domain_id == u.domain_id && x.name == n) {
+        if t.m.users.unique_holder(&format!("{}/{}", u.domain_id, n), id).is_some() {
             return Err(name_taken(&n, &u.domain_id));
         }
         u.name = n;
