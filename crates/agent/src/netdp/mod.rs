@@ -323,18 +323,24 @@ impl Dataplane {
         };
         // A change of guests' ports alone leaves the networks' uplinks and tunnels as they are.
         let settings_changed = touched.whole || touched.routing || touched.tunnels || !touched.settings.is_empty();
+        // Whether the links changed since they were listed (a bridge made, an uplink set).
+        let mut relist = false;
         for (id, mtu) in &networks {
-            if let Err(e) = self.ensure_bridge(&links, id, *mtu).await {
-                problems.push(format!("network {id}: bridge: {}", chain(&e)));
+            match self.ensure_bridge(&links, id, *mtu).await {
+                Ok(changed) => relist |= changed,
+                Err(e) => problems.push(format!("network {id}: bridge: {}", chain(&e))),
             }
             if let Some(n) = doc.network(id).filter(|_| settings_changed) {
+                relist = true;
                 if let Err(e) = self.ensure_uplink(doc, n).await {
                     problems.push(format!("network {id}: uplink: {}", chain(&e)));
                 }
             }
         }
-        if let Ok(l) = sys::links(self.host_ns()).await {
-            links = l;
+        if relist {
+            if let Ok(l) = sys::links(self.host_ns()).await {
+                links = l;
+            }
         }
         // Tenant (VXLAN) networks reach the other hosts through a tunnel device on their
         // bridge, flooding to every peer's tunnel address (the bridge learns the rest).
@@ -378,7 +384,15 @@ impl Dataplane {
         problems.extend(ns_problems);
         problems.extend(fw_problem);
         up.extend(self.ns_up.lock().unwrap_or_else(|e| e.into_inner()).values().flatten().cloned());
-        self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
+        // What may have to go: a change that took a port or a network off this host, or
+        // changed a router (a guest's port changed in place leaves nothing behind).
+        let may_remove = touched.whole
+            || settings_changed
+            || touched.ports.iter().any(|id| !local.iter().any(|p| &p.id == id))
+            || touched.networks.iter().any(|n| !networks.contains_key(n));
+        if may_remove {
+            self.remove_unwanted(&networks, &tunnels, &local, doc, &keep_ns, &mut problems).await;
+        }
 
         for p in &problems {
             tracing::warn!(problem = %p, "data plane");
