@@ -385,7 +385,7 @@ impl Server {
     /// The creation time as the listing indexes file it: fixed width, so text order is time
     /// order.
     pub fn created_key(&self) -> String {
-        self.created_at.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
+        haneul_core::docstore::time_key(&self.created_at)
     }
 }
 

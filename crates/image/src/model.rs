@@ -161,7 +161,7 @@ pub const IMAGE_CREATED: &str = "created";
 impl Image {
     /// The creation time as the index files it: fixed width, so text order is time order.
     pub fn created_key(&self) -> String {
-        self.created_at.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
+        haneul_core::docstore::time_key(&self.created_at)
     }
 }
 

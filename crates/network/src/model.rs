@@ -489,22 +489,20 @@ pub fn subnet_changed(m: &mut Model, old: Option<&Subnet>, new: Option<&Subnet>)
 /// A port came, changed or went: the addresses it let go are free again (those in their
 /// subnet's pools that no other port holds), those it took are not.
 pub fn port_changed(m: &mut Model, old: Option<&Port>, new: Option<&Port>) {
-    let addresses = |p: Option<&Port>| -> BTreeSet<(String, u128)> {
+    let addresses = |p: Option<&Port>| -> BTreeSet<(String, Addr)> {
         p.into_iter()
             .flat_map(|p| &p.fixed_ips)
-            .filter_map(|f| Some((f.subnet_id.clone(), Addr::parse(&f.ip_address)?.bits)))
+            .filter_map(|f| Some((f.subnet_id.clone(), Addr::parse(&f.ip_address)?)))
             .collect()
     };
     let (before, after) = (addresses(old), addresses(new));
-    for (subnet, bits) in before.difference(&after) {
+    for (subnet, a) in before.difference(&after) {
         let Some(s) = m.subnets.get(subnet).cloned() else { continue };
-        let version = if s.ip_version == 4 { 4 } else { 6 };
-        let key = address_key(subnet, Addr { version, bits: *bits });
-        if in_pools(&s, *bits) && !m.ports.any_by(PORT_ADDRESS, &key) {
-            m.free.give(subnet, *bits);
+        if in_pools(&s, a.bits) && !m.ports.any_by(PORT_ADDRESS, &address_key(subnet, *a)) {
+            m.free.give(subnet, a.bits);
         }
     }
-    for (subnet, bits) in after.difference(&before) {
-        m.free.take(subnet, *bits);
+    for (subnet, a) in after.difference(&before) {
+        m.free.take(subnet, a.bits);
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use haneul_contracts::dataplane as dp;
+use haneul_core::docstore::Record;
 
 use crate::model::{self, Model, PORT_GROUP};
 
@@ -84,10 +85,8 @@ fn is_guest(p: &model::Port) -> bool {
 /// elsewhere in the cloud leaves it as it was.
 pub fn for_host(m: &Model, host: &str, network_node: bool, tunnel_endpoints: BTreeMap<String, String>) -> dp::Picture {
     let sc = Scope::of(m, host, network_node);
+    // The host's guests' ports are on networks it carries: the networks' ports include them.
     let mut ports: BTreeMap<&str, &model::Port> = BTreeMap::new();
-    for p in m.ports_on_host(host).filter(|p| is_guest(p)) {
-        ports.insert(&p.id, p);
-    }
     for n in &sc.networks {
         for p in m.ports_of(n).filter(|p| sc.has_port(p)) {
             ports.insert(&p.id, p);
@@ -121,144 +120,83 @@ pub fn for_host(m: &Model, host: &str, network_node: bool, tunnel_endpoints: BTr
 
 /// What changed in `host`'s picture from snapshot `old` to snapshot `new` (an earlier
 /// copy of it): the records that came into it or changed, and the ids of those that left,
-/// every list in id order (`version` and `base` are the caller's). It costs the records
-/// changed between the two snapshots (their tables share the rest, see
-/// [`haneul_core::docstore::Table::changes_since`]), and, when the host's [`Scope`] moved,
-/// the records of the networks and groups that came or went.
+/// every list in id order (`version` and `base` are the caller's). See [`delta_scoped`].
 pub fn delta(old: &Model, new: &Model, host: &str, network_node: bool) -> dp::Picture {
-    let so = Scope::of(old, host, network_node);
-    let sn = Scope::of(new, host, network_node);
+    delta_scoped(old, &Scope::of(old, host, network_node), new, &Scope::of(new, host, network_node))
+}
+
+/// [`delta`] with the host's [`Scope`] in each snapshot already worked out (a caller
+/// following one host from change to change has the old one from the step before). It
+/// costs the records changed between the two snapshots (their tables share the rest, see
+/// [`haneul_core::docstore::Table::changes_since`]), and, when the scope moved, the records
+/// of the networks and groups that came or went.
+pub fn delta_scoped(old: &Model, so: &Scope, new: &Model, sn: &Scope) -> dp::Picture {
     let moved =
         |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> { a.symmetric_difference(b).cloned().collect() };
     let networks_moved = moved(&so.networks, &sn.networks);
     let local_moved = moved(&so.local_groups, &sn.local_groups);
     let remote_moved = moved(&so.remote_groups, &sn.remote_groups);
+    let sides = Sides { old, new, so, sn };
+    // The records a moved network or group brings along, in either snapshot.
+    let of_both = |f: &dyn Fn(&Model) -> Vec<String>| -> Vec<String> { [old, new].iter().flat_map(|m| f(m)).collect() };
 
     let mut d = dp::Picture { schema: dp::SCHEMA, ..Default::default() };
-    let both = [old, new];
-
-    let mut ids = changed(&new.networks, &old.networks);
-    ids.extend(networks_moved.iter().cloned());
-    settle(
-        &ids,
-        &old.networks,
-        &new.networks,
-        |n| so.has_network(n),
-        |n| sn.has_network(n),
-        network,
-        &mut d.networks,
-        &mut d.removed.networks,
-    );
-
-    let mut ids = changed(&new.subnets, &old.subnets);
-    for n in &networks_moved {
-        both.iter().for_each(|m| ids.extend(m.subnets_of(n).map(|s| s.id.clone())));
-    }
-    settle(
-        &ids,
-        &old.subnets,
-        &new.subnets,
-        |s| so.has_subnet(s),
-        |s| sn.has_subnet(s),
-        subnet,
-        &mut d.subnets,
-        &mut d.removed.subnets,
-    );
-
-    let mut ids = changed(&new.ports, &old.ports);
-    for n in &networks_moved {
-        both.iter().for_each(|m| ids.extend(m.ports_of(n).map(|p| p.id.clone())));
-    }
-    for g in &remote_moved {
-        both.iter().for_each(|m| ids.extend(m.ports.ids_by(PORT_GROUP, g).map(str::to_owned)));
-    }
-    settle(
-        &ids,
-        &old.ports,
-        &new.ports,
-        |p| so.has_port(p),
-        |p| sn.has_port(p),
-        port,
-        &mut d.ports,
-        &mut d.removed.ports,
-    );
-
-    let mut ids = changed(&new.security_groups, &old.security_groups);
-    ids.extend(local_moved.iter().chain(&remote_moved).cloned());
-    settle(
-        &ids,
-        &old.security_groups,
-        &new.security_groups,
-        |g| so.has_group(g),
-        |g| sn.has_group(g),
-        group,
-        &mut d.security_groups,
-        &mut d.removed.security_groups,
-    );
-
-    let mut ids = changed(&new.rules, &old.rules);
-    for g in &local_moved {
-        both.iter().for_each(|m| ids.extend(m.rules_of(g).map(|r| r.id.clone())));
-    }
-    settle(
-        &ids,
-        &old.rules,
-        &new.rules,
-        |r| so.has_rule(r),
-        |r| sn.has_rule(r),
-        rule,
-        &mut d.rules,
-        &mut d.removed.rules,
-    );
-
-    if network_node {
-        let ids = changed(&new.routers, &old.routers);
-        settle(&ids, &old.routers, &new.routers, |_| true, |_| true, router, &mut d.routers, &mut d.removed.routers);
-        let ids = changed(&new.floatingips, &old.floatingips);
-        settle(
-            &ids,
-            &old.floatingips,
-            &new.floatingips,
-            |_| true,
-            |_| true,
-            floating_ip,
-            &mut d.floatingips,
-            &mut d.removed.floatingips,
-        );
+    (d.networks, d.removed.networks) = sides.settle(networks_moved.clone(), Scope::has_network, network);
+    let subnets_moved =
+        of_both(&|m| networks_moved.iter().flat_map(|n| m.subnets_of(n)).map(|s| s.id.clone()).collect());
+    (d.subnets, d.removed.subnets) = sides.settle(subnets_moved, Scope::has_subnet, subnet);
+    let ports_moved = of_both(&|m| {
+        let of_networks = networks_moved.iter().flat_map(|n| m.ports_of(n)).map(|p| p.id.clone());
+        let of_groups = remote_moved.iter().flat_map(|g| m.ports.ids_by(PORT_GROUP, g)).map(str::to_owned);
+        of_networks.chain(of_groups).collect()
+    });
+    (d.ports, d.removed.ports) = sides.settle(ports_moved, Scope::has_port, port);
+    let groups_moved = local_moved.iter().chain(&remote_moved).cloned().collect();
+    (d.security_groups, d.removed.security_groups) = sides.settle(groups_moved, Scope::has_group, group);
+    let rules_moved = of_both(&|m| local_moved.iter().flat_map(|g| m.rules_of(g)).map(|r| r.id.clone()).collect());
+    (d.rules, d.removed.rules) = sides.settle(rules_moved, Scope::has_rule, rule);
+    if sn.network_node {
+        (d.routers, d.removed.routers) = sides.settle(Vec::new(), |_, _| true, router);
+        (d.floatingips, d.removed.floatingips) = sides.settle(Vec::new(), |_, _| true, floating_ip);
     }
     d
 }
 
-/// The ids of the records of a table that differ between two copies of it.
-fn changed<T: haneul_core::docstore::Record>(
-    new: &haneul_core::docstore::Table<T>,
-    old: &haneul_core::docstore::Table<T>,
-) -> BTreeSet<String> {
-    new.changes_since(old).filter_map(|(o, n)| n.or(o)).map(|r| r.id().to_string()).collect()
+/// The two snapshots a delta is worked out between, with the host's scope in each.
+struct Sides<'a> {
+    old: &'a Model,
+    new: &'a Model,
+    so: &'a Scope,
+    sn: &'a Scope,
 }
 
-/// For each of `ids`: the record as the host sees it before (in `old` and its old scope)
-/// and after; what came or changed goes into `upserts`, what left into `removed`.
-#[allow(clippy::too_many_arguments)]
-fn settle<R, D: PartialEq>(
-    ids: &BTreeSet<String>,
-    old: &haneul_core::docstore::Table<R>,
-    new: &haneul_core::docstore::Table<R>,
-    was_in: impl Fn(&R) -> bool,
-    is_in: impl Fn(&R) -> bool,
-    convert: impl Fn(&R) -> D,
-    upserts: &mut Vec<D>,
-    removed: &mut Vec<String>,
-) {
-    for id in ids {
-        let before = old.get(id).filter(|r| was_in(r)).map(|r| convert(r));
-        let after = new.get(id).filter(|r| is_in(r)).map(|r| convert(r));
-        match (before, after) {
-            (Some(b), Some(a)) if a == b => {}
-            (_, Some(a)) => upserts.push(a),
-            (Some(_), None) => removed.push(id.clone()),
-            (None, None) => {}
+impl Sides<'_> {
+    /// For each record of kind `R` that differs between the snapshots, and each of `also`
+    /// (records a moved scope brings or takes): the record as the host sees it before (in
+    /// the old snapshot and scope) and after. What came or changed is the first list, the
+    /// ids of what left the second.
+    fn settle<R: Record<Model = Model>, D: PartialEq>(
+        &self,
+        also: Vec<String>,
+        member: fn(&Scope, &R) -> bool,
+        convert: fn(&R) -> D,
+    ) -> (Vec<D>, Vec<String>) {
+        let (old, new) = (R::table(self.old), R::table(self.new));
+        let mut ids: BTreeSet<String> =
+            new.changes_since(old).filter_map(|(o, n)| n.or(o)).map(|r| r.id().to_string()).collect();
+        ids.extend(also);
+        let (mut upserts, mut removed) = (Vec::new(), Vec::new());
+        for id in ids {
+            let before = old.get(&id).filter(|r| member(self.so, r)).map(|r| convert(r));
+            let after = new.get(&id).filter(|r| member(self.sn, r)).map(|r| convert(r));
+            match (before, after) {
+                (Some(b), Some(a)) if a == b => {}
+                (_, Some(a)) => upserts.push(a),
+                (Some(_), None) => removed.push(id),
+                (None, None) => {}
+            }
         }
+        (upserts, removed)
     }
 }
 

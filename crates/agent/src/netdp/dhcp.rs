@@ -46,7 +46,7 @@ pub async fn ensure(
             let subnets: Vec<&Subnet> =
                 served.into_iter().filter(|s| port.fixed_ips.iter().any(|f| f.subnet_id == s.id)).collect();
             let ports: Vec<&String> = touched.ports.iter().collect();
-            sync_hosts(&d, doc, &n.id, &subnets, Some(&ports), ns).await?;
+            sync_hosts(&d, doc, &n.id, &subnets, &ports, ns).await?;
             return Ok(Some(port.id.clone()));
         }
     }
@@ -244,10 +244,7 @@ fn write_hosts(
         }
         match line {
             Some(text) => {
-                let tmp = dir.join(format!(".{id}"));
-                std::fs::write(&tmp, &text)
-                    .and_then(|_| std::fs::rename(&tmp, &path))
-                    .map_err(FileError::at("writing", &path))?;
+                write_via(&dir.join(format!(".{id}")), &path, &text)?;
                 s.written.push_str(&text);
             }
             None => std::fs::remove_file(&path).map_err(FileError::at("removing", &path))?,
@@ -263,10 +260,10 @@ async fn sync_hosts(
     doc: &Doc,
     network_id: &str,
     subnets: &[&Subnet],
-    only: Option<&[&String]>,
+    only: &[&String],
     ns: &str,
 ) -> Result<(), EnsureError> {
-    let synced = write_hosts(d, doc, network_id, subnets, only)?;
+    let synced = write_hosts(d, doc, network_id, subnets, Some(only))?;
     if forget_leases(d, &synced)? {
         let args = std::fs::read_to_string(d.join("args")).unwrap_or_default();
         let args: Vec<String> = args.lines().map(str::to_owned).collect();
@@ -454,13 +451,18 @@ fn open_up(d: &std::path::Path, top: &std::path::Path) {
     }
 }
 
-fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool, EnsureError> {
+fn write_if_changed(path: &Path, text: &str) -> Result<bool, EnsureError> {
     if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
         return Ok(false);
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(FileError::at("writing", path))?;
+    write_via(&path.with_extension("tmp"), path, text)?;
     Ok(true)
+}
+
+/// Writes `text` to `path` whole: into `tmp` first, renamed over `path`.
+fn write_via(tmp: &Path, path: &Path, text: &str) -> Result<(), EnsureError> {
+    std::fs::write(tmp, text).and_then(|_| std::fs::rename(tmp, path)).map_err(FileError::at("writing", path))?;
+    Ok(())
 }
 
 #[cfg(test)]

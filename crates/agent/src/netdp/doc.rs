@@ -84,10 +84,20 @@ fn is_service_port(p: &Port) -> bool {
     p.device_owner.starts_with("network:")
 }
 
-fn upsert<T: Keyed + Clone>(map: &mut OrdMap<String, T>, list: &[T]) {
-    for v in list {
+/// The ids a change names for a kind: those it removes and those it puts.
+fn ids<'a, T: Keyed>(removed: &'a [String], upserts: &'a [T]) -> impl Iterator<Item = String> + 'a {
+    removed.iter().cloned().chain(upserts.iter().map(|v| v.key().to_string()))
+}
+
+/// Takes the records `removed` names and those `upserts` replaces out of `map`, then puts
+/// `upserts` in; the records taken out.
+fn replace<T: Keyed + Clone>(map: &mut OrdMap<String, T>, removed: &[String], upserts: &[T]) -> Vec<T> {
+    let gone = removed.iter().map(String::as_str).chain(upserts.iter().map(Keyed::key)).filter_map(|id| map.remove(id));
+    let gone = gone.collect();
+    for v in upserts {
         map.insert(v.key().to_string(), v.clone());
     }
+    gone
 }
 
 impl Doc {
@@ -110,77 +120,39 @@ impl Doc {
         t.tunnels = self.tunnel_endpoints != c.tunnel_endpoints;
         self.tunnel_endpoints = c.tunnel_endpoints.clone();
         let r = &c.removed;
-        for id in &r.networks {
-            self.networks.remove(id);
-            t.networks.insert(id.clone());
-        }
-        for n in &c.networks {
-            t.networks.insert(n.id.clone());
-        }
+        replace(&mut self.networks, &r.networks, &c.networks);
+        t.networks.extend(ids(&r.networks, &c.networks));
         t.settings.extend(t.networks.iter().cloned());
-        upsert(&mut self.networks, &c.networks);
-        for id in r.subnets.iter().chain(c.subnets.iter().map(|s| &s.id)) {
-            if let Some(old) = self.subnets.remove(id) {
-                t.networks.insert(old.network_id.clone());
-                t.settings.insert(old.network_id);
-            }
-        }
-        for s in &c.subnets {
+        for s in replace(&mut self.subnets, &r.subnets, &c.subnets).iter().chain(&c.subnets) {
             t.networks.insert(s.network_id.clone());
             t.settings.insert(s.network_id.clone());
         }
-        upsert(&mut self.subnets, &c.subnets);
-        for id in r.ports.iter().chain(c.ports.iter().map(|p| &p.id)) {
-            if let Some(old) = self.ports.remove(id) {
-                for k in port_keys(&old) {
-                    self.index.remove(&k);
-                }
-                t.networks.insert(old.network_id.clone());
-                if is_service_port(&old) {
-                    t.settings.insert(old.network_id.clone());
-                }
-                t.groups.extend(old.security_groups.iter().cloned());
-            }
-            t.ports.insert(id.clone());
+        let gone = replace(&mut self.ports, &r.ports, &c.ports);
+        for k in gone.iter().flat_map(port_keys) {
+            self.index.remove(&k);
         }
-        for p in &c.ports {
+        for k in c.ports.iter().flat_map(port_keys) {
+            self.index.insert(k);
+        }
+        for p in gone.iter().chain(&c.ports) {
+            t.networks.insert(p.network_id.clone());
             if is_service_port(p) {
                 t.settings.insert(p.network_id.clone());
             }
-            for k in port_keys(p) {
-                self.index.insert(k);
-            }
-            t.networks.insert(p.network_id.clone());
             t.groups.extend(p.security_groups.iter().cloned());
         }
-        upsert(&mut self.ports, &c.ports);
-        for id in r.security_groups.iter().chain(c.security_groups.iter().map(|g| &g.id)) {
-            self.security_groups.remove(id);
-            t.groups.insert(id.clone());
-            t.group_rules.insert(id.clone());
-        }
-        upsert(&mut self.security_groups, &c.security_groups);
-        for id in r.rules.iter().chain(c.rules.iter().map(|r| &r.id)) {
-            if let Some(old) = self.rules.remove(id) {
-                t.groups.insert(old.security_group_id.clone());
-                t.group_rules.insert(old.security_group_id);
-            }
-        }
-        for rule in &c.rules {
+        t.ports.extend(ids(&r.ports, &c.ports));
+        replace(&mut self.security_groups, &r.security_groups, &c.security_groups);
+        let groups: Vec<String> = ids(&r.security_groups, &c.security_groups).collect();
+        t.groups.extend(groups.iter().cloned());
+        t.group_rules.extend(groups);
+        for rule in replace(&mut self.rules, &r.rules, &c.rules).iter().chain(&c.rules) {
             t.groups.insert(rule.security_group_id.clone());
             t.group_rules.insert(rule.security_group_id.clone());
         }
-        upsert(&mut self.rules, &c.rules);
-        for id in r.routers.iter().chain(c.routers.iter().map(|r| &r.id)) {
-            self.routers.remove(id);
-            t.routing = true;
-        }
-        upsert(&mut self.routers, &c.routers);
-        for id in r.floatingips.iter().chain(c.floatingips.iter().map(|f| &f.id)) {
-            self.floatingips.remove(id);
-            t.routing = true;
-        }
-        upsert(&mut self.floatingips, &c.floatingips);
+        replace(&mut self.routers, &r.routers, &c.routers);
+        replace(&mut self.floatingips, &r.floatingips, &c.floatingips);
+        t.routing = ids(&r.routers, &c.routers).chain(ids(&r.floatingips, &c.floatingips)).next().is_some();
         if t.whole {
             return Touched::whole();
         }

@@ -99,6 +99,11 @@ pub fn set_name(group: &str, family: Family) -> String {
     format!("{}{hex}", family.set_prefix())
 }
 
+/// Group `group`'s sets, one per family.
+fn set_names(group: &str) -> [String; 2] {
+    FAMILIES.map(|f| set_name(group, f))
+}
+
 /// The groups that rules guarding `ports` name as remote.
 pub fn remote_groups(doc: &Doc, ports: &[&Port]) -> BTreeSet<String> {
     let groups: BTreeSet<&String> =
@@ -401,8 +406,8 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
         (held.ports.clone(), held.sets.clone())
     };
     let whole = touched.whole;
-    // What exists on the host, for a whole apply (an agent that restarted, a host changed
-    // by hand); a change goes by what the last apply left.
+    // The chains and sets there are: for a whole apply, listed on the host (an agent that
+    // restarted, a host changed by hand); for a change, those the last apply left.
     let (had, had_sets) = if whole {
         let v4 = existing(ns, Family::V4).await?;
         if ports.is_empty() && v4.is_empty() {
@@ -415,10 +420,10 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
         let listed = sys::run_in(ns, "ipset", &["list", "-n"], None).await.unwrap_or_default();
         let ours: BTreeSet<String> =
             listed.lines().filter(|l| l.starts_with("hn4-") || l.starts_with("hn6-")).map(str::to_owned).collect();
-        ([v4, v6], Some(ours))
+        ([v4, v6], ours)
     } else {
         let chains: BTreeSet<String> = held_ports.iter().flat_map(|p| ['i', 'o', 's'].map(|k| chain(k, p))).collect();
-        ([chains.clone(), chains], None)
+        ([chains.clone(), chains], held_sets.iter().flat_map(|g| set_names(g)).collect())
     };
     if ports.is_empty() {
         let _ = sys::run_in(ns, "nft", &["delete", "table", "bridge", "haneul"], None).await;
@@ -430,14 +435,7 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
             all.insert(FW.to_string());
             remove(ns, *family, &all).await;
         }
-        destroy_sets(
-            ns,
-            had_sets
-                .unwrap_or_default()
-                .into_iter()
-                .chain(held_sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f)))),
-        )
-        .await;
+        destroy_sets(ns, had_sets.into_iter()).await;
         *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held::default();
         return Ok(());
     }
@@ -499,14 +497,8 @@ pub async fn apply(dp: &Dataplane, doc: &Doc, ports: &[&Port], touched: &Touched
     v4?;
     v6?;
     // Sets no rule names any more, last (a set in use cannot go).
-    let unused: Vec<String> = match had_sets {
-        Some(listed) => {
-            let wanted: BTreeSet<String> = sets.iter().flat_map(|g| FAMILIES.map(|f| set_name(g, f))).collect();
-            listed.into_iter().filter(|s| !wanted.contains(s)).collect()
-        }
-        None => held_sets.difference(&sets).flat_map(|g| FAMILIES.map(|f| set_name(g, f))).collect(),
-    };
-    destroy_sets(ns, unused.into_iter()).await;
+    let wanted: BTreeSet<String> = sets.iter().flat_map(|g| set_names(g)).collect();
+    destroy_sets(ns, had_sets.into_iter().filter(|s| !wanted.contains(s))).await;
     *dp.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Held { ports: guarded, sets };
     Ok(())
 }

@@ -25,7 +25,7 @@ use sqlx::Row;
 use crate::db::{Db, DbError, Migration};
 
 pub use log::Logged;
-pub use table::Table;
+pub use table::{time_key, Table};
 
 /// The records of a table keyed `<parent>/<child>` that belong to `parent` (image members of
 /// an image, key pairs of a user, ...), in key order.

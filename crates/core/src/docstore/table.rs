@@ -20,6 +20,12 @@ fn entry(name: &'static str, key: &str, id: &str) -> Entry {
     (name, Arc::from(key), Arc::from(id))
 }
 
+/// A time as an index key: fixed width, so the keys' text order is the times' order
+/// (creation-time indexes that list newest first, [`Table::by_prefix_rev`]).
+pub fn time_key(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
+}
+
 /// A record in a table: equal to another only when it is the same record (the same
 /// allocation), so comparing two copies of a table skips what they share and costs nothing
 /// per record ([`Table::changes_since`]).

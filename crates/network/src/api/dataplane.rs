@@ -25,6 +25,7 @@ use haneul_core::ApiError;
 use serde::Deserialize;
 
 use super::{ApiResult, Ctx};
+use crate::picture::Scope;
 
 /// How long an ask for changes is held before it is answered with the same version.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(25);
@@ -63,9 +64,11 @@ async fn dataplane(State(n): State<Ctx>, Query(q): Query<Ask>) -> ApiResult {
         return Ok(Json(pic).into_response());
     };
     let deadline = tokio::time::Instant::now() + LONGEST_WAIT;
+    let mut base_scope = Scope::of(&base, &q.host, network_node);
     loop {
         let m = n.model();
-        let mut change = crate::picture::delta(&base, &m, &q.host, network_node);
+        let scope = Scope::of(&m, &q.host, network_node);
+        let mut change = crate::picture::delta_scoped(&base, &base_scope, &m, &scope);
         let now = tokio::time::Instant::now();
         if !change.is_empty_change() || !n.tunnels_current(&q.version) || now >= deadline || n.stopping() {
             change.base = Some(q.version.clone());
@@ -77,7 +80,7 @@ async fn dataplane(State(n): State<Ctx>, Query(q): Query<Ask>) -> ApiResult {
         // Nothing of this host's changed: what it holds is this snapshot's picture too, and
         // the next change is worked out from here.
         n.remember_sent(&q.host, &q.version, network_node, m.clone());
-        base = m;
+        (base, base_scope) = (m, scope);
         // Another controller sharing the database shows up at the next refresh.
         let step = tokio::time::sleep_until(deadline.min(now + Duration::from_secs(5)));
         tokio::select! {

@@ -26,7 +26,6 @@ impl Used<'_> {
     /// costs the ranges before the first fit, not the addresses in use. The port being
     /// changed may keep (or get back) one of its own.
     fn next_free(&self, s: &Subnet) -> Option<Addr> {
-        let version = if s.ip_version == 4 { 4 } else { 6 };
         let taken = |bits: u128| self.taken.contains(&(s.id.clone(), bits));
         let own: Vec<u128> = self
             .port_id
@@ -45,7 +44,7 @@ impl Used<'_> {
                 (a, b) => a.or(b),
             };
             if let Some(bits) = best {
-                return Some(Addr { version, bits });
+                return Some(Addr { version: s.ip_version, bits });
             }
         }
         None

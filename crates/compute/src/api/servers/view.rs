@@ -199,8 +199,13 @@ pub(super) fn summary(c: &Compute, s: &Server) -> Value {
     json!({"id": s.id, "name": s.name, "links": links(c, &format!("servers/{}", s.id))})
 }
 
+/// Whether an admin asked for every project's servers (`all_tenants`, not false).
+fn all_tenants(ctx: &AuthContext, q: &HashMap<String, String>) -> bool {
+    is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"))
+}
+
 pub(super) fn listed(c: &Compute, ctx: &AuthContext, q: &HashMap<String, String>) -> Vec<Arc<Server>> {
-    let all = is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"));
+    let all = all_tenants(ctx, q);
     let tag_filter = |k: &str| -> Option<Vec<String>> {
         q.get(k).map(|v| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
     };
@@ -256,7 +261,7 @@ pub(super) fn quick_page(
     if q.keys().any(|k| !matches!(k.as_str(), "limit" | "marker" | "all_tenants")) {
         return None;
     }
-    let all = is_admin(ctx) && q.get("all_tenants").is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "False"));
+    let all = all_tenants(ctx, q);
     let m = c.model();
     let (index, prefix) = match (all, ctx.project_id()) {
         (true, _) => (crate::model::SERVER_CREATED, String::new()),
